@@ -1,8 +1,9 @@
 """ssgan: semi-supervised GANs on house-number digits (Salimans et al. 2016).
 
 Importing the package imports TensorFlow once, quietly: TensorFlow's C++ start-up lines
-(oneDNN and CUDA notices, also at device discovery) are written to file descriptor 2 before any logging setting
-applies, so they are captured here and only shown if the import fails. Set
+(oneDNN and CUDA notices, also at device discovery) are written to file descriptor 2
+before any logging setting applies, so they are captured here and only shown if the
+import fails. Set
 ``SSGAN_TF_VERBOSE=1`` (and ``TF_CPP_MIN_LOG_LEVEL=0``) to see everything.
 """
 
