@@ -1,0 +1,241 @@
+"""The training loop: steps, per-epoch evaluation, checkpoints, samples, metrics.
+
+The maths of one step lives in :mod:`ssgan.gan`; this module decides when to step,
+evaluate, checkpoint and log. Resuming is exact: the checkpoint holds the models,
+optimizers, the latent-noise RNG and the global step, and the input pipeline's batch for
+step ``s`` is a pure function of the data seed and ``s``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+from omegaconf import DictConfig
+from tqdm import tqdm
+
+from ssgan.data import SemiSupervisedData
+from ssgan.data.pipeline import eval_batches, train_batches
+from ssgan.errors import UserError
+from ssgan.plots import image_grid
+from ssgan.preprocess import from_model_range
+from ssgan.tracking import RunTracker
+
+LOSS_KEYS = ("d_loss", "g_loss", "d_supervised_loss", "d_unsupervised_loss")
+SAMPLE_GRID = 8  # 8x8 generator samples per epoch
+
+
+class NonFiniteLossError(UserError):
+    """A loss became NaN or infinite: training diverged."""
+
+
+def steps_per_epoch(cfg: DictConfig, data: SemiSupervisedData) -> int:
+    """``train.steps_per_epoch``, or one pass over the pool an epoch is measured in."""
+    if cfg.train.steps_per_epoch > 0:
+        return int(cfg.train.steps_per_epoch)
+    pool = len(data.labelled_x) if cfg.train.mode == "supervised" else len(data.unlabelled_x)
+    return max(1, math.ceil(pool / cfg.data.batch_size))
+
+
+def learning_rate(train_cfg: DictConfig, epoch: int) -> float:
+    """Learning rate for a 0-based epoch.
+
+    ``constant``: ``lr * lr_decay**epoch``. ``linear_decay``: the schedule of Salimans et
+    al.'s SVHN code, constant for the first two thirds of training, then linearly to 0.
+    """
+    lr = float(train_cfg.lr) * float(train_cfg.lr_decay) ** epoch
+    if train_cfg.lr_schedule == "linear_decay":
+        lr *= min(1.0, 3.0 * (1.0 - epoch / train_cfg.epochs))
+    return lr
+
+
+def accuracy(
+    classifier: tf.keras.Model, images: np.ndarray, labels: np.ndarray, batch: int
+) -> float:
+    """Top-1 accuracy in inference mode (moving BN statistics, no dropout)."""
+    correct = 0
+    for batch_images, batch_labels in eval_batches(images, labels, batch):
+        logits, _ = _predict(classifier, batch_images)
+        correct += int(tf.reduce_sum(tf.cast(tf.argmax(logits, -1) == batch_labels, tf.int32)))
+    return correct / max(len(labels), 1)
+
+
+@tf.function(reduce_retracing=True)
+def _predict(classifier: tf.keras.Model, images: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    return classifier(images, training=False)
+
+
+@dataclass
+class TrainingState:
+    """Progress that survives a restart (saved in every checkpoint)."""
+
+    step: tf.Variable = field(default_factory=lambda: tf.Variable(0, dtype=tf.int64))
+    best_val_accuracy: tf.Variable = field(default_factory=lambda: tf.Variable(-1.0))
+    best_test_accuracy: tf.Variable = field(default_factory=lambda: tf.Variable(-1.0))
+    best_epoch: tf.Variable = field(default_factory=lambda: tf.Variable(0, dtype=tf.int64))
+
+
+class Trainer:
+    """Runs ``train.epochs`` epochs of ``gan.train_step`` with evaluation and checkpoints."""
+
+    def __init__(
+        self,
+        cfg: DictConfig,
+        data: SemiSupervisedData,
+        gan: Any,
+        tracker: RunTracker,
+        checkpoint_dir: Path,
+        strategy: tf.distribute.Strategy,
+        after_save: Callable[[], None] | None = None,
+    ) -> None:
+        self.cfg, self.data, self.gan, self.tracker = cfg, data, gan, tracker
+        self.strategy = strategy
+        self.after_save = after_save
+        self.steps_per_epoch = steps_per_epoch(cfg, data)
+        self.total_steps = self.steps_per_epoch * int(cfg.train.epochs)
+        self.state = TrainingState()
+        self.checkpoint = tf.train.Checkpoint(
+            step=self.state.step,
+            best_val_accuracy=self.state.best_val_accuracy,
+            best_test_accuracy=self.state.best_test_accuracy,
+            best_epoch=self.state.best_epoch,
+            **gan.checkpoint_objects(),
+        )
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, str(checkpoint_dir / "last"), max_to_keep=2
+        )
+        self.best_dir = checkpoint_dir / "best"
+        # Fixed noise so sample grids of successive epochs are comparable.
+        self.sample_z = tf.random.stateless_normal(
+            [SAMPLE_GRID * SAMPLE_GRID, cfg.model.z_size], seed=[cfg.train.seed, 7]
+        )
+
+    # -- checkpoints -------------------------------------------------------------------
+
+    def restore_latest(self) -> int:
+        """Restore the newest complete checkpoint, if any; return the step it holds."""
+        latest = self.manager.latest_checkpoint
+        if latest:
+            self.checkpoint.restore(latest).assert_existing_objects_matched()
+        return int(self.state.step.numpy())
+
+    def _save(self) -> None:
+        # CheckpointManager writes the data files first and the index last, atomically,
+        # so the latest checkpoint it names is always complete.
+        self.manager.save(checkpoint_number=int(self.state.step.numpy()))
+        if self.after_save is not None:
+            self.after_save()
+
+    def _save_best(self) -> None:
+        best = tf.train.Checkpoint(discriminator=self.gan.classifier())
+        best.write(str(self.best_dir / "best"))
+
+    # -- the loop ----------------------------------------------------------------------
+
+    def fit(self) -> dict[str, Any]:
+        """Train from the restored step to the end; return the best epoch's figures."""
+        start = int(self.state.step.numpy())
+        dataset = train_batches(
+            self.data, int(self.cfg.data.batch_size), int(self.cfg.data.seed), start_step=start
+        )
+        if self.strategy.num_replicas_in_sync > 1:
+            dataset = self.strategy.experimental_distribute_dataset(dataset)
+        batches = iter(dataset)
+        if start == 0:
+            # Data-dependent initialisation (weight-normalised models) on the first batch.
+            first = next(
+                iter(
+                    train_batches(self.data, int(self.cfg.data.batch_size), int(self.cfg.data.seed))
+                )
+            )
+            self.gan.initialize(first[2])
+        images_per_sec = 0.0
+        for epoch in range(start // self.steps_per_epoch, int(self.cfg.train.epochs)):
+            images_per_sec = self._run_epoch(epoch, batches)
+        self.tracker.flush()
+        return {
+            "steps": int(self.state.step.numpy()),
+            "best_val_accuracy": float(self.state.best_val_accuracy.numpy()),
+            "best_test_accuracy": float(self.state.best_test_accuracy.numpy()),
+            "best_epoch": int(self.state.best_epoch.numpy()),
+            "images_per_sec": images_per_sec,
+        }
+
+    def _run_epoch(self, epoch: int, batches: Any) -> float:
+        self.gan.set_learning_rate(learning_rate(self.cfg.train, epoch))
+        first = epoch * self.steps_per_epoch
+        done = int(self.state.step.numpy()) - first
+        batch_images = int(self.cfg.data.batch_size)
+        bar = tqdm(
+            total=self.steps_per_epoch,
+            initial=done,
+            desc=f"epoch {epoch + 1}/{self.cfg.train.epochs}",
+            unit="step",
+            leave=False,
+            disable=None,
+        )
+        window_start, window_steps, rate = time.perf_counter(), 0, 0.0
+        for _ in range(done, self.steps_per_epoch):
+            losses = self._step(next(batches))
+            step = int(self.state.step.assign_add(1).numpy())
+            window_steps += 1
+            bar.update(1)
+            if step % self.cfg.train.log_every == 0 or step % self.steps_per_epoch == 0:
+                elapsed = time.perf_counter() - window_start
+                rate = window_steps * batch_images / max(elapsed, 1e-9)
+                bar.set_postfix(
+                    d=f"{losses['d_loss']:.3f}", g=f"{losses['g_loss']:.3f}", img_s=f"{rate:.0f}"
+                )
+                self.tracker.log_metrics(
+                    {f"train/{k}": v for k, v in losses.items()} | {"train/images_per_sec": rate},
+                    step,
+                )
+                window_start, window_steps = time.perf_counter(), 0
+            if step % self.steps_per_epoch == 0:
+                self._end_epoch(epoch, step)
+                self._save()
+            elif step % self.cfg.train.checkpoint_every == 0:
+                self._save()
+        bar.close()
+        return rate
+
+    def _step(self, batch: Any) -> dict[str, float]:
+        outputs = self.gan.train_step(batch)
+        losses = {key: float(outputs[key]) for key in LOSS_KEYS}
+        for key, value in losses.items():
+            if not math.isfinite(value):
+                raise NonFiniteLossError(
+                    f"train/{key} became {value} at step {int(self.state.step.numpy()) + 1}: "
+                    f"training diverged (try a lower train.lr than {self.cfg.train.lr})"
+                )
+        return losses
+
+    def _end_epoch(self, epoch: int, step: int) -> None:
+        classifier = self.gan.classifier()
+        batch = int(self.cfg.train.eval_batch_size)
+        val = accuracy(classifier, self.data.val_x, self.data.val_y, batch)
+        test = accuracy(classifier, self.data.test_x, self.data.test_y, batch)
+        metrics = {
+            "val/accuracy": val,
+            "test/accuracy": test,
+            "train/lr": learning_rate(self.cfg.train, epoch),
+        }
+        if val > float(self.state.best_val_accuracy.numpy()):
+            self.state.best_val_accuracy.assign(val)
+            self.state.best_test_accuracy.assign(test)
+            self.state.best_epoch.assign(epoch + 1)
+            self._save_best()
+        self.tracker.log_metrics(metrics, step)
+        if self.cfg.train.sample_grid and self.cfg.train.mode == "ssgan":
+            samples = from_model_range(self.gan.generator(self.sample_z, training=False)).numpy()
+            self.tracker.log_image(image_grid(samples), f"samples/epoch_{epoch + 1:03d}.png")
+        tqdm.write(
+            f"epoch {epoch + 1}/{self.cfg.train.epochs}: val/accuracy {val:.4f} "
+            f"test/accuracy {test:.4f} (step {step})"
+        )
