@@ -1,0 +1,224 @@
+"""End-to-end training: a smoke run's MLflow record, failure states, resume, sweeps."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+import tensorflow as tf
+from mlflow.tracking import MlflowClient
+
+from ssgan.cli import compose_config
+from ssgan.errors import UserError
+from ssgan.train import train
+from tests.conftest import REPO_ROOT, run_cli, tiny_overrides
+
+
+def _client(cfg) -> MlflowClient:
+    return MlflowClient(tracking_uri=str(cfg.tracking.uri))
+
+
+def test_smoke_run_records_params_tags_metrics_artifacts(smoke_run: dict) -> None:
+    cfg, summary = smoke_run["cfg"], smoke_run["summary"]
+    run = _client(cfg).get_run(summary["run_id"])
+    assert run.info.status == "FINISHED"
+    params = run.data.params
+    assert params["model.z_size"] == "16"
+    assert params["train.mode"] == "ssgan"
+    assert params["data.num_labeled"] == "100"
+    tags = run.data.tags
+    for key in ("ssgan.data_fingerprint", "ssgan.tensorflow_version", "ssgan.mlflow_version"):
+        assert tags[key]
+    assert tags["ssgan.mode"] == "ssgan"
+    metrics = run.data.metrics
+    for key in (
+        "train/d_loss",
+        "train/g_loss",
+        "train/d_supervised_loss",
+        "train/d_unsupervised_loss",
+        "train/images_per_sec",
+        "val/accuracy",
+        "test/accuracy",
+        "best/val_accuracy",
+        "best/test_accuracy",
+        "export/test_accuracy",
+    ):
+        assert key in metrics, key
+    # The exported weights are the best epoch's: serving them reproduces its test accuracy.
+    assert metrics["export/test_accuracy"] == pytest.approx(metrics["best/test_accuracy"], abs=1e-6)
+    history = _client(cfg).get_metric_history(run.info.run_id, "val/accuracy")
+    assert [m.step for m in history] == [8, 16]  # once per epoch
+    artifacts = mlflow.artifacts.list_artifacts(
+        run_id=run.info.run_id, tracking_uri=cfg.tracking.uri
+    )
+    names = {a.path for a in artifacts}
+    assert {"config", "data", "checkpoints", "samples", "model", "plots"} <= names
+    local = Path(run.info.artifact_uri.removeprefix("file://"))
+    assert (local / "model" / "saved_model.pb").is_file()
+    assert sorted(p.name for p in (local / "samples").iterdir()) == [
+        "epoch_001.png",
+        "epoch_002.png",
+    ]
+    assert (local / "plots" / "confusion_matrix.png").is_file()
+    indices = np.load(local / "data" / "labelled_indices.npy")
+    assert len(indices) == 100
+    loaded = tf.saved_model.load(str(local / "model"))
+    assert "serving_default" in loaded.signatures
+
+
+def test_runs_filter_by_param(smoke_run: dict) -> None:
+    cfg = smoke_run["cfg"]
+    mlflow.set_tracking_uri(cfg.tracking.uri)
+    found = mlflow.search_runs(
+        experiment_names=[cfg.tracking.experiment], filter_string="params.`model.z_size` = '16'"
+    )
+    assert smoke_run["summary"]["run_id"] in set(found["run_id"])
+    none = mlflow.search_runs(
+        experiment_names=[cfg.tracking.experiment], filter_string="params.`model.z_size` = '99'"
+    )
+    assert len(none) == 0
+
+
+def test_supervised_mode_trains_the_same_discriminator(tmp_path: Path) -> None:
+    cfg = compose_config("config", [*tiny_overrides(tmp_path), "train.mode=supervised"])
+    summary = train(cfg)
+    run = _client(cfg).get_run(summary["run_id"])
+    assert run.info.status == "FINISHED"
+    assert run.data.params["train.mode"] == "supervised"
+    assert run.data.metrics["train/g_loss"] == 0.0
+    assert 0.0 <= summary["export_test_accuracy"] <= 1.0
+
+
+def test_divergence_marks_run_failed_with_the_error(tmp_path: Path) -> None:
+    cfg = compose_config("config", [*tiny_overrides(tmp_path), "train.lr=10.0"])
+    with pytest.raises(UserError, match="became"):
+        train(cfg)
+    runs = _client(cfg).search_runs(
+        [_client(cfg).get_experiment_by_name(cfg.tracking.experiment).experiment_id]
+    )
+    assert [r.info.status for r in runs] == ["FAILED"]
+    assert "NonFiniteLossError" in runs[0].data.tags["ssgan.error"]
+
+
+def test_missing_data_stops_before_any_run(tmp_path: Path) -> None:
+    result = run_cli(
+        "ssgan.train",
+        *tiny_overrides(tmp_path),
+        "data=svhn",
+        "data.download=false",
+        "data.num_labeled=100",
+        "data.val_size=100",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")
+    assert "data=synthetic" in result.stderr
+    assert not (tmp_path / "mlruns").exists()
+
+
+def _latest_step(checkpoint_dir: Path) -> int:
+    latest = tf.train.latest_checkpoint(str(checkpoint_dir))
+    return int(latest.rsplit("-", 1)[1]) if latest else 0
+
+
+def _variables(checkpoint_dir: Path) -> dict[str, np.ndarray]:
+    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(checkpoint_dir)))
+    return {
+        name: reader.get_tensor(name)
+        for name in reader.get_variable_to_shape_map()
+        if "OBJECT_GRAPH" not in name and "save_counter" not in name
+    }
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_to_the_same_weights(tmp_path: Path) -> None:
+    """SIGKILL mid-run, resume=<id>: same final weights and test accuracy as no kill."""
+    overrides = [
+        *tiny_overrides(tmp_path),
+        "train.deterministic=true",
+        "train.epochs=2",
+        "train.steps_per_epoch=20",
+        "train.checkpoint_every=5",
+        "train.log_every=1",
+    ]
+    whole = run_cli("ssgan.train", *overrides, cwd=tmp_path)
+    assert whole.returncode == 0, whole.stderr
+    whole_id = whole.stdout.split("run_id: ")[1].split()[0]
+
+    victim = subprocess.Popen(
+        [sys.executable, "-m", "ssgan.train", *overrides],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("ssgan")
+    deadline = time.time() + 240
+    victim_id, ckpt_dir = None, None
+    while time.time() < deadline and victim.poll() is None:
+        running = client.search_runs([experiment.experiment_id], "attributes.status = 'RUNNING'")
+        if running:
+            victim_id = running[0].info.run_id
+            ckpt_dir = Path(running[0].info.artifact_uri.removeprefix("file://")) / "checkpoints"
+            if _latest_step(ckpt_dir / "last") >= 10:
+                break
+        time.sleep(0.05)
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.wait()
+    assert victim_id is not None and 10 <= _latest_step(ckpt_dir / "last") < 40
+
+    resumed = run_cli("ssgan.train", *tiny_overrides(tmp_path), f"resume={victim_id}", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    runs = {r: client.get_run(r) for r in (whole_id, victim_id)}
+    assert runs[victim_id].info.status == "FINISHED"
+    assert (
+        runs[victim_id].data.metrics["export/test_accuracy"]
+        == runs[whole_id].data.metrics["export/test_accuracy"]
+    )
+    # No step logged twice for any metric.
+    for key in runs[victim_id].data.metrics:
+        steps = [m.step for m in client.get_metric_history(victim_id, key)]
+        assert len(steps) == len(set(steps)), key
+    whole_dir = Path(runs[whole_id].info.artifact_uri.removeprefix("file://")) / "checkpoints"
+    expected, actual = _variables(whole_dir / "last"), _variables(ckpt_dir / "last")
+    assert expected.keys() == actual.keys()
+    for name in expected:
+        np.testing.assert_array_equal(actual[name], expected[name], err_msg=name)
+
+
+@pytest.mark.slow
+def test_multirun_sweep_gives_one_tagged_run_per_job(tmp_path: Path) -> None:
+    result = run_cli(
+        "ssgan.train",
+        "-m",
+        *tiny_overrides(tmp_path),
+        "model.z_size=8,16",
+        "train.epochs=1",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("ssgan")
+    runs = client.search_runs([experiment.experiment_id])
+    assert sorted(r.data.params["model.z_size"] for r in runs) == ["16", "8"]
+    sweep_ids = {r.data.tags["ssgan.sweep_id"] for r in runs}
+    assert len(sweep_ids) == 1 and all(r.info.status == "FINISHED" for r in runs)
+    assert all("z_size=" in r.info.run_name for r in runs)
+
+
+def test_resume_of_unknown_or_finished_run_is_refused(smoke_run: dict, tmp_path: Path) -> None:
+    cfg = smoke_run["cfg"].copy()
+    cfg.resume = "f" * 32
+    with pytest.raises(UserError, match="was not found"):
+        train(cfg)
+    cfg.resume = smoke_run["summary"]["run_id"]
+    with pytest.raises(UserError, match="already FINISHED"):
+        train(cfg)
+    assert REPO_ROOT.is_dir()
