@@ -111,6 +111,7 @@ class Trainer:
             self.checkpoint, str(checkpoint_dir / "last"), max_to_keep=2
         )
         self.best_dir = checkpoint_dir / "best"
+        self.eval_seconds = 0.0  # time spent in per-epoch evaluation (benchmarks subtract it)
         # Fixed noise so sample grids of successive epochs are comparable.
         self.sample_z = tf.random.stateless_normal(
             [SAMPLE_GRID * SAMPLE_GRID, cfg.model.z_size], seed=[cfg.train.seed, 7]
@@ -217,6 +218,11 @@ class Trainer:
         return losses
 
     def _end_epoch(self, epoch: int, step: int) -> None:
+        started = time.perf_counter()
+        self._evaluate_and_log(epoch, step)
+        self.eval_seconds += time.perf_counter() - started
+
+    def _evaluate_and_log(self, epoch: int, step: int) -> None:
         classifier = self.gan.classifier()
         batch = int(self.cfg.train.eval_batch_size)
         val = accuracy(classifier, self.data.val_x, self.data.val_y, batch)
