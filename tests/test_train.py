@@ -96,10 +96,27 @@ def test_supervised_mode_trains_the_same_discriminator(tmp_path: Path) -> None:
     assert 0.0 <= summary["export_test_accuracy"] <= 1.0
 
 
-def test_divergence_marks_run_failed_with_the_error(tmp_path: Path) -> None:
-    cfg = compose_config("config", [*tiny_overrides(tmp_path), "train.lr=10.0"])
-    with pytest.raises(UserError, match="became"):
+def test_divergence_marks_run_failed_with_the_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A NaN loss stops the run at once with a clear error; the run is FAILED."""
+    from ssgan import gan as gan_module
+
+    real_step = gan_module.SemiSupervisedGAN.train_step
+    calls = []
+
+    def diverging_step(self, batch):
+        losses = dict(real_step(self, batch))
+        calls.append(1)
+        if len(calls) >= 3:
+            losses["d_loss"] = tf.constant(float("nan"))
+        return losses
+
+    monkeypatch.setattr(gan_module.SemiSupervisedGAN, "train_step", diverging_step)
+    cfg = compose_config("config", tiny_overrides(tmp_path))
+    with pytest.raises(UserError, match="train/d_loss became nan at step 3"):
         train(cfg)
+    assert len(calls) == 3
     runs = _client(cfg).search_runs(
         [_client(cfg).get_experiment_by_name(cfg.tracking.experiment).experiment_id]
     )
