@@ -68,7 +68,12 @@ def experiment_id(client: MlflowClient, tracking_cfg: DictConfig) -> str:
     if _is_local_sqlite(str(tracking_cfg.uri)):
         location = Path(str(tracking_cfg.artifact_root)).resolve().as_uri()
     try:
-        return client.create_experiment(name, artifact_location=location)
+        # The kind tag makes MLflow 3's UI open the experiment on its training-runs view.
+        return client.create_experiment(
+            name,
+            artifact_location=location,
+            tags={"mlflow.experimentKind": "custom_model_development"},
+        )
     except MlflowException:
         # Another process of the same sweep created it between our lookup and create.
         return client.get_experiment_by_name(name).experiment_id

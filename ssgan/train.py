@@ -172,7 +172,11 @@ def _overrides() -> list[str]:
 def _run_name(cfg: DictConfig) -> str:
     if cfg.tracking.run_name:
         return str(cfg.tracking.run_name)
-    shown = [o.split(".")[-1] for o in _overrides() if not o.startswith(("tracking.", "hydra"))]
+    shown = [
+        o.split(".")[-1]
+        for o in _overrides()
+        if not o.startswith(("tracking.", "hydra", "data.root", "resume"))
+    ]
     base = f"{cfg.model.name}-{cfg.train.mode}"
     return base + ("-" + ",".join(shown) if shown else "")
 
