@@ -1,0 +1,181 @@
+"""The semi-supervised GAN: generator + discriminator, their optimizers, one training step.
+
+Salimans et al. 2016, "Improved Techniques for Training GANs": the discriminator is a
+K-class classifier whose implicit (K+1)-th class is "generated"; it is trained on a
+labelled batch (cross-entropy) and on unlabelled and generated batches (real/fake);
+the generator is trained by feature matching on the discriminator's pooled features.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import tensorflow as tf
+from omegaconf import DictConfig
+
+from ssgan import losses
+from ssgan.model import build_discriminator, build_generator, data_dependent_init
+
+METRIC_KEYS = ("d_loss", "g_loss", "d_supervised_loss", "d_unsupervised_loss")
+
+
+class SemiSupervisedGAN:
+    """Networks, optimizers, latent-noise RNG and optional averaged D for one run."""
+
+    def __init__(
+        self,
+        model_cfg: DictConfig,
+        train_cfg: DictConfig,
+        strategy: tf.distribute.Strategy | None = None,
+    ) -> None:
+        self.model_cfg, self.train_cfg = model_cfg, train_cfg
+        self.strategy = strategy or tf.distribute.get_strategy()
+        self.supervised_only = train_cfg.mode == "supervised"
+        with self.strategy.scope():
+            self.generator = build_generator(model_cfg)
+            self.discriminator = build_discriminator(model_cfg)
+            self.d_optimizer = self._adam()
+            self.g_optimizer = self._adam()
+            self.d_optimizer.build(self.discriminator.trainable_variables)
+            self.g_optimizer.build(self.generator.trainable_variables)
+            self.rng = tf.random.Generator.from_seed(int(train_cfg.seed) + 1)
+            self.ema_discriminator = None
+            if float(train_cfg.ema_decay) > 0.0:
+                self.ema_discriminator = build_discriminator(model_cfg)
+                self.ema_discriminator.set_weights(self.discriminator.get_weights())
+        # Keras keeps dropout/noise RNG states outside a model's checkpoint; saving them
+        # too is what makes a resumed run draw the same masks as an uninterrupted one.
+        self._layer_rng_states = tf.Module()
+        self._layer_rng_states.states = [
+            variable
+            for network in (self.generator, self.discriminator)
+            for variable in network.non_trainable_variables
+            if "seed_generator_state" in variable.path
+        ]
+        self._step = tf.function(self._distributed_step, jit_compile=bool(train_cfg.jit_compile))
+
+    def _adam(self) -> keras.optimizers.Optimizer:
+        return keras.optimizers.Adam(
+            learning_rate=float(self.train_cfg.lr), beta_1=float(self.train_cfg.beta1)
+        )
+
+    # -- public interface -------------------------------------------------------------
+
+    def initialize(self, unlabelled_images: tf.Tensor) -> None:
+        """Data-dependent initialisation of weight-normalised layers (no-op otherwise)."""
+        data_dependent_init(self.discriminator, unlabelled_images)
+        if self.ema_discriminator is not None:
+            self.ema_discriminator.set_weights(self.discriminator.get_weights())
+
+    def set_learning_rate(self, lr: float) -> None:
+        self.d_optimizer.learning_rate.assign(lr)
+        self.g_optimizer.learning_rate.assign(lr)
+
+    def classifier(self) -> keras.Model:
+        """The discriminator to evaluate and export: the averaged copy when EMA is on."""
+        return self.ema_discriminator if self.ema_discriminator is not None else self.discriminator
+
+    def checkpoint_objects(self) -> dict[str, Any]:
+        objects = {
+            "generator": self.generator,
+            "discriminator": self.discriminator,
+            "d_optimizer": self.d_optimizer,
+            "g_optimizer": self.g_optimizer,
+            "rng": self.rng,
+        }
+        if self.ema_discriminator is not None:
+            objects["ema_discriminator"] = self.ema_discriminator
+        objects["layer_rng_states"] = self._layer_rng_states
+        return objects
+
+    def train_step(self, batch: Any) -> dict[str, tf.Tensor]:
+        """One compiled step on ``(labelled_images, labels, unlabelled_images)``."""
+        return self._step(batch)
+
+    # -- the step ---------------------------------------------------------------------
+
+    def _distributed_step(self, batch: Any) -> dict[str, tf.Tensor]:
+        per_replica = self.strategy.run(self._replica_step, args=(batch,))
+        return {
+            key: self.strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None)
+            for key, value in per_replica.items()
+        }
+
+    def _replica_step(self, batch: Any) -> dict[str, tf.Tensor]:
+        labelled, labels, unlabelled = batch
+        # Gradients are summed over replicas, so each replica's mean is scaled down.
+        replicas = tf.cast(tf.distribute.get_replica_context().num_replicas_in_sync, tf.float32)
+        if self.supervised_only:
+            metrics = self._supervised_update(labelled, labels, replicas)
+        else:
+            metrics = self._gan_update(labelled, labels, unlabelled, replicas)
+        self._update_ema()
+        return metrics
+
+    def _noise(self, batch_size: tf.Tensor) -> tf.Tensor:
+        return self.rng.uniform([batch_size, int(self.model_cfg.z_size)], -1.0, 1.0)
+
+    def _supervised_update(self, labelled, labels, replicas) -> dict[str, tf.Tensor]:
+        with tf.GradientTape() as tape:
+            logits, _ = self.discriminator(labelled, training=True)
+            loss = losses.supervised_loss(logits=logits, labels=labels)
+            scaled = loss / replicas
+        self._apply(tape, scaled, self.discriminator, self.d_optimizer)
+        zero = tf.zeros([], tf.float32)
+        return {
+            "d_loss": loss,
+            "g_loss": zero,
+            "d_supervised_loss": loss,
+            "d_unsupervised_loss": zero,
+        }
+
+    def _gan_update(self, labelled, labels, unlabelled, replicas) -> dict[str, tf.Tensor]:
+        batch_size = tf.shape(unlabelled)[0]
+        fake = self.generator(self._noise(batch_size), training=True)
+        with tf.GradientTape() as tape:
+            labelled_logits, _ = self.discriminator(labelled, training=True)
+            real_logits, _ = self.discriminator(unlabelled, training=True)
+            fake_logits, _ = self.discriminator(fake, training=True)
+            supervised = losses.supervised_loss(logits=labelled_logits, labels=labels)
+            unsupervised = losses.unsupervised_discriminator_loss(
+                real_logits=real_logits, fake_logits=fake_logits
+            )
+            d_loss = supervised + float(self.train_cfg.unsupervised_weight) * unsupervised
+            scaled = d_loss / replicas
+        self._apply(tape, scaled, self.discriminator, self.d_optimizer)
+        with tf.GradientTape() as tape:
+            fake = self.generator(self._noise(batch_size), training=True)
+            _, fake_features = self.discriminator(fake, training=True)
+            _, real_features = self.discriminator(unlabelled, training=True)
+            g_loss = losses.feature_matching_loss(
+                real_features=tf.stop_gradient(real_features),
+                fake_features=fake_features,
+                kind=str(self.train_cfg.feature_matching),
+            )
+            scaled = g_loss / replicas
+        self._apply(tape, scaled, self.generator, self.g_optimizer)
+        return {
+            "d_loss": d_loss,
+            "g_loss": g_loss,
+            "d_supervised_loss": supervised,
+            "d_unsupervised_loss": unsupervised,
+        }
+
+    @staticmethod
+    def _apply(tape: tf.GradientTape, loss: tf.Tensor, model: keras.Model, optimizer) -> None:
+        # ``loss`` must have been computed inside the tape's context to have gradients.
+        variables = model.trainable_variables
+        gradients = tape.gradient(loss, variables)
+        optimizer.apply_gradients(zip(gradients, variables, strict=True))
+
+    def _update_ema(self) -> None:
+        if self.ema_discriminator is None:
+            return
+        decay = float(self.train_cfg.ema_decay)
+        pairs = zip(self.ema_discriminator.weights, self.discriminator.weights, strict=True)
+        for average, current in pairs:
+            if average.trainable:
+                average.assign(decay * average + (1.0 - decay) * current)
+            else:  # batch-norm moving statistics: already averages, copy them
+                average.assign(current)
