@@ -44,6 +44,7 @@ class DataConfig:
     batch_size: int = 128
     seed: int = 0
     # synthetic only: how many images to generate and how
+    synthetic_seed: int = 0
     train_size: int = 50_000
     test_size: int = 10_000
     num_workers: int = 0  # 0 = one per CPU core

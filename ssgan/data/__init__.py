@@ -1,0 +1,87 @@
+"""Data sets for semi-supervised training: SVHN or the offline synthetic digits.
+
+:func:`load_data` returns everything a run needs, already split: a class-balanced
+labelled subset, the unlabelled pool, a validation split held out from the training set,
+and the test set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig
+
+from ssgan.data import svhn, synthetic
+from ssgan.data.split import balanced_label_budget, validation_split
+from ssgan.errors import DataError
+
+
+@dataclass(frozen=True)
+class SemiSupervisedData:
+    """Images are uint8 (N, 32, 32, 3); labels int64 digits 0-9."""
+
+    labelled_x: np.ndarray
+    labelled_y: np.ndarray
+    unlabelled_x: np.ndarray
+    val_x: np.ndarray
+    val_y: np.ndarray
+    test_x: np.ndarray
+    test_y: np.ndarray
+    labelled_indices: np.ndarray  # into the training file, so a run can be reproduced
+    fingerprint: str  # the source data and every choice made from it
+
+
+def _raw_splits(cfg: DictConfig) -> tuple[dict[str, np.ndarray], str]:
+    root = Path(str(cfg.root)).expanduser()
+    if cfg.name == "synthetic":
+        arrays, key = synthetic.load_synthetic(
+            root,
+            seed=int(cfg.synthetic_seed),
+            train_size=int(cfg.train_size),
+            test_size=int(cfg.test_size),
+            workers=int(cfg.num_workers),
+        )
+        return arrays, f"synthetic-{key}"
+    if cfg.name == "svhn":
+        load = {"verify": bool(cfg.verify), "download": bool(cfg.download)}
+        arrays = {}
+        arrays["train_x"], arrays["train_y"] = svhn.load_split(root, "train", **load)
+        arrays["test_x"], arrays["test_y"] = svhn.load_split(root, "test", **load)
+        if cfg.use_extra:
+            arrays["extra_x"], _ = svhn.load_split(root, "extra", **load)
+        return arrays, "svhn" + ("+extra" if cfg.use_extra else "")
+    raise DataError(f"data.name={cfg.name} is not a data set: allowed svhn, synthetic")
+
+
+def load_data(data_cfg: DictConfig, num_classes: int = 10) -> SemiSupervisedData:
+    """Load (downloading or generating if needed), split and budget one data set."""
+    arrays, source = _raw_splits(data_cfg)
+    train_x, train_y = arrays["train_x"], arrays["train_y"]
+    if int(data_cfg.val_size) >= len(train_x):
+        raise DataError(
+            f"data.val_size={data_cfg.val_size} leaves no training images: the training set "
+            f"holds {len(train_x)}"
+        )
+    seed = int(data_cfg.seed)
+    pool, val = validation_split(len(train_x), int(data_cfg.val_size), seed)
+    labelled = balanced_label_budget(train_y, pool, int(data_cfg.num_labeled), num_classes, seed)
+    unlabelled_x = train_x[pool]
+    if "extra_x" in arrays:
+        unlabelled_x = np.concatenate([unlabelled_x, arrays["extra_x"]])
+    digest = hashlib.sha256(f"{source}|{len(train_x)}|{len(arrays['test_x'])}".encode())
+    digest.update(val.tobytes())
+    digest.update(labelled.tobytes())
+    return SemiSupervisedData(
+        labelled_x=train_x[labelled],
+        labelled_y=train_y[labelled],
+        unlabelled_x=unlabelled_x,
+        val_x=train_x[val],
+        val_y=train_y[val],
+        test_x=arrays["test_x"],
+        test_y=arrays["test_y"],
+        labelled_indices=labelled,
+        fingerprint=f"{source}:{digest.hexdigest()[:16]}",
+    )

@@ -1,0 +1,118 @@
+"""SVHN cropped digits (Netzer et al. 2011): download, verify, parse.
+
+The official files are MATLAB ``.mat`` files with ``X`` of shape (32, 32, 3, N) uint8
+and ``y`` of shape (N, 1) holding 1..10, where 10 stands for the digit 0.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import urllib.error
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import scipy.io
+from tqdm import tqdm
+
+from ssgan.errors import DataError
+
+BASE_URL = "http://ufldl.stanford.edu/housenumbers/"
+# The published checksums of the cropped-digit files.
+FILES = {
+    "train": ("train_32x32.mat", "e26dedcc434d2e4c54c9b2d4a06d8373"),
+    "test": ("test_32x32.mat", "eb5a983be6a315427106f1b164d9cef3"),
+    "extra": ("extra_32x32.mat", "a93ce644f1a588dc4d68dda5feec44a7"),
+}
+_CHUNK = 1 << 20
+
+
+def md5sum(path: Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _download(url: str, target: Path, expected_md5: str) -> None:
+    """Fetch ``url`` into a temporary file beside ``target``; rename only once verified."""
+    partial = target.with_name(f".{target.name}.part-{os.getpid()}")
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, open(partial, "wb") as out:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            with tqdm(total=total, unit="B", unit_scale=True, desc=target.name) as bar:
+                for chunk in iter(lambda: response.read(_CHUNK), b""):
+                    out.write(chunk)
+                    bar.update(len(chunk))
+        actual = md5sum(partial)
+        if actual != expected_md5:
+            raise DataError(
+                f"downloaded {target.name} has MD5 {actual}, expected {expected_md5}: "
+                "the download was corrupted, run again"
+            )
+        os.replace(partial, target)
+    except (urllib.error.URLError, OSError) as err:
+        raise DataError(
+            f"cannot download {url} ({err}): put {target.name} in {target.parent} by hand, "
+            "or use data=synthetic, which works offline"
+        ) from err
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def ensure_file(
+    root: Path, split: str, *, verify: bool, download: bool, base_url: str = BASE_URL
+) -> Path:
+    """The verified local path of one SVHN split, downloading it if allowed."""
+    name, expected = FILES[split]
+    target = root / name
+    if target.exists():
+        if verify and md5sum(target) != expected:
+            raise DataError(
+                f"{target} fails its MD5 check (expected {expected}): delete it to download "
+                "again, or set data.verify=false to use it as it is"
+            )
+        return target
+    if not download:
+        raise DataError(
+            f"{target} is missing: download {base_url}{name} into {root} (or set "
+            "data.download=true), or use data=synthetic, which works offline"
+        )
+    root.mkdir(parents=True, exist_ok=True)
+    _download(base_url + name, target, expected)
+    return target
+
+
+def parse_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """``(images uint8 (N, 32, 32, 3), labels int64 (N,) in 0..9)`` from an SVHN .mat."""
+    try:
+        contents = scipy.io.loadmat(str(path))
+    except (ValueError, OSError, TypeError, zipfile.BadZipFile, EOFError) as err:
+        raise DataError(f"{path} is not a readable SVHN .mat file ({err})") from err
+    if "X" not in contents or "y" not in contents:
+        raise DataError(f"{path} has no 'X' and 'y' arrays: not an SVHN cropped-digits file")
+    images, labels = contents["X"], contents["y"]
+    if images.ndim != 4 or images.shape[:3] != (32, 32, 3) or images.dtype != np.uint8:
+        raise DataError(
+            f"{path}: X has shape {images.shape} and dtype {images.dtype}; SVHN's is "
+            "(32, 32, 3, N) uint8"
+        )
+    if labels.shape != (images.shape[3], 1):
+        raise DataError(
+            f"{path}: y has shape {labels.shape}; expected ({images.shape[3]}, 1) to match X"
+        )
+    labels = labels.reshape(-1).astype(np.int64)
+    outside = labels[(labels < 1) | (labels > 10)]
+    if outside.size:
+        raise DataError(f"{path}: label {outside[0]} is outside SVHN's 1..10 (10 means digit 0)")
+    labels[labels == 10] = 0
+    return np.ascontiguousarray(np.transpose(images, (3, 0, 1, 2))), labels
+
+
+def load_split(
+    root: Path, split: str, *, verify: bool, download: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    return parse_mat(ensure_file(root, split, verify=verify, download=download))
