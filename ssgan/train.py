@@ -24,9 +24,8 @@ from ssgan.config import flatten, register_schemas, validate_train_config
 from ssgan.data import SemiSupervisedData, load_data
 from ssgan.distribute import make_strategy
 from ssgan.errors import UserError
-from ssgan.export import export_saved_model, score_saved_model
+from ssgan.export import export_from_checkpoint, score_saved_model
 from ssgan.gan import SemiSupervisedGAN
-from ssgan.model import build_discriminator
 from ssgan.tracking import (
     MODEL_ARTIFACT,
     RunTracker,
@@ -146,13 +145,10 @@ def _export_best(
 ) -> float:
     """Export the best-validation weights; return their test accuracy through the
     exported serving signature (PNG bytes in, as a client would send)."""
-    classifier = build_discriminator(cfg.model)
-    tf.train.Checkpoint(discriminator=classifier).read(
-        str(best_checkpoint / "best")
-    ).expect_partial()
-    export_saved_model(classifier, export_dir, warmup_images=data.test_x[:WARMUP_IMAGES])
-    scores = score_saved_model(export_dir, data.test_x)
-    predictions = np.argmax(scores, axis=-1)
+    export_from_checkpoint(
+        cfg, best_checkpoint, export_dir, warmup_images=data.test_x[:WARMUP_IMAGES]
+    )
+    predictions = np.argmax(score_saved_model(export_dir, data.test_x), axis=-1)
     counts = plots.confusion_matrix(data.test_y, predictions, int(cfg.model.num_classes))
     for name, figure in (
         ("plots/confusion_matrix.png", plots.confusion_figure(counts)),

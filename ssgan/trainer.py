@@ -110,7 +110,11 @@ class Trainer:
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, str(checkpoint_dir / "last"), max_to_keep=2
         )
-        self.best_dir = checkpoint_dir / "best"
+        self.best_manager = tf.train.CheckpointManager(
+            tf.train.Checkpoint(discriminator=gan.classifier()),
+            str(checkpoint_dir / "best"),
+            max_to_keep=1,
+        )
         self.eval_seconds = 0.0  # time spent in per-epoch evaluation (benchmarks subtract it)
         # Fixed noise so sample grids of successive epochs are comparable.
         self.sample_z = tf.random.stateless_normal(
@@ -134,8 +138,8 @@ class Trainer:
             self.after_save()
 
     def _save_best(self) -> None:
-        best = tf.train.Checkpoint(discriminator=self.gan.classifier())
-        best.write(str(self.best_dir / "best"))
+        """The classifier of the best validation epoch, what the run finally exports."""
+        self.best_manager.save(checkpoint_number=int(self.state.step.numpy()))
 
     # -- the loop ----------------------------------------------------------------------
 
