@@ -15,7 +15,7 @@ import tempfile
 
 __version__ = "0.1.0"
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def _import_tensorflow_quietly() -> None:
