@@ -9,6 +9,7 @@ import fails. Set
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import tempfile
@@ -41,3 +42,6 @@ def _import_tensorflow_quietly() -> None:
 
 
 _import_tensorflow_quietly()
+# TensorFlow's Python side logs through absl at INFO (e.g. checkpoint sharding timings),
+# which Hydra's job logging would print on every save.
+logging.getLogger("absl").setLevel(logging.WARNING)
