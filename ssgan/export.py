@@ -85,8 +85,14 @@ class ServingModule(tf.Module):
         self.labels = tf.constant([str(d) for d in range(NUM_CLASSES)])
 
     def _scores(self, images: tf.Tensor) -> tf.Tensor:
-        logits, _ = self.classifier(decode_images(images), training=False)
-        return tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
+        def network() -> tf.Tensor:
+            logits, _ = self.classifier(decode_images(images), training=False)
+            return tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
+
+        # An empty request gets an empty answer (oneDNN kernels reject empty batches).
+        return tf.cond(
+            tf.size(images) > 0, network, lambda: tf.zeros([0, NUM_CLASSES], tf.float32)
+        )
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="images")])
     def predict_images(self, images: tf.Tensor) -> dict[str, tf.Tensor]:

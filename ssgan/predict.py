@@ -1,0 +1,224 @@
+"""Entry point: ``python -m ssgan.predict IMAGES... --model DIR`` (also ``ssgan-predict``).
+
+Scores image files (JPEG, PNG, GIF, BMP; folders are searched) with one of:
+
+* ``--model DIR`` -- a local SavedModel: a run's export, a promoted version
+  (``serving/ssgan/3``) or a model folder (``serving/ssgan``: its highest version);
+* ``--rest URL`` -- a running TensorFlow Serving, REST API
+  (``http://localhost:8501/v1/models/ssgan``), images sent as ``{"b64": ...}``;
+* ``--grpc HOST:PORT`` -- a running TensorFlow Serving, gRPC PredictionService.
+
+Prints one row per file (predicted digit and its probability), or JSON with ``--json``.
+Files that cannot be read as images are reported on stderr and skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import sys
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from ssgan.cli import user_errors
+from ssgan.errors import UserError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".bmp"}
+
+
+class PredictError(UserError):
+    """Bad arguments or a model/server that cannot be reached or used."""
+
+
+@dataclass
+class Prediction:
+    file: str
+    digit: int
+    probability: float
+    scores: list[float]
+
+
+def image_files(paths: list[str]) -> list[Path]:
+    """The given files, and image files found (recursively, sorted) in given folders."""
+    found: list[Path] = []
+    for name in paths:
+        path = Path(name)
+        if path.is_dir():
+            found.extend(sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES))
+        else:
+            found.append(path)
+    return found
+
+
+def read_images(files: list[Path]) -> tuple[list[Path], list[bytes]]:
+    """Bytes of the files that are readable images; the others are reported and skipped."""
+    good, blobs = [], []
+    for path in files:
+        try:
+            data = path.read_bytes()
+            with Image.open(path) as image:
+                image.verify()
+        except (OSError, UnidentifiedImageError, SyntaxError) as err:
+            reason = err.strerror if isinstance(err, OSError) and err.strerror else err
+            print(f"skipped {path}: not a readable image ({reason})", file=sys.stderr)
+            continue
+        good.append(path)
+        blobs.append(data)
+    return good, blobs
+
+
+# -- backends: each maps a list of encoded images to (N, 10) probabilities ------------------
+
+
+def resolve_model_dir(path: Path) -> Path:
+    """A SavedModel folder, or the highest integer version inside a model folder."""
+    if (path / "saved_model.pb").is_file():
+        return path
+    versions = sorted(
+        (int(p.name) for p in path.glob("*") if p.name.isdigit() and p.is_dir()), reverse=True
+    )
+    if versions and (path / str(versions[0]) / "saved_model.pb").is_file():
+        return path / str(versions[0])
+    raise PredictError(
+        f"--model {path} is neither a SavedModel (no saved_model.pb) nor a folder of "
+        "numbered versions"
+    )
+
+
+def score_local(model_dir: Path, blobs: list[bytes], signature: str) -> np.ndarray:
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(resolve_model_dir(model_dir)))
+    if signature not in loaded.signatures:
+        raise PredictError(
+            f"--signature {signature} is not in the model: it has {', '.join(loaded.signatures)}"
+        )
+    outputs = loaded.signatures[signature](images=tf.constant(blobs))
+    return outputs["scores"].numpy()
+
+
+def rest_request_body(blobs: list[bytes], signature: str) -> dict:
+    """TF Serving's REST predict body: binary inputs as ``{"b64": ...}`` instances."""
+    return {
+        "signature_name": signature,
+        "instances": [{"b64": base64.b64encode(blob).decode("ascii")} for blob in blobs],
+    }
+
+
+def scores_from_rest_response(response: dict) -> np.ndarray:
+    """``predictions`` is a list of score rows (one output) or of {"scores": ...} objects."""
+    if "predictions" not in response:
+        raise PredictError(f"the server answered without predictions: {response}")
+    rows = [row["scores"] if isinstance(row, dict) else row for row in response["predictions"]]
+    return np.asarray(rows, np.float32)
+
+
+def score_rest(url: str, blobs: list[bytes], signature: str, timeout: float) -> np.ndarray:
+    body = json.dumps(rest_request_body(blobs, signature)).encode()
+    request = urllib.request.Request(
+        url.rstrip("/") + ":predict", data=body, headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as reply:
+            return scores_from_rest_response(json.loads(reply.read()))
+    except urllib.error.HTTPError as err:
+        detail = err.read().decode(errors="replace")[:300]
+        raise PredictError(f"TF Serving at {url} answered {err.code}: {detail}") from err
+    except (urllib.error.URLError, OSError) as err:
+        raise PredictError(f"cannot reach TF Serving at {url} ({err})") from err
+
+
+def score_grpc(
+    target: str, model_name: str, blobs: list[bytes], signature: str, timeout: float
+) -> np.ndarray:
+    import grpc
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model_name
+    request.model_spec.signature_name = signature
+    request.inputs["images"].CopyFrom(tf.make_tensor_proto(blobs, dtype=tf.string))
+    with grpc.insecure_channel(target) as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        try:
+            reply = stub.Predict(request, timeout=timeout)
+        except grpc.RpcError as err:
+            raise PredictError(
+                f"TF Serving at {target} failed: {err.code().name} {err.details()}"
+            ) from err
+    return tf.make_ndarray(reply.outputs["scores"])
+
+
+# -- the command ------------------------------------------------------------------------------
+
+
+def predict(args: argparse.Namespace) -> list[Prediction]:
+    files, blobs = read_images(image_files(args.images))
+    if not blobs:
+        raise PredictError("no readable image among the given files")
+    scores = []
+    for start in range(0, len(blobs), args.batch_size):
+        batch = blobs[start : start + args.batch_size]
+        if args.model:
+            scores.append(score_local(Path(args.model), batch, args.signature))
+        elif args.rest:
+            scores.append(score_rest(args.rest, batch, args.signature, args.timeout))
+        else:
+            scores.append(score_grpc(args.grpc, args.model_name, batch, args.signature,
+                                     args.timeout))  # fmt: skip
+    all_scores = np.concatenate(scores)
+    return [
+        Prediction(str(path), int(np.argmax(row)), float(np.max(row)), [float(x) for x in row])
+        for path, row in zip(files, all_scores, strict=True)
+    ]
+
+
+def print_table(predictions: list[Prediction]) -> None:
+    width = max(len("file"), *(len(p.file) for p in predictions))
+    print(f"{'file':{width}}  digit  probability")
+    for p in predictions:
+        print(f"{p.file:{width}}  {p.digit:>5}  {p.probability:>11.4f}")
+
+
+def parser() -> argparse.ArgumentParser:
+    described = argparse.ArgumentParser(
+        prog="python -m ssgan.predict",
+        description="Read house-number digits in image files with an exported ssgan model.",
+    )
+    described.add_argument("images", nargs="+", help="image files or folders")
+    where = described.add_mutually_exclusive_group(required=True)
+    where.add_argument("--model", help="local SavedModel folder (or a folder of versions)")
+    where.add_argument(
+        "--rest", help="TF Serving REST URL, e.g. http://localhost:8501/v1/models/ssgan"
+    )
+    where.add_argument("--grpc", help="TF Serving gRPC address, e.g. localhost:8500")
+    described.add_argument("--model-name", default="ssgan", help="served model name (gRPC)")
+    described.add_argument("--signature", default="serving_default",
+                           help="serving_default or predict_images")  # fmt: skip
+    described.add_argument("--batch-size", type=int, default=64)
+    described.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
+    described.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    return described
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    with user_errors():
+        if args.batch_size < 1:
+            raise PredictError(f"--batch-size {args.batch_size} must be at least 1")
+        predictions = predict(args)
+    if args.json:
+        print(json.dumps([p.__dict__ for p in predictions], indent=2))
+    else:
+        print_table(predictions)
+
+
+if __name__ == "__main__":
+    main()

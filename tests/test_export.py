@@ -1,0 +1,168 @@
+"""The exported SavedModel: signatures, preprocessing, batch independence, bad input."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from omegaconf import OmegaConf
+
+from ssgan.export import (
+    CLASSIFY_METHOD,
+    ExportError,
+    encode_jpeg,
+    encode_png,
+    export_saved_model,
+    read_warmup_requests,
+    score_saved_model,
+    verify_saved_model,
+)
+from ssgan.model import build_discriminator
+from ssgan.preprocess import to_model_range
+
+TINY = dict(name="tutorial", z_size=8, g_size_mult=4, d_size_mult=4, drop_rate=0.5,
+            leaky_alpha=0.2, num_classes=10, image_size=32)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    keras_seed = tf.keras.utils.set_random_seed
+    keras_seed(0)
+    classifier = build_discriminator(OmegaConf.create(TINY))
+    # Move the batch-norm statistics away from their initial values.
+    noisy = tf.random.uniform([64, 32, 32, 3], -1, 1)
+    for layer in classifier.layers:
+        if isinstance(layer, tf.keras.layers.BatchNormalization):
+            layer.moving_mean.assign(tf.random.normal(layer.moving_mean.shape, stddev=0.1))
+    classifier(noisy, training=False)
+    folder = tmp_path_factory.mktemp("export") / "model"
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (64, 32, 32, 3), dtype=np.uint8)
+    export_saved_model(classifier, folder, warmup_images=images[:8])
+    return {"dir": folder, "classifier": classifier, "images": images,
+            "loaded": tf.saved_model.load(str(folder))}  # fmt: skip
+
+
+def test_png_bytes_score_like_the_array_through_the_network(exported: dict) -> None:
+    images, classifier = exported["images"][:16], exported["classifier"]
+    expected = tf.nn.softmax(classifier(to_model_range(images), training=False)[0]).numpy()
+    serve = exported["loaded"].signatures["serving_default"]
+    out = serve(images=tf.constant([encode_png(i) for i in images]))
+    np.testing.assert_allclose(out["scores"].numpy(), expected, atol=1e-6)
+    np.testing.assert_array_equal(out["classes"].numpy(), expected.argmax(-1))
+    np.testing.assert_allclose(score_saved_model(exported["dir"], images), expected, atol=1e-6)
+
+
+def test_every_signature_on_jpeg_png_grey_odd_sizes_and_examples(exported: dict) -> None:
+    loaded, rng = exported["loaded"], np.random.default_rng(1)
+    blobs = [
+        encode_jpeg(exported["images"][0]),
+        encode_png(rng.integers(0, 256, (57, 23, 3), dtype=np.uint8)),
+        encode_png(rng.integers(0, 256, (40, 40), dtype=np.uint8)),  # grey
+        encode_jpeg(rng.integers(0, 256, (300, 120), dtype=np.uint8)),  # grey JPEG
+    ]
+    predict = loaded.signatures["predict_images"](images=tf.constant(blobs))["scores"].numpy()
+    assert predict.shape == (4, 10)
+    np.testing.assert_allclose(predict.sum(axis=1), 1.0, rtol=1e-5)
+    default = loaded.signatures["serving_default"](images=tf.constant(blobs))
+    np.testing.assert_allclose(default["scores"].numpy(), predict, atol=1e-6)
+    examples = [
+        tf.train.Example(features=tf.train.Features(feature={
+            "image/encoded": tf.train.Feature(bytes_list=tf.train.BytesList(value=[blob]))
+        })).SerializeToString()
+        for blob in blobs
+    ]  # fmt: skip
+    classify = loaded.signatures["classify"](inputs=tf.constant(examples))
+    np.testing.assert_allclose(classify["scores"].numpy(), predict, atol=1e-6)
+    assert classify["classes"].numpy().tolist()[0] == [str(d).encode() for d in range(10)]
+
+
+def test_one_image_scores_the_same_alone_and_in_a_batch_of_64(exported: dict) -> None:
+    serve = exported["loaded"].signatures["serving_default"]
+    blobs = [encode_png(i) for i in exported["images"]]
+    alone = serve(images=tf.constant(blobs[:1]))["scores"].numpy()
+    batched = serve(images=tf.constant(blobs))["scores"].numpy()
+    np.testing.assert_allclose(alone[0], batched[0], atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("blob", "message"),
+    [
+        (b"", "image bytes are empty"),
+        (b"this is not an image", "Unknown image file format"),
+        (None, ""),  # a truncated JPEG
+    ],
+)
+def test_bad_images_are_invalid_argument_and_the_model_keeps_working(
+    exported: dict, blob: bytes | None, message: str
+) -> None:
+    serve = exported["loaded"].signatures["serving_default"]
+    good = encode_jpeg(exported["images"][0])
+    bad = good[: len(good) // 3] if blob is None else blob
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        serve(images=tf.constant([good, bad]))
+    after = serve(images=tf.constant([good]))["scores"].numpy()
+    assert after.shape == (1, 10) and np.isfinite(after).all()
+
+
+def test_empty_batch_gives_empty_scores(exported: dict) -> None:
+    out = exported["loaded"].signatures["serving_default"](images=tf.constant([], tf.string))
+    assert out["scores"].shape == (0, 10) and out["classes"].shape == (0,)
+
+
+def test_warmup_records_are_real_requests(exported: dict) -> None:
+    logs = read_warmup_requests(exported["dir"] / "assets.extra" / "tf_serving_warmup_requests")
+    assert 1 <= len(logs) <= 1000
+    predicts = [log.predict_log.request for log in logs if log.HasField("predict_log")]
+    assert {r.model_spec.signature_name for r in predicts} == {"serving_default", "predict_images"}
+    images = tf.make_ndarray(predicts[0].inputs["images"])
+    assert images[0][:2] == b"\xff\xd8"  # JPEG bytes
+    assert any(log.HasField("classify_log") for log in logs)
+
+
+def test_saved_model_cli_lists_the_signatures(exported: dict) -> None:
+    shown = subprocess.run(
+        ["saved_model_cli", "show", "--all", "--dir", str(exported["dir"])],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    text = shown.stdout
+    for name in ("predict_images", "serving_default", "classify"):
+        assert f"signature_def['{name}']" in text
+    classify = text.split("signature_def['classify']")[1].split("signature_def[")[0]
+    assert f"Method name is: {CLASSIFY_METHOD}" in classify
+    assert "inputs['inputs']" in classify and "outputs['classes']" in classify
+    predict = text.split("signature_def['predict_images']")[1].split("signature_def[")[0]
+    assert "inputs['images'] tensor_info:\n        dtype: DT_STRING\n        shape: (-1)" in predict
+    assert "dtype: DT_FLOAT\n        shape: (-1, 10)" in predict
+
+
+def test_verify_refuses_wrong_contract_and_broken_warmup(exported: dict, tmp_path: Path) -> None:
+    class Other(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="images")])
+        def __call__(self, images):
+            return {"scores": tf.zeros([tf.shape(images)[0], 10])}
+
+    other = Other()
+    tf.saved_model.save(
+        other, str(tmp_path / "other"), signatures={"predict_images": other.__call__}
+    )
+    with pytest.raises(ExportError, match="signature 'serving_default' is missing"):
+        verify_saved_model(tmp_path / "other")
+    with pytest.raises(ExportError, match="no saved_model.pb"):
+        verify_saved_model(tmp_path)
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(exported["dir"], broken)
+    warmup = broken / "assets.extra" / "tf_serving_warmup_requests"
+    warmup.write_bytes(b"garbage")
+    with pytest.raises(ExportError, match="holds 0 records"):
+        verify_saved_model(broken)
+    with tf.io.TFRecordWriter(str(warmup)) as writer:
+        writer.write(b"\xff\xff not a PredictionLog")
+    with pytest.raises(ExportError, match="not a file of PredictionLog records"):
+        verify_saved_model(broken)

@@ -1,0 +1,158 @@
+"""The predict client: local model, TF Serving's REST and gRPC wire formats."""
+
+from __future__ import annotations
+
+import base64
+import http.server
+import json
+import threading
+from concurrent import futures
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+import tensorflow as tf
+from omegaconf import OmegaConf
+from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+from ssgan.export import encode_jpeg, encode_png, export_saved_model
+from ssgan.model import build_discriminator
+from ssgan.predict import main as predict_main
+from tests.conftest import run_cli
+
+TINY = dict(name="tutorial", z_size=8, g_size_mult=4, d_size_mult=4, drop_rate=0.5,
+            leaky_alpha=0.2, num_classes=10, image_size=32)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    root = tmp_path_factory.mktemp("predict")
+    tf.keras.utils.set_random_seed(1)
+    versions = root / "serving" / "ssgan"
+    export_saved_model(build_discriminator(OmegaConf.create(TINY)), versions / "2")
+    images = root / "images"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    (images / "a.png").write_bytes(encode_png(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)))
+    (images / "b.jpg").write_bytes(encode_jpeg(rng.integers(0, 256, (48, 40, 3), dtype=np.uint8)))
+    (images / "broken.jpg").write_bytes(b"not really a jpeg")
+    loaded = tf.saved_model.load(str(versions / "2"))
+    return {"root": root, "model": versions / "2", "versions": versions, "images": images,
+            "loaded": loaded}  # fmt: skip
+
+
+def _expected(served: dict, names: list[str]) -> np.ndarray:
+    blobs = [(served["images"] / n).read_bytes() for n in names]
+    return (
+        served["loaded"].signatures["serving_default"](images=tf.constant(blobs))["scores"].numpy()
+    )
+
+
+def test_local_model_json_and_skips_unreadable(served: dict, capsys) -> None:
+    predict_main([str(served["images"]), "--model", str(served["versions"]), "--json"])
+    captured = capsys.readouterr()
+    rows = json.loads(captured.out)
+    assert [Path(r["file"]).name for r in rows] == ["a.png", "b.jpg"]
+    expected = _expected(served, ["a.png", "b.jpg"])
+    np.testing.assert_allclose([r["scores"] for r in rows], expected, atol=1e-6)
+    assert [r["digit"] for r in rows] == expected.argmax(1).tolist()
+    assert "skipped" in captured.err and "broken.jpg" in captured.err
+
+
+def test_cli_table(served: dict) -> None:
+    result = run_cli("ssgan.predict", str(served["images"] / "a.png"), "--model",
+                     str(served["model"]), cwd=served["root"])  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    header, row = result.stdout.strip().splitlines()
+    assert header.split() == ["file", "digit", "probability"]
+    assert row.split()[0].endswith("a.png") and 0 <= int(row.split()[1]) <= 9
+
+
+def test_nothing_readable_or_bad_model_is_one_line(served: dict, tmp_path: Path) -> None:
+    nothing = run_cli("ssgan.predict", str(served["images"] / "broken.jpg"), "--model",
+                      str(served["model"]), cwd=tmp_path)  # fmt: skip
+    assert nothing.returncode == 2 and "no readable image" in nothing.stderr
+    assert "Traceback" not in nothing.stderr
+    bad_model = run_cli("ssgan.predict", str(served["images"] / "a.png"), "--model",
+                        str(tmp_path), cwd=tmp_path)  # fmt: skip
+    assert bad_model.returncode == 2
+    assert bad_model.stderr.strip().splitlines()[-1].startswith("error: --model")
+
+
+class _FakeRestServing(http.server.BaseHTTPRequestHandler):
+    """Answers like TF Serving's REST API, after checking the documented request format."""
+
+    model = None
+    seen: list = []
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        assert self.path == "/v1/models/ssgan:predict"
+        assert body["signature_name"] == "serving_default"
+        blobs = [base64.b64decode(instance["b64"]) for instance in body["instances"]]
+        self.seen.append(len(blobs))
+        out = self.model.signatures["serving_default"](images=tf.constant(blobs))
+        predictions = [
+            {"scores": s.tolist(), "classes": int(c)}
+            for s, c in zip(out["scores"].numpy(), out["classes"].numpy(), strict=True)
+        ]
+        reply = json.dumps({"predictions": predictions}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_rest_client_speaks_tf_serving_json(served: dict, capsys) -> None:
+    _FakeRestServing.model = served["loaded"]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _FakeRestServing)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/v1/models/ssgan"
+        predict_main([str(served["images"]), "--rest", url, "--json", "--batch-size", "1"])
+    finally:
+        server.shutdown()
+    rows = json.loads(capsys.readouterr().out)
+    np.testing.assert_allclose([r["scores"] for r in rows], _expected(served, ["a.png", "b.jpg"]),
+                               atol=1e-6)  # fmt: skip
+    assert _FakeRestServing.seen == [1, 1]
+
+
+class _FakeGrpcServing(prediction_service_pb2_grpc.PredictionServiceServicer):
+    def __init__(self, model) -> None:
+        self.model = model
+        self.requests: list[predict_pb2.PredictRequest] = []
+
+    def Predict(self, request, context):  # noqa: N802 (gRPC's naming)
+        self.requests.append(request)
+        images = tf.make_ndarray(request.inputs["images"])
+        signature = self.model.signatures[request.model_spec.signature_name]
+        scores = signature(images=tf.constant(images))["scores"]
+        reply = predict_pb2.PredictResponse()
+        reply.outputs["scores"].CopyFrom(tf.make_tensor_proto(scores.numpy()))
+        return reply
+
+
+def test_grpc_client_uses_the_prediction_service(served: dict, capsys) -> None:
+    servicer = _FakeGrpcServing(served["loaded"])
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        predict_main([str(served["images"]), "--grpc", f"127.0.0.1:{port}", "--json",
+                      "--signature", "predict_images"])  # fmt: skip
+    finally:
+        server.stop(None)
+    rows = json.loads(capsys.readouterr().out)
+    np.testing.assert_allclose([r["scores"] for r in rows], _expected(served, ["a.png", "b.jpg"]),
+                               atol=1e-6)  # fmt: skip
+    request = servicer.requests[0]
+    assert request.model_spec.name == "ssgan"
+    assert request.model_spec.signature_name == "predict_images"
+    assert request.inputs["images"].dtype == tf.string.as_datatype_enum
