@@ -44,4 +44,5 @@ def _import_tensorflow_quietly() -> None:
 _import_tensorflow_quietly()
 # TensorFlow's Python side logs through absl at INFO (e.g. checkpoint sharding timings),
 # which Hydra's job logging would print on every save.
-logging.getLogger("absl").setLevel(logging.WARNING)
+for _name in ("absl", "tensorflow"):
+    logging.getLogger(_name).setLevel(logging.WARNING)

@@ -53,6 +53,9 @@ class SemiSupervisedGAN:
             for variable in network.non_trainable_variables
             if "seed_generator_state" in variable.path
         ]
+        self._moving_statistics = [
+            v for v in self.discriminator.non_trainable_variables if "moving_" in v.path
+        ]
         self._step = tf.function(self._distributed_step, jit_compile=bool(train_cfg.jit_compile))
 
     def _adam(self) -> keras.optimizers.Optimizer:
@@ -136,7 +139,7 @@ class SemiSupervisedGAN:
         with tf.GradientTape() as tape:
             labelled_logits, _ = self.discriminator(labelled, training=True)
             real_logits, _ = self.discriminator(unlabelled, training=True)
-            fake_logits, _ = self.discriminator(fake, training=True)
+            fake_logits, _ = self._discriminate_generated(fake)
             supervised = losses.supervised_loss(logits=labelled_logits, labels=labels)
             unsupervised = losses.unsupervised_discriminator_loss(
                 real_logits=real_logits, fake_logits=fake_logits
@@ -146,7 +149,7 @@ class SemiSupervisedGAN:
         self._apply(tape, scaled, self.discriminator, self.d_optimizer)
         with tf.GradientTape() as tape:
             fake = self.generator(self._noise(batch_size), training=True)
-            _, fake_features = self.discriminator(fake, training=True)
+            _, fake_features = self._discriminate_generated(fake)
             _, real_features = self.discriminator(unlabelled, training=True)
             g_loss = losses.feature_matching_loss(
                 real_features=tf.stop_gradient(real_features),
@@ -161,6 +164,19 @@ class SemiSupervisedGAN:
             "d_supervised_loss": supervised,
             "d_unsupervised_loss": unsupervised,
         }
+
+    def _discriminate_generated(self, images: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """D in training mode on generated images, leaving its batch-norm moving
+        statistics as they were: inference must normalise with real-image statistics
+        only, or the exported classifier sees a mixture it never meets in serving."""
+        saved = [tf.identity(v) for v in self._moving_statistics]
+        logits, features = self.discriminator(images, training=True)
+        # Variable reads and writes keep program order inside tf.function, so this
+        # restore runs after the batch-norm updates of the call above.
+        with tf.control_dependencies([logits, features]):
+            for variable, value in zip(self._moving_statistics, saved, strict=True):
+                variable.assign(value)
+        return logits, features
 
     @staticmethod
     def _apply(tape: tf.GradientTape, loss: tf.Tensor, model: keras.Model, optimizer) -> None:

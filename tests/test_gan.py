@@ -115,3 +115,17 @@ def test_mirrored_strategy_on_two_logical_cpus_matches_one_device() -> None:
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_generated_images_leave_batch_norm_statistics_alone() -> None:
+    """Inference normalises with statistics of real images only."""
+    gan = SemiSupervisedGAN(model_cfg(), train_cfg())
+    fake = gan.generator(tf.random.uniform([8, 8]), training=False)
+    before = [v.numpy().copy() for v in gan._moving_statistics]
+    assert before, "the tutorial discriminator has batch norm"
+    gan._discriminate_generated(fake)
+    for a, v in zip(before, gan._moving_statistics, strict=True):
+        np.testing.assert_array_equal(a, v.numpy())
+    gan.discriminator(fake, training=True)  # a plain training call does move them
+    assert any(not np.array_equal(a, v.numpy()) for a, v in zip(before, gan._moving_statistics,
+                                                                strict=True))  # fmt: skip
