@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
-from ssgan.data import svhn, synthetic
 from ssgan.data.split import balanced_label_budget, validation_split
 from ssgan.errors import DataError
 
@@ -35,6 +34,9 @@ class SemiSupervisedData:
 
 
 def _raw_splits(cfg: DictConfig) -> tuple[dict[str, np.ndarray], str]:
+    # Imported here so `python -m ssgan.data.synthetic` does not find itself pre-imported.
+    from ssgan.data import svhn, synthetic
+
     root = Path(str(cfg.root)).expanduser()
     if cfg.name == "synthetic":
         arrays, key = synthetic.load_synthetic(
