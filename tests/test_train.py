@@ -239,3 +239,19 @@ def test_resume_of_unknown_or_finished_run_is_refused(smoke_run: dict, tmp_path:
     with pytest.raises(UserError, match="already FINISHED"):
         train(cfg)
     assert REPO_ROOT.is_dir()
+
+
+@pytest.mark.parametrize("which", ["best", "last"])
+def test_export_cli_from_a_runs_checkpoint(smoke_run: dict, tmp_path: Path, which: str) -> None:
+    cfg, run_id = smoke_run["cfg"], smoke_run["summary"]["run_id"]
+    out = tmp_path / "exported"
+    result = run_cli(
+        "ssgan.export", run_id, "--checkpoint", which, "--output", str(out),
+        "--tracking-uri", cfg.tracking.uri, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    loaded = tf.saved_model.load(str(out))
+    assert {"serving_default", "predict_images", "classify"} <= set(loaded.signatures)
+    again = run_cli("ssgan.export", run_id, "--output", str(out), "--tracking-uri",
+                    cfg.tracking.uri, cwd=tmp_path)  # fmt: skip
+    assert again.returncode == 2 and "already exists" in again.stderr
