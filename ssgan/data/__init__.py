@@ -73,7 +73,12 @@ def load_data(data_cfg: DictConfig, num_classes: int = 10) -> SemiSupervisedData
     unlabelled_x = train_x[pool]
     if "extra_x" in arrays:
         unlabelled_x = np.concatenate([unlabelled_x, arrays["extra_x"]])
-    digest = hashlib.sha256(f"{source}|{len(train_x)}|{len(arrays['test_x'])}".encode())
+    # The pixels and labels themselves, not just file names or generator settings: another
+    # Pillow/FreeType build could render the same synthetic parameters differently.
+    digest = hashlib.sha256(source.encode())
+    for name in sorted(arrays):
+        digest.update(f"|{name}{arrays[name].shape}".encode())
+        digest.update(np.ascontiguousarray(arrays[name]).data)
     digest.update(val.tobytes())
     digest.update(labelled.tobytes())
     return SemiSupervisedData(

@@ -29,6 +29,7 @@ _CHUNK = 1 << 20
 
 
 def md5sum(path: Path) -> str:
+    """Hex MD5 of a file, read in chunks (the extra file is 1.3 GB)."""
     digest = hashlib.md5()
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(_CHUNK), b""):
@@ -80,7 +81,13 @@ def ensure_file(
             f"{target} is missing: download {base_url}{name} into {root} (or set "
             "data.download=true), or use data=synthetic, which works offline"
         )
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise DataError(
+            f"cannot create {root} for the SVHN files ({err.strerror or err}): set data.root "
+            "to a writable folder"
+        ) from err
     _download(base_url + name, target, expected)
     return target
 
@@ -114,4 +121,5 @@ def parse_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
 def load_split(
     root: Path, split: str, *, verify: bool, download: bool
 ) -> tuple[np.ndarray, np.ndarray]:
+    """Images and digits of one split (``train``, ``test`` or ``extra``), fetched if allowed."""
     return parse_mat(ensure_file(root, split, verify=verify, download=download))

@@ -13,20 +13,28 @@ of ``(seed, split, i)``, so parallel generation and caching cannot change the da
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import functools
 import hashlib
 import io
 import json
 import os
+import zipfile
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
+from tqdm import tqdm
+
+from ssgan.errors import DataError
 
 # Bump when the renderer changes: it is part of the cache key.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 SPLIT_IDS = {"train": 0, "test": 1}
+_ARRAY_NAMES = ("train_x", "train_y", "test_x", "test_y")
 _FONT_FILES = (
     "DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSans-Oblique.ttf",
     "DejaVuSans-BoldOblique.ttf", "DejaVuSansMono.ttf", "DejaVuSansMono-Bold.ttf",
@@ -46,7 +54,7 @@ def font_paths() -> tuple[str, ...]:
     folder = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
     found = tuple(str(folder / name) for name in _FONT_FILES if (folder / name).exists())
     if not found:
-        raise FileNotFoundError(f"no fonts found in {folder}")
+        raise DataError(f"no digit fonts found in {folder}: reinstall matplotlib")
     return found
 
 
@@ -133,8 +141,9 @@ def _affine(scene: Image.Image, rng: np.random.Generator, fill: tuple[int, ...])
 def _crop_around_centre(
     scene: Image.Image, rng: np.random.Generator, digit_height: float, fill: tuple[int, ...]
 ) -> Image.Image:
-    """A square around the centre digit, sized like SVHN's crops (digit ~ 50-85% tall)."""
-    side = digit_height / rng.uniform(0.5, 0.85)
+    """A square around the centre digit, sized like SVHN's crops: its bounding box widened
+    to a square, so the digit fills most of the height (here 60-95%)."""
+    side = digit_height / rng.uniform(0.6, 0.95)
     cx = scene.width / 2 + rng.uniform(-0.06, 0.06) * side
     cy = scene.height / 2 + rng.uniform(-0.06, 0.06) * side
     box = (cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2)
@@ -153,16 +162,23 @@ def _render_range(args: tuple[int, str, int, int]) -> tuple[np.ndarray, np.ndarr
     return images, labels
 
 
-def generate(seed: int, split: str, count: int, workers: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def generate(
+    seed: int, split: str, count: int, workers: int = 0, progress: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """``count`` crops of one split, rendered in ``workers`` processes (0 = one per core)."""
     workers = workers or os.cpu_count() or 1
-    chunk = max(1, min(2000, -(-count // (workers * 4))))
+    chunk = max(1, min(1000, -(-count // (workers * 4))))
     tasks = [(seed, split, start, min(start + chunk, count)) for start in range(0, count, chunk)]
-    if workers == 1 or len(tasks) == 1:
-        parts = [_render_range(task) for task in tasks]
-    else:
-        with ProcessPoolExecutor(workers) as pool:
-            parts = list(pool.map(_render_range, tasks))
+    bar = tqdm(total=count, unit="img", desc=f"synthetic {split}", disable=not progress)
+    parts = []
+    with bar, contextlib.ExitStack() as stack:
+        if workers == 1 or len(tasks) == 1:
+            results = map(_render_range, tasks)
+        else:
+            results = stack.enter_context(ProcessPoolExecutor(workers)).map(_render_range, tasks)
+        for part in results:
+            parts.append(part)
+            bar.update(len(part[1]))
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
@@ -178,30 +194,74 @@ def cache_key(seed: int, train_size: int, test_size: int) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:20]
 
 
+def _read_cache(path: Path) -> dict[str, np.ndarray] | None:
+    """The cached arrays, or None when there is no usable cache file."""
+    try:
+        with np.load(path) as cached:
+            arrays = {name: cached[name] for name in cached.files}
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError):
+        # Unreadable (e.g. damaged on disk): it is only a cache, so make it again.
+        return None
+    return arrays if set(arrays) == set(_ARRAY_NAMES) else None
+
+
 def load_synthetic(
     root: Path, *, seed: int, train_size: int, test_size: int, workers: int = 0
 ) -> tuple[dict[str, np.ndarray], str]:
     """Train/test arrays, from the cache under ``root`` or generated and cached there.
 
     The cache file is written under a temporary name and renamed when complete, so an
-    interrupted generation never leaves a half-written cache behind.
+    interrupted generation never leaves a half-written cache behind. A lock file makes
+    concurrent runs (e.g. a parallel sweep) generate a set once and share it.
     """
     key = cache_key(seed, train_size, test_size)
     path = Path(root) / "synthetic" / f"digits-{key}.npz"
-    if path.exists():
-        with np.load(path) as cached:
-            return {name: cached[name] for name in cached.files}, key
-    arrays = {}
-    arrays["train_x"], arrays["train_y"] = generate(seed, "train", train_size, workers)
-    arrays["test_x"], arrays["test_y"] = generate(seed, "test", test_size, workers)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays = _read_cache(path)
+    if arrays is not None:
+        return arrays, key
+    with _cache_lock(path):
+        arrays = _read_cache(path)  # another process may have made it while we waited
+        if arrays is None:
+            arrays = {}
+            for split, size in (("train", train_size), ("test", test_size)):
+                images, labels = generate(seed, split, size, workers, progress=True)
+                arrays[f"{split}_x"], arrays[f"{split}_y"] = images, labels
+            _write_cache(path, arrays)
+    return arrays, key
+
+
+def _cannot_write(folder: Path, err: OSError) -> DataError:
+    return DataError(
+        f"cannot write the synthetic data cache in {folder} ({err.strerror or err}): "
+        "set data.root to a writable folder with room for it"
+    )
+
+
+@contextlib.contextmanager
+def _cache_lock(path: Path) -> Iterator[None]:
+    """Exclusive, across processes, while one set is generated and written."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(path.with_name(f".{path.name}.lock"), "w")  # noqa: SIM115
+    except OSError as err:
+        raise _cannot_write(path.parent, err) from err
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def _write_cache(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write under a temporary name, then rename: readers never see a partial file."""
     partial = path.with_name(f".{path.name}.part-{os.getpid()}.npz")
     try:
         np.savez(partial, **arrays)
         os.replace(partial, path)
+    except OSError as err:
+        raise _cannot_write(path.parent, err) from err
     finally:
         partial.unlink(missing_ok=True)
-    return arrays, key
 
 
 def main() -> None:
