@@ -19,7 +19,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from ssgan import plots
-from ssgan.cli import CONFIG_DIR, check_overrides, user_errors
+from ssgan.cli import CONFIG_DIR, check_overrides, compose_config, user_errors
 from ssgan.config import flatten, register_schemas, validate_train_config
 from ssgan.data import SemiSupervisedData, load_data
 from ssgan.distribute import make_strategy
@@ -29,8 +29,10 @@ from ssgan.gan import SemiSupervisedGAN
 from ssgan.tracking import (
     MODEL_ARTIFACT,
     RunTracker,
+    client_for,
     download_artifacts,
     environment_tags,
+    experiment_id,
     get_run,
     git_state,
     load_run_config,
@@ -210,7 +212,16 @@ def main() -> None:
     register_schemas()
     with user_errors():
         check_overrides("config", sys.argv[1:], validate_train_config)
+        if "-m" in sys.argv[1:] or "--multirun" in sys.argv[1:]:
+            _prepare_store_for_parallel_jobs(sys.argv[1:])
     _hydra_main()
+
+
+def _prepare_store_for_parallel_jobs(argv: list[str]) -> None:
+    """Create the MLflow store and experiment once, before a sweep's jobs start: jobs
+    launched in parallel would otherwise race to create the same SQLite schema."""
+    cfg = compose_config("config", [a for a in argv if not a.startswith("-") and "," not in a])
+    experiment_id(client_for(cfg.tracking), cfg.tracking)
 
 
 if __name__ == "__main__":
