@@ -199,7 +199,15 @@ def _run_tags(cfg: DictConfig, data: SemiSupervisedData) -> dict[str, str]:
 @hydra.main(config_path=CONFIG_DIR, config_name="config", version_base="1.3")
 def _hydra_main(cfg: DictConfig) -> None:
     with user_errors():
-        summary = train(cfg)
+        try:
+            summary = train(cfg)
+        except KeyboardInterrupt:
+            print(
+                "interrupted: the run is marked KILLED; continue it with "
+                "python -m ssgan.train resume=<run_id>",
+                file=sys.stderr,
+            )
+            sys.exit(130)
     print(f"run_id: {summary['run_id']}")
     print(f"model: {summary['model_uri']}")
     print(

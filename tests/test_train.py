@@ -255,3 +255,27 @@ def test_export_cli_from_a_runs_checkpoint(smoke_run: dict, tmp_path: Path, whic
     again = run_cli("ssgan.export", run_id, "--output", str(out), "--tracking-uri",
                     cfg.tracking.uri, cwd=tmp_path)  # fmt: skip
     assert again.returncode == 2 and "already exists" in again.stderr
+
+
+@pytest.mark.slow
+def test_ctrl_c_marks_the_run_killed_and_it_can_resume(tmp_path: Path) -> None:
+    overrides = [*tiny_overrides(tmp_path), "train.steps_per_epoch=400", "train.checkpoint_every=5"]
+    victim = subprocess.Popen(
+        [sys.executable, "-m", "ssgan.train", *overrides],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    deadline, run = time.time() + 240, None
+    while time.time() < deadline and run is None:
+        experiment = (
+            client.get_experiment_by_name("ssgan") if (tmp_path / "mlruns").exists() else None
+        )
+        runs = client.search_runs([experiment.experiment_id]) if experiment else []
+        if runs and "train/d_loss" in client.get_run(runs[0].info.run_id).data.metrics:
+            run = runs[0]
+        time.sleep(0.2)
+    victim.send_signal(signal.SIGINT)
+    _, stderr = victim.communicate(timeout=120)
+    assert victim.returncode == 130
+    assert "marked KILLED" in stderr and "Traceback" not in stderr
+    assert client.get_run(run.info.run_id).info.status == "KILLED"
