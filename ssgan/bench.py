@@ -142,6 +142,19 @@ class _LoopTimer:
         return seconds / int(self.cfg.train.steps_per_epoch)
 
 
+def pipeline_batches_per_sec(data: Any, batch_size: int, batches: int = 200) -> float:
+    """How fast the input pipeline alone delivers training batches (after start-up)."""
+    from ssgan.data.pipeline import train_batches
+
+    stream = iter(train_batches(data, batch_size, 0))
+    for _ in range(10):
+        next(stream)
+    start = time.perf_counter()
+    for _ in range(batches):
+        next(stream)
+    return batches / (time.perf_counter() - start)
+
+
 def _time_steps(run_step: Any, steps: int) -> float:
     start = time.perf_counter()
     for _ in range(steps):
@@ -193,6 +206,7 @@ def bench_train(cfg: DictConfig, steps: int, warmup: int, rounds: int = 3) -> di
         tracker.finish("FINISHED")
     bare_seconds, loop_step, quiet_step = (min(seconds[k]) for k in ("bare", "logged", "quiet"))
 
+    pipeline_rate = pipeline_batches_per_sec(data, batch)
     peak = matmul_peak_flops()
     flops = step_flops(bare_gan, batch, str(cfg.train.mode))
     bare_rate = batch / bare_seconds
@@ -205,6 +219,8 @@ def bench_train(cfg: DictConfig, steps: int, warmup: int, rounds: int = 3) -> di
         "full_loop_images_per_sec": loop_rate,
         "bare_step_images_per_sec": bare_rate,
         "loop_to_bare_ratio": loop_rate / bare_rate,
+        "input_pipeline_batches_per_sec": pipeline_rate,
+        "input_pipeline_to_step_ratio": pipeline_rate * bare_seconds,
         "logging_overhead": loop_step / quiet_step - 1.0,
         "flops_per_step": flops,
         "flops_per_training_image": flops / batch,
