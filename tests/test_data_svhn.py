@@ -101,9 +101,20 @@ def test_offline_without_files_names_the_place_and_synthetic(tmp_path: Path) -> 
     with pytest.raises(DataError) as caught:
         load_data(svhn_cfg(tmp_path / "nowhere"))
     message = str(caught.value)
-    assert "train_32x32.mat" in message and str(tmp_path / "nowhere") in message
+    assert "put train_32x32.mat and test_32x32.mat (from http" in message
+    assert f"in {tmp_path / 'nowhere'}" in message
     assert "data=synthetic" in message and "\n" not in message
     assert not (tmp_path / "nowhere").exists()
+
+
+def test_offline_hint_names_only_what_is_missing(tmp_path: Path) -> None:
+    write_svhn_mat(tmp_path / "train_32x32.mat", 100)
+    with pytest.raises(DataError) as caught:
+        load_data(svhn_cfg(tmp_path, use_extra=True))
+    message = str(caught.value)
+    assert "test_32x32.mat is missing and data.download=false" in message
+    assert "put test_32x32.mat and extra_32x32.mat (from" in message
+    assert "put train_32x32.mat" not in message
 
 
 def _closed_port() -> int:
@@ -115,9 +126,10 @@ def _closed_port() -> int:
 def test_unreachable_server_says_where_to_put_the_files(tmp_path: Path) -> None:
     base = f"http://127.0.0.1:{_closed_port()}/"
     with pytest.raises(DataError) as caught:
-        svhn.ensure_file(tmp_path, "train", verify=True, download=True, base_url=base)
+        svhn.load_splits(tmp_path, ["train", "test"], verify=True, download=True, base_url=base)
     message = str(caught.value)
-    assert "cannot download" in message and "put train_32x32.mat in" in message
+    assert message.startswith(f"cannot download {base}train_32x32.mat (")
+    assert f"put train_32x32.mat and test_32x32.mat (from {base}) in {tmp_path}" in message
     assert "data=synthetic" in message and "\n" not in message
     assert list(tmp_path.iterdir()) == []
 

@@ -48,12 +48,14 @@ def _raw_splits(cfg: DictConfig) -> tuple[dict[str, np.ndarray], str]:
         )
         return arrays, f"synthetic-{key}"
     if cfg.name == "svhn":
-        load = {"verify": bool(cfg.verify), "download": bool(cfg.download)}
+        splits = ["train", "test"] + (["extra"] if cfg.use_extra else [])
+        loaded = svhn.load_splits(
+            root, splits, verify=bool(cfg.verify), download=bool(cfg.download)
+        )
         arrays = {}
-        arrays["train_x"], arrays["train_y"] = svhn.load_split(root, "train", **load)
-        arrays["test_x"], arrays["test_y"] = svhn.load_split(root, "test", **load)
-        if cfg.use_extra:
-            arrays["extra_x"], _ = svhn.load_split(root, "extra", **load)
+        for split in splits:
+            arrays[f"{split}_x"], arrays[f"{split}_y"] = loaded[split]
+        arrays.pop("extra_y", None)  # extra images only join the unlabelled pool
         return arrays, "svhn" + ("+extra" if cfg.use_extra else "")
     raise DataError(f"data.name={cfg.name} is not a data set: allowed svhn, synthetic")
 

@@ -37,7 +37,7 @@ def md5sum(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _download(url: str, target: Path, expected_md5: str) -> None:
+def _download(url: str, target: Path, expected_md5: str, hint: str) -> None:
     """Fetch ``url`` into a temporary file beside ``target``; rename only once verified."""
     partial = target.with_name(f".{target.name}.part-{os.getpid()}")
     try:
@@ -55,20 +55,35 @@ def _download(url: str, target: Path, expected_md5: str) -> None:
             )
         os.replace(partial, target)
     except (urllib.error.URLError, OSError) as err:
-        raise DataError(
-            f"cannot download {url} ({err}): put {target.name} in {target.parent} by hand, "
-            "or use data=synthetic, which works offline"
-        ) from err
+        raise DataError(f"cannot download {url} ({err}): {hint}") from err
     finally:
         partial.unlink(missing_ok=True)
 
 
+def offline_hint(root: Path, splits: list[str], base_url: str = BASE_URL) -> str:
+    """What to do without a download: which files to put where, or go synthetic."""
+    missing = [FILES[split][0] for split in splits if not (root / FILES[split][0]).exists()]
+    names = " and ".join(missing or [FILES[split][0] for split in splits])
+    return f"put {names} (from {base_url}) in {root}, or use data=synthetic, which works offline"
+
+
 def ensure_file(
-    root: Path, split: str, *, verify: bool, download: bool, base_url: str = BASE_URL
+    root: Path,
+    split: str,
+    *,
+    verify: bool,
+    download: bool,
+    base_url: str = BASE_URL,
+    hint: str | None = None,
 ) -> Path:
-    """The verified local path of one SVHN split, downloading it if allowed."""
+    """The verified local path of one SVHN split, downloading it if allowed.
+
+    ``hint`` (from :func:`offline_hint`) tells a user without internet what to do; by
+    default it names this split's file only.
+    """
     name, expected = FILES[split]
     target = root / name
+    hint = hint or offline_hint(root, [split], base_url)
     if target.exists():
         if verify and md5sum(target) != expected:
             raise DataError(
@@ -77,10 +92,7 @@ def ensure_file(
             )
         return target
     if not download:
-        raise DataError(
-            f"{target} is missing: download {base_url}{name} into {root} (or set "
-            "data.download=true), or use data=synthetic, which works offline"
-        )
+        raise DataError(f"{target} is missing and data.download=false: {hint}")
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -88,7 +100,7 @@ def ensure_file(
             f"cannot create {root} for the SVHN files ({err.strerror or err}): set data.root "
             "to a writable folder"
         ) from err
-    _download(base_url + name, target, expected)
+    _download(base_url + name, target, expected, hint)
     return target
 
 
@@ -118,8 +130,17 @@ def parse_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(np.transpose(images, (3, 0, 1, 2))), labels
 
 
-def load_split(
-    root: Path, split: str, *, verify: bool, download: bool
-) -> tuple[np.ndarray, np.ndarray]:
-    """Images and digits of one split (``train``, ``test`` or ``extra``), fetched if allowed."""
-    return parse_mat(ensure_file(root, split, verify=verify, download=download))
+def load_splits(
+    root: Path, splits: list[str], *, verify: bool, download: bool, base_url: str = BASE_URL
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Images and digits of each split (``train``, ``test``, ``extra``), fetched if allowed.
+
+    Every file is checked before any is parsed, so a missing or corrupt one is reported
+    before minutes go into reading the others.
+    """
+    hint = offline_hint(root, splits, base_url)
+    paths = [
+        ensure_file(root, split, verify=verify, download=download, base_url=base_url, hint=hint)
+        for split in splits
+    ]
+    return {split: parse_mat(path) for split, path in zip(splits, paths, strict=True)}
