@@ -316,7 +316,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=10, help="untimed steps first (train)")
     parser.add_argument("--requests", type=int, default=200, help="single-image requests (serve)")
     parser.add_argument("--json", action="store_true", help="print JSON")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
     with user_errors():
         cfg = compose_config("config", [*BENCH_DATA, *args.overrides])
         from ssgan.config import validate_train_config
