@@ -162,12 +162,10 @@ def _check_range(key: str, value: Any) -> None:
         raise ConfigError(f"{key}={value} is out of range: allowed {allowed}")
 
 
-def training_pool_size(data: DictConfig) -> int:
-    """Images left for the labelled + unlabelled pools once validation is held out."""
-    if data.name == "svhn":
-        total = SVHN_SIZES["train"] + (SVHN_SIZES["extra"] if data.use_extra else 0)
-    else:
-        total = data.train_size
+def labelled_pool_size(data: DictConfig) -> int:
+    """Training images labels can be drawn from once validation is held out (SVHN's
+    extra images only ever join the unlabelled pool)."""
+    total = SVHN_SIZES["train"] if data.name == "svhn" else data.train_size
     return total - data.val_size
 
 
@@ -186,7 +184,7 @@ def validate_train_config(cfg: DictConfig) -> None:
     for key in RANGES:
         _check_range(key, _get(cfg, key))
     data, model = cfg.data, cfg.model
-    pool = training_pool_size(data)
+    pool = labelled_pool_size(data)
     if pool < 1:
         raise ConfigError(
             f"data.val_size={data.val_size} leaves no training images: it must be smaller "
@@ -201,11 +199,6 @@ def validate_train_config(cfg: DictConfig) -> None:
         raise ConfigError(
             f"data.num_labeled={data.num_labeled} is larger than the data: the {data.name} "
             f"training pool holds {pool} images after data.val_size={data.val_size}"
-        )
-    if cfg.train.mode == "ssgan" and data.num_labeled >= pool:
-        raise ConfigError(
-            f"data.num_labeled={data.num_labeled} leaves no unlabelled images for "
-            f"train.mode=ssgan: allowed < {pool} (or use train.mode=supervised)"
         )
 
 

@@ -51,11 +51,14 @@ def test_defaults_and_presets_compose_and_validate() -> None:
 def test_svhn_label_budget_checked_against_its_size() -> None:
     with pytest.raises(ConfigError, match="svhn training pool holds 68257"):
         check_overrides("config", ["data=svhn", "data.num_labeled=70000"], validate_train_config)
-    check_overrides(
-        "config",
-        ["data=svhn", "data.num_labeled=70000", "data.use_extra=true"],
-        validate_train_config,
-    )
+    # The extra images are unlabelled: they do not raise the label budget.
+    with pytest.raises(ConfigError, match="svhn training pool holds 68257"):
+        check_overrides(
+            "config",
+            ["data=svhn", "data.num_labeled=70000", "data.use_extra=true"],
+            validate_train_config,
+        )
+    check_overrides("config", ["data=svhn", "data.num_labeled=68257"], validate_train_config)
 
 
 def test_cli_bad_override_exits_2_without_traceback_or_files(tmp_path: Path) -> None:
