@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -38,6 +39,9 @@ NUM_CLASSES = 10
 CLASSIFY_METHOD = "tensorflow/serving/classify"
 WARMUP_FILE = "tf_serving_warmup_requests"
 MAX_WARMUP_RECORDS = 1000  # TF Serving reads at most this many
+WARMUP_BATCH = 8  # images per batched warm-up request
+# TF Serving answers warm-up requests whatever model name they carry; this one is informative.
+WARMUP_MODEL_NAME = "ssgan"
 
 
 class ExportError(UserError):
@@ -90,9 +94,7 @@ class ServingModule(tf.Module):
             return tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
 
         # An empty request gets an empty answer (oneDNN kernels reject empty batches).
-        return tf.cond(
-            tf.size(images) > 0, network, lambda: tf.zeros([0, NUM_CLASSES], tf.float32)
-        )
+        return tf.cond(tf.size(images) > 0, network, lambda: tf.zeros([0, NUM_CLASSES], tf.float32))
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="images")])
     def predict_images(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -118,16 +120,27 @@ def export_saved_model(
 ) -> Path:
     """Write the SavedModel directly in ``export_dir`` and check it against the contract."""
     export_dir = Path(export_dir)
-    module = ServingModule(classifier)
-    signatures = {
-        "predict_images": module.predict_images,
-        "serving_default": module.serving_default,
-        "classify": module.classify,
-    }
-    tf.saved_model.save(module, str(export_dir), signatures=signatures)
-    _set_method_name(export_dir, "classify", CLASSIFY_METHOD)
-    write_warmup_requests(export_dir / "assets.extra" / WARMUP_FILE, warmup_images)
-    verify_saved_model(export_dir)
+    if export_dir.exists() and (not export_dir.is_dir() or any(export_dir.iterdir())):
+        raise ExportError(f"export directory {export_dir} already exists and is not empty")
+    export_dir.parent.mkdir(parents=True, exist_ok=True)
+    # Build and verify in a sibling folder, then rename: a failed export leaves nothing.
+    staging = Path(tempfile.mkdtemp(prefix=f".{export_dir.name}.partial-", dir=export_dir.parent))
+    try:
+        module = ServingModule(classifier)
+        signatures = {
+            "predict_images": module.predict_images,
+            "serving_default": module.serving_default,
+            "classify": module.classify,
+        }
+        tf.saved_model.save(module, str(staging), signatures=signatures)
+        _set_method_name(staging, "classify", CLASSIFY_METHOD)
+        write_warmup_requests(staging / "assets.extra" / WARMUP_FILE, warmup_images)
+        verify_saved_model(staging)
+        if export_dir.exists():
+            export_dir.rmdir()
+        staging.rename(export_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return export_dir
 
 
@@ -140,8 +153,20 @@ def _set_method_name(export_dir: Path, signature: str, method: str) -> None:
     for meta_graph in proto.meta_graphs:
         meta_graph.signature_def[signature].method_name = method
     partial = path.with_name("saved_model.pb.partial")
-    partial.write_bytes(proto.SerializeToString())
+    partial.write_bytes(proto.SerializeToString(deterministic=True))
     partial.replace(path)
+    _rewrite_fingerprint(export_dir)
+
+
+def _rewrite_fingerprint(export_dir: Path) -> None:
+    """fingerprint.pb holds a checksum of saved_model.pb; recompute it after the edit so
+    tools that identify models by fingerprint see this file, not the pre-edit one."""
+    try:
+        from tensorflow.python.saved_model import fingerprinting_utils
+    except ImportError:  # a TF without it: a stale fingerprint is worse than none
+        (export_dir / "fingerprint.pb").unlink(missing_ok=True)
+        return
+    fingerprinting_utils.write_fingerprint(str(export_dir))
 
 
 # -- warm-up requests ---------------------------------------------------------------------
@@ -161,33 +186,56 @@ def encode_jpeg(image: np.ndarray, quality: int = 90) -> bytes:
 
 def _warmup_images(images: np.ndarray | None) -> np.ndarray:
     if images is not None and len(images):
-        return np.asarray(images, np.uint8)
-    # No real images at hand: smooth colour fields still exercise every op and kernel.
-    rng = np.random.default_rng(0)
-    ramp = np.linspace(0, 255, IMAGE_SIZE)[None, :, None]
-    base = rng.uniform(0, 255, (8, 1, 1, 3))
-    return np.clip(base * 0.5 + ramp * 0.5, 0, 255).astype(np.uint8)
+        return np.asarray(images[:WARMUP_BATCH], np.uint8)
+    # No real images at hand: synthetic house-number crops look like real requests.
+    from ssgan.data.synthetic import render_digit
+
+    return np.stack([render_digit(0, "test", index)[0] for index in range(WARMUP_BATCH)])
+
+
+def _warmup_jpegs(images: np.ndarray | None) -> list[bytes]:
+    """Real-looking JPEG requests: 32x32 crops, plus a larger colour and a grey photo so
+    the resize and grey-to-RGB branches of the graph are warmed up too."""
+    crops = _warmup_images(images)
+    larger = Image.fromarray(crops[0]).resize((96, 64), Image.BILINEAR)
+    grey = larger.convert("L")
+    return [encode_jpeg(image) for image in crops] + [
+        encode_jpeg(np.asarray(larger)),
+        encode_jpeg(np.asarray(grey)),
+    ]
+
+
+def _predict_log(signature: str, jpegs: list[bytes]) -> prediction_log_pb2.PredictionLog:
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = WARMUP_MODEL_NAME
+    request.model_spec.signature_name = signature
+    request.inputs["images"].CopyFrom(tf.make_tensor_proto(jpegs, dtype=tf.string))
+    return prediction_log_pb2.PredictionLog(
+        predict_log=prediction_log_pb2.PredictLog(request=request)
+    )
+
+
+def _classify_log(jpegs: list[bytes]) -> prediction_log_pb2.PredictionLog:
+    request = classification_pb2.ClassificationRequest()
+    request.model_spec.name = WARMUP_MODEL_NAME
+    request.model_spec.signature_name = "classify"
+    for jpeg in jpegs:
+        example = request.input.example_list.examples.add()
+        example.features.feature["image/encoded"].bytes_list.value.append(jpeg)
+    return prediction_log_pb2.PredictionLog(
+        classify_log=prediction_log_pb2.ClassifyLog(request=request)
+    )
 
 
 def write_warmup_requests(path: Path, images: np.ndarray | None = None) -> int:
     """TF Serving replays these ``PredictionLog``s when it loads a version, so the first
-    real request does not pay for graph warm-up. JPEG requests at batch 1 and 8 for
-    both predict signatures, and one Classify request. Returns the record count."""
-    jpegs = [encode_jpeg(image) for image in _warmup_images(images)]
-    logs = []
-    for signature in ("serving_default", "predict_images"):
-        for size in (1, min(8, len(jpegs))):
-            request = predict_pb2.PredictRequest()
-            request.model_spec.signature_name = signature
-            request.inputs["images"].CopyFrom(tf.make_tensor_proto(jpegs[:size], dtype=tf.string))
-            logs.append(prediction_log_pb2.PredictionLog(
-                predict_log=prediction_log_pb2.PredictLog(request=request)))  # fmt: skip
-    classify = classification_pb2.ClassificationRequest()
-    classify.model_spec.signature_name = "classify"
-    example = classify.input.example_list.examples.add()
-    example.features.feature["image/encoded"].bytes_list.value.append(jpegs[0])
-    logs.append(prediction_log_pb2.PredictionLog(
-        classify_log=prediction_log_pb2.ClassifyLog(request=classify)))  # fmt: skip
+    real request does not pay for graph warm-up: for each signature, JPEG requests of
+    one image and of a batch (crops, a larger photo, a grey one). Returns the count."""
+    jpegs = _warmup_jpegs(images)
+    logs = [_predict_log(signature, batch)
+            for signature in ("serving_default", "predict_images")
+            for batch in (jpegs[:1], jpegs)]  # fmt: skip
+    logs += [_classify_log(jpegs[:1]), _classify_log(jpegs)]
     path.parent.mkdir(parents=True, exist_ok=True)
     with tf.io.TFRecordWriter(str(path)) as writer:
         for log in logs[:MAX_WARMUP_RECORDS]:
@@ -327,7 +375,15 @@ def export_from_checkpoint(
         raise ExportError(f"{checkpoint_dir} holds no checkpoint")
     classifier = build_discriminator(cfg.model)
     key = "ema_discriminator" if use_ema else "discriminator"
-    tf.train.Checkpoint(**{key: classifier}).read(latest).expect_partial()
+    try:
+        status = tf.train.Checkpoint(**{key: classifier}).read(latest).expect_partial()
+        # Without this check a checkpoint lacking the key would export untrained weights.
+        status.assert_existing_objects_matched()
+    except (AssertionError, ValueError, tf.errors.InvalidArgumentError) as err:
+        raise ExportError(
+            f"checkpoint {latest} has no '{key}' weights matching model "
+            f"'{cfg.model.name}' (use_ema={use_ema}; is model.* the run's config?)"
+        ) from err
     return export_saved_model(classifier, export_dir, warmup_images=warmup_images)
 
 

@@ -4,7 +4,7 @@ Scores image files (JPEG, PNG, GIF, BMP; folders are searched) with one of:
 
 * ``--model DIR`` -- a local SavedModel: a run's export, a promoted version
   (``serving/ssgan/3``) or a model folder (``serving/ssgan``: its highest version);
-* ``--rest URL`` -- a running TensorFlow Serving, REST API
+* ``--rest-url URL`` (or ``--rest``) -- a running TensorFlow Serving, REST API
   (``http://localhost:8501/v1/models/ssgan``), images sent as ``{"b64": ...}``;
 * ``--grpc HOST:PORT`` -- a running TensorFlow Serving, gRPC PredictionService.
 
@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import argparse
 import base64
+import functools
 import json
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,16 +93,29 @@ def resolve_model_dir(path: Path) -> Path:
     )
 
 
-def score_local(model_dir: Path, blobs: list[bytes], signature: str) -> np.ndarray:
+def local_scorer(model_dir: Path, signature: str) -> Callable[[list[bytes]], np.ndarray]:
+    """Load the SavedModel once; return a function scoring batches of encoded images."""
     import tensorflow as tf
 
-    loaded = tf.saved_model.load(str(resolve_model_dir(model_dir)))
+    resolved = resolve_model_dir(model_dir)
+    try:
+        loaded = tf.saved_model.load(str(resolved))
+    except (OSError, ValueError, tf.errors.OpError) as err:
+        raise PredictError(f"--model {resolved} does not load: {str(err).splitlines()[0]}") from err
     if signature not in loaded.signatures:
         raise PredictError(
             f"--signature {signature} is not in the model: it has {', '.join(loaded.signatures)}"
         )
-    outputs = loaded.signatures[signature](images=tf.constant(blobs))
-    return outputs["scores"].numpy()
+    serve = loaded.signatures[signature]
+
+    def score(blobs: list[bytes]) -> np.ndarray:
+        try:
+            return serve(images=tf.constant(blobs))["scores"].numpy()
+        except tf.errors.InvalidArgumentError as err:
+            reason = err.message.splitlines()[0]
+            raise PredictError(f"the model refused an image: {reason}") from err
+
+    return score
 
 
 def rest_request_body(blobs: list[bytes], signature: str) -> dict:
@@ -119,7 +134,7 @@ def scores_from_rest_response(response: dict) -> np.ndarray:
     return np.asarray(rows, np.float32)
 
 
-def score_rest(url: str, blobs: list[bytes], signature: str, timeout: float) -> np.ndarray:
+def score_rest(url: str, blobs: list[bytes], *, signature: str, timeout: float) -> np.ndarray:
     body = json.dumps(rest_request_body(blobs, signature)).encode()
     request = urllib.request.Request(
         url.rstrip("/") + ":predict", data=body, headers={"Content-Type": "application/json"}
@@ -135,7 +150,7 @@ def score_rest(url: str, blobs: list[bytes], signature: str, timeout: float) -> 
 
 
 def score_grpc(
-    target: str, model_name: str, blobs: list[bytes], signature: str, timeout: float
+    target: str, model_name: str, blobs: list[bytes], *, signature: str, timeout: float
 ) -> np.ndarray:
     import grpc
     import tensorflow as tf
@@ -163,17 +178,17 @@ def predict(args: argparse.Namespace) -> list[Prediction]:
     files, blobs = read_images(image_files(args.images))
     if not blobs:
         raise PredictError("no readable image among the given files")
-    scores = []
-    for start in range(0, len(blobs), args.batch_size):
-        batch = blobs[start : start + args.batch_size]
-        if args.model:
-            scores.append(score_local(Path(args.model), batch, args.signature))
-        elif args.rest:
-            scores.append(score_rest(args.rest, batch, args.signature, args.timeout))
-        else:
-            scores.append(score_grpc(args.grpc, args.model_name, batch, args.signature,
-                                     args.timeout))  # fmt: skip
-    all_scores = np.concatenate(scores)
+    if args.model:
+        score = local_scorer(Path(args.model), args.signature)
+    elif args.rest:
+        score = functools.partial(
+            score_rest, args.rest, signature=args.signature, timeout=args.timeout
+        )
+    else:
+        score = functools.partial(score_grpc, args.grpc, args.model_name,
+                                  signature=args.signature, timeout=args.timeout)  # fmt: skip
+    batches = [blobs[i : i + args.batch_size] for i in range(0, len(blobs), args.batch_size)]
+    all_scores = np.concatenate([score(batch) for batch in batches])
     return [
         Prediction(str(path), int(np.argmax(row)), float(np.max(row)), [float(x) for x in row])
         for path, row in zip(files, all_scores, strict=True)
@@ -196,7 +211,10 @@ def parser() -> argparse.ArgumentParser:
     where = described.add_mutually_exclusive_group(required=True)
     where.add_argument("--model", help="local SavedModel folder (or a folder of versions)")
     where.add_argument(
-        "--rest", help="TF Serving REST URL, e.g. http://localhost:8501/v1/models/ssgan"
+        "--rest-url",
+        "--rest",
+        dest="rest",
+        help="TF Serving REST URL, e.g. http://localhost:8501/v1/models/ssgan",
     )
     where.add_argument("--grpc", help="TF Serving gRPC address, e.g. localhost:8500")
     described.add_argument("--model-name", default="ssgan", help="served model name (gRPC)")

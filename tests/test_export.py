@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import struct
 import subprocess
 from pathlib import Path
 
@@ -9,16 +11,19 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from omegaconf import OmegaConf
+from tensorflow.core.protobuf import fingerprint_pb2
 
 from ssgan.export import (
     CLASSIFY_METHOD,
     ExportError,
     encode_jpeg,
     encode_png,
+    export_from_checkpoint,
     export_saved_model,
     read_warmup_requests,
     score_saved_model,
     verify_saved_model,
+    write_warmup_requests,
 )
 from ssgan.model import build_discriminator
 from ssgan.preprocess import to_model_range
@@ -88,13 +93,25 @@ def test_one_image_scores_the_same_alone_and_in_a_batch_of_64(exported: dict) ->
     np.testing.assert_allclose(alone[0], batched[0], atol=1e-6)
 
 
+def _bmp(width: int, height: int) -> bytes:
+    """A well-formed 24-bit BMP header (PIL refuses to write zero-sized images)."""
+    row = (width * 3 + 3) // 4 * 4
+    pixels = bytes(row * abs(height))
+    header = struct.pack("<2sIHHI", b"BM", 54 + len(pixels), 0, 0, 54)
+    info = struct.pack("<IiiHHIIiiII", 40, width, height, 1, 24, 0, len(pixels), 2835, 2835, 0, 0)
+    return header + info + pixels
+
+
 @pytest.mark.parametrize(
     ("blob", "message"),
     [
         (b"", "image bytes are empty"),
         (b"this is not an image", "Unknown image file format"),
-        (None, ""),  # a truncated JPEG
+        (None, "JPEG"),  # a truncated JPEG
+        (_bmp(0, 4), "Width must be positive"),  # a zero-sized image
+        (_bmp(4, 0), "Height must be nonzero"),
     ],
+    ids=["empty", "not-an-image", "truncated-jpeg", "zero-width", "zero-height"],
 )
 def test_bad_images_are_invalid_argument_and_the_model_keeps_working(
     exported: dict, blob: bytes | None, message: str
@@ -118,9 +135,42 @@ def test_warmup_records_are_real_requests(exported: dict) -> None:
     assert 1 <= len(logs) <= 1000
     predicts = [log.predict_log.request for log in logs if log.HasField("predict_log")]
     assert {r.model_spec.signature_name for r in predicts} == {"serving_default", "predict_images"}
-    images = tf.make_ndarray(predicts[0].inputs["images"])
-    assert images[0][:2] == b"\xff\xd8"  # JPEG bytes
-    assert any(log.HasField("classify_log") for log in logs)
+    assert all(list(r.inputs) == ["images"] for r in predicts)
+    images = tf.make_ndarray(max(predicts, key=lambda r: len(r.inputs["images"].string_val))
+                             .inputs["images"])  # fmt: skip
+    assert all(blob[:2] == b"\xff\xd8" for blob in images)  # JPEG bytes
+    decoded = [tf.io.decode_jpeg(blob).shape for blob in images]
+    # The given images, then a larger colour photo and a grey one (resize, grey to RGB).
+    assert decoded[0] == (32, 32, 3) and decoded[-2] == (64, 96, 3) and decoded[-1] == (64, 96, 1)
+    # The warm-up used the images it was given (JPEG of noise is lossy: compare distances).
+    first = tf.io.decode_jpeg(images[0]).numpy().astype(float)
+    given = exported["images"].astype(float)
+    distances = np.abs(first - given[:8]).mean(axis=(1, 2, 3))
+    assert distances.argmin() == 0 and distances[0] < distances[1:].min() * 0.8
+    classify = [log.classify_log.request for log in logs if log.HasField("classify_log")]
+    assert classify and all(r.model_spec.signature_name == "classify" for r in classify)
+    example = classify[0].input.example_list.examples[0]
+    assert example.features.feature["image/encoded"].bytes_list.value[0][:2] == b"\xff\xd8"
+
+
+def test_synthetic_warmup_when_no_images_are_given(tmp_path: Path) -> None:
+    path = tmp_path / "warmup"
+    count = write_warmup_requests(path)
+    logs = read_warmup_requests(path)
+    assert len(logs) == count
+    blob = tf.make_ndarray(logs[1].predict_log.request.inputs["images"])[0]
+    pixels = tf.io.decode_jpeg(blob).numpy()
+    assert pixels.shape == (32, 32, 3) and pixels.std() > 10  # a picture, not a flat field
+
+
+def test_fingerprint_matches_the_edited_saved_model(exported: dict) -> None:
+    from tensorflow.python.saved_model.pywrap_saved_model import fingerprinting
+
+    written = tf.saved_model.experimental.read_fingerprint(str(exported["dir"]))
+    fresh = fingerprint_pb2.FingerprintDef.FromString(
+        fingerprinting.CreateFingerprintDef(str(exported["dir"]))
+    )
+    assert written.saved_model_checksum == fresh.saved_model_checksum
 
 
 def test_saved_model_cli_lists_the_signatures(exported: dict) -> None:
@@ -154,8 +204,6 @@ def test_verify_refuses_wrong_contract_and_broken_warmup(exported: dict, tmp_pat
         verify_saved_model(tmp_path / "other")
     with pytest.raises(ExportError, match="no saved_model.pb"):
         verify_saved_model(tmp_path)
-    import shutil
-
     broken = tmp_path / "broken"
     shutil.copytree(exported["dir"], broken)
     warmup = broken / "assets.extra" / "tf_serving_warmup_requests"
@@ -166,3 +214,45 @@ def test_verify_refuses_wrong_contract_and_broken_warmup(exported: dict, tmp_pat
         writer.write(b"\xff\xff not a PredictionLog")
     with pytest.raises(ExportError, match="not a file of PredictionLog records"):
         verify_saved_model(broken)
+
+
+def test_export_refuses_a_used_folder_and_leaves_nothing_when_it_fails(
+    exported: dict, tmp_path: Path
+) -> None:
+    used = tmp_path / "used"
+    used.mkdir()
+    (used / "notes.txt").write_text("keep me")
+    with pytest.raises(ExportError, match="already exists and is not empty"):
+        export_saved_model(exported["classifier"], used)
+    assert [p.name for p in used.iterdir()] == ["notes.txt"]
+
+    inputs = tf.keras.Input((32, 32, 3))
+    features = tf.keras.layers.GlobalAveragePooling2D()(inputs)
+    five_classes = tf.keras.Model(inputs, (tf.keras.layers.Dense(5)(features), features))
+    with pytest.raises(ExportError, match="outputs are"):
+        export_saved_model(five_classes, tmp_path / "five")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["used"]
+
+
+def test_export_from_checkpoint_takes_the_named_weights(exported: dict, tmp_path: Path) -> None:
+    cfg = OmegaConf.create({"model": TINY})
+    plain, ema = build_discriminator(cfg.model), build_discriminator(cfg.model)
+    for variable in ema.weights:
+        variable.assign(variable + 0.01)
+    ckpt = tf.train.Checkpoint(discriminator=plain, ema_discriminator=ema)
+    ckpt.write(str(tmp_path / "ckpt" / "last"))
+    (tmp_path / "ckpt" / "checkpoint").write_text('model_checkpoint_path: "last"\n')
+    images = exported["images"][:4]
+    for use_ema, source in ((False, plain), (True, ema)):
+        out = export_from_checkpoint(cfg, tmp_path / "ckpt", tmp_path / f"ema{use_ema}",
+                                     use_ema=use_ema)  # fmt: skip
+        expected = tf.nn.softmax(source(to_model_range(images), training=False)[0]).numpy()
+        np.testing.assert_allclose(score_saved_model(out, images), expected, atol=1e-5)
+
+    tf.train.Checkpoint(discriminator=plain).write(str(tmp_path / "plain" / "p"))
+    (tmp_path / "plain" / "checkpoint").write_text('model_checkpoint_path: "p"\n')
+    with pytest.raises(ExportError, match="has no 'ema_discriminator' weights"):
+        export_from_checkpoint(cfg, tmp_path / "plain", tmp_path / "bad", use_ema=True)
+    with pytest.raises(ExportError, match="holds no checkpoint"):
+        export_from_checkpoint(cfg, tmp_path / "nowhere", tmp_path / "bad", use_ema=False)
+    assert not (tmp_path / "bad").exists()

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from omegaconf import OmegaConf
+from PIL import Image
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from ssgan.export import encode_jpeg, encode_png, export_saved_model
@@ -92,13 +93,20 @@ class _FakeRestServing(http.server.BaseHTTPRequestHandler):
         assert body["signature_name"] == "serving_default"
         blobs = [base64.b64decode(instance["b64"]) for instance in body["instances"]]
         self.seen.append(len(blobs))
-        out = self.model.signatures["serving_default"](images=tf.constant(blobs))
+        try:
+            out = self.model.signatures["serving_default"](images=tf.constant(blobs))
+        except tf.errors.InvalidArgumentError as err:  # TF Serving: 400 and {"error": ...}
+            self._reply(400, {"error": err.message})
+            return
         predictions = [
             {"scores": s.tolist(), "classes": int(c)}
             for s, c in zip(out["scores"].numpy(), out["classes"].numpy(), strict=True)
         ]
-        reply = json.dumps({"predictions": predictions}).encode()
-        self.send_response(200)
+        self._reply(200, {"predictions": predictions})
+
+    def _reply(self, status: int, answer: dict) -> None:
+        reply = json.dumps(answer).encode()
+        self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(reply)))
         self.end_headers()
@@ -108,15 +116,18 @@ class _FakeRestServing(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def test_rest_client_speaks_tf_serving_json(served: dict, capsys) -> None:
-    _FakeRestServing.model = served["loaded"]
+@pytest.fixture
+def rest_server(served: dict):
+    _FakeRestServing.model, _FakeRestServing.seen = served["loaded"], []
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _FakeRestServing)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/v1/models/ssgan"
-        predict_main([str(served["images"]), "--rest", url, "--json", "--batch-size", "1"])
-    finally:
-        server.shutdown()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1/models/ssgan"
+    server.shutdown()
+    server.server_close()
+
+
+def test_rest_client_speaks_tf_serving_json(served: dict, rest_server: str, capsys) -> None:
+    predict_main([str(served["images"]), "--rest-url", rest_server, "--json", "--batch-size", "1"])
     rows = json.loads(capsys.readouterr().out)
     np.testing.assert_allclose([r["scores"] for r in rows], _expected(served, ["a.png", "b.jpg"]),
                                atol=1e-6)  # fmt: skip
@@ -156,3 +167,18 @@ def test_grpc_client_uses_the_prediction_service(served: dict, capsys) -> None:
     assert request.model_spec.name == "ssgan"
     assert request.model_spec.signature_name == "predict_images"
     assert request.inputs["images"].dtype == tf.string.as_datatype_enum
+
+
+def test_rest_errors_are_one_line(served: dict, rest_server: str, tmp_path: Path, capsys) -> None:
+    # PIL reads TIFF, TF's image decoder does not: the server's 400 is reported.
+    odd = tmp_path / "odd.tif"
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(odd, format="TIFF")
+    with pytest.raises(SystemExit) as exit_info:
+        predict_main([str(odd), "--rest-url", rest_server])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.startswith("error: ") and err.count("\n") == 1
+    assert "answered 400" in err and "Unknown image file format" in err
+    unreachable = run_cli("ssgan.predict", str(served["images"] / "a.png"), "--rest-url",
+                          "http://127.0.0.1:9/v1/models/ssgan", cwd=tmp_path)  # fmt: skip
+    assert unreachable.returncode == 2 and "cannot reach TF Serving" in unreachable.stderr
+    assert "Traceback" not in unreachable.stderr
