@@ -1,227 +1,484 @@
-"""Promote: versions 1, 2, ...; verified, atomic, locked, with provenance; bad input refused."""
+"""Promote: versions 1, 2, ... verified, staged and renamed atomically under a lock, with
+provenance, a run tag and a registry alias; concurrent and killed promotes; bad input
+refused with one line and the serving directory left byte for byte as it was.
+
+"Trained runs" are made without the training loop: a tiny discriminator exported as a
+real SavedModel, scored on the tiny test set and logged as a finished MLflow run.
+"""
 
 from __future__ import annotations
 
+import ast
+import fcntl
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-import mlflow
+import keras
+import numpy as np
 import pytest
 import tensorflow as tf
 from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig, OmegaConf
 
+import ssgan.promote as promote_module
 from ssgan.cli import compose_config
-from ssgan.errors import UserError
-from ssgan.promote import promote
+from ssgan.data import SemiSupervisedData, load_data
+from ssgan.errors import ConfigError, UserError
+from ssgan.export import export_saved_model, score_saved_model
+from ssgan.model import build_discriminator
+from ssgan.promote import describe, format_versions, promote
+from ssgan.tracking import RunTracker
 from tests.conftest import run_cli
 
+PROVENANCE = Path("assets.extra") / "provenance.json"
 
-def promote_cfg(smoke_run: dict, serving: Path, *extra: str):
-    tracking = smoke_run["cfg"].tracking
-    return compose_config(
-        "promote",
+
+@dataclass
+class Store:
+    root: Path
+    cfg: DictConfig  # the composed training config the fake runs were "trained" with
+    data: SemiSupervisedData
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
+    root = tmp_path_factory.mktemp("promote")
+    cfg = compose_config(
+        "config",
         [
-            f"run_id={smoke_run['summary']['run_id']}",
-            f"serving_dir={serving}",
-            f"tracking.uri={tracking.uri}",
-            f"tracking.artifact_root={tracking.artifact_root}",
-            *extra,
+            f"data.root={root / 'data'}",
+            f"tracking.uri=sqlite:///{root / 'mlruns' / 'mlflow.db'}",
+            f"tracking.artifact_root={root / 'mlruns' / 'artifacts'}",
+            "model.d_size_mult=4",
+            "model.g_size_mult=4",
+            "model.z_size=8",
+            "data.train_size=300",
+            "data.test_size=50",
+            "data.val_size=50",
+            "data.num_labeled=20",
+            "data.num_workers=1",
         ],
     )
+    return Store(root, cfg, load_data(cfg.data, int(cfg.model.num_classes)))
 
 
-def cli_args(cfg) -> list[str]:
+def export_discriminator(store: Store, seed: int) -> Path:
+    """A real SavedModel of a freshly initialised tiny discriminator."""
+    folder = store.root / f"export-{seed}"
+    if not folder.exists():
+        keras.utils.set_random_seed(seed)
+        classifier = build_discriminator(store.cfg.model)
+        export_saved_model(classifier, folder, warmup_images=store.data.test_x[:2])
+    return folder
+
+
+def accuracy_of(store: Store, model_dir: Path) -> float:
+    scores = score_saved_model(model_dir, store.data.test_x)
+    return float(np.mean(np.argmax(scores, axis=-1) == store.data.test_y))
+
+
+def log_run(
+    store: Store,
+    *,
+    model_dir: Path | None,
+    accuracy: float | None,
+    status: str = "FINISHED",
+) -> str:
+    """A run as training leaves one: config artifact, model/ artifact, metric, status."""
+    tags = {"mlflow.source.git.commit": "a" * 40, "ssgan.git_dirty": "false"}
+    tracker = RunTracker.start(store.cfg, params={}, tags=tags, run_name="fake")
+    tracker.log_text(OmegaConf.to_yaml(store.cfg), "config/config.yaml")
+    if model_dir is not None:
+        tracker.log_artifacts(model_dir, "model")
+    if accuracy is not None:
+        tracker.log_metrics({"export/test_accuracy": accuracy}, step=0)
+    tracker.finish(status)
+    return tracker.run_id
+
+
+@pytest.fixture(scope="module")
+def runs(store: Store) -> dict[str, str]:
+    """Two good runs (different weights), their accuracies logged as training would."""
+    out = {}
+    for name, seed in (("a", 1), ("b", 2)):
+        model_dir = export_discriminator(store, seed)
+        out[name] = log_run(store, model_dir=model_dir, accuracy=accuracy_of(store, model_dir))
+    return out
+
+
+def overrides(store: Store, serving: Path, run_id: str = "", *extra: str) -> list[str]:
+    tracking = store.cfg.tracking
     return [
-        f"run_id={cfg.run_id}",
-        f"serving_dir={cfg.serving_dir}",
-        f"tracking.uri={cfg.tracking.uri}",
+        f"run_id={run_id}",
+        f"serving_dir={serving}",
+        f"tracking.uri={tracking.uri}",
+        f"tracking.artifact_root={tracking.artifact_root}",
+        *extra,
     ]
 
 
+def promote_cfg(store: Store, serving: Path, run_id: str = "", *extra: str) -> DictConfig:
+    return compose_config("promote", overrides(store, serving, run_id, *extra))
+
+
 def snapshot(folder: Path) -> dict[str, str]:
-    """Every path under ``folder`` with a hash of its contents (None for directories)."""
+    """Every path under ``folder`` (hidden ones too) with its type and content hash."""
     if not folder.exists():
         return {}
+    if folder.is_file():
+        return {".": hashlib.sha256(folder.read_bytes()).hexdigest()}
     return {
-        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-        if p.is_file()
-        else ""
+        str(p.relative_to(folder)): (
+            hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
+        )
         for p in sorted(folder.rglob("*"))
     }
 
 
+def version_dirs(root: Path) -> list[str]:
+    return sorted(p.name for p in root.iterdir() if p.name.isdigit())
+
+
+# -- promote, again, force, list, numbering, MLflow records ----------------------------------
+
+
 def test_promote_twice_gives_versions_1_and_2_loadable_and_listed(
-    smoke_run: dict, tmp_path: Path
+    store: Store, runs: dict[str, str], tmp_path: Path
 ) -> None:
     serving = tmp_path / "serving"
-    first = promote(promote_cfg(smoke_run, serving))
-    assert first["version"] == 1 and not first["already"]
-    again = promote(promote_cfg(smoke_run, serving))
-    assert again == {**first, "already": True}
-    second = promote(promote_cfg(smoke_run, serving, "force=true"))
-    assert second["version"] == 2
-    for version in (1, 2):
-        folder = serving / "ssgan" / str(version)
+    root = serving / "ssgan"
+    first = promote(promote_cfg(store, serving, runs["a"]))
+    assert first == {"version": 1, "path": str(root / "1"), "already": False, "live_version": 1}
+    second = promote(promote_cfg(store, serving, runs["b"]))
+    assert second["version"] == 2 and not second["already"]
+    assert version_dirs(root) == ["1", "2"]
+    for version, run_id, seed in ((1, runs["a"], 1), (2, runs["b"], 2)):
+        folder = root / str(version)
         loaded = tf.saved_model.load(str(folder))
         assert {"serving_default", "predict_images", "classify"} <= set(loaded.signatures)
-        record = json.loads((folder / "assets.extra" / "provenance.json").read_text())
-        assert record["run_id"] == smoke_run["summary"]["run_id"]
-        assert record["config"]["model"]["z_size"] == 16
-        assert (
-            record["sha256"]["saved_model.pb"]
-            == hashlib.sha256((folder / "saved_model.pb").read_bytes()).hexdigest()
+        record = json.loads((folder / PROVENANCE).read_text())
+        assert record["run_id"] == run_id and record["version"] == version
+        assert record["experiment"] == "ssgan" and record["git_commit"] == "a" * 40
+        assert record["tracking_uri"] == store.cfg.tracking.uri
+        assert record["config"]["data"]["test_size"] == 50
+        assert record["metrics"]["export/test_accuracy"] == pytest.approx(
+            record["verified_test_accuracy"], abs=1e-6
         )
-        assert record["verified_test_accuracy"] == pytest.approx(
-            smoke_run["summary"]["export_test_accuracy"], abs=0.01
-        )
-    listed = promote(promote_cfg(smoke_run, serving, "list=true"))["versions"]
-    assert [row["version"] for row in listed] == [1, 2] and listed[-1]["live"]
-    # Numbers are never reused: delete version 2, the next promote is 3.
-    import shutil
+        # Every copied file is hashed, and the hashes describe what is on disk.
+        copied = {
+            p.relative_to(folder).as_posix()
+            for p in folder.rglob("*")
+            if p.is_file() and p.relative_to(folder) != PROVENANCE
+        }
+        assert set(record["sha256"]) == copied and "saved_model.pb" in copied
+        for name, digest in record["sha256"].items():
+            assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == digest
+        # Byte for byte the exported model.
+        assert (folder / "saved_model.pb").read_bytes() == (
+            export_discriminator(store, seed) / "saved_model.pb"
+        ).read_bytes()
+    # Nothing but versions and dot-files TF Serving ignores; no staging left behind.
+    assert sorted(p.name for p in root.iterdir()) == [".promote.lock", ".versions.jsonl", "1", "2"]
 
-    shutil.rmtree(serving / "ssgan" / "2")
-    assert promote(promote_cfg(smoke_run, serving, "force=true"))["version"] == 3
-    client = MlflowClient(tracking_uri=smoke_run["cfg"].tracking.uri)
-    run = client.get_run(smoke_run["summary"]["run_id"])
-    assert run.data.tags["ssgan.promoted_version"] == "3"
-    alias = client.get_model_version_by_alias("ssgan", "production")
-    assert alias.run_id == smoke_run["summary"]["run_id"]
+    listed = promote(promote_cfg(store, serving, "", "list=true"))["versions"]
+    assert [(r["version"], r["run_id"], r["state"]) for r in listed] == [
+        (1, runs["a"], "served"),
+        (2, runs["b"], "live"),
+    ]
+    assert listed[1]["test_accuracy"] == pytest.approx(accuracy_of(store, root / "2"))
+    table = format_versions(root, listed)
+    assert runs["a"] in table and "live" in table.splitlines()[2]
+
+    client = MlflowClient(tracking_uri=store.cfg.tracking.uri)
+    assert client.get_run(runs["b"]).data.tags["ssgan.promoted_version"] == "2"
+    production = client.get_model_version_by_alias("ssgan", "production")
+    assert production.run_id == runs["b"]
 
 
-def test_cli_list_and_promote_output(smoke_run: dict, tmp_path: Path) -> None:
-    cfg = promote_cfg(smoke_run, tmp_path / "serving")
-    done = run_cli("ssgan.promote", *cli_args(cfg), cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    assert "as version 1" in done.stdout
-    listed = run_cli("ssgan.promote", "list=true", f"serving_dir={cfg.serving_dir}", cwd=tmp_path)
-    assert listed.returncode == 0 and smoke_run["summary"]["run_id"] in listed.stdout
-    assert "<- live" in listed.stdout
+def test_same_run_again_does_nothing_unless_forced_and_rollback(
+    store: Store, runs: dict[str, str], tmp_path: Path
+) -> None:
+    serving = tmp_path / "serving"
+    root = serving / "ssgan"
+    promote(promote_cfg(store, serving, runs["a"]))
+    promote(promote_cfg(store, serving, runs["b"]))
+    before = snapshot(serving)
+    cfg = promote_cfg(store, serving, runs["a"])
+    again = promote(cfg)
+    assert again == {"version": 1, "path": str(root / "1"), "already": True, "live_version": 2}
+    assert "already served as version 1 (not live: version 2 is)" in describe(cfg, again)
+    assert snapshot(serving) == before
+    # Roll back: promote the older run again; it becomes the highest (live) version.
+    rollback = promote(promote_cfg(store, serving, runs["a"], "force=true"))
+    assert rollback["version"] == 3 and rollback["live_version"] == 3
+    assert json.loads((root / "3" / PROVENANCE).read_text())["run_id"] == runs["a"]
+    client = MlflowClient(tracking_uri=store.cfg.tracking.uri)
+    assert client.get_model_version_by_alias("ssgan", "production").run_id == runs["a"]
+    # A deleted version's number is never handed out again, and the listing remembers it.
+    shutil.rmtree(root / "3")
+    assert promote(promote_cfg(store, serving, runs["a"], "force=true"))["version"] == 4
+    states = [(r["version"], r["state"]) for r in promote_module.list_versions(root)]
+    assert states == [(1, "served"), (2, "served"), (3, "removed"), (4, "live")]
 
 
-@pytest.mark.slow
-def test_concurrent_promotes_get_distinct_versions(smoke_run: dict, tmp_path: Path) -> None:
-    cfg = promote_cfg(smoke_run, tmp_path / "serving")
-    command = [sys.executable, "-m", "ssgan.promote", *cli_args(cfg), "force=true"]
-    procs = [
-        subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True)
-        for _ in range(2)
-    ]  # fmt: skip
-    outputs = [p.communicate(timeout=300) for p in procs]
+def test_must_beat_live_reads_the_live_provenance(
+    store: Store, runs: dict[str, str], tmp_path: Path
+) -> None:
+    serving = tmp_path / "serving"
+    live = serving / "ssgan" / "1" / PROVENANCE
+    promote(promote_cfg(store, serving, runs["a"]))
+    record = json.loads(live.read_text())
+    # The live version claims a perfect score: a worse model is refused.
+    live.write_text(json.dumps({**record, "verified_test_accuracy": 1.0}))
+    before = snapshot(serving)
+    with pytest.raises(UserError, match=r"below live version 1's 1\.0000 \(must_beat_live"):
+        promote(promote_cfg(store, serving, runs["b"], "must_beat_live=true"))
+    assert snapshot(serving) == before
+    # The live version claims nothing can be worse: the same model is accepted.
+    live.write_text(json.dumps({**record, "verified_test_accuracy": 0.0}))
+    assert promote(promote_cfg(store, serving, runs["b"], "must_beat_live=true"))["version"] == 2
+
+
+# -- stale staging, concurrency and kill -9 --------------------------------------------------
+
+
+def test_stale_staging_is_removed_only_when_its_owner_is_gone(tmp_path: Path) -> None:
+    root = tmp_path / "ssgan"
+    live, dead, foreign = (root / f".staging-{name}" for name in ("live", "dead", "foreign"))
+    for folder in (live, dead, foreign):
+        (folder / "model").mkdir(parents=True)
+    (dead / "owner.lock").touch()
+    with open(live / "owner.lock", "a+") as owner:
+        fcntl.flock(owner, fcntl.LOCK_EX)
+        promote_module._remove_stale_staging(root)
+        assert live.exists() and not dead.exists() and not foreign.exists()
+    promote_module._remove_stale_staging(root)
+    assert not live.exists()
+
+
+def promote_process(store: Store, serving: Path, run_id: str, gate: Path) -> subprocess.Popen:
+    """``python -m ssgan.promote`` held after each copied file while ``gate`` exists."""
+    env = {**os.environ, promote_module.COPY_GATE_ENV: str(gate)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return subprocess.Popen(
+        [sys.executable, "-m", "ssgan.promote", *overrides(store, serving, run_id)],
+        cwd=store.root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for_copies(root: Path, count: int, procs: list[subprocess.Popen]) -> None:
+    """Until ``count`` staging folders each hold a copied file (or a process ended)."""
+    deadline = time.time() + 240
+    while time.time() < deadline and all(p.poll() is None for p in procs):
+        started = [s for s in root.glob(".staging-*") if any(s.glob("model/*"))]
+        if len(started) >= count:
+            return
+        time.sleep(0.01)
+    raise AssertionError([p.communicate() for p in procs])
+
+
+def test_concurrent_promotes_get_distinct_versions(
+    store: Store, runs: dict[str, str], tmp_path: Path
+) -> None:
+    serving = tmp_path / "serving"
+    root = serving / "ssgan"
+    gate = tmp_path / "gate"
+    gate.touch()
+    procs = [promote_process(store, serving, runs[name], gate) for name in ("a", "b")]
+    # Both are mid-copy at once; released together, they race to number and rename.
+    wait_for_copies(root, 2, procs)
+    gate.unlink()
+    outputs = [p.communicate(timeout=240) for p in procs]
     assert all(p.returncode == 0 for p in procs), outputs
-    versions = sorted(int(out.split("as version ")[1].split(":")[0]) for out, _ in outputs)
-    assert versions == [1, 2]
-    for version in versions:
-        tf.saved_model.load(str(tmp_path / "serving" / "ssgan" / str(version)))
+    versions = []
+    for (out, _), name in zip(outputs, ("a", "b"), strict=True):
+        assert out.startswith(f"promoted run {runs[name]} as version "), out
+        versions.append(int(out.split("as version ")[1].split(":")[0]))
+    assert sorted(versions) == [1, 2] and version_dirs(root) == ["1", "2"]
+    for version, name in zip(versions, ("a", "b"), strict=True):
+        folder = root / str(version)
+        tf.saved_model.load(str(folder))
+        record = json.loads((folder / PROVENANCE).read_text())
+        assert record["run_id"] == runs[name]
+        for file, digest in record["sha256"].items():  # not overwritten by the other
+            assert hashlib.sha256((folder / file).read_bytes()).hexdigest() == digest
+    assert not list(root.glob(".staging-*"))
 
 
-@pytest.mark.slow
-def test_killed_promote_leaves_no_partial_version(smoke_run: dict, tmp_path: Path) -> None:
-    cfg = promote_cfg(smoke_run, tmp_path / "serving")
-    root = tmp_path / "serving" / "ssgan"
-    victim = subprocess.Popen(
-        [sys.executable, "-m", "ssgan.promote", *cli_args(cfg)],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    deadline = time.time() + 120
-    while time.time() < deadline and not list(root.glob(".staging-*")):
-        time.sleep(0.005)
+def test_killed_mid_copy_leaves_no_partial_version(
+    store: Store, runs: dict[str, str], tmp_path: Path
+) -> None:
+    serving = tmp_path / "serving"
+    root = serving / "ssgan"
+    promote(promote_cfg(store, serving, runs["a"]))
+    served_before = snapshot(root / "1")
+    gate = tmp_path / "gate"
+    gate.touch()
+    victim = promote_process(store, serving, runs["b"], gate)
+    wait_for_copies(root, 1, [victim])
     victim.send_signal(signal.SIGKILL)
     victim.wait()
-    # Whatever the moment of death, TF Serving sees complete versions or none.
-    for version in (p for p in root.iterdir() if p.name.isdigit()):
-        tf.saved_model.load(str(version))
-        assert (version / "assets.extra" / "provenance.json").is_file()
-    result = promote(cfg)
-    assert result["version"] >= 1
+    # Mid-copy: part of the model is in staging, no new version exists, the live one is intact.
+    staged = list(root.glob(".staging-*"))
+    assert len(staged) == 1 and not (staged[0] / "model" / PROVENANCE).exists()
+    assert version_dirs(root) == ["1"] and snapshot(root / "1") == served_before
+    result = promote(promote_cfg(store, serving, runs["b"]))
+    assert result["version"] == 2
+    tf.saved_model.load(str(root / "2"))
     assert not list(root.glob(".staging-*"))  # the dead promote's staging was cleaned
 
 
-def _make_run(smoke_run: dict, status: str, model: tf.Module | None = None) -> str:
-    tracking = smoke_run["cfg"].tracking
-    client = MlflowClient(tracking_uri=tracking.uri)
-    experiment = client.get_experiment_by_name(tracking.experiment)
-    run = client.create_run(experiment.experiment_id)
-    client.log_text(run.info.run_id, "model: {}\n", "config/config.yaml")
-    if model is not None:
-        folder = Path(smoke_run["root"]) / f"bad-model-{run.info.run_id}"
-        tf.saved_model.save(model, str(folder))
-        client.log_artifacts(run.info.run_id, str(folder), "model")
-        client.log_metric(run.info.run_id, "export/test_accuracy", 0.5)
-    client.set_terminated(run.info.run_id, status)
-    return run.info.run_id
+# -- bad input: one line, nothing changed ----------------------------------------------------
 
 
-class _WrongSignature(tf.Module):
+class WrongSignature(tf.Module):
     @tf.function(input_signature=[tf.TensorSpec([None, 4], tf.float32)])
     def __call__(self, x):
         return {"y": x * 2.0}
 
 
-@pytest.mark.parametrize(
-    ("case", "expected"),
-    [
-        ("not_hex", "not an MLflow run id"),
-        ("unknown", "was not found"),
-        ("failed", "is FAILED, not FINISHED"),
-        ("no_model", "has no exported model"),
-        ("bad_model", "signature 'predict_images' is missing"),
-        ("min_accuracy", "below min_accuracy=1.0"),
-        ("slash_name", "not a plain directory name"),
-        ("dotdot_name", "not a plain directory name"),
-        ("unwritable", "is not a writable directory"),
-    ],
-)
-def test_bad_input_leaves_serving_dir_untouched(
-    smoke_run: dict, tmp_path: Path, case: str, expected: str
-) -> None:
-    serving = tmp_path / "serving"
-    promote(promote_cfg(smoke_run, serving))  # version 1 is live
-    before = snapshot(serving)
-    extra: list[str] = []
-    cfg = promote_cfg(smoke_run, serving)
+@pytest.fixture(scope="module")
+def served(store: Store, runs: dict[str, str], tmp_path_factory) -> Path:
+    """A serving directory whose live version 1 holds run a."""
+    serving = tmp_path_factory.mktemp("served") / "serving"
+    promote(promote_cfg(store, serving, runs["a"]))
+    return serving
+
+
+def bad_case(case: str, store: Store, runs: dict[str, str], scratch: Path) -> list[str]:
+    """Overrides (after the defaults) that make promote refuse."""
     if case == "not_hex":
-        extra = ["run_id=12345"]
-    elif case == "unknown":
-        extra = ["run_id=" + "0" * 32]
-    elif case == "failed":
-        extra = ["run_id=" + _make_run(smoke_run, "FAILED")]
-    elif case == "no_model":
-        extra = ["run_id=" + _make_run(smoke_run, "FINISHED")]
-    elif case == "bad_model":
-        module = _WrongSignature()
-        extra = ["run_id=" + _make_run(smoke_run, "FINISHED", module)]
-    elif case == "min_accuracy":
-        extra = ["min_accuracy=1.0", "force=true"]
-    elif case == "slash_name":
-        extra = ["model_name=../elsewhere"]
-    elif case == "dotdot_name":
-        extra = ["model_name=a..b"]
-    elif case == "unwritable":
-        blocker = tmp_path / "a-file"
+        return ["run_id=12345"]
+    if case == "upper_hex":
+        return ["run_id=" + "A" * 32]
+    if case == "unknown":
+        return ["run_id=" + "0" * 32]
+    if case == "failed":
+        model_dir = export_discriminator(store, 1)
+        return ["run_id=" + log_run(store, model_dir=model_dir, accuracy=0.1, status="FAILED")]
+    if case == "no_model":
+        return ["run_id=" + log_run(store, model_dir=None, accuracy=0.1)]
+    if case == "wrong_signature":
+        folder = scratch / "wrong"
+        tf.saved_model.save(WrongSignature(), str(folder))
+        return ["run_id=" + log_run(store, model_dir=folder, accuracy=0.1)]
+    if case == "wrong_accuracy":
+        model_dir = export_discriminator(store, 1)
+        logged = accuracy_of(store, model_dir) + 0.5
+        return ["run_id=" + log_run(store, model_dir=model_dir, accuracy=logged)]
+    if case == "min_accuracy":
+        return [f"run_id={runs['b']}", "min_accuracy=1.0"]
+    if case == "slash_name":
+        return [f"run_id={runs['b']}", "model_name=a/b"]
+    if case == "dotdot_name":
+        return [f"run_id={runs['b']}", "model_name=.."]
+    if case == "file_as_serving_dir":
+        blocker = scratch / "a-file"
         blocker.write_text("not a directory")
-        extra = [f"serving_dir={blocker}"]
+        return [f"run_id={runs['b']}", f"serving_dir={blocker}"]
+    if case == "file_as_model_dir":
+        return [f"run_id={runs['b']}", "model_name=README"]
+    if case == "read_only_fs":
+        return [f"run_id={runs['b']}", "serving_dir=/sys/ssgan-serving"]
+    raise AssertionError(case)
+
+
+BAD_INPUT = {
+    "not_hex": "run_id=12345 is not an MLflow run id: expected 32 lowercase hex",
+    "upper_hex": "is not an MLflow run id",
+    "unknown": "was not found in the tracking store",
+    "failed": "is FAILED, not FINISHED",
+    "no_model": "has no exported model (no 'model/' artifact)",
+    "wrong_signature": "fails verification: model/: signature 'predict_images' is missing",
+    "wrong_accuracy": "on its test set but the run logged",
+    "min_accuracy": "is below min_accuracy=1.0: not promoted",
+    "slash_name": "model_name=a/b is not a plain directory name",
+    "dotdot_name": "model_name=.. is not a plain directory name",
+    "file_as_serving_dir": "a-file is not a directory): choose another serving_dir",
+    "file_as_model_dir": "README is not a directory): choose another serving_dir",
+    "read_only_fs": "serving_dir: cannot write /sys/ssgan-serving/ssgan",
+}
+
+
+def writable(folder: str) -> bool:
+    """Whether root can create a file in ``folder`` (sysfs refuses even root)."""
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUT))
+def test_bad_input_is_one_line_and_changes_nothing(
+    case: str, store: Store, runs: dict[str, str], served: Path, tmp_path: Path
+) -> None:
+    if case == "file_as_model_dir":
+        (served / "README").write_text("the folder TF Serving watches\n")
+    if case == "read_only_fs" and writable("/sys"):
+        pytest.skip("/sys accepts new files here: no read-only file system to test with")
+    extra = bad_case(case, store, runs, tmp_path)
+    before_serving, before_scratch = snapshot(served), snapshot(tmp_path)
     with pytest.raises(UserError) as caught:
-        promote(compose_config("promote", [*_cfg_overrides(cfg), *extra]))
+        promote(compose_config("promote", [*overrides(store, served, runs["a"]), *extra]))
     message = str(caught.value)
-    assert expected in message and "\n" not in message
-    assert snapshot(serving) == before
+    assert BAD_INPUT[case] in message, message
+    assert "\n" not in message
+    assert snapshot(served) == before_serving
+    assert snapshot(tmp_path) == before_scratch
 
 
-def _cfg_overrides(cfg) -> list[str]:
-    return [*cli_args(cfg), f"tracking.artifact_root={cfg.tracking.artifact_root}"]
+def test_cli_list_and_bad_run_id(store: Store, runs: dict[str, str], tmp_path: Path) -> None:
+    serving = tmp_path / "serving"
+    cfg = promote_cfg(store, serving, runs["a"])
+    assert describe(cfg, promote(cfg)) == (
+        f"promoted run {runs['a']} as version 1: {serving / 'ssgan' / '1'} (now live)"
+    )
+    listed = run_cli("ssgan.promote", f"serving_dir={serving}", "list=true", cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    row = [line for line in listed.stdout.splitlines() if runs["a"] in line]
+    assert len(row) == 1 and row[0].split()[0] == "1" and row[0].endswith("live")
+    before = snapshot(tmp_path)
+    bad = run_cli("ssgan.promote", "run_id=xyz", f"serving_dir={serving}", cwd=tmp_path)
+    assert bad.returncode == 2 and bad.stdout == ""
+    assert bad.stderr.startswith("error: run_id=xyz is not an MLflow run id")
+    assert bad.stderr.count("\n") == 1
+    assert snapshot(tmp_path) == before
 
 
-def test_cli_bad_run_id_is_one_line(tmp_path: Path) -> None:
-    result = run_cli("ssgan.promote", "run_id=xyz", cwd=tmp_path)
-    assert result.returncode == 2
-    assert result.stderr.startswith("error: run_id=xyz is not an MLflow run id")
-    assert result.stderr.count("\n") == 1 and not (tmp_path / "serving").exists()
-    assert mlflow.__version__
-    assert not os.listdir(tmp_path)
+def test_validate_rejects_bad_numbers_and_allows_list_without_run() -> None:
+    cfg = compose_config("promote", ["list=true"])
+    promote_module.validate_promote_config(cfg)
+    for override, words in (
+        ("min_accuracy=1.5", "min_accuracy=1.5 is out of range"),
+        ("accuracy_tolerance=-0.1", "accuracy_tolerance=-0.1 is out of range"),
+        ("serving_dir=' '", "serving_dir is empty"),
+    ):
+        with pytest.raises(ConfigError, match=words):
+            promote_module.validate_promote_config(
+                compose_config("promote", ["run_id=" + "0" * 32, override])
+            )
+
+
+def test_promote_does_not_import_the_training_loop() -> None:
+    tree = ast.parse(Path(promote_module.__file__).read_text())
+    imported = {
+        node.module if isinstance(node, ast.ImportFrom) else alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    }
+    assert not imported & {"ssgan.trainer", "ssgan.train", "ssgan.gan", "mlflow"}
