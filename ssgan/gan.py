@@ -15,6 +15,7 @@ import tensorflow as tf
 from omegaconf import DictConfig
 
 from ssgan import losses
+from ssgan.errors import ConfigError
 from ssgan.model import build_discriminator, build_generator, data_dependent_init
 
 METRIC_KEYS = ("d_loss", "g_loss", "d_supervised_loss", "d_unsupervised_loss")
@@ -56,18 +57,36 @@ class SemiSupervisedGAN:
         self._moving_statistics = [
             v for v in self.discriminator.non_trainable_variables if "moving_" in v.path
         ]
+        if bool(train_cfg.jit_compile) and self.strategy.num_replicas_in_sync > 1:
+            raise ConfigError(
+                f"train.jit_compile=true works with one replica only, not "
+                f"train.strategy={train_cfg.strategy} with "
+                f"{self.strategy.num_replicas_in_sync}: set train.jit_compile=false"
+            )
         self._step = tf.function(self._distributed_step, jit_compile=bool(train_cfg.jit_compile))
 
     def _adam(self) -> keras.optimizers.Optimizer:
-        return keras.optimizers.Adam(
+        adam = keras.optimizers.Adam(
             learning_rate=float(self.train_cfg.lr), beta_1=float(self.train_cfg.beta1)
         )
+        if keras.mixed_precision.global_policy().compute_dtype == "float16":
+            # float16 gradients underflow: scale the loss up, the gradients back down,
+            # and skip (and halve the scale on) any step whose gradients overflowed.
+            return keras.optimizers.LossScaleOptimizer(adam)
+        return adam
 
     # -- public interface -------------------------------------------------------------
 
     def initialize(self, unlabelled_images: tf.Tensor) -> None:
-        """Data-dependent initialisation of weight-normalised layers (no-op otherwise)."""
-        data_dependent_init(self.discriminator, unlabelled_images)
+        """Data-dependent initialisation of weight-normalised layers before the first
+        step (``improved_gan``: D on real images, G's output layer on one batch of
+        noise, as the reference code); a no-op for networks without such layers."""
+        images = tf.convert_to_tensor(unlabelled_images)
+        data_dependent_init(self.discriminator, images)
+        # Stateless noise: initialising leaves the training noise stream untouched.
+        shape = [int(images.shape[0]), int(self.model_cfg.z_size)]
+        seed = [int(self.train_cfg.seed), 1]
+        data_dependent_init(self.generator, tf.random.stateless_uniform(shape, seed, -1.0, 1.0))
         if self.ema_discriminator is not None:
             self.ema_discriminator.set_weights(self.discriminator.get_weights())
 
@@ -100,6 +119,9 @@ class SemiSupervisedGAN:
 
     def _distributed_step(self, batch: Any) -> dict[str, tf.Tensor]:
         per_replica = self.strategy.run(self._replica_step, args=(batch,))
+        # Averaging in cross-replica context: the updated weights are identical on all
+        # replicas, so each copy gets the same average without any collective op.
+        self._update_ema()
         return {
             key: self.strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None)
             for key, value in per_replica.items()
@@ -107,24 +129,22 @@ class SemiSupervisedGAN:
 
     def _replica_step(self, batch: Any) -> dict[str, tf.Tensor]:
         labelled, labels, unlabelled = batch
-        # Gradients are summed over replicas, so each replica's mean is scaled down.
-        replicas = tf.cast(tf.distribute.get_replica_context().num_replicas_in_sync, tf.float32)
         if self.supervised_only:
-            metrics = self._supervised_update(labelled, labels, replicas)
+            metrics = self._supervised_update(labelled, labels)
         else:
-            metrics = self._gan_update(labelled, labels, unlabelled, replicas)
-        self._update_ema()
+            metrics = self._gan_update(labelled, labels, unlabelled)
         return metrics
 
     def _noise(self, batch_size: tf.Tensor) -> tf.Tensor:
+        """z ~ U(-1, 1)^z_size, as the tutorial, from the checkpointed generator."""
         return self.rng.uniform([batch_size, int(self.model_cfg.z_size)], -1.0, 1.0)
 
-    def _supervised_update(self, labelled, labels, replicas) -> dict[str, tf.Tensor]:
+    def _supervised_update(self, labelled, labels) -> dict[str, tf.Tensor]:
         with tf.GradientTape() as tape:
             logits, _ = self.discriminator(labelled, training=True)
             loss = losses.supervised_loss(logits=logits, labels=labels)
-            scaled = loss / replicas
-        self._apply(tape, scaled, self.discriminator, self.d_optimizer)
+            to_minimise = self._gradient_target(loss, self.d_optimizer)
+        self._apply(tape, to_minimise, self.discriminator, self.d_optimizer)
         zero = tf.zeros([], tf.float32)
         return {
             "d_loss": loss,
@@ -133,7 +153,9 @@ class SemiSupervisedGAN:
             "d_unsupervised_loss": zero,
         }
 
-    def _gan_update(self, labelled, labels, unlabelled, replicas) -> dict[str, tf.Tensor]:
+    def _gan_update(self, labelled, labels, unlabelled) -> dict[str, tf.Tensor]:
+        """The reference code's order: a D step on labelled, unlabelled and generated
+        images, then a G step by feature matching against a fresh generated batch."""
         batch_size = tf.shape(unlabelled)[0]
         fake = self.generator(self._noise(batch_size), training=True)
         with tf.GradientTape() as tape:
@@ -145,8 +167,8 @@ class SemiSupervisedGAN:
                 real_logits=real_logits, fake_logits=fake_logits
             )
             d_loss = supervised + float(self.train_cfg.unsupervised_weight) * unsupervised
-            scaled = d_loss / replicas
-        self._apply(tape, scaled, self.discriminator, self.d_optimizer)
+            to_minimise = self._gradient_target(d_loss, self.d_optimizer)
+        self._apply(tape, to_minimise, self.discriminator, self.d_optimizer)
         with tf.GradientTape() as tape:
             fake = self.generator(self._noise(batch_size), training=True)
             _, fake_features = self._discriminate_generated(fake)
@@ -156,14 +178,28 @@ class SemiSupervisedGAN:
                 fake_features=fake_features,
                 kind=str(self.train_cfg.feature_matching),
             )
-            scaled = g_loss / replicas
-        self._apply(tape, scaled, self.generator, self.g_optimizer)
+            to_minimise = self._gradient_target(g_loss, self.g_optimizer)
+        self._apply(tape, to_minimise, self.generator, self.g_optimizer)
         return {
             "d_loss": d_loss,
             "g_loss": g_loss,
             "d_supervised_loss": supervised,
             "d_unsupervised_loss": unsupervised,
         }
+
+    @staticmethod
+    def _gradient_target(loss: tf.Tensor, optimizer: keras.optimizers.Optimizer) -> tf.Tensor:
+        """What the tape differentiates (call it inside the tape's context).
+
+        Replicas' gradients are summed, so each replica's batch-mean loss is divided by
+        their number: the sum is then the gradient of the global-batch mean. Under
+        float16 the loss is also multiplied by the optimizer's dynamic loss scale.
+        """
+        replicas = tf.distribute.get_replica_context().num_replicas_in_sync
+        loss = loss / float(replicas)
+        if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+            loss = optimizer.scale_loss(loss)
+        return loss
 
     def _discriminate_generated(self, images: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """D in training mode on generated images, leaving its batch-norm moving
@@ -180,7 +216,8 @@ class SemiSupervisedGAN:
 
     @staticmethod
     def _apply(tape: tf.GradientTape, loss: tf.Tensor, model: keras.Model, optimizer) -> None:
-        # ``loss`` must have been computed inside the tape's context to have gradients.
+        # ``loss`` must have been computed inside the tape's context to have gradients;
+        # a LossScaleOptimizer divides the scale back out before Adam sees them.
         variables = model.trainable_variables
         gradients = tape.gradient(loss, variables)
         optimizer.apply_gradients(zip(gradients, variables, strict=True))

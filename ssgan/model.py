@@ -10,7 +10,8 @@ Two architectures, chosen by ``model.name``:
   weight-normalised convolutions with data-dependent initialisation, dropout, NIN layers.
 
 Discriminators map images in [-1, 1] to ``(class_logits, features)``; ``features`` are
-the globally pooled activations that feature matching compares.
+the globally pooled activations that feature matching compares. Logits and features are
+float32 under any mixed-precision policy.
 """
 
 from __future__ import annotations
@@ -40,24 +41,26 @@ def build_discriminator(model_cfg: DictConfig) -> keras.Model:
 
 
 def _tutorial_generator(cfg: DictConfig) -> keras.Model:
-    width = int(cfg.g_size_mult)
+    """Dense to 4x4x(4w), transposed 5x5 stride-2 convolutions to 8x8x(2w), 16x16x(w),
+    32x32x3 (w = g_size_mult); batch norm and leaky ReLU between, tanh out."""
+    width, alpha = int(cfg.g_size_mult), float(cfg.leaky_alpha)
     z = keras.Input((int(cfg.z_size),), name="z")
     h = keras.layers.Dense(4 * 4 * width * 4, name="project")(z)
     h = keras.layers.Reshape((4, 4, width * 4))(h)
     h = keras.layers.BatchNormalization(name="project_bn")(h)
-    h = keras.layers.LeakyReLU(negative_slope=float(cfg.leaky_alpha))(h)
+    h = keras.layers.LeakyReLU(negative_slope=alpha)(h)
     for index, channels in enumerate((width * 2, width), start=1):
         h = keras.layers.Conv2DTranspose(
             channels, 5, strides=2, padding="same", name=f"deconv{index}"
         )(h)
         h = keras.layers.BatchNormalization(name=f"deconv{index}_bn")(h)
-        h = keras.layers.LeakyReLU(negative_slope=float(cfg.leaky_alpha))(h)
+        h = keras.layers.LeakyReLU(negative_slope=alpha)(h)
     h = keras.layers.Conv2DTranspose(3, 5, strides=2, padding="same", name="deconv3")(h)
     images = keras.layers.Activation("tanh", dtype="float32", name="images")(h)
     return keras.Model(z, images, name="generator")
 
 
-# (filters as multiples of d_size_mult, stride, batch norm, dropout after)
+# (filters as multiples of d_size_mult, stride, batch norm, dropout after): the tutorial's.
 _TUTORIAL_CONVS = (
     (1, 2, False, True),
     (1, 2, True, False),
@@ -65,11 +68,13 @@ _TUTORIAL_CONVS = (
     (2, 1, True, False),
     (2, 1, True, False),
     (2, 2, True, True),
-    (2, 1, False, False),
+    (2, 1, False, False),  # no batch norm: feature matching needs free feature means
 )
 
 
 def _tutorial_discriminator(cfg: DictConfig) -> keras.Model:
+    """Input dropout, seven 3x3 convolutions (32 -> 16 -> 8 -> 4 -> 4 -> 4 -> 2 -> 2),
+    global average pooling -> features, dense -> class logits."""
     width, alpha, drop = int(cfg.d_size_mult), float(cfg.leaky_alpha), float(cfg.drop_rate)
     images = keras.Input(IMAGE_SHAPE, name="images")
     h = keras.layers.Dropout(drop / 2.5, name="input_dropout")(images)
@@ -95,85 +100,126 @@ def _tutorial_discriminator(cfg: DictConfig) -> keras.Model:
 # -- improved_gan (Salimans et al. 2016, SVHN feature matching) ---------------------------
 
 
-class WeightNormDense(keras.layers.Layer):
-    """Dense layer with weight normalisation (Salimans & Kingma 2016): w = g * v / ||v||.
+class _WeightNormalized(keras.layers.Layer):
+    """Base of the weight-normalised layers (Salimans & Kingma 2016): w = g * v / ||v||,
+    one norm per output unit, then a bias b.
 
-    ``initialize`` mode (data-dependent init): on the first batch, g and b are set so the
-    pre-activations have zero mean and ``init_scale`` standard deviation per unit.
+    Data-dependent initialisation: while ``pending_init`` is set, the next call measures
+    the per-unit mean m and standard deviation s of v/||v|| applied to its input, sets
+    g = init_scale / s and b = -m * init_scale / s, so the layer's outputs start with zero
+    mean and ``init_scale`` standard deviation on that batch. ``train_scale=False`` keeps g
+    at its initialised value, as the reference code does in all but the output layers.
     """
 
-    def __init__(self, units: int, init_scale: float = 1.0, **kwargs) -> None:
+    # Axes of the kernel that belong to one output unit (summed in ||v||).
+    kernel_norm_axes: tuple[int, ...] = ()
+
+    def __init__(self, init_scale: float = 1.0, train_scale: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.units, self.init_scale = units, init_scale
+        self.init_scale, self.train_scale = init_scale, train_scale
         self.pending_init = False
 
-    def build(self, input_shape) -> None:
-        fan_in = int(input_shape[-1])
-        init = keras.initializers.RandomNormal(stddev=0.05)
-        self.v = self.add_weight(name="v", shape=(fan_in, self.units), initializer=init)
-        self.g = self.add_weight(name="g", shape=(self.units,), initializer="ones")
-        self.b = self.add_weight(name="b", shape=(self.units,), initializer="zeros")
+    def _add_parameters(self, kernel_shape: tuple[int, ...], units: int) -> None:
+        self.v = self.add_weight(
+            name="v", shape=kernel_shape, initializer=keras.initializers.RandomNormal(0.0, 0.05)
+        )
+        self.g = self.add_weight(
+            name="g", shape=(units,), initializer="ones", trainable=self.train_scale
+        )
+        self.b = self.add_weight(name="b", shape=(units,), initializer="zeros")
 
-    def _direction(self) -> tf.Tensor:
-        return self.v / tf.sqrt(tf.reduce_sum(tf.square(self.v), axis=0, keepdims=True) + 1e-12)
+    def _direction(self, dtype: tf.DType) -> tf.Tensor:
+        """v / ||v|| per output unit (the 1e-6 as in the reference code)."""
+        squares = tf.reduce_sum(tf.square(self.v), axis=self.kernel_norm_axes, keepdims=True)
+        norm = tf.sqrt(squares + 1e-6)
+        return tf.cast(self.v / norm, dtype)
 
-    def call(self, inputs: tf.Tensor) -> tf.Tensor:
-        pre = tf.matmul(inputs, tf.cast(self._direction(), inputs.dtype))
+    def _scale_and_shift(self, pre: tf.Tensor) -> tf.Tensor:
         if self.pending_init:
-            mean, variance = tf.nn.moments(tf.cast(pre, tf.float32), axes=[0])
-            scale = self.init_scale / tf.sqrt(variance + 1e-6)
-            self.g.assign(scale)
-            self.b.assign(-mean * scale)
+            axes = list(range(len(pre.shape) - 1))
+            mean, variance = tf.nn.moments(tf.cast(pre, tf.float32), axes=axes)
+            inverse_std = self.init_scale / tf.sqrt(variance + 1e-12)
+            self.g.assign(inverse_std)
+            self.b.assign(-mean * inverse_std)
             self.pending_init = False
         return pre * tf.cast(self.g, pre.dtype) + tf.cast(self.b, pre.dtype)
 
 
-class WeightNormConv2D(keras.layers.Layer):
-    """2-D convolution with weight normalisation and data-dependent initialisation."""
+class WeightNormDense(_WeightNormalized):
+    """Dense layer with weight normalisation and data-dependent initialisation."""
+
+    kernel_norm_axes = (0,)
+
+    def __init__(self, units: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.units = units
+
+    def build(self, input_shape) -> None:
+        self._add_parameters((int(input_shape[-1]), self.units), self.units)
+
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
+        return self._scale_and_shift(tf.matmul(inputs, self._direction(inputs.dtype)))
+
+
+class WeightNormConv2D(_WeightNormalized):
+    """2-D convolution (kernel [h, w, in, out]) with weight normalisation."""
+
+    kernel_norm_axes = (0, 1, 2)
 
     def __init__(
-        self,
-        filters: int,
-        kernel_size: int,
-        strides: int = 1,
-        padding: str = "same",
-        init_scale: float = 1.0,
-        **kwargs,
+        self, filters: int, kernel_size: int, strides: int = 1, padding: str = "same", **kwargs
     ) -> None:
         super().__init__(**kwargs)
-        self.filters, self.kernel_size, self.strides = filters, kernel_size, strides
-        self.padding, self.init_scale = padding.upper(), init_scale
-        self.pending_init = False
+        self.filters, self.kernel_size = filters, kernel_size
+        self.strides, self.padding = strides, padding.upper()
 
     def build(self, input_shape) -> None:
         shape = (self.kernel_size, self.kernel_size, int(input_shape[-1]), self.filters)
-        init = keras.initializers.RandomNormal(stddev=0.05)
-        self.v = self.add_weight(name="v", shape=shape, initializer=init)
-        self.g = self.add_weight(name="g", shape=(self.filters,), initializer="ones")
-        self.b = self.add_weight(name="b", shape=(self.filters,), initializer="zeros")
+        self._add_parameters(shape, self.filters)
 
     def call(self, inputs: tf.Tensor) -> tf.Tensor:
-        norm = tf.sqrt(tf.reduce_sum(tf.square(self.v), axis=[0, 1, 2], keepdims=True) + 1e-12)
-        kernel = tf.cast(self.v / norm, inputs.dtype)
+        kernel = self._direction(inputs.dtype)
         pre = tf.nn.conv2d(inputs, kernel, strides=self.strides, padding=self.padding)
-        if self.pending_init:
-            mean, variance = tf.nn.moments(tf.cast(pre, tf.float32), axes=[0, 1, 2])
-            scale = self.init_scale / tf.sqrt(variance + 1e-6)
-            self.g.assign(scale)
-            self.b.assign(-mean * scale)
-            self.pending_init = False
-        return pre * tf.cast(self.g, pre.dtype) + tf.cast(self.b, pre.dtype)
+        return self._scale_and_shift(pre)
 
 
-def data_dependent_init(model: keras.Model, batch: tf.Tensor) -> None:
-    """Initialise every weight-normalised layer from one batch (eager, layer by layer,
-    so each layer's statistics are taken on already-initialised inputs)."""
-    layers = [layer for layer in _all_layers(model) if hasattr(layer, "pending_init")]
-    if not layers:
-        return
+class WeightNormConv2DTranspose(_WeightNormalized):
+    """Stride-s "same" transposed convolution (kernel [h, w, out, in]) with weight norm:
+    the reference generator's output layer."""
+
+    kernel_norm_axes = (0, 1, 3)
+
+    def __init__(self, filters: int, kernel_size: int, strides: int = 2, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.filters, self.kernel_size, self.strides = filters, kernel_size, strides
+
+    def build(self, input_shape) -> None:
+        shape = (self.kernel_size, self.kernel_size, self.filters, int(input_shape[-1]))
+        self._add_parameters(shape, self.filters)
+
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
+        batch, height, width = tf.shape(inputs)[0], inputs.shape[1], inputs.shape[2]
+        output_shape = [batch, height * self.strides, width * self.strides, self.filters]
+        pre = tf.nn.conv2d_transpose(
+            inputs, self._direction(inputs.dtype), output_shape, self.strides, padding="SAME"
+        )
+        return self._scale_and_shift(pre)
+
+    def compute_output_shape(self, input_shape) -> tuple:
+        batch, height, width, _ = input_shape
+        return (batch, height * self.strides, width * self.strides, self.filters)
+
+
+def data_dependent_init(model: keras.Model, batch: tf.Tensor) -> bool:
+    """Initialise every weight-normalised layer of ``model`` from one batch; return
+    whether there were any. One eager forward pass in training mode: layers run in
+    order, so each one measures statistics of already-initialised inputs."""
+    layers = [layer for layer in _all_layers(model) if isinstance(layer, _WeightNormalized)]
     for layer in layers:
         layer.pending_init = True
-    model(batch, training=True)
+    if layers:
+        model(batch, training=True)
+    return bool(layers)
 
 
 def _all_layers(model: keras.Model) -> list[keras.layers.Layer]:
@@ -184,53 +230,61 @@ def _all_layers(model: keras.Model) -> list[keras.layers.Layer]:
 
 
 def _improved_discriminator(cfg: DictConfig) -> keras.Model:
+    """64/64/64(s2) - 128/128/128(s2) - 128 valid - NIN 128 x2, as the reference code:
+    dropout 0.2 on the input and ``drop_rate`` after each stride-2 block, lReLU, weight
+    norm everywhere (g fixed after init except in the output layer), no batch norm."""
     scale = int(cfg.d_size_mult) / 64.0
     narrow, wide = max(1, round(64 * scale)), max(1, round(128 * scale))
     alpha, drop = float(cfg.leaky_alpha), float(cfg.drop_rate)
-    images = keras.Input(IMAGE_SHAPE, name="images")
-    h = keras.layers.Dropout(0.2, name="input_dropout")(images)
-    h = keras.layers.GaussianNoise(0.05, name="input_noise")(h)
-    plan = [
+    plan = (
         (narrow, 3, 1, "same"),
         (narrow, 3, 1, "same"),
         (narrow, 3, 2, "same"),
-        "drop",
+        "dropout",
         (wide, 3, 1, "same"),
         (wide, 3, 1, "same"),
         (wide, 3, 2, "same"),
-        "drop",
+        "dropout",
         (wide, 3, 1, "valid"),
+        (wide, 1, 1, "same"),  # the two "network in network" layers
         (wide, 1, 1, "same"),
-        (wide, 1, 1, "same"),
-    ]
+    )
+    images = keras.Input(IMAGE_SHAPE, name="images")
+    h = keras.layers.Dropout(0.2, name="input_dropout")(images)
     for index, layer in enumerate(plan, start=1):
-        if layer == "drop":
+        if layer == "dropout":
             h = keras.layers.Dropout(drop, name=f"dropout{index}")(h)
             continue
         filters, kernel, stride, padding = layer
         h = WeightNormConv2D(filters, kernel, stride, padding, name=f"wn_conv{index}")(h)
-        h = keras.layers.LeakyReLU(negative_slope=alpha)(h)
+        h = keras.layers.LeakyReLU(negative_slope=alpha, name=f"wn_conv{index}_act")(h)
     features = keras.layers.GlobalAveragePooling2D(name="features")(h)
     logits = WeightNormDense(
-        int(cfg.num_classes), init_scale=0.1, dtype="float32", name="class_logits"
-    )(features)
+        int(cfg.num_classes), init_scale=0.1, train_scale=True, dtype="float32",
+        name="class_logits",
+    )(features)  # fmt: skip
     features = keras.layers.Activation("linear", dtype="float32", name="features_out")(features)
     return keras.Model(images, [logits, features], name="discriminator")
 
 
 def _improved_generator(cfg: DictConfig) -> keras.Model:
+    """z -> dense 4x4x(8w) -> deconv 8x8x(4w) -> 16x16x(2w) -> 32x32x3 (w = g_size_mult,
+    512/256/128 at 64 as the reference): batch norm without scale and ReLU, then a
+    weight-normalised tanh output layer."""
     width = int(cfg.g_size_mult)
+    init = keras.initializers.RandomNormal(0.0, 0.05)
     z = keras.Input((int(cfg.z_size),), name="z")
-    h = keras.layers.Dense(4 * 4 * width * 8, name="project")(z)
-    h = keras.layers.BatchNormalization(name="project_bn")(h)
+    h = keras.layers.Dense(4 * 4 * width * 8, kernel_initializer=init, name="project")(z)
+    h = keras.layers.BatchNormalization(scale=False, name="project_bn")(h)
     h = keras.layers.ReLU()(h)
     h = keras.layers.Reshape((4, 4, width * 8))(h)
     for index, channels in enumerate((width * 4, width * 2), start=1):
         h = keras.layers.Conv2DTranspose(
-            channels, 5, strides=2, padding="same", name=f"deconv{index}"
-        )(h)
-        h = keras.layers.BatchNormalization(name=f"deconv{index}_bn")(h)
+            channels, 5, strides=2, padding="same", kernel_initializer=init,
+            name=f"deconv{index}",
+        )(h)  # fmt: skip
+        h = keras.layers.BatchNormalization(scale=False, name=f"deconv{index}_bn")(h)
         h = keras.layers.ReLU()(h)
-    h = keras.layers.Conv2DTranspose(3, 5, strides=2, padding="same", name="deconv3")(h)
+    h = WeightNormConv2DTranspose(3, 5, init_scale=0.1, train_scale=True, name="deconv3")(h)
     images = keras.layers.Activation("tanh", dtype="float32", name="images")(h)
     return keras.Model(z, images, name="generator")

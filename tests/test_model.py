@@ -1,4 +1,4 @@
-"""Networks: shapes, the tutorial's faults not copied, batch independence at inference."""
+"""Networks: shapes, the tutorial's faults not copied, weight norm, batch independence."""
 
 from __future__ import annotations
 
@@ -8,7 +8,13 @@ import tensorflow as tf
 from omegaconf import OmegaConf
 
 from ssgan.gan import SemiSupervisedGAN
-from ssgan.model import build_discriminator, build_generator
+from ssgan.model import (
+    WeightNormConv2D,
+    WeightNormConv2DTranspose,
+    WeightNormDense,
+    build_discriminator,
+    build_generator,
+)
 
 
 def model_cfg(name: str = "tutorial", **extra) -> OmegaConf:
@@ -20,7 +26,13 @@ def model_cfg(name: str = "tutorial", **extra) -> OmegaConf:
 def train_cfg(**extra) -> OmegaConf:
     base = dict(mode="ssgan", lr=3e-4, beta1=0.5, feature_matching="squared_l2")
     base |= dict(unsupervised_weight=1.0, ema_decay=0.0, seed=0, jit_compile=False)
+    base |= dict(strategy="default", precision="fp32")
     return OmegaConf.create({**base, **extra})
+
+
+def _source(model, layer_name: str) -> str:
+    """Name of the layer whose output feeds ``layer_name``."""
+    return model.get_layer(layer_name)._inbound_nodes[0].parent_nodes[0].operation.name
 
 
 @pytest.mark.parametrize("name", ["tutorial", "improved_gan"])
@@ -34,20 +46,67 @@ def test_shapes(name: str) -> None:
     assert float(tf.reduce_max(tf.abs(images))) <= 1.0
     logits, features = discriminator(images, training=False)
     assert logits.shape == (5, 10) and features.shape[0] == 5
+    assert logits.dtype == features.dtype == tf.float32
 
 
-def test_tutorial_discriminator_widths_and_seventh_reads_sixth() -> None:
+def test_tutorial_discriminator_layout_and_seventh_reads_sixth() -> None:
     discriminator = build_discriminator(model_cfg(d_size_mult=64))
     convs = [discriminator.get_layer(f"conv{i}") for i in range(1, 8)]
     assert [c.filters for c in convs] == [64, 64, 64, 128, 128, 128, 128]
-    seventh = discriminator.get_layer("conv7")
-    # The original fed conv5's activations to conv7; here conv7 reads conv6's.
-    source = seventh._inbound_nodes[0].parent_nodes[0].operation
-    assert source.name == "conv6_dropout"
+    assert [c.strides[0] for c in convs] == [2, 2, 2, 1, 1, 2, 1]
+    # The original fed conv5's activations to conv7; here conv7 reads conv6's (2x2 map).
+    assert _source(discriminator, "conv7") == "conv6_dropout"
+    assert _source(discriminator, "conv6_dropout") == "conv6_act"
+    assert _source(discriminator, "conv6_act") == "conv6_bn"
+    assert discriminator.get_layer("conv7").output.shape[1:3] == (2, 2)
+    # conv1 and conv7 have no batch norm (conv7: feature means must be free to move).
+    names = {layer.name for layer in discriminator.layers}
+    assert "conv1_bn" not in names and "conv7_bn" not in names and "conv6_bn" in names
+
+
+def test_improved_gan_follows_the_reference_layout() -> None:
+    discriminator = build_discriminator(model_cfg("improved_gan", d_size_mult=64))
+    convs = [layer for layer in discriminator.layers if isinstance(layer, WeightNormConv2D)]
+    assert [c.filters for c in convs] == [64, 64, 64, 128, 128, 128, 128, 128, 128]
+    assert [c.kernel_size for c in convs] == [3] * 7 + [1, 1]
+    assert [c.strides for c in convs] == [1, 1, 2, 1, 1, 2, 1, 1, 1]
     assert (
-        discriminator.get_layer("conv6_dropout")._inbound_nodes[0].parent_nodes[0].operation.name
-        == "conv6_act"
+        convs[6].padding == "VALID" and discriminator.get_layer("features").output.shape[1] == 128
     )
+    # g is fixed after initialisation except in the output layers (reference: train_g).
+    assert not any(c.g.trainable for c in convs)
+    assert discriminator.get_layer("class_logits").g.trainable
+    assert not any(isinstance(layer, tf.keras.layers.BatchNormalization)
+                   for layer in discriminator.layers)  # fmt: skip
+    generator = build_generator(model_cfg("improved_gan", g_size_mult=64))
+    assert generator.get_layer("project").units == 4 * 4 * 512
+    assert [generator.get_layer(f"deconv{i}").filters for i in (1, 2)] == [256, 128]
+    assert isinstance(generator.get_layer("deconv3"), WeightNormConv2DTranspose)
+    assert not generator.get_layer("deconv1_bn").scale  # reference: batch norm with g=None
+
+
+@pytest.mark.parametrize(
+    ("layer", "inputs", "axes"),
+    [
+        (WeightNormDense(6, init_scale=0.1), (64, 5), (0,)),
+        (WeightNormConv2D(6, 3), (8, 6, 6, 4), (0, 1, 2)),
+        (WeightNormConv2DTranspose(6, 5, init_scale=0.1), (8, 4, 4, 3), (0, 1, 2)),
+    ],
+)
+def test_weight_norm_data_dependent_init(layer, inputs, axes) -> None:
+    x = tf.random.stateless_normal(inputs, seed=[1, 2]) * 3.0 + 1.0
+    layer.pending_init = True
+    first = layer(x).numpy()
+    # Initialised on this batch: per unit zero mean and init_scale standard deviation.
+    np.testing.assert_allclose(first.mean(axis=axes), 0.0, atol=1e-4)
+    np.testing.assert_allclose(first.std(axis=axes), layer.init_scale, rtol=1e-3)
+    np.testing.assert_allclose(layer(x).numpy(), first, rtol=1e-5, atol=1e-6)  # init is once
+    # w = g v / ||v||: the length of v does not matter, only its direction (up to the
+    # 1e-6 inside the norm, which b = -mean * g amplifies a little on offset inputs).
+    layer.v.assign(layer.v * 3.0)
+    np.testing.assert_allclose(layer(x).numpy(), first, atol=2e-3 * layer.init_scale)
+    layer.v.assign(-layer.v)
+    assert not np.allclose(layer(x).numpy(), first, atol=0.1 * layer.init_scale)
 
 
 def _trained_gan(name: str) -> tuple[SemiSupervisedGAN, np.ndarray]:
@@ -68,5 +127,9 @@ def test_inference_is_batch_independent(name: str) -> None:
     alone = classifier(images[:1], training=False)[0].numpy()
     batched = classifier(images, training=False)[0].numpy()
     np.testing.assert_allclose(alone[0], batched[0], atol=1e-5)
-    # And the moving statistics really moved: training mode differs from inference.
-    assert not np.allclose(classifier(images, training=True)[0].numpy()[0], batched[0], atol=1e-5)
+    if name == "tutorial":
+        # The training steps really updated the moving statistics used above.
+        means = [v.numpy() for v in classifier.non_trainable_variables if "moving_mean" in v.path]
+        assert len(means) == 5 and all(np.abs(m).max() > 0 for m in means)
+        training = classifier(images, training=True)[0].numpy()
+        assert not np.allclose(training[0], batched[0], atol=1e-5)
