@@ -100,6 +100,7 @@ class PromoteAppConfig:
     force: bool = False
     list: bool = False
     accuracy_tolerance: float = 0.01
+    alias: str = "production"
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
 

@@ -52,7 +52,6 @@ LOCK_FILE = ".promote.lock"
 VERSION_LOG = ".versions.jsonl"  # every version number ever handed out, one JSON per line
 STAGING_PREFIX = ".staging-"
 STAGING_LOCK = "owner.lock"  # held by the promote writing the staging folder while it lives
-ALIAS = "production"  # registry alias moved to each promoted version
 RUN_TAG = "ssgan.promoted_version"
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -83,6 +82,14 @@ def validate_promote_config(cfg: DictConfig) -> None:
     for key in ("min_accuracy", "accuracy_tolerance"):
         if not 0.0 <= float(cfg[key]) <= 1.0:
             raise ConfigError(f"{key}={cfg[key]} is out of range: allowed 0.0 to 1.0")
+    # MLflow reserves "latest" and version-like names ("v3") for itself.
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", str(cfg.alias)) or re.fullmatch(
+        r"(?i)latest|v\d+", str(cfg.alias)
+    ):
+        raise ConfigError(
+            f"alias={cfg.alias} is not a usable registry alias: start with a letter, then "
+            "letters, digits, '_' or '-'; not 'latest' or 'v<number>'"
+        )
 
 
 # -- the serving directory, as TF Serving sees it --------------------------------------------
@@ -442,12 +449,14 @@ def _record_in_mlflow(cfg: DictConfig, run_id: str, version: int, path: Path) ->
             run_id,
             {RUN_TAG: str(version), "ssgan.promoted_path": str(path.resolve())},
         )
-        register_model_version(cfg.tracking, str(cfg.model_name), run_id, MODEL_ARTIFACT, ALIAS)
+        register_model_version(
+            cfg.tracking, str(cfg.model_name), run_id, MODEL_ARTIFACT, str(cfg.alias)
+        )
     except Exception as err:  # the version is already served: say so rather than crash
         message = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise PromoteError(
             f"version {version} is served from {path}, but recording it in MLflow failed "
-            f"({message}): the run tag and the '{ALIAS}' alias were not set"
+            f"({message}): the run tag and the '{cfg.alias}' alias were not set"
         ) from err
 
 

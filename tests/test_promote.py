@@ -482,3 +482,16 @@ def test_promote_does_not_import_the_training_loop() -> None:
         for alias in node.names
     }
     assert not imported & {"ssgan.trainer", "ssgan.train", "ssgan.gan", "mlflow"}
+
+
+def test_registry_alias_is_configurable_and_checked() -> None:
+    from ssgan.cli import compose_config
+    from ssgan.errors import ConfigError
+    from ssgan.promote import validate_promote_config
+
+    ok = compose_config("promote", ["run_id=" + "a" * 32, "alias=staging"])
+    validate_promote_config(ok)
+    for bad in ("latest", "v2", "9lives", "a b"):
+        cfg = compose_config("promote", ["run_id=" + "a" * 32, f"alias='{bad}'"])
+        with pytest.raises(ConfigError, match="not a usable registry alias"):
+            validate_promote_config(cfg)
