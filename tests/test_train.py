@@ -279,3 +279,39 @@ def test_ctrl_c_marks_the_run_killed_and_it_can_resume(tmp_path: Path) -> None:
     assert victim.returncode == 130
     assert "marked KILLED" in stderr and "Traceback" not in stderr
     assert client.get_run(run.info.run_id).info.status == "KILLED"
+
+
+@pytest.mark.slow
+def test_remote_tracking_server_gets_checkpoints_and_model(tmp_path: Path) -> None:
+    """With an MLflow tracking server, checkpoints are uploaded and the model logged."""
+    import socket
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+         "--artifacts-destination", str(tmp_path / "served-artifacts")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        uri = f"http://127.0.0.1:{port}"
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(f"{uri}/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.5)
+        cfg = compose_config("config", [*tiny_overrides(tmp_path), f"tracking.uri={uri}"])
+        summary = train(cfg)
+        assert summary["model_uri"].startswith("mlflow-artifacts:")
+        listed = {
+            a.path for a in MlflowClient(uri).list_artifacts(summary["run_id"], "checkpoints")
+        }
+        assert {"checkpoints/last", "checkpoints/best"} <= listed
+        assert not (tmp_path / "mlruns").exists()  # nothing went to the local default store
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
