@@ -22,7 +22,7 @@ from ssgan import plots
 from ssgan.cli import CONFIG_DIR, check_overrides, compose_config, user_errors
 from ssgan.config import flatten, register_schemas, validate_train_config
 from ssgan.data import SemiSupervisedData, load_data
-from ssgan.distribute import make_strategy
+from ssgan.distribute import enable_determinism, make_strategy
 from ssgan.errors import UserError
 from ssgan.export import export_from_checkpoint, score_saved_model
 from ssgan.gan import SemiSupervisedGAN
@@ -67,8 +67,7 @@ def _resume(cfg: DictConfig) -> dict[str, Any]:
 
 def _run(cfg: DictConfig, run_id: str | None) -> dict[str, Any]:
     keras.utils.set_random_seed(int(cfg.train.seed))
-    if cfg.train.deterministic:
-        tf.config.experimental.enable_op_determinism()
+    enable_determinism(cfg.train)
     # Data first: a missing file or bad label budget must stop before a run is created.
     data = load_data(cfg.data, int(cfg.model.num_classes))
     strategy = make_strategy(cfg.train)
