@@ -1,198 +1,22 @@
 """Entry point: ``python -m ssgan.train [overrides]`` (also ``ssgan-train``).
 
-Hydra composes the config; :func:`train` wires data, model, tracking, the training loop
-and export together and returns the run's summary. Tests call :func:`train` directly.
+Hydra composes the config; :func:`ssgan.run.train` does the run. ``train`` is re-exported
+here for callers that import it from the entry point.
 """
 
 from __future__ import annotations
 
 import sys
-import tempfile
-from pathlib import Path
-from typing import Any
 
 import hydra
-import keras
-import numpy as np
-import tensorflow as tf
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from ssgan import plots
 from ssgan.cli import CONFIG_DIR, check_overrides, compose_config, user_errors
-from ssgan.config import flatten, register_schemas, validate_train_config
-from ssgan.data import SemiSupervisedData, load_data
-from ssgan.distribute import enable_determinism, make_strategy
-from ssgan.errors import UserError
-from ssgan.export import export_from_checkpoint, score_saved_model
-from ssgan.gan import SemiSupervisedGAN
-from ssgan.tracking import (
-    MODEL_ARTIFACT,
-    RunTracker,
-    client_for,
-    download_artifacts,
-    environment_tags,
-    experiment_id,
-    get_run,
-    git_state,
-    load_run_config,
-)
-from ssgan.trainer import Trainer
+from ssgan.config import register_schemas, validate_train_config
+from ssgan.run import train
+from ssgan.tracking import client_for, experiment_id
 
-WARMUP_IMAGES = 32
-
-
-def train(cfg: DictConfig) -> dict[str, Any]:
-    """Run one training job described by ``cfg``; return run id, metrics and model location.
-
-    With ``resume=<run_id>`` the run continues from its last checkpoint, with the config
-    it was started with.
-    """
-    validate_train_config(cfg)
-    if cfg.resume:
-        return _resume(cfg)
-    return _run(cfg, run_id=None)
-
-
-def _resume(cfg: DictConfig) -> dict[str, Any]:
-    run = get_run(cfg.tracking, cfg.resume)
-    if run.info.status == "FINISHED":
-        raise UserError(f"resume={cfg.resume}: that run already FINISHED; nothing to resume")
-    stored = load_run_config(cfg.tracking, cfg.resume)
-    stored.tracking = cfg.tracking  # the store is wherever the run was found
-    stored.resume = None
-    validate_train_config(stored)
-    return _run(stored, run_id=run.info.run_id)
-
-
-def _run(cfg: DictConfig, run_id: str | None) -> dict[str, Any]:
-    keras.utils.set_random_seed(int(cfg.train.seed))
-    enable_determinism(cfg.train)
-    # Data first: a missing file or bad label budget must stop before a run is created.
-    data = load_data(cfg.data, int(cfg.model.num_classes))
-    strategy = make_strategy(cfg.train)
-    gan = SemiSupervisedGAN(cfg.model, cfg.train, strategy)
-    if run_id is None:
-        tracker = RunTracker.start(cfg, flatten(cfg), _run_tags(cfg, data), _run_name(cfg))
-        tracker.log_text(OmegaConf.to_yaml(cfg), "config/config.yaml")
-        tracker.log_array(data.labelled_indices, "data/labelled_indices.npy")
-    else:
-        tracker = RunTracker.resume(cfg.tracking, run_id)
-    try:
-        summary = _fit_and_export(cfg, data, gan, tracker, strategy)
-    except KeyboardInterrupt:
-        tracker.finish("KILLED", error="interrupted (Ctrl-C)")
-        raise
-    except BaseException as err:
-        tracker.finish("FAILED", error=f"{type(err).__name__}: {err}")
-        raise
-    tracker.finish("FINISHED")
-    return summary
-
-
-def _fit_and_export(
-    cfg: DictConfig,
-    data: SemiSupervisedData,
-    gan: SemiSupervisedGAN,
-    tracker: RunTracker,
-    strategy: tf.distribute.Strategy,
-) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="ssgan-") as tmp:
-        checkpoint_dir, after_save = _checkpoint_dir(tracker, Path(tmp))
-        trainer = Trainer(cfg, data, gan, tracker, checkpoint_dir, strategy, after_save)
-        trainer.restore_latest()
-        result = trainer.fit()
-        export_dir = Path(tmp) / MODEL_ARTIFACT
-        export_accuracy = _export_best(cfg, data, checkpoint_dir / "best", export_dir, tracker)
-        tracker.log_metrics(
-            {
-                "best/val_accuracy": result["best_val_accuracy"],
-                "best/test_accuracy": result["best_test_accuracy"],
-                "best/epoch": result["best_epoch"],
-                "export/test_accuracy": export_accuracy,
-            },
-            result["steps"],
-        )
-        tracker.log_artifacts(export_dir, MODEL_ARTIFACT)
-    return {
-        "run_id": tracker.run_id,
-        "model_uri": f"{tracker.artifact_uri}/{MODEL_ARTIFACT}",
-        "export_test_accuracy": export_accuracy,
-        **result,
-    }
-
-
-def _checkpoint_dir(tracker: RunTracker, scratch: Path) -> tuple[Path, Any]:
-    """Checkpoints live in the run's own artifact folder when the store is local, so a
-    resumed run finds them; with a remote store they are uploaded after every save."""
-    local = tracker.local_artifact_dir("checkpoints")
-    if local is not None:
-        local.mkdir(parents=True, exist_ok=True)
-        return local, None
-    remote = scratch / "checkpoints"
-    try:
-        download_artifacts(tracker.tracking_cfg, tracker.run_id, "checkpoints", scratch)
-    except UserError:
-        remote.mkdir(parents=True, exist_ok=True)
-    return remote, lambda: tracker.log_artifacts(remote, "checkpoints")
-
-
-def _export_best(
-    cfg: DictConfig,
-    data: SemiSupervisedData,
-    best_checkpoint: Path,
-    export_dir: Path,
-    tracker: RunTracker,
-) -> float:
-    """Export the best-validation weights; return their test accuracy through the
-    exported serving signature (PNG bytes in, as a client would send)."""
-    export_from_checkpoint(
-        cfg, best_checkpoint, export_dir, warmup_images=data.test_x[:WARMUP_IMAGES]
-    )
-    predictions = np.argmax(score_saved_model(export_dir, data.test_x), axis=-1)
-    counts = plots.confusion_matrix(data.test_y, predictions, int(cfg.model.num_classes))
-    for name, figure in (
-        ("plots/confusion_matrix.png", plots.confusion_figure(counts)),
-        ("plots/per_class_accuracy.png", plots.per_class_figure(plots.per_class_accuracy(counts))),
-    ):
-        tracker.log_figure(figure, name)
-        plots.close(figure)
-    return float(np.mean(predictions == data.test_y))
-
-
-def _overrides() -> list[str]:
-    if HydraConfig.initialized():
-        return list(HydraConfig.get().overrides.task)
-    return []
-
-
-def _run_name(cfg: DictConfig) -> str:
-    if cfg.tracking.run_name:
-        return str(cfg.tracking.run_name)
-    shown = [
-        o.split(".")[-1]
-        for o in _overrides()
-        if not o.startswith(("tracking.", "hydra", "data.root", "resume"))
-    ]
-    base = f"{cfg.model.name}-{cfg.train.mode}"
-    return base + ("-" + ",".join(shown) if shown else "")
-
-
-def _run_tags(cfg: DictConfig, data: SemiSupervisedData) -> dict[str, str]:
-    tags = {
-        "ssgan.mode": str(cfg.train.mode),
-        "ssgan.model": str(cfg.model.name),
-        "ssgan.data": str(cfg.data.name),
-        "ssgan.data_fingerprint": data.fingerprint,
-        "ssgan.overrides": " ".join(_overrides()),
-        **git_state(),
-        **environment_tags(),
-    }
-    if HydraConfig.initialized() and HydraConfig.get().mode.name == "MULTIRUN":
-        hydra_cfg = HydraConfig.get()
-        tags["ssgan.sweep_id"] = str(hydra_cfg.sweep.dir)
-        tags["ssgan.sweep_job"] = str(hydra_cfg.job.num)
-    return tags
+__all__ = ["main", "train"]
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="config", version_base="1.3")
