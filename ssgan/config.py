@@ -66,6 +66,7 @@ class TrainConfig:
     deterministic: bool = False
     log_every: int = 50
     checkpoint_every: int = 500
+    steps_per_loop: int = 10  # steps per compiled call (1 = one call per step)
     eval_batch_size: int = 500
     sample_grid: bool = True
     strategy: str = "default"  # default | mirrored | multi_worker
@@ -145,6 +146,7 @@ RANGES = {
     "train.ema_decay": (0.0, 1.0, True),
     "train.log_every": (1, None, True),
     "train.checkpoint_every": (1, None, True),
+    "train.steps_per_loop": (1, None, True),
     "train.eval_batch_size": (1, None, True),
 }
 

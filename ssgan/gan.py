@@ -64,6 +64,9 @@ class SemiSupervisedGAN:
                 f"{self.strategy.num_replicas_in_sync}: set train.jit_compile=false"
             )
         self._step = tf.function(self._distributed_step, jit_compile=bool(train_cfg.jit_compile))
+        # Not jit-compiled itself (it reads the input iterator); under XLA it calls the
+        # compiled step. ``count`` is a tensor, so calls of any length share one trace.
+        self._loop = tf.function(self._steps_on_device)
 
     def _adam(self) -> keras.optimizers.Optimizer:
         adam = keras.optimizers.Adam(
@@ -114,6 +117,39 @@ class SemiSupervisedGAN:
     def train_step(self, batch: Any) -> dict[str, tf.Tensor]:
         """One compiled step on ``(labelled_images, labels, unlabelled_images)``."""
         return self._step(batch)
+
+    def train_steps(
+        self, batches: Any, count: int, step: tf.Variable
+    ) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
+        """Up to ``count`` steps in one compiled call, as Keras' ``steps_per_execution``:
+        each reads the next batch of the iterator ``batches`` and adds 1 to ``step`` on
+        device. Returns ``(losses, finite_steps)``: the losses averaged over the steps
+        run, and how many ran. The loop stops at the first step with a non-finite loss,
+        without counting it; ``finite_steps < count`` then, and ``losses`` are that
+        step's."""
+        return self._loop(batches, tf.constant(count, tf.int64), step)
+
+    def _steps_on_device(
+        self, batches: Any, count: tf.Tensor, step: tf.Variable
+    ) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
+        totals = {key: tf.zeros([], tf.float32) for key in METRIC_KEYS}
+        failed = dict(totals)
+        finite_steps = tf.zeros([], tf.int64)
+        for _ in tf.range(count):
+            metrics = {key: tf.cast(value, tf.float32) for key, value in
+                       self._step(next(batches)).items()}  # fmt: skip
+            finite = tf.reduce_all([tf.math.is_finite(v) for v in metrics.values()])
+            if not finite:
+                failed = metrics
+                break
+            totals = {key: totals[key] + metrics[key] for key in METRIC_KEYS}
+            finite_steps += 1
+            step.assign_add(1)
+        if finite_steps < count:
+            result = failed
+        else:
+            result = {key: totals[key] / tf.cast(count, tf.float32) for key in METRIC_KEYS}
+        return result, finite_steps
 
     # -- the step ---------------------------------------------------------------------
 

@@ -116,6 +116,7 @@ class Trainer:
             max_to_keep=1,
         )
         self.eval_seconds = 0.0  # time spent in per-epoch evaluation (benchmarks subtract it)
+        self.progress: bool | None = None  # progress bar: None = only on a terminal
         # Fixed noise so sample grids of successive epochs are comparable.
         self.sample_z = tf.random.stateless_normal(
             [SAMPLE_GRID * SAMPLE_GRID, cfg.model.z_size], seed=[cfg.train.seed, 7]
@@ -145,80 +146,101 @@ class Trainer:
 
     def fit(self) -> dict[str, Any]:
         """Train from the restored step to the end; return the best epoch's figures."""
-        start = int(self.state.step.numpy())
-        dataset = train_batches(
-            self.data, int(self.cfg.data.batch_size), int(self.cfg.data.seed), start_step=start
-        )
-        if self.strategy.num_replicas_in_sync > 1:
-            dataset = self.strategy.experimental_distribute_dataset(dataset)
-        batches = iter(dataset)
-        if start == 0:
-            # Data-dependent initialisation (weight-normalised models) on the first batch.
-            first = next(
-                iter(
-                    train_batches(self.data, int(self.cfg.data.batch_size), int(self.cfg.data.seed))
-                )
-            )
-            self.gan.initialize(first[2])
-        images_per_sec = 0.0
-        for epoch in range(start // self.steps_per_epoch, int(self.cfg.train.epochs)):
-            images_per_sec = self._run_epoch(epoch, batches)
+        self.start()
+        self.run_until(self.total_steps)
         self.tracker.flush()
         return {
             "steps": int(self.state.step.numpy()),
             "best_val_accuracy": float(self.state.best_val_accuracy.numpy()),
             "best_test_accuracy": float(self.state.best_test_accuracy.numpy()),
             "best_epoch": int(self.state.best_epoch.numpy()),
-            "images_per_sec": images_per_sec,
+            "images_per_sec": self._rate,
         }
 
-    def _run_epoch(self, epoch: int, batches: Any) -> float:
+    def start(self) -> None:
+        """Open the input stream at the restored step; initialise a fresh model."""
+        start = int(self.state.step.numpy())
+        batch_size, seed = int(self.cfg.data.batch_size), int(self.cfg.data.seed)
+        dataset = train_batches(self.data, batch_size, seed, start_step=start)
+        if self.strategy.num_replicas_in_sync > 1:
+            dataset = self.strategy.experimental_distribute_dataset(dataset)
+        self._batches = iter(dataset)
+        if start == 0:
+            # Data-dependent initialisation (weight-normalised models) on the first batch.
+            first = next(iter(train_batches(self.data, batch_size, seed)))
+            self.gan.initialize(first[2])
+        self._epoch, self._bar, self._rate = None, None, 0.0
+
+    def run_until(self, target: int) -> None:
+        """Train up to global step ``target`` (evaluating and checkpointing on the way)
+        with the stream :meth:`start` opened; calls continue where the last one stopped."""
+        step = int(self.state.step.numpy())
+        while step < target:
+            if self._epoch != step // self.steps_per_epoch:
+                self._begin_epoch(step)
+            count = self._chunk(step, target)
+            losses = self._steps(step, count)
+            step += count
+            self._bar.update(count)
+            self._window_steps += count
+            if step % self.cfg.train.log_every == 0 or step % self.steps_per_epoch == 0:
+                self._log_losses(losses, step)
+            if step % self.steps_per_epoch == 0:
+                self._bar.close()
+                self._end_epoch(self._epoch, step)
+                self._save()
+                self._epoch = None
+            elif step % self.cfg.train.checkpoint_every == 0:
+                self._save()
+
+    def _chunk(self, step: int, target: int) -> int:
+        """Steps for the next compiled call: ``train.steps_per_loop``, cut short so that
+        every epoch end, checkpoint and log step falls on the end of a call."""
+        count = min(int(self.cfg.train.steps_per_loop), target - step)
+        for every in (
+            self.steps_per_epoch,
+            int(self.cfg.train.checkpoint_every),
+            int(self.cfg.train.log_every),
+        ):
+            count = min(count, every - step % every)
+        return count
+
+    def _begin_epoch(self, step: int) -> None:
+        epoch = step // self.steps_per_epoch
+        self._epoch = epoch
         self.gan.set_learning_rate(learning_rate(self.cfg.train, epoch))
-        first = epoch * self.steps_per_epoch
-        done = int(self.state.step.numpy()) - first
-        batch_images = int(self.cfg.data.batch_size)
-        bar = tqdm(
+        self._bar = tqdm(
             total=self.steps_per_epoch,
-            initial=done,
+            initial=step - epoch * self.steps_per_epoch,
             desc=f"epoch {epoch + 1}/{self.cfg.train.epochs}",
             unit="step",
             leave=False,
-            disable=None,
+            disable=None if self.progress is None else not self.progress,
         )
-        window_start, window_steps, rate = time.perf_counter(), 0, 0.0
-        for _ in range(done, self.steps_per_epoch):
-            losses = self._step(next(batches))
-            step = int(self.state.step.assign_add(1).numpy())
-            window_steps += 1
-            bar.update(1)
-            if step % self.cfg.train.log_every == 0 or step % self.steps_per_epoch == 0:
-                elapsed = time.perf_counter() - window_start
-                rate = window_steps * batch_images / max(elapsed, 1e-9)
-                bar.set_postfix(
-                    d=f"{losses['d_loss']:.3f}", g=f"{losses['g_loss']:.3f}", img_s=f"{rate:.0f}"
-                )
-                self.tracker.log_metrics(
-                    {f"train/{k}": v for k, v in losses.items()} | {"train/images_per_sec": rate},
-                    step,
-                )
-                window_start, window_steps = time.perf_counter(), 0
-            if step % self.steps_per_epoch == 0:
-                self._end_epoch(epoch, step)
-                self._save()
-            elif step % self.cfg.train.checkpoint_every == 0:
-                self._save()
-        bar.close()
-        return rate
+        self._window_start, self._window_steps = time.perf_counter(), 0
 
-    def _step(self, batch: Any) -> dict[str, float]:
-        outputs = self.gan.train_step(batch)
+    def _log_losses(self, losses: dict[str, float], step: int) -> None:
+        elapsed = time.perf_counter() - self._window_start
+        self._rate = self._window_steps * int(self.cfg.data.batch_size) / max(elapsed, 1e-9)
+        self._bar.set_postfix(
+            d=f"{losses['d_loss']:.3f}", g=f"{losses['g_loss']:.3f}", img_s=f"{self._rate:.0f}"
+        )
+        self.tracker.log_metrics(
+            {f"train/{k}": v for k, v in losses.items()} | {"train/images_per_sec": self._rate},
+            step,
+        )
+        self._window_start, self._window_steps = time.perf_counter(), 0
+
+    def _steps(self, step: int, count: int) -> dict[str, float]:
+        """Run ``count`` steps from global step ``step`` in one call; their mean losses."""
+        outputs, finite_steps = self.gan.train_steps(self._batches, count, self.state.step)
         losses = {key: float(outputs[key]) for key in LOSS_KEYS}
-        for key, value in losses.items():
-            if not math.isfinite(value):
-                raise NonFiniteLossError(
-                    f"train/{key} became {value} at step {int(self.state.step.numpy()) + 1}: "
-                    f"training diverged (try a lower train.lr than {self.cfg.train.lr})"
-                )
+        if int(finite_steps) < count:
+            key, value = next((k, v) for k, v in losses.items() if not math.isfinite(v))
+            raise NonFiniteLossError(
+                f"train/{key} became {value} at step {step + int(finite_steps) + 1}: "
+                f"training diverged (try a lower train.lr than {self.cfg.train.lr})"
+            )
         return losses
 
     def _end_epoch(self, epoch: int, step: int) -> None:

@@ -232,3 +232,78 @@ def test_mirrored_strategy_on_two_logical_cpus() -> None:
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-3000:]
+
+
+def _stream(size: int = 16, nan_at: int | None = None) -> tf.data.Dataset:
+    """Endless batches, batch ``i`` a function of ``i`` (NaN pixels at index ``nan_at``)."""
+
+    def batch(index):
+        seed = tf.stack([index, 1])
+        images = tf.random.stateless_uniform([2, size, 32, 32, 3], seed, -1.0, 1.0)
+        labels = tf.random.stateless_uniform([size], seed, 0, 10, dtype=tf.int64)
+        if nan_at is not None:
+            images = tf.where(index == nan_at, float("nan"), images)
+        return images[0], labels, images[1]
+
+    return tf.data.Dataset.range(1_000_000).map(batch)
+
+
+def test_loop_stops_at_the_first_nonfinite_step_without_counting_it() -> None:
+    gan = SemiSupervisedGAN(model_cfg(), train_cfg())
+    step = tf.Variable(0, dtype=tf.int64)
+    batches = iter(_stream(nan_at=2))  # the third step's batch
+    losses, finite_steps = gan.train_steps(batches, 5, step)
+    assert int(finite_steps) == 2 and int(step.numpy()) == 2
+    assert not np.isfinite(float(losses["d_loss"]))
+    assert gan.d_optimizer.iterations.numpy() == 3  # the loop did not go on after it
+    losses, finite_steps = SemiSupervisedGAN(model_cfg(), train_cfg()).train_steps(
+        iter(_stream()), 3, tf.Variable(0, dtype=tf.int64)
+    )
+    assert int(finite_steps) == 3 and _finite(losses)
+
+
+LOOP_EQUALS_STEPS = textwrap.dedent(
+    """
+    import numpy as np, tensorflow as tf
+    tf.config.experimental.enable_op_determinism()
+    from ssgan.gan import SemiSupervisedGAN
+    from tests.test_gan import _stream
+    from tests.test_model import model_cfg, train_cfg
+
+    def fresh(mode):
+        tf.keras.utils.set_random_seed(0)
+        return SemiSupervisedGAN(model_cfg(), train_cfg(mode=mode, ema_decay=0.9))
+
+    def state(gan):
+        models = [gan.discriminator, gan.generator, gan.ema_discriminator]
+        return [w.numpy() for m in models for w in m.weights] + [gan.rng.state.numpy()]
+
+    for mode in ("ssgan", "supervised"):
+        single, batches = fresh(mode), iter(_stream())
+        outs = [single.train_step(next(batches)) for _ in range(5)]
+        looped, batches = fresh(mode), iter(_stream())
+        step = tf.Variable(0, dtype=tf.int64)
+        first, n_first = looped.train_steps(batches, 3, step)
+        second, n_second = looped.train_steps(batches, 2, step)
+        assert (int(n_first), int(n_second), int(step.numpy())) == (3, 2, 5)
+        for a, b in zip(state(single), state(looped), strict=True):
+            np.testing.assert_array_equal(a, b)
+        for key, value in second.items():  # the mean over the call's steps
+            mean = np.mean(np.array([o[key].numpy() for o in outs[3:]], np.float32))
+            np.testing.assert_allclose(value.numpy(), mean, rtol=1e-6)
+        # Calls of any length share one trace.
+        assert looped._loop.experimental_get_tracing_count() == 1
+    print("ok")
+    """
+)
+
+
+@pytest.mark.slow
+def test_steps_in_one_call_equal_single_steps_bit_for_bit() -> None:
+    """train.steps_per_loop changes nothing but speed: k steps in one compiled call give
+    the weights, EMA, noise RNG state of k single steps, bit for bit (op determinism)."""
+    result = subprocess.run(
+        [sys.executable, "-c", "import ssgan\n" + LOOP_EQUALS_STEPS],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-3000:]

@@ -96,32 +96,86 @@ def test_supervised_mode_trains_the_same_discriminator(tmp_path: Path) -> None:
     assert 0.0 <= summary["export_test_accuracy"] <= 1.0
 
 
+@pytest.mark.parametrize("steps_per_loop", [1, 4])
 def test_divergence_marks_run_failed_with_the_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, steps_per_loop: int
 ) -> None:
-    """A NaN loss stops the run at once with a clear error; the run is FAILED."""
+    """A NaN loss stops the run at once with a clear error naming its step, also when the
+    step is inside a multi-step call; the run is FAILED."""
     from ssgan import gan as gan_module
 
-    real_step = gan_module.SemiSupervisedGAN.train_step
-    calls = []
+    real_step = gan_module.SemiSupervisedGAN._replica_step
 
     def diverging_step(self, batch):
         losses = dict(real_step(self, batch))
-        calls.append(1)
-        if len(calls) >= 3:
-            losses["d_loss"] = tf.constant(float("nan"))
+        # In the graph: the third update of D (step 3) reports a NaN loss.
+        diverged = self.d_optimizer.iterations >= 3
+        losses["d_loss"] = tf.where(diverged, float("nan"), losses["d_loss"])
         return losses
 
-    monkeypatch.setattr(gan_module.SemiSupervisedGAN, "train_step", diverging_step)
-    cfg = compose_config("config", tiny_overrides(tmp_path))
-    with pytest.raises(UserError, match="train/d_loss became nan at step 3"):
+    monkeypatch.setattr(gan_module.SemiSupervisedGAN, "_replica_step", diverging_step)
+    cfg = compose_config(
+        "config", [*tiny_overrides(tmp_path), f"train.steps_per_loop={steps_per_loop}"]
+    )
+    with pytest.raises(UserError, match="train/d_loss became nan at step 3:"):
         train(cfg)
-    assert len(calls) == 3
     runs = _client(cfg).search_runs(
         [_client(cfg).get_experiment_by_name(cfg.tracking.experiment).experiment_id]
     )
     assert [r.info.status for r in runs] == ["FAILED"]
     assert "NonFiniteLossError" in runs[0].data.tags["ssgan.error"]
+    assert "train/d_loss" not in runs[0].data.metrics  # nothing logged past the failure
+
+
+class _RecordingTracker:
+    """Keeps what the loop logs, in memory."""
+
+    run_id = "recording"
+
+    def __init__(self) -> None:
+        self.metrics: dict[str, list[int]] = {}
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        for key in metrics:
+            self.metrics.setdefault(key, []).append(step)
+
+    def log_image(self, image, artifact_file: str) -> None:
+        del image, artifact_file
+
+    def flush(self) -> None:
+        pass
+
+
+def test_steps_per_loop_keeps_log_checkpoint_and_epoch_steps_exact(tmp_path: Path) -> None:
+    """With 3 steps per call, dividing none of the intervals, every log step,
+    checkpoint and epoch end still lands on its exact step, and one trace serves all
+    call lengths."""
+    from ssgan.data import load_data
+    from ssgan.distribute import make_strategy
+    from ssgan.gan import SemiSupervisedGAN
+    from ssgan.trainer import Trainer
+
+    cfg = compose_config(
+        "config",
+        [*tiny_overrides(tmp_path), "train.steps_per_loop=3", "train.checkpoint_every=5",
+         "train.log_every=4", "train.steps_per_epoch=7", "train.sample_grid=false"],
+    )  # fmt: skip
+    data = load_data(cfg.data, int(cfg.model.num_classes))
+    strategy = make_strategy(cfg.train)
+    gan = SemiSupervisedGAN(cfg.model, cfg.train, strategy)
+    calls: list[int] = []
+    real_train_steps = gan.train_steps
+    gan.train_steps = lambda b, count, step: calls.append(count) or real_train_steps(b, count, step)
+    tracker, saved = _RecordingTracker(), []
+    trainer = Trainer(cfg, data, gan, tracker, tmp_path / "ckpt", strategy,
+                      after_save=lambda: saved.append(int(trainer.state.step.numpy())))  # fmt: skip
+    summary = trainer.fit()
+    assert summary["steps"] == 14 and sum(calls) == 14 and max(calls) == 3
+    assert calls == [3, 1, 1, 2, 1, 2, 2, 2]  # cut at 3|4|5|7 and 8|10|12|14
+    assert tracker.metrics["train/d_loss"] == [4, 7, 8, 12, 14]  # log steps and epoch ends
+    assert tracker.metrics["val/accuracy"] == [7, 14]
+    assert saved == [5, 7, 10, 14]
+    assert gan._loop.experimental_get_tracing_count() == 1
 
 
 def test_missing_data_stops_before_any_run(tmp_path: Path) -> None:
@@ -163,7 +217,8 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path: Path) -> None:
         "train.epochs=2",
         "train.steps_per_epoch=100",
         "train.checkpoint_every=5",
-        "train.log_every=1",
+        "train.log_every=3",
+        "train.steps_per_loop=4",  # a kill lands inside a multi-step call
     ]
     whole = run_cli("ssgan.train", *overrides, cwd=tmp_path)
     assert whole.returncode == 0, whole.stderr
