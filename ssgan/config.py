@@ -80,6 +80,8 @@ class TrackingConfig:
     artifact_root: str = "mlruns/artifacts"
     experiment: str = "ssgan"
     run_name: str = ""  # empty = built from the overrides
+    timeout_s: float = 10.0  # one request to the store (HTTP, or a locked SQLite file)
+    retry_s: float = 120.0  # how long failed writes are retried before the run fails
 
 
 @dataclass
@@ -148,6 +150,8 @@ RANGES = {
     "train.checkpoint_every": (1, None, True),
     "train.steps_per_loop": (1, None, True),
     "train.eval_batch_size": (1, None, True),
+    "tracking.timeout_s": (0.0, 3600.0, False),
+    "tracking.retry_s": (0.0, None, True),
 }
 
 

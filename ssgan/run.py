@@ -27,6 +27,8 @@ from ssgan.gan import SemiSupervisedGAN
 from ssgan.tracking import (
     MODEL_ARTIFACT,
     RunTracker,
+    TrackingWriteError,
+    check_store,
     download_artifacts,
     environment_tags,
     get_run,
@@ -45,6 +47,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     it was started with.
     """
     validate_train_config(cfg)
+    check_store(cfg.tracking)  # a store that cannot work stops before data or a run exist
     if cfg.resume:
         return _resume(cfg)
     return _run(cfg, run_id=None)
@@ -77,14 +80,32 @@ def _run(cfg: DictConfig, run_id: str | None) -> dict[str, Any]:
     _announce(tracker, resumed=run_id is not None)
     try:
         summary = _fit_and_export(cfg, data, gan, tracker, strategy)
+        tracker.finish("FINISHED")
     except KeyboardInterrupt:
-        tracker.finish("KILLED", error="interrupted (Ctrl-C)")
+        _finish_after_error(tracker, "KILLED", "interrupted (Ctrl-C)")
         raise
     except BaseException as err:
-        tracker.finish("FAILED", error=f"{type(err).__name__}: {err}")
+        _finish_after_error(tracker, "FAILED", f"{type(err).__name__}: {err}", err)
         raise
-    tracker.finish("FINISHED")
     return summary
+
+
+def _finish_after_error(
+    tracker: RunTracker, status: str, error: str, cause: BaseException | None = None
+) -> None:
+    """Record the failure; when even that cannot be written, say so in the one line the
+    user sees (the store still says RUNNING, not FINISHED)."""
+    try:
+        tracker.finish(status, error=error)
+    except TrackingWriteError as record_err:
+        first = str(cause) if isinstance(cause, UserError) else error
+        if not isinstance(cause, TrackingWriteError):
+            first += f"; and {record_err}"
+        raise TrackingWriteError(
+            f"{first}; its status could not be recorded either, so the store still shows run "
+            f"{tracker.run_id} as RUNNING (resume={tracker.run_id} continues it once the "
+            "store is writable)"
+        ) from cause
 
 
 def _announce(tracker: RunTracker, resumed: bool) -> None:

@@ -8,12 +8,17 @@ point runs at a shared tracking server instead.
 from __future__ import annotations
 
 import logging
+import math
 import os
+import queue
 import re
 import subprocess
 import tempfile
+import threading
 import time
-from collections.abc import Iterable
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +28,8 @@ from mlflow.entities import Metric, Param, Run, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 
 from ssgan.errors import UserError
 
@@ -30,6 +37,9 @@ from ssgan.errors import UserError
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 logging.getLogger("mlflow").setLevel(logging.WARNING)
 logging.getLogger("alembic").setLevel(logging.WARNING)
+# MLflow logs a traceback for every failed SQLite write; RunTracker retries those writes
+# and reports what finally could not be written in one line.
+logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
 
 RUN_ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
 CONFIG_ARTIFACT = "config/config.yaml"
@@ -43,16 +53,121 @@ class TrackingError(UserError):
     """A run, store or artifact that cannot be used."""
 
 
+class TrackingWriteError(TrackingError):
+    """The store refused a write for longer than ``tracking.retry_s``: the run's record
+    would have holes, so the run must not end FINISHED."""
+
+
 def _is_local_sqlite(uri: str) -> bool:
     return uri.startswith("sqlite:///")
 
 
-def client_for(tracking_cfg: DictConfig) -> MlflowClient:
-    """An MlflowClient on ``tracking.uri``; a local SQLite store's folder is created."""
+ALLOWED_URIS = "sqlite:///PATH (a local SQLite file) or http(s)://HOST:PORT (an MLflow server)"
+DEFAULT_TIMEOUT_S = 10.0
+DEFAULT_RETRY_S = 120.0
+_SQLITE_HEADER = b"SQLite format 3\x00"
+_checked_stores: set[tuple[str, float]] = set()
+# How long one SQLite statement waits for a lock held by another process (MLflow's own
+# default is 20 s); set from tracking.timeout_s by check_store.
+_sqlite_busy_ms: int | None = None
+# MLflow's HTTP client settings as the user's environment had them (those win over ours).
+_USER_HTTP_ENV = {
+    name: os.environ.get(name)
+    for name in (
+        "MLFLOW_HTTP_REQUEST_TIMEOUT",
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
+    )
+}
+
+
+@event.listens_for(Engine, "before_cursor_execute", retval=True)
+def _bounded_sqlite_wait(conn, cursor, statement, parameters, context, executemany):
+    """MLflow sets ``PRAGMA busy_timeout = 20000`` on every session; bound it by
+    ``tracking.timeout_s`` so a locked store is retried on our schedule, not 20 s a try."""
+    if _sqlite_busy_ms is not None and statement.lstrip().lower().startswith("pragma busy_timeout"):
+        statement = f"PRAGMA busy_timeout = {_sqlite_busy_ms};"
+    return statement, parameters
+
+
+def check_store(tracking_cfg: DictConfig) -> None:
+    """Refuse a ``tracking.uri`` that cannot work, in one line, before any work starts:
+    an unknown scheme, a SQLite file whose folder cannot be created or that is not a
+    SQLite database, an MLflow server that does not answer within ``tracking.timeout_s``."""
+    global _sqlite_busy_ms
     uri = str(tracking_cfg.uri)
-    if _is_local_sqlite(uri):
-        db_path = Path(uri[len("sqlite:///") :])
-        db_path.parent.mkdir(parents=True, exist_ok=True)
+    timeout = float(OmegaConf.select(tracking_cfg, "timeout_s", default=DEFAULT_TIMEOUT_S))
+    if (uri, timeout) in _checked_stores:
+        return
+    scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
+    if scheme == "sqlite":
+        _check_sqlite(uri)
+        _sqlite_busy_ms = max(1, int(timeout * 1000))
+    elif scheme in ("http", "https"):
+        _bound_http_client(timeout)
+        _check_server(uri, timeout)
+    else:
+        raise TrackingError(f"tracking.uri={uri} is not a tracking store: allowed {ALLOWED_URIS}")
+    _checked_stores.add((uri, timeout))
+
+
+def _check_sqlite(uri: str) -> None:
+    path = uri[len("sqlite:///") :] if _is_local_sqlite(uri) else ""
+    if not path or path.startswith(":memory:") or "?" in path:
+        raise TrackingError(
+            f"tracking.uri={uri} is not a SQLite file store: write sqlite:///relative/path.db "
+            "or sqlite:////absolute/path.db"
+        )
+    db = Path(path)
+    try:
+        db.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise TrackingError(
+            f"tracking.uri={uri}: cannot create the folder {db.parent} "
+            f"({err.strerror or err}); choose a writable place for the store"
+        ) from err
+    if db.is_dir():
+        raise TrackingError(f"tracking.uri={uri}: {db} is a folder, not a SQLite file")
+    if db.is_file() and db.stat().st_size > 0:
+        with open(db, "rb") as handle:
+            if handle.read(len(_SQLITE_HEADER)) != _SQLITE_HEADER:
+                raise TrackingError(
+                    f"tracking.uri={uri}: {db} is not a SQLite database; point tracking.uri "
+                    "at the store's mlflow.db or at a new file"
+                )
+
+
+def _bound_http_client(timeout: float) -> None:
+    """MLflow retries an unreachable server for minutes by default: one request may take
+    ``tracking.timeout_s``, and RunTracker does the retrying (``tracking.retry_s``)."""
+    ours = {
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": str(max(1, math.ceil(timeout))),
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    }
+    for name, value in ours.items():
+        if _USER_HTTP_ENV[name] is None:
+            os.environ[name] = value
+
+
+def _check_server(uri: str, timeout: float) -> None:
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout):
+            return
+    except urllib.error.HTTPError:
+        return  # it answers: whatever the status, the server is there
+    except (urllib.error.URLError, OSError, ValueError) as err:
+        reason = getattr(err, "reason", err)
+        raise TrackingError(
+            f"tracking.uri={uri} does not answer within tracking.timeout_s={timeout:g} "
+            f"({reason}): start the MLflow server or fix the URI"
+        ) from err
+
+
+def client_for(tracking_cfg: DictConfig) -> MlflowClient:
+    """An MlflowClient on ``tracking.uri`` once :func:`check_store` accepts it."""
+    check_store(tracking_cfg)
+    uri = str(tracking_cfg.uri)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
@@ -178,11 +293,81 @@ def git_state(start: Path | None = None) -> dict[str, str]:
     return {"mlflow.source.git.commit": commit, "ssgan.git_dirty": str(dirty).lower()}
 
 
-class RunTracker:
-    """One training run in MLflow: params, tags, batched async metrics, artifacts, status.
+# MLflow error codes that no retry can fix (a bad value, a deleted run): fail at once.
+_PERMANENT_ERRORS = {
+    "INVALID_PARAMETER_VALUE",
+    "RESOURCE_DOES_NOT_EXIST",
+    "RESOURCE_ALREADY_EXISTS",
+    "INVALID_STATE",
+    "BAD_REQUEST",
+    "PERMISSION_DENIED",
+    "UNAUTHENTICATED",
+}
 
-    Metrics are sent with MLflow's asynchronous logging so the training loop never waits
-    on the store. On resume, steps already logged for a metric are not logged again.
+
+def _is_transient(err: BaseException) -> bool:
+    """A locked or unreachable store may recover; a refused value will not."""
+    if isinstance(err, MlflowException):
+        return err.error_code not in _PERMANENT_ERRORS
+    return isinstance(err, OSError)
+
+
+def _reason(err: BaseException) -> str:
+    text = str(getattr(err, "message", err)) or type(err).__name__
+    return text.strip().splitlines()[0][:200]
+
+
+class _MetricWriter:
+    """Sends metric batches from a background thread, so the training loop never waits on
+    the store, each batch retried as one idempotent unit by ``write``."""
+
+    def __init__(self, write: Callable[[list[Metric]], None]) -> None:
+        self._write = write
+        self._queue: queue.Queue[list[Metric] | None] = queue.Queue()
+        self.error: TrackingWriteError | None = None
+        self.lost = 0  # metric points that could not be written
+        self._thread = threading.Thread(target=self._drain, name="ssgan-metrics", daemon=True)
+        self._thread.start()
+
+    def put(self, batch: list[Metric]) -> None:
+        self._queue.put(batch)
+
+    def _drain(self) -> None:
+        while True:
+            batch = self._queue.get()
+            try:
+                if batch is None:
+                    return
+                if self.error is not None:
+                    self.lost += len(batch)  # the store already gave up: do not wait again
+                    continue
+                try:
+                    self._write(batch)
+                except TrackingWriteError as err:
+                    self.error, self.lost = err, self.lost + len(batch)
+            finally:
+                self._queue.task_done()
+
+    def join(self) -> None:
+        """Wait until every queued batch is written or given up on."""
+        self._queue.join()
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=5)
+
+
+class RunTracker:
+    """One training run in MLflow: params, tags, batched background metrics, artifacts,
+    status.
+
+    The record is complete or the run says otherwise: every write is retried for
+    ``tracking.retry_s`` seconds; a write the store still refuses raises
+    :class:`TrackingWriteError`, and the run is never marked FINISHED with holes. Each
+    metric point gets its timestamp once, so a retry of a batch whose first attempt did
+    reach the store writes the same rows again, which MLflow deduplicates (its metric key
+    includes the timestamp): no point is logged twice. On resume, steps already logged
+    for a metric are not logged again.
     """
 
     def __init__(self, tracking_cfg: DictConfig, run: Run) -> None:
@@ -190,7 +375,9 @@ class RunTracker:
         self.client = client_for(tracking_cfg)
         self.run_id = run.info.run_id
         self.artifact_uri = run.info.artifact_uri
+        self.retry_s = float(OmegaConf.select(tracking_cfg, "retry_s", default=DEFAULT_RETRY_S))
         self._last_step: dict[str, int] = {}
+        self._metrics = _MetricWriter(self._write_metrics)
 
     @classmethod
     def start(
@@ -208,22 +395,58 @@ class RunTracker:
         run = get_run(tracking_cfg, run_id)
         tracker = cls(tracking_cfg, run)
         client = tracker.client
-        client.update_run(run_id, status="RUNNING")
+        tracker._retrying("set the run RUNNING", client.update_run, run_id, status="RUNNING")
         for key in run.data.metrics:
-            history = client.get_metric_history(run_id, key)
+            history = tracker._retrying(f"read {key}", client.get_metric_history, run_id, key)
             tracker._last_step[key] = max(m.step for m in history)
         return tracker
+
+    # -- retried writes ------------------------------------------------------------------
+
+    def _retrying(self, what: str, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``call(*args, **kwargs)``, retried with backoff for ``tracking.retry_s``."""
+        deadline = time.monotonic() + self.retry_s
+        delay = 0.1
+        while True:
+            try:
+                return call(*args, **kwargs)
+            except Exception as err:  # classified below: only store outages are retried
+                if not _is_transient(err):
+                    raise TrackingWriteError(
+                        f"the tracking store {self.tracking_cfg.uri} refused to {what} "
+                        f"({_reason(err)})"
+                    ) from err
+                if time.monotonic() + delay > deadline:
+                    raise TrackingWriteError(
+                        f"could not {what} in the tracking store {self.tracking_cfg.uri} "
+                        f"within tracking.retry_s={self.retry_s:g} ({_reason(err)})"
+                    ) from err
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    def _write_metrics(self, batch: list[Metric]) -> None:
+        self._retrying("log metrics", self.client.log_batch, self.run_id, metrics=batch)
 
     def _log_params(self, params: dict[str, Any]) -> None:
         items = [Param(k, "None" if v is None else str(v)) for k, v in params.items()]
         for i in range(0, len(items), _MAX_PARAMS_PER_BATCH):
-            self.client.log_batch(self.run_id, params=items[i : i + _MAX_PARAMS_PER_BATCH])
+            chunk = items[i : i + _MAX_PARAMS_PER_BATCH]
+            self._retrying("log params", self.client.log_batch, self.run_id, params=chunk)
 
     def set_tags(self, tags: dict[str, str]) -> None:
-        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+        items = [RunTag(k, str(v)) for k, v in tags.items()]
+        self._retrying("set tags", self.client.log_batch, self.run_id, tags=items)
+
+    def delete_tag(self, key: str) -> None:
+        """Remove a tag if the run has it (e.g. a stale error of an earlier attempt)."""
+        run = self._retrying("read the run", self.client.get_run, self.run_id)
+        if key in run.data.tags:
+            self._retrying(f"delete tag {key}", self.client.delete_tag, self.run_id, key)
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
-        """Queue metrics for ``step``; skip any (key, step) a previous attempt already logged."""
+        """Queue metrics for ``step``; skip any (key, step) a previous attempt already
+        logged. Raises TrackingWriteError once the store has refused earlier metrics."""
+        self._raise_lost_metrics()
         now = int(time.time() * 1000)
         batch = [
             Metric(key, float(value), now, int(step))
@@ -233,18 +456,29 @@ class RunTracker:
         for metric in batch:
             self._last_step[metric.key] = int(step)
         for i in range(0, len(batch), _MAX_METRICS_PER_BATCH):
-            self.client.log_batch(
-                self.run_id, metrics=batch[i : i + _MAX_METRICS_PER_BATCH], synchronous=False
+            self._metrics.put(batch[i : i + _MAX_METRICS_PER_BATCH])
+
+    def _raise_lost_metrics(self) -> None:
+        error = self._metrics.error
+        if error is not None:
+            raise TrackingWriteError(
+                f"run {self.run_id}: {self._metrics.lost} metric points were not recorded: {error}"
             )
 
     def log_artifact(self, local_path: Path, artifact_path: str | None = None) -> None:
-        self.client.log_artifact(self.run_id, str(local_path), artifact_path)
+        self._retrying(
+            "store an artifact", self.client.log_artifact, self.run_id, str(local_path),
+            artifact_path,
+        )  # fmt: skip
 
     def log_artifacts(self, local_dir: Path, artifact_path: str | None = None) -> None:
-        self.client.log_artifacts(self.run_id, str(local_dir), artifact_path)
+        self._retrying(
+            "store artifacts", self.client.log_artifacts, self.run_id, str(local_dir),
+            artifact_path,
+        )  # fmt: skip
 
     def log_text(self, text: str, artifact_file: str) -> None:
-        self.client.log_text(self.run_id, text, artifact_file)
+        self._retrying("store a text", self.client.log_text, self.run_id, text, artifact_file)
 
     def log_array(self, array: np.ndarray, artifact_file: str) -> None:
         with tempfile.TemporaryDirectory() as tmp:
@@ -253,10 +487,13 @@ class RunTracker:
             self.log_artifact(path, str(Path(artifact_file).parent))
 
     def log_image(self, image: np.ndarray, artifact_file: str) -> None:
-        self.client.log_image(self.run_id, image, artifact_file=artifact_file)
+        self._retrying(
+            "store an image", self.client.log_image, self.run_id, image,
+            artifact_file=artifact_file,
+        )  # fmt: skip
 
     def log_figure(self, figure: Any, artifact_file: str) -> None:
-        self.client.log_figure(self.run_id, figure, artifact_file)
+        self._retrying("store a figure", self.client.log_figure, self.run_id, figure, artifact_file)
 
     def local_artifact_dir(self, artifact_path: str) -> Path | None:
         """The local folder of an artifact path when the store keeps artifacts on disk."""
@@ -268,14 +505,31 @@ class RunTracker:
         return None
 
     def flush(self) -> None:
-        mlflow.flush_async_logging()
+        """Wait until every queued metric is in the store; raise if any could not be."""
+        self._metrics.join()
+        self._raise_lost_metrics()
 
     def finish(self, status: str, error: str | None = None) -> None:
-        """Mark the run FINISHED, FAILED (with the error as a tag) or KILLED."""
-        self.flush()
-        if error:
-            self.set_tags({"ssgan.error": error[:5000]})
-        self.client.set_terminated(self.run_id, status=status)
+        """Mark the run FINISHED, FAILED (with the error as a tag) or KILLED.
+
+        FINISHED only when every metric reached the store (else TrackingWriteError, and
+        the caller marks the run FAILED). A FINISHED run loses the error tag an earlier
+        failed attempt left. Raises TrackingWriteError when the status itself cannot be
+        written: the store then still says RUNNING, never FINISHED.
+        """
+        try:
+            self._metrics.join()
+            if status == "FINISHED":
+                self._raise_lost_metrics()
+                self.delete_tag("ssgan.error")
+            if error:
+                self.set_tags({"ssgan.error": error[:5000]})
+            self._retrying(
+                f"mark the run {status}", self.client.set_terminated, self.run_id, status=status
+            )
+        finally:
+            if status != "FINISHED" or self._metrics.error is None:
+                self._metrics.close()
 
 
 def search_runs(tracking_cfg: DictConfig, filter_string: str = "") -> Iterable[Run]:

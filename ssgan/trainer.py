@@ -132,6 +132,10 @@ class Trainer:
         return int(self.state.step.numpy())
 
     def _save(self) -> None:
+        # Metrics first: a checkpoint never gets ahead of the run's record, so a run that
+        # fails because the store refused metrics resumes from a step whose history is
+        # complete, and the resumed run fills in the rest.
+        self.tracker.flush()
         # CheckpointManager writes the data files first and the index last, atomically,
         # so the latest checkpoint it names is always complete.
         self.manager.save(checkpoint_number=int(self.state.step.numpy()))

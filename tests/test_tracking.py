@@ -1,0 +1,151 @@
+"""The tracking store: URIs checked before any work, a record complete or marked otherwise."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+from omegaconf import OmegaConf
+
+from ssgan.cli import compose_config
+from ssgan.tracking import TrackingError, check_store
+from ssgan.train import train
+from tests.conftest import run_cli, tiny_overrides
+
+
+def _tracking(uri: str, timeout_s: float = 2.0):
+    return OmegaConf.create({"uri": uri, "timeout_s": timeout_s, "experiment": "ssgan"})
+
+
+@pytest.mark.parametrize(
+    ("uri", "says"),
+    [
+        ("foo://bar", "is not a tracking store: allowed sqlite:///PATH"),
+        ("garbage", "is not a tracking store"),
+        ("file:///tmp/mlruns", "is not a tracking store"),
+        ("sqlite://", "is not a SQLite file store"),
+        ("sqlite:////proc/x/mlflow.db", "cannot create the folder /proc/x"),
+    ],
+)
+def test_unusable_tracking_uris_are_one_line(uri: str, says: str) -> None:
+    with pytest.raises(TrackingError, match="tracking.uri=") as info:
+        check_store(_tracking(uri))
+    assert says in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_file_that_is_not_sqlite_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "mlflow.db").write_text("not a database")
+    with pytest.raises(TrackingError, match="is not a SQLite database"):
+        check_store(_tracking(f"sqlite:///{tmp_path / 'mlflow.db'}"))
+
+
+def test_cli_refuses_bad_and_unreachable_stores_before_any_work(tmp_path: Path) -> None:
+    """Nothing listens on port 9: the command fails in seconds, before data are made."""
+    for uri, says in (
+        ("foo://bar", "is not a tracking store"),
+        ("http://127.0.0.1:9", "does not answer within tracking.timeout_s=3"),
+    ):
+        started = time.monotonic()
+        result = run_cli("ssgan.train", *tiny_overrides(tmp_path), f"tracking.uri={uri}",
+                         "tracking.timeout_s=3", cwd=tmp_path)  # fmt: skip
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.count("\n") == 1 and says in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
+        assert time.monotonic() - started < 60  # was 4 min 15 s of retries
+    assert not (tmp_path / "data").exists() and not (tmp_path / "mlruns").exists()
+
+
+def test_timeout_and_retry_are_validated(tmp_path: Path) -> None:
+    for key in ("tracking.timeout_s=0", "tracking.retry_s=-1"):
+        result = run_cli("ssgan.train", *tiny_overrides(tmp_path), key, cwd=tmp_path)
+        assert result.returncode == 2 and "out of range" in result.stderr, result.stderr
+
+
+# -- a store that is locked for a while ----------------------------------------------------
+
+_LOCKER = """
+import sqlite3, sys, time
+from pathlib import Path
+db, ready, release, hold = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), float(sys.argv[4])
+deadline = time.time() + 300
+while time.time() < deadline:  # wait for the run's first training metric
+    try:
+        con = sqlite3.connect(db, timeout=0.1, isolation_level=None)
+        if con.execute("SELECT count(*) FROM metrics WHERE key='train/d_loss'").fetchone()[0]:
+            break
+        con.close()
+    except sqlite3.Error:
+        pass
+    time.sleep(0.02)
+con.execute("BEGIN EXCLUSIVE")
+ready.touch()
+end = time.time() + hold
+while time.time() < end and not release.exists():
+    time.sleep(0.05)
+con.execute("COMMIT")
+"""
+
+
+def _locker(tmp_path: Path, hold_s: float) -> tuple[subprocess.Popen, Path, Path]:
+    """Another process that takes an exclusive lock on the store once the run logs its
+    first training metric, and holds it ``hold_s`` seconds (or until told to let go)."""
+    ready, release = tmp_path / "locked", tmp_path / "release"
+    db = tmp_path / "mlruns" / "mlflow.db"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _LOCKER, str(db), str(ready), str(release), str(hold_s)]
+    )
+    return proc, ready, release
+
+
+def _history_steps(client: MlflowClient, run_id: str) -> dict[str, list[int]]:
+    run = client.get_run(run_id)
+    return {
+        key: [m.step for m in client.get_metric_history(run_id, key)] for key in run.data.metrics
+    }
+
+
+@pytest.mark.slow
+def test_store_locked_for_seconds_loses_no_metric(tmp_path: Path) -> None:
+    """A lock outlasting one write's wait (tracking.timeout_s): writes are retried and the
+    run ends FINISHED with every point, each once."""
+    locker, ready, _ = _locker(tmp_path, hold_s=3)
+    cfg = compose_config("config", [*tiny_overrides(tmp_path), "train.steps_per_epoch=16",
+                                    "tracking.timeout_s=0.5", "tracking.retry_s=60"])  # fmt: skip
+    try:
+        summary = train(cfg)
+    finally:
+        locker.wait(timeout=60)
+    assert ready.exists(), "the store was never locked during the run"
+    client = MlflowClient(str(cfg.tracking.uri))
+    assert client.get_run(summary["run_id"]).info.status == "FINISHED"
+    steps = _history_steps(client, summary["run_id"])
+    assert steps["train/d_loss"] == [4, 8, 12, 16, 20, 24, 28, 32]
+    assert steps["val/accuracy"] == [16, 32]
+    for key in ("best/val_accuracy", "best/test_accuracy", "export/test_accuracy"):
+        assert steps[key] == [32], key
+
+
+@pytest.mark.slow
+def test_store_locked_until_the_end_fails_loudly_never_finished(tmp_path: Path) -> None:
+    locker, ready, release = _locker(tmp_path, hold_s=300)
+    try:
+        result = run_cli("ssgan.train", *tiny_overrides(tmp_path), "tracking.timeout_s=0.5",
+                         "tracking.retry_s=2", cwd=tmp_path, timeout=240)  # fmt: skip
+    finally:
+        release.touch()
+        locker.wait(timeout=60)
+    assert ready.exists(), "the store was never locked during the run"
+    assert result.returncode == 2, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: run ") and "metric points were not recorded" in last
+    assert "retry_s=2" in last and "still shows run" in last and "RUNNING" in last
+    assert (
+        "Traceback" not in result.stderr and "database is locked" not in result.stderr[: -len(last)]
+    )
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("ssgan").experiment_id])
+    assert run.info.status != "FINISHED"
