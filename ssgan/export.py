@@ -80,6 +80,34 @@ def decode_images(images: tf.Tensor) -> tf.Tensor:
     return to_model_range(pixels)
 
 
+_EXAMPLE_SPEC = {"image/encoded": tf.io.FixedLenFeature([], tf.string)}
+
+
+def parse_image_examples(serialized: tf.Tensor) -> tf.Tensor:
+    """Serialized ``tf.Example``s -> their ``image/encoded`` bytes.
+
+    ParseExample's own error for bytes that are not an Example quotes those bytes, which
+    Python cannot even turn into an exception message (UnicodeDecodeError). So each input
+    is first parsed on its own with errors dropped, and a count that falls short raises a
+    plain InvalidArgument naming what was expected.
+    """
+    parsed = (
+        tf.data.Dataset.from_tensor_slices(serialized)
+        .map(lambda one: tf.io.parse_single_example(one, _EXAMPLE_SPEC)["image/encoded"])
+        .ignore_errors()
+        .reduce(tf.constant(0, tf.int64), lambda count, _: count + 1)
+    )
+    check = tf.debugging.assert_equal(
+        parsed,
+        tf.size(serialized, out_type=tf.int64),
+        message="inputs must be serialized tf.Example protos with the encoded image under "
+        "image/encoded; some are not",
+        summarize=1,
+    )
+    with tf.control_dependencies([check]):
+        return tf.io.parse_example(serialized, _EXAMPLE_SPEC)["image/encoded"]
+
+
 class ServingModule(tf.Module):
     """Holds the classifier and the three serving functions."""
 
@@ -107,10 +135,7 @@ class ServingModule(tf.Module):
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
     def classify(self, inputs: tf.Tensor) -> dict[str, tf.Tensor]:
-        features = tf.io.parse_example(
-            inputs, {"image/encoded": tf.io.FixedLenFeature([], tf.string)}
-        )
-        scores = self._scores(features["image/encoded"])
+        scores = self._scores(parse_image_examples(inputs))
         classes = tf.tile(self.labels[tf.newaxis, :], [tf.shape(scores)[0], 1])
         return {"classes": classes, "scores": scores}
 

@@ -9,7 +9,9 @@ Scores image files (JPEG, PNG, GIF, BMP; folders are searched) with one of:
 * ``--grpc HOST:PORT`` -- a running TensorFlow Serving, gRPC PredictionService.
 
 Prints one row per file (predicted digit and its probability), or JSON with ``--json``.
-Files that cannot be read as images are reported on stderr and skipped.
+Files that cannot be read as images, and images the model cannot decode, are reported on
+stderr and skipped; the others are still scored. Exit status: 0 every file scored,
+1 some files skipped (the rest printed), 2 nothing scored or a bad option (one line).
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ import argparse
 import base64
 import functools
 import json
+import math
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,10 +36,18 @@ from ssgan.cli import user_errors
 from ssgan.errors import UserError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".bmp"}
+# Signatures that take encoded images under the input name ``images``.
+IMAGE_SIGNATURES = ("serving_default", "predict_images")
+EXIT_SOME_SKIPPED = 1
 
 
 class PredictError(UserError):
     """Bad arguments or a model/server that cannot be reached or used."""
+
+
+class ImagesRefusedError(PredictError):
+    """The model (or server) refused a batch as invalid input, e.g. an image it cannot
+    decode; scoring the images one by one finds which."""
 
 
 @dataclass
@@ -66,7 +78,10 @@ def read_images(files: list[Path]) -> tuple[list[Path], list[bytes]]:
             data = path.read_bytes()
             with Image.open(path) as image:
                 image.verify()
-        except (OSError, UnidentifiedImageError, SyntaxError) as err:
+        except Image.DecompressionBombError as err:
+            print(f"skipped {path}: image too large to decode safely ({err})", file=sys.stderr)
+            continue
+        except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as err:
             reason = err.strerror if isinstance(err, OSError) and err.strerror else err
             print(f"skipped {path}: not a readable image ({reason})", file=sys.stderr)
             continue
@@ -112,10 +127,40 @@ def local_scorer(model_dir: Path, signature: str) -> Callable[[list[bytes]], np.
         try:
             return serve(images=tf.constant(blobs))["scores"].numpy()
         except tf.errors.InvalidArgumentError as err:
-            reason = err.message.splitlines()[0]
-            raise PredictError(f"the model refused an image: {reason}") from err
+            raise ImagesRefusedError(_first_reason(err.message)) from err
 
     return score
+
+
+def _first_reason(message: str) -> str:
+    """The informative line of a TF error (not "Graph execution error:" or a node name)."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    useful = [
+        line
+        for line in lines
+        if not line.startswith(("Graph execution error", "Detected at node", "<stack", "[["))
+    ]
+    return (useful or lines or ["invalid input"])[0][:300]
+
+
+def check_rest_url(url: str) -> None:
+    """TF Serving's REST model URL: ``http(s)://HOST:PORT/v1/models/NAME[/versions/N]``."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError for a bad port)
+    except ValueError as err:
+        raise PredictError(f"--rest-url {url} is not a URL ({err})") from err
+    segments = [s for s in parts.path.split("/") if s]
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or len(segments) < 3
+        or segments[:2] != ["v1", "models"]
+    ):
+        raise PredictError(
+            f"--rest-url {url} does not name a model: expected "
+            "http://HOST:8501/v1/models/NAME (optionally /versions/N)"
+        )
 
 
 def rest_request_body(blobs: list[bytes], signature: str) -> dict:
@@ -144,8 +189,10 @@ def score_rest(url: str, blobs: list[bytes], *, signature: str, timeout: float) 
             return scores_from_rest_response(json.loads(reply.read()))
     except urllib.error.HTTPError as err:
         detail = err.read().decode(errors="replace")[:300]
+        if err.code == 400:  # TF Serving: the request's input was invalid
+            raise ImagesRefusedError(f"TF Serving at {url} answered 400: {detail}") from err
         raise PredictError(f"TF Serving at {url} answered {err.code}: {detail}") from err
-    except (urllib.error.URLError, OSError) as err:
+    except (urllib.error.URLError, OSError, ValueError) as err:
         raise PredictError(f"cannot reach TF Serving at {url} ({err})") from err
 
 
@@ -165,6 +212,8 @@ def score_grpc(
         try:
             reply = stub.Predict(request, timeout=timeout)
         except grpc.RpcError as err:
+            if err.code() == grpc.StatusCode.INVALID_ARGUMENT:
+                raise ImagesRefusedError(f"TF Serving at {target}: {err.details()}") from err
             raise PredictError(
                 f"TF Serving at {target} failed: {err.code().name} {err.details()}"
             ) from err
@@ -174,8 +223,10 @@ def score_grpc(
 # -- the command ------------------------------------------------------------------------------
 
 
-def predict(args: argparse.Namespace) -> list[Prediction]:
-    files, blobs = read_images(image_files(args.images))
+def predict(args: argparse.Namespace) -> tuple[list[Prediction], int]:
+    """Score the readable images; return the predictions and how many files were skipped."""
+    paths = image_files(args.images)
+    files, blobs = read_images(paths)
     if not blobs:
         raise PredictError("no readable image among the given files")
     if args.model:
@@ -187,11 +238,30 @@ def predict(args: argparse.Namespace) -> list[Prediction]:
     else:
         score = functools.partial(score_grpc, args.grpc, args.model_name,
                                   signature=args.signature, timeout=args.timeout)  # fmt: skip
-    batches = [blobs[i : i + args.batch_size] for i in range(0, len(blobs), args.batch_size)]
-    all_scores = np.concatenate([score(batch) for batch in batches])
+    predictions = []
+    for start in range(0, len(blobs), args.batch_size):
+        batch = slice(start, start + args.batch_size)
+        predictions += _score_batch(score, files[batch], blobs[batch])
+    if not predictions:
+        raise PredictError("the model could decode none of the given images")
+    return predictions, len(paths) - len(predictions)
+
+
+def _score_batch(
+    score: Callable[[list[bytes]], np.ndarray], files: list[Path], blobs: list[bytes]
+) -> list[Prediction]:
+    """Scores of one batch; when the model refuses it, each image alone, so only the
+    images it cannot decode are skipped (and named)."""
+    try:
+        rows = list(zip(files, score(blobs), strict=True))
+    except ImagesRefusedError as err:
+        if len(blobs) == 1:
+            print(f"skipped {files[0]}: the model cannot decode it ({err})", file=sys.stderr)
+            return []
+        return [p for f, b in zip(files, blobs, strict=True) for p in _score_batch(score, [f], [b])]
     return [
         Prediction(str(path), int(np.argmax(row)), float(np.max(row)), [float(x) for x in row])
-        for path, row in zip(files, all_scores, strict=True)
+        for path, row in rows
     ]
 
 
@@ -202,10 +272,19 @@ def print_table(predictions: list[Prediction]) -> None:
         print(f"{p.file:{width}}  {p.digit:>5}  {p.probability:>11.4f}")
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad option is one line (no usage block), like every other error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(f"error: {message} (see --help)", file=sys.stderr)
+        sys.exit(2)
+
+
 def parser() -> argparse.ArgumentParser:
-    described = argparse.ArgumentParser(
+    described = _OneLineParser(
         prog="python -m ssgan.predict",
-        description="Read house-number digits in image files with an exported ssgan model.",
+        description="Read house-number digits in image files with an exported ssgan model. "
+        "Exit status: 0 all scored, 1 some files skipped (reported on stderr), 2 error.",
     )
     described.add_argument("images", nargs="+", help="image files or folders")
     where = described.add_mutually_exclusive_group(required=True)
@@ -226,16 +305,35 @@ def parser() -> argparse.ArgumentParser:
     return described
 
 
+def check_args(args: argparse.Namespace) -> None:
+    """Options that cannot work, refused before any file is read or model loaded."""
+    if args.batch_size < 1:
+        raise PredictError(f"--batch-size {args.batch_size} must be at least 1")
+    if not (args.timeout > 0 and math.isfinite(args.timeout)):
+        raise PredictError(f"--timeout {args.timeout:g} must be a positive number of seconds")
+    if args.signature not in IMAGE_SIGNATURES:
+        raise PredictError(
+            f"--signature {args.signature} is not one predict can send images to: allowed "
+            f"{', '.join(IMAGE_SIGNATURES)} (the classify signature takes tf.Examples; "
+            "see docs/serving.md for the Classify API)"
+        )
+    if args.rest:
+        check_rest_url(args.rest)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
     with user_errors():
-        if args.batch_size < 1:
-            raise PredictError(f"--batch-size {args.batch_size} must be at least 1")
-        predictions = predict(args)
+        check_args(args)
+        predictions, skipped = predict(args)
     if args.json:
         print(json.dumps([p.__dict__ for p in predictions], indent=2))
     else:
         print_table(predictions)
+    if skipped:
+        sys.stdout.flush()
+        print(f"{skipped} of {skipped + len(predictions)} files skipped", file=sys.stderr)
+        sys.exit(EXIT_SOME_SKIPPED)
 
 
 if __name__ == "__main__":

@@ -119,13 +119,7 @@ def _check_sqlite(uri: str) -> None:
             "or sqlite:////absolute/path.db"
         )
     db = Path(path)
-    try:
-        db.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise TrackingError(
-            f"tracking.uri={uri}: cannot create the folder {db.parent} "
-            f"({err.strerror or err}); choose a writable place for the store"
-        ) from err
+    _probe_folder(db.parent, uri)
     if db.is_dir():
         raise TrackingError(f"tracking.uri={uri}: {db} is a folder, not a SQLite file")
     if db.is_file() and db.stat().st_size > 0:
@@ -135,6 +129,29 @@ def _check_sqlite(uri: str) -> None:
                     f"tracking.uri={uri}: {db} is not a SQLite database; point tracking.uri "
                     "at the store's mlflow.db or at a new file"
                 )
+
+
+def _probe_folder(folder: Path, uri: str) -> None:
+    """Check the store's folder can be created, leaving nothing behind: the store itself
+    is created only when a run starts."""
+    missing = []
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        missing.append(probe)
+        probe = probe.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise TrackingError(
+            f"tracking.uri={uri}: cannot create the folder {folder} "
+            f"({err.strerror or err}); choose a writable place for the store"
+        ) from err
+    finally:
+        for created in missing:
+            try:
+                created.rmdir()
+            except OSError:
+                break  # someone else is using it now
 
 
 def _bound_http_client(timeout: float) -> None:
@@ -168,6 +185,8 @@ def client_for(tracking_cfg: DictConfig) -> MlflowClient:
     """An MlflowClient on ``tracking.uri`` once :func:`check_store` accepts it."""
     check_store(tracking_cfg)
     uri = str(tracking_cfg.uri)
+    if _is_local_sqlite(uri):
+        Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)

@@ -125,6 +125,26 @@ def test_bad_images_are_invalid_argument_and_the_model_keeps_working(
     assert after.shape == (1, 10) and np.isfinite(after).all()
 
 
+@pytest.mark.parametrize(
+    "blob",
+    [b"\xff\xfe not a proto", b"hello", b"\x0a\x05\x0a\x03\xff\xff\xff", b""],
+    ids=["binary-garbage", "text", "nested-garbage", "no-image-feature"],
+)
+def test_classify_refuses_what_is_not_an_image_example_as_invalid_argument(
+    exported: dict, blob: bytes
+) -> None:
+    """TF's own parse error quotes the raw bytes, which Python cannot decode: the
+    signature must answer InvalidArgument, not UnicodeDecodeError."""
+    classify = exported["loaded"].signatures["classify"]
+    image = encode_png(exported["images"][0])
+    good = tf.train.Example(features=tf.train.Features(feature={
+        "image/encoded": tf.train.Feature(bytes_list=tf.train.BytesList(value=[image]))
+    })).SerializeToString()  # fmt: skip
+    with pytest.raises(tf.errors.InvalidArgumentError, match="serialized tf.Example"):
+        classify(inputs=tf.constant([good, blob]))
+    assert classify(inputs=tf.constant([good]))["scores"].shape == (1, 10)
+
+
 def test_empty_batch_gives_empty_scores(exported: dict) -> None:
     out = exported["loaded"].signatures["serving_default"](images=tf.constant([], tf.string))
     assert out["scores"].shape == (0, 10) and out["classes"].shape == (0,)

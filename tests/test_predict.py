@@ -51,7 +51,9 @@ def _expected(served: dict, names: list[str]) -> np.ndarray:
 
 
 def test_local_model_json_and_skips_unreadable(served: dict, capsys) -> None:
-    predict_main([str(served["images"]), "--model", str(served["versions"]), "--json"])
+    with pytest.raises(SystemExit) as exit_info:
+        predict_main([str(served["images"]), "--model", str(served["versions"]), "--json"])
+    assert exit_info.value.code == 1  # some files skipped, the others scored
     captured = capsys.readouterr()
     rows = json.loads(captured.out)
     assert [Path(r["file"]).name for r in rows] == ["a.png", "b.jpg"]
@@ -59,6 +61,7 @@ def test_local_model_json_and_skips_unreadable(served: dict, capsys) -> None:
     np.testing.assert_allclose([r["scores"] for r in rows], expected, atol=1e-6)
     assert [r["digit"] for r in rows] == expected.argmax(1).tolist()
     assert "skipped" in captured.err and "broken.jpg" in captured.err
+    assert "1 of 3 files skipped" in captured.err
 
 
 def test_cli_table(served: dict) -> None:
@@ -127,7 +130,8 @@ def rest_server(served: dict):
 
 
 def test_rest_client_speaks_tf_serving_json(served: dict, rest_server: str, capsys) -> None:
-    predict_main([str(served["images"]), "--rest-url", rest_server, "--json", "--batch-size", "1"])
+    images = [str(served["images"] / n) for n in ("a.png", "b.jpg")]
+    predict_main([*images, "--rest-url", rest_server, "--json", "--batch-size", "1"])
     rows = json.loads(capsys.readouterr().out)
     np.testing.assert_allclose([r["scores"] for r in rows], _expected(served, ["a.png", "b.jpg"]),
                                atol=1e-6)  # fmt: skip
@@ -155,8 +159,9 @@ def test_grpc_client_uses_the_prediction_service(served: dict, capsys) -> None:
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(servicer, server)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
+    images = [str(served["images"] / n) for n in ("a.png", "b.jpg")]
     try:
-        predict_main([str(served["images"]), "--grpc", f"127.0.0.1:{port}", "--json",
+        predict_main([*images, "--grpc", f"127.0.0.1:{port}", "--json",
                       "--signature", "predict_images"])  # fmt: skip
     finally:
         server.stop(None)
@@ -169,16 +174,80 @@ def test_grpc_client_uses_the_prediction_service(served: dict, capsys) -> None:
     assert request.inputs["images"].dtype == tf.string.as_datatype_enum
 
 
-def test_rest_errors_are_one_line(served: dict, rest_server: str, tmp_path: Path, capsys) -> None:
-    # PIL reads TIFF, TF's image decoder does not: the server's 400 is reported.
-    odd = tmp_path / "odd.tif"
+def _tiff_named_png(folder: Path) -> Path:
+    """A file Pillow reads but TF's image decoder does not (TIFF), under a .png name."""
+    odd = folder / "tiff_named.png"
     Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(odd, format="TIFF")
+    return odd
+
+
+def test_rest_errors_are_one_line(served: dict, rest_server: str, tmp_path: Path, capsys) -> None:
+    # A lone image the server refuses (400): reported, and nothing else to score.
+    odd = _tiff_named_png(tmp_path)
     with pytest.raises(SystemExit) as exit_info:
         predict_main([str(odd), "--rest-url", rest_server])
-    err = capsys.readouterr().err
-    assert exit_info.value.code == 2 and err.startswith("error: ") and err.count("\n") == 1
-    assert "answered 400" in err and "Unknown image file format" in err
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 2 and err[-1].startswith("error: ")
+    assert "answered 400" in err[0] and "Unknown image file format" in err[0]
     unreachable = run_cli("ssgan.predict", str(served["images"] / "a.png"), "--rest-url",
                           "http://127.0.0.1:9/v1/models/ssgan", cwd=tmp_path)  # fmt: skip
     assert unreachable.returncode == 2 and "cannot reach TF Serving" in unreachable.stderr
     assert "Traceback" not in unreachable.stderr
+
+
+@pytest.mark.parametrize("backend", ["model", "rest"])
+def test_an_image_the_model_cannot_decode_is_skipped_and_the_rest_scored(
+    served: dict, rest_server: str, tmp_path: Path, capsys, backend: str
+) -> None:
+    odd = _tiff_named_png(tmp_path)
+    good = [served["images"] / "a.png", served["images"] / "b.jpg"]
+    where = ["--model", str(served["model"])] if backend == "model" else ["--rest-url", rest_server]
+    with pytest.raises(SystemExit) as exit_info:
+        predict_main([str(good[0]), str(odd), str(good[1]), *where, "--json"])
+    assert exit_info.value.code == 1
+    captured = capsys.readouterr()
+    rows = json.loads(captured.out)
+    assert [Path(r["file"]).name for r in rows] == ["a.png", "b.jpg"]
+    np.testing.assert_allclose([r["scores"] for r in rows], _expected(served, ["a.png", "b.jpg"]),
+                               atol=1e-6)  # fmt: skip
+    assert f"skipped {odd}: the model cannot decode it" in captured.err
+    assert "1 of 3 files skipped" in captured.err and "Traceback" not in captured.err
+
+
+def _png_header_only(path: Path, width: int, height: int) -> Path:
+    """A PNG that declares width x height 1-bit pixels (Pillow's bomb check reads only
+    the header, so the image data need not be there)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+                     + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))  # fmt: skip
+    return path
+
+
+def test_bad_inputs_and_options_are_one_line_each(served: dict, tmp_path: Path) -> None:
+    bomb = _png_header_only(tmp_path / "bomb.png", 20000, 20000)
+    a_png, model = str(served["images"] / "a.png"), str(served["model"])
+    cases = [
+        ([str(bomb), a_png, "--model", model], 1, "skipped", "too large to decode safely"),
+        ([a_png, "--rest-url", "http://127.0.0.1:9"], 2, "error: --rest-url", "/v1/models/NAME"),
+        ([a_png, "--rest-url", "localhost:8501/v1/models/ssgan"], 2, "error: --rest-url", "NAME"),
+        ([a_png, "--model", model, "--timeout", "-1"], 2, "error: --timeout -1", "positive"),
+        ([a_png, "--model", model, "--timeout", "abc"], 2, "error: argument --timeout", "float"),
+        ([a_png, "--model", model, "--signature", "classify"], 2, "error: --signature", "allowed"),
+        ([a_png], 2, "error: one of the arguments", "--model"),
+    ]
+    for argv, code, starts, says in cases:
+        result = run_cli("ssgan.predict", *argv, cwd=tmp_path)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == code, (argv, result.stderr)
+        assert "Traceback" not in result.stderr, argv
+        line = lines[0]
+        assert line.startswith(starts) and says in line, (argv, result.stderr)
+        assert len(lines) == (2 if code == 1 else 1), (argv, result.stderr)
