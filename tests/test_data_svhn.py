@@ -143,6 +143,12 @@ def test_unreachable_server_says_where_to_put_the_files(tmp_path: Path) -> None:
         ({"X": np.zeros((32, 32, 3, 4), np.uint8), "y": np.ones((3, 1))}, "to match X"),
         ({"X": np.zeros((32, 32, 3, 2), np.uint8), "y": np.array([[1], [11]])}, "label 11"),
         ({"X": np.zeros((32, 32, 3, 2), np.uint8), "y": np.array([[0], [1]])}, "label 0"),
+        (
+            {"X": np.zeros((32, 32, 3, 2), np.uint8), "y": np.array([[1.0], [10.5]])},
+            "label 10.5 is not a whole number",
+        ),
+        ({"X": np.zeros((32, 32, 3, 1), np.uint8), "y": np.array([[np.nan]])}, "label nan"),
+        ({"X": np.zeros((32, 32, 3, 1), np.uint8), "y": np.array([["7"]])}, "y has dtype"),
     ],
 )
 def test_bad_mat_contents(tmp_path: Path, contents: dict, expected: str) -> None:
@@ -151,6 +157,12 @@ def test_bad_mat_contents(tmp_path: Path, contents: dict, expected: str) -> None
     with pytest.raises(DataError, match="train_32x32.mat") as caught:
         svhn.parse_mat(path)
     assert expected in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_whole_float_labels_are_read_as_digits(tmp_path: Path) -> None:
+    path = tmp_path / "train_32x32.mat"
+    scipy.io.savemat(str(path), {"X": np.zeros((32, 32, 3, 2), np.uint8), "y": [[3.0], [10.0]]})
+    assert svhn.parse_mat(path)[1].tolist() == [3, 0]
 
 
 def test_truncated_and_garbage_mat(tmp_path: Path) -> None:

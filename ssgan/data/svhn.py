@@ -122,7 +122,18 @@ def parse_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(
             f"{path}: y has shape {labels.shape}; expected ({images.shape[3]}, 1) to match X"
         )
-    labels = labels.reshape(-1).astype(np.int64)
+    labels = labels.reshape(-1)
+    if labels.dtype.kind == "f":
+        # The cast below would truncate: a label of 1.5 would silently become 1.
+        fractional = labels[~np.isfinite(labels) | (labels != np.round(labels))]
+        if fractional.size:
+            raise DataError(
+                f"{path}: label {fractional[0]} is not a whole number; SVHN's y holds the "
+                "integers 1..10 (10 means digit 0)"
+            )
+    elif labels.dtype.kind not in "iu":
+        raise DataError(f"{path}: y has dtype {labels.dtype}; SVHN's holds the integers 1..10")
+    labels = labels.astype(np.int64)
     outside = labels[(labels < 1) | (labels > 10)]
     if outside.size:
         raise DataError(f"{path}: label {outside[0]} is outside SVHN's 1..10 (10 means digit 0)")

@@ -20,6 +20,7 @@ import hashlib
 import io
 import json
 import os
+import sys
 import zipfile
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -194,17 +195,43 @@ def cache_key(seed: int, train_size: int, test_size: int) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:20]
 
 
-def _read_cache(path: Path) -> dict[str, np.ndarray] | None:
-    """The cached arrays, or None when there is no usable cache file."""
+def _read_cache(path: Path, sizes: dict[str, int]) -> dict[str, np.ndarray] | None:
+    """The cached arrays, or None when there is no usable cache file.
+
+    A cache that does not hold what its key promises (unreadable, other shapes or types,
+    labels outside 0..9, e.g. a valid .npz copied over it) counts as damaged: it is only
+    a cache, so it is made again.
+    """
     try:
-        with np.load(path) as cached:
+        with np.load(path, allow_pickle=False) as cached:
             arrays = {name: cached[name] for name in cached.files}
     except FileNotFoundError:
         return None
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError):
-        # Unreadable (e.g. damaged on disk): it is only a cache, so make it again.
-        return None
-    return arrays if set(arrays) == set(_ARRAY_NAMES) else None
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
+        return _damaged(path, f"unreadable: {err}")
+    problem = _cache_problem(arrays, sizes)
+    return arrays if problem is None else _damaged(path, problem)
+
+
+def _cache_problem(arrays: dict[str, np.ndarray], sizes: dict[str, int]) -> str | None:
+    if set(arrays) != set(_ARRAY_NAMES):
+        return f"holds {sorted(arrays)}, expected {list(_ARRAY_NAMES)}"
+    for split, size in sizes.items():
+        images, labels = arrays[f"{split}_x"], arrays[f"{split}_y"]
+        if images.shape != (size, 32, 32, 3) or images.dtype != np.uint8:
+            return f"{split}_x is {images.dtype} {images.shape}, expected uint8 ({size}, 32, 32, 3)"
+        if labels.shape != (size,) or not np.issubdtype(labels.dtype, np.integer):
+            return f"{split}_y is {labels.dtype} {labels.shape}, expected integers ({size},)"
+        if size and (labels.min() < 0 or labels.max() > 9):
+            return f"{split}_y holds labels outside 0..9"
+    return None
+
+
+def _damaged(path: Path, problem: str) -> None:
+    tqdm.write(
+        f"the synthetic data cache {path} is damaged ({problem}): making it again", file=sys.stderr
+    )
+    return None
 
 
 def load_synthetic(
@@ -218,11 +245,12 @@ def load_synthetic(
     """
     key = cache_key(seed, train_size, test_size)
     path = Path(root) / "synthetic" / f"digits-{key}.npz"
-    arrays = _read_cache(path)
+    sizes = {"train": train_size, "test": test_size}
+    arrays = _read_cache(path, sizes)
     if arrays is not None:
         return arrays, key
     with _cache_lock(path):
-        arrays = _read_cache(path)  # another process may have made it while we waited
+        arrays = _read_cache(path, sizes)  # another process may have made it while we waited
         if arrays is None:
             arrays = {}
             for split, size in (("train", train_size), ("test", test_size)):
