@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.server
 import json
 import threading
@@ -139,32 +140,64 @@ def test_rest_client_speaks_tf_serving_json(served: dict, rest_server: str, caps
 
 
 class _FakeGrpcServing(prediction_service_pb2_grpc.PredictionServiceServicer):
-    def __init__(self, model) -> None:
-        self.model = model
+    """Answers like TF Serving's PredictionService.Predict for one served model: checks
+    the model name, the signature, and the request's input names and dtypes against the
+    SavedModel's signature, as TF Serving does, then runs the real model."""
+
+    def __init__(self, model, name: str = "ssgan") -> None:
+        self.model, self.name = model, name
         self.requests: list[predict_pb2.PredictRequest] = []
 
     def Predict(self, request, context):  # noqa: N802 (gRPC's naming)
         self.requests.append(request)
-        images = tf.make_ndarray(request.inputs["images"])
-        signature = self.model.signatures[request.model_spec.signature_name]
-        scores = signature(images=tf.constant(images))["scores"]
+        if request.model_spec.name != self.name:
+            context.abort(
+                grpc.StatusCode.NOT_FOUND, f"Servable not found: {request.model_spec.name}"
+            )
+        name = request.model_spec.signature_name or "serving_default"
+        if name not in self.model.signatures:
+            context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, f"Serving signature name: {name} not found"
+            )
+        signature = self.model.signatures[name]
+        wanted = signature.structured_input_signature[1]
+        if set(request.inputs) != set(wanted):
+            context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, f"inputs {set(request.inputs)} != {set(wanted)}"
+            )
+        for key, spec in wanted.items():
+            if request.inputs[key].dtype != spec.dtype.as_datatype_enum:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"input {key} has the wrong dtype")
+        inputs = {key: tf.constant(tf.make_ndarray(request.inputs[key])) for key in wanted}
+        try:
+            outputs = signature(**inputs)
+        except tf.errors.InvalidArgumentError as err:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, err.message)
         reply = predict_pb2.PredictResponse()
-        reply.outputs["scores"].CopyFrom(tf.make_tensor_proto(scores.numpy()))
+        reply.model_spec.name = self.name
+        reply.model_spec.signature_name = name
+        for key, value in outputs.items():
+            reply.outputs[key].CopyFrom(tf.make_tensor_proto(value.numpy()))
         return reply
 
 
-def test_grpc_client_uses_the_prediction_service(served: dict, capsys) -> None:
-    servicer = _FakeGrpcServing(served["loaded"])
+@contextlib.contextmanager
+def _grpc_serving(servicer: _FakeGrpcServing):
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(servicer, server)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
-    images = [str(served["images"] / n) for n in ("a.png", "b.jpg")]
     try:
-        predict_main([*images, "--grpc", f"127.0.0.1:{port}", "--json",
-                      "--signature", "predict_images"])  # fmt: skip
+        yield f"127.0.0.1:{port}"
     finally:
         server.stop(None)
+
+
+def test_grpc_client_uses_the_prediction_service(served: dict, capsys) -> None:
+    servicer = _FakeGrpcServing(served["loaded"])
+    images = [str(served["images"] / n) for n in ("a.png", "b.jpg")]
+    with _grpc_serving(servicer) as target:
+        predict_main([*images, "--grpc", target, "--json", "--signature", "predict_images"])
     rows = json.loads(capsys.readouterr().out)
     np.testing.assert_allclose([r["scores"] for r in rows], _expected(served, ["a.png", "b.jpg"]),
                                atol=1e-6)  # fmt: skip
@@ -172,6 +205,32 @@ def test_grpc_client_uses_the_prediction_service(served: dict, capsys) -> None:
     assert request.model_spec.name == "ssgan"
     assert request.model_spec.signature_name == "predict_images"
     assert request.inputs["images"].dtype == tf.string.as_datatype_enum
+
+
+def test_the_tutorials_grpc_request_is_answered_and_its_stub_is_gone(served: dict) -> None:
+    """The original tutorial's client, as it builds its request (one JPEG's bytes as a
+    DT_STRING tensor of shape [1], input "images", signature "predict_images", model
+    "gan", a 60 s timeout), against a server serving the model as "gan".
+
+    Its stub factory no longer exists in tensorflow-serving-api, so the client cannot run
+    unchanged; with the documented change (the stub class of prediction_service_pb2_grpc
+    on a grpc channel, and TF 2's make_tensor_proto) the request itself is accepted."""
+    from tensorflow_serving.apis import prediction_service_pb2
+
+    assert not hasattr(prediction_service_pb2, "beta_create_PredictionService_stub")
+    data = (served["images"] / "b.jpg").read_bytes()  # a JPEG, read as the client reads it
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "gan"
+    request.model_spec.signature_name = "predict_images"
+    request.inputs["images"].CopyFrom(tf.make_tensor_proto(data, shape=[1]))
+    assert request.inputs["images"].dtype == tf.string.as_datatype_enum
+    assert [d.size for d in request.inputs["images"].tensor_shape.dim] == [1]
+    with _grpc_serving(_FakeGrpcServing(served["loaded"], name="gan")) as target:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(target))
+        result = stub.Predict(request, 60.0)
+    scores = tf.make_ndarray(result.outputs["scores"])
+    assert scores.shape == (1, 10) and result.outputs["scores"].dtype == tf.float32.as_datatype_enum
+    np.testing.assert_allclose(scores, _expected(served, ["b.jpg"]), atol=1e-6)
 
 
 def _tiff_named_png(folder: Path) -> Path:
