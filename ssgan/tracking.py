@@ -7,6 +7,8 @@ point runs at a shared tracking server instead.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import math
 import os
@@ -18,7 +20,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -182,14 +184,44 @@ def _check_server(uri: str, timeout: float) -> None:
 
 
 def client_for(tracking_cfg: DictConfig) -> MlflowClient:
-    """An MlflowClient on ``tracking.uri`` once :func:`check_store` accepts it."""
+    """An MlflowClient on ``tracking.uri`` once :func:`check_store` accepts it; a local
+    SQLite store is created (or migrated) on first use under a file lock, so many
+    processes may start on a fresh store at once."""
     check_store(tracking_cfg)
     uri = str(tracking_cfg.uri)
-    if _is_local_sqlite(uri):
-        Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    if not _is_local_sqlite(uri) or uri in _opened_stores:
+        return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    with store_lock(tracking_cfg):
+        # Opening a store creates or migrates its schema (MLflow then caches the store in
+        # the process); two processes doing it at once corrupt a fresh database.
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        client.search_registered_models(max_results=1)
+    _opened_stores.add(uri)
+    return client
+
+
+_opened_stores: set[str] = set()
+
+
+@contextlib.contextmanager
+def store_lock(tracking_cfg: DictConfig) -> Iterator[None]:
+    """Exclusive lock on a local SQLite store (``<db>.lock`` beside it) for set-up steps
+    that must not interleave between processes; a no-op for tracking servers, which
+    serialise these themselves. The OS drops the lock when its holder dies."""
+    uri = str(tracking_cfg.uri)
+    if not _is_local_sqlite(uri):
+        yield
+        return
+    db_path = Path(uri[len("sqlite:///") :])
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(db_path.with_name(db_path.name + ".lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def experiment_id(client: MlflowClient, tracking_cfg: DictConfig) -> str:
@@ -201,16 +233,20 @@ def experiment_id(client: MlflowClient, tracking_cfg: DictConfig) -> str:
     location = None
     if _is_local_sqlite(str(tracking_cfg.uri)):
         location = Path(str(tracking_cfg.artifact_root)).resolve().as_uri()
-    try:
-        # The kind tag makes MLflow 3's UI open the experiment on its training-runs view.
-        return client.create_experiment(
-            name,
-            artifact_location=location,
-            tags={"mlflow.experimentKind": "custom_model_development"},
-        )
-    except MlflowException:
-        # Another process of the same sweep created it between our lookup and create.
-        return client.get_experiment_by_name(name).experiment_id
+    with store_lock(tracking_cfg):
+        existing = client.get_experiment_by_name(name)
+        if existing is not None:
+            return existing.experiment_id
+        try:
+            # The kind tag makes MLflow 3's UI open the experiment on its training-runs view.
+            return client.create_experiment(
+                name,
+                artifact_location=location,
+                tags={"mlflow.experimentKind": "custom_model_development"},
+            )
+        except MlflowException:
+            # A process on another host (or a tracking server's other client) was first.
+            return client.get_experiment_by_name(name).experiment_id
 
 
 def get_run(tracking_cfg: DictConfig, run_id: str) -> Run:

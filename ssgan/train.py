@@ -11,10 +11,9 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from ssgan.cli import CONFIG_DIR, check_overrides, compose_config, user_errors
+from ssgan.cli import CONFIG_DIR, check_overrides, user_errors
 from ssgan.config import register_schemas, validate_train_config
 from ssgan.run import train
-from ssgan.tracking import client_for, experiment_id
 
 __all__ = ["main", "train"]
 
@@ -43,16 +42,7 @@ def main() -> None:
     register_schemas()
     with user_errors():
         check_overrides("config", sys.argv[1:], validate_train_config)
-        if "-m" in sys.argv[1:] or "--multirun" in sys.argv[1:]:
-            _prepare_store_for_parallel_jobs(sys.argv[1:])
     _hydra_main()
-
-
-def _prepare_store_for_parallel_jobs(argv: list[str]) -> None:
-    """Create the MLflow store and experiment once, before a sweep's jobs start: jobs
-    launched in parallel would otherwise race to create the same SQLite schema."""
-    cfg = compose_config("config", [a for a in argv if not a.startswith("-") and "," not in a])
-    experiment_id(client_for(cfg.tracking), cfg.tracking)
 
 
 if __name__ == "__main__":
