@@ -94,6 +94,36 @@ class TrainAppConfig:
 
 
 @dataclass
+class PrunerConfig:
+    name: str = "median"  # none | median | percentile | threshold | successive_halving | hyperband
+    n_startup_trials: int = 3  # median, percentile: trials that always run to the end first
+    n_warmup_steps: int = 1  # median, percentile, threshold: first epoch a trial may be pruned
+    percentile: float = 25.0  # percentile: prune below this percentile of the other trials
+    lower: float = 0.0  # threshold: prune when validation accuracy is below this
+    min_resource: int = 1  # successive_halving, hyperband: epochs every trial gets
+    reduction_factor: int = 3  # successive_halving, hyperband
+
+
+@dataclass
+class SearchConfig:
+    name: str = ""
+    n_trials: int = 20
+    sampler: str = "tpe"  # tpe | random
+    n_random_trials: int = 5  # tpe: trials drawn at random before TPE models the results
+    seed: int = 0
+    baseline: bool = True  # first trial: the base config's own values (the defaults)
+    storage: str = ""  # Optuna storage URL; empty = optuna.db beside the MLflow store
+    enqueue: list[Any] = field(default_factory=list)  # trials to evaluate first
+    space: dict[str, Any] = field(default_factory=dict)
+    pruner: PrunerConfig = field(default_factory=PrunerConfig)
+
+
+@dataclass
+class TuneAppConfig:
+    search: SearchConfig = field(default_factory=SearchConfig)
+
+
+@dataclass
 class PromoteAppConfig:
     run_id: str = ""
     model_name: str = "ssgan"
@@ -112,6 +142,7 @@ def register_schemas() -> None:
     store = ConfigStore.instance()
     store.store(name="train_schema", node=TrainAppConfig)
     store.store(name="promote_schema", node=PromoteAppConfig)
+    store.store(name="tune_schema", node=TuneAppConfig)
 
 
 CHOICES = {

@@ -7,7 +7,9 @@ returns the run's summary; tests call it directly.
 
 from __future__ import annotations
 
+import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ from ssgan.export import export_from_checkpoint, score_saved_model
 from ssgan.gan import SemiSupervisedGAN
 from ssgan.tracking import (
     MODEL_ARTIFACT,
+    PARENT_TAG,
     RunTracker,
     TrackingWriteError,
     check_store,
@@ -35,25 +38,40 @@ from ssgan.tracking import (
     git_state,
     load_run_config,
 )
-from ssgan.trainer import Trainer
+from ssgan.trainer import EpochHook, StopTraining, Trainer
 
 WARMUP_IMAGES = 32
+SWEEP_PARENT_ENV = "SSGAN_SWEEP_PARENT_RUN_ID"
 
 
-def train(cfg: DictConfig) -> dict[str, Any]:
+def train(
+    cfg: DictConfig,
+    on_epoch_end: EpochHook | None = None,
+    tags: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """Run one training job described by ``cfg``; return run id, metrics and model location.
 
     With ``resume=<run_id>`` the run continues from its last checkpoint, with the config
-    it was started with.
+    it was started with. ``on_epoch_end(epoch, metrics)`` is called after every epoch's
+    evaluation; raising :class:`~ssgan.trainer.StopTraining` there ends the run early
+    (FINISHED, its metrics so far, no exported model; the summary has ``stopped_early``).
+    ``tags`` are added to a new run's tags (a sweep's parent, a trial number).
     """
     validate_train_config(cfg)
     check_store(cfg.tracking)  # a store that cannot work stops before data or a run exist
+    hooks = _Hooks(on_epoch_end, tags or {})
     if cfg.resume:
-        return _resume(cfg)
-    return _run(cfg, run_id=None)
+        return _resume(cfg, hooks)
+    return _run(cfg, run_id=None, hooks=hooks)
 
 
-def _resume(cfg: DictConfig) -> dict[str, Any]:
+@dataclass
+class _Hooks:
+    on_epoch_end: EpochHook | None
+    tags: dict[str, str]
+
+
+def _resume(cfg: DictConfig, hooks: _Hooks) -> dict[str, Any]:
     run = get_run(cfg.tracking, cfg.resume)
     if run.info.status == "FINISHED":
         raise UserError(f"resume={cfg.resume}: that run already FINISHED; nothing to resume")
@@ -61,10 +79,10 @@ def _resume(cfg: DictConfig) -> dict[str, Any]:
     stored.tracking = cfg.tracking  # the store is wherever the run was found
     stored.resume = None
     validate_train_config(stored)
-    return _run(stored, run_id=run.info.run_id)
+    return _run(stored, run_id=run.info.run_id, hooks=hooks)
 
 
-def _run(cfg: DictConfig, run_id: str | None) -> dict[str, Any]:
+def _run(cfg: DictConfig, run_id: str | None, hooks: _Hooks) -> dict[str, Any]:
     keras.utils.set_random_seed(int(cfg.train.seed))
     enable_determinism(cfg.train)
     # Data first: a missing file or bad label budget must stop before a run is created.
@@ -72,14 +90,15 @@ def _run(cfg: DictConfig, run_id: str | None) -> dict[str, Any]:
     strategy = make_strategy(cfg.train)
     gan = SemiSupervisedGAN(cfg.model, cfg.train, strategy)
     if run_id is None:
-        tracker = RunTracker.start(cfg, flatten(cfg), _run_tags(cfg, data), _run_name(cfg))
+        tags = _run_tags(cfg, data) | hooks.tags
+        tracker = RunTracker.start(cfg, flatten(cfg), tags, _run_name(cfg))
         tracker.log_text(OmegaConf.to_yaml(cfg), "config/config.yaml")
         tracker.log_array(data.labelled_indices, "data/labelled_indices.npy")
     else:
         tracker = RunTracker.resume(cfg.tracking, run_id)
     _announce(tracker, resumed=run_id is not None)
     try:
-        summary = _fit_and_export(cfg, data, gan, tracker, strategy)
+        summary = _fit_and_export(cfg, data, gan, tracker, strategy, hooks.on_epoch_end)
         tracker.finish("FINISHED")
     except KeyboardInterrupt:
         _finish_after_error(tracker, "KILLED", "interrupted (Ctrl-C)")
@@ -120,12 +139,18 @@ def _fit_and_export(
     gan: SemiSupervisedGAN,
     tracker: RunTracker,
     strategy: tf.distribute.Strategy,
+    on_epoch_end: EpochHook | None = None,
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="ssgan-") as tmp:
         checkpoint_dir, after_save = _checkpoint_dir(tracker, Path(tmp))
-        trainer = Trainer(cfg, data, gan, tracker, checkpoint_dir, strategy, after_save)
+        trainer = Trainer(
+            cfg, data, gan, tracker, checkpoint_dir, strategy, after_save, on_epoch_end
+        )
         trainer.restore_latest()
-        result = trainer.fit()
+        try:
+            result = trainer.fit()
+        except StopTraining as stop:
+            return _stopped_early(trainer, tracker, stop)
         export_dir = Path(tmp) / MODEL_ARTIFACT
         export_accuracy = _export_best(cfg, data, checkpoint_dir / "best", export_dir, tracker)
         tracker.log_metrics(
@@ -142,6 +167,29 @@ def _fit_and_export(
         "run_id": tracker.run_id,
         "model_uri": f"{tracker.artifact_uri}/{MODEL_ARTIFACT}",
         "export_test_accuracy": export_accuracy,
+        **result,
+    }
+
+
+def _stopped_early(trainer: Trainer, tracker: RunTracker, stop: StopTraining) -> dict[str, Any]:
+    """A run ended by its epoch hook: keep its metrics, record why, export nothing."""
+    state = trainer.state
+    result = {
+        "steps": int(state.step.numpy()),
+        "best_val_accuracy": float(state.best_val_accuracy.numpy()),
+        "best_test_accuracy": float(state.best_test_accuracy.numpy()),
+        "best_epoch": int(state.best_epoch.numpy()),
+    }
+    tracker.log_metrics(
+        {f"best/{k.removeprefix('best_')}": result[k] for k in result if k.startswith("best_")},
+        result["steps"],
+    )
+    tracker.set_tags({"ssgan.stopped_early": stop.reason, **stop.tags})
+    return {
+        "run_id": tracker.run_id,
+        "model_uri": None,
+        "export_test_accuracy": None,
+        "stopped_early": stop.reason,
         **result,
     }
 
@@ -216,4 +264,7 @@ def _run_tags(cfg: DictConfig, data: SemiSupervisedData) -> dict[str, str]:
         hydra_cfg = HydraConfig.get()
         tags["ssgan.sweep_id"] = str(hydra_cfg.sweep.dir)
         tags["ssgan.sweep_job"] = str(hydra_cfg.job.num)
+        parent = os.environ.get(SWEEP_PARENT_ENV)
+        if parent:  # set by ssgan.train's multirun before Hydra launches the jobs
+            tags[PARENT_TAG] = parent
     return tags

@@ -612,3 +612,51 @@ def environment_tags() -> dict[str, str]:
         "ssgan.mlflow_version": mlflow.__version__,
         "ssgan.host_cpus": str(os.cpu_count()),
     }
+
+
+# -- sweeps: a parent run and its children ------------------------------------------------
+
+PARENT_TAG = "mlflow.parentRunId"
+
+
+def create_run(
+    tracking_cfg: DictConfig, run_name: str, tags: dict[str, str], params: dict[str, Any]
+) -> RunTracker:
+    """A run that is not a training run (a sweep's parent), in ``tracking.experiment``."""
+    client = client_for(tracking_cfg)
+    run = client.create_run(experiment_id(client, tracking_cfg), run_name=run_name, tags=tags)
+    tracker = RunTracker(tracking_cfg, run)
+    tracker._log_params(params)
+    return tracker
+
+
+def reopen_run(tracking_cfg: DictConfig, run_id: str) -> RunTracker:
+    """An existing run marked RUNNING again (a sweep continued after a kill)."""
+    tracker = RunTracker(tracking_cfg, get_run(tracking_cfg, run_id))
+    tracker.client.update_run(run_id, status="RUNNING")
+    return tracker
+
+
+def child_runs(tracking_cfg: DictConfig, parent_id: str) -> list[Run]:
+    """Every run whose ``mlflow.parentRunId`` is ``parent_id``, oldest first."""
+    parent = get_run(tracking_cfg, parent_id)
+    client = client_for(tracking_cfg)
+    runs = client.search_runs(
+        [parent.info.experiment_id],
+        filter_string=f"tags.{PARENT_TAG} = '{parent_id}'",
+        max_results=50_000,
+    )
+    return sorted(runs, key=lambda r: r.info.start_time or 0)
+
+
+def newest_parent_run(tracking_cfg: DictConfig, kind: str | None = None) -> Run | None:
+    """The newest sweep parent (tag ``ssgan.sweep_kind``) in ``tracking.experiment``."""
+    client = client_for(tracking_cfg)
+    experiment = client.get_experiment_by_name(str(tracking_cfg.experiment))
+    if experiment is None:
+        return None
+    where = f"tags.`ssgan.sweep_kind` = '{kind}'" if kind else "tags.`ssgan.sweep_kind` != ''"
+    runs = client.search_runs(
+        [experiment.experiment_id], filter_string=where, order_by=["attributes.start_time DESC"]
+    )
+    return runs[0] if runs else None

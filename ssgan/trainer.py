@@ -35,6 +35,20 @@ class NonFiniteLossError(UserError):
     """A loss became NaN or infinite: training diverged."""
 
 
+class StopTraining(Exception):  # noqa: N818 (a request, not an error)
+    """Raised by an ``on_epoch_end`` hook to end training early (e.g. a pruned search
+    trial). The run keeps what it logged, ends FINISHED with ``tags`` and is not exported."""
+
+    def __init__(self, reason: str, tags: dict[str, str] | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.tags = tags or {}
+
+
+# Called after each epoch's evaluation with the 1-based epoch and that epoch's metrics.
+EpochHook = Callable[[int, dict[str, float]], None]
+
+
 def steps_per_epoch(cfg: DictConfig, data: SemiSupervisedData) -> int:
     """``train.steps_per_epoch``, or one pass over the pool an epoch is measured in."""
     if cfg.train.steps_per_epoch > 0:
@@ -93,10 +107,12 @@ class Trainer:
         checkpoint_dir: Path,
         strategy: tf.distribute.Strategy,
         after_save: Callable[[], None] | None = None,
+        on_epoch_end: EpochHook | None = None,
     ) -> None:
         self.cfg, self.data, self.gan, self.tracker = cfg, data, gan, tracker
         self.strategy = strategy
         self.after_save = after_save
+        self.on_epoch_end = on_epoch_end
         self.steps_per_epoch = steps_per_epoch(cfg, data)
         self.total_steps = self.steps_per_epoch * int(cfg.train.epochs)
         self.state = TrainingState()
@@ -249,10 +265,12 @@ class Trainer:
 
     def _end_epoch(self, epoch: int, step: int) -> None:
         started = time.perf_counter()
-        self._evaluate_and_log(epoch, step)
+        metrics = self._evaluate_and_log(epoch, step)
         self.eval_seconds += time.perf_counter() - started
+        if self.on_epoch_end is not None:
+            self.on_epoch_end(epoch + 1, metrics)
 
-    def _evaluate_and_log(self, epoch: int, step: int) -> None:
+    def _evaluate_and_log(self, epoch: int, step: int) -> dict[str, float]:
         classifier = self.gan.classifier()
         batch = int(self.cfg.train.eval_batch_size)
         val = accuracy(classifier, self.data.val_x, self.data.val_y, batch)
@@ -275,3 +293,4 @@ class Trainer:
             f"epoch {epoch + 1}/{self.cfg.train.epochs}: val/accuracy {val:.4f} "
             f"test/accuracy {test:.4f} (step {step})"
         )
+        return metrics
