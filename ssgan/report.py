@@ -84,8 +84,10 @@ def load_sweep(tracking_cfg: DictConfig, parent_id: str) -> Sweep:
         )
         for r in children
     ]
-    declared = parent.data.tags.get("ssgan.swept_params", "")
-    swept = [k for k in declared.split(",") if k] or _varying(runs)
+    declared = [k for k in parent.data.tags.get("ssgan.swept_params", "").split(",") if k]
+    # A swept config group (model=a,b) or preset is no param: compare what varied then.
+    known = declared and all(any(k in r.params for r in runs) for k in declared)
+    swept = declared if known else _varying(runs)
     pooled = [k for k in swept if k.rsplit(".", 1)[-1].endswith("seed")]
     kind = parent.data.tags.get("ssgan.sweep_kind", "grid")
     return Sweep(parent=parent, kind=kind, runs=runs, swept=swept, pooled=pooled)
@@ -258,7 +260,7 @@ def _header(sweep: Sweep, metrics: list[str]) -> str:
     lines = [
         f"# Sweep report: {sweep.parent.info.run_name}",
         "",
-        f"- parent run: `{sweep.parent.info.run_id}` ({sweep.kind}, {sweep.parent.info.status})",
+        f"- parent run: `{sweep.parent.info.run_id}` ({sweep.kind})",
         f"- command: `{tags.get('ssgan.command', '')}`",
         f"- runs: {len(sweep.runs)} ({counts})",
         f"- swept: {', '.join(sweep.swept) or '—'}"
@@ -302,6 +304,7 @@ def write_report(
         figures = {
             f"{metrics[0].replace('/', '_')}_vs_{key}.png": plot_against(sweep, metrics[0], key)
             for key in sweep.swept
+            if key not in sweep.pooled
         }
         notes: list[str] = []
         if sweep.kind == "search" and "ssgan.optuna_study" in sweep.parent.data.tags:

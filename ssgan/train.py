@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 from ssgan.cli import CONFIG_DIR, check_overrides, user_errors
 from ssgan.config import register_schemas, validate_train_config
 from ssgan.run import train
+from ssgan.sweep import finish_grid, start_grid
 
 __all__ = ["main", "train"]
 
@@ -40,9 +41,26 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 def main() -> None:
     register_schemas()
+    parent = None
     with user_errors():
         check_overrides("config", sys.argv[1:], validate_train_config)
-    _hydra_main()
+        if "-m" in sys.argv[1:] or "--multirun" in sys.argv[1:]:
+            parent = start_grid(sys.argv[1:])
+    if parent is None:
+        _hydra_main()
+        return
+    status = "FAILED"
+    try:
+        _hydra_main()
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    except SystemExit as done:
+        status = "FINISHED" if done.code in (0, None) else "FAILED"
+        raise
+    finally:
+        finish_grid(parent, status)
 
 
 if __name__ == "__main__":

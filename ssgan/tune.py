@@ -147,7 +147,7 @@ def open_study(plan: Plan) -> optuna.Study:
     )
     if not study.user_attrs.get("ssgan.enqueued"):
         for values, role in plan.first_trials:
-            study.enqueue_trial(values, user_attrs={ROLE_ATTR: role}, skip_if_exists=True)
+            study.enqueue_trial(values, user_attrs={ROLE_ATTR: role})
         study.set_user_attr("ssgan.enqueued", True)
     return study
 

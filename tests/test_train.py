@@ -278,11 +278,34 @@ def test_multirun_sweep_gives_one_tagged_run_per_job(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("ssgan")
-    runs = client.search_runs([experiment.experiment_id])
+    everything = client.search_runs([experiment.experiment_id])
+    # The sweep is one parent run; its jobs are its children.
+    (parent,) = [r for r in everything if "ssgan.sweep_kind" in r.data.tags]
+    runs = [r for r in everything if r is not parent]
+    assert all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in runs)
     assert sorted(r.data.params["model.z_size"] for r in runs) == ["16", "8"]
     sweep_ids = {r.data.tags["ssgan.sweep_id"] for r in runs}
     assert len(sweep_ids) == 1 and all(r.info.status == "FINISHED" for r in runs)
     assert all("z_size=" in r.info.run_name for r in runs)
+    assert parent.info.status == "FINISHED" and parent.data.tags["ssgan.sweep_kind"] == "grid"
+    assert parent.data.tags["ssgan.command"].startswith("python -m ssgan.train -m ")
+    assert parent.data.params["sweep.model.z_size"] == "8,16"
+    best = max(runs, key=lambda r: r.data.metrics["best/val_accuracy"])
+    assert parent.data.tags["ssgan.best_run_id"] == best.info.run_id
+    assert parent.data.metrics["best/val_accuracy"] == best.data.metrics["best/val_accuracy"]
+    # Its report: written by the sweep on the parent run, and again by the report command.
+    assert "report/report.md" in [
+        a.path for a in client.list_artifacts(parent.info.run_id, "report")
+    ]
+    report = run_cli("ssgan.report", parent.info.run_id, *_uri_flag(tmp_path), cwd=tmp_path)
+    assert report.returncode == 0, report.stderr
+    text = (tmp_path / "reports" / parent.info.run_id / "report.md").read_text()
+    assert "| model.z_size | best/val_accuracy | best/test_accuracy | runs |" in text
+    assert (tmp_path / "reports" / parent.info.run_id / "plots").is_dir()
+
+
+def _uri_flag(root: Path) -> list[str]:
+    return ["--tracking-uri", f"sqlite:///{root / 'mlruns' / 'mlflow.db'}"]
 
 
 def test_resume_of_unknown_or_finished_run_is_refused(smoke_run: dict, tmp_path: Path) -> None:

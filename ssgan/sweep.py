@@ -1,0 +1,73 @@
+"""A grid sweep (``python -m ssgan.train -m a=1,2``) as one unit in MLflow: a parent run
+created before Hydra launches the jobs, whose id the jobs find in the environment and
+record as ``mlflow.parentRunId``, finished after Hydra returns with the best job and a
+report (:mod:`ssgan.report`)."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+
+from ssgan.cli import _overrides_only, _sweep_expansions, compose_config
+from ssgan.run import SWEEP_PARENT_ENV
+from ssgan.tracking import RunTracker, child_runs, create_run, get_run
+
+OBJECTIVE = "best/val_accuracy"
+
+
+def start_grid(argv: list[str]) -> RunTracker:
+    """Create the parent run of the sweep ``argv`` asks for and publish its id to the
+    jobs (``SSGAN_SWEEP_PARENT_RUN_ID``; launcher processes inherit it)."""
+    overrides = _overrides_only(argv)
+    base = compose_config("config", next(_sweep_expansions(overrides))[0])
+    swept = {
+        o.get_key_element(): ",".join(str(v) for v in o.sweep_string_iterator())
+        for o in OverridesParser.create().parse_overrides(overrides)
+        if o.is_sweep_override()
+    }
+    parent = create_run(
+        base.tracking,
+        run_name="sweep-" + ",".join(k.split(".")[-1] for k in swept),
+        tags={
+            "ssgan.sweep_kind": "grid",
+            "ssgan.command": "python -m ssgan.train " + shlex.join(argv),
+            "ssgan.overrides": " ".join(overrides),
+            "ssgan.swept_params": ",".join(swept),
+        },
+        params={f"sweep.{key}": values for key, values in swept.items()},
+    )
+    os.environ[SWEEP_PARENT_ENV] = parent.run_id
+    print(f"sweep parent run: {parent.run_id}", flush=True)
+    return parent
+
+
+def finish_grid(parent: RunTracker, status: str) -> None:
+    """Record the best job (by ``best/val_accuracy``, the validation split) and the
+    report on the parent run, then end it with ``status``."""
+    from ssgan.report import write_report  # plotting only once the sweep is over
+
+    os.environ.pop(SWEEP_PARENT_ENV, None)
+    runs = child_runs(parent.tracking_cfg, parent.run_id)
+    done = [r for r in runs if r.info.status == "FINISHED" and OBJECTIVE in r.data.metrics]
+    tags = {"ssgan.runs": str(len(runs)), "ssgan.runs_finished": str(len(done))}
+    if done:
+        best = max(done, key=lambda r: r.data.metrics[OBJECTIVE])
+        declared = get_run(parent.tracking_cfg, parent.run_id).data.tags["ssgan.swept_params"]
+        swept = [k for k in declared.split(",") if k]
+        tags["ssgan.best_run_id"] = best.info.run_id
+        tags |= {f"ssgan.best.{k}": best.data.params[k] for k in swept if k in best.data.params}
+        parent.log_metrics({OBJECTIVE: best.data.metrics[OBJECTIVE]}, len(runs))
+    parent.set_tags(tags)
+    if runs:
+        try:
+            write_report(parent.tracking_cfg, parent.run_id, out_dir=None)
+        except Exception as err:  # the sweep's runs are recorded; a report is optional
+            print(f"warning: no report on the parent run: {err}", file=sys.stderr)
+    parent.finish(status)
+    print(
+        f"sweep parent run: {parent.run_id} ({status}); report: python -m ssgan.report "
+        f"{parent.run_id}"
+    )

@@ -1,0 +1,238 @@
+"""Hyperparameter search (ssgan.tune), sweep parent runs and the sweep report."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
+
+from ssgan import tune
+from ssgan.errors import ConfigError, UserError
+from ssgan.report import load_sweep, write_report
+from tests.conftest import run_cli, tiny_overrides
+
+FAST = ["train.sample_grid=false", "train.steps_per_epoch=4", "train.checkpoint_every=4"]
+# Trials 0 and 1 train one epoch, trial 2 three; the threshold pruner (every accuracy
+# is below 1.01) may act from epoch 2 on, so exactly trial 2 is pruned, after epoch 2.
+PRUNE_ONE = [
+    "search=smoke",
+    "search.pruner.name=threshold",
+    "search.pruner.lower=1.01",
+    "search.pruner.n_warmup_steps=2",
+    "+search.space.train.epochs={type:categorical,choices:[1,3]}",
+    "search.enqueue=[{train:{epochs:1}},{train:{epochs:1}},{train:{epochs:3}}]",
+]
+
+
+def _client(root: Path) -> MlflowClient:
+    return MlflowClient(tracking_uri=f"sqlite:///{root / 'mlruns' / 'mlflow.db'}")
+
+
+def _search(argv: list[str]) -> dict:
+    plan = tune.prepare(argv)
+    with tune.study_lock(plan):
+        return tune.run_search(plan)
+
+
+def _children(client: MlflowClient, parent_id: str) -> list:
+    parent = client.get_run(parent_id)
+    return client.search_runs(
+        [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent_id}'"
+    )
+
+
+def test_search_runs_children_under_a_parent_and_prunes_one(tmp_path: Path) -> None:
+    argv = PRUNE_ONE + tiny_overrides(tmp_path) + FAST
+    summary = _search(argv)
+    client = _client(tmp_path)
+    parent = client.get_run(summary["parent_run_id"])
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["ssgan.sweep_kind"] == "search"
+    assert parent.data.tags["ssgan.command"].startswith("python -m ssgan.tune search=smoke")
+    assert parent.data.params["search.space.train.lr.type"] == "float"
+    assert parent.data.params["search.pruner.name"] == "threshold"
+
+    children = {int(r.data.tags["ssgan.trial"]): r for r in _children(client, parent.info.run_id)}
+    assert sorted(children) == [0, 1, 2]
+    assert all(r.info.status == "FINISHED" for r in children.values())
+    pruned = children[2]
+    assert pruned.data.tags["ssgan.pruned"] == "true"
+    assert pruned.data.tags["ssgan.pruned_at_epoch"] == "2"
+    # Partial metrics kept: two of its three epochs, no exported model.
+    assert len(client.get_metric_history(pruned.info.run_id, "val/accuracy")) == 2
+    assert "model" not in [a.path for a in client.list_artifacts(pruned.info.run_id)]
+    assert all("ssgan.pruned" not in children[i].data.tags for i in (0, 1))
+
+    study = optuna.load_study(
+        study_name=parent.data.tags["ssgan.optuna_study"],
+        storage=parent.data.tags["ssgan.optuna_storage"],
+    )
+    states = {t.number: t.state for t in study.trials}
+    assert states == {0: TrialState.COMPLETE, 1: TrialState.COMPLETE, 2: TrialState.PRUNED}
+    # The objective is the validation accuracy of the run, never the test accuracy.
+    for trial in study.trials[:2]:
+        assert trial.value == children[trial.number].data.metrics["best/val_accuracy"]
+    best = max(study.trials[:2], key=lambda t: t.value)
+    assert parent.data.tags["ssgan.best_run_id"] == children[best.number].info.run_id
+    assert parent.data.metrics["best/val_accuracy"] == best.value
+    assert summary["complete"] == 2 and summary["pruned"] == 1
+
+    # The report: on disk and on the parent run, one row per trial, Optuna's plots.
+    out = tmp_path / "report"
+    write_report(_tracking(tmp_path), parent.info.run_id, out)
+    text = (out / "report.md").read_text()
+    assert "| trial | train.lr | train.unsupervised_weight | train.epochs |" in text
+    assert text.count("| enqueued |") == 3
+    plots = {p.name for p in (out / "plots").iterdir()}
+    assert {"optuna_history.png", "optuna_importances.png"} <= plots
+    assert "best_val_accuracy_vs_train.lr.png" in plots
+    logged = [a.path for a in client.list_artifacts(parent.info.run_id, "report")]
+    assert "report/report.md" in logged
+
+    # The same command again finds the finished study: no trial runs twice.
+    again = _search(argv)
+    assert again["parent_run_id"] == parent.info.run_id
+    assert len(_children(client, parent.info.run_id)) == 3
+
+
+def _tracking(root: Path):
+    from ssgan.cli import compose_config
+
+    return compose_config("config", tiny_overrides(root)).tracking
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("+search.space.train.lrr={type:float,low:0.1,high:0.2}", "unknown key 'train.lrr'"),
+        ("+search.space.model.nope.x={type:int,low:1,high:2}", "unknown key 'model.nope.x'"),
+        ("search.space.train.lr.high=0.00001", "empty range"),
+        ("search.space.train.lr.low=abc", "search.space.train.lr.low='abc' is not a number"),
+        ("search.space.train.lr.type=normal", "is not a distribution"),
+        ("search.space.train.lr.high=20.0", "cannot be trained: train.lr=20.0 is out of range"),
+        ("+search.space.model.z_size={type:int,low:8,high:16.5}", "is not an integer"),
+        ("+search.space.model.z_size={type:categorical,choices:[]}", "choices: empty"),
+        ("search.pruner.name=sometimes", "search.pruner.name=sometimes is not a valid choice"),
+        ("search.n_trials=0", "search.n_trials=0 must be >= 1"),
+        ("search.enqueue=[{train:{beta1:0.5}}]", "'train.beta1' is not in search.space"),
+        ("search.enqueue=[{train:{lr:1.0}}]", "train.lr=1.0 is outside search.space"),
+        ("model.z_size=8,16", "trials take one value per key"),
+        ("search.sampler=grid", "search.sampler=grid is not a valid choice"),
+    ],
+)
+def test_bad_search_configs_are_refused_before_anything_is_written(
+    tmp_path: Path, override: str, message: str
+) -> None:
+    with pytest.raises(ConfigError) as err:
+        tune.prepare(["search=smoke", *tiny_overrides(tmp_path), override])
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+    assert not (tmp_path / "mlruns").exists()
+
+
+def test_bad_search_config_on_the_command_line(tmp_path: Path) -> None:
+    result = run_cli(
+        "ssgan.tune",
+        "search=smoke",
+        "search.space.train.lr.low=0.01",
+        "search.space.train.lr.high=0.001",
+        *tiny_overrides(tmp_path),
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: search.space.train.lr: empty range")
+    assert result.stderr.count("\n") == 1
+    assert not (tmp_path / "mlruns").exists() and not list(tmp_path.iterdir())
+
+
+def test_baseline_needs_the_base_values_inside_the_space(tmp_path: Path) -> None:
+    plan = tune.prepare(["search=ssgan_lr", *tiny_overrides(tmp_path)])
+    assert plan.first_trials[0] == (
+        {
+            "train.lr": 3e-4,
+            "train.beta1": 0.5,
+            "train.unsupervised_weight": 1.0,
+            "model.drop_rate": 0.5,
+            "model.d_size_mult": 8,
+            "model.g_size_mult": 8,
+            "model.z_size": 16,
+        },
+        "baseline",
+    )
+    with pytest.raises(ConfigError, match="base value model.z_size=2 is outside"):
+        tune.prepare(["search=ssgan_lr", *tiny_overrides(tmp_path), "model.z_size=2"])
+
+
+def test_report_refuses_a_run_that_is_not_a_sweep(smoke_run: dict, tmp_path: Path) -> None:
+    tracking = smoke_run["cfg"].tracking
+    with pytest.raises(UserError, match="has no child runs"):
+        load_sweep(tracking, smoke_run["summary"]["run_id"])
+    with pytest.raises(UserError, match="not an MLflow run id"):
+        load_sweep(tracking, "nope")
+    assert not (tmp_path / "reports").exists()
+
+
+@pytest.mark.slow
+def test_killed_search_resumes_without_repeating_trials(tmp_path: Path) -> None:
+    """SIGKILL during trial 1; the same command resumes trial 1's run and runs trial 2."""
+    args = [
+        "search=smoke",
+        "search.pruner.name=none",
+        *tiny_overrides(tmp_path),
+        "train.sample_grid=false",
+        "train.epochs=2",
+        "train.steps_per_epoch=6",
+        "train.checkpoint_every=3",
+    ]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    victim = subprocess.Popen(
+        [sys.executable, "-m", "ssgan.tune", *args],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    seen, in_trial1, killed_run = [], False, None
+    for line in victim.stdout:  # kill once trial 1's run exists
+        seen.append(line)
+        in_trial1 = in_trial1 or line.startswith("trial 1:")
+        if in_trial1 and line.startswith("run_id:"):
+            killed_run = line.split()[1]
+            break
+    assert killed_run, "".join(seen)
+    time.sleep(1.0)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=60)
+    db = tmp_path / "mlruns" / "optuna.db"
+
+    resumed = run_cli("ssgan.tune", *args, cwd=tmp_path, timeout=900)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"run_id: {killed_run} (resumed)" in resumed.stdout
+    assert "trial 0:" not in resumed.stdout  # finished before the kill: not run again
+
+    client = _client(tmp_path)
+    parent_id = resumed.stdout.split("parent_run_id: ")[1].split()[0]
+    children = _children(client, parent_id)
+    assert sorted(int(r.data.tags["ssgan.trial"]) for r in children) == [0, 1, 2]
+    assert all(r.info.status == "FINISHED" for r in children)
+    trial1 = next(r for r in children if r.data.tags["ssgan.trial"] == "1")
+    assert trial1.info.run_id == killed_run
+    for key in trial1.data.metrics:  # no step logged twice by the resumed trial
+        steps = [m.step for m in client.get_metric_history(killed_run, key)]
+        assert len(steps) == len(set(steps)), key
+    study = optuna.load_study(
+        study_name=client.get_run(parent_id).data.tags["ssgan.optuna_study"],
+        storage=f"sqlite:///{db}",
+    )
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
+    assert client.get_run(parent_id).info.status == "FINISHED"
