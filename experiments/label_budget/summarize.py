@@ -1,6 +1,12 @@
-"""Turn the label-budget sweep's MLflow runs into a markdown table and a plot.
+"""Turn the label-budget sweep into its table and plot, through the sweep report.
 
-    python experiments/label_budget/summarize.py [--experiment label_budget] [--sweep ID]
+    python experiments/label_budget/summarize.py [--parent RUN_ID] [--experiment label_budget]
+
+The sweep is one MLflow parent run (the newest grid sweep of the experiment unless
+``--parent`` names one). ``ssgan.report`` groups its runs by the swept settings with the
+seeds pooled; this script writes the generic report (``report/``, also logged on the
+parent run) and, from the same grouped numbers, the study's own view: test error per
+label budget, SSGAN against the supervised baseline.
 
 Test error = 1 - best/test_accuracy: the test accuracy of the epoch chosen on the
 validation split (the test set is never used for choices). Mean ± sample std over seeds.
@@ -16,68 +22,80 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
-from ssgan.tracking import runs_dataframe  # noqa: E402
+from ssgan.cli import user_errors  # noqa: E402
+from ssgan.errors import UserError  # noqa: E402
+from ssgan.report import Sweep, group_rows, load_sweep, write_report  # noqa: E402
+from ssgan.tracking import newest_parent_run  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
+METRIC = "best/test_accuracy"
+MODES = ("supervised", "ssgan")
 
 
-def collect(experiment: str, uri: str, sweep: str | None):
-    tracking = OmegaConf.create({"uri": uri, "experiment": experiment, "artifact_root": ""})
-    runs = runs_dataframe(tracking, "attributes.status = 'FINISHED'")
-    if runs.empty:
-        raise SystemExit(f"error: no finished runs in experiment '{experiment}' at {uri}")
-    if sweep is None:  # the newest sweep
-        sweep = runs.sort_values("start_time")["tags.ssgan.sweep_id"].dropna().iloc[-1]
-    runs = runs[runs["tags.ssgan.sweep_id"] == sweep]
-    runs = runs.assign(
-        error=1.0 - runs["metrics.best/test_accuracy"],
-        labels=runs["params.data.num_labeled"].astype(int),
-        mode=runs["params.train.mode"],
-    )
-    return runs, sweep
+def errors_by_budget(sweep: Sweep) -> dict[tuple[str, int], tuple[float, float, int]]:
+    """{(mode, labels): (mean test error, std, finished runs)} from the report's rows."""
+    keys = [k for k in sweep.swept if k not in sweep.pooled]
+    if set(keys) != {"train.mode", "data.num_labeled"}:
+        raise UserError(
+            f"run {sweep.parent.info.run_id} swept {', '.join(keys) or 'nothing'} (seeds "
+            "pooled), not train.mode and data.num_labeled: is it the label-budget sweep?"
+        )
+    out = {}
+    for row in group_rows(sweep, [METRIC]):
+        where = dict(zip(keys, row["values"], strict=True))
+        if row[METRIC] is None:
+            continue
+        mean, std = row[METRIC]
+        out[(str(where["train.mode"]), int(where["data.num_labeled"]))] = (
+            1.0 - mean,
+            std or 0.0,
+            row["runs"] - row["pruned"] - row["failed"],
+        )
+    return out
 
 
-def table(runs) -> str:
+def table(errors: dict[tuple[str, int], tuple[float, float, int]]) -> str:
     lines = [
         "| labels | supervised: test error | SSGAN: test error | SSGAN / supervised | seeds |",
         "| ---: | ---: | ---: | ---: | ---: |",
     ]
-    for labels in sorted(runs["labels"].unique()):
+    for labels in sorted({labels for _, labels in errors}):
         cells, means = [], {}
-        for mode in ("supervised", "ssgan"):
-            errors = runs[(runs["labels"] == labels) & (runs["mode"] == mode)]["error"].to_numpy()
-            means[mode] = errors.mean() if len(errors) else float("nan")
-            std = errors.std(ddof=1) if len(errors) > 1 else 0.0
-            cells.append(f"{100 * means[mode]:.1f}% ± {100 * std:.1f}")
-        seeds = len(runs[runs["labels"] == labels]) // 2
+        for mode in MODES:
+            mean, std, _ = errors.get((mode, labels), (float("nan"), 0.0, 0))
+            means[mode] = mean
+            cells.append(f"{100 * mean:.1f}% ± {100 * std:.1f}")
+        seeds = errors.get(("ssgan", labels), (0, 0, 0))[2]
         ratio = means["ssgan"] / means["supervised"]
         lines.append(f"| {labels} | {cells[0]} | {cells[1]} | {ratio:.2f} | {seeds} |")
     return "\n".join(lines)
 
 
-def plot(runs, path: Path) -> None:
+def plot(errors: dict[tuple[str, int], tuple[float, float, int]], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(5.6, 3.6))
+    budgets = sorted({labels for _, labels in errors})
     for mode, colour, name in (
         ("supervised", "#dd8452", "supervised baseline"),
         ("ssgan", "#4c72b0", "SSGAN (feature matching)"),
     ):
-        subset = runs[runs["mode"] == mode].groupby("labels")["error"]
-        means, stds = subset.mean(), subset.std(ddof=1).fillna(0.0)
+        points = [(b, *errors[(mode, b)][:2]) for b in budgets if (mode, b) in errors]
+        if not points:
+            continue
+        xs, means, stds = zip(*points, strict=True)
         ax.errorbar(
-            means.index,
-            100 * means,
-            yerr=100 * stds,
+            xs,
+            [100 * m for m in means],
+            yerr=[100 * s for s in stds],
             marker="o",
             capsize=4,
             color=colour,
             label=name,
         )
     ax.set_xscale("log")
-    ax.set_xticks(sorted(runs["labels"].unique()))
+    ax.set_xticks(budgets)
     ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
     ax.set_xlabel("labelled images")
     ax.set_ylabel("test error (%)")
@@ -93,17 +111,35 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--experiment", default="label_budget")
     parser.add_argument("--tracking-uri", default="sqlite:///mlruns/mlflow.db")
-    parser.add_argument("--sweep", default=None, help="ssgan.sweep_id tag (default: newest)")
+    parser.add_argument("--parent", default=None, help="the sweep's parent run (default: newest)")
     parser.add_argument("--plot", default=str(REPO / "docs" / "images" / "label_budget.png"))
+    parser.add_argument("--results", default=str(HERE / "results.md"))
+    parser.add_argument("--report", default=str(HERE / "report"), help="the sweep report's folder")
     args = parser.parse_args()
-    runs, sweep = collect(args.experiment, args.tracking_uri, args.sweep)
-    markdown = table(runs)
-    plot(runs, Path(args.plot))
-    (HERE / "results.md").write_text(f"Sweep `{sweep}`, {len(runs)} runs.\n\n{markdown}\n")
+    tracking = OmegaConf.create(
+        {"uri": args.tracking_uri, "experiment": args.experiment, "artifact_root": ""}
+    )
+    with user_errors():
+        parent = args.parent
+        if parent is None:
+            newest = newest_parent_run(tracking, kind="grid")
+            if newest is None:
+                raise UserError(
+                    f"no sweep in experiment '{args.experiment}' at {args.tracking_uri}: "
+                    "run experiments/label_budget/run.sh first"
+                )
+            parent = newest.info.run_id
+        sweep = load_sweep(tracking, parent)
+        errors = errors_by_budget(sweep)
+        report = write_report(tracking, parent, Path(args.report), metrics=[METRIC])
+    markdown = table(errors)
+    plot(errors, Path(args.plot))
+    Path(args.results).write_text(
+        f"Sweep parent run `{parent}`, {len(sweep.runs)} runs.\n\n{markdown}\n"
+    )
     print(markdown)
-    print(f"\nplot: {args.plot}\ntable: {HERE / 'results.md'}")
+    print(f"\nplot: {args.plot}\ntable: {args.results}\nreport: {report}")
 
 
 if __name__ == "__main__":
-    np.seterr(all="ignore")
     main()

@@ -1,0 +1,143 @@
+"""The sweep report on runs made without the training loop: known numbers, known table."""
+
+from __future__ import annotations
+
+import runpy
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+from omegaconf import OmegaConf
+
+from ssgan import report
+from ssgan.tracking import create_run
+
+REPO = Path(__file__).resolve().parent.parent
+# (mode, labels) -> test accuracy of seed 0 and seed 1
+ACCURACY = {
+    ("supervised", 100): (0.30, 0.40),
+    ("ssgan", 100): (0.50, 0.60),
+    ("supervised", 1000): (0.80, 0.90),
+    ("ssgan", 1000): (0.85, 0.95),
+}
+
+
+@pytest.fixture
+def grid_sweep(tmp_path: Path) -> tuple:
+    tracking = OmegaConf.create(
+        {
+            "uri": f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}",
+            "artifact_root": str(tmp_path / "mlruns" / "artifacts"),
+            "experiment": "label_budget",
+            "run_name": "",
+        }
+    )
+    parent = create_run(
+        tracking,
+        "sweep-mode,num_labeled,seed",
+        tags={
+            "ssgan.sweep_kind": "grid",
+            "ssgan.command": "python -m ssgan.train -m …",
+            "ssgan.swept_params": "train.mode,data.num_labeled,train.seed",
+        },
+        params={"sweep.train.mode": "ssgan,supervised"},
+    )
+    for (mode, labels), accuracies in ACCURACY.items():
+        for seed, acc in enumerate(accuracies):
+            child = create_run(
+                tracking,
+                f"{mode}-{labels}-{seed}",
+                tags={"mlflow.parentRunId": parent.run_id},
+                params={"train.mode": mode, "data.num_labeled": labels, "train.seed": seed},
+            )
+            child.log_metrics({"best/test_accuracy": acc, "best/val_accuracy": acc - 0.01}, 10)
+            child.finish("FINISHED")
+    failed = create_run(
+        tracking,
+        "failed",
+        tags={"mlflow.parentRunId": parent.run_id},
+        params={"train.mode": "ssgan", "data.num_labeled": 100, "train.seed": 2},
+    )
+    failed.finish("FAILED", error="NonFiniteLossError: diverged")
+    parent.finish("FINISHED")
+    return tracking, parent.run_id
+
+
+def test_report_groups_by_swept_settings_with_seeds_pooled(grid_sweep, tmp_path: Path) -> None:
+    tracking, parent_id = grid_sweep
+    path = report.write_report(tracking, parent_id, tmp_path / "out", ["best/test_accuracy"])
+    text = Path(path).read_text()
+    assert "| train.mode | data.num_labeled | best/test_accuracy | runs | pruned | failed |" in text
+    std = float(np.std([0.85, 0.95], ddof=1))
+    assert f"| ssgan | 1000 | 0.9000 ± {std:.4f} | 2 | 0 | 0 |" in text
+    # The failed run counts in its group but not in the mean.
+    assert f"| ssgan | 100 | 0.5500 ± {std:.4f} | 3 | 0 | 1 |" in text
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "±" in line]
+    assert [r.split(" | ")[0] for r in rows] == [
+        "| ssgan",
+        "| supervised",
+        "| ssgan",
+        "| supervised",
+    ]
+    assert "pooled: train.seed" in text
+    plots = sorted(p.name for p in (tmp_path / "out" / "plots").iterdir())
+    assert plots == [
+        "best_test_accuracy_vs_data.num_labeled.png",
+        "best_test_accuracy_vs_train.mode.png",
+    ]
+    # Logged on the parent run too.
+    logged = MlflowClient(tracking_uri=tracking.uri).list_artifacts(parent_id, "report")
+    assert "report/report.md" in [a.path for a in logged]
+
+
+def test_report_refuses_a_metric_no_run_logged(grid_sweep, tmp_path: Path) -> None:
+    tracking, parent_id = grid_sweep
+    with pytest.raises(report.UserError, match="--metric val/acc: no run of this sweep logged"):
+        report.write_report(tracking, parent_id, tmp_path / "out", ["val/acc"])
+    assert not (tmp_path / "out").exists()
+
+
+def test_report_command_prints_one_line_for_a_bad_run_id(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["ssgan.report", "not-a-run"])
+    with pytest.raises(SystemExit) as done:
+        report.main()
+    assert done.value.code == 2
+    err = capsys.readouterr().err
+    assert (
+        err.startswith("error: run_id='not-a-run' is not an MLflow run id") and err.count("\n") == 1
+    )
+    assert not (tmp_path / "reports").exists()
+
+
+def test_label_budget_summary_uses_the_report(
+    grid_sweep, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tracking, parent_id = grid_sweep
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            "summarize.py",
+            "--tracking-uri",
+            tracking.uri,
+            "--plot",
+            str(tmp_path / "label_budget.png"),
+            "--results",
+            str(tmp_path / "results.md"),
+            "--report",
+            str(tmp_path / "report"),
+        ],
+    )
+    runpy.run_path(str(REPO / "experiments" / "label_budget" / "summarize.py"), run_name="__main__")
+    results = (tmp_path / "results.md").read_text()
+    assert f"Sweep parent run `{parent_id}`, 9 runs." in results
+    # 100 labels: supervised error 65% ± 7.1, SSGAN 45% ± 7.1, ratio 0.69.
+    assert "| 100 | 65.0% ± 7.1 | 45.0% ± 7.1 | 0.69 | 2 |" in results
+    assert "| 1000 | 15.0% ± 7.1 | 10.0% ± 7.1 | 0.67 | 2 |" in results
+    assert (tmp_path / "label_budget.png").stat().st_size > 0
+    assert (tmp_path / "report" / "report.md").exists()
