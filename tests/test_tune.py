@@ -236,3 +236,15 @@ def test_killed_search_resumes_without_repeating_trials(tmp_path: Path) -> None:
     )
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
     assert client.get_run(parent_id).info.status == "FINISHED"
+
+
+@pytest.mark.parametrize(
+    "preset", [[], ["experiment=label_budget"], ["experiment=improved_gan_svhn"]]
+)
+def test_ssgan_lr_holds_the_defaults_of_every_preset(tmp_path: Path, preset: list[str]) -> None:
+    """The README's search command: its baseline trial is possible with every preset."""
+    plan = tune.prepare(["search=ssgan_lr", *preset, f"data.root={tmp_path}"])
+    values, role = plan.first_trials[0]
+    assert role == "baseline" and values["train.lr"] == plan.base.train.lr
+    assert plan.storage.endswith("mlruns/optuna.db")
+    assert not (tmp_path / "mlruns").exists()
