@@ -39,12 +39,27 @@ def _hydra_main(cfg: DictConfig) -> None:
     )
 
 
+# Flags with which Hydra prints something and runs no job: no sweep parent run then.
+_NO_JOBS = {
+    "--help",
+    "-h",
+    "--hydra-help",
+    "--info",
+    "-i",
+    "--cfg",
+    "-c",
+    "--shell-completion",
+    "-sc",
+}
+
+
 def main() -> None:
     register_schemas()
     parent = None
     with user_errors():
         check_overrides("config", sys.argv[1:], validate_train_config)
-        if "-m" in sys.argv[1:] or "--multirun" in sys.argv[1:]:
+        multirun = "-m" in sys.argv[1:] or "--multirun" in sys.argv[1:]
+        if multirun and not _NO_JOBS.intersection(sys.argv[1:]):
             parent = start_grid(sys.argv[1:])
     if parent is None:
         _hydra_main()
