@@ -29,7 +29,7 @@ from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from ssgan.cli import user_errors  # noqa: E402
 from ssgan.errors import UserError  # noqa: E402
-from ssgan.tracking import RunTracker, child_runs, get_run  # noqa: E402
+from ssgan.tracking import child_runs, get_run, log_artifacts_to  # noqa: E402
 
 DEFAULT_METRICS = ("best/val_accuracy", "best/test_accuracy")
 REPORT_ARTIFACT = "report"
@@ -317,8 +317,7 @@ def write_report(
         text += [f"![{name}](plots/{name})" for name in figures]
         text += [f"\n_{note}_" for note in notes]
         (folder / "report.md").write_text("\n".join(text) + "\n")
-        tracker = RunTracker(tracking_cfg, sweep.parent)
-        tracker.log_artifacts(folder, REPORT_ARTIFACT)
+        log_artifacts_to(tracking_cfg, parent_id, folder, REPORT_ARTIFACT)
         if out_dir is None:
             return f"{sweep.parent.info.artifact_uri}/{REPORT_ARTIFACT}/report.md"
     return str(folder / "report.md")

@@ -660,3 +660,8 @@ def newest_parent_run(tracking_cfg: DictConfig, kind: str | None = None) -> Run 
         [experiment.experiment_id], filter_string=where, order_by=["attributes.start_time DESC"]
     )
     return runs[0] if runs else None
+
+
+def log_artifacts_to(tracking_cfg: DictConfig, run_id: str, local_dir: Path, path: str) -> None:
+    """Add a folder to an existing run's artifacts without touching its status."""
+    client_for(tracking_cfg).log_artifacts(run_id, str(local_dir), path)
