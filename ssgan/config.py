@@ -133,7 +133,14 @@ class PromoteAppConfig:
     force: bool = False
     list: bool = False
     accuracy_tolerance: float = 0.01
+    score_tolerance: float = 0.001
     alias: str = "production"
+    canary_alias: str = "canary"
+    label: str = "stable"
+    version: int = 0
+    server_model_dir: str = "/models"
+    bundle: str = ""
+    image: str = "ssgan-serving"
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
 

@@ -1,12 +1,17 @@
 """Entry point: ``python -m ssgan.promote run_id=<id>`` (also ``ssgan-promote``).
 
 Copies one run's exported SavedModel into ``<serving_dir>/<model_name>/<N>/``, the layout
-TensorFlow Serving watches (it serves the highest integer version). The model is verified
-before anything in the serving directory changes (it loads, meets the serving contract and
-scores the run's test set at the accuracy the run logged). It is then copied into a staging
+TensorFlow Serving reads, and labels it in ``<serving_dir>/models.config`` (TF Serving's
+model config: a ``specific`` version policy serving exactly the labelled versions,
+``stable`` and ``canary``). The model is verified before anything in the serving directory
+changes: it loads, meets the serving contract and gives the scores its run recorded for
+the run's verification images (no training data needed). It is then copied into a staging
 folder whose name TF Serving ignores, fsynced and renamed into place, so a version appears
 complete or not at all. A lock gives concurrent promotes distinct versions, and a log of
 every number handed out means a number is never reused, even after its folder was deleted.
+``label=<label> version=<N>`` moves a label (rollback: move ``stable`` back); the MLflow
+registry aliases follow the labels, and rerunning a command repairs MLflow records that a
+failure left missing. ``bundle=<folder>`` writes the hand-over bundle (see ssgan.deploy).
 """
 
 from __future__ import annotations
@@ -28,22 +33,30 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from ssgan.cli import CONFIG_DIR, check_overrides, user_errors
 from ssgan.config import register_schemas
-from ssgan.data import load_data
 from ssgan.errors import ConfigError, UserError
-from ssgan.export import ExportError, score_saved_model, verify_saved_model
+from ssgan.export import ExportError, verify_saved_model
+from ssgan.serving_config import LABELS, MODELS_CONFIG, labels_of, with_labels, write_atomically
+from ssgan.serving_config import read as read_models_config
 from ssgan.tracking import (
     MODEL_ARTIFACT,
     download_artifacts,
     get_run,
     has_artifact,
     load_run_config,
-    register_model_version,
+    registered_version,
+    registry_aliases,
+    set_registry_alias,
     set_run_tags,
+)
+from ssgan.verification import (
+    VERIFICATION_ARTIFACT,
+    VerificationError,
+    check_model,
+    load_verification_set,
 )
 
 PROVENANCE = Path("assets.extra") / "provenance.json"
@@ -53,8 +66,16 @@ VERSION_LOG = ".versions.jsonl"  # every version number ever handed out, one JSO
 STAGING_PREFIX = ".staging-"
 STAGING_LOCK = "owner.lock"  # held by the promote writing the staging folder while it lives
 RUN_TAG = "ssgan.promoted_version"
+# Tags of a registry version: which serving folder and version it is (several serving
+# folders may share one registry).
+SERVING_VERSION_TAG = "ssgan.serving_version"
+SERVING_ROOT_TAG = "ssgan.serving_root"
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+# An image repository without a tag: [registry[:port]/]path, lowercase (Docker's grammar).
+IMAGE = re.compile(
+    r"^(?:[a-z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$"
+)
 # Test hook: after each copied file, wait while the file this names exists, so a test can
 # hold promotes mid-copy (to kill one, or to make two overlap) and then let them go.
 COPY_GATE_ENV = "SSGAN_PROMOTE_COPY_GATE"
@@ -66,10 +87,20 @@ class PromoteError(UserError):
 
 def validate_promote_config(cfg: DictConfig) -> None:
     """One-line ConfigError for promote keys that cannot work."""
-    if not cfg.list and not RUN_ID.match(str(cfg.run_id)):
+    version = int(cfg.version)
+    if version < 0:
+        raise ConfigError(f"version={version} is not a version number: use 1, 2, ...")
+    if cfg.run_id and version:
+        raise ConfigError(
+            f"run_id and version={version} given together: run_id=<id> promotes a run into a "
+            "new version, version=<N> label=<label> moves a label to an existing one"
+        )
+    wants_run = not (cfg.list or version or cfg.bundle)
+    if (cfg.run_id or wants_run) and not RUN_ID.match(str(cfg.run_id)):
         raise ConfigError(
             f"run_id={cfg.run_id or '(empty)'} is not an MLflow run id: expected 32 lowercase "
-            "hex characters, e.g. run_id=3f9c0d6e4b7a4c21a0d3e8b5f1c2a9d7 (or list=true)"
+            "hex characters, e.g. run_id=3f9c0d6e4b7a4c21a0d3e8b5f1c2a9d7 (or list=true, "
+            "version=<N> label=<label>, bundle=<folder>)"
         )
     name = str(cfg.model_name)
     if not MODEL_NAME.match(name) or ".." in name:
@@ -79,16 +110,35 @@ def validate_promote_config(cfg: DictConfig) -> None:
         )
     if not str(cfg.serving_dir).strip():
         raise ConfigError("serving_dir is empty: give the folder TF Serving watches")
-    for key in ("min_accuracy", "accuracy_tolerance"):
+    if str(cfg.label) not in LABELS:
+        raise ConfigError(f"label={cfg.label} is not a version label: allowed {', '.join(LABELS)}")
+    if not str(cfg.server_model_dir).startswith("/"):
+        raise ConfigError(
+            f"server_model_dir={cfg.server_model_dir} is not an absolute path: give where "
+            "serving_dir appears inside the TF Serving container, e.g. /models"
+        )
+    if not IMAGE.match(str(cfg.image)):
+        raise ConfigError(
+            f"image={cfg.image} is not an image repository: lowercase letters, digits, "
+            "'.', '_', '-', '/' and an optional registry host, without a tag, e.g. "
+            "registry.example.com/ml/ssgan-serving (the bundle adds the tag)"
+        )
+    for key in ("min_accuracy", "accuracy_tolerance", "score_tolerance"):
         if not 0.0 <= float(cfg[key]) <= 1.0:
             raise ConfigError(f"{key}={cfg[key]} is out of range: allowed 0.0 to 1.0")
-    # MLflow reserves "latest" and version-like names ("v3") for itself.
-    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", str(cfg.alias)) or re.fullmatch(
-        r"(?i)latest|v\d+", str(cfg.alias)
-    ):
+    for key in ("alias", "canary_alias"):
+        # MLflow reserves "latest" and version-like names ("v3") for itself.
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", str(cfg[key])) or re.fullmatch(
+            r"(?i)latest|v\d+", str(cfg[key])
+        ):
+            raise ConfigError(
+                f"{key}={cfg[key]} is not a usable registry alias: start with a letter, then "
+                "letters, digits, '_' or '-'; not 'latest' or 'v<number>'"
+            )
+    if str(cfg.alias) == str(cfg.canary_alias):
         raise ConfigError(
-            f"alias={cfg.alias} is not a usable registry alias: start with a letter, then "
-            "letters, digits, '_' or '-'; not 'latest' or 'v<number>'"
+            f"alias and canary_alias are both '{cfg.alias}': the stable and canary labels need "
+            "different registry aliases"
         )
 
 
@@ -301,8 +351,9 @@ def _check_run(cfg: DictConfig):
     return run
 
 
-def _verify(cfg: DictConfig, run, run_cfg: DictConfig, model_dir: Path) -> dict[str, Any]:
-    """Contract check, then test accuracy through ``serving_default`` against the run's."""
+def _verify(cfg: DictConfig, run, model_dir: Path, scratch: Path) -> dict[str, Any]:
+    """Contract check, then the run's recorded verification set: the model must give the
+    scores recorded when the run exported it. No training data is needed (or made)."""
     run_id = run.info.run_id
     try:
         verify_saved_model(model_dir)
@@ -315,42 +366,65 @@ def _verify(cfg: DictConfig, run, run_cfg: DictConfig, model_dir: Path) -> dict[
             f"run {run_id} logged no export/test_accuracy to check its model against: "
             "re-export it with python -m ssgan.export"
         )
-    data = load_data(run_cfg.data, int(run_cfg.model.num_classes))
-    scores = score_saved_model(model_dir, data.test_x)
-    accuracy = float(np.mean(np.argmax(scores, axis=-1) == data.test_y))
-    if abs(accuracy - logged) > float(cfg.accuracy_tolerance):
+    if not has_artifact(cfg.tracking, run_id, VERIFICATION_ARTIFACT):
         raise PromoteError(
-            f"the model of run {run_id} scores {accuracy:.4f} on its test set but the run "
-            f"logged {logged:.4f} (accuracy_tolerance={cfg.accuracy_tolerance}): not promoted"
+            f"run {run_id} recorded no verification set ('{VERIFICATION_ARTIFACT}'), which "
+            "promote checks the model with: runs trained before it was recorded cannot be "
+            "promoted; train again"
         )
+    path = download_artifacts(cfg.tracking, run_id, VERIFICATION_ARTIFACT, scratch)
+    try:
+        record = load_verification_set(path)
+    except VerificationError as err:
+        raise PromoteError(f"run {run_id}: {err}") from err
+    checked = check_model(model_dir, record)
+    if not checked["max_score_difference"] <= float(cfg.score_tolerance):
+        raise PromoteError(
+            f"the model of run {run_id} does not give the scores recorded for its "
+            f"{checked['images']} verification images (largest difference "
+            f"{checked['max_score_difference']:.4g} > score_tolerance={cfg.score_tolerance}): "
+            "it is not the model the run measured; not promoted"
+        )
+    if abs(record["test_accuracy"] - logged) > float(cfg.accuracy_tolerance):
+        raise PromoteError(
+            f"run {run_id} logged export/test_accuracy {logged:.4f} but its verification set "
+            f"records {record['test_accuracy']:.4f} on its test set "
+            f"(accuracy_tolerance={cfg.accuracy_tolerance}): not promoted"
+        )
+    accuracy = record["test_accuracy"]
     if accuracy < float(cfg.min_accuracy):
         raise PromoteError(
             f"test accuracy {accuracy:.4f} is below min_accuracy={cfg.min_accuracy}: not promoted"
         )
-    test_set = hashlib.sha256(data.test_x.tobytes() + data.test_y.tobytes()).hexdigest()
-    return {"accuracy": accuracy, "test_images": len(data.test_y), "test_set_sha256": test_set}
+    return {
+        "accuracy": accuracy,
+        "test_images": record["test_images"],
+        "test_set_sha256": record["test_set_sha256"],
+        "verification_images": checked["images"],
+        "verification_max_score_difference": checked["max_score_difference"],
+    }
 
 
 def _check_live(cfg: DictConfig, root: Path, verified: dict[str, Any]) -> None:
-    """``must_beat_live``: refuse a model less accurate than the served (highest) version."""
-    versions = served_versions(root)
-    if not cfg.must_beat_live or not versions:
+    """``must_beat_live``: refuse a model less accurate than the stable version."""
+    live = stable_version(cfg, root)
+    if not cfg.must_beat_live or live is None:
         return
-    live = read_provenance(root / str(versions[-1]))
-    live_accuracy = live.get("verified_test_accuracy")
+    record = read_provenance(root / str(live))
+    live_accuracy = record.get("verified_test_accuracy")
     if not isinstance(live_accuracy, float):
         raise PromoteError(
-            f"must_beat_live=true but live version {versions[-1]} has no provenance accuracy "
+            f"must_beat_live=true but stable version {live} has no provenance accuracy "
             "to compare with: promote without must_beat_live"
         )
-    if live.get("test_set_sha256") != verified["test_set_sha256"]:
+    if record.get("test_set_sha256") != verified["test_set_sha256"]:
         raise PromoteError(
-            f"must_beat_live=true but live version {versions[-1]} was scored on another test "
+            f"must_beat_live=true but stable version {live} was scored on another test "
             "set, so the accuracies do not compare: promote without must_beat_live"
         )
     if verified["accuracy"] < live_accuracy:
         raise PromoteError(
-            f"test accuracy {verified['accuracy']:.4f} is below live version {versions[-1]}'s "
+            f"test accuracy {verified['accuracy']:.4f} is below stable version {live}'s "
             f"{live_accuracy:.4f} (must_beat_live=true): not promoted"
         )
 
@@ -370,51 +444,197 @@ def _provenance(
         "verified_test_accuracy": verified["accuracy"],
         "test_images": verified["test_images"],
         "test_set_sha256": verified["test_set_sha256"],
+        "verification_images": verified["verification_images"],
+        "verification_max_score_difference": verified["verification_max_score_difference"],
         "metrics": dict(run.data.metrics),
         "config": OmegaConf.to_container(run_cfg, resolve=False),
     }
 
 
-# -- promote and list ------------------------------------------------------------------------
+# -- labels: TF Serving's models.config ------------------------------------------------------
+
+
+def models_config_path(cfg: DictConfig) -> Path:
+    """``<serving_dir>/models.config``, the file TF Serving's ``--model_config_file`` reads."""
+    return Path(str(cfg.serving_dir)) / MODELS_CONFIG
+
+
+def current_labels(cfg: DictConfig) -> dict[str, int]:
+    """``{label: version}`` of this model in models.config (empty before the first label)."""
+    return labels_of(read_models_config(models_config_path(cfg)), str(cfg.model_name))
+
+
+def stable_version(cfg: DictConfig, root: Path) -> int | None:
+    """The version labelled ``stable``; in a folder promoted before labels existed, the
+    highest version (what TF Serving serves without a models.config)."""
+    stable = current_labels(cfg).get("stable")
+    if stable is not None:
+        return stable
+    versions = served_versions(root)
+    return versions[-1] if versions else None
+
+
+def _set_label(cfg: DictConfig, label: str, version: int) -> int | None:
+    """Point ``label`` at ``version`` in models.config; return the version it named before.
+
+    Called under the model's lock; the serving folder's own lock serialises writers of the
+    file shared by every model in it. The policy serves exactly the labelled versions.
+    """
+    serving_dir = Path(str(cfg.serving_dir))
+    with _locked(serving_dir):
+        path = models_config_path(cfg)
+        config = read_models_config(path)
+        labels = labels_of(config, str(cfg.model_name))
+        previous = labels.get(label)
+        if previous != version:
+            labels[label] = version
+            base_path = f"{str(cfg.server_model_dir).rstrip('/')}/{cfg.model_name}"
+            write_atomically(path, with_labels(config, str(cfg.model_name), base_path, labels))
+    return previous
+
+
+def check_labellable(root: Path, version: int) -> dict[str, Any]:
+    """A version a label may name: its folder exists and holds what promote verified
+    (provenance present, every file's SHA-256 as recorded). Returns its provenance."""
+    folder = root / str(version)
+    if not folder.is_dir():
+        have = ", ".join(map(str, served_versions(root))) or "none"
+        raise PromoteError(
+            f"version={version}: there is no version {version} in {root} (versions: {have}); "
+            "list them with list=true"
+        )
+    record = read_provenance(folder)
+    if not record.get("run_id") or not isinstance(record.get("sha256"), dict):
+        raise PromoteError(
+            f"version={version}: {folder} was not verified by promote (no "
+            f"{PROVENANCE.as_posix()}): promote its run instead"
+        )
+    for name, digest in sorted(record["sha256"].items()):
+        try:
+            actual = hashlib.sha256((folder / name).read_bytes()).hexdigest()
+        except OSError:
+            actual = None
+        if actual != digest:
+            raise PromoteError(
+                f"version={version}: {folder / name} is not the file promote verified (missing "
+                "or changed since): promote its run again"
+            )
+    return record
+
+
+# -- MLflow records ------------------------------------------------------------------------
+
+
+def _alias_for(cfg: DictConfig, label: str) -> str:
+    return str(cfg.alias) if label == "stable" else str(cfg.canary_alias)
+
+
+def _record_in_mlflow(
+    cfg: DictConfig, root: Path, run_id: str | None, version: int | None
+) -> list[str]:
+    """Make MLflow agree with the serving folder: the run's tag names its version, each
+    labelled version (and ``version``) has a registry version, each label's registry alias
+    points at it. Writes only what is missing or wrong, so running it again after a
+    failure repairs. Returns what it had to write."""
+    where = f"version {version} is in {root / str(version)}" if version else f"{root} is"
+    try:
+        return _sync_mlflow(cfg, root, run_id, version)
+    except UserError as err:
+        problem = str(err)
+    except Exception as err:  # the serving folder is already changed: say so, one line
+        problem = str(err).splitlines()[0] if str(err) else type(err).__name__
+    raise PromoteError(
+        f"{where} as intended, but recording it in MLflow failed ({problem}): "
+        "run the same command again to record it"
+    )
+
+
+def _sync_mlflow(cfg: DictConfig, root: Path, run_id: str | None, version: int | None) -> list[str]:
+    written: list[str] = []
+    if run_id and version:
+        wanted = {
+            RUN_TAG: str(version),
+            "ssgan.promoted_path": str((root / str(version)).resolve()),
+        }
+        tags = get_run(cfg.tracking, run_id).data.tags
+        if any(tags.get(key) != value for key, value in wanted.items()):
+            set_run_tags(cfg.tracking, run_id, wanted)
+            written.append(f"run tag {RUN_TAG}={version}")
+    labels = current_labels(cfg)
+    registry: dict[int, str] = {}
+    for number in sorted({*labels.values(), *([version] if version else [])}):
+        owner = read_provenance(root / str(number)).get("run_id")
+        if not owner:
+            continue
+        tags = {SERVING_VERSION_TAG: str(number), SERVING_ROOT_TAG: str(root.resolve())}
+        registry[number], created = registered_version(
+            cfg.tracking, str(cfg.model_name), owner, tags, MODEL_ARTIFACT
+        )
+        if created:
+            written.append(f"registry version {registry[number]} (version {number})")
+    aliases = registry_aliases(cfg.tracking, str(cfg.model_name))
+    for label, number in sorted(labels.items()):
+        alias = _alias_for(cfg, label)
+        if number in registry and aliases.get(alias) != registry[number]:
+            set_registry_alias(cfg.tracking, str(cfg.model_name), alias, registry[number])
+            written.append(f"alias {alias} -> registry version {registry[number]}")
+    return written
+
+
+# -- promote, label, list --------------------------------------------------------------------
 
 
 def promote(cfg: DictConfig) -> dict[str, Any]:
-    """Promote ``run_id`` into the next version, or list versions with ``list=true``.
+    """Run the action the config asks for: ``list=true`` lists versions; ``run_id=`` promotes
+    a run into a new version labelled ``label``; ``version=`` moves ``label`` to an existing
+    version. ``bundle=`` then writes the hand-over bundle of the labelled versions.
 
-    Returns ``{"version", "path", "already", "live_version"}`` (``already`` when a version
-    holds the run and ``force`` is off) or ``{"versions": [...]}`` for a listing.
+    Returns ``{"action": ...}`` with what happened (see :func:`describe`).
     """
     validate_promote_config(cfg)
     root = model_root(cfg)
     if cfg.list:
-        return {"versions": list_versions(root)}
+        return {"action": "list", "versions": list_versions(cfg, root)}
+    if cfg.run_id:
+        result = _promote_run(cfg, root)
+    elif int(cfg.version):
+        result = _move_label(cfg, root)
+    else:
+        result = {"action": "bundle"}
+    if cfg.bundle:
+        from ssgan.deploy import write_bundle  # only the hand-over needs the manifests
+
+        result["bundle"] = write_bundle(cfg, root, current_labels(cfg))
+    return result
+
+
+def _promote_run(cfg: DictConfig, root: Path) -> dict[str, Any]:
     _check_serving_path(root)
     run = _check_run(cfg)
     run_id = run.info.run_id
     holder = _holder(root, run_id)
     if holder is not None and not cfg.force:
-        return _result(root, holder, already=True)
+        return _result(cfg, root, holder, already=True, run_id=run_id)
     run_cfg = load_run_config(cfg.tracking, run_id)
     # Download and verify outside the serving directory: a refused model changes nothing.
     with tempfile.TemporaryDirectory(prefix="ssgan-promote-") as scratch:
         model_dir = download_artifacts(cfg.tracking, run_id, MODEL_ARTIFACT, Path(scratch))
-        verified = _verify(cfg, run, run_cfg, model_dir)
+        verified = _verify(cfg, run, model_dir, Path(scratch))
         _check_live(cfg, root, verified)
         record = _provenance(cfg, run, run_cfg, verified)
         _prepare_root(root)
         with _staging(root) as staging:
             version = _publish(cfg, root, model_dir, staging, record)
     if version < 0:  # a concurrent promote of the same run got there first
-        return _result(root, -version, already=True)
-    _record_in_mlflow(cfg, run_id, version, root / str(version))
-    return _result(root, version, already=False)
+        return _result(cfg, root, -version, already=True, run_id=run_id)
+    return _result(cfg, root, version, already=False, run_id=run_id)
 
 
 def _publish(
     cfg: DictConfig, root: Path, model_dir: Path, staging: Path, record: dict[str, Any]
 ) -> int:
-    """Copy into staging, then number and rename under the lock. Returns the new version,
-    or minus the version that already holds the run (when ``force`` is off)."""
+    """Copy into staging, then number, rename and label under the lock. Returns the new
+    version, or minus the version that already holds the run (when ``force`` is off)."""
     staged = staging / "model"
     hashes = _copy_tree(model_dir, staged)
     record = {**record, "sha256": hashes}
@@ -439,40 +659,50 @@ def _publish(
         # One rename within one file system: TF Serving sees the whole version or nothing.
         os.rename(staged, root / str(version))
         _fsync_path(root)
+        # Only then the label: models.config never names a version that is not complete.
+        _set_label(cfg, str(cfg.label), version)
     return version
 
 
-def _record_in_mlflow(cfg: DictConfig, run_id: str, version: int, path: Path) -> None:
-    try:
-        set_run_tags(
-            cfg.tracking,
-            run_id,
-            {RUN_TAG: str(version), "ssgan.promoted_path": str(path.resolve())},
-        )
-        register_model_version(
-            cfg.tracking, str(cfg.model_name), run_id, MODEL_ARTIFACT, str(cfg.alias)
-        )
-    except Exception as err:  # the version is already served: say so rather than crash
-        message = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise PromoteError(
-            f"version {version} is served from {path}, but recording it in MLflow failed "
-            f"({message}): the run tag and the '{cfg.alias}' alias were not set"
-        ) from err
-
-
-def _result(root: Path, version: int, *, already: bool) -> dict[str, Any]:
-    versions = served_versions(root)
+def _move_label(cfg: DictConfig, root: Path) -> dict[str, Any]:
+    """``label=<label> version=<N>``: point the label at an existing, verified version."""
+    version, label = int(cfg.version), str(cfg.label)
+    check_labellable(root, version)  # before the lock, so a refusal creates no lock file
+    with _locked(root):
+        record = check_labellable(root, version)
+        previous = _set_label(cfg, label, version)
+    written = _record_in_mlflow(cfg, root, None, None)
     return {
+        "action": "label",
+        "label": label,
         "version": version,
-        "path": str(root / str(version)),
-        "already": already,
-        "live_version": versions[-1] if versions else None,
+        "previous": previous,
+        "run_id": record["run_id"],
+        "config": str(models_config_path(cfg)),
+        "recorded": written,
     }
 
 
-def list_versions(root: Path) -> list[dict[str, Any]]:
-    """Every version handed out: served folders with their run and accuracy, the live one
-    (highest) marked, and numbers whose folder was removed."""
+def _result(
+    cfg: DictConfig, root: Path, version: int, *, already: bool, run_id: str
+) -> dict[str, Any]:
+    """After a promote (or finding the run already promoted): bring MLflow up to date."""
+    written = _record_in_mlflow(cfg, root, run_id, version)
+    labels = current_labels(cfg)
+    return {
+        "action": "promote",
+        "version": version,
+        "path": str(root / str(version)),
+        "already": already,
+        "labels": sorted(label for label, number in labels.items() if number == version),
+        "stable_version": labels.get("stable"),
+        "recorded": written,
+    }
+
+
+def list_versions(cfg: DictConfig, root: Path) -> list[dict[str, Any]]:
+    """Every version handed out: folders with their run, accuracy and labels, and numbers
+    whose folder was removed."""
     rows: dict[int, dict[str, Any]] = {}
     for entry in version_log(root):
         rows[entry["version"]] = {
@@ -482,15 +712,16 @@ def list_versions(root: Path) -> list[dict[str, Any]]:
             "promoted_at": entry.get("promoted_at", "?"),
             "state": "removed",
         }
-    versions = served_versions(root)
-    for version in versions:
+    labels = current_labels(cfg)
+    for version in served_versions(root):
         record = read_provenance(root / str(version))
+        named = [label for label in LABELS if labels.get(label) == version]
         rows[version] = {
             "version": version,
             "run_id": record.get("run_id", "?"),
             "test_accuracy": record.get("verified_test_accuracy"),
             "promoted_at": record.get("promoted_at", "?"),
-            "state": "live" if version == versions[-1] else "served",
+            "state": ",".join(named) or "unlabelled",
         }
     return [rows[v] for v in sorted(rows)]
 
@@ -512,17 +743,39 @@ def format_versions(root: Path, rows: list[dict[str, Any]]) -> str:
 
 def describe(cfg: DictConfig, result: dict[str, Any]) -> str:
     """What the command line prints for a promote's result."""
+    lines = []
+    if result["action"] == "promote":
+        lines.append(_describe_promote(cfg, result))
+    elif result["action"] == "label":
+        lines.append(_describe_label(result))
+    # A fresh version's records are expected; after a rerun they are repairs worth saying.
+    if result.get("recorded") and (result["action"] == "label" or result.get("already")):
+        lines.append("recorded in MLflow: " + ", ".join(result["recorded"]))
+    if "bundle" in result:
+        lines.append(f"wrote the hand-over bundle {result['bundle']['path']}")
+        lines.append(f"  build: {result['bundle']['build']}")
+        lines.append(f"  apply: {result['bundle']['apply']}")
+    return "\n".join(lines)
+
+
+def _describe_promote(cfg: DictConfig, result: dict[str, Any]) -> str:
     run_id, version = cfg.run_id, result["version"]
+    labelled = f"labelled {'+'.join(result['labels'])}" if result["labels"] else "not labelled"
     if not result["already"]:
-        return f"promoted run {run_id} as version {version}: {result['path']} (now live)"
-    if result["live_version"] == version:
-        state = "the live version"
-    else:
-        state = f"not live: version {result['live_version']} is"
+        return f"promoted run {run_id} as version {version}: {result['path']} ({labelled})"
     return (
-        f"run {run_id} is already served as version {version} ({state}); nothing done "
-        "(force=true promotes it again as a new version, e.g. to roll back)"
+        f"run {run_id} is already served as version {version} ({labelled}); nothing copied "
+        f"(move a label to it with version={version} label=<label>; force=true promotes it "
+        "again as a new version)"
     )
+
+
+def _describe_label(result: dict[str, Any]) -> str:
+    label, version, previous = result["label"], result["version"], result["previous"]
+    if previous == version:
+        return f"label {label} is already on version {version}; {result['config']} unchanged"
+    was = f"was version {previous}" if previous is not None else "new label"
+    return f"label {label} -> version {version} ({was}): {result['config']}"
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="promote", version_base="1.3")

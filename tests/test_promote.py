@@ -13,6 +13,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -26,8 +27,10 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from google.protobuf import text_format
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
+from tensorflow_serving.config.model_server_config_pb2 import ModelServerConfig
 
 import ssgan.promote as promote_module
 from ssgan.cli import compose_config
@@ -37,6 +40,11 @@ from ssgan.export import export_saved_model, score_saved_model
 from ssgan.model import build_discriminator
 from ssgan.promote import describe, format_versions, promote
 from ssgan.tracking import RunTracker
+from ssgan.verification import (
+    VERIFICATION_IMAGES,
+    fingerprint_test_set,
+    save_verification_set,
+)
 from tests.conftest import run_cli
 
 PROVENANCE = Path("assets.extra") / "provenance.json"
@@ -92,13 +100,24 @@ def log_run(
     model_dir: Path | None,
     accuracy: float | None,
     status: str = "FINISHED",
+    verified_with: Path | None | str = "model",
+    config: DictConfig | None = None,
 ) -> str:
-    """A run as training leaves one: config artifact, model/ artifact, metric, status."""
+    """A run as training leaves one: config artifact, model/ artifact, metric, status, and
+    the verification set (scored with ``verified_with``, by default the model itself)."""
     tags = {"mlflow.source.git.commit": "a" * 40, "ssgan.git_dirty": "false"}
     tracker = RunTracker.start(store.cfg, params={}, tags=tags, run_name="fake")
-    tracker.log_text(OmegaConf.to_yaml(store.cfg), "config/config.yaml")
+    tracker.log_text(OmegaConf.to_yaml(config or store.cfg), "config/config.yaml")
     if model_dir is not None:
         tracker.log_artifacts(model_dir, "model")
+    if verified_with == "model":
+        verified_with = model_dir
+    if verified_with is not None:
+        scores = score_saved_model(verified_with, store.data.test_x)
+        with tempfile.TemporaryDirectory() as scratch:
+            path = Path(scratch) / "verification.npz"
+            save_verification_set(path, store.data.test_x, store.data.test_y, scores)
+            tracker.log_artifact(path, "verification")
     if accuracy is not None:
         tracker.log_metrics({"export/test_accuracy": accuracy}, step=0)
     tracker.finish(status)
@@ -157,9 +176,10 @@ def test_promote_twice_gives_versions_1_and_2_loadable_and_listed(
     serving = tmp_path / "serving"
     root = serving / "ssgan"
     first = promote(promote_cfg(store, serving, runs["a"]))
-    assert first == {"version": 1, "path": str(root / "1"), "already": False, "live_version": 1}
+    assert first["version"] == 1 and first["path"] == str(root / "1")
+    assert not first["already"] and first["labels"] == ["stable"]
     second = promote(promote_cfg(store, serving, runs["b"]))
-    assert second["version"] == 2 and not second["already"]
+    assert second["version"] == 2 and not second["already"] and second["stable_version"] == 2
     assert version_dirs(root) == ["1", "2"]
     for version, run_id, seed in ((1, runs["a"], 1), (2, runs["b"], 2)):
         folder = root / str(version)
@@ -188,15 +208,16 @@ def test_promote_twice_gives_versions_1_and_2_loadable_and_listed(
         ).read_bytes()
     # Nothing but versions and dot-files TF Serving ignores; no staging left behind.
     assert sorted(p.name for p in root.iterdir()) == [".promote.lock", ".versions.jsonl", "1", "2"]
+    assert sorted(p.name for p in serving.iterdir()) == [".promote.lock", "models.config", "ssgan"]
 
     listed = promote(promote_cfg(store, serving, "", "list=true"))["versions"]
     assert [(r["version"], r["run_id"], r["state"]) for r in listed] == [
-        (1, runs["a"], "served"),
-        (2, runs["b"], "live"),
+        (1, runs["a"], "unlabelled"),
+        (2, runs["b"], "stable"),
     ]
     assert listed[1]["test_accuracy"] == pytest.approx(accuracy_of(store, root / "2"))
     table = format_versions(root, listed)
-    assert runs["a"] in table and "live" in table.splitlines()[2]
+    assert runs["a"] in table and table.splitlines()[2].endswith("stable")
 
     client = MlflowClient(tracking_uri=store.cfg.tracking.uri)
     assert client.get_run(runs["b"]).data.tags["ssgan.promoted_version"] == "2"
@@ -214,20 +235,23 @@ def test_same_run_again_does_nothing_unless_forced_and_rollback(
     before = snapshot(serving)
     cfg = promote_cfg(store, serving, runs["a"])
     again = promote(cfg)
-    assert again == {"version": 1, "path": str(root / "1"), "already": True, "live_version": 2}
-    assert "already served as version 1 (not live: version 2 is)" in describe(cfg, again)
+    assert again["version"] == 1 and again["already"] and again["recorded"] == []
+    assert "already served as version 1 (not labelled); nothing copied" in describe(cfg, again)
     assert snapshot(serving) == before
-    # Roll back: promote the older run again; it becomes the highest (live) version.
+    # force=true: the older run again, as a new version that takes the label.
     rollback = promote(promote_cfg(store, serving, runs["a"], "force=true"))
-    assert rollback["version"] == 3 and rollback["live_version"] == 3
+    assert rollback["version"] == 3 and rollback["stable_version"] == 3
     assert json.loads((root / "3" / PROVENANCE).read_text())["run_id"] == runs["a"]
     client = MlflowClient(tracking_uri=store.cfg.tracking.uri)
     assert client.get_model_version_by_alias("ssgan", "production").run_id == runs["a"]
     # A deleted version's number is never handed out again, and the listing remembers it.
     shutil.rmtree(root / "3")
     assert promote(promote_cfg(store, serving, runs["a"], "force=true"))["version"] == 4
-    states = [(r["version"], r["state"]) for r in promote_module.list_versions(root)]
-    assert states == [(1, "served"), (2, "served"), (3, "removed"), (4, "live")]
+    states = [
+        (r["version"], r["state"])
+        for r in promote_module.list_versions(promote_cfg(store, serving), root)
+    ]
+    assert states == [(1, "unlabelled"), (2, "unlabelled"), (3, "removed"), (4, "stable")]
 
 
 def test_must_beat_live_reads_the_live_provenance(
@@ -240,12 +264,206 @@ def test_must_beat_live_reads_the_live_provenance(
     # The live version claims a perfect score: a worse model is refused.
     live.write_text(json.dumps({**record, "verified_test_accuracy": 1.0}))
     before = snapshot(serving)
-    with pytest.raises(UserError, match=r"below live version 1's 1\.0000 \(must_beat_live"):
+    with pytest.raises(UserError, match=r"below stable version 1's 1\.0000 \(must_beat_live"):
         promote(promote_cfg(store, serving, runs["b"], "must_beat_live=true"))
     assert snapshot(serving) == before
     # The live version claims nothing can be worse: the same model is accepted.
     live.write_text(json.dumps({**record, "verified_test_accuracy": 0.0}))
     assert promote(promote_cfg(store, serving, runs["b"], "must_beat_live=true"))["version"] == 2
+
+
+def test_verification_uses_what_the_run_recorded_not_the_data(store: Store, tmp_path: Path) -> None:
+    """Issue: promoting from another folder regenerated the run's whole data set there (an
+    SVHN run would start a download) just to verify the model. The run's recorded
+    verification set is used instead; nothing appears in the current folder."""
+    config = OmegaConf.merge(store.cfg, {"data": {"root": "data"}})  # relative, as users run
+    model_dir = export_discriminator(store, 1)
+    accuracy = accuracy_of(store, model_dir)
+    run_id = log_run(store, model_dir=model_dir, accuracy=accuracy, config=config)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    serving = tmp_path / "serving"
+    done = run_cli("ssgan.promote", *overrides(store, serving, run_id), cwd=elsewhere)
+    assert done.returncode == 0, done.stderr
+    assert list(elsewhere.iterdir()) == []
+    record = json.loads((serving / "ssgan" / "1" / PROVENANCE).read_text())
+    assert record["verified_test_accuracy"] == pytest.approx(accuracy)
+    assert record["verification_images"] == min(50, VERIFICATION_IMAGES)
+    assert record["verification_max_score_difference"] < 1e-5
+    assert record["test_images"] == 50
+    assert record["test_set_sha256"] == fingerprint_test_set(store.data.test_x, store.data.test_y)
+
+
+# -- labels: TF Serving's models.config, rollback, the registry aliases -----------------------
+
+
+def models_config(serving: Path) -> ModelServerConfig:
+    """serving/models.config parsed by TF Serving's own message (strict: unknown fields fail)."""
+    config = ModelServerConfig()
+    text_format.Parse((serving / "models.config").read_text(), config)
+    return config
+
+
+def served_by_config(serving: Path, name: str = "ssgan") -> tuple[str, list[int], dict[str, int]]:
+    (entry,) = [e for e in models_config(serving).model_config_list.config if e.name == name]
+    assert entry.model_platform == "tensorflow"
+    assert entry.model_version_policy.WhichOneof("policy_choice") == "specific"
+    return (
+        entry.base_path,
+        list(entry.model_version_policy.specific.versions),
+        dict(entry.version_labels),
+    )
+
+
+def aliases(store: Store, name: str = "ssgan") -> dict[str, str]:
+    """Registry alias -> the run id of the registry version it points at."""
+    client = MlflowClient(tracking_uri=store.cfg.tracking.uri)
+    model = client.get_registered_model(name)
+    return {
+        alias: client.get_model_version(name, version).run_id
+        for alias, version in model.aliases.items()
+    }
+
+
+def test_canary_then_promote_to_stable_then_roll_back(
+    store: Store, runs: dict[str, str], tmp_path: Path
+) -> None:
+    serving = tmp_path / "serving"
+    promote(promote_cfg(store, serving, runs["a"]))
+    assert served_by_config(serving) == ("/models/ssgan", [1], {"stable": 1})
+    # A new version tried as canary: stable stays on 1, both are served.
+    canary = promote(promote_cfg(store, serving, runs["b"], "label=canary"))
+    assert canary["version"] == 2 and canary["labels"] == ["canary"]
+    assert canary["stable_version"] == 1
+    assert served_by_config(serving) == ("/models/ssgan", [1, 2], {"stable": 1, "canary": 2})
+    assert {k: aliases(store)[k] for k in ("production", "canary")} == {
+        "production": runs["a"],
+        "canary": runs["b"],
+    }
+    # The canary is good: stable moves to it, no new version number.
+    cfg = promote_cfg(store, serving, "", "label=stable", "version=2")
+    moved = promote(cfg)
+    assert describe(cfg, moved).startswith("label stable -> version 2 (was version 1)")
+    assert served_by_config(serving)[1:] == ([2], {"stable": 2, "canary": 2})
+    assert aliases(store)["production"] == runs["b"]
+    # Roll back: stable back to 1. Same command again changes nothing.
+    promote(promote_cfg(store, serving, "", "label=stable", "version=1"))
+    assert served_by_config(serving)[1:] == ([1, 2], {"stable": 1, "canary": 2})
+    assert aliases(store)["production"] == runs["a"]
+    before = snapshot(serving)
+    cfg = promote_cfg(store, serving, "", "label=stable", "version=1")
+    again = promote(cfg)
+    assert "already on version 1" in describe(cfg, again) and again["recorded"] == []
+    assert snapshot(serving) == before
+    assert version_dirs(serving / "ssgan") == ["1", "2"]
+    listed = promote(promote_cfg(store, serving, "", "list=true"))["versions"]
+    assert [row["state"] for row in listed] == ["stable", "canary"]
+
+
+def test_models_config_keeps_other_models_and_uses_server_model_dir(
+    store: Store, runs: dict[str, str], tmp_path: Path
+) -> None:
+    serving = tmp_path / "serving"
+    promote(promote_cfg(store, serving, runs["a"], "model_name=other"))
+    promote(promote_cfg(store, serving, runs["b"], "server_model_dir=/srv/tf/"))
+    assert served_by_config(serving, "other") == ("/models/other", [1], {"stable": 1})
+    assert served_by_config(serving, "ssgan") == ("/srv/tf/ssgan", [1], {"stable": 1})
+    # Written atomically: no temporary file left beside it.
+    assert sorted(p.name for p in serving.iterdir()) == [
+        ".promote.lock",
+        "models.config",
+        "other",
+        "ssgan",
+    ]
+
+
+def test_label_to_missing_or_unverified_version_is_refused(
+    store: Store, runs: dict[str, str], served: Path, tmp_path: Path
+) -> None:
+    # A folder placed by hand, and a promoted version whose files were changed since.
+    hand = served / "ssgan" / "7"
+    shutil.copytree(served / "ssgan" / "1", hand)
+    (hand / PROVENANCE).unlink()
+    tampered = served.parent / "tampered"
+    shutil.copytree(served, tampered)
+    (tampered / "ssgan" / "1" / "saved_model.pb").write_bytes(b"not the model")
+    try:
+        for serving, version, words in (
+            (served, 9, "version=9: there is no version 9 in"),
+            (served, 7, "was not verified by promote (no assets.extra/provenance.json)"),
+            (tampered, 1, "saved_model.pb is not the file promote verified"),
+        ):
+            before = snapshot(serving)
+            with pytest.raises(UserError, match=re.escape(words)) as caught:
+                promote(promote_cfg(store, serving, "", "label=canary", f"version={version}"))
+            assert "\n" not in str(caught.value)
+            assert snapshot(serving) == before
+    finally:
+        shutil.rmtree(hand)
+    bad = run_cli(
+        "ssgan.promote", f"serving_dir={served}", "label=canary", "version=9", cwd=tmp_path
+    )
+    assert bad.returncode == 2 and bad.stdout == "" and bad.stderr.count("\n") == 1
+    assert bad.stderr.startswith("error: version=9: there is no version 9 in")
+    for args, words in (
+        (["label=blue", "version=1"], "label=blue is not a version label: allowed stable, canary"),
+        ([f"run_id={runs['a']}", "version=1"], "run_id and version=1 given together"),
+        (["version=-1"], "version=-1 is not a version number"),
+    ):
+        bad = run_cli("ssgan.promote", f"serving_dir={served}", *args, cwd=tmp_path)
+        assert bad.returncode == 2 and words in bad.stderr and bad.stderr.count("\n") == 1
+
+
+class DatabaseLockedError(Exception):
+    pass
+
+
+def test_rerun_repairs_what_mlflow_refused_to_record(
+    store: Store, runs: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue: version 9 live on disk, registry alias and run tag still on 8, and a rerun
+    said "already served ... nothing done". A rerun must record what is missing."""
+    serving = tmp_path / "serving"
+    promote(promote_cfg(store, serving, runs["a"]))
+
+    def refuse(*args, **kwargs):
+        raise DatabaseLockedError("(sqlite3.OperationalError) database is locked")
+
+    # The store refuses the final recording: tag write, registry version, alias move.
+    for name in ("set_run_tags", "registered_version", "set_registry_alias"):
+        monkeypatch.setattr(promote_module, name, refuse)
+    with pytest.raises(UserError) as caught:
+        promote(promote_cfg(store, serving, runs["b"]))
+    message = str(caught.value)
+    assert "version 2 is in" in message and "database is locked" in message
+    assert "run the same command again to record it" in message and "\n" not in message
+    client = MlflowClient(tracking_uri=store.cfg.tracking.uri)
+    version_2 = str((serving / "ssgan" / "2").resolve())
+    assert client.get_run(runs["b"]).data.tags.get("ssgan.promoted_path") != version_2
+    assert aliases(store)["production"] == runs["a"]
+    monkeypatch.undo()
+    # The same command again: nothing copied, the missing records written.
+    cfg = promote_cfg(store, serving, runs["b"])
+    before = snapshot(serving)
+    again = promote(cfg)
+    assert again["already"] and again["version"] == 2
+    assert snapshot(serving) == before
+    text = describe(cfg, again)
+    assert "recorded in MLflow: run tag ssgan.promoted_version=2" in text
+    assert "alias production -> registry version" in text
+    tags = client.get_run(runs["b"]).data.tags
+    assert tags["ssgan.promoted_version"] == "2" and tags["ssgan.promoted_path"] == version_2
+    assert aliases(store)["production"] == runs["b"]
+    # Repaired means complete: a third run writes nothing.
+    assert promote(cfg)["recorded"] == []
+    # A label move refused by MLflow is repaired the same way.
+    monkeypatch.setattr(promote_module, "set_registry_alias", refuse)
+    with pytest.raises(UserError, match="recording it in MLflow failed"):
+        promote(promote_cfg(store, serving, "", "label=stable", "version=1"))
+    assert served_by_config(serving)[2] == {"stable": 1}
+    monkeypatch.undo()
+    repaired = promote(promote_cfg(store, serving, "", "label=stable", "version=1"))
+    assert repaired["recorded"] and aliases(store)["production"] == runs["a"]
 
 
 # -- stale staging, concurrency and kill -9 --------------------------------------------------
@@ -374,11 +592,23 @@ def bad_case(case: str, store: Store, runs: dict[str, str], scratch: Path) -> li
     if case == "wrong_signature":
         folder = scratch / "wrong"
         tf.saved_model.save(WrongSignature(), str(folder))
-        return ["run_id=" + log_run(store, model_dir=folder, accuracy=0.1)]
+        return ["run_id=" + log_run(store, model_dir=folder, accuracy=0.1, verified_with=None)]
     if case == "wrong_accuracy":
         model_dir = export_discriminator(store, 1)
         logged = accuracy_of(store, model_dir) + 0.5
         return ["run_id=" + log_run(store, model_dir=model_dir, accuracy=logged)]
+    if case == "wrong_model":  # the verification set recorded for another model
+        model_dir, other = export_discriminator(store, 1), export_discriminator(store, 2)
+        accuracy = accuracy_of(store, other)
+        return [
+            "run_id=" + log_run(store, model_dir=model_dir, accuracy=accuracy, verified_with=other)
+        ]
+    if case == "no_verification":
+        model_dir = export_discriminator(store, 1)
+        accuracy = accuracy_of(store, model_dir)
+        return [
+            "run_id=" + log_run(store, model_dir=model_dir, accuracy=accuracy, verified_with=None)
+        ]
     if case == "min_accuracy":
         return [f"run_id={runs['b']}", "min_accuracy=1.0"]
     if case == "slash_name":
@@ -403,7 +633,9 @@ BAD_INPUT = {
     "failed": "is FAILED, not FINISHED",
     "no_model": "has no exported model (no 'model/' artifact)",
     "wrong_signature": "fails verification: model/: signature 'predict_images' is missing",
-    "wrong_accuracy": "on its test set but the run logged",
+    "wrong_accuracy": "but its verification set records",
+    "wrong_model": "does not give the scores recorded for its 50 verification images",
+    "no_verification": "recorded no verification set ('verification/verification.npz')",
     "min_accuracy": "is below min_accuracy=1.0: not promoted",
     "slash_name": "model_name=a/b is not a plain directory name",
     "dotdot_name": "model_name=.. is not a plain directory name",
@@ -445,12 +677,12 @@ def test_cli_list_and_bad_run_id(store: Store, runs: dict[str, str], tmp_path: P
     serving = tmp_path / "serving"
     cfg = promote_cfg(store, serving, runs["a"])
     assert describe(cfg, promote(cfg)) == (
-        f"promoted run {runs['a']} as version 1: {serving / 'ssgan' / '1'} (now live)"
+        f"promoted run {runs['a']} as version 1: {serving / 'ssgan' / '1'} (labelled stable)"
     )
     listed = run_cli("ssgan.promote", f"serving_dir={serving}", "list=true", cwd=tmp_path)
     assert listed.returncode == 0, listed.stderr
     row = [line for line in listed.stdout.splitlines() if runs["a"] in line]
-    assert len(row) == 1 and row[0].split()[0] == "1" and row[0].endswith("live")
+    assert len(row) == 1 and row[0].split()[0] == "1" and row[0].endswith("stable")
     before = snapshot(tmp_path)
     bad = run_cli("ssgan.promote", "run_id=xyz", f"serving_dir={serving}", cwd=tmp_path)
     assert bad.returncode == 2 and bad.stdout == ""
