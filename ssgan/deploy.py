@@ -1,0 +1,226 @@
+"""The hand-over bundle: what a platform team needs to run the labelled versions.
+
+``python -m ssgan.promote bundle=DIR`` writes, for the model's labelled versions (the ones
+``serving/models.config`` names)::
+
+    DIR/
+    ├── README.md             the build, push, apply and query commands, filled in
+    ├── provenance.json       model, image, labels, and each version's promote record
+    ├── image/                the Docker build context
+    │   ├── Dockerfile        deploy/Dockerfile: pinned tensorflow/serving, non-root
+    │   └── models/
+    │       ├── models.config labels and a specific version policy, base path /models/<name>
+    │       └── <name>/<N>/   each labelled version, byte for byte as promote verified it
+    └── k8s/
+        ├── base/             Deployment, Service, HPA, PDB (+ kustomization.yaml)
+        └── mounted/          kustomize overlay: models from a volume instead of the image
+
+The manifests are plain YAML rendered from ``deploy/k8s/`` (``${...}`` placeholders).
+The bundle is built in a hidden sibling folder and renamed into place, so ``DIR`` is
+complete or absent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+import shutil
+import string
+import uuid
+from pathlib import Path
+from typing import Any
+
+import yaml
+from omegaconf import DictConfig
+from tensorflow_serving.config.model_server_config_pb2 import ModelServerConfig
+
+from ssgan.promote import PromoteError, check_labellable
+from ssgan.serving_config import MODELS_CONFIG, to_text, with_labels
+from ssgan.tracking import git_state
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "deploy"
+IMAGE_MODEL_DIR = "/models"  # where the Dockerfile puts the models folder
+GRPC_PORT, REST_PORT = 8500, 8501
+
+
+def app_name(model_name: str) -> str:
+    """The Kubernetes name of the model's server: a DNS label derived from the model name."""
+    base = re.sub(r"[^a-z0-9-]+", "-", model_name.lower()).strip("-")
+    if not base or not base[0].isalpha():
+        base = f"ssgan-{base}".rstrip("-")
+    name = f"{base}-serving"
+    if len(name) > 56:  # 63, less the "-models" of the volume claim's name
+        raise PromoteError(
+            f"model_name={model_name} is too long for Kubernetes names ({name}): use at "
+            "most 48 characters"
+        )
+    return name
+
+
+def image_ref(cfg: DictConfig, labels: dict[str, int]) -> str:
+    """``<image>:<model>-v<stable>[-canary<N>]``: the tag says which versions it bakes in."""
+    tag = f"{app_name(str(cfg.model_name))[: -len('-serving')]}-v{labels['stable']}"
+    if "canary" in labels and labels["canary"] != labels["stable"]:
+        tag += f"-canary{labels['canary']}"
+    return f"{cfg.image}:{tag}"
+
+
+def render(template: Path, values: dict[str, str]) -> str:
+    """A template with its ``${NAME}`` placeholders filled in; every one must be known."""
+    text = template.read_text()
+    rendered = string.Template(text).substitute(values)
+    yaml.safe_load_all(rendered)  # still YAML (a value could have broken it)
+    return rendered
+
+
+def write_bundle(cfg: DictConfig, root: Path, labels: dict[str, int]) -> dict[str, str]:
+    """Write the hand-over bundle to ``cfg.bundle`` (a new or empty folder), atomically."""
+    target = Path(str(cfg.bundle))
+    if "stable" not in labels:
+        raise PromoteError(
+            f"bundle={target}: model {cfg.model_name} has no stable version in "
+            f"{Path(str(cfg.serving_dir)) / MODELS_CONFIG}: promote a run first"
+        )
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise PromoteError(
+            f"bundle={target} already exists and is not an empty folder: give a new one "
+            "(nothing was written)"
+        )
+    if not target.parent.is_dir():
+        raise PromoteError(f"bundle={target}: folder {target.parent} does not exist")
+    records = {version: check_labellable(root, version) for version in set(labels.values())}
+    image = image_ref(cfg, labels)
+    staging = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex}"
+    try:
+        _write_contents(cfg, root, labels, records, image, staging)
+        if target.exists():
+            target.rmdir()  # empty, checked above; rename cannot replace it portably
+        staging.rename(target)
+    except OSError as err:
+        raise PromoteError(
+            f"bundle={target}: could not write it ({err.strerror or err}); nothing was left"
+        ) from err
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return {
+        "path": str(target),
+        "image": image,
+        "build": f"docker build -t {image} {target / 'image'}",
+        "apply": f"kubectl apply -k {target / 'k8s' / 'base'}",
+    }
+
+
+def _write_contents(
+    cfg: DictConfig,
+    root: Path,
+    labels: dict[str, int],
+    records: dict[int, dict[str, Any]],
+    image: str,
+    folder: Path,
+) -> None:
+    name = str(cfg.model_name)
+    models = folder / "image" / "models"
+    models.mkdir(parents=True)
+    shutil.copy2(TEMPLATES / "Dockerfile", folder / "image" / "Dockerfile")
+    for version, record in sorted(records.items()):
+        _copy_verified(root / str(version), models / name / str(version), record["sha256"])
+    config = with_labels(ModelServerConfig(), name, f"{IMAGE_MODEL_DIR}/{name}", labels)
+    (models / MODELS_CONFIG).write_text(to_text(config))
+    values = {
+        "APP": app_name(name),
+        "MODEL_NAME": name,
+        "IMAGE": image,
+        "VERSION_LABELS": ",".join(f"{k}={v}" for k, v in sorted(labels.items())),
+    }
+    for template in sorted((TEMPLATES / "k8s").rglob("*.yaml")):
+        out = folder / "k8s" / template.relative_to(TEMPLATES / "k8s")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(render(template, values))
+    provenance = {
+        "model_name": name,
+        "image": image,
+        "labels": labels,
+        "bundled_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "serving_dir": str(Path(str(cfg.serving_dir)).resolve()),
+        "ssgan_source": git_state(),
+        "versions": {str(version): record for version, record in sorted(records.items())},
+    }
+    (folder / "provenance.json").write_text(json.dumps(provenance, indent=2, sort_keys=True))
+    (folder / "README.md").write_text(_readme(cfg, labels, image, values["APP"]))
+
+
+def _copy_verified(source: Path, destination: Path, hashes: dict[str, str]) -> None:
+    """Copy a version's files and check each copy against the SHA-256 promote recorded."""
+    shutil.copytree(source, destination)
+    for relative, digest in hashes.items():
+        if hashlib.sha256((destination / relative).read_bytes()).hexdigest() != digest:
+            raise PromoteError(f"bundle: the copy of {source / relative} differs from the original")
+
+
+def _readme(cfg: DictConfig, labels: dict[str, int], image: str, app: str) -> str:
+    name = str(cfg.model_name)
+    shown = ", ".join(f"{label} = version {version}" for label, version in sorted(labels.items()))
+    return f"""# {name}: TF Serving hand-over
+
+Labels: {shown}. Image: `{image}`. Provenance of every version: `provenance.json`.
+
+```bash
+docker build -t {image} image/
+docker push {image}                      # or load it into the cluster's registry
+kubectl apply -k k8s/base                # Deployment, Service, HPA, PDB
+kubectl rollout status deployment/{app}
+kubectl port-forward service/{app} 8501:8501 8500:8500
+curl -s http://localhost:8501/v1/models/{name}                  # every version AVAILABLE
+python -m ssgan.predict photo.jpg --rest-url http://localhost:8501/v1/models/{name}/labels/stable
+python -m ssgan.predict photo.jpg --grpc localhost:8500 --model-name {name}
+```
+
+`k8s/mounted` serves the models folder from a volume instead (`kubectl apply -k k8s/mounted`).
+"""
+
+
+def load_manifests(k8s: Path, overlay: str = "base") -> list[dict[str, Any]]:
+    """The resources ``kubectl apply -k <k8s>/<overlay>`` would send, for checking them
+    here: the base's resources, plus an overlay's own resources and JSON 6902 patches."""
+    base = k8s / "base"
+    docs = [
+        doc
+        for item in yaml.safe_load((base / "kustomization.yaml").read_text())["resources"]
+        for doc in yaml.safe_load_all((base / item).read_text())
+    ]
+    if overlay == "base":
+        return docs
+    kustomization = yaml.safe_load((k8s / overlay / "kustomization.yaml").read_text())
+    for item in kustomization["resources"]:
+        if not item.startswith(".."):
+            docs.extend(yaml.safe_load_all((k8s / overlay / item).read_text()))
+    for patch in kustomization.get("patches", []):
+        target = patch["target"]
+        for doc in docs:
+            if doc["kind"] == target["kind"] and doc["metadata"]["name"] == target["name"]:
+                for op in yaml.safe_load((k8s / overlay / patch["path"]).read_text()):
+                    _apply_json_patch(doc, op)
+    return docs
+
+
+def _apply_json_patch(doc: dict[str, Any], op: dict[str, Any]) -> None:
+    """The ``add`` and ``replace`` operations of RFC 6902, which the overlays use."""
+    *parents, last = [
+        part.replace("~1", "/").replace("~0", "~") for part in op["path"][1:].split("/")
+    ]
+    node: Any = doc
+    for part in parents:
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    if op["op"] not in ("add", "replace"):
+        raise ValueError(f"unsupported patch operation {op['op']}")
+    if isinstance(node, list):
+        if last == "-":
+            node.append(op["value"])
+        elif op["op"] == "add":
+            node.insert(int(last), op["value"])
+        else:
+            node[int(last)] = op["value"]
+    else:
+        node[last] = op["value"]
