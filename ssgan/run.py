@@ -39,6 +39,7 @@ from ssgan.tracking import (
     load_run_config,
 )
 from ssgan.trainer import EpochHook, StopTraining, Trainer
+from ssgan.verification import VERIFICATION_ARTIFACT, save_verification_set
 
 WARMUP_IMAGES = 32
 SWEEP_PARENT_ENV = "SSGAN_SWEEP_PARENT_RUN_ID"
@@ -217,11 +218,16 @@ def _export_best(
     tracker: RunTracker,
 ) -> float:
     """Export the best-validation weights; return their test accuracy through the
-    exported serving signature (PNG bytes in, as a client would send)."""
+    exported serving signature (PNG bytes in, as a client would send). The run records a
+    verification set with them, which promote checks the model against anywhere."""
     export_from_checkpoint(
         cfg, best_checkpoint, export_dir, warmup_images=data.test_x[:WARMUP_IMAGES]
     )
-    predictions = np.argmax(score_saved_model(export_dir, data.test_x), axis=-1)
+    scores = score_saved_model(export_dir, data.test_x)
+    verification = export_dir.parent / Path(VERIFICATION_ARTIFACT).name
+    save_verification_set(verification, data.test_x, data.test_y, scores)
+    tracker.log_artifact(verification, str(Path(VERIFICATION_ARTIFACT).parent))
+    predictions = np.argmax(scores, axis=-1)
     counts = plots.confusion_matrix(data.test_y, predictions, int(cfg.model.num_classes))
     for name, figure in (
         ("plots/confusion_matrix.png", plots.confusion_figure(counts)),

@@ -43,6 +43,7 @@ from ssgan.tracking import RunTracker
 from ssgan.verification import (
     VERIFICATION_IMAGES,
     fingerprint_test_set,
+    load_verification_set,
     save_verification_set,
 )
 from tests.conftest import run_cli
@@ -727,3 +728,39 @@ def test_registry_alias_is_configurable_and_checked() -> None:
         cfg = compose_config("promote", ["run_id=" + "a" * 32, f"alias='{bad}'"])
         with pytest.raises(ConfigError, match="not a usable registry alias"):
             validate_promote_config(cfg)
+
+
+@pytest.mark.slow
+def test_a_trained_run_records_its_verification_set_and_promotes_from_anywhere(
+    smoke_run: dict, tmp_path: Path
+) -> None:
+    """Training logs verification/verification.npz; promote verifies a real run with it,
+    from a folder without the run's data, and creates no data there."""
+    cfg, run_id = smoke_run["cfg"], smoke_run["summary"]["run_id"]
+    data = load_data(cfg.data, int(cfg.model.num_classes))
+    with tempfile.TemporaryDirectory() as scratch:
+        local = MlflowClient(tracking_uri=cfg.tracking.uri).download_artifacts(
+            run_id, "verification/verification.npz", scratch
+        )
+        record = load_verification_set(Path(local))
+    count = min(len(data.test_y), VERIFICATION_IMAGES)
+    assert (record["images"] == data.test_x[:count]).all()
+    assert (record["labels"] == data.test_y[:count]).all()
+    assert record["test_set_sha256"] == fingerprint_test_set(data.test_x, data.test_y)
+    run = MlflowClient(tracking_uri=cfg.tracking.uri).get_run(run_id)
+    assert record["test_accuracy"] == pytest.approx(run.data.metrics["export/test_accuracy"])
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    promoted = run_cli(
+        "ssgan.promote",
+        f"run_id={run_id}",
+        f"serving_dir={tmp_path / 'serving'}",
+        f"tracking.uri={cfg.tracking.uri}",
+        f"tracking.artifact_root={cfg.tracking.artifact_root}",
+        cwd=elsewhere,
+    )
+    assert promoted.returncode == 0, promoted.stderr
+    assert list(elsewhere.iterdir()) == []
+    provenance = json.loads((tmp_path / "serving/ssgan/1" / PROVENANCE).read_text())
+    assert provenance["verification_images"] == count
+    assert provenance["verification_max_score_difference"] <= 1e-5
