@@ -252,20 +252,32 @@ def test_bundle_refusals_leave_nothing(
     assert snapshot(tmp_path) == before
 
 
-def test_cli_label_then_bundle_as_the_readme_shows(
+def test_cli_bundle_label_bundle_as_the_readme_shows(
     store: Store, serving: Path, tmp_path: Path
 ) -> None:
+    """README "Deploy to Kubernetes": bundle (stable 1, canary 2), the canary made stable,
+    bundle again; the printed build and apply commands are the README's."""
     copied = tmp_path / "serving"
     shutil.copytree(serving, copied)
     base = overrides(store, copied)[1:]
+    image = "image=registry.example.com/ml/ssgan-serving"
+    handed = run_cli("ssgan.promote", *base, "bundle=deploy_out", image, cwd=tmp_path)
+    assert handed.returncode == 0, handed.stderr
+    assert handed.stdout.splitlines() == [
+        "wrote the hand-over bundle deploy_out",
+        "  build: docker build -t registry.example.com/ml/ssgan-serving:ssgan-v1-canary2 "
+        "deploy_out/image",
+        "  apply: kubectl apply -k deploy_out/k8s/base",
+    ]
     moved = run_cli("ssgan.promote", *base, "label=stable", "version=2", cwd=tmp_path)
     assert moved.returncode == 0, moved.stderr
     assert moved.stdout.startswith("label stable -> version 2 (was version 1)")
-    handed = run_cli("ssgan.promote", *base, "bundle=deploy_out", cwd=tmp_path)
+    again = run_cli("ssgan.promote", *base, "bundle=deploy_out", cwd=tmp_path)
+    assert again.returncode == 2 and "already exists and is not an empty folder" in again.stderr
+    handed = run_cli("ssgan.promote", *base, "bundle=deploy_v2", cwd=tmp_path)
     assert handed.returncode == 0, handed.stderr
-    assert "wrote the hand-over bundle deploy_out" in handed.stdout
-    assert "docker build -t ssgan-serving:ssgan-v2 deploy_out/image" in handed.stdout
+    assert "docker build -t ssgan-serving:ssgan-v2 deploy_v2/image" in handed.stdout
     config = ModelServerConfig()
-    text_format.Parse((tmp_path / "deploy_out/image/models/models.config").read_text(), config)
+    text_format.Parse((tmp_path / "deploy_v2/image/models/models.config").read_text(), config)
     assert dict(config.model_config_list.config[0].version_labels) == {"stable": 2, "canary": 2}
-    assert sorted(p.name for p in (tmp_path / "deploy_out/image/models/ssgan").iterdir()) == ["2"]
+    assert sorted(p.name for p in (tmp_path / "deploy_v2/image/models/ssgan").iterdir()) == ["2"]
