@@ -174,7 +174,7 @@ kubectl rollout status deployment/{app}
 kubectl port-forward service/{app} 8501:8501 8500:8500
 curl -s http://localhost:8501/v1/models/{name}                  # every version AVAILABLE
 python -m ssgan.predict photo.jpg --rest-url http://localhost:8501/v1/models/{name}/labels/stable
-python -m ssgan.predict photo.jpg --grpc localhost:8500 --model-name {name}
+python -m ssgan.predict photo.jpg --grpc localhost:8500 --model-name {name} --label canary
 ```
 
 `k8s/mounted` serves the models folder from a volume instead (`kubectl apply -k k8s/mounted`).

@@ -6,7 +6,8 @@ Scores image files (JPEG, PNG, GIF, BMP; folders are searched) with one of:
   (``serving/ssgan/3``) or a model folder (``serving/ssgan``: its highest version);
 * ``--rest-url URL`` (or ``--rest``) -- a running TensorFlow Serving, REST API
   (``http://localhost:8501/v1/models/ssgan``), images sent as ``{"b64": ...}``;
-* ``--grpc HOST:PORT`` -- a running TensorFlow Serving, gRPC PredictionService.
+* ``--grpc HOST:PORT`` -- a running TensorFlow Serving, gRPC PredictionService
+  (``--label stable`` asks for a version label; over REST, ``.../labels/stable`` in the URL).
 
 Prints one row per file (predicted digit and its probability), or JSON with ``--json``.
 Files that cannot be read as images, and images the model cannot decode, are reported on
@@ -197,7 +198,13 @@ def score_rest(url: str, blobs: list[bytes], *, signature: str, timeout: float) 
 
 
 def score_grpc(
-    target: str, model_name: str, blobs: list[bytes], *, signature: str, timeout: float
+    target: str,
+    model_name: str,
+    blobs: list[bytes],
+    *,
+    signature: str,
+    timeout: float,
+    label: str = "",
 ) -> np.ndarray:
     import grpc
     import tensorflow as tf
@@ -206,6 +213,8 @@ def score_grpc(
     request = predict_pb2.PredictRequest()
     request.model_spec.name = model_name
     request.model_spec.signature_name = signature
+    if label:  # TF Serving's version labels (models.config): stable, canary
+        request.model_spec.version_label = label
     request.inputs["images"].CopyFrom(tf.make_tensor_proto(blobs, dtype=tf.string))
     with grpc.insecure_channel(target) as channel:
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
@@ -237,7 +246,8 @@ def predict(args: argparse.Namespace) -> tuple[list[Prediction], int]:
         )
     else:
         score = functools.partial(score_grpc, args.grpc, args.model_name,
-                                  signature=args.signature, timeout=args.timeout)  # fmt: skip
+                                  signature=args.signature, timeout=args.timeout,
+                                  label=args.label)  # fmt: skip
     predictions = []
     for start in range(0, len(blobs), args.batch_size):
         batch = slice(start, start + args.batch_size)
@@ -297,6 +307,9 @@ def parser() -> argparse.ArgumentParser:
     )
     where.add_argument("--grpc", help="TF Serving gRPC address, e.g. localhost:8500")
     described.add_argument("--model-name", default="ssgan", help="served model name (gRPC)")
+    described.add_argument("--label", default="",
+                           help="version label to ask for over gRPC, e.g. stable or canary "
+                           "(REST: put /labels/NAME in the URL)")  # fmt: skip
     described.add_argument("--signature", default="serving_default",
                            help="serving_default or predict_images")  # fmt: skip
     described.add_argument("--batch-size", type=int, default=64)
@@ -319,6 +332,11 @@ def check_args(args: argparse.Namespace) -> None:
         )
     if args.rest:
         check_rest_url(args.rest)
+    if args.label and not args.grpc:
+        raise PredictError(
+            f"--label {args.label} is for --grpc only: with --rest-url name the label in the "
+            "URL (http://HOST:8501/v1/models/NAME/labels/LABEL); a local --model has none"
+        )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -20,6 +20,7 @@ from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from ssgan.export import encode_jpeg, encode_png, export_saved_model
 from ssgan.model import build_discriminator
+from ssgan.predict import check_rest_url
 from ssgan.predict import main as predict_main
 from tests.conftest import run_cli
 
@@ -231,6 +232,23 @@ def test_the_tutorials_grpc_request_is_answered_and_its_stub_is_gone(served: dic
     scores = tf.make_ndarray(result.outputs["scores"])
     assert scores.shape == (1, 10) and result.outputs["scores"].dtype == tf.float32.as_datatype_enum
     np.testing.assert_allclose(scores, _expected(served, ["b.jpg"]), atol=1e-6)
+
+
+def test_grpc_label_and_rest_label_url(served: dict, capsys) -> None:
+    """A label from models.config: --label over gRPC, /labels/NAME in a REST URL."""
+    servicer = _FakeGrpcServing(served["loaded"])
+    image = str(served["images"] / "a.png")
+    with _grpc_serving(servicer) as target:
+        predict_main([image, "--grpc", target, "--label", "canary"])
+    assert servicer.requests[0].model_spec.version_label == "canary"
+    check_rest_url("http://localhost:8501/v1/models/ssgan/labels/canary")
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stopped:
+        predict_main([image, "--rest-url", "http://localhost:8501/v1/models/ssgan",
+                      "--label", "canary"])  # fmt: skip
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --label canary is for --grpc only") and err.count("\n") == 1
 
 
 def _tiff_named_png(folder: Path) -> Path:
