@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import errno
+
+# A full disk, a file-size limit (ulimit -f) or a quota: no retry helps until space is freed.
+_DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
+_DISK_FULL_TEXTS = ("No space left on device", "File too large", "Disk quota exceeded")
+
 
 class UserError(Exception):
     """Bad input from a user: a config value, a file, a run id. The message is one line
@@ -14,3 +20,21 @@ class ConfigError(UserError):
 
 class DataError(UserError):
     """A data file or data setting that cannot be used."""
+
+
+class DiskFullError(UserError):
+    """A write failed for want of disk space (or a file-size limit)."""
+
+
+def disk_full_reason(err: BaseException) -> str | None:
+    """The OS's words when ``err`` (or what caused it) is a full disk, else None. TF's
+    file errors carry the OS message, not an errno."""
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in _DISK_FULL_ERRNOS:
+            return seen.strerror or str(seen)
+        for text in _DISK_FULL_TEXTS:
+            if text in str(seen):
+                return text
+        seen = seen.__cause__ or seen.__context__
+    return None

@@ -276,8 +276,7 @@ def _header(sweep: Sweep, metrics: list[str]) -> str:
         ]
         lines.append(
             f"- best trial: {tags['ssgan.best_trial']} "
-            f"(run `{tags.get('ssgan.best_run_id', '')}`), "
-            + " ".join(best)
+            f"(run `{tags.get('ssgan.best_run_id', '')}`), " + " ".join(best)
         )
     return "\n".join(lines)
 

@@ -23,7 +23,7 @@ from ssgan import plots
 from ssgan.config import flatten, validate_train_config
 from ssgan.data import SemiSupervisedData, load_data
 from ssgan.distribute import enable_determinism, make_strategy
-from ssgan.errors import UserError
+from ssgan.errors import DiskFullError, UserError, disk_full_reason
 from ssgan.export import export_from_checkpoint, score_saved_model
 from ssgan.gan import SemiSupervisedGAN
 from ssgan.tracking import (
@@ -36,7 +36,9 @@ from ssgan.tracking import (
     environment_tags,
     get_run,
     git_state,
+    has_artifact,
     load_run_config,
+    metric_history,
 )
 from ssgan.trainer import EpochHook, StopTraining, Trainer
 from ssgan.verification import VERIFICATION_ARTIFACT, save_verification_set
@@ -66,6 +68,10 @@ def train(
     return _run(cfg, run_id=None, hooks=hooks)
 
 
+# What may differ on resume: where the store and the data files are, not what is trained.
+RESUME_MAY_CHANGE = ("tracking.", "data.root", "data.download", "data.verify", "data.num_workers")
+
+
 @dataclass
 class _Hooks:
     on_epoch_end: EpochHook | None
@@ -77,10 +83,65 @@ def _resume(cfg: DictConfig, hooks: _Hooks) -> dict[str, Any]:
     if run.info.status == "FINISHED":
         raise UserError(f"resume={cfg.resume}: that run already FINISHED; nothing to resume")
     stored = load_run_config(cfg.tracking, cfg.resume)
-    stored.tracking = cfg.tracking  # the store is wherever the run was found
+    _refuse_ignored_overrides(cfg, stored)
+    _refuse_lost_checkpoints(cfg, run)
+    for key in RESUME_MAY_CHANGE:
+        OmegaConf.update(stored, key.rstrip("."), OmegaConf.select(cfg, key.rstrip(".")))
     stored.resume = None
     validate_train_config(stored)
     return _run(stored, run_id=run.info.run_id, hooks=hooks)
+
+
+def _refuse_ignored_overrides(cfg: DictConfig, stored: DictConfig) -> None:
+    """A resumed run keeps the config it was started with (its params): an override that
+    asks for something else would be silently ignored, so it is refused by name."""
+    touched = _overridden_keys()
+    given, recorded = flatten(cfg), flatten(stored)
+    ignored = [
+        f"{key}={given[key]} (the run has {recorded[key]})"
+        for key in given
+        if key in recorded
+        and given[key] != recorded[key]
+        and not key.startswith(RESUME_MAY_CHANGE)
+        and key != "resume"
+        and (touched is None or any(key == t or key.startswith(t + ".") for t in touched))
+    ]
+    if ignored:
+        raise UserError(
+            f"resume={cfg.resume} keeps the config the run was started with, so it would "
+            f"ignore {', '.join(ignored)}; on resume only tracking.*, data.root, "
+            "data.download, data.verify and data.num_workers may change (start a new run "
+            "for other settings)"
+        )
+
+
+def _overridden_keys() -> list[str] | None:
+    """Config keys (or groups) the command line set; None = not under Hydra: compare all.
+    A preset (``experiment=…``) may set any key, so it makes every key count."""
+    if not HydraConfig.initialized():
+        return None
+    keys = []
+    for override in HydraConfig.get().overrides.task:
+        key = override.split("=", 1)[0].lstrip("+~")
+        if key == "experiment":
+            return None
+        if key != "resume" and not key.startswith("hydra"):
+            keys.append(key)
+    return keys
+
+
+def _refuse_lost_checkpoints(cfg: DictConfig, run: Any) -> None:
+    """A run that trained (it logged training metrics) but has no checkpoint any more
+    would restart from step 0 under its old curves: refuse instead."""
+    trained = [key for key in run.data.metrics if key.startswith("train/")]
+    run_id = run.info.run_id
+    if trained and not has_artifact(cfg.tracking, run_id, "checkpoints/last/checkpoint"):
+        last = max(int(m.step) for m in metric_history(cfg.tracking, run_id, trained[0]))
+        raise UserError(
+            f"resume={cfg.resume}: the run logged training up to step {last} but its "
+            "checkpoints/ artifact is gone, so it cannot continue from where it stopped; "
+            "start a new run"
+        )
 
 
 def _run(cfg: DictConfig, run_id: str | None, hooks: _Hooks) -> dict[str, Any]:
@@ -105,9 +166,23 @@ def _run(cfg: DictConfig, run_id: str | None, hooks: _Hooks) -> dict[str, Any]:
         _finish_after_error(tracker, "KILLED", "interrupted (Ctrl-C)")
         raise
     except BaseException as err:
-        _finish_after_error(tracker, "FAILED", f"{type(err).__name__}: {err}", err)
+        shown = _as_user_error(err, tracker.run_id)
+        _finish_after_error(tracker, "FAILED", f"{type(shown).__name__}: {shown}", shown)
+        if shown is not err:
+            raise shown from err
         raise
     return summary
+
+
+def _as_user_error(err: BaseException, run_id: str) -> BaseException:
+    """A full disk is the user's to fix: one line (not a traceback) wherever it struck."""
+    reason = disk_full_reason(err)
+    if reason is None or isinstance(err, UserError):
+        return err
+    return DiskFullError(
+        f"out of disk space ({reason}): run {run_id} stops here, marked FAILED; free "
+        f"space, then resume={run_id} continues from its last complete checkpoint"
+    )
 
 
 def _finish_after_error(

@@ -33,7 +33,7 @@ from omegaconf import DictConfig, OmegaConf
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from ssgan.errors import UserError
+from ssgan.errors import UserError, disk_full_reason
 
 # Store set-up notices and artifact progress bars are noise in a training terminal.
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -298,6 +298,11 @@ def has_artifact(tracking_cfg: DictConfig, run_id: str, artifact_path: str) -> b
     return any(item.path == artifact_path for item in listing)
 
 
+def metric_history(tracking_cfg: DictConfig, run_id: str, key: str) -> list[Metric]:
+    """Every logged point of one metric of a run."""
+    return client_for(tracking_cfg).get_metric_history(run_id, key)
+
+
 def load_run_config(tracking_cfg: DictConfig, run_id: str) -> DictConfig:
     """The composed config a run was started with (its ``config/config.yaml`` artifact)."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -383,7 +388,7 @@ def _is_transient(err: BaseException) -> bool:
     """A locked or unreachable store may recover; a refused value will not."""
     if isinstance(err, MlflowException):
         return err.error_code not in _PERMANENT_ERRORS
-    return isinstance(err, OSError)
+    return isinstance(err, OSError) and disk_full_reason(err) is None
 
 
 def _reason(err: BaseException) -> str:

@@ -9,6 +9,8 @@ step ``s`` is a pure function of the data seed and ``s``.
 from __future__ import annotations
 
 import math
+import shutil
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,13 +24,30 @@ from tqdm import tqdm
 
 from ssgan.data import SemiSupervisedData
 from ssgan.data.pipeline import eval_batches, train_batches
-from ssgan.errors import UserError
+from ssgan.errors import UserError, disk_full_reason
 from ssgan.plots import image_grid
 from ssgan.preprocess import from_model_range
 from ssgan.tracking import RunTracker
 
 LOSS_KEYS = ("d_loss", "g_loss", "d_supervised_loss", "d_unsupervised_loss")
 SAMPLE_GRID = 8  # 8x8 generator samples per epoch
+
+
+class CheckpointError(UserError):
+    """No checkpoint of the run can be read back, or one cannot be written."""
+
+
+def _unreadable(path: str) -> str | None:
+    """Why a checkpoint cannot be read back in full (None when it can). Reading every
+    tensor first keeps a damaged checkpoint from half-restoring the models."""
+    try:
+        reader = tf.train.load_checkpoint(path)
+        for name in reader.get_variable_to_shape_map():
+            reader.get_tensor(name)
+    except Exception as err:  # any failure to read means: do not restore from it
+        lines = [line for line in str(err).splitlines() if line.strip()]
+        return (lines[0] if lines else type(err).__name__)[:200]
+    return None
 
 
 class NonFiniteLossError(UserError):
@@ -141,10 +160,31 @@ class Trainer:
     # -- checkpoints -------------------------------------------------------------------
 
     def restore_latest(self) -> int:
-        """Restore the newest complete checkpoint, if any; return the step it holds."""
-        latest = self.manager.latest_checkpoint
-        if latest:
-            self.checkpoint.restore(latest).assert_existing_objects_matched()
+        """Restore the newest checkpoint that reads back whole, if any; return its step.
+
+        A damaged newest checkpoint (say a truncated data file) is reported and the one
+        before it is used; when none reads back, CheckpointError says so rather than
+        training from step 0 on top of the run's history.
+        """
+        failed: list[str] = []
+        for path in reversed(self.manager.checkpoints):  # newest first
+            problem = _unreadable(path)
+            if problem is not None:
+                failed.append(f"{Path(path).name} ({problem})")
+                continue
+            self.checkpoint.restore(path).assert_existing_objects_matched()
+            if failed:
+                tqdm.write(
+                    f"checkpoint {'; '.join(failed)} does not restore: resuming from "
+                    f"{Path(path).name} (step {int(self.state.step.numpy())}) instead",
+                    file=sys.stderr,
+                )
+            return int(self.state.step.numpy())
+        if failed:
+            raise CheckpointError(
+                f"no checkpoint in {self.manager.directory} restores: {'; '.join(failed)}; "
+                "the run cannot continue from where it stopped (start a new run)"
+            )
         return int(self.state.step.numpy())
 
     def _save(self) -> None:
@@ -154,13 +194,29 @@ class Trainer:
         self.tracker.flush()
         # CheckpointManager writes the data files first and the index last, atomically,
         # so the latest checkpoint it names is always complete.
-        self.manager.save(checkpoint_number=int(self.state.step.numpy()))
+        self._write_checkpoint(self.manager)
         if self.after_save is not None:
             self.after_save()
 
     def _save_best(self) -> None:
         """The classifier of the best validation epoch, what the run finally exports."""
-        self.best_manager.save(checkpoint_number=int(self.state.step.numpy()))
+        self._write_checkpoint(self.best_manager)
+
+    def _write_checkpoint(self, manager: tf.train.CheckpointManager) -> None:
+        """Save; on failure remove the partial ``ckpt-N_temp`` folder TF leaves behind, and
+        say in one line what failed (a full disk, most often)."""
+        step = int(self.state.step.numpy())
+        try:
+            manager.save(checkpoint_number=step)
+        except (OSError, tf.errors.OpError) as err:
+            for partial in Path(manager.directory).glob("*_temp*"):
+                shutil.rmtree(partial, ignore_errors=True)
+            reason = disk_full_reason(err) or str(err).strip().splitlines()[0][:200]
+            raise CheckpointError(
+                f"cannot write checkpoint ckpt-{step} in {manager.directory} ({reason}): the "
+                f"run stops here; free disk space, then resume={self.tracker.run_id} "
+                "continues from its last complete checkpoint"
+            ) from err
 
     # -- the loop ----------------------------------------------------------------------
 

@@ -1,0 +1,106 @@
+"""Resume from damaged or missing state: fall back, refuse, or say what was ignored."""
+
+from __future__ import annotations
+
+import resource
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from ssgan.cli import compose_config
+from ssgan.data import load_data
+from ssgan.train import train
+from tests.conftest import run_cli, tiny_overrides
+
+
+def _history(client: MlflowClient, run_id: str) -> dict[str, list[int]]:
+    return {
+        key: [m.step for m in client.get_metric_history(run_id, key)]
+        for key in client.get_run(run_id).data.metrics
+    }
+
+
+def _as_if_it_failed(client: MlflowClient, run_id: str) -> None:
+    """The state an attempt that crashed leaves: FAILED, with its error as a tag."""
+    client.set_tag(run_id, "ssgan.error", "OSError: an earlier attempt failed")
+    client.set_terminated(run_id, status="FAILED")
+
+
+@pytest.mark.slow
+def test_resume_refuses_ignored_overrides_falls_back_and_refuses_lost_checkpoints(
+    tmp_path: Path,
+) -> None:
+    overrides = tiny_overrides(tmp_path)
+    summary = train(compose_config("config", overrides))
+    run_id = summary["run_id"]
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    before = _history(client, run_id)
+    _as_if_it_failed(client, run_id)
+    checkpoints = Path(client.get_run(run_id).info.artifact_uri.removeprefix("file://"))
+    checkpoints /= "checkpoints"
+
+    # An override resume would ignore is refused by name; where-things-are keys are fine.
+    refused = run_cli("ssgan.train", *overrides, f"resume={run_id}", "train.epochs=3",
+                      "tracking.retry_s=30", cwd=tmp_path)  # fmt: skip
+    assert refused.returncode == 2, refused.stderr
+    line = refused.stderr.strip().splitlines()[-1]
+    assert "would ignore train.epochs=3 (the run has 2)" in line and "tracking.retry_s" not in line
+    assert refused.stderr.count("\n") == 1 and "Traceback" not in refused.stderr
+
+    # A truncated newest checkpoint: the one before it is used, and the run says so.
+    (newest,) = sorted((checkpoints / "last").glob("ckpt-16.data-*"))
+    newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])
+    resumed = run_cli("ssgan.train", *overrides, f"resume={run_id}", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "ckpt-16" in resumed.stderr and "resuming from ckpt-8 (step 8) instead" in resumed.stderr
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    assert "ssgan.error" not in run.data.tags  # the failed attempt's error is cleared
+    assert _history(client, run_id) == before  # nothing logged twice, nothing lost
+
+    # checkpoints/ deleted: resume refuses rather than restart from step 0.
+    _as_if_it_failed(client, run_id)
+    shutil.rmtree(checkpoints)
+    gone = run_cli("ssgan.train", *overrides, f"resume={run_id}", cwd=tmp_path)
+    assert gone.returncode == 2, gone.stderr
+    assert "checkpoints/ artifact is gone" in gone.stderr and "Traceback" not in gone.stderr
+    assert gone.stderr.count("\n") == 1
+    assert _history(client, run_id) == before
+    assert client.get_run(run_id).info.status == "FAILED"
+
+
+@pytest.mark.slow
+def test_full_disk_fails_the_run_in_one_line_and_leaves_no_partial_checkpoint(
+    tmp_path: Path,
+) -> None:
+    """A file-size limit (ulimit -f) stands in for a full disk: the first checkpoint
+    (about 3 MB with these widths) cannot be written, the store (about 1 MB) can."""
+    overrides = [*tiny_overrides(tmp_path), "model.d_size_mult=32", "model.g_size_mult=16",
+                 "train.epochs=1", "train.steps_per_epoch=4",
+                 "train.checkpoint_every=2"]  # fmt: skip
+    load_data(compose_config("config", overrides).data)  # the data cache, before the limit
+    limit = 2 * 1024 * 1024
+
+    def small_files() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    result = subprocess.run(
+        [sys.executable, "-m", "ssgan.train", *overrides],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600, preexec_fn=small_files,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: cannot write checkpoint ckpt-2") and "File too large" in line
+    assert "Traceback" not in result.stderr
+    run_id = result.stdout.split("run_id: ")[1].split()[0]
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    run = client.get_run(run_id)
+    assert run.info.status == "FAILED" and "File too large" in run.data.tags["ssgan.error"]
+    artifacts = Path(run.info.artifact_uri.removeprefix("file://"))
+    assert not [p for p in artifacts.rglob("*") if "_temp" in p.name]
+    promote = run_cli("ssgan.promote", f"run_id={run_id}", *overrides[2:4], cwd=tmp_path)
+    assert promote.returncode == 2 and f"run {run_id} is FAILED, not FINISHED" in promote.stderr
