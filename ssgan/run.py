@@ -104,7 +104,7 @@ def _refuse_ignored_overrides(cfg: DictConfig, stored: DictConfig) -> None:
         and given[key] != recorded[key]
         and not key.startswith(RESUME_MAY_CHANGE)
         and key != "resume"
-        and (touched is None or any(key == t or key.startswith(t + ".") for t in touched))
+        and (touched is None or key in touched)
     ]
     if ignored:
         raise UserError(
@@ -116,17 +116,20 @@ def _refuse_ignored_overrides(cfg: DictConfig, stored: DictConfig) -> None:
 
 
 def _overridden_keys() -> list[str] | None:
-    """Config keys (or groups) the command line set; None = not under Hydra: compare all.
-    A preset (``experiment=…``) may set any key, so it makes every key count."""
+    """Config keys the command line set (None when not under Hydra: compare every key).
+
+    A group choice counts by its ``name`` (``model=improved_gan`` asks for
+    ``model.name``); a preset (``experiment=…``) is not an explicit ask for each of its
+    keys, so repeating the run's own command line with ``resume=`` still works.
+    """
     if not HydraConfig.initialized():
         return None
     keys = []
     for override in HydraConfig.get().overrides.task:
         key = override.split("=", 1)[0].lstrip("+~")
-        if key == "experiment":
-            return None
-        if key != "resume" and not key.startswith("hydra"):
-            keys.append(key)
+        if key in ("resume", "experiment") or key.startswith("hydra"):
+            continue
+        keys.append(key if "." in key else f"{key}.name")
     return keys
 
 
