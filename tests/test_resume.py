@@ -48,7 +48,8 @@ def test_resume_refuses_ignored_overrides_falls_back_and_refuses_lost_checkpoint
                       "data.num_workers=1", cwd=tmp_path)  # fmt: skip
     assert refused.returncode == 2, refused.stderr
     line = refused.stderr.strip().splitlines()[-1]
-    assert "would ignore train.epochs=3 (the run has 2)" in line and "data.num_workers=1" not in line
+    assert "would ignore train.epochs=3 (the run has 2)" in line
+    assert "data.num_workers=1" not in line
     assert refused.stderr.count("\n") == 1 and "Traceback" not in refused.stderr
 
     # A truncated newest checkpoint: the one before it is used, and the run says so.
