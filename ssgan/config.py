@@ -62,6 +62,7 @@ class TrainConfig:
     feature_matching: str = "squared_l2"  # squared_l2 (paper) | l1 (reference code)
     unsupervised_weight: float = 1.0
     ema_decay: float = 0.0  # 0 = off; e.g. 0.999 to evaluate/export averaged D weights
+    ema_bn_images: int = 2048  # real images the average's batch-norm statistics come from
     seed: int = 0
     deterministic: bool = False
     log_every: int = 50
@@ -184,6 +185,7 @@ RANGES = {
     "train.lr_decay": (0.0, 1.0, False),
     "train.unsupervised_weight": (0.0, None, True),
     "train.ema_decay": (0.0, 1.0, True),
+    "train.ema_bn_images": (1, None, True),
     "train.log_every": (1, None, True),
     "train.checkpoint_every": (1, None, True),
     "train.steps_per_loop": (1, None, True),

@@ -11,14 +11,25 @@ from __future__ import annotations
 from typing import Any
 
 import keras
+import numpy as np
 import tensorflow as tf
 from omegaconf import DictConfig
 
 from ssgan import losses
+from ssgan.averaging import batch_norm_layers, ema_decay_at, reestimate_batch_norm, update_average
 from ssgan.errors import ConfigError
 from ssgan.model import build_discriminator, build_generator, data_dependent_init
 
 METRIC_KEYS = ("d_loss", "g_loss", "d_supervised_loss", "d_unsupervised_loss")
+
+# Streams of fixed noise, apart from the training stream: G's initialisation, sample grids.
+INIT_NOISE, SAMPLE_NOISE = 1, 7
+
+
+def latent_noise(rng: tf.random.Generator, batch_size: Any, z_size: int) -> tf.Tensor:
+    """z ~ U(-1, 1)^z_size, the generator's input distribution (the tutorial's and
+    Salimans et al.'s): every z -- training, initialisation, sample grids -- comes from here."""
+    return rng.uniform([batch_size, z_size], -1.0, 1.0)
 
 
 class SemiSupervisedGAN:
@@ -45,6 +56,8 @@ class SemiSupervisedGAN:
             if float(train_cfg.ema_decay) > 0.0:
                 self.ema_discriminator = build_discriminator(model_cfg)
                 self.ema_discriminator.set_weights(self.discriminator.get_weights())
+                # Updates averaged so far: the warm-up of the decay counts them.
+                self.ema_updates = tf.Variable(0, dtype=tf.int64, trainable=False)
         # Keras keeps dropout/noise RNG states outside a model's checkpoint; saving them
         # too is what makes a resumed run draw the same masks as an uninterrupted one.
         self._layer_rng_states = tf.Module()
@@ -86,20 +99,34 @@ class SemiSupervisedGAN:
         noise, as the reference code); a no-op for networks without such layers."""
         images = tf.convert_to_tensor(unlabelled_images)
         data_dependent_init(self.discriminator, images)
-        # Stateless noise: initialising leaves the training noise stream untouched.
-        shape = [int(images.shape[0]), int(self.model_cfg.z_size)]
-        seed = [int(self.train_cfg.seed), 1]
-        data_dependent_init(self.generator, tf.random.stateless_uniform(shape, seed, -1.0, 1.0))
+        # Fixed noise: initialising leaves the training noise stream untouched.
+        data_dependent_init(self.generator, self.fixed_noise(int(images.shape[0]), INIT_NOISE))
         if self.ema_discriminator is not None:
             self.ema_discriminator.set_weights(self.discriminator.get_weights())
+
+    def fixed_noise(self, count: int, stream: int = SAMPLE_NOISE) -> tf.Tensor:
+        """``count`` z vectors from the training distribution, the same every time for a
+        given ``train.seed`` and ``stream``, drawn without touching the training stream."""
+        seed = np.random.SeedSequence([int(self.train_cfg.seed), stream]).generate_state(1)[0]
+        rng = tf.random.Generator.from_seed(int(seed))
+        return latent_noise(rng, count, int(self.model_cfg.z_size))
 
     def set_learning_rate(self, lr: float) -> None:
         self.d_optimizer.learning_rate.assign(lr)
         self.g_optimizer.learning_rate.assign(lr)
 
     def classifier(self) -> keras.Model:
-        """The discriminator to evaluate and export: the averaged copy when EMA is on."""
+        """The discriminator to evaluate and export: the averaged copy when EMA is on
+        (call :meth:`refresh_classifier_statistics` first when it has batch norm)."""
         return self.ema_discriminator if self.ema_discriminator is not None else self.discriminator
+
+    def refresh_classifier_statistics(self, images: Any, batch_size: int) -> int:
+        """Give the averaged discriminator the batch-norm statistics of its own
+        activations on ``images`` (real training images in [-1, 1]); return how many
+        layers were re-estimated. D itself keeps the statistics training gave it."""
+        if self.ema_discriminator is None:
+            return 0
+        return reestimate_batch_norm(self.ema_discriminator, images, batch_size)
 
     def checkpoint_objects(self) -> dict[str, Any]:
         objects = {
@@ -111,6 +138,7 @@ class SemiSupervisedGAN:
         }
         if self.ema_discriminator is not None:
             objects["ema_discriminator"] = self.ema_discriminator
+            objects["ema_updates"] = self.ema_updates
         objects["layer_rng_states"] = self._layer_rng_states
         return objects
 
@@ -172,8 +200,8 @@ class SemiSupervisedGAN:
         return metrics
 
     def _noise(self, batch_size: tf.Tensor) -> tf.Tensor:
-        """z ~ U(-1, 1)^z_size, as the tutorial, from the checkpointed generator."""
-        return self.rng.uniform([batch_size, int(self.model_cfg.z_size)], -1.0, 1.0)
+        """Training noise, from the checkpointed random generator."""
+        return latent_noise(self.rng, batch_size, int(self.model_cfg.z_size))
 
     def _supervised_update(self, labelled, labels) -> dict[str, tf.Tensor]:
         with tf.GradientTape() as tape:
@@ -259,12 +287,20 @@ class SemiSupervisedGAN:
         optimizer.apply_gradients(zip(gradients, variables, strict=True))
 
     def _update_ema(self) -> None:
+        """Warmed-up average of D's trainable weights (:mod:`ssgan.averaging`). The
+        averaged copy's batch-norm statistics are left alone: D's describe D's weights,
+        so they are re-estimated for the average before it is used. Other non-trainable
+        weights (weight norm's fixed scales, dropout seeds) are constants: copied."""
         if self.ema_discriminator is None:
             return
-        decay = float(self.train_cfg.ema_decay)
-        pairs = zip(self.ema_discriminator.weights, self.discriminator.weights, strict=True)
+        decay = ema_decay_at(float(self.train_cfg.ema_decay), self.ema_updates)
+        averaged, live = self.ema_discriminator, self.discriminator
+        update_average(averaged.trainable_weights, live.trainable_weights, decay)
+        statistics = {
+            id(v) for layer in batch_norm_layers(averaged) for v in layer.non_trainable_weights
+        }
+        pairs = zip(averaged.non_trainable_weights, live.non_trainable_weights, strict=True)
         for average, current in pairs:
-            if average.trainable:
-                average.assign(decay * average + (1.0 - decay) * current)
-            else:  # batch-norm moving statistics: already averages, copy them
+            if id(average) not in statistics:
                 average.assign(current)
+        self.ema_updates.assign_add(1)

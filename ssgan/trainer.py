@@ -26,7 +26,7 @@ from ssgan.data import SemiSupervisedData
 from ssgan.data.pipeline import eval_batches, train_batches
 from ssgan.errors import UserError, disk_full_reason
 from ssgan.plots import image_grid
-from ssgan.preprocess import from_model_range
+from ssgan.preprocess import from_model_range, to_model_range
 from ssgan.tracking import RunTracker
 
 LOSS_KEYS = ("d_loss", "g_loss", "d_supervised_loss", "d_unsupervised_loss")
@@ -86,6 +86,17 @@ def learning_rate(train_cfg: DictConfig, epoch: int) -> float:
     if train_cfg.lr_schedule == "linear_decay":
         lr *= min(1.0, 3.0 * (1.0 - epoch / train_cfg.epochs))
     return lr
+
+
+def statistics_images(cfg: DictConfig, data: SemiSupervisedData) -> np.ndarray:
+    """Real training images, in [-1, 1], that the averaged classifier's batch-norm
+    statistics are measured on: ``train.ema_bn_images`` of the pool the mode trains on
+    (labelled images for the supervised baseline), the same random subset every time."""
+    pool = data.labelled_x if cfg.train.mode == "supervised" else data.unlabelled_x
+    count = min(int(cfg.train.ema_bn_images), len(pool))
+    rng = np.random.default_rng([int(cfg.data.seed), 3])
+    chosen = np.sort(rng.choice(len(pool), count, replace=False))
+    return to_model_range(pool[chosen]).numpy()
 
 
 def accuracy(
@@ -152,10 +163,11 @@ class Trainer:
         )
         self.eval_seconds = 0.0  # time spent in per-epoch evaluation (benchmarks subtract it)
         self.progress: bool | None = None  # progress bar: None = only on a terminal
-        # Fixed noise so sample grids of successive epochs are comparable.
-        self.sample_z = tf.random.stateless_normal(
-            [SAMPLE_GRID * SAMPLE_GRID, cfg.model.z_size], seed=[cfg.train.seed, 7]
-        )
+        self._statistics_images: np.ndarray | None = None
+        self._statistics_step = -1  # the step the averaged classifier's statistics are for
+        # Fixed noise so sample grids of successive epochs are comparable; drawn from the
+        # training distribution, or the grids would show inputs G never trained on.
+        self.sample_z = gan.fixed_noise(SAMPLE_GRID * SAMPLE_GRID)
 
     # -- checkpoints -------------------------------------------------------------------
 
@@ -188,6 +200,11 @@ class Trainer:
         return int(self.state.step.numpy())
 
     def _save(self) -> None:
+        # Every checkpoint's averaged classifier carries its own statistics, so one
+        # exported from ``checkpoints/last`` is as right as the best one.
+        started = time.perf_counter()
+        self._refresh_classifier()
+        self.eval_seconds += time.perf_counter() - started
         # Metrics first: a checkpoint never gets ahead of the run's record, so a run that
         # fails because the store refused metrics resumes from a step whose history is
         # complete, and the resumed run fills in the rest.
@@ -217,6 +234,20 @@ class Trainer:
                 f"run stops here; free disk space, then resume={self.tracker.run_id} "
                 "continues from its last complete checkpoint"
             ) from err
+
+    # -- the averaged classifier ---------------------------------------------------------
+
+    def _refresh_classifier(self) -> None:
+        """Re-estimate the averaged classifier's batch-norm statistics for its current
+        weights (once per step; nothing to do without averaging)."""
+        step = int(self.state.step.numpy())
+        if self.gan.ema_discriminator is None or step == self._statistics_step:
+            return
+        if self._statistics_images is None:
+            self._statistics_images = statistics_images(self.cfg, self.data)
+        batch = int(self.cfg.train.eval_batch_size)
+        self.gan.refresh_classifier_statistics(self._statistics_images, batch)
+        self._statistics_step = step
 
     # -- the loop ----------------------------------------------------------------------
 
@@ -327,6 +358,7 @@ class Trainer:
             self.on_epoch_end(epoch + 1, metrics)
 
     def _evaluate_and_log(self, epoch: int, step: int) -> dict[str, float]:
+        self._refresh_classifier()
         classifier = self.gan.classifier()
         batch = int(self.cfg.train.eval_batch_size)
         val = accuracy(classifier, self.data.val_x, self.data.val_y, batch)

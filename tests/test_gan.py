@@ -57,28 +57,6 @@ def test_supervised_mode_leaves_the_generator_untouched() -> None:
     np.testing.assert_array_equal(rng_before, gan.rng.state.numpy())  # no z drawn
 
 
-def test_ema_is_the_exponential_average_of_the_discriminator() -> None:
-    plain = SemiSupervisedGAN(model_cfg(), train_cfg())  # ema_decay=0: D itself
-    assert plain.classifier() is plain.discriminator
-    assert "ema_discriminator" not in plain.checkpoint_objects()
-    gan = SemiSupervisedGAN(model_cfg(), train_cfg(ema_decay=0.9))
-    ema = gan.classifier()
-    assert ema is not gan.discriminator and gan.checkpoint_objects()["ema_discriminator"] is ema
-    start = [w.numpy().copy() for w in gan.discriminator.trainable_weights]
-    gan.train_step(_batch())
-    for s, live, average in zip(start, gan.discriminator.trainable_weights,
-                                ema.trainable_weights, strict=True):  # fmt: skip
-        np.testing.assert_allclose(average.numpy(), 0.9 * s + 0.1 * live.numpy(), atol=1e-6)
-    averages, lives = ema.trainable_weights, gan.discriminator.trainable_weights
-    assert any(not np.allclose(s, a.numpy()) for s, a in zip(start, averages, strict=True))
-    assert any(not np.allclose(a.numpy(), w.numpy()) for a, w in zip(averages, lives, strict=True))
-    # Batch-norm moving statistics are averages already: copied as they are.
-    pairs = zip(ema.non_trainable_weights, gan.discriminator.non_trainable_weights, strict=True)
-    for average, live in pairs:
-        if "moving_" in live.path:
-            np.testing.assert_array_equal(average.numpy(), live.numpy())
-
-
 def test_initialize_is_data_dependent_for_improved_gan_only() -> None:
     images = _batch(size=32)[2]
     tutorial = SemiSupervisedGAN(model_cfg(), train_cfg())
@@ -307,3 +285,29 @@ def test_steps_in_one_call_equal_single_steps_bit_for_bit() -> None:
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-3000:]
+
+
+def test_sample_grids_draw_z_as_training_does(monkeypatch, tmp_path) -> None:
+    """Grids used to draw z ~ N(0, 1) while training draws U(-1, 1): one function now."""
+    import ssgan.gan
+    from ssgan.cli import compose_config
+    from ssgan.distribute import make_strategy
+    from ssgan.trainer import Trainer
+    from tests.conftest import tiny_overrides
+
+    draws = []
+    real = ssgan.gan.latent_noise
+    monkeypatch.setattr(ssgan.gan, "latent_noise", lambda *args: draws.append(args) or real(*args))
+    cfg = compose_config("config", tiny_overrides(tmp_path))
+    gan = SemiSupervisedGAN(cfg.model, cfg.train)
+    gan.train_step(_batch(size=8))
+    assert len(draws) == 2 and draws[0][0] is gan.rng  # D step and G step
+    rng_state = gan.rng.state.numpy().copy()
+    trainer = Trainer(cfg, None, gan, None, tmp_path, make_strategy(cfg.train))
+    assert len(draws) == 3  # the grid's noise came through the same function
+    np.testing.assert_array_equal(rng_state, gan.rng.state.numpy())  # training stream untouched
+    grid = trainer.sample_z.numpy()
+    assert grid.shape == (64, cfg.model.z_size)
+    assert grid.min() >= -1.0 and grid.max() <= 1.0
+    assert abs(grid.mean()) < 0.05 and abs(grid.var() - 1 / 3) < 0.05  # U(-1, 1): var 1/3
+    np.testing.assert_array_equal(grid, gan.fixed_noise(64).numpy())  # fixed across epochs
