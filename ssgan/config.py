@@ -59,6 +59,9 @@ class TrainConfig:
     beta1: float = 0.5
     lr_decay: float = 1.0  # multiplied into the learning rate after every epoch
     lr_schedule: str = "constant"  # constant | linear_decay (improved-gan's schedule)
+    lr_decay_start_epoch: int | None = None  # linear_decay: None = 2/3 of the epochs
+    adam_epsilon: float = 1e-7  # Keras' default; 1e-4 approximates the reference code's
+    init_batch_size: int = 0  # images for data-dependent init; 0 = data.batch_size
     feature_matching: str = "squared_l2"  # squared_l2 (paper) | l1 (reference code)
     unsupervised_weight: float = 1.0
     ema_decay: float = 0.0  # 0 = off; e.g. 0.999 to evaluate/export averaged D weights
@@ -182,6 +185,8 @@ RANGES = {
     "train.steps_per_epoch": (0, None, True),
     "train.lr": (0.0, 10.0, False),
     "train.beta1": (0.0, 1.0, True),
+    "train.adam_epsilon": (0.0, 1.0, False),
+    "train.init_batch_size": (0, None, True),
     "train.lr_decay": (0.0, 1.0, False),
     "train.unsupervised_weight": (0.0, None, True),
     "train.ema_decay": (0.0, 1.0, True),
@@ -242,10 +247,37 @@ def validate_train_config(cfg: DictConfig) -> None:
             f"data.num_labeled={data.num_labeled} is too small: a class-balanced budget needs "
             f"at least one image per class (>= {model.num_classes})"
         )
+    _check_schedule(cfg.train)
+    _check_init_batch(cfg.train, data)
     if data.num_labeled > pool:
         raise ConfigError(
             f"data.num_labeled={data.num_labeled} is larger than the data: the {data.name} "
             f"training pool holds {pool} images after data.val_size={data.val_size}"
+        )
+
+
+def _check_schedule(train: DictConfig) -> None:
+    start = train.lr_decay_start_epoch
+    if start is None:
+        return
+    if train.lr_schedule != "linear_decay":
+        raise ConfigError(
+            f"train.lr_decay_start_epoch={start} needs train.lr_schedule=linear_decay "
+            f"(it is {train.lr_schedule}); set it or drop the start epoch"
+        )
+    if not 0 <= start < train.epochs:
+        raise ConfigError(
+            f"train.lr_decay_start_epoch={start} is out of range: allowed >= 0 and < "
+            f"train.epochs={train.epochs} (decay must start before training ends)"
+        )
+
+
+def _check_init_batch(train: DictConfig, data: DictConfig) -> None:
+    images = labelled_pool_size(data)  # at least this many unlabelled images
+    if train.init_batch_size > images:
+        raise ConfigError(
+            f"train.init_batch_size={train.init_batch_size} is larger than the data: the "
+            f"{data.name} unlabelled pool holds {images} images"
         )
 
 

@@ -83,7 +83,9 @@ class SemiSupervisedGAN:
 
     def _adam(self) -> keras.optimizers.Optimizer:
         adam = keras.optimizers.Adam(
-            learning_rate=float(self.train_cfg.lr), beta_1=float(self.train_cfg.beta1)
+            learning_rate=float(self.train_cfg.lr),
+            beta_1=float(self.train_cfg.beta1),
+            epsilon=float(self.train_cfg.adam_epsilon),
         )
         if keras.mixed_precision.global_policy().compute_dtype == "float16":
             # float16 gradients underflow: scale the loss up, the gradients back down,
@@ -93,14 +95,16 @@ class SemiSupervisedGAN:
 
     # -- public interface -------------------------------------------------------------
 
-    def initialize(self, unlabelled_images: tf.Tensor) -> None:
+    def initialize(self, unlabelled_images: tf.Tensor, noise_count: int | None = None) -> None:
         """Data-dependent initialisation of weight-normalised layers before the first
-        step (``improved_gan``: D on real images, G's output layer on one batch of
-        noise, as the reference code); a no-op for networks without such layers."""
+        step (``improved_gan``: D on real images, G's output layer on ``noise_count`` z,
+        default as many as images; the reference code: 500 images, one batch of 100 z);
+        a no-op for networks without such layers."""
         images = tf.convert_to_tensor(unlabelled_images)
         data_dependent_init(self.discriminator, images)
         # Fixed noise: initialising leaves the training noise stream untouched.
-        data_dependent_init(self.generator, self.fixed_noise(int(images.shape[0]), INIT_NOISE))
+        count = int(images.shape[0]) if noise_count is None else int(noise_count)
+        data_dependent_init(self.generator, self.fixed_noise(count, INIT_NOISE))
         if self.ema_discriminator is not None:
             self.ema_discriminator.set_weights(self.discriminator.get_weights())
 

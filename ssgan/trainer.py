@@ -80,12 +80,27 @@ def learning_rate(train_cfg: DictConfig, epoch: int) -> float:
     """Learning rate for a 0-based epoch.
 
     ``constant``: ``lr * lr_decay**epoch``. ``linear_decay``: the schedule of Salimans et
-    al.'s SVHN code, constant for the first two thirds of training, then linearly to 0.
+    al.'s SVHN code, constant up to epoch s = ``train.lr_decay_start_epoch`` (null: two
+    thirds of ``train.epochs``), then linearly towards 0 at ``train.epochs``:
+    ``lr * min(1, (epochs - epoch) / (epochs - s))`` (the reference: s = 600 of 900).
     """
     lr = float(train_cfg.lr) * float(train_cfg.lr_decay) ** epoch
     if train_cfg.lr_schedule == "linear_decay":
-        lr *= min(1.0, 3.0 * (1.0 - epoch / train_cfg.epochs))
+        epochs = float(train_cfg.epochs)
+        start = train_cfg.lr_decay_start_epoch
+        start = 2.0 * epochs / 3.0 if start is None else float(start)
+        lr *= min(1.0, (epochs - epoch) / (epochs - start))
     return lr
+
+
+def initialisation_images(cfg: DictConfig, data: SemiSupervisedData) -> tf.Tensor:
+    """The first ``train.init_batch_size`` unlabelled images of the run's stream (0: one
+    training batch), in [-1, 1]: what data-dependent initialisation measures D on."""
+    batch_size = int(cfg.data.batch_size)
+    count = int(cfg.train.init_batch_size) or batch_size
+    stream = train_batches(data, batch_size, int(cfg.data.seed))
+    batches = stream.take(math.ceil(count / batch_size))
+    return tf.concat([unlabelled for _, _, unlabelled in batches], axis=0)[:count]
 
 
 def statistics_images(cfg: DictConfig, data: SemiSupervisedData) -> np.ndarray:
@@ -273,9 +288,9 @@ class Trainer:
             dataset = self.strategy.experimental_distribute_dataset(dataset)
         self._batches = iter(dataset)
         if start == 0:
-            # Data-dependent initialisation (weight-normalised models) on the first batch.
-            first = next(iter(train_batches(self.data, batch_size, seed)))
-            self.gan.initialize(first[2])
+            # Data-dependent initialisation (weight-normalised models): D on the first
+            # train.init_batch_size unlabelled images, G on one batch of noise.
+            self.gan.initialize(initialisation_images(self.cfg, self.data), batch_size)
         self._epoch, self._bar, self._rate = None, None, 0.0
 
     def run_until(self, target: int) -> None:

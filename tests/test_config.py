@@ -26,6 +26,10 @@ from tests.conftest import run_cli
         ("data.verify=maybe", ["data.verify", "'maybe'", "bool"]),
         ("+extra_key=1", ["unknown key 'extra_key'"]),
         ("model.z_size=64,0", ["model.z_size=0", "sweep value"]),
+        ("train.lr_decay_start_epoch=3", ["train.lr_decay_start_epoch=3", "linear_decay"]),
+        ("train.adam_epsilon=0", ["train.adam_epsilon=0", "allowed > 0.0"]),
+        ("train.init_batch_size=50000", ["train.init_batch_size=50000", "larger than the data"]),
+        ("train.ema_bn_images=0", ["train.ema_bn_images=0", "allowed >= 1"]),
     ],
 )
 def test_bad_override_is_one_clear_line(override: str, expected: list[str]) -> None:
@@ -79,3 +83,37 @@ def test_cli_help_and_cfg_show_groups_and_keys(tmp_path: Path) -> None:
     assert job.returncode == 0
     assert "z_size: 16" in job.stdout and "num_labeled: 100" in job.stdout
     assert list(tmp_path.iterdir()) == []
+
+
+def test_reference_preset_matches_the_reference_script() -> None:
+    """experiment=improved_gan_svhn: 900 epochs of 732 steps, the rate constant to epoch
+    600 then linearly to 0 -- lr * min(3 - epoch / 300, 1) every epoch -- Adam eps 1e-4,
+    initialisation on 500 images."""
+    from ssgan.trainer import learning_rate
+
+    cfg = compose_config("config", ["experiment=improved_gan_svhn"])
+    validate_train_config(cfg)
+    train = cfg.train
+    assert (train.epochs, train.steps_per_epoch, train.lr_decay_start_epoch) == (900, 732, 600)
+    assert (train.adam_epsilon, train.init_batch_size, cfg.data.batch_size) == (1e-4, 500, 100)
+    for epoch in range(900):
+        reference = 3e-4 * min(3.0 - epoch / 300.0, 1.0)
+        assert learning_rate(train, epoch) == pytest.approx(reference, rel=1e-9, abs=1e-15)
+    # Shortened as the preset's comment says: both numbers together.
+    check_overrides(
+        "config",
+        ["experiment=improved_gan_svhn", "train.epochs=30", "train.lr_decay_start_epoch=20"],
+        validate_train_config,
+    )
+    with pytest.raises(ConfigError, match="must start before training ends"):
+        check_overrides(
+            "config", ["experiment=improved_gan_svhn", "train.epochs=30"], validate_train_config
+        )
+
+
+def test_linear_decay_without_a_start_keeps_the_last_third() -> None:
+    from ssgan.trainer import learning_rate
+
+    train = compose_config("config", ["train.lr_schedule=linear_decay", "train.epochs=9"]).train
+    rates = [learning_rate(train, epoch) / 3e-4 for epoch in range(9)]
+    assert rates == pytest.approx([1, 1, 1, 1, 1, 1, 1, 2 / 3, 1 / 3])

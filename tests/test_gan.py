@@ -311,3 +311,24 @@ def test_sample_grids_draw_z_as_training_does(monkeypatch, tmp_path) -> None:
     assert grid.min() >= -1.0 and grid.max() <= 1.0
     assert abs(grid.mean()) < 0.05 and abs(grid.var() - 1 / 3) < 0.05  # U(-1, 1): var 1/3
     np.testing.assert_array_equal(grid, gan.fixed_noise(64).numpy())  # fixed across epochs
+
+
+def test_initialisation_sees_train_init_batch_size_images(tmp_path) -> None:
+    """The reference initialises D on 500 images with batches of 100: the first
+    train.init_batch_size unlabelled images of the stream, across batches."""
+    from ssgan.cli import compose_config
+    from ssgan.data.pipeline import train_batches
+    from ssgan.trainer import initialisation_images
+    from tests.conftest import tiny_overrides
+    from tests.test_averaging import _prototype_digits
+
+    data = _prototype_digits()
+    cfg = compose_config("config", tiny_overrides(tmp_path) + ["train.init_batch_size=50"])
+    first_two = [u.numpy() for _, _, u in train_batches(data, 32, 0).take(2)]
+    images = initialisation_images(cfg, data).numpy()
+    np.testing.assert_array_equal(images, np.concatenate(first_two)[:50])
+    cfg.train.init_batch_size = 0  # one training batch, as before the key existed
+    np.testing.assert_array_equal(initialisation_images(cfg, data).numpy(), first_two[0])
+    gan = SemiSupervisedGAN(model_cfg("improved_gan"), train_cfg())
+    gan.initialize(images, noise_count=32)  # D on 50 images, G on a batch of 32 z
+    assert _finite(gan.train_step(_batch()))

@@ -26,7 +26,7 @@ def model_cfg(name: str = "tutorial", **extra) -> OmegaConf:
 def train_cfg(**extra) -> OmegaConf:
     base = dict(mode="ssgan", lr=3e-4, beta1=0.5, feature_matching="squared_l2")
     base |= dict(unsupervised_weight=1.0, ema_decay=0.0, seed=0, jit_compile=False)
-    base |= dict(strategy="default", precision="fp32")
+    base |= dict(strategy="default", precision="fp32", adam_epsilon=1e-7)
     return OmegaConf.create({**base, **extra})
 
 
