@@ -77,7 +77,7 @@ def test_cli_bad_override_exits_2_without_traceback_or_files(tmp_path: Path) -> 
 def test_cli_help_and_cfg_show_groups_and_keys(tmp_path: Path) -> None:
     shown = run_cli("ssgan.train", "--help", cwd=tmp_path)
     assert shown.returncode == 0
-    assert "experiment: improved_gan_svhn, label_budget, smoke" in shown.stdout
+    assert "experiment: improved_gan_svhn, label_budget, label_budget_small, smoke" in shown.stdout
     assert "model: improved_gan, tutorial" in shown.stdout
     job = run_cli("ssgan.train", "--cfg", "job", "experiment=smoke", cwd=tmp_path)
     assert job.returncode == 0

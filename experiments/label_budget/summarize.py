@@ -1,20 +1,27 @@
-"""Turn the label-budget sweep into its table and plot, through the sweep report.
+"""Turn the label-budget sweep into its table, goals, plots, and the ablation's table.
 
-    python experiments/label_budget/summarize.py [--parent RUN_ID] [--experiment label_budget]
+    python experiments/label_budget/summarize.py [--parent RUN_ID] [--out DIR]
+    python experiments/label_budget/summarize.py --ablation [--out DIR]
 
 The sweep is one MLflow parent run (the newest grid sweep of the experiment unless
 ``--parent`` names one). ``ssgan.report`` groups its runs by the swept settings with the
 seeds pooled; this script writes the generic report (``report/``, also logged on the
-parent run) and, from the same grouped numbers, the study's own view: test error per
-label budget, SSGAN against the supervised baseline.
+parent run) and, from the same runs, the study's own view: test error per label budget,
+SSGAN against the supervised baseline, the ratio per seed (the same seed means the same
+labelled images, split and initialisation in both modes), each goal as met or not, and
+validation accuracy against step for every run.
 
 Test error = 1 - best/test_accuracy: the test accuracy of the epoch chosen on the
 validation split (the test set is never used for choices). Mean ± sample std over seeds.
+The store is ``--tracking-uri``, by default ``$MLFLOW_TRACKING_URI`` or
+``sqlite:///mlruns/mlflow.db``, as for training.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import os
 from pathlib import Path
 
 import matplotlib
@@ -22,17 +29,31 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
-from omegaconf import OmegaConf  # noqa: E402
+from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from ssgan.cli import user_errors  # noqa: E402
+from ssgan.config import TrackingConfig  # noqa: E402
 from ssgan.errors import UserError  # noqa: E402
 from ssgan.report import Sweep, group_rows, load_sweep, write_report  # noqa: E402
-from ssgan.tracking import newest_parent_run  # noqa: E402
+from ssgan.tracking import metric_history, newest_parent_run, runs_dataframe  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 METRIC = "best/test_accuracy"
 MODES = ("supervised", "ssgan")
+COLOURS = {"supervised": ("#dd8452", "supervised baseline"), "ssgan": ("#4c72b0", "SSGAN")}
+# The study's goals: SSGAN's test error at most this fraction of the baseline's, every seed.
+RATIO_GOALS = {1000: 0.6, 100: 0.8}
+EARLY_FRACTION, EARLY_ACCURACY = 0.2, 0.5  # SSGAN val accuracy after 20 % of its steps
+# The ablation's runs (tracking.run_name in ablation.sh), in table order.
+ABLATION = {
+    "small": "the small preset (failing)",
+    "width": "width → default (d 64, g 32)",
+    "batch": "batch → default (128)",
+    "pool": "pool → default (45,000 images)",
+}
+
+# -- the study ------------------------------------------------------------------------------
 
 
 def errors_by_budget(sweep: Sweep) -> dict[tuple[str, int], tuple[float, float, int]]:
@@ -74,26 +95,98 @@ def table(errors: dict[tuple[str, int], tuple[float, float, int]]) -> str:
     return "\n".join(lines)
 
 
+def finished_runs(sweep: Sweep) -> list[dict]:
+    """Finished runs as {run_id, mode, labels, seed, error, steps}."""
+    out = []
+    for run in sweep.runs:
+        if run.outcome != "finished" or METRIC not in run.metrics:
+            continue
+        params = run.params
+        steps = int(params.get("train.epochs", 0)) * int(params.get("train.steps_per_epoch", 0))
+        out.append(
+            {
+                "run_id": run.run_id,
+                "mode": params["train.mode"],
+                "labels": int(params["data.num_labeled"]),
+                "seed": int(params.get("train.seed", 0)),
+                "error": 1.0 - run.metrics[METRIC],
+                "steps": steps,
+            }
+        )
+    return sorted(out, key=lambda r: (r["labels"], r["mode"], r["seed"]))
+
+
+def per_seed_ratios(runs: list[dict], labels: int) -> dict[int, float]:
+    """SSGAN's test error over the baseline's, for each seed both modes finished."""
+    error = {(r["mode"], r["seed"]): r["error"] for r in runs if r["labels"] == labels}
+    seeds = sorted({seed for mode, seed in error if mode == "ssgan"}
+                   & {seed for mode, seed in error if mode == "supervised"})  # fmt: skip
+    return {s: error[("ssgan", s)] / max(error[("supervised", s)], 1e-12) for s in seeds}
+
+
+def curve(tracking: DictConfig, run_id: str) -> list[tuple[int, float]]:
+    """Validation accuracy against step for one run."""
+    points = metric_history(tracking, run_id, "val/accuracy")
+    return sorted((int(m.step), float(m.value)) for m in points)
+
+
+def early_accuracy(curve: list[tuple[int, float]], total_steps: int) -> float:
+    """Validation accuracy at the first evaluation at or after 20 % of the steps."""
+    later = [value for step, value in curve if step >= EARLY_FRACTION * total_steps]
+    return later[0] if later else math.nan
+
+
+def goals(runs: list[dict], curves: dict[str, list[tuple[int, float]]]) -> str:
+    """Each goal as met or not met, with the measured figures."""
+    lines = []
+    for labels, bound in RATIO_GOALS.items():
+        ratios = per_seed_ratios(runs, labels)
+        if not ratios:
+            lines.append(f"- {labels} labels: no pair of finished runs")
+            continue
+        met = all(r <= bound for r in ratios.values())
+        shown = ", ".join(f"seed {s}: {r:.2f}" for s, r in ratios.items())
+        lines.append(
+            f"- SSGAN / supervised test error ≤ {bound} at {labels} labels on every seed: "
+            f"**{'met' if met else 'not met'}** ({shown})"
+        )
+    early = {
+        (r["labels"], r["seed"]): early_accuracy(curves.get(r["run_id"], []), r["steps"])
+        for r in runs
+        if r["mode"] == "ssgan"
+    }
+    if early and not any(math.isnan(v) for v in early.values()):
+        met = all(value >= EARLY_ACCURACY for value in early.values())
+        shown = ", ".join(f"{k[0]} labels seed {k[1]}: {100 * v:.1f}%" for k, v in early.items())
+        lines.append(
+            f"- every SSGAN seed ≥ {100 * EARLY_ACCURACY:.0f}% validation accuracy after the "
+            f"first {100 * EARLY_FRACTION:.0f}% of its steps: **{'met' if met else 'not met'}** "
+            f"({shown})"
+        )
+    else:
+        lines.append("- SSGAN validation accuracy after 20% of the steps: no learning curves")
+    return "\n".join(lines)
+
+
+def wall_minutes(sweep: Sweep) -> float | None:
+    """The sweep parent run's start to end: how long the study took."""
+    info = sweep.parent.info
+    if not info.start_time or not info.end_time:
+        return None
+    return (info.end_time - info.start_time) / 60_000.0
+
+
 def plot(errors: dict[tuple[str, int], tuple[float, float, int]], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(5.6, 3.6))
     budgets = sorted({labels for _, labels in errors})
-    for mode, colour, name in (
-        ("supervised", "#dd8452", "supervised baseline"),
-        ("ssgan", "#4c72b0", "SSGAN (feature matching)"),
-    ):
+    for mode in MODES:
+        colour, name = COLOURS[mode]
         points = [(b, *errors[(mode, b)][:2]) for b in budgets if (mode, b) in errors]
         if not points:
             continue
         xs, means, stds = zip(*points, strict=True)
-        ax.errorbar(
-            xs,
-            [100 * m for m in means],
-            yerr=[100 * s for s in stds],
-            marker="o",
-            capsize=4,
-            color=colour,
-            label=name,
-        )
+        ax.errorbar(xs, [100 * m for m in means], yerr=[100 * s for s in stds], marker="o",
+                    capsize=4, color=colour, label=name)  # fmt: skip
     ax.set_xscale("log")
     ax.set_xticks(budgets)
     ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
@@ -107,38 +200,133 @@ def plot(errors: dict[tuple[str, int], tuple[float, float, int]], path: Path) ->
     plt.close(fig)
 
 
+def plot_curves(runs: list[dict], curves: dict[str, list[tuple[int, float]]], path: Path) -> None:
+    """Validation accuracy against step: one panel per label budget, both modes, every seed."""
+    budgets = sorted({r["labels"] for r in runs})
+    fig, axes = plt.subplots(1, len(budgets), figsize=(4.2 * len(budgets), 3.4), squeeze=False)
+    for ax, labels in zip(axes[0], budgets, strict=True):
+        for mode in MODES:
+            colour, name = COLOURS[mode]
+            chosen = [r for r in runs if r["labels"] == labels and r["mode"] == mode]
+            for index, run in enumerate(chosen):
+                if not curves.get(run["run_id"]):
+                    continue
+                steps, values = zip(*curves[run["run_id"]], strict=True)
+                ax.plot(steps, [100 * v for v in values], marker="o", markersize=3,
+                        color=colour, alpha=0.85, label=name if index == 0 else None)  # fmt: skip
+        ax.set_title(f"{labels} labels")
+        ax.set_xlabel("step")
+        ax.set_ylim(0, 100)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("validation accuracy (%)")
+    axes[0][0].legend(loc="lower right")
+    fig.suptitle("Learning curves, one line per seed")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def summarize_study(tracking: DictConfig, args: argparse.Namespace) -> None:
+    parent = args.parent
+    if parent is None:
+        newest = newest_parent_run(tracking, kind="grid")
+        if newest is None:
+            raise UserError(
+                f"no sweep in experiment '{tracking.experiment}' at {tracking.uri}: "
+                "run experiments/label_budget/run.sh first"
+            )
+        parent = newest.info.run_id
+    sweep = load_sweep(tracking, parent)
+    errors = errors_by_budget(sweep)
+    report = write_report(tracking, parent, Path(args.report), metrics=[METRIC])
+    runs = finished_runs(sweep)
+    curves = {r["run_id"]: curve(tracking, r["run_id"]) for r in runs}
+    markdown, met, minutes = table(errors), goals(runs, curves), wall_minutes(sweep)
+    took = f" The sweep took {minutes:.0f} minutes." if minutes is not None else ""
+    plot(errors, Path(args.plot))
+    plot_curves(runs, curves, Path(args.curves))
+    Path(args.results).write_text(
+        f"Sweep parent run `{parent}`, {len(sweep.runs)} runs.{took}\n\n{markdown}\n\n"
+        f"Goals:\n\n{met}\n"
+    )
+    print(f"{markdown}\n\n{met}\n{took.strip()}")
+    print(f"\nplots: {args.plot}, {args.curves}\ntable: {args.results}\nreport: {report}")
+
+
+# -- the ablation ---------------------------------------------------------------------------
+
+
+def ablation_table(tracking: DictConfig) -> str:
+    runs = runs_dataframe(tracking, "attributes.status = 'FINISHED'")
+    if runs.empty:
+        raise UserError(
+            f"no finished runs in experiment '{tracking.experiment}' at {tracking.uri}: "
+            "run experiments/label_budget/ablation.sh first"
+        )
+    runs = runs.sort_values("start_time").groupby("tags.mlflow.runName").tail(1)
+    lines = [
+        "| run | d / g width | batch | pool | val acc. after 20 % | at 70 % | final | test error |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, title in ABLATION.items():
+        chosen = runs[runs["tags.mlflow.runName"] == name]
+        if chosen.empty:
+            lines.append(f"| {title} | | | | | | | not run |")
+            continue
+        row = chosen.iloc[0]
+        total = int(row["params.train.epochs"]) * int(row["params.train.steps_per_epoch"])
+        points = curve(tracking, row["run_id"])
+        late = [v for s, v in points if s >= 0.7 * total]
+        pool = int(row["params.data.train_size"]) - int(row["params.data.val_size"])
+        cells = [
+            title,
+            f"{row['params.model.d_size_mult']} / {row['params.model.g_size_mult']}",
+            row["params.data.batch_size"],
+            f"{pool:,}",
+            f"{100 * early_accuracy(points, total):.1f}%",
+            f"{100 * late[0]:.1f}%" if late else "",
+            f"{100 * points[-1][1]:.1f}%" if points else "",
+            f"{100 * (1 - row['metrics.best/test_accuracy']):.1f}%",
+        ]
+        lines.append("| " + " | ".join(str(cell) for cell in cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--experiment", default="label_budget")
-    parser.add_argument("--tracking-uri", default="sqlite:///mlruns/mlflow.db")
+    parser.add_argument("--ablation", action="store_true", help="summarise ablation.sh's runs")
+    parser.add_argument("--experiment", default=None)
+    parser.add_argument(
+        "--tracking-uri",
+        default=os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlruns/mlflow.db"),
+    )
     parser.add_argument("--parent", default=None, help="the sweep's parent run (default: newest)")
     parser.add_argument("--plot", default=str(REPO / "docs" / "images" / "label_budget.png"))
+    parser.add_argument(
+        "--curves", default=str(REPO / "docs" / "images" / "label_budget_curves.png")
+    )
     parser.add_argument("--results", default=str(HERE / "results.md"))
+    parser.add_argument("--ablation-results", default=str(HERE / "ablation.md"))
     parser.add_argument("--report", default=str(HERE / "report"), help="the sweep report's folder")
+    parser.add_argument("--out", default=None, help="write every table and figure here instead")
     args = parser.parse_args()
-    tracking = OmegaConf.create(
-        {"uri": args.tracking_uri, "experiment": args.experiment, "artifact_root": ""}
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        args.plot, args.curves = out / "label_budget.png", out / "label_budget_curves.png"
+        args.results, args.ablation_results = out / "results.md", out / "ablation.md"
+        args.report = out / "report"
+    default = "label_budget_ablation" if args.ablation else "label_budget"
+    tracking = OmegaConf.structured(
+        TrackingConfig(uri=args.tracking_uri, experiment=args.experiment or default)
     )
     with user_errors():
-        parent = args.parent
-        if parent is None:
-            newest = newest_parent_run(tracking, kind="grid")
-            if newest is None:
-                raise UserError(
-                    f"no sweep in experiment '{args.experiment}' at {args.tracking_uri}: "
-                    "run experiments/label_budget/run.sh first"
-                )
-            parent = newest.info.run_id
-        sweep = load_sweep(tracking, parent)
-        errors = errors_by_budget(sweep)
-        report = write_report(tracking, parent, Path(args.report), metrics=[METRIC])
-    markdown = table(errors)
-    plot(errors, Path(args.plot))
-    Path(args.results).write_text(
-        f"Sweep parent run `{parent}`, {len(sweep.runs)} runs.\n\n{markdown}\n"
-    )
-    print(markdown)
-    print(f"\nplot: {args.plot}\ntable: {args.results}\nreport: {report}")
+        if not args.ablation:
+            summarize_study(tracking, args)
+            return
+        markdown = ablation_table(tracking)
+    Path(args.ablation_results).write_text(markdown + "\n")
+    print(f"{markdown}\n\ntable: {args.ablation_results}")
 
 
 if __name__ == "__main__":
