@@ -11,7 +11,6 @@ side in the same run, because these machines are noisy.
 from __future__ import annotations
 
 import argparse
-import copy
 import io
 import json
 import os
@@ -29,6 +28,7 @@ from omegaconf import DictConfig
 from PIL import Image
 
 from ssgan.cli import compose_config, user_errors
+from ssgan.errors import UserError
 
 # Small data so the benchmark does not wait on generating 50k synthetic digits; the
 # model and the batch stay at their defaults.
@@ -117,29 +117,29 @@ class _DiscardingTracker:
         pass
 
 
-class _LoopTimer:
-    """The framework's loop on its own GAN; each ``time_epoch`` runs and times one more
-    epoch of ``train.steps_per_epoch`` steps (per-epoch evaluation excluded)."""
+class _Loop:
+    """The framework's own loop, opened once and kept running: each :meth:`time` call
+    continues it for more steps, so nothing restarts inside the timing."""
 
-    def __init__(self, cfg: DictConfig, data: Any, tracker: Any, workdir: Path, strategy: Any):
-        from ssgan.gan import SemiSupervisedGAN
+    def __init__(
+        self, cfg: DictConfig, data: Any, gan: Any, tracker: Any, workdir: Path, warmup: int
+    ) -> None:
         from ssgan.trainer import Trainer
 
-        self.cfg = copy.deepcopy(cfg)  # each timer counts its own epochs
-        self.cfg.train.epochs = 1
-        self.cfg.train.sample_grid = False
-        gan = SemiSupervisedGAN(self.cfg.model, self.cfg.train, strategy)
-        self.trainer = Trainer(self.cfg, data, gan, tracker, workdir, strategy)
-        self.trainer.fit()  # warm-up: tracing, pipeline start-up
+        strategy = gan.strategy
+        self.trainer = Trainer(cfg, data, gan, tracker, workdir, strategy)
+        self.trainer.progress = False
+        self.trainer.start()
+        self.trainer.run_until(warmup)  # tracing, pipeline start-up
 
-    def time_epoch(self) -> float:
-        """Seconds per step of one more epoch."""
-        self.cfg.train.epochs += 1
+    def time(self, steps: int) -> float:
+        """Seconds per step of ``steps`` more steps (per-epoch evaluation excluded)."""
+        target = int(self.trainer.state.step.numpy()) + steps
         eval_before = self.trainer.eval_seconds
         start = time.perf_counter()
-        self.trainer.fit()
+        self.trainer.run_until(target)
         seconds = time.perf_counter() - start - (self.trainer.eval_seconds - eval_before)
-        return seconds / int(self.cfg.train.steps_per_epoch)
+        return seconds / steps
 
 
 def pipeline_batches_per_sec(data: Any, batch_size: int, batches: int = 200) -> float:
@@ -163,7 +163,14 @@ def _time_steps(run_step: Any, steps: int) -> float:
 
 
 def bench_train(cfg: DictConfig, steps: int, warmup: int, rounds: int = 3) -> dict[str, Any]:
-    """Images/s of the full loop and of the bare step, and both against the matmul peak."""
+    """Images/s of the full loop and of the bare step at one width, side by side.
+
+    (a) bare step: the compiled single step called back to back on one batch already in
+    memory; (b) the framework's loop in steady state (input pipeline, multi-step calls,
+    finiteness checks, async MLflow logging every ``train.log_every`` steps to a real
+    SQLite store, checkpoints every ``train.checkpoint_every``); (c) the same loop with
+    logging discarded. They are timed in alternating rounds and each keeps its best.
+    """
     from ssgan.data import load_data
     from ssgan.data.pipeline import train_batches
     from ssgan.distribute import make_strategy
@@ -175,39 +182,41 @@ def bench_train(cfg: DictConfig, steps: int, warmup: int, rounds: int = 3) -> di
     batch = int(cfg.data.batch_size)
     strategy = make_strategy(cfg.train)
 
-    # (b) bare step: one batch already in memory, the compiled step called in a loop.
+    # One GAN for the three (one trace of each compiled function): each loop keeps its
+    # own step counter and input stream; what the weights learn does not matter here.
     bare_gan = SemiSupervisedGAN(cfg.model, cfg.train, strategy)
     in_memory = next(iter(train_batches(data, batch, 0)))
-    bare_gan.initialize(in_memory[2])
+    if strategy.num_replicas_in_sync > 1:
+        in_memory = next(iter(strategy.experimental_distribute_dataset(
+            tf.data.Dataset.from_tensors(in_memory))))  # fmt: skip
+    bare_gan.initialize(train_batches(data, batch, 0).take(1).get_single_element()[2])
     for _ in range(warmup):
         bare_gan.train_step(in_memory)["d_loss"].numpy()
 
-    def bare_step() -> float:
-        run = lambda: bare_gan.train_step(in_memory)["d_loss"].numpy()  # noqa: E731
-        return _time_steps(run, steps) / steps
+    def bare_seconds_per_step() -> float:
+        start = time.perf_counter()
+        for _ in range(steps):
+            outputs = bare_gan.train_step(in_memory)
+        outputs["d_loss"].numpy()  # waits for the last step
+        return (time.perf_counter() - start) / steps
 
-    # (a) the framework's loop: pipeline, step, finiteness checks, progress, async MLflow
-    # logging every train.log_every steps and a checkpoint per epoch, on a throwaway
-    # SQLite store; and the same loop with logging discarded, to show what logging costs.
-    # The three are timed in alternating rounds and the best round of each is kept.
-    cfg.train.steps_per_epoch = steps
-    cfg.train.log_every = min(int(cfg.train.log_every), steps)
+    cfg.train.steps_per_epoch = 10**9  # no epoch end (evaluation) inside the timing
+    cfg.train.sample_grid = False
     seconds: dict[str, list[float]] = {"bare": [], "logged": [], "quiet": []}
     with tempfile.TemporaryDirectory(prefix="ssgan-bench-") as tmp:
         cfg.tracking.uri = f"sqlite:///{tmp}/mlflow.db"
         cfg.tracking.artifact_root = f"{tmp}/artifacts"
         tracker = RunTracker.start(cfg, {}, {}, "bench")
-        logged = _LoopTimer(cfg, data, tracker, Path(tmp) / "logged", strategy)
-        quiet = _LoopTimer(cfg, data, _DiscardingTracker(), Path(tmp) / "quiet", strategy)
+        logged = _Loop(cfg, data, bare_gan, tracker, Path(tmp) / "logged", warmup)
+        quiet = _Loop(cfg, data, bare_gan, _DiscardingTracker(), Path(tmp) / "quiet", warmup)
         for _ in range(rounds):
-            seconds["bare"].append(bare_step())
-            seconds["logged"].append(logged.time_epoch())
-            seconds["quiet"].append(quiet.time_epoch())
+            seconds["bare"].append(bare_seconds_per_step())
+            seconds["logged"].append(logged.time(steps))
+            seconds["quiet"].append(quiet.time(steps))
         tracker.finish("FINISHED")
     bare_seconds, loop_step, quiet_step = (min(seconds[k]) for k in ("bare", "logged", "quiet"))
 
     pipeline_rate = pipeline_batches_per_sec(data, batch)
-    peak = matmul_peak_flops()
     flops = step_flops(bare_gan, batch, str(cfg.train.mode))
     bare_rate = batch / bare_seconds
     loop_rate = batch / loop_step
@@ -216,18 +225,48 @@ def bench_train(cfg: DictConfig, steps: int, warmup: int, rounds: int = 3) -> di
         "mode": str(cfg.train.mode),
         "batch_size": batch,
         "precision": str(cfg.train.precision),
+        "strategy": str(cfg.train.strategy),
+        "steps_per_loop": int(cfg.train.steps_per_loop),
+        "timed_steps_per_round": steps,
         "full_loop_images_per_sec": loop_rate,
         "bare_step_images_per_sec": bare_rate,
         "loop_to_bare_ratio": loop_rate / bare_rate,
+        "host_cost_per_step_us": (loop_step - bare_seconds) * 1e6,
+        "logging_overhead": loop_step / quiet_step - 1.0,
         "input_pipeline_batches_per_sec": pipeline_rate,
         "input_pipeline_to_step_ratio": pipeline_rate * bare_seconds,
-        "logging_overhead": loop_step / quiet_step - 1.0,
         "flops_per_step": flops,
         "flops_per_training_image": flops / batch,
         "bare_step_flops_per_sec": flops / bare_seconds,
-        "matmul_peak_flops_per_sec": peak,
-        "step_share_of_peak": flops / bare_seconds / peak,
     }
+
+
+# The widths of the smoke preset: a step ~6x shorter than the default model's, which
+# stands in for a fast accelerator where the host's cost per step shows.
+SMOKE_WIDTHS = ["model.d_size_mult=8", "model.g_size_mult=8", "model.z_size=16",
+                "data.batch_size=32"]  # fmt: skip
+SMOKE_STEP_FACTOR = 5  # timed steps per round at smoke widths, relative to --steps
+
+
+def bench_train_widths(
+    overrides: list[str], widths: list[str], steps: int, warmup: int, rounds: int
+) -> dict[str, Any]:
+    """:func:`bench_train` at each of ``widths`` (``default``, ``smoke``) in this process,
+    and the float32 matmul peak the default width's step is related to."""
+    from ssgan.config import validate_train_config
+
+    results: dict[str, Any] = {}
+    for width in widths:
+        extra = SMOKE_WIDTHS if width == "smoke" else []
+        cfg = compose_config("config", [*BENCH_DATA, *overrides, *extra])
+        validate_train_config(cfg)
+        factor = SMOKE_STEP_FACTOR if width == "smoke" else 1
+        results[width] = bench_train(cfg, steps * factor, warmup * factor, rounds)
+    peak = matmul_peak_flops()
+    results["matmul_peak_flops_per_sec"] = peak
+    for width in widths:
+        results[width]["step_share_of_peak"] = results[width]["bare_step_flops_per_sec"] / peak
+    return results
 
 
 def _jpeg(image: np.ndarray) -> bytes:
@@ -243,6 +282,7 @@ def _percentiles(samples: list[float]) -> tuple[float, float]:
 
 def bench_serve(cfg: DictConfig, requests: int) -> dict[str, Any]:
     """Latency and throughput of ``serving_default`` on JPEG bytes vs the bare network."""
+    from ssgan.distribute import set_precision
     from ssgan.export import export_saved_model
     from ssgan.model import build_discriminator
     from ssgan.preprocess import to_model_range
@@ -250,6 +290,7 @@ def bench_serve(cfg: DictConfig, requests: int) -> dict[str, Any]:
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(256, 32, 32, 3), dtype=np.uint8)
     jpegs = [_jpeg(image) for image in images]
+    set_precision(str(cfg.train.precision))
     classifier = build_discriminator(cfg.model)
     results: dict[str, Any] = {"model": str(cfg.model.name)}
     with tempfile.TemporaryDirectory(prefix="ssgan-bench-") as tmp:
@@ -300,9 +341,18 @@ def _print(results: dict[str, Any], as_json: bool) -> None:
     if as_json:
         print(json.dumps(results, indent=2))
         return
+    columns = [key for key, value in results.items() if isinstance(value, dict)]
     for key, value in results.items():
-        shown = f"{value:,.3f}" if isinstance(value, float) else str(value)
-        print(f"{key:40s} {shown}")
+        if not isinstance(value, dict):
+            print(f"{key:40s} {_shown(value)}")
+    if columns:
+        print(f"\n{'widths':40s}" + "".join(f"{c:>18s}" for c in columns))
+        for key in results[columns[0]]:
+            print(f"{key:40s}" + "".join(f"{_shown(results[c].get(key)):>18s}" for c in columns))
+
+
+def _shown(value: Any) -> str:
+    return f"{value:,.3f}" if isinstance(value, float) else str(value)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -311,24 +361,33 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("what", choices=["train", "serve"])
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. train.precision=bf16")
-    parser.add_argument("--steps", type=int, default=60, help="timed steps per round (train)")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (train)")
+    parser.add_argument("--steps", type=int, default=40,
+                        help=f"timed steps per round at default widths (train; smoke widths: "
+                             f"{SMOKE_STEP_FACTOR}x)")  # fmt: skip
+    parser.add_argument("--rounds", type=int, default=4, help="alternating rounds (train)")
     parser.add_argument("--warmup", type=int, default=10, help="untimed steps first (train)")
+    parser.add_argument("--widths", default="default,smoke",
+                        help="comma-separated: default (the config's), smoke (train)")  # fmt: skip
     parser.add_argument("--requests", type=int, default=200, help="single-image requests (serve)")
     parser.add_argument("--json", action="store_true", help="print JSON")
     args = parser.parse_intermixed_args(argv)
     with user_errors():
-        cfg = compose_config("config", [*BENCH_DATA, *args.overrides])
-        from ssgan.config import validate_train_config
-
-        validate_train_config(cfg)
+        widths = [w for w in args.widths.split(",") if w]
+        if not widths or set(widths) - {"default", "smoke"}:
+            raise UserError(f"--widths={args.widths}: allowed a comma-separated list of "
+                            f"default, smoke")  # fmt: skip
         if args.what == "train":
-            results = bench_train(cfg, args.steps, args.warmup, args.rounds)
+            results = bench_train_widths(
+                args.overrides, widths, args.steps, args.warmup, args.rounds
+            )
         else:
+            from ssgan.config import validate_train_config
+
+            cfg = compose_config("config", [*BENCH_DATA, *args.overrides])
+            validate_train_config(cfg)
             results = bench_serve(cfg, args.requests)
-    _print(
-        {"machine": _machine(), **results} if args.json else {**_machine(), **results}, args.json
-    )
+    _print({"machine": _machine(), **results} if args.json else {**_machine(), **results},
+           args.json)  # fmt: skip
     sys.stdout.flush()
 
 

@@ -21,13 +21,29 @@ def _run(capsys, tmp_path: Path, *args: str) -> dict:
     return json.loads(out[out.index("{") :])
 
 
-def test_train_benchmark_prints_ratios_and_flops(capsys, tmp_path: Path) -> None:
+def test_train_benchmark_prints_ratios_and_flops_at_both_widths(capsys, tmp_path: Path) -> None:
     figures = _run(capsys, tmp_path, "train", "--steps", "3", "--warmup", "1", "--rounds", "1")
-    for key in ("full_loop_images_per_sec", "bare_step_images_per_sec", "loop_to_bare_ratio",
-                "logging_overhead", "flops_per_training_image", "matmul_peak_flops_per_sec",
-                "step_share_of_peak", "input_pipeline_batches_per_sec"):  # fmt: skip
-        assert figures[key] > 0 or key == "logging_overhead", key
-    assert figures["machine"]["cores"] >= 1
+    assert figures["matmul_peak_flops_per_sec"] > 0 and figures["machine"]["cores"] >= 1
+    for width in ("default", "smoke"):
+        for key in ("full_loop_images_per_sec", "bare_step_images_per_sec",
+                    "loop_to_bare_ratio", "flops_per_training_image", "step_share_of_peak",
+                    "input_pipeline_batches_per_sec"):  # fmt: skip
+            assert figures[width][key] > 0, (width, key)
+        for key in ("logging_overhead", "host_cost_per_step_us"):
+            assert isinstance(figures[width][key], float), (width, key)
+    assert figures["smoke"]["batch_size"] == 32 and figures["default"]["batch_size"] == 16
+    assert figures["smoke"]["timed_steps_per_round"] == 15  # smoke widths time 5x the steps
+
+
+def test_train_benchmark_table_and_bad_widths(capsys, tmp_path: Path) -> None:
+    bench_main(["train", *TINY, f"data.root={tmp_path}", "--steps", "2", "--warmup", "1",
+                "--rounds", "1", "--widths", "default"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert "host_cost_per_step_us" in out and "loop_to_bare_ratio" in out
+    with pytest.raises(SystemExit) as exit_info:
+        bench_main(["train", "--widths", "huge"])
+    assert exit_info.value.code == 2
+    assert "--widths=huge: allowed" in capsys.readouterr().err
 
 
 def test_serve_benchmark_prints_latency_and_throughput(capsys, tmp_path: Path) -> None:
