@@ -376,11 +376,16 @@ def test_remote_tracking_server_gets_checkpoints_and_model(tmp_path: Path) -> No
     )  # fmt: skip
     try:
         uri = f"http://127.0.0.1:{port}"
-        for _ in range(120):
+        # The run checks the server answers before any work (tracking.timeout_s), so
+        # wait here until it does: a loaded machine can take minutes to start it.
+        deadline = time.monotonic() + 300
+        while True:
             try:
                 urllib.request.urlopen(f"{uri}/health", timeout=1)
                 break
             except OSError:
+                assert time.monotonic() < deadline, "the MLflow server did not start"
+                assert server.poll() is None, "the MLflow server exited"
                 time.sleep(0.5)
         cfg = compose_config("config", [*tiny_overrides(tmp_path), f"tracking.uri={uri}"])
         summary = train(cfg)
