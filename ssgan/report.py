@@ -227,10 +227,15 @@ def optuna_figures(parent: Run) -> tuple[dict[str, Any], list[str]]:
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     tags = parent.data.tags
-    study = optuna.load_study(
-        study_name=tags["ssgan.optuna_study"], storage=tags["ssgan.optuna_storage"]
-    )
+    storage, name = tags["ssgan.optuna_storage"], tags["ssgan.optuna_study"]
     figures, notes = {}, []
+    if storage.startswith("sqlite:///") and not Path(storage[len("sqlite:///") :]).exists():
+        # Opening a missing SQLite file would create an empty one: say so instead.
+        return figures, [f"Optuna plots: not drawn (the study's storage {storage} is not here)"]
+    try:
+        study = optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        return figures, [f"Optuna plots: not drawn (no study {name} in {storage})"]
     for name, draw in (
         ("optuna_history.png", optuna_plots.plot_optimization_history),
         ("optuna_importances.png", optuna_plots.plot_param_importances),

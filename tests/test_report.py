@@ -141,3 +141,16 @@ def test_label_budget_summary_uses_the_report(
     assert "| 1000 | 15.0% ± 7.1 | 10.0% ± 7.1 | 0.67 | 2 |" in results
     assert (tmp_path / "label_budget.png").stat().st_size > 0
     assert (tmp_path / "report" / "report.md").exists()
+
+
+def test_search_report_without_its_study_still_writes_the_table(grid_sweep, tmp_path: Path) -> None:
+    """A search reported where its optuna.db is not (another machine): table, no crash."""
+    tracking, parent_id = grid_sweep
+    missing = tmp_path / "elsewhere" / "optuna.db"
+    MlflowClient(tracking_uri=tracking.uri).set_tag(parent_id, "ssgan.sweep_kind", "search")
+    client = MlflowClient(tracking_uri=tracking.uri)
+    client.set_tag(parent_id, "ssgan.optuna_study", "gone")
+    client.set_tag(parent_id, "ssgan.optuna_storage", f"sqlite:///{missing}")
+    text = Path(report.write_report(tracking, parent_id, tmp_path / "out")).read_text()
+    assert "storage sqlite:///" in text and "is not here" in text
+    assert not missing.parent.exists()
