@@ -281,7 +281,8 @@ def _percentiles(samples: list[float]) -> tuple[float, float]:
 
 
 def bench_serve(cfg: DictConfig, requests: int) -> dict[str, Any]:
-    """Latency and throughput of ``serving_default`` on JPEG bytes vs the bare network."""
+    """Latency and throughput of ``serving_default`` on JPEG bytes vs the bare network
+    (at batch 64 both in 5 alternating rounds of 8 calls, best of each)."""
     from ssgan.distribute import set_precision
     from ssgan.export import export_saved_model
     from ssgan.model import build_discriminator
@@ -311,11 +312,19 @@ def bench_serve(cfg: DictConfig, requests: int) -> dict[str, Any]:
             repeats = max(3, 512 // size)
             seconds = _time_steps(lambda b=batch: serve(images=b)["scores"].numpy(), repeats)
             results[f"signature_images_per_sec_batch{size}"] = repeats * size / seconds
+        # The ratio: signature and network alone at batch 64 in alternating rounds.
         decoded = to_model_range(tf.constant(images[:64]))
         network = tf.function(lambda x: classifier(x, training=False))
         network(decoded)
-        seconds = _time_steps(lambda: network(decoded)[0].numpy(), 16)
-        results["network_images_per_sec_batch64"] = 16 * 64 / seconds
+        batch64 = tf.constant(jpegs[:64])
+        best = {"signature": float("inf"), "network": float("inf")}
+        for _ in range(5):
+            seconds = _time_steps(lambda: serve(images=batch64)["scores"].numpy(), 8)
+            best["signature"] = min(best["signature"], seconds)
+            seconds = _time_steps(lambda: network(decoded)[0].numpy(), 8)
+            best["network"] = min(best["network"], seconds)
+        results["signature_images_per_sec_batch64"] = 8 * 64 / best["signature"]
+        results["network_images_per_sec_batch64"] = 8 * 64 / best["network"]
     results["signature_to_network_ratio_batch64"] = (
         results["signature_images_per_sec_batch64"] / results["network_images_per_sec_batch64"]
     )
