@@ -86,6 +86,7 @@ class TrackingConfig:
     run_name: str = ""  # empty = built from the overrides
     timeout_s: float = 10.0  # one request to the store (HTTP, or a locked SQLite file)
     retry_s: float = 120.0  # how long failed writes are retried before the run fails
+    lease_s: float = 60.0  # a job owns its run while it renews this lease (see job.py)
 
 
 @dataclass
@@ -197,6 +198,7 @@ RANGES = {
     "train.eval_batch_size": (1, None, True),
     "tracking.timeout_s": (0.0, 3600.0, False),
     "tracking.retry_s": (0.0, None, True),
+    "tracking.lease_s": (1.0, None, True),
 }
 
 

@@ -26,6 +26,7 @@ from ssgan.distribute import enable_determinism, make_strategy
 from ssgan.errors import DiskFullError, UserError, disk_full_reason
 from ssgan.export import export_from_checkpoint, score_saved_model
 from ssgan.gan import SemiSupervisedGAN
+from ssgan.job import JobStopped, safe_points, stop_signals
 from ssgan.tracking import (
     MODEL_ARTIFACT,
     PARENT_TAG,
@@ -47,6 +48,16 @@ WARMUP_IMAGES = 32
 SWEEP_PARENT_ENV = "SSGAN_SWEEP_PARENT_RUN_ID"
 
 
+class StoppedRun(KeyboardInterrupt):
+    """The job was stopped (Ctrl-C, SIGTERM, SIGUSR2) and its run marked KILLED."""
+
+    def __init__(self, why: str, run_id: str, cause: KeyboardInterrupt) -> None:
+        super().__init__(why)
+        self.run_id = run_id
+        self.signal = cause if isinstance(cause, JobStopped) else None
+        self.exit_status = self.signal.exit_status if self.signal else 130
+
+
 def train(
     cfg: DictConfig,
     on_epoch_end: EpochHook | None = None,
@@ -63,9 +74,10 @@ def train(
     validate_train_config(cfg)
     check_store(cfg.tracking)  # a store that cannot work stops before data or a run exist
     hooks = _Hooks(on_epoch_end, tags or {})
-    if cfg.resume:
-        return _resume(cfg, hooks)
-    return _run(cfg, run_id=None, hooks=hooks)
+    with stop_signals():
+        if cfg.resume:
+            return _resume(cfg, hooks)
+        return _run(cfg, run_id=None, hooks=hooks)
 
 
 # What may differ on resume: where the store and the data files are, not what is trained.
@@ -165,9 +177,10 @@ def _run(cfg: DictConfig, run_id: str | None, hooks: _Hooks) -> dict[str, Any]:
     try:
         summary = _fit_and_export(cfg, data, gan, tracker, strategy, hooks.on_epoch_end)
         tracker.finish("FINISHED")
-    except KeyboardInterrupt:
-        _finish_after_error(tracker, "KILLED", "interrupted (Ctrl-C)")
-        raise
+    except KeyboardInterrupt as err:
+        stopped = str(err) or "interrupted (Ctrl-C)"
+        _finish_after_error(tracker, "KILLED", stopped)
+        raise StoppedRun(stopped, tracker.run_id, err) from err
     except BaseException as err:
         shown = _as_user_error(err, tracker.run_id)
         _finish_after_error(tracker, "FAILED", f"{type(shown).__name__}: {shown}", shown)
@@ -227,7 +240,8 @@ def _fit_and_export(
         )
         trainer.restore_latest()
         try:
-            result = trainer.fit()
+            with safe_points():
+                result = trainer.fit()
         except StopTraining as stop:
             return _stopped_early(trainer, tracker, stop)
         export_dir = Path(tmp) / MODEL_ARTIFACT

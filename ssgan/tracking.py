@@ -14,6 +14,7 @@ import math
 import os
 import queue
 import re
+import socket
 import subprocess
 import tempfile
 import threading
@@ -207,21 +208,27 @@ _opened_stores: set[str] = set()
 
 @contextlib.contextmanager
 def store_lock(tracking_cfg: DictConfig) -> Iterator[None]:
-    """Exclusive lock on a local SQLite store (``<db>.lock`` beside it) for set-up steps
-    that must not interleave between processes; a no-op for tracking servers, which
-    serialise these themselves. The OS drops the lock when its holder dies."""
+    """Exclusive lock on a local SQLite store (``<db>.lock`` beside it) for steps that
+    must not interleave between processes (schema set-up, creating the experiment,
+    taking over a run); reentrant within a process; a no-op for tracking servers. The
+    OS drops the lock when its holder dies."""
     uri = str(tracking_cfg.uri)
-    if not _is_local_sqlite(uri):
+    if not _is_local_sqlite(uri) or uri in _held_locks:
         yield
         return
     db_path = Path(uri[len("sqlite:///") :])
     db_path.parent.mkdir(parents=True, exist_ok=True)
     with open(db_path.with_name(db_path.name + ".lock"), "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
+        _held_locks.add(uri)
         try:
             yield
         finally:
+            _held_locks.discard(uri)
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+_held_locks: set[str] = set()
 
 
 def experiment_id(client: MlflowClient, tracking_cfg: DictConfig) -> str:
@@ -436,6 +443,69 @@ class _MetricWriter:
         self._thread.join(timeout=5)
 
 
+LEASE_TAG = "ssgan.lease"
+DEFAULT_LEASE_S = 60.0
+
+
+class RunOwnedError(TrackingError):
+    """Another live job is training the run."""
+
+
+def _process_start(pid: int) -> str:
+    """When process ``pid`` started (clock ticks since boot; Linux), "" if it does not
+    exist: with the pid it tells a live owner from a dead one whose pid was reused."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _this_process() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{_process_start(os.getpid())}"
+
+
+def _lease_value(lease_s: float) -> str:
+    return f"{_this_process()} {time.time() + lease_s:.0f}"
+
+
+def live_owner(run: Run) -> str | None:
+    """Who holds a RUNNING run's lease, if that job is alive; None when it is free.
+
+    The lease tag names host, pid and process start time, and an expiry that the owner's
+    heartbeat keeps pushing forward. On the owner's host the process itself is checked,
+    so a ``kill -9``ed job frees its run at once; from another host the run is free once
+    the lease expired (at most ``tracking.lease_s`` after the owner died)."""
+    value = run.data.tags.get(LEASE_TAG, "")
+    if run.info.status != "RUNNING" or " " not in value:
+        return None
+    owner, expires = value.rsplit(" ", 1)
+    host, pid, started = (owner.split(":") + ["", "", ""])[:3]
+    if host == socket.gethostname():
+        alive = pid.isdigit() and started != "" and _process_start(int(pid)) == started
+    else:
+        alive = float(expires) > time.time()
+    return f"pid {pid} on {host}" if alive else None
+
+
+class _Heartbeat:
+    """Renews a run's lease every third of ``lease_s`` from a background thread."""
+
+    def __init__(self, client: MlflowClient, run_id: str, lease_s: float) -> None:
+        self._stop = threading.Event()
+
+        def beat() -> None:
+            while not self._stop.wait(lease_s / 3):
+                with contextlib.suppress(Exception):  # a missed beat only shortens the lease
+                    client.set_tag(run_id, LEASE_TAG, _lease_value(lease_s))
+
+        self._thread = threading.Thread(target=beat, name="ssgan-lease", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
 class RunTracker:
     """One training run in MLflow: params, tags, batched background metrics, artifacts,
     status.
@@ -457,6 +527,8 @@ class RunTracker:
         self.retry_s = float(OmegaConf.select(tracking_cfg, "retry_s", default=DEFAULT_RETRY_S))
         self._last_step: dict[str, int] = {}
         self._metrics = _MetricWriter(self._write_metrics)
+        self.lease_s = float(OmegaConf.select(tracking_cfg, "lease_s", default=DEFAULT_LEASE_S))
+        self._heartbeat: _Heartbeat | None = None
 
     @classmethod
     def start(
@@ -464,17 +536,36 @@ class RunTracker:
     ) -> RunTracker:
         client = client_for(cfg.tracking)
         exp_id = experiment_id(client, cfg.tracking)
+        lease_s = float(OmegaConf.select(cfg.tracking, "lease_s", default=DEFAULT_LEASE_S))
+        tags = {**tags, LEASE_TAG: _lease_value(lease_s)}
         run = client.create_run(exp_id, run_name=run_name, tags=tags)
         tracker = cls(cfg.tracking, run)
+        tracker._heartbeat = _Heartbeat(tracker.client, tracker.run_id, tracker.lease_s)
         tracker._log_params(params)
         return tracker
 
     @classmethod
     def resume(cls, tracking_cfg: DictConfig, run_id: str) -> RunTracker:
-        run = get_run(tracking_cfg, run_id)
-        tracker = cls(tracking_cfg, run)
-        client = tracker.client
-        tracker._retrying("set the run RUNNING", client.update_run, run_id, status="RUNNING")
+        """Take over ``run_id``: refused (RunOwnedError) while another live job owns it.
+        On a local store the check and the take-over happen under the store's lock."""
+        with store_lock(tracking_cfg):
+            run = get_run(tracking_cfg, run_id)
+            owner = live_owner(run)
+            if owner is not None:
+                raise RunOwnedError(
+                    f"run {run_id} is being trained by another job ({owner}): one job "
+                    "trains a run at a time; wait for it to end or stop it (a job that "
+                    "died on another host frees the run after tracking.lease_s="
+                    f"{OmegaConf.select(tracking_cfg, 'lease_s', default=DEFAULT_LEASE_S):g} s)"
+                )
+            tracker = cls(tracking_cfg, run)
+            client = tracker.client
+            tracker._retrying(
+                "take the run's lease", client.set_tag, run_id, LEASE_TAG,
+                _lease_value(tracker.lease_s),
+            )  # fmt: skip
+            tracker._retrying("set the run RUNNING", client.update_run, run_id, status="RUNNING")
+        tracker._heartbeat = _Heartbeat(client, run_id, tracker.lease_s)
         for key in run.data.metrics:
             history = tracker._retrying(f"read {key}", client.get_metric_history, run_id, key)
             tracker._last_step[key] = max(m.step for m in history)
@@ -596,6 +687,8 @@ class RunTracker:
         failed attempt left. Raises TrackingWriteError when the status itself cannot be
         written: the store then still says RUNNING, never FINISHED.
         """
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
         try:
             self._metrics.join()
             if status == "FINISHED":

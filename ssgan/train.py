@@ -13,7 +13,8 @@ from omegaconf import DictConfig
 
 from ssgan.cli import CONFIG_DIR, check_overrides, user_errors
 from ssgan.config import register_schemas, validate_train_config
-from ssgan.run import train
+from ssgan.job import pass_on
+from ssgan.run import StoppedRun, train
 from ssgan.sweep import finish_grid, start_grid
 
 __all__ = ["main", "train"]
@@ -24,12 +25,17 @@ def _hydra_main(cfg: DictConfig) -> None:
     with user_errors():
         try:
             summary = train(cfg)
-        except KeyboardInterrupt:
+        except StoppedRun as stopped:
             print(
-                "interrupted: the run is marked KILLED; continue it with "
-                "python -m ssgan.train resume=<run_id>",
+                f"{stopped}: run {stopped.run_id} is marked KILLED; continue it with "
+                f"python -m ssgan.train resume={stopped.run_id}",
                 file=sys.stderr,
             )
+            if stopped.signal is not None:
+                pass_on(stopped.signal)  # e.g. submitit's handler, which requeues the job
+            sys.exit(stopped.exit_status)
+        except KeyboardInterrupt:
+            print("interrupted before a run was started", file=sys.stderr)
             sys.exit(130)
     print(f"run_id: {summary['run_id']}")
     print(f"model: {summary['model_uri']}")

@@ -25,6 +25,7 @@ from tqdm import tqdm
 from ssgan.data import SemiSupervisedData
 from ssgan.data.pipeline import eval_batches, train_batches
 from ssgan.errors import UserError, disk_full_reason
+from ssgan.job import check_stop, stop_requested
 from ssgan.plots import image_grid
 from ssgan.preprocess import from_model_range, to_model_range
 from ssgan.tracking import RunTracker
@@ -314,6 +315,9 @@ class Trainer:
                 self._epoch = None
             elif step % self.cfg.train.checkpoint_every == 0:
                 self._save()
+            elif stop_requested():
+                self._save()  # asked to stop (SIGTERM...): keep every step done so far
+            check_stop()
 
     def _chunk(self, step: int, target: int) -> int:
         """Steps for the next compiled call: ``train.steps_per_loop``, cut short so that

@@ -3,14 +3,21 @@ multi-worker jobs, preemption."""
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+import tensorflow as tf
+from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import REPO_ROOT
+from ssgan.tracking import _process_start
+from tests.conftest import REPO_ROOT, run_cli, tiny_overrides
 
 _OPEN_STORE_AND_RUN = """
 import sys, time
@@ -52,3 +59,84 @@ def test_many_processes_start_on_a_fresh_store_at_once(tmp_path: Path) -> None:
     assert [e.name for e in experiments if e.name != "Default"] == ["ssgan"]
     runs = client.search_runs([client.get_experiment_by_name("ssgan").experiment_id])
     assert len(runs) == processes and {r.info.status for r in runs} == {"FINISHED"}
+
+
+def test_a_runs_lease_is_held_only_by_a_live_job(tmp_path: Path) -> None:
+    """Same host: the owner's process decides (a kill -9ed job frees its run at once).
+    Another host: the lease's expiry decides."""
+    from ssgan.tracking import LEASE_TAG, live_owner
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    run_id = client.create_run(client.create_experiment("leases")).info.run_id
+    me = f"{socket.gethostname()}:{os.getpid()}:{_process_start(os.getpid())}"
+    far = time.time() + 3600
+    cases = {
+        f"{me} {far:.0f}": True,  # this live process
+        f"{me} {time.time() - 5:.0f}": True,  # alive though its heartbeat is late
+        f"{socket.gethostname()}:999999999:123 {far:.0f}": False,  # that pid is dead
+        f"other-host:1:1 {far:.0f}": True,
+        f"other-host:1:1 {time.time() - 5:.0f}": False,  # expired
+    }
+    for lease, owned in cases.items():
+        client.set_tag(run_id, LEASE_TAG, lease)
+        assert (live_owner(client.get_run(run_id)) is not None) == owned, lease
+    client.set_terminated(run_id, "KILLED")
+    client.set_tag(run_id, LEASE_TAG, f"{me} {far:.0f}")
+    assert live_owner(client.get_run(run_id)) is None  # a run that is not RUNNING is free
+
+
+def _wait_for_running_run(client: MlflowClient, metric: str, timeout: float = 300) -> Run:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        experiment = client.get_experiment_by_name("ssgan")
+        runs = client.search_runs([experiment.experiment_id]) if experiment else []
+        if runs and metric in client.get_run(runs[0].info.run_id).data.metrics:
+            return client.get_run(runs[0].info.run_id)
+        time.sleep(0.2)
+    raise AssertionError(f"no run logged {metric} within {timeout} s")
+
+
+@pytest.mark.slow
+def test_a_live_jobs_run_is_refused_and_sigterm_checkpoints_and_marks_killed(
+    tmp_path: Path,
+) -> None:
+    overrides = [
+        *tiny_overrides(tmp_path),
+        "train.steps_per_epoch=400",
+        "train.checkpoint_every=1000",  # no periodic checkpoint: only the stop writes one
+        "train.log_every=2",
+        "train.steps_per_loop=1",
+    ]
+    victim = subprocess.Popen(
+        [sys.executable, "-m", "ssgan.train", *overrides],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    run = _wait_for_running_run(client, "train/d_loss")
+    run_id = run.info.run_id
+
+    second = run_cli("ssgan.train", *tiny_overrides(tmp_path), f"resume={run_id}", cwd=tmp_path)
+    assert second.returncode == 2
+    assert second.stderr.count("\n") == 1 and "being trained by another job" in second.stderr
+    assert f"pid {victim.pid} " in second.stderr
+
+    victim.send_signal(signal.SIGTERM)
+    _, stderr = victim.communicate(timeout=120)
+    assert victim.returncode == 143, stderr
+    assert "stopped by SIGTERM" in stderr and "marked KILLED" in stderr
+    assert "Traceback" not in stderr
+    stopped = client.get_run(run_id)
+    assert stopped.info.status == "KILLED"
+    checkpoints = Path(stopped.info.artifact_uri.removeprefix("file://")) / "checkpoints" / "last"
+    saved = int(tf.train.latest_checkpoint(str(checkpoints)).rsplit("-", 1)[1])
+    logged = max(m.step for m in client.get_metric_history(run_id, "train/d_loss"))
+    assert saved >= logged > 0  # the stop saved the step it had reached
+
+    resumed = run_cli(
+        "ssgan.train", *tiny_overrides(tmp_path), f"resume={run_id}", cwd=tmp_path, timeout=600
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert client.get_run(run_id).info.status == "FINISHED"
+    for key in client.get_run(run_id).data.metrics:
+        steps = [m.step for m in client.get_metric_history(run_id, key)]
+        assert len(steps) == len(set(steps)), key
