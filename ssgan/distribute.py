@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 from omegaconf import DictConfig
 
@@ -61,17 +65,73 @@ def enable_determinism(train_cfg: DictConfig) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
-def is_chief(strategy: tf.distribute.Strategy) -> bool:
-    """Whether this process is the one that should log, checkpoint and export: always
-    for one machine; under ``multi_worker`` the ``chief`` task, or worker 0 when the
-    cluster names no chief."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not resolver.task_type:
-        return True
-    if resolver.task_type == "chief":
-        return True
-    has_chief = "chief" in resolver.cluster_spec().as_dict()
-    return not has_chief and resolver.task_type == "worker" and resolver.task_id == 0
+@dataclass(frozen=True)
+class WorkerRole:
+    """Who this process is in its job, and where it writes: the one place that decides.
+
+    One job is one MLflow run whatever the number of workers. The chief creates or
+    resumes the run, logs, checkpoints into the run, exports and uploads; every other
+    worker trains in lockstep, records nothing, and saves its checkpoints (tf.distribute
+    needs every worker to take part in a save) into a private folder of its own.
+    """
+
+    chief: bool = True
+    index: int = 0  # rank in the cluster, chief first
+    count: int = 1
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return {"ssgan.workers": str(self.count), "ssgan.chief_rank": str(self.index)}
+
+    def checkpoint_dir(self, run_checkpoints: Path, private: Path) -> Path:
+        """The chief's checkpoints are the run's; another worker starts from a copy of
+        them in ``private`` (so it resumes at the same step) and writes there."""
+        if self.chief:
+            return run_checkpoints
+        shutil.rmtree(private, ignore_errors=True)
+        if run_checkpoints.is_dir():
+            shutil.copytree(run_checkpoints, private)
+        else:
+            private.mkdir(parents=True)
+        return private
+
+
+def worker_role(train_cfg: DictConfig) -> WorkerRole:
+    """This process's role, from ``TF_CONFIG`` under ``train.strategy=multi_worker``
+    (the ``chief`` task, else worker 0, is the chief); the only worker otherwise."""
+    raw = os.environ.get("TF_CONFIG")
+    if str(train_cfg.strategy) != "multi_worker" or not raw:
+        return WorkerRole()
+    _check_tf_config()
+    config = json.loads(raw)
+    cluster, task = config["cluster"], config["task"]
+    order = [(kind, i) for kind in ("chief", "worker") for i in range(len(cluster.get(kind, [])))]
+    me = (str(task.get("type")), int(task.get("index", 0)))
+    if me not in order:
+        raise ConfigError(f"TF_CONFIG: task {me[0]} {me[1]} is not in its cluster {cluster}")
+    return WorkerRole(chief=order.index(me) == 0, index=order.index(me), count=len(order))
+
+
+def share_run_id(strategy: tf.distribute.Strategy, role: WorkerRole, run_id: str | None) -> str:
+    """Every worker learns the chief's run id through one all-reduce (no shared folder
+    needed); the chief passes None when it could not open the run, and every other
+    worker then gets "" (each worker must make this call, the chief included)."""
+    if role.count == 1:
+        return run_id or ""
+    code = np.zeros(32, np.float32)  # hex digit + 1 per position; 0 = no run
+    if role.chief and run_id:
+        code = np.array([int(c, 16) + 1 for c in run_id], np.float32)
+    first = [True]
+
+    def local(context: tf.distribute.experimental.ValueContext) -> tf.Tensor:
+        mine, first[0] = first[0], False  # one replica per worker contributes
+        return tf.constant(code if mine else np.zeros(32, np.float32))
+
+    values = strategy.experimental_distribute_values_from_function(local)
+    total = strategy.reduce(tf.distribute.ReduceOp.SUM, values, axis=None).numpy()
+    if not total.any():
+        return ""
+    return "".join(f"{int(round(v)) - 1:x}" for v in total)
 
 
 def _check_tf_config() -> None:

@@ -201,7 +201,27 @@ class SemiSupervisedGAN:
             metrics = self._supervised_update(labelled, labels)
         else:
             metrics = self._gan_update(labelled, labels, unlabelled)
+        self._average_moving_statistics()
         return metrics
+
+    def _average_moving_statistics(self) -> None:
+        """Each replica updates batch-norm moving statistics from its own shard of the
+        batch; average them over replicas (one all-reduce per step) so every worker
+        evaluates, picks the best epoch and exports the same model."""
+        context = tf.distribute.get_replica_context()
+        if context.num_replicas_in_sync == 1:
+            return
+        statistics = [
+            v
+            for network in (self.generator, self.discriminator)
+            for v in network.non_trainable_variables
+            if "moving_" in v.path
+        ]
+        averaged = context.all_reduce(
+            tf.distribute.ReduceOp.MEAN, [tf.identity(v) for v in statistics]
+        )
+        for variable, value in zip(statistics, averaged, strict=True):
+            variable.assign(value)
 
     def _noise(self, batch_size: tf.Tensor) -> tf.Tensor:
         """Training noise, from the checkpointed random generator."""

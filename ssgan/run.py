@@ -22,7 +22,13 @@ from omegaconf import DictConfig, OmegaConf
 from ssgan import plots
 from ssgan.config import flatten, validate_train_config
 from ssgan.data import SemiSupervisedData, load_data
-from ssgan.distribute import enable_determinism, make_strategy
+from ssgan.distribute import (
+    WorkerRole,
+    enable_determinism,
+    make_strategy,
+    share_run_id,
+    worker_role,
+)
 from ssgan.errors import DiskFullError, UserError, disk_full_reason
 from ssgan.export import export_from_checkpoint, score_saved_model
 from ssgan.gan import SemiSupervisedGAN
@@ -30,6 +36,7 @@ from ssgan.job import JobStopped, safe_points, stop_signals
 from ssgan.tracking import (
     MODEL_ARTIFACT,
     PARENT_TAG,
+    FollowerTracker,
     RunTracker,
     TrackingWriteError,
     check_store,
@@ -164,18 +171,13 @@ def _run(cfg: DictConfig, run_id: str | None, hooks: _Hooks) -> dict[str, Any]:
     enable_determinism(cfg.train)
     # Data first: a missing file or bad label budget must stop before a run is created.
     data = load_data(cfg.data, int(cfg.model.num_classes))
+    role = worker_role(cfg.train)
     strategy = make_strategy(cfg.train)
     gan = SemiSupervisedGAN(cfg.model, cfg.train, strategy)
-    if run_id is None:
-        tags = _run_tags(cfg, data) | hooks.tags
-        tracker = RunTracker.start(cfg, flatten(cfg), tags, _run_name(cfg))
-        tracker.log_text(OmegaConf.to_yaml(cfg), "config/config.yaml")
-        tracker.log_array(data.labelled_indices, "data/labelled_indices.npy")
-    else:
-        tracker = RunTracker.resume(cfg.tracking, run_id)
-    _announce(tracker, resumed=run_id is not None)
+    tracker = _open_run(cfg, data, run_id, role, strategy, hooks.tags)
+    _announce(tracker, role, resumed=run_id is not None)
     try:
-        summary = _fit_and_export(cfg, data, gan, tracker, strategy, hooks.on_epoch_end)
+        summary = _fit_and_export(cfg, data, gan, tracker, strategy, role, hooks.on_epoch_end)
         tracker.finish("FINISHED")
     except KeyboardInterrupt as err:
         stopped = str(err) or "interrupted (Ctrl-C)"
@@ -183,6 +185,11 @@ def _run(cfg: DictConfig, run_id: str | None, hooks: _Hooks) -> dict[str, Any]:
         raise StoppedRun(stopped, tracker.run_id, err) from err
     except BaseException as err:
         shown = _as_user_error(err, tracker.run_id)
+        if role.count > 1 and isinstance(err, tf.errors.OpError) and shown is err:
+            shown = UserError(
+                f"a worker of this job was lost ({str(err.message).splitlines()[0]}): run the "
+                f"same command with resume={tracker.run_id} on every worker to continue"
+            )
         _finish_after_error(tracker, "FAILED", f"{type(shown).__name__}: {shown}", shown)
         if shown is not err:
             raise shown from err
@@ -199,6 +206,36 @@ def _as_user_error(err: BaseException, run_id: str) -> BaseException:
         f"out of disk space ({reason}): run {run_id} stops here, marked FAILED; free "
         f"space, then resume={run_id} continues from its last complete checkpoint"
     )
+
+
+def _open_run(
+    cfg: DictConfig,
+    data: SemiSupervisedData,
+    run_id: str | None,
+    role: WorkerRole,
+    strategy: tf.distribute.Strategy,
+    extra_tags: dict[str, str],
+) -> RunTracker | FollowerTracker:
+    """The chief creates or resumes the run and tells the other workers its id; they
+    follow it without writing to it. One job, one run."""
+    if not role.chief:
+        shared = share_run_id(strategy, role, None)
+        if not shared:
+            raise UserError("the chief worker could not open the run (its output says why)")
+        return FollowerTracker(cfg.tracking, get_run(cfg.tracking, shared))
+    try:
+        if run_id is None:
+            tags = {**_run_tags(cfg, data), **role.tags, **extra_tags}
+            tracker = RunTracker.start(cfg, flatten(cfg), tags, _run_name(cfg))
+            tracker.log_text(OmegaConf.to_yaml(cfg), "config/config.yaml")
+            tracker.log_array(data.labelled_indices, "data/labelled_indices.npy")
+        else:
+            tracker = RunTracker.resume(cfg.tracking, run_id)
+    except BaseException:
+        share_run_id(strategy, role, None)  # the other workers stop too instead of waiting
+        raise
+    share_run_id(strategy, role, tracker.run_id)
+    return tracker
 
 
 def _finish_after_error(
@@ -219,31 +256,48 @@ def _finish_after_error(
         ) from cause
 
 
-def _announce(tracker: RunTracker, resumed: bool) -> None:
+def _announce(tracker: RunTracker | FollowerTracker, role: WorkerRole, resumed: bool) -> None:
     """Say which run this is before training starts: an interrupted job can be resumed
     by that id even if it never prints its summary."""
-    print(f"run_id: {tracker.run_id} ({'resumed' if resumed else 'started'})", flush=True)
+    how = "resumed" if resumed else "started"
+    if not role.chief:
+        how = f"worker {role.index} of {role.count}; the chief records the run"
+    print(f"run_id: {tracker.run_id} ({how})", flush=True)
 
 
 def _fit_and_export(
     cfg: DictConfig,
     data: SemiSupervisedData,
     gan: SemiSupervisedGAN,
-    tracker: RunTracker,
+    tracker: RunTracker | FollowerTracker,
     strategy: tf.distribute.Strategy,
+    role: WorkerRole,
     on_epoch_end: EpochHook | None = None,
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="ssgan-") as tmp:
-        checkpoint_dir, after_save = _checkpoint_dir(tracker, Path(tmp))
+        run_checkpoints, after_save = _run_checkpoints(tracker, Path(tmp))
+        checkpoint_dir = role.checkpoint_dir(run_checkpoints, _private_dir(Path(tmp), role))
+        if not role.chief:
+            after_save = None
         trainer = Trainer(
             cfg, data, gan, tracker, checkpoint_dir, strategy, after_save, on_epoch_end
         )
         trainer.restore_latest()
         try:
-            with safe_points():
+            # Workers of one job cannot agree on a later step to stop at: they stop at once.
+            with safe_points(enabled=role.count == 1):
                 result = trainer.fit()
         except StopTraining as stop:
             return _stopped_early(trainer, tracker, stop)
+        summary = {
+            "run_id": tracker.run_id,
+            "model_uri": f"{tracker.artifact_uri}/{MODEL_ARTIFACT}",
+            "chief": role.chief,
+            "export_test_accuracy": float("nan"),
+            **result,
+        }
+        if not role.chief:
+            return summary
         export_dir = Path(tmp) / MODEL_ARTIFACT
         export_accuracy = _export_best(cfg, data, checkpoint_dir / "best", export_dir, tracker)
         tracker.log_metrics(
@@ -256,12 +310,7 @@ def _fit_and_export(
             result["steps"],
         )
         tracker.log_artifacts(export_dir, MODEL_ARTIFACT)
-    return {
-        "run_id": tracker.run_id,
-        "model_uri": f"{tracker.artifact_uri}/{MODEL_ARTIFACT}",
-        "export_test_accuracy": export_accuracy,
-        **result,
-    }
+    return {**summary, "export_test_accuracy": export_accuracy}
 
 
 def _stopped_early(trainer: Trainer, tracker: RunTracker, stop: StopTraining) -> dict[str, Any]:
@@ -287,7 +336,14 @@ def _stopped_early(trainer: Trainer, tracker: RunTracker, stop: StopTraining) ->
     }
 
 
-def _checkpoint_dir(tracker: RunTracker, scratch: Path) -> tuple[Path, Any]:
+def _private_dir(scratch: Path, role: WorkerRole) -> Path:
+    """Where a non-chief worker saves: its Hydra output folder when there is one (kept,
+    to compare workers), else scratch space."""
+    base = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else scratch
+    return base / f"worker-{role.index}-checkpoints"
+
+
+def _run_checkpoints(tracker: RunTracker | FollowerTracker, scratch: Path) -> tuple[Path, Any]:
     """Checkpoints live in the run's own artifact folder when the store is local, so a
     resumed run finds them; with a remote store they are uploaded after every save."""
     local = tracker.local_artifact_dir("checkpoints")

@@ -704,6 +704,30 @@ class RunTracker:
                 self._metrics.close()
 
 
+class FollowerTracker:
+    """A non-chief worker's handle on its job's run: it knows the run and records
+    nothing (the chief records the run, see ssgan.distribute.WorkerRole)."""
+
+    def __init__(self, tracking_cfg: DictConfig, run: Run) -> None:
+        self.tracking_cfg = tracking_cfg
+        self.run_id = run.info.run_id
+        self.artifact_uri = run.info.artifact_uri
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        """Nothing: the chief logs the same values."""
+
+    def log_image(self, image: np.ndarray, artifact_file: str) -> None:
+        """Nothing: the chief logs the samples."""
+
+    def flush(self) -> None:
+        """Nothing is queued."""
+
+    def finish(self, status: str, error: str | None = None) -> None:
+        """Nothing: the chief records how the run ended."""
+
+    local_artifact_dir = RunTracker.local_artifact_dir
+
+
 def search_runs(tracking_cfg: DictConfig, filter_string: str = "") -> Iterable[Run]:
     """Runs of ``tracking.experiment`` matching an MLflow filter string."""
     client = client_for(tracking_cfg)

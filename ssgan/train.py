@@ -37,6 +37,9 @@ def _hydra_main(cfg: DictConfig) -> None:
         except KeyboardInterrupt:
             print("interrupted before a run was started", file=sys.stderr)
             sys.exit(130)
+    if not summary.get("chief", True):
+        print(f"run_id: {summary['run_id']} (trained as a worker; the chief exported the model)")
+        return
     print(f"run_id: {summary['run_id']}")
     print(f"model: {summary['model_uri']}")
     print(

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ssgan.distribute import is_chief, make_strategy, set_precision
+from ssgan.distribute import make_strategy, set_precision, worker_role
 from ssgan.errors import ConfigError
 from ssgan.gan import SemiSupervisedGAN
 from tests.test_model import model_cfg, train_cfg
@@ -125,7 +125,7 @@ def test_generated_images_leave_batch_norm_statistics_alone() -> None:
 
 
 def test_strategy_and_precision_errors_are_one_line(monkeypatch) -> None:
-    assert is_chief(make_strategy(train_cfg()))
+    assert worker_role(train_cfg()).chief  # one process: it is the chief
     with pytest.raises(ConfigError, match=r"train.precision=fp8 .*allowed fp32, bf16, fp16"):
         set_precision("fp8")
     monkeypatch.setenv("TF_CONFIG", "{not json")
