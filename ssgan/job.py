@@ -106,7 +106,7 @@ def job_key(overrides: list[str], hydra_job: dict[str, str]) -> str:
     """A stable name for "this job" across restarts: the command's overrides, the Hydra
     sweep and job number, and the scheduler's job id (SLURM array job and task id, or
     job id) when present. ``resume=`` itself is not part of it."""
-    parts = sorted(o for o in overrides if not o.startswith(("resume=", "hydra.")))
+    parts = sorted(o for o in overrides if not o.startswith(("resume=", "hydra")))
     parts += [f"{k}={v}" for k, v in sorted(hydra_job.items())]
     for name in ("SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID"):
         if os.environ.get(name):

@@ -32,7 +32,7 @@ from ssgan.distribute import (
 from ssgan.errors import DiskFullError, UserError, disk_full_reason
 from ssgan.export import export_from_checkpoint, score_saved_model
 from ssgan.gan import SemiSupervisedGAN
-from ssgan.job import JobStopped, safe_points, stop_signals
+from ssgan.job import JobStopped, job_key, safe_points, stop_signals
 from ssgan.tracking import (
     MODEL_ARTIFACT,
     PARENT_TAG,
@@ -47,12 +47,14 @@ from ssgan.tracking import (
     has_artifact,
     load_run_config,
     metric_history,
+    search_runs,
 )
 from ssgan.trainer import EpochHook, StopTraining, Trainer
 from ssgan.verification import VERIFICATION_ARTIFACT, save_verification_set
 
 WARMUP_IMAGES = 32
 SWEEP_PARENT_ENV = "SSGAN_SWEEP_PARENT_RUN_ID"
+JOB_KEY_TAG = "ssgan.job_key"  # what resume=auto looks runs up by
 
 
 class StoppedRun(KeyboardInterrupt):
@@ -73,7 +75,10 @@ def train(
     """Run one training job described by ``cfg``; return run id, metrics and model location.
 
     With ``resume=<run_id>`` the run continues from its last checkpoint, with the config
-    it was started with. ``on_epoch_end(epoch, metrics)`` is called after every epoch's
+    it was started with. With ``resume=auto`` the job continues its own unfinished run
+    (the newest run of the same job key, see :func:`ssgan.job.job_key`) if it has one,
+    and starts a new run otherwise: a rerun or requeue of the same command carries on.
+    ``on_epoch_end(epoch, metrics)`` is called after every epoch's
     evaluation; raising :class:`~ssgan.trainer.StopTraining` there ends the run early
     (FINISHED, its metrics so far, no exported model; the summary has ``stopped_early``).
     ``tags`` are added to a new run's tags (a sweep's parent, a trial number).
@@ -82,6 +87,12 @@ def train(
     check_store(cfg.tracking)  # a store that cannot work stops before data or a run exist
     hooks = _Hooks(on_epoch_end, tags or {})
     with stop_signals():
+        if cfg.resume == "auto":
+            unfinished = _unfinished_run_of_this_job(cfg)
+            if unfinished is None:
+                return _run(cfg, run_id=None, hooks=hooks)
+            cfg = cfg.copy()
+            cfg.resume = unfinished
         if cfg.resume:
             return _resume(cfg, hooks)
         return _run(cfg, run_id=None, hooks=hooks)
@@ -95,6 +106,23 @@ RESUME_MAY_CHANGE = ("tracking.", "data.root", "data.download", "data.verify", "
 class _Hooks:
     on_epoch_end: EpochHook | None
     tags: dict[str, str]
+
+
+def _unfinished_run_of_this_job(cfg: DictConfig) -> str | None:
+    key = _job_key()
+    runs = search_runs(
+        cfg.tracking, f"tags.`{JOB_KEY_TAG}` = '{key}' and attributes.status != 'FINISHED'"
+    )
+    newest = max(runs, key=lambda r: r.info.start_time, default=None)
+    return newest.info.run_id if newest is not None else None
+
+
+def _job_key() -> str:
+    hydra_job = {}
+    if HydraConfig.initialized() and HydraConfig.get().mode.name == "MULTIRUN":
+        hydra_cfg = HydraConfig.get()
+        hydra_job = {"sweep": str(hydra_cfg.sweep.dir), "job": str(hydra_cfg.job.num)}
+    return job_key(_overrides(), hydra_job)
 
 
 def _resume(cfg: DictConfig, hooks: _Hooks) -> dict[str, Any]:
@@ -411,6 +439,7 @@ def _run_tags(cfg: DictConfig, data: SemiSupervisedData) -> dict[str, str]:
         "ssgan.data": str(cfg.data.name),
         "ssgan.data_fingerprint": data.fingerprint,
         "ssgan.overrides": " ".join(_overrides()),
+        JOB_KEY_TAG: _job_key(),
         **git_state(),
         **environment_tags(),
     }

@@ -99,11 +99,15 @@ def _wait_for_running_run(client: MlflowClient, metric: str, timeout: float = 30
 
 
 @pytest.mark.slow
-def test_a_live_jobs_run_is_refused_and_sigterm_checkpoints_and_marks_killed(
+def test_a_live_jobs_run_is_refused_sigterm_marks_it_killed_and_a_rerun_continues_it(
     tmp_path: Path,
 ) -> None:
+    """A second job cannot train a run a live job owns; SIGTERM saves a checkpoint at the
+    step reached and marks the run KILLED; rerunning the same command (resume=auto)
+    continues that run to FINISHED with every step logged once."""
     overrides = [
         *tiny_overrides(tmp_path),
+        "resume=auto",
         "train.steps_per_epoch=400",
         "train.checkpoint_every=1000",  # no periodic checkpoint: only the stop writes one
         "train.log_every=2",
@@ -134,10 +138,11 @@ def test_a_live_jobs_run_is_refused_and_sigterm_checkpoints_and_marks_killed(
     logged = max(m.step for m in client.get_metric_history(run_id, "train/d_loss"))
     assert saved >= logged > 0  # the stop saved the step it had reached
 
-    resumed = run_cli(
-        "ssgan.train", *tiny_overrides(tmp_path), f"resume={run_id}", cwd=tmp_path, timeout=600
-    )
-    assert resumed.returncode == 0, resumed.stderr
+    rerun = run_cli("ssgan.train", *overrides, cwd=tmp_path, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"run_id: {run_id} (resumed)" in rerun.stdout
+    experiment = client.get_experiment_by_name("ssgan")
+    assert [r.info.run_id for r in client.search_runs([experiment.experiment_id])] == [run_id]
     assert client.get_run(run_id).info.status == "FINISHED"
     for key in client.get_run(run_id).data.metrics:
         steps = [m.step for m in client.get_metric_history(run_id, key)]
