@@ -81,7 +81,7 @@ class WorkerRole:
 
     @property
     def tags(self) -> dict[str, str]:
-        return {"ssgan.workers": str(self.count), "ssgan.chief_rank": str(self.index)}
+        return {"ssgan.workers": str(self.count)}  # a run is recorded by its chief only
 
     def checkpoint_dir(self, run_checkpoints: Path, private: Path) -> Path:
         """The chief's checkpoints are the run's; another worker starts from a copy of

@@ -207,9 +207,11 @@ class SemiSupervisedGAN:
     def _average_moving_statistics(self) -> None:
         """Each replica updates batch-norm moving statistics from its own shard of the
         batch; average them over replicas (one all-reduce per step) so every worker
-        evaluates, picks the best epoch and exports the same model."""
+        evaluates, picks the best epoch and exports the same model. Only across workers
+        (multi_worker): that is the path tested for it."""
         context = tf.distribute.get_replica_context()
-        if context.num_replicas_in_sync == 1:
+        multi_worker = isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy)
+        if context.num_replicas_in_sync == 1 or not multi_worker:
             return
         statistics = [
             v
