@@ -383,7 +383,7 @@ def _run_checkpoints(tracker: RunTracker | FollowerTracker, scratch: Path) -> tu
         download_artifacts(tracker.tracking_cfg, tracker.run_id, "checkpoints", scratch)
     except UserError:
         remote.mkdir(parents=True, exist_ok=True)
-    return remote, lambda: tracker.log_artifacts(remote, "checkpoints")
+    return remote, lambda: tracker.sync_artifacts(remote, "checkpoints")
 
 
 def _export_best(

@@ -529,6 +529,7 @@ class RunTracker:
         self._metrics = _MetricWriter(self._write_metrics)
         self.lease_s = float(OmegaConf.select(tracking_cfg, "lease_s", default=DEFAULT_LEASE_S))
         self._heartbeat: _Heartbeat | None = None
+        self._synced: dict[Path, tuple[int, int]] = {}
 
     @classmethod
     def start(
@@ -646,6 +647,19 @@ class RunTracker:
             "store artifacts", self.client.log_artifacts, self.run_id, str(local_dir),
             artifact_path,
         )  # fmt: skip
+
+    def sync_artifacts(self, local_dir: Path, artifact_path: str) -> None:
+        """Upload the files of ``local_dir`` that are new or changed since the last call:
+        a checkpoint save adds a few files, and the folder is not sent again each time.
+        (Files deleted locally stay in the run: MLflow's client cannot delete artifacts.)"""
+        for path in sorted(p for p in Path(local_dir).rglob("*") if p.is_file()):
+            stat = path.stat()
+            signature = (stat.st_size, stat.st_mtime_ns)
+            if self._synced.get(path) == signature:
+                continue
+            folder = path.parent.relative_to(local_dir).as_posix()
+            self.log_artifact(path, artifact_path if folder == "." else f"{artifact_path}/{folder}")
+            self._synced[path] = signature
 
     def log_text(self, text: str, artifact_file: str) -> None:
         self._retrying("store a text", self.client.log_text, self.run_id, text, artifact_file)

@@ -242,3 +242,26 @@ def test_two_workers_are_one_run_and_survive_losing_a_worker(tmp_path: Path) -> 
     assert any("moving_mean" in name for name in chief_state)
     for name, value in chief_state.items():
         np.testing.assert_array_equal(worker_state[name], value, err_msg=name)
+
+
+def test_checkpoint_uploads_send_only_new_or_changed_files(tiny_cfg, tmp_path: Path) -> None:
+    from ssgan.tracking import RunTracker
+
+    tracker = RunTracker.start(tiny_cfg, {}, {}, "uploads")
+    sent: list[str] = []
+    real = tracker.log_artifact
+    tracker.log_artifact = lambda path, dest=None: (sent.append(Path(path).name), real(path, dest))
+    folder = tmp_path / "checkpoints"
+    (folder / "last").mkdir(parents=True)
+    (folder / "last" / "ckpt-1.index").write_text("1")
+    (folder / "last" / "checkpoint").write_text("ckpt-1")
+    tracker.sync_artifacts(folder, "checkpoints")
+    assert sorted(sent) == ["checkpoint", "ckpt-1.index"]
+    sent.clear()
+    (folder / "last" / "ckpt-2.index").write_text("2")
+    (folder / "last" / "checkpoint").write_text("ckpt-2!")
+    tracker.sync_artifacts(folder, "checkpoints")
+    assert sorted(sent) == ["checkpoint", "ckpt-2.index"]
+    tracker.finish("FINISHED")
+    stored = Path(tracker.artifact_uri.removeprefix("file://")) / "checkpoints" / "last"
+    assert (stored / "checkpoint").read_text() == "ckpt-2!"
