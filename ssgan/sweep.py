@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 import shlex
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
@@ -16,6 +18,36 @@ from ssgan.run import SWEEP_PARENT_ENV
 from ssgan.tracking import RunTracker, child_runs, create_run, get_run
 
 OBJECTIVE = "best/val_accuracy"
+# Flags with which Hydra prints something and runs no job: no sweep parent run then.
+_NO_JOBS = {"--help", "-h", "--hydra-help", "--info", "-i", "--cfg", "-c"}
+_NO_JOBS |= {"--shell-completion", "-sc"}
+
+
+def is_grid_sweep(argv: list[str]) -> bool:
+    """Whether ``python -m ssgan.train argv`` launches a multirun's jobs."""
+    multirun = "-m" in argv or "--multirun" in argv
+    return multirun and not _NO_JOBS.intersection(argv)
+
+
+@contextmanager
+def grid_parent(parent: RunTracker | None) -> Iterator[None]:
+    """Around Hydra's launch: end the sweep's parent run (if any) with the status the
+    sweep ended with — FINISHED, KILLED on Ctrl-C, FAILED otherwise."""
+    if parent is None:
+        yield
+        return
+    status = "FAILED"
+    try:
+        yield
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    except SystemExit as done:
+        status = "FINISHED" if done.code in (0, None) else "FAILED"
+        raise
+    finally:
+        finish_grid(parent, status)
 
 
 def start_grid(argv: list[str]) -> RunTracker:

@@ -15,7 +15,7 @@ from ssgan.cli import CONFIG_DIR, check_overrides, user_errors
 from ssgan.config import register_schemas, validate_train_config
 from ssgan.job import pass_on
 from ssgan.run import StoppedRun, train
-from ssgan.sweep import finish_grid, start_grid
+from ssgan.sweep import grid_parent, is_grid_sweep, start_grid
 
 __all__ = ["main", "train"]
 
@@ -48,43 +48,15 @@ def _hydra_main(cfg: DictConfig) -> None:
     )
 
 
-# Flags with which Hydra prints something and runs no job: no sweep parent run then.
-_NO_JOBS = {
-    "--help",
-    "-h",
-    "--hydra-help",
-    "--info",
-    "-i",
-    "--cfg",
-    "-c",
-    "--shell-completion",
-    "-sc",
-}
-
-
 def main() -> None:
     register_schemas()
     parent = None
     with user_errors():
         check_overrides("config", sys.argv[1:], validate_train_config)
-        multirun = "-m" in sys.argv[1:] or "--multirun" in sys.argv[1:]
-        if multirun and not _NO_JOBS.intersection(sys.argv[1:]):
+        if is_grid_sweep(sys.argv[1:]):
             parent = start_grid(sys.argv[1:])
-    if parent is None:
+    with grid_parent(parent):
         _hydra_main()
-        return
-    status = "FAILED"
-    try:
-        _hydra_main()
-        status = "FINISHED"
-    except KeyboardInterrupt:
-        status = "KILLED"
-        raise
-    except SystemExit as done:
-        status = "FINISHED" if done.code in (0, None) else "FAILED"
-        raise
-    finally:
-        finish_grid(parent, status)
 
 
 if __name__ == "__main__":
