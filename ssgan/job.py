@@ -95,9 +95,10 @@ def check_stop() -> None:
 
 
 def pass_on(stopped: JobStopped) -> None:
-    """Hand the signal to the handler that was installed before ours, after the run was
-    marked KILLED: submitit's SIGUSR2 handler requeues the job this way."""
-    previous = _previous.get(stopped.signum)
+    """Hand the signal to the handler that was installed before ours, once the run is
+    marked KILLED and :func:`stop_signals` has put that handler back: submitit's SIGUSR2
+    handler requeues the job this way."""
+    previous = signal.getsignal(stopped.signum)
     if callable(previous) and previous not in (signal.default_int_handler, _on_signal):
         previous(stopped.signum, None)
 

@@ -265,3 +265,56 @@ def test_checkpoint_uploads_send_only_new_or_changed_files(tiny_cfg, tmp_path: P
     tracker.finish("FINISHED")
     stored = Path(tracker.artifact_uri.removeprefix("file://")) / "checkpoints" / "last"
     assert (stored / "checkpoint").read_text() == "ckpt-2!"
+
+
+@pytest.mark.slow
+def test_submitit_requeue_continues_the_same_run(tmp_path: Path) -> None:
+    """The SLURM path through the submitit launcher's local executor: the job gets
+    SIGUSR2 (what submitit sends before a time limit or at preemption), checkpoints, marks
+    its run KILLED and hands the signal to submitit, which requeues the job through its
+    checkpointing hook; the requeued job (``resume=auto``) continues the same run to
+    FINISHED with every step logged once."""
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    from ssgan.tracking import LEASE_TAG
+
+    sweep = subprocess.Popen(
+        [
+            sys.executable, "-m", "ssgan.train", "-m", *tiny_overrides(tmp_path),
+            "resume=auto", "train.steps_per_epoch=300", "train.log_every=2",
+            "train.checkpoint_every=1000", "train.steps_per_loop=1",
+            "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10",
+            f"hydra.sweep.dir={tmp_path / 'multirun'}",
+        ],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    deadline = time.time() + 300
+    job = None
+    while job is None and time.time() < deadline:
+        experiment = client.get_experiment_by_name("ssgan")
+        children = [
+            r
+            for r in (client.search_runs([experiment.experiment_id]) if experiment else [])
+            if "mlflow.parentRunId" in r.data.tags and "train/d_loss" in r.data.metrics
+        ]
+        job = children[0] if children else None
+        time.sleep(0.2)
+    assert job is not None, "the submitit job never started training"
+    run_id = job.info.run_id
+    pid = int(job.data.tags[LEASE_TAG].split()[0].split(":")[1])
+    os.kill(pid, signal.SIGUSR2)
+
+    stdout, stderr = sweep.communicate(timeout=600)
+    assert sweep.returncode == 0, stderr
+    job_logs = "".join(p.read_text() for p in (tmp_path / "multirun").rglob("*_log.*"))
+    assert "stopped by SIGUSR2" in job_logs and "Requeued job" in job_logs, job_logs
+    assert f"run_id: {run_id} (resumed)" in job_logs, job_logs
+    runs = client.search_runs([client.get_experiment_by_name("ssgan").experiment_id])
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert [r.info.run_id for r in children] == [run_id]  # one run, continued
+    finished = client.get_run(run_id)
+    assert finished.info.status == "FINISHED"
+    assert finished.data.metrics["best/val_accuracy"] >= 0
+    for key in finished.data.metrics:
+        steps = [m.step for m in client.get_metric_history(run_id, key)]
+        assert len(steps) == len(set(steps)), key
