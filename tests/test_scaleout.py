@@ -3,6 +3,7 @@ multi-worker jobs, preemption."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -10,6 +11,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -236,6 +239,65 @@ def test_two_workers_are_one_run_and_survive_losing_a_worker(tmp_path: Path) -> 
 
     chief_state = _checkpoint_variables(checkpoints / "last")
     # Worker 1 saved into its own (latest) Hydra output folder.
+    private = sorted((tmp_path / "worker1").glob("outputs/*/*/worker-1-checkpoints/last"))[-1]
+    worker_state = _checkpoint_variables(private)
+    assert chief_state.keys() == worker_state.keys()
+    assert any("moving_mean" in name for name in chief_state)
+    for name, value in chief_state.items():
+        np.testing.assert_array_equal(worker_state[name], value, err_msg=name)
+
+
+@contextlib.contextmanager
+def _mlflow_server(tmp_path: Path) -> Iterator[str]:
+    """A real MLflow tracking server on localhost with its own store; yields its URI."""
+    port = _free_ports(1)[0]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+         "--artifacts-destination", str(tmp_path / "served-artifacts")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                urllib.request.urlopen(f"{uri}/health", timeout=1)
+                break
+            except OSError:
+                assert time.monotonic() < deadline and server.poll() is None, "no MLflow server"
+                time.sleep(0.5)
+        yield uri
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_two_workers_against_a_tracking_server_are_one_run(tmp_path: Path) -> None:
+    """multi_worker with a real MLflow server and separate working folders (no shared
+    file system for checkpoints): one run, one uploaded model, and the chief's uploaded
+    checkpoint equals worker 1's private one, moving statistics included."""
+    with _mlflow_server(tmp_path) as uri:
+        overrides = [
+            *tiny_overrides(tmp_path), f"tracking.uri={uri}", "train.strategy=multi_worker",
+            "train.steps_per_epoch=8", "train.checkpoint_every=4", "train.log_every=2",
+        ]  # fmt: skip
+        workers = _start_workers(tmp_path, overrides)
+        for index, worker in enumerate(workers):
+            stderr = tmp_path / f"worker{index}" / "stderr.txt"
+            assert worker.wait(timeout=600) == 0, stderr.read_text()
+        client = MlflowClient(uri)
+        runs = client.search_runs([client.get_experiment_by_name("ssgan").experiment_id])
+        assert len(runs) == 1 and runs[0].info.status == "FINISHED"
+        run_id = runs[0].info.run_id
+        assert [a.path for a in client.list_artifacts(run_id, "model")]
+        for key in client.get_run(run_id).data.metrics:
+            steps = [m.step for m in client.get_metric_history(run_id, key)]
+            assert len(steps) == len(set(steps)), key
+        uploaded = Path(client.download_artifacts(run_id, "checkpoints/last", str(tmp_path)))
+    assert not (tmp_path / "mlruns").exists()  # nothing went to a local store
+    chief_state = _checkpoint_variables(uploaded)
     private = sorted((tmp_path / "worker1").glob("outputs/*/*/worker-1-checkpoints/last"))[-1]
     worker_state = _checkpoint_variables(private)
     assert chief_state.keys() == worker_state.keys()
