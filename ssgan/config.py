@@ -74,6 +74,7 @@ class TrainConfig:
     eval_batch_size: int = 500
     sample_grid: bool = True
     strategy: str = "default"  # default | mirrored | multi_worker
+    cpu_replicas: int = 0  # mirrored without GPUs: split the CPU into N logical devices
     precision: str = "fp32"  # fp32 | bf16 | fp16
     jit_compile: bool = False
 
@@ -195,6 +196,7 @@ RANGES = {
     "train.log_every": (1, None, True),
     "train.checkpoint_every": (1, None, True),
     "train.steps_per_loop": (1, None, True),
+    "train.cpu_replicas": (0, 64, True),
     "train.eval_batch_size": (1, None, True),
     "tracking.timeout_s": (0.0, 3600.0, False),
     "tracking.retry_s": (0.0, None, True),

@@ -35,8 +35,9 @@ def make_strategy(train_cfg: DictConfig) -> tf.distribute.Strategy:
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
-        if tf.config.list_logical_devices("GPU"):
+        if tf.config.list_physical_devices("GPU"):
             return tf.distribute.MirroredStrategy()  # NCCL all-reduce between GPUs
+        _split_cpu(int(train_cfg.get("cpu_replicas", 0)))
         # Between CPU devices: reduce on one device. The default collective all-reduce
         # can launch D's and G's gradient reductions in different orders on different
         # devices, which aborts the step ("Shape mismatch in the collective instance").
@@ -47,6 +48,24 @@ def make_strategy(train_cfg: DictConfig) -> tf.distribute.Strategy:
     raise ConfigError(
         f"train.strategy={name} is not a valid choice: allowed default, mirrored, multi_worker"
     )
+
+
+def _split_cpu(replicas: int) -> None:
+    """``train.cpu_replicas`` > 1: N logical CPU devices, one replica each, so the
+    mirrored path (per-replica batches, cross-replica reductions) runs without GPUs."""
+    if replicas <= 1:
+        return
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    try:
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * replicas
+        )
+    except RuntimeError as err:  # TensorFlow's devices exist already (not in ssgan.train)
+        if len(tf.config.list_logical_devices("CPU")) != replicas:
+            raise ConfigError(
+                f"train.cpu_replicas={replicas}: TensorFlow's devices were already set up in "
+                "this process; set it before TensorFlow runs any op"
+            ) from err
 
 
 def set_precision(precision: str) -> None:

@@ -253,7 +253,8 @@ def _open_run(
         return FollowerTracker(cfg.tracking, get_run(cfg.tracking, shared))
     try:
         if run_id is None:
-            tags = {**_run_tags(cfg, data), **role.tags, **extra_tags}
+            replicas = {"ssgan.replicas": str(strategy.num_replicas_in_sync)}
+            tags = {**_run_tags(cfg, data), **role.tags, **replicas, **extra_tags}
             tracker = RunTracker.start(cfg, flatten(cfg), tags, _run_name(cfg))
             tracker.log_text(OmegaConf.to_yaml(cfg), "config/config.yaml")
             tracker.log_array(data.labelled_indices, "data/labelled_indices.npy")

@@ -21,6 +21,7 @@ from tests.conftest import run_cli
         ("data.num_labeled=60000", ["data.num_labeled=60000", "larger than the data", "45000"]),
         ("data.num_labeled=5", ["data.num_labeled=5", ">= 10"]),
         ("train.lr=-0.001", ["train.lr=-0.001", "allowed > 0.0"]),
+        ("train.cpu_replicas=-1", ["train.cpu_replicas=-1", "allowed >= 0 and <= 64"]),
         ("train.mode=unsupervised", ["train.mode=unsupervised", "ssgan, supervised"]),
         ("data=mnist", ["data=mnist", "available: svhn, synthetic"]),
         ("data.verify=maybe", ["data.verify", "'maybe'", "bool"]),

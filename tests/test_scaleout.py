@@ -380,3 +380,16 @@ def test_submitit_requeue_continues_the_same_run(tmp_path: Path) -> None:
     for key in finished.data.metrics:
         steps = [m.step for m in client.get_metric_history(run_id, key)]
         assert len(steps) == len(set(steps)), key
+
+
+@pytest.mark.slow
+def test_mirrored_on_logical_cpus_from_the_command_line(tmp_path: Path) -> None:
+    """train.cpu_replicas splits the CPU so the mirrored path runs without GPUs."""
+    result = run_cli(
+        "ssgan.train", *tiny_overrides(tmp_path), "train.strategy=mirrored",
+        "train.cpu_replicas=2", "train.epochs=1", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("ssgan").experiment_id])
+    assert run.info.status == "FINISHED" and run.data.tags["ssgan.replicas"] == "2"
