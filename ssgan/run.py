@@ -47,6 +47,7 @@ from ssgan.tracking import (
     has_artifact,
     load_run_config,
     metric_history,
+    refuse_if_owned,
     search_runs,
 )
 from ssgan.trainer import EpochHook, StopTraining, Trainer
@@ -129,6 +130,7 @@ def _resume(cfg: DictConfig, hooks: _Hooks) -> dict[str, Any]:
     run = get_run(cfg.tracking, cfg.resume)
     if run.info.status == "FINISHED":
         raise UserError(f"resume={cfg.resume}: that run already FINISHED; nothing to resume")
+    refuse_if_owned(cfg.tracking, run)  # a live job's run has no checkpoint yet, maybe
     stored = load_run_config(cfg.tracking, cfg.resume)
     _refuse_ignored_overrides(cfg, stored)
     _refuse_lost_checkpoints(cfg, run)

@@ -469,6 +469,18 @@ def _lease_value(lease_s: float) -> str:
     return f"{_this_process()} {time.time() + lease_s:.0f}"
 
 
+def refuse_if_owned(tracking_cfg: DictConfig, run: Run) -> None:
+    """RunOwnedError (one line) while another live job owns ``run``."""
+    owner = live_owner(run)
+    if owner is not None:
+        raise RunOwnedError(
+            f"run {run.info.run_id} is being trained by another job ({owner}): one job "
+            "trains a run at a time; wait for it to end or stop it (a job that "
+            "died on another host frees the run after tracking.lease_s="
+            f"{OmegaConf.select(tracking_cfg, 'lease_s', default=DEFAULT_LEASE_S):g} s)"
+        )
+
+
 def live_owner(run: Run) -> str | None:
     """Who holds a RUNNING run's lease, if that job is alive; None when it is free.
 
@@ -551,14 +563,7 @@ class RunTracker:
         On a local store the check and the take-over happen under the store's lock."""
         with store_lock(tracking_cfg):
             run = get_run(tracking_cfg, run_id)
-            owner = live_owner(run)
-            if owner is not None:
-                raise RunOwnedError(
-                    f"run {run_id} is being trained by another job ({owner}): one job "
-                    "trains a run at a time; wait for it to end or stop it (a job that "
-                    "died on another host frees the run after tracking.lease_s="
-                    f"{OmegaConf.select(tracking_cfg, 'lease_s', default=DEFAULT_LEASE_S):g} s)"
-                )
+            refuse_if_owned(tracking_cfg, run)
             tracker = cls(tracking_cfg, run)
             client = tracker.client
             tracker._retrying(
