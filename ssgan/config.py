@@ -27,6 +27,7 @@ class ModelConfig:
     g_size_mult: int = 32
     d_size_mult: int = 64
     drop_rate: float = 0.5
+    dropout_mask: str = "uniform"  # uniform (Keras: a float per element) | byte (faster)
     leaky_alpha: float = 0.2
     num_classes: int = 10
     image_size: int = 32
@@ -160,6 +161,7 @@ def register_schemas() -> None:
 
 CHOICES = {
     "model.name": ("tutorial", "improved_gan"),
+    "model.dropout_mask": ("uniform", "byte"),
     "data.name": ("svhn", "synthetic"),
     "train.mode": ("ssgan", "supervised"),
     "train.lr_schedule": ("constant", "linear_decay"),

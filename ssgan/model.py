@@ -37,6 +37,57 @@ def build_discriminator(model_cfg: DictConfig) -> keras.Model:
     return _tutorial_discriminator(model_cfg)
 
 
+# -- dropout ----------------------------------------------------------------------------
+
+
+class ByteMaskDropout(keras.layers.Layer):
+    """Dropout whose mask costs one random byte per element instead of a float32 uniform.
+
+    Four elements share one 32-bit Philox draw, so the mask needs a quarter of the random
+    numbers; each element stays independent. The rate is rounded to a multiple of 1/256
+    (0.5 exactly; 0.2 becomes 51/256 = 0.199) and kept values are scaled by
+    1 / (1 - rounded rate), so the expectation is the input's, as with Keras' Dropout.
+    The seed state is a ``seed_generator_state`` variable like Keras' own, so training
+    checkpoints it and resumes draw the same masks.
+    """
+
+    def __init__(self, rate: float, seed: int | None = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.rate = float(rate)
+        self.threshold = round(self.rate * 256)  # a byte below it drops the element
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.supports_masking = True
+
+    def call(self, inputs: tf.Tensor, training: bool = False) -> tf.Tensor:
+        if not training or self.threshold == 0:
+            return inputs
+        # Stateless ops take int32 seeds; the generator's state may be int64 (as Keras).
+        seed = tf.cast(tf.math.floormod(self.seed_generator.next(), tf.int32.max - 1), tf.int32)
+        count = tf.size(inputs)
+        words = tf.random.stateless_uniform(
+            [(count + 3) // 4], seed=seed, minval=None, maxval=None, dtype=tf.uint32
+        )
+        noise = tf.reshape(tf.bitcast(words, tf.uint8), [-1])[:count]
+        keep = tf.reshape(noise >= self.threshold, tf.shape(inputs))
+        scale = tf.cast(256.0 / (256 - self.threshold), inputs.dtype)
+        return tf.where(keep, inputs * scale, tf.zeros_like(inputs))
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return input_shape
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+
+
+def build_dropout(rate: float, model_cfg: DictConfig, name: str) -> keras.layers.Layer:
+    """Keras' Dropout, or ``ByteMaskDropout`` with ``model.dropout_mask=byte`` (faster
+    masks, the rate rounded to 1/256; docs/model.md)."""
+    if model_cfg.get("dropout_mask", "uniform") == "byte":
+        return ByteMaskDropout(rate, name=name)
+    return keras.layers.Dropout(rate, name=name)
+
+
 # -- tutorial ---------------------------------------------------------------------------
 
 
@@ -77,7 +128,7 @@ def _tutorial_discriminator(cfg: DictConfig) -> keras.Model:
     global average pooling -> features, dense -> class logits."""
     width, alpha, drop = int(cfg.d_size_mult), float(cfg.leaky_alpha), float(cfg.drop_rate)
     images = keras.Input(IMAGE_SHAPE, name="images")
-    h = keras.layers.Dropout(drop / 2.5, name="input_dropout")(images)
+    h = build_dropout(drop / 2.5, cfg, "input_dropout")(images)
     for index, (mult, stride, batch_norm, dropout) in enumerate(_TUTORIAL_CONVS, start=1):
         # Each convolution reads the previous one's output. The seventh works on the
         # sixth's 2x2 map, so it pads ("same") where the original's "valid" could not.
@@ -88,7 +139,7 @@ def _tutorial_discriminator(cfg: DictConfig) -> keras.Model:
             h = keras.layers.BatchNormalization(name=f"conv{index}_bn")(h)
         h = keras.layers.LeakyReLU(negative_slope=alpha, name=f"conv{index}_act")(h)
         if dropout:
-            h = keras.layers.Dropout(drop, name=f"conv{index}_dropout")(h)
+            h = build_dropout(drop, cfg, f"conv{index}_dropout")(h)
     features = keras.layers.GlobalAveragePooling2D(name="features")(h)
     logits = keras.layers.Dense(int(cfg.num_classes), dtype="float32", name="class_logits")(
         features
@@ -250,10 +301,10 @@ def _improved_discriminator(cfg: DictConfig) -> keras.Model:
         (wide, 1, 1, "same"),
     )
     images = keras.Input(IMAGE_SHAPE, name="images")
-    h = keras.layers.Dropout(0.2, name="input_dropout")(images)
+    h = build_dropout(0.2, cfg, "input_dropout")(images)
     for index, layer in enumerate(plan, start=1):
         if layer == "dropout":
-            h = keras.layers.Dropout(drop, name=f"dropout{index}")(h)
+            h = build_dropout(drop, cfg, f"dropout{index}")(h)
             continue
         filters, kernel, stride, padding = layer
         h = WeightNormConv2D(filters, kernel, stride, padding, name=f"wn_conv{index}")(h)

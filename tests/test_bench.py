@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -54,3 +56,16 @@ def test_serve_benchmark_prints_latency_and_throughput(capsys, tmp_path: Path) -
     assert figures["signature_to_network_ratio_batch64"] == pytest.approx(
         figures["signature_images_per_sec_batch64"] / figures["network_images_per_sec_batch64"]
     )
+
+
+def test_dropout_mask_timing_prints_each_variant() -> None:
+    script = Path(__file__).parents[1] / "experiments" / "step_timing" / "dropout_mask.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--batch", "4", "--steps", "1", "--rounds", "1"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = {line.split("  ")[0]: line.split() for line in done.stdout.splitlines()}
+    for variant in ("uniform (default)", "byte", "no dropout (bound)"):
+        assert float(rows[variant][-1]) > 0 and rows[variant][-2].endswith("%"), done.stdout
+    assert done.stderr == ""  # no TensorFlow start-up lines

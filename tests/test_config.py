@@ -31,6 +31,7 @@ from tests.conftest import run_cli
         ("train.adam_epsilon=0", ["train.adam_epsilon=0", "allowed > 0.0"]),
         ("train.init_batch_size=50000", ["train.init_batch_size=50000", "larger than the data"]),
         ("train.ema_bn_images=0", ["train.ema_bn_images=0", "allowed >= 1"]),
+        ("model.dropout_mask=bits", ["model.dropout_mask=bits", "uniform, byte"]),
     ],
 )
 def test_bad_override_is_one_clear_line(override: str, expected: list[str]) -> None:

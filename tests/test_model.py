@@ -9,6 +9,7 @@ from omegaconf import OmegaConf
 
 from ssgan.gan import SemiSupervisedGAN
 from ssgan.model import (
+    ByteMaskDropout,
     WeightNormConv2D,
     WeightNormConv2DTranspose,
     WeightNormDense,
@@ -133,3 +134,42 @@ def test_inference_is_batch_independent(name: str) -> None:
         assert len(means) == 5 and all(np.abs(m).max() > 0 for m in means)
         training = classifier(images, training=True)[0].numpy()
         assert not np.allclose(training[0], batched[0], atol=1e-5)
+
+
+@pytest.mark.parametrize(("rate", "threshold"), [(0.5, 128), (0.2, 51), (0.08, 20)])
+def test_byte_mask_dropout_drops_the_rounded_rate_and_keeps_the_expectation(
+    rate: float, threshold: int
+) -> None:
+    layer = ByteMaskDropout(rate, seed=3)
+    x = tf.fill([50, 32, 32, 4], 3.0)  # 204,800 elements
+    assert layer(x, training=False) is x  # inference: the identity
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        out = layer(x, training=True)
+    scale = 256 / (256 - threshold)  # 2.0, 256/205 = 1.2488, 256/236 = 1.0847
+    kept = out.numpy() != 0
+    np.testing.assert_allclose(out.numpy()[kept], 3.0 * scale, rtol=1e-6)
+    # The rounded rate threshold/256 (0.5, 0.1992, 0.0781); binomial std ~0.0011.
+    assert abs(1 - kept.mean() - threshold / 256) < 0.005
+    assert abs(out.numpy().mean() - 3.0) < 0.03  # E[out] = x
+    # The gradient is the mask times the scale, as Keras' Dropout.
+    np.testing.assert_allclose(tape.gradient(out, x).numpy(), kept * scale, rtol=1e-6)
+
+
+def test_byte_mask_dropout_masks_follow_the_checkpointed_seed_state() -> None:
+    discriminator = build_discriminator(model_cfg(dropout_mask="byte"))
+    layers = [layer for layer in discriminator.layers if isinstance(layer, ByteMaskDropout)]
+    assert [layer.name for layer in layers] == [
+        "input_dropout", "conv1_dropout", "conv3_dropout", "conv6_dropout",
+    ]  # fmt: skip
+    # The seed states are what training checkpoints (SemiSupervisedGAN._layer_rng_states).
+    gan = SemiSupervisedGAN(model_cfg(dropout_mask="byte"), train_cfg())
+    states = gan._layer_rng_states.states
+    assert sum(isinstance(layer, ByteMaskDropout) for layer in gan.discriminator.layers) == 4
+    assert len(states) == 4 and all("seed_generator_state" in v.path for v in states)
+    layer, x = layers[0], tf.ones([8, 32, 32, 3])
+    saved = layer.seed_generator.state.numpy()
+    first = layer(x, training=True).numpy()
+    assert not np.array_equal(layer(x, training=True).numpy(), first)  # a new mask per call
+    layer.seed_generator.state.assign(saved)  # as a resume restores it
+    np.testing.assert_array_equal(layer(x, training=True).numpy(), first)

@@ -1,0 +1,70 @@
+"""What dropout's masks cost in one training step, side by side in one process.
+
+Three discriminators at the default model and batch, timed in alternating rounds (best
+of each): Keras' masks (``model.dropout_mask=uniform``, a float32 uniform per element),
+``model.dropout_mask=byte`` (one random byte per element) and no dropout at all
+(``model.drop_rate=0``: the bound on what any mask can save). Prints ms/step, images/s
+and the step's share of this machine's float32 matmul peak, as ``ssgan.bench train``.
+
+    python experiments/step_timing/dropout_mask.py [--batch 128] [--steps 10] [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+from omegaconf import OmegaConf
+
+from ssgan.bench import matmul_peak_flops, step_flops
+from ssgan.config import ModelConfig, TrainConfig
+from ssgan.gan import SemiSupervisedGAN
+
+VARIANTS = {
+    "uniform (default)": {},
+    "byte": {"dropout_mask": "byte"},
+    "no dropout (bound)": {"drop_rate": 0.0},
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    import tensorflow as tf  # after ssgan: the package imports it without its log lines
+
+    rng = np.random.default_rng(0)
+    images = lambda: tf.constant(rng.uniform(-1, 1, (args.batch, 32, 32, 3)), tf.float32)  # noqa: E731
+    batch = (images(), tf.constant(rng.integers(0, 10, args.batch)), images())
+    train = OmegaConf.structured(TrainConfig())
+    gans = {}
+    for name, changes in VARIANTS.items():
+        gan = SemiSupervisedGAN(OmegaConf.structured(ModelConfig(**changes)), train)
+        gan.train_step(batch)["d_loss"].numpy()  # trace
+        gans[name] = gan
+    best = dict.fromkeys(gans, float("inf"))
+    for _ in range(args.rounds):
+        for name, gan in gans.items():
+            start = time.perf_counter()
+            for _ in range(args.steps):
+                out = gan.train_step(batch)
+            out["d_loss"].numpy()  # waits for the last step
+            best[name] = min(best[name], (time.perf_counter() - start) / args.steps)
+    peak = matmul_peak_flops()
+    flops = step_flops(gans["uniform (default)"], args.batch, "ssgan")
+    base = best["uniform (default)"]
+    print(f"tutorial model, batch {args.batch}; best of {args.rounds} x {args.steps} steps; "
+          f"float32 matmul peak {peak / 1e9:.0f} GFLOP/s")  # fmt: skip
+    print(f"{'dropout':<20}{'ms/step':>9}{'images/s':>10}{'of peak':>9}{'speed-up':>10}")
+    for name, seconds in best.items():
+        print(
+            f"{name:<20}{1000 * seconds:>9.1f}{args.batch / seconds:>10.0f}"
+            f"{flops / seconds / peak:>9.0%}{base / seconds:>10.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
