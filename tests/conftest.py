@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
+import subprocess
 import sys
+import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,8 +38,6 @@ def tiny_cfg(tmp_path: Path) -> DictConfig:
 
 def run_cli(module: str, *args: str, cwd: Path, env: dict | None = None, timeout: int = 300):
     """Run ``python -m <module> args`` the way a user would; return the CompletedProcess."""
-    import subprocess
-
     full_env = {**os.environ, **(env or {})}
     full_env.pop("MLFLOW_TRACKING_URI", None)
     return subprocess.run(
@@ -55,3 +59,43 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     cfg = compose_config("config", tiny_overrides(root))
     summary = train(cfg)
     return {"summary": summary, "cfg": cfg, "root": root}
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct TCP ports free on localhost right now."""
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+@contextlib.contextmanager
+def mlflow_server(root: Path) -> Iterator[str]:
+    """A real MLflow tracking server on localhost with its own store under ``root``;
+    yields its URI once it answers (a loaded machine can take minutes to start it, and
+    runs check the server before any work)."""
+    port = free_ports(1)[0]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{root / 'server.db'}",
+         "--artifacts-destination", str(root / "served-artifacts")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                urllib.request.urlopen(f"{uri}/health", timeout=1)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the MLflow server did not start"
+                assert server.poll() is None, "the MLflow server exited"
+                time.sleep(0.5)
+        yield uri
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -3,7 +3,6 @@ multi-worker jobs, preemption."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -11,8 +10,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +19,7 @@ from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 from ssgan.tracking import _process_start
-from tests.conftest import REPO_ROOT, run_cli, tiny_overrides
+from tests.conftest import REPO_ROOT, free_ports, mlflow_server, run_cli, tiny_overrides
 
 _OPEN_STORE_AND_RUN = """
 import sys, time
@@ -152,19 +149,21 @@ def test_a_live_jobs_run_is_refused_sigterm_marks_it_killed_and_a_rerun_continue
         assert len(steps) == len(set(steps)), key
 
 
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
+def _assert_worker1_holds_the_same_state(chief_checkpoint: Path, tmp_path: Path) -> None:
+    """Worker 1's private checkpoint (in its own, latest Hydra output folder) holds the
+    chief's variables bit for bit, batch-norm moving statistics included."""
+    chief_state = _checkpoint_variables(chief_checkpoint)
+    private = sorted((tmp_path / "worker1").glob("outputs/*/*/worker-1-checkpoints/last"))[-1]
+    worker_state = _checkpoint_variables(private)
+    assert chief_state.keys() == worker_state.keys()
+    assert any("moving_mean" in name for name in chief_state)
+    for name, value in chief_state.items():
+        np.testing.assert_array_equal(worker_state[name], value, err_msg=name)
 
 
 def _start_workers(tmp_path: Path, overrides: list[str]) -> list[subprocess.Popen]:
     """Two workers on localhost, one TF_CONFIG cluster, each in its own working folder."""
-    hosts = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+    hosts = [f"127.0.0.1:{port}" for port in free_ports(2)]
     workers = []
     for index in range(2):
         folder = tmp_path / f"worker{index}"
@@ -237,40 +236,7 @@ def test_two_workers_are_one_run_and_survive_losing_a_worker(tmp_path: Path) -> 
     outputs = [(tmp_path / f"worker{i}" / "stdout.txt").read_text() for i in range(2)]
     assert "model: " in outputs[0] and "model: " not in outputs[1]  # only the chief exports
 
-    chief_state = _checkpoint_variables(checkpoints / "last")
-    # Worker 1 saved into its own (latest) Hydra output folder.
-    private = sorted((tmp_path / "worker1").glob("outputs/*/*/worker-1-checkpoints/last"))[-1]
-    worker_state = _checkpoint_variables(private)
-    assert chief_state.keys() == worker_state.keys()
-    assert any("moving_mean" in name for name in chief_state)
-    for name, value in chief_state.items():
-        np.testing.assert_array_equal(worker_state[name], value, err_msg=name)
-
-
-@contextlib.contextmanager
-def _mlflow_server(tmp_path: Path) -> Iterator[str]:
-    """A real MLflow tracking server on localhost with its own store; yields its URI."""
-    port = _free_ports(1)[0]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-         "--artifacts-destination", str(tmp_path / "served-artifacts")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    uri = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 300
-        while True:
-            try:
-                urllib.request.urlopen(f"{uri}/health", timeout=1)
-                break
-            except OSError:
-                assert time.monotonic() < deadline and server.poll() is None, "no MLflow server"
-                time.sleep(0.5)
-        yield uri
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    _assert_worker1_holds_the_same_state(checkpoints / "last", tmp_path)
 
 
 @pytest.mark.slow
@@ -278,7 +244,7 @@ def test_two_workers_against_a_tracking_server_are_one_run(tmp_path: Path) -> No
     """multi_worker with a real MLflow server and separate working folders (no shared
     file system for checkpoints): one run, one uploaded model, and the chief's uploaded
     checkpoint equals worker 1's private one, moving statistics included."""
-    with _mlflow_server(tmp_path) as uri:
+    with mlflow_server(tmp_path) as uri:
         overrides = [
             *tiny_overrides(tmp_path), f"tracking.uri={uri}", "train.strategy=multi_worker",
             "train.steps_per_epoch=8", "train.checkpoint_every=4", "train.log_every=2",
@@ -297,13 +263,7 @@ def test_two_workers_against_a_tracking_server_are_one_run(tmp_path: Path) -> No
             assert len(steps) == len(set(steps)), key
         uploaded = Path(client.download_artifacts(run_id, "checkpoints/last", str(tmp_path)))
     assert not (tmp_path / "mlruns").exists()  # nothing went to a local store
-    chief_state = _checkpoint_variables(uploaded)
-    private = sorted((tmp_path / "worker1").glob("outputs/*/*/worker-1-checkpoints/last"))[-1]
-    worker_state = _checkpoint_variables(private)
-    assert chief_state.keys() == worker_state.keys()
-    assert any("moving_mean" in name for name in chief_state)
-    for name, value in chief_state.items():
-        np.testing.assert_array_equal(worker_state[name], value, err_msg=name)
+    _assert_worker1_holds_the_same_state(uploaded, tmp_path)
 
 
 def test_checkpoint_uploads_send_only_new_or_changed_files(tiny_cfg, tmp_path: Path) -> None:

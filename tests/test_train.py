@@ -18,7 +18,7 @@ from mlflow.tracking import MlflowClient
 from ssgan.cli import compose_config
 from ssgan.errors import UserError
 from ssgan.train import train
-from tests.conftest import REPO_ROOT, run_cli, tiny_overrides
+from tests.conftest import REPO_ROOT, mlflow_server, run_cli, tiny_overrides
 
 
 def _client(cfg) -> MlflowClient:
@@ -363,31 +363,7 @@ def test_ctrl_c_marks_the_run_killed_and_it_can_resume(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_remote_tracking_server_gets_checkpoints_and_model(tmp_path: Path) -> None:
     """With an MLflow tracking server, checkpoints are uploaded and the model logged."""
-    import socket
-    import urllib.request
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-         "--artifacts-destination", str(tmp_path / "served-artifacts")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        uri = f"http://127.0.0.1:{port}"
-        # The run checks the server answers before any work (tracking.timeout_s), so
-        # wait here until it does: a loaded machine can take minutes to start it.
-        deadline = time.monotonic() + 300
-        while True:
-            try:
-                urllib.request.urlopen(f"{uri}/health", timeout=1)
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the MLflow server did not start"
-                assert server.poll() is None, "the MLflow server exited"
-                time.sleep(0.5)
+    with mlflow_server(tmp_path) as uri:
         cfg = compose_config("config", [*tiny_overrides(tmp_path), f"tracking.uri={uri}"])
         summary = train(cfg)
         assert summary["model_uri"].startswith("mlflow-artifacts:")
@@ -396,6 +372,3 @@ def test_remote_tracking_server_gets_checkpoints_and_model(tmp_path: Path) -> No
         }
         assert {"checkpoints/last", "checkpoints/best"} <= listed
         assert not (tmp_path / "mlruns").exists()  # nothing went to the local default store
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
