@@ -355,9 +355,13 @@ def _print(results: dict[str, Any], as_json: bool) -> None:
         if not isinstance(value, dict):
             print(f"{key:40s} {_shown(value)}")
     if columns:
-        print(f"\n{'widths':40s}" + "".join(f"{c:>18s}" for c in columns))
+        # Each column as wide as its widest figure, with two spaces between columns.
+        cells = {c: {k: _shown(v) for k, v in results[c].items()} for c in columns}
+        wide = {c: 2 + max(len(c), *map(len, cells[c].values())) for c in columns}
+        print(f"\n{'widths':40s}" + "".join(f"{c:>{wide[c]}s}" for c in columns))
         for key in results[columns[0]]:
-            print(f"{key:40s}" + "".join(f"{_shown(results[c].get(key)):>18s}" for c in columns))
+            row = (f"{cells[c].get(key, 'None'):>{wide[c]}s}" for c in columns)
+            print(f"{key:40s}" + "".join(row))
 
 
 def _shown(value: Any) -> str:
