@@ -174,7 +174,7 @@ def bench_train(cfg: DictConfig, steps: int, warmup: int, rounds: int = 3) -> di
     from ssgan.data import load_data
     from ssgan.data.pipeline import train_batches
     from ssgan.distribute import make_strategy
-    from ssgan.gan import SemiSupervisedGAN
+    from ssgan.models.gan import SemiSupervisedGAN
     from ssgan.tracking import RunTracker
 
     keras.utils.set_random_seed(0)
@@ -285,7 +285,7 @@ def bench_serve(cfg: DictConfig, requests: int) -> dict[str, Any]:
     (at batch 64 both in 5 alternating rounds of 8 calls, best of each)."""
     from ssgan.distribute import set_precision
     from ssgan.export import export_saved_model
-    from ssgan.model import build_discriminator
+    from ssgan.models.networks import build_discriminator
     from ssgan.preprocess import to_model_range
 
     rng = np.random.default_rng(0)

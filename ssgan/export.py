@@ -32,7 +32,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import classification_pb2, predict_pb2, prediction_log_pb2
 
 from ssgan.errors import UserError
-from ssgan.model import build_discriminator
+from ssgan.models.networks import build_discriminator
 from ssgan.preprocess import IMAGE_SIZE, to_model_range
 
 NUM_CLASSES = 10

@@ -31,8 +31,8 @@ from ssgan.distribute import (
 )
 from ssgan.errors import DiskFullError, UserError, disk_full_reason
 from ssgan.export import export_from_checkpoint, score_saved_model
-from ssgan.gan import SemiSupervisedGAN
 from ssgan.job import JobStopped, job_key, safe_points, stop_signals
+from ssgan.models.gan import SemiSupervisedGAN
 from ssgan.tracking import (
     MODEL_ARTIFACT,
     PARENT_TAG,

@@ -1,6 +1,6 @@
 """The training loop: steps, per-epoch evaluation, checkpoints, samples, metrics.
 
-The maths of one step lives in :mod:`ssgan.gan`; this module decides when to step,
+The maths of one step lives in :mod:`ssgan.models.gan`; this module decides when to step,
 evaluate, checkpoint and log. Resuming is exact: the checkpoint holds the models,
 optimizers, the latent-noise RNG and the global step, and the input pipeline's batch for
 step ``s`` is a pure function of the data seed and ``s``.

@@ -11,15 +11,15 @@ import pytest
 import tensorflow as tf
 
 from ssgan import run
-from ssgan.averaging import (
+from ssgan.cli import compose_config
+from ssgan.data import SemiSupervisedData
+from ssgan.models.averaging import (
     batch_norm_layers,
     ema_decay_at,
     reestimate_batch_norm,
     update_average,
 )
-from ssgan.cli import compose_config
-from ssgan.data import SemiSupervisedData
-from ssgan.gan import SemiSupervisedGAN
+from ssgan.models.gan import SemiSupervisedGAN
 from tests.conftest import tiny_overrides
 from tests.test_gan import _batch
 from tests.test_model import model_cfg, train_cfg

@@ -25,7 +25,7 @@ from ssgan.export import (
     verify_saved_model,
     write_warmup_requests,
 )
-from ssgan.model import build_discriminator
+from ssgan.models.networks import build_discriminator
 from ssgan.preprocess import to_model_range
 
 TINY = dict(name="tutorial", z_size=8, g_size_mult=4, d_size_mult=4, drop_rate=0.5,

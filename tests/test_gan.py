@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from ssgan.distribute import make_strategy, set_precision, worker_role
 from ssgan.errors import ConfigError
-from ssgan.gan import SemiSupervisedGAN
+from ssgan.models.gan import SemiSupervisedGAN
 from tests.test_model import model_cfg, train_cfg
 
 
@@ -145,9 +145,9 @@ MIRRORED = textwrap.dedent(
     import numpy as np
     from ssgan.distribute import make_strategy
     from ssgan.errors import ConfigError
-    from ssgan.gan import SemiSupervisedGAN
-    from ssgan.model import build_discriminator
-    from ssgan import losses
+    from ssgan.models.gan import SemiSupervisedGAN
+    from ssgan.models.networks import build_discriminator
+    from ssgan.models import losses
     from tests.test_gan import _batch
     from tests.test_model import model_cfg, train_cfg
     batch = _batch(size=16)
@@ -244,7 +244,7 @@ LOOP_EQUALS_STEPS = textwrap.dedent(
     """
     import numpy as np, tensorflow as tf
     tf.config.experimental.enable_op_determinism()
-    from ssgan.gan import SemiSupervisedGAN
+    from ssgan.models.gan import SemiSupervisedGAN
     from tests.test_gan import _stream
     from tests.test_model import model_cfg, train_cfg
 
@@ -289,15 +289,15 @@ def test_steps_in_one_call_equal_single_steps_bit_for_bit() -> None:
 
 def test_sample_grids_draw_z_as_training_does(monkeypatch, tmp_path) -> None:
     """Grids used to draw z ~ N(0, 1) while training draws U(-1, 1): one function now."""
-    import ssgan.gan
     from ssgan.cli import compose_config
     from ssgan.distribute import make_strategy
+    from ssgan.models import gan as gan_module
     from ssgan.trainer import Trainer
     from tests.conftest import tiny_overrides
 
     draws = []
-    real = ssgan.gan.latent_noise
-    monkeypatch.setattr(ssgan.gan, "latent_noise", lambda *args: draws.append(args) or real(*args))
+    real = gan_module.latent_noise
+    monkeypatch.setattr(gan_module, "latent_noise", lambda *args: draws.append(args) or real(*args))
     cfg = compose_config("config", tiny_overrides(tmp_path))
     gan = SemiSupervisedGAN(cfg.model, cfg.train)
     gan.train_step(_batch(size=8))

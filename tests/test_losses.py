@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ssgan.losses import (
+from ssgan.models.losses import (
     feature_matching_loss,
     real_logit,
     supervised_loss,

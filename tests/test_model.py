@@ -7,8 +7,8 @@ import pytest
 import tensorflow as tf
 from omegaconf import OmegaConf
 
-from ssgan.gan import SemiSupervisedGAN
-from ssgan.model import (
+from ssgan.models.gan import SemiSupervisedGAN
+from ssgan.models.networks import (
     ByteMaskDropout,
     WeightNormConv2D,
     WeightNormConv2DTranspose,

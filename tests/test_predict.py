@@ -19,7 +19,7 @@ from PIL import Image
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from ssgan.export import encode_jpeg, encode_png, export_saved_model
-from ssgan.model import build_discriminator
+from ssgan.models.networks import build_discriminator
 from ssgan.predict import check_rest_url
 from ssgan.predict import main as predict_main
 from tests.conftest import run_cli

@@ -102,7 +102,7 @@ def test_divergence_marks_run_failed_with_the_error(
 ) -> None:
     """A NaN loss stops the run at once with a clear error naming its step, also when the
     step is inside a multi-step call; the run is FAILED."""
-    from ssgan import gan as gan_module
+    from ssgan.models import gan as gan_module
 
     real_step = gan_module.SemiSupervisedGAN._replica_step
 
@@ -152,7 +152,7 @@ def test_steps_per_loop_keeps_log_checkpoint_and_epoch_steps_exact(tmp_path: Pat
     call lengths."""
     from ssgan.data import load_data
     from ssgan.distribute import make_strategy
-    from ssgan.gan import SemiSupervisedGAN
+    from ssgan.models.gan import SemiSupervisedGAN
     from ssgan.trainer import Trainer
 
     cfg = compose_config(

@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 
 from ssgan.bench import matmul_peak_flops, step_flops
 from ssgan.config import ModelConfig, TrainConfig
-from ssgan.gan import SemiSupervisedGAN
+from ssgan.models.gan import SemiSupervisedGAN
 
 VARIANTS = {
     "uniform (default)": {},

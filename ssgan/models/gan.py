@@ -15,10 +15,15 @@ import numpy as np
 import tensorflow as tf
 from omegaconf import DictConfig
 
-from ssgan import losses
-from ssgan.averaging import batch_norm_layers, ema_decay_at, reestimate_batch_norm, update_average
 from ssgan.errors import ConfigError
-from ssgan.model import build_discriminator, build_generator, data_dependent_init
+from ssgan.models import losses
+from ssgan.models.averaging import (
+    batch_norm_layers,
+    ema_decay_at,
+    reestimate_batch_norm,
+    update_average,
+)
+from ssgan.models.networks import build_discriminator, build_generator, data_dependent_init
 
 METRIC_KEYS = ("d_loss", "g_loss", "d_supervised_loss", "d_unsupervised_loss")
 
@@ -313,7 +318,7 @@ class SemiSupervisedGAN:
         optimizer.apply_gradients(zip(gradients, variables, strict=True))
 
     def _update_ema(self) -> None:
-        """Warmed-up average of D's trainable weights (:mod:`ssgan.averaging`). The
+        """Warmed-up average of D's trainable weights (:mod:`ssgan.models.averaging`). The
         averaged copy's batch-norm statistics are left alone: D's describe D's weights,
         so they are re-estimated for the average before it is used. Other non-trainable
         weights (weight norm's fixed scales, dropout seeds) are constants: copied."""
