@@ -175,7 +175,7 @@ def bench_train(cfg: DictConfig, steps: int, warmup: int, rounds: int = 3) -> di
     from ssgan.data.pipeline import train_batches
     from ssgan.distribute import make_strategy
     from ssgan.models.gan import SemiSupervisedGAN
-    from ssgan.tracking import RunTracker
+    from ssgan.tracking.tracker import RunTracker
 
     keras.utils.set_random_seed(0)
     data = load_data(cfg.data, int(cfg.model.num_classes))

@@ -38,7 +38,7 @@ from tensorflow_serving.config.model_server_config_pb2 import ModelServerConfig
 
 from ssgan.promote import PromoteError, check_labellable
 from ssgan.serving_config import MODELS_CONFIG, to_text, with_labels
-from ssgan.tracking import git_state
+from ssgan.tracking.provenance import git_state
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "deploy"
 IMAGE_MODEL_DIR = "/models"  # where the Dockerfile puts the models folder

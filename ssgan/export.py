@@ -457,7 +457,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tracking-uri", default=None, help="default: tracking.uri of conf/")
     args = parser.parse_args(argv)
     from ssgan.cli import compose_config, user_errors
-    from ssgan.tracking import download_artifacts, load_run_config
+    from ssgan.tracking.runs import download_artifacts, load_run_config
 
     with user_errors():
         tracking = compose_config("config", []).tracking

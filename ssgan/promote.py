@@ -41,15 +41,13 @@ from ssgan.errors import ConfigError, UserError
 from ssgan.export import ExportError, verify_saved_model
 from ssgan.serving_config import LABELS, MODELS_CONFIG, labels_of, with_labels, write_atomically
 from ssgan.serving_config import read as read_models_config
-from ssgan.tracking import (
+from ssgan.tracking.registry import registered_version, registry_aliases, set_registry_alias
+from ssgan.tracking.runs import (
     MODEL_ARTIFACT,
     download_artifacts,
     get_run,
     has_artifact,
     load_run_config,
-    registered_version,
-    registry_aliases,
-    set_registry_alias,
     set_run_tags,
 )
 from ssgan.verification import (

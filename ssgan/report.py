@@ -29,7 +29,7 @@ from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from ssgan.cli import user_errors  # noqa: E402
 from ssgan.errors import UserError  # noqa: E402
-from ssgan.tracking import child_runs, get_run, log_artifacts_to  # noqa: E402
+from ssgan.tracking.runs import child_runs, get_run, log_artifacts_to  # noqa: E402
 
 DEFAULT_METRICS = ("best/val_accuracy", "best/test_accuracy")
 REPORT_ARTIFACT = "report"

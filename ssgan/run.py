@@ -33,23 +33,20 @@ from ssgan.errors import DiskFullError, UserError, disk_full_reason
 from ssgan.export import export_from_checkpoint, score_saved_model
 from ssgan.job import JobStopped, job_key, safe_points, stop_signals
 from ssgan.models.gan import SemiSupervisedGAN
-from ssgan.tracking import (
+from ssgan.tracking.lease import refuse_if_owned
+from ssgan.tracking.provenance import environment_tags, git_state
+from ssgan.tracking.runs import (
     MODEL_ARTIFACT,
     PARENT_TAG,
-    FollowerTracker,
-    RunTracker,
-    TrackingWriteError,
-    check_store,
     download_artifacts,
-    environment_tags,
     get_run,
-    git_state,
     has_artifact,
     load_run_config,
     metric_history,
-    refuse_if_owned,
     search_runs,
 )
+from ssgan.tracking.store import TrackingWriteError, check_store
+from ssgan.tracking.tracker import FollowerTracker, RunTracker
 from ssgan.trainer import EpochHook, StopTraining, Trainer
 from ssgan.verification import VERIFICATION_ARTIFACT, save_verification_set
 

@@ -15,7 +15,8 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from ssgan.cli import _overrides_only, _sweep_expansions, compose_config
 from ssgan.run import SWEEP_PARENT_ENV
-from ssgan.tracking import RunTracker, child_runs, create_run, get_run
+from ssgan.tracking.runs import child_runs, get_run
+from ssgan.tracking.tracker import RunTracker, create_run
 
 OBJECTIVE = "best/val_accuracy"
 # Flags with which Hydra prints something and runs no job: no sweep parent run then.

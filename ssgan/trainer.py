@@ -28,7 +28,7 @@ from ssgan.errors import UserError, disk_full_reason
 from ssgan.job import check_stop, stop_requested
 from ssgan.plots import image_grid
 from ssgan.preprocess import from_model_range, to_model_range
-from ssgan.tracking import RunTracker
+from ssgan.tracking.tracker import RunTracker
 
 LOSS_KEYS = ("d_loss", "g_loss", "d_supervised_loss", "d_unsupervised_loss")
 SAMPLE_GRID = 8  # 8x8 generator samples per epoch

@@ -35,7 +35,8 @@ from ssgan.cli import check_overrides, compose_config, user_errors
 from ssgan.config import flatten, register_schemas, validate_train_config
 from ssgan.errors import ConfigError, UserError
 from ssgan.run import train
-from ssgan.tracking import RunTracker, child_runs, create_run, reopen_run
+from ssgan.tracking.runs import child_runs
+from ssgan.tracking.tracker import RunTracker, create_run, reopen_run
 from ssgan.trainer import NonFiniteLossError, StopTraining
 
 OBJECTIVE = "val/accuracy"  # reported per epoch; the trial's value is its best epoch's

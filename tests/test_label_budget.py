@@ -11,7 +11,7 @@ from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
-from ssgan.tracking import create_run
+from ssgan.tracking.tracker import create_run
 from tests.conftest import REPO_ROOT
 
 SUMMARIZE = REPO_ROOT / "experiments" / "label_budget" / "summarize.py"

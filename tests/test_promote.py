@@ -39,7 +39,7 @@ from ssgan.errors import ConfigError, UserError
 from ssgan.export import export_saved_model, score_saved_model
 from ssgan.models.networks import build_discriminator
 from ssgan.promote import describe, format_versions, promote
-from ssgan.tracking import RunTracker
+from ssgan.tracking.tracker import RunTracker
 from ssgan.verification import (
     VERIFICATION_IMAGES,
     fingerprint_test_set,

@@ -12,7 +12,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
 from ssgan import report
-from ssgan.tracking import create_run
+from ssgan.tracking.tracker import create_run
 
 REPO = Path(__file__).resolve().parent.parent
 # (mode, labels) -> test accuracy of seed 0 and seed 1

@@ -18,13 +18,13 @@ import tensorflow as tf
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
-from ssgan.tracking import _process_start
+from ssgan.tracking.lease import _process_start
 from tests.conftest import REPO_ROOT, free_ports, mlflow_server, run_cli, tiny_overrides
 
 _OPEN_STORE_AND_RUN = """
 import sys, time
 from omegaconf import OmegaConf
-from ssgan.tracking import client_for, experiment_id
+from ssgan.tracking.store import client_for, experiment_id
 root, me, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
 cfg = OmegaConf.create({"uri": f"sqlite:///{root}/mlflow.db",
                         "artifact_root": f"{root}/artifacts", "experiment": "ssgan"})
@@ -66,7 +66,7 @@ def test_many_processes_start_on_a_fresh_store_at_once(tmp_path: Path) -> None:
 def test_a_runs_lease_is_held_only_by_a_live_job(tmp_path: Path) -> None:
     """Same host: the owner's process decides (a kill -9ed job frees its run at once).
     Another host: the lease's expiry decides."""
-    from ssgan.tracking import LEASE_TAG, live_owner
+    from ssgan.tracking.lease import LEASE_TAG, live_owner
 
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     run_id = client.create_run(client.create_experiment("leases")).info.run_id
@@ -267,7 +267,7 @@ def test_two_workers_against_a_tracking_server_are_one_run(tmp_path: Path) -> No
 
 
 def test_checkpoint_uploads_send_only_new_or_changed_files(tiny_cfg, tmp_path: Path) -> None:
-    from ssgan.tracking import RunTracker
+    from ssgan.tracking.tracker import RunTracker
 
     tracker = RunTracker.start(tiny_cfg, {}, {}, "uploads")
     sent: list[str] = []
@@ -297,7 +297,7 @@ def test_submitit_requeue_continues_the_same_run(tmp_path: Path) -> None:
     checkpointing hook; the requeued job (``resume=auto``) continues the same run to
     FINISHED with every step logged once."""
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
-    from ssgan.tracking import LEASE_TAG
+    from ssgan.tracking.lease import LEASE_TAG
 
     sweep = subprocess.Popen(
         [

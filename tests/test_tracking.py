@@ -12,7 +12,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
 from ssgan.cli import compose_config
-from ssgan.tracking import TrackingError, check_store
+from ssgan.tracking.store import TrackingError, check_store
 from ssgan.train import train
 from tests.conftest import run_cli, tiny_overrides
 

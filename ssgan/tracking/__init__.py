@@ -1,0 +1,21 @@
+"""Everything that talks to MLflow: no module outside this package imports mlflow.
+
+``store`` checks and opens tracking stores, ``runs`` reads runs and their artifacts,
+``lease`` keeps one live job per run, ``tracker`` writes a run's record, ``registry``
+names models, ``provenance`` records where a run's code came from.
+
+Default store: ``sqlite:///mlruns/mlflow.db`` with artifacts under ``mlruns/artifacts``
+(MLflow 3 refuses its old plain-file store). ``tracking.uri`` or ``MLFLOW_TRACKING_URI``
+point runs at a shared tracking server instead.
+"""
+
+import logging
+import os
+
+# Store set-up notices and artifact progress bars are noise in a training terminal.
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+logging.getLogger("mlflow").setLevel(logging.WARNING)
+logging.getLogger("alembic").setLevel(logging.WARNING)
+# MLflow logs a traceback for every failed SQLite write; RunTracker retries those writes
+# and reports what finally could not be written in one line.
+logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)

@@ -1,0 +1,90 @@
+"""TODO docstring."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+
+from mlflow.entities import Run
+from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig, OmegaConf
+
+from ssgan.tracking.store import TrackingError
+
+LEASE_TAG = "ssgan.lease"
+DEFAULT_LEASE_S = 60.0
+
+
+class RunOwnedError(TrackingError):
+    """Another live job is training the run."""
+
+
+def _process_start(pid: int) -> str:
+    """When process ``pid`` started (clock ticks since boot; Linux), "" if it does not
+    exist: with the pid it tells a live owner from a dead one whose pid was reused."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _this_process() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{_process_start(os.getpid())}"
+
+
+def lease_value(lease_s: float) -> str:
+    return f"{_this_process()} {time.time() + lease_s:.0f}"
+
+
+def refuse_if_owned(tracking_cfg: DictConfig, run: Run) -> None:
+    """RunOwnedError (one line) while another live job owns ``run``."""
+    owner = live_owner(run)
+    if owner is not None:
+        raise RunOwnedError(
+            f"run {run.info.run_id} is being trained by another job ({owner}): one job "
+            "trains a run at a time; wait for it to end or stop it (a job that "
+            "died on another host frees the run after tracking.lease_s="
+            f"{OmegaConf.select(tracking_cfg, 'lease_s', default=DEFAULT_LEASE_S):g} s)"
+        )
+
+
+def live_owner(run: Run) -> str | None:
+    """Who holds a RUNNING run's lease, if that job is alive; None when it is free.
+
+    The lease tag names host, pid and process start time, and an expiry that the owner's
+    heartbeat keeps pushing forward. On the owner's host the process itself is checked,
+    so a ``kill -9``ed job frees its run at once; from another host the run is free once
+    the lease expired (at most ``tracking.lease_s`` after the owner died)."""
+    value = run.data.tags.get(LEASE_TAG, "")
+    if run.info.status != "RUNNING" or " " not in value:
+        return None
+    owner, expires = value.rsplit(" ", 1)
+    host, pid, started = (owner.split(":") + ["", "", ""])[:3]
+    if host == socket.gethostname():
+        alive = pid.isdigit() and started != "" and _process_start(int(pid)) == started
+    else:
+        alive = float(expires) > time.time()
+    return f"pid {pid} on {host}" if alive else None
+
+
+class Heartbeat:
+    """Renews a run's lease every third of ``lease_s`` from a background thread."""
+
+    def __init__(self, client: MlflowClient, run_id: str, lease_s: float) -> None:
+        self._stop = threading.Event()
+
+        def beat() -> None:
+            while not self._stop.wait(lease_s / 3):
+                with contextlib.suppress(Exception):  # a missed beat only shortens the lease
+                    client.set_tag(run_id, LEASE_TAG, lease_value(lease_s))
+
+        self._thread = threading.Thread(target=beat, name="ssgan-lease", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()

@@ -1,0 +1,36 @@
+"""TODO docstring."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import mlflow
+
+
+def git_state(start: Path | None = None) -> dict[str, str]:
+    """Commit and dirtiness of the source tree the code runs from (empty if not a repo)."""
+    where = str(start or Path(__file__).resolve().parent)
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=where, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    return {"mlflow.source.git.commit": commit, "ssgan.git_dirty": str(dirty).lower()}
+
+
+def environment_tags() -> dict[str, str]:
+    import tensorflow as tf
+
+    return {
+        "ssgan.tensorflow_version": tf.__version__,
+        "ssgan.mlflow_version": mlflow.__version__,
+        "ssgan.host_cpus": str(os.cpu_count()),
+    }

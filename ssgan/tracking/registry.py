@@ -1,0 +1,49 @@
+"""TODO docstring."""
+
+from __future__ import annotations
+
+from mlflow.exceptions import MlflowException
+from omegaconf import DictConfig
+
+from ssgan.tracking.runs import MODEL_ARTIFACT
+from ssgan.tracking.store import client_for
+
+
+def registered_version(
+    tracking_cfg: DictConfig,
+    name: str,
+    run_id: str,
+    tags: dict[str, str],
+    artifact_path: str = MODEL_ARTIFACT,
+) -> tuple[str, bool]:
+    """The registry version of model ``name`` carrying all ``tags``, created (from the
+    run's ``artifact_path``) when none does. Returns ``(version, created)``: calling it
+    again after a failure repairs, and never registers the same thing twice."""
+    client = client_for(tracking_cfg)
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        client.create_registered_model(name)
+    query = " and ".join(
+        [f"name='{name}'", *(f"tags.`{key}`='{value}'" for key, value in tags.items())]
+    )
+    found = client.search_model_versions(query)
+    if found:
+        return str(min(int(v.version) for v in found)), False
+    run = client.get_run(run_id)
+    source = f"{run.info.artifact_uri.rstrip('/')}/{artifact_path}"
+    version = client.create_model_version(name, source=source, run_id=run_id, tags=tags)
+    return str(version.version), True
+
+
+def registry_aliases(tracking_cfg: DictConfig, name: str) -> dict[str, str]:
+    """``{alias: registry version}`` of model ``name`` (empty if it is not registered)."""
+    client = client_for(tracking_cfg)
+    try:
+        return {k: str(v) for k, v in client.get_registered_model(name).aliases.items()}
+    except MlflowException:
+        return {}
+
+
+def set_registry_alias(tracking_cfg: DictConfig, name: str, alias: str, version: str) -> None:
+    client_for(tracking_cfg).set_registered_model_alias(name, alias, version)

@@ -1,0 +1,136 @@
+"""TODO docstring."""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow.entities import Metric, Run, RunTag
+from mlflow.exceptions import MlflowException
+from omegaconf import DictConfig, OmegaConf
+
+from ssgan.tracking.store import TrackingError, client_for
+
+RUN_ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
+CONFIG_ARTIFACT = "config/config.yaml"
+MODEL_ARTIFACT = "model"
+
+
+def get_run(tracking_cfg: DictConfig, run_id: str) -> Run:
+    """The run ``run_id`` in ``tracking.uri``; one-line TrackingError when malformed or unknown."""
+    run_id = str(run_id)
+    if not RUN_ID_PATTERN.match(run_id):
+        raise TrackingError(
+            f"run_id={run_id!r} is not an MLflow run id: expected 32 lowercase hex characters "
+            "(see `mlflow ui` or the id printed by ssgan.train)"
+        )
+    client = client_for(tracking_cfg)
+    try:
+        return client.get_run(run_id)
+    except MlflowException as err:
+        raise TrackingError(
+            f"run_id={run_id} was not found in the tracking store {tracking_cfg.uri} "
+            "(check tracking.uri / MLFLOW_TRACKING_URI)"
+        ) from err
+
+
+def download_artifacts(
+    tracking_cfg: DictConfig, run_id: str, artifact_path: str, dst_dir: Path
+) -> Path:
+    """Copy a run's artifact (file or folder) into ``dst_dir``; return the local path."""
+    client_for(tracking_cfg)
+    Path(dst_dir).mkdir(parents=True, exist_ok=True)
+    try:
+        local = mlflow.artifacts.download_artifacts(
+            run_id=run_id,
+            artifact_path=artifact_path,
+            dst_path=str(dst_dir),
+            tracking_uri=str(tracking_cfg.uri),
+        )
+    except (MlflowException, OSError) as err:
+        raise TrackingError(
+            f"run {run_id} has no artifact '{artifact_path}' (was it exported? see `mlflow ui`)"
+        ) from err
+    return Path(local)
+
+
+def has_artifact(tracking_cfg: DictConfig, run_id: str, artifact_path: str) -> bool:
+    """Whether a run has a (non-empty) artifact at ``artifact_path``."""
+    client = client_for(tracking_cfg)
+    parent = str(Path(artifact_path).parent) if "/" in artifact_path else ""
+    try:
+        listing = client.list_artifacts(run_id, parent or None)
+    except (MlflowException, OSError):
+        return False
+    return any(item.path == artifact_path for item in listing)
+
+
+def metric_history(tracking_cfg: DictConfig, run_id: str, key: str) -> list[Metric]:
+    """Every logged point of one metric of a run."""
+    return client_for(tracking_cfg).get_metric_history(run_id, key)
+
+
+def load_run_config(tracking_cfg: DictConfig, run_id: str) -> DictConfig:
+    """The composed config a run was started with (its ``config/config.yaml`` artifact)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = download_artifacts(tracking_cfg, run_id, CONFIG_ARTIFACT, Path(tmp))
+        return OmegaConf.load(path)
+
+
+def set_run_tags(tracking_cfg: DictConfig, run_id: str, tags: dict[str, str]) -> None:
+    client = client_for(tracking_cfg)
+    client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+
+def search_runs(tracking_cfg: DictConfig, filter_string: str = "") -> Iterable[Run]:
+    """Runs of ``tracking.experiment`` matching an MLflow filter string."""
+    client = client_for(tracking_cfg)
+    experiment = client.get_experiment_by_name(str(tracking_cfg.experiment))
+    if experiment is None:
+        return []
+    return client.search_runs([experiment.experiment_id], filter_string=filter_string)
+
+
+def runs_dataframe(tracking_cfg: DictConfig, filter_string: str = "") -> Any:
+    """``mlflow.search_runs`` as a pandas DataFrame (for studies and tables)."""
+    client_for(tracking_cfg)
+    return mlflow.search_runs(
+        experiment_names=[str(tracking_cfg.experiment)], filter_string=filter_string
+    )
+
+
+PARENT_TAG = "mlflow.parentRunId"
+
+
+def child_runs(tracking_cfg: DictConfig, parent_id: str) -> list[Run]:
+    """Every run whose ``mlflow.parentRunId`` is ``parent_id``, oldest first."""
+    parent = get_run(tracking_cfg, parent_id)
+    client = client_for(tracking_cfg)
+    runs = client.search_runs(
+        [parent.info.experiment_id],
+        filter_string=f"tags.{PARENT_TAG} = '{parent_id}'",
+        max_results=50_000,
+    )
+    return sorted(runs, key=lambda r: r.info.start_time or 0)
+
+
+def newest_parent_run(tracking_cfg: DictConfig, kind: str | None = None) -> Run | None:
+    """The newest sweep parent (tag ``ssgan.sweep_kind``) in ``tracking.experiment``."""
+    client = client_for(tracking_cfg)
+    experiment = client.get_experiment_by_name(str(tracking_cfg.experiment))
+    if experiment is None:
+        return None
+    where = f"tags.`ssgan.sweep_kind` = '{kind}'" if kind else "tags.`ssgan.sweep_kind` != ''"
+    runs = client.search_runs(
+        [experiment.experiment_id], filter_string=where, order_by=["attributes.start_time DESC"]
+    )
+    return runs[0] if runs else None
+
+
+def log_artifacts_to(tracking_cfg: DictConfig, run_id: str, local_dir: Path, path: str) -> None:
+    """Add a folder to an existing run's artifacts without touching its status."""
+    client_for(tracking_cfg).log_artifacts(run_id, str(local_dir), path)

@@ -1,0 +1,340 @@
+"""TODO docstring."""
+
+from __future__ import annotations
+
+import queue
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from mlflow.entities import Metric, Param, Run, RunTag
+from mlflow.exceptions import MlflowException
+from omegaconf import DictConfig, OmegaConf
+
+from ssgan.errors import disk_full_reason
+from ssgan.tracking.lease import DEFAULT_LEASE_S, LEASE_TAG, Heartbeat, lease_value, refuse_if_owned
+from ssgan.tracking.runs import get_run
+from ssgan.tracking.store import (
+    DEFAULT_RETRY_S,
+    TrackingWriteError,
+    client_for,
+    experiment_id,
+    store_lock,
+)
+
+# MLflow's log_batch limits (per call): keep well inside them.
+_MAX_PARAMS_PER_BATCH = 100
+_MAX_METRICS_PER_BATCH = 1000
+# MLflow error codes that no retry can fix (a bad value, a deleted run): fail at once.
+_PERMANENT_ERRORS = {
+    "INVALID_PARAMETER_VALUE",
+    "RESOURCE_DOES_NOT_EXIST",
+    "RESOURCE_ALREADY_EXISTS",
+    "INVALID_STATE",
+    "BAD_REQUEST",
+    "PERMISSION_DENIED",
+    "UNAUTHENTICATED",
+}
+
+
+def _is_transient(err: BaseException) -> bool:
+    """A locked or unreachable store may recover; a refused value will not."""
+    if isinstance(err, MlflowException):
+        return err.error_code not in _PERMANENT_ERRORS
+    return isinstance(err, OSError) and disk_full_reason(err) is None
+
+
+def _reason(err: BaseException) -> str:
+    text = str(getattr(err, "message", err)) or type(err).__name__
+    return text.strip().splitlines()[0][:200]
+
+
+class _MetricWriter:
+    """Sends metric batches from a background thread, so the training loop never waits on
+    the store, each batch retried as one idempotent unit by ``write``."""
+
+    def __init__(self, write: Callable[[list[Metric]], None]) -> None:
+        self._write = write
+        self._queue: queue.Queue[list[Metric] | None] = queue.Queue()
+        self.error: TrackingWriteError | None = None
+        self.lost = 0  # metric points that could not be written
+        self._thread = threading.Thread(target=self._drain, name="ssgan-metrics", daemon=True)
+        self._thread.start()
+
+    def put(self, batch: list[Metric]) -> None:
+        self._queue.put(batch)
+
+    def _drain(self) -> None:
+        while True:
+            batch = self._queue.get()
+            try:
+                if batch is None:
+                    return
+                if self.error is not None:
+                    self.lost += len(batch)  # the store already gave up: do not wait again
+                    continue
+                try:
+                    self._write(batch)
+                except TrackingWriteError as err:
+                    self.error, self.lost = err, self.lost + len(batch)
+            finally:
+                self._queue.task_done()
+
+    def join(self) -> None:
+        """Wait until every queued batch is written or given up on."""
+        self._queue.join()
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=5)
+
+
+class RunTracker:
+    """One training run in MLflow: params, tags, batched background metrics, artifacts,
+    status.
+
+    The record is complete or the run says otherwise: every write is retried for
+    ``tracking.retry_s`` seconds; a write the store still refuses raises
+    :class:`TrackingWriteError`, and the run is never marked FINISHED with holes. Each
+    metric point gets its timestamp once, so a retry of a batch whose first attempt did
+    reach the store writes the same rows again, which MLflow deduplicates (its metric key
+    includes the timestamp): no point is logged twice. On resume, steps already logged
+    for a metric are not logged again.
+    """
+
+    def __init__(self, tracking_cfg: DictConfig, run: Run) -> None:
+        self.tracking_cfg = tracking_cfg
+        self.client = client_for(tracking_cfg)
+        self.run_id = run.info.run_id
+        self.artifact_uri = run.info.artifact_uri
+        self.retry_s = float(OmegaConf.select(tracking_cfg, "retry_s", default=DEFAULT_RETRY_S))
+        self._last_step: dict[str, int] = {}
+        self._metrics = _MetricWriter(self._write_metrics)
+        self.lease_s = float(OmegaConf.select(tracking_cfg, "lease_s", default=DEFAULT_LEASE_S))
+        self._heartbeat: Heartbeat | None = None
+        self._synced: dict[Path, tuple[int, int]] = {}
+
+    @classmethod
+    def start(
+        cls, cfg: DictConfig, params: dict[str, Any], tags: dict[str, str], run_name: str
+    ) -> RunTracker:
+        client = client_for(cfg.tracking)
+        exp_id = experiment_id(client, cfg.tracking)
+        lease_s = float(OmegaConf.select(cfg.tracking, "lease_s", default=DEFAULT_LEASE_S))
+        tags = {**tags, LEASE_TAG: lease_value(lease_s)}
+        run = client.create_run(exp_id, run_name=run_name, tags=tags)
+        tracker = cls(cfg.tracking, run)
+        tracker._heartbeat = Heartbeat(tracker.client, tracker.run_id, tracker.lease_s)
+        tracker._log_params(params)
+        return tracker
+
+    @classmethod
+    def resume(cls, tracking_cfg: DictConfig, run_id: str) -> RunTracker:
+        """Take over ``run_id``: refused (RunOwnedError) while another live job owns it.
+        On a local store the check and the take-over happen under the store's lock."""
+        with store_lock(tracking_cfg):
+            run = get_run(tracking_cfg, run_id)
+            refuse_if_owned(tracking_cfg, run)
+            tracker = cls(tracking_cfg, run)
+            client = tracker.client
+            tracker._retrying(
+                "take the run's lease", client.set_tag, run_id, LEASE_TAG,
+                lease_value(tracker.lease_s),
+            )  # fmt: skip
+            tracker._retrying("set the run RUNNING", client.update_run, run_id, status="RUNNING")
+        tracker._heartbeat = Heartbeat(client, run_id, tracker.lease_s)
+        for key in run.data.metrics:
+            history = tracker._retrying(f"read {key}", client.get_metric_history, run_id, key)
+            tracker._last_step[key] = max(m.step for m in history)
+        return tracker
+
+    # -- retried writes ------------------------------------------------------------------
+
+    def _retrying(self, what: str, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``call(*args, **kwargs)``, retried with backoff for ``tracking.retry_s``."""
+        deadline = time.monotonic() + self.retry_s
+        delay = 0.1
+        while True:
+            try:
+                return call(*args, **kwargs)
+            except Exception as err:  # classified below: only store outages are retried
+                if not _is_transient(err):
+                    raise TrackingWriteError(
+                        f"the tracking store {self.tracking_cfg.uri} refused to {what} "
+                        f"({_reason(err)})"
+                    ) from err
+                if time.monotonic() + delay > deadline:
+                    raise TrackingWriteError(
+                        f"could not {what} in the tracking store {self.tracking_cfg.uri} "
+                        f"within tracking.retry_s={self.retry_s:g} ({_reason(err)})"
+                    ) from err
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    def _write_metrics(self, batch: list[Metric]) -> None:
+        self._retrying("log metrics", self.client.log_batch, self.run_id, metrics=batch)
+
+    def _log_params(self, params: dict[str, Any]) -> None:
+        items = [Param(k, "None" if v is None else str(v)) for k, v in params.items()]
+        for i in range(0, len(items), _MAX_PARAMS_PER_BATCH):
+            chunk = items[i : i + _MAX_PARAMS_PER_BATCH]
+            self._retrying("log params", self.client.log_batch, self.run_id, params=chunk)
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        items = [RunTag(k, str(v)) for k, v in tags.items()]
+        self._retrying("set tags", self.client.log_batch, self.run_id, tags=items)
+
+    def delete_tag(self, key: str) -> None:
+        """Remove a tag if the run has it (e.g. a stale error of an earlier attempt)."""
+        run = self._retrying("read the run", self.client.get_run, self.run_id)
+        if key in run.data.tags:
+            self._retrying(f"delete tag {key}", self.client.delete_tag, self.run_id, key)
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        """Queue metrics for ``step``; skip any (key, step) a previous attempt already
+        logged. Raises TrackingWriteError once the store has refused earlier metrics."""
+        self._raise_lost_metrics()
+        now = int(time.time() * 1000)
+        batch = [
+            Metric(key, float(value), now, int(step))
+            for key, value in metrics.items()
+            if step > self._last_step.get(key, -1)
+        ]
+        for metric in batch:
+            self._last_step[metric.key] = int(step)
+        for i in range(0, len(batch), _MAX_METRICS_PER_BATCH):
+            self._metrics.put(batch[i : i + _MAX_METRICS_PER_BATCH])
+
+    def _raise_lost_metrics(self) -> None:
+        error = self._metrics.error
+        if error is not None:
+            raise TrackingWriteError(
+                f"run {self.run_id}: {self._metrics.lost} metric points were not recorded: {error}"
+            )
+
+    def log_artifact(self, local_path: Path, artifact_path: str | None = None) -> None:
+        self._retrying(
+            "store an artifact", self.client.log_artifact, self.run_id, str(local_path),
+            artifact_path,
+        )  # fmt: skip
+
+    def log_artifacts(self, local_dir: Path, artifact_path: str | None = None) -> None:
+        self._retrying(
+            "store artifacts", self.client.log_artifacts, self.run_id, str(local_dir),
+            artifact_path,
+        )  # fmt: skip
+
+    def sync_artifacts(self, local_dir: Path, artifact_path: str) -> None:
+        """Upload the files of ``local_dir`` that are new or changed since the last call:
+        a checkpoint save adds a few files, and the folder is not sent again each time.
+        (Files deleted locally stay in the run: MLflow's client cannot delete artifacts.)"""
+        for path in sorted(p for p in Path(local_dir).rglob("*") if p.is_file()):
+            stat = path.stat()
+            signature = (stat.st_size, stat.st_mtime_ns)
+            if self._synced.get(path) == signature:
+                continue
+            folder = path.parent.relative_to(local_dir).as_posix()
+            self.log_artifact(path, artifact_path if folder == "." else f"{artifact_path}/{folder}")
+            self._synced[path] = signature
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        self._retrying("store a text", self.client.log_text, self.run_id, text, artifact_file)
+
+    def log_array(self, array: np.ndarray, artifact_file: str) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / Path(artifact_file).name
+            np.save(path, array)
+            self.log_artifact(path, str(Path(artifact_file).parent))
+
+    def log_image(self, image: np.ndarray, artifact_file: str) -> None:
+        self._retrying(
+            "store an image", self.client.log_image, self.run_id, image,
+            artifact_file=artifact_file,
+        )  # fmt: skip
+
+    def log_figure(self, figure: Any, artifact_file: str) -> None:
+        self._retrying("store a figure", self.client.log_figure, self.run_id, figure, artifact_file)
+
+    def local_artifact_dir(self, artifact_path: str) -> Path | None:
+        """The local folder of an artifact path when the store keeps artifacts on disk."""
+        uri = self.artifact_uri
+        if uri.startswith("file://"):
+            return Path(uri[len("file://") :]) / artifact_path
+        if uri.startswith("/"):
+            return Path(uri) / artifact_path
+        return None
+
+    def flush(self) -> None:
+        """Wait until every queued metric is in the store; raise if any could not be."""
+        self._metrics.join()
+        self._raise_lost_metrics()
+
+    def finish(self, status: str, error: str | None = None) -> None:
+        """Mark the run FINISHED, FAILED (with the error as a tag) or KILLED.
+
+        FINISHED only when every metric reached the store (else TrackingWriteError, and
+        the caller marks the run FAILED). A FINISHED run loses the error tag an earlier
+        failed attempt left. Raises TrackingWriteError when the status itself cannot be
+        written: the store then still says RUNNING, never FINISHED.
+        """
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+        try:
+            self._metrics.join()
+            if status == "FINISHED":
+                self._raise_lost_metrics()
+                self.delete_tag("ssgan.error")
+            if error:
+                self.set_tags({"ssgan.error": error[:5000]})
+            self._retrying(
+                f"mark the run {status}", self.client.set_terminated, self.run_id, status=status
+            )
+        finally:
+            if status != "FINISHED" or self._metrics.error is None:
+                self._metrics.close()
+
+
+class FollowerTracker:
+    """A non-chief worker's handle on its job's run: it knows the run and records
+    nothing (the chief records the run, see ssgan.distribute.WorkerRole)."""
+
+    def __init__(self, tracking_cfg: DictConfig, run: Run) -> None:
+        self.tracking_cfg = tracking_cfg
+        self.run_id = run.info.run_id
+        self.artifact_uri = run.info.artifact_uri
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        """Nothing: the chief logs the same values."""
+
+    def log_image(self, image: np.ndarray, artifact_file: str) -> None:
+        """Nothing: the chief logs the samples."""
+
+    def flush(self) -> None:
+        """Nothing is queued."""
+
+    def finish(self, status: str, error: str | None = None) -> None:
+        """Nothing: the chief records how the run ended."""
+
+    local_artifact_dir = RunTracker.local_artifact_dir
+
+
+def create_run(
+    tracking_cfg: DictConfig, run_name: str, tags: dict[str, str], params: dict[str, Any]
+) -> RunTracker:
+    """A run that is not a training run (a sweep's parent), in ``tracking.experiment``."""
+    client = client_for(tracking_cfg)
+    run = client.create_run(experiment_id(client, tracking_cfg), run_name=run_name, tags=tags)
+    tracker = RunTracker(tracking_cfg, run)
+    tracker._log_params(params)
+    return tracker
+
+
+def reopen_run(tracking_cfg: DictConfig, run_id: str) -> RunTracker:
+    """An existing run marked RUNNING again (a sweep continued after a kill)."""
+    tracker = RunTracker(tracking_cfg, get_run(tracking_cfg, run_id))
+    tracker.client.update_run(run_id, status="RUNNING")
+    return tracker
