@@ -1,4 +1,4 @@
-"""TODO docstring."""
+"""One live job per run: a lease tag that a heartbeat renews and a dead job cannot hold."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""TODO docstring."""
+"""Where a run's code came from: git state and environment tags."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""TODO docstring."""
+"""The MLflow Model Registry: a promoted run's registered version and its aliases."""
 
 from __future__ import annotations
 

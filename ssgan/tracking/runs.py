@@ -1,4 +1,4 @@
-"""TODO docstring."""
+"""Reading runs: look runs up, query them, fetch their artifacts and stored configs."""
 
 from __future__ import annotations
 

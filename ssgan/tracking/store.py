@@ -1,4 +1,5 @@
-"""TODO docstring."""
+"""Tracking stores: check a ``tracking.uri`` before work starts, open it safely from many
+processes at once, and get or create the experiment."""
 
 from __future__ import annotations
 

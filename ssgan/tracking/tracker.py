@@ -1,4 +1,4 @@
-"""TODO docstring."""
+"""Writing one run's record: params, tags, batched background metrics, artifacts, status."""
 
 from __future__ import annotations
 
