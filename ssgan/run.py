@@ -33,6 +33,7 @@ from ssgan.errors import DiskFullError, UserError, disk_full_reason
 from ssgan.export import export_from_checkpoint, score_saved_model
 from ssgan.job import JobStopped, job_key, safe_points, stop_signals
 from ssgan.models.gan import SemiSupervisedGAN
+from ssgan.serving.verification import VERIFICATION_ARTIFACT, save_verification_set
 from ssgan.tracking.lease import refuse_if_owned
 from ssgan.tracking.provenance import environment_tags, git_state
 from ssgan.tracking.runs import (
@@ -48,7 +49,6 @@ from ssgan.tracking.runs import (
 from ssgan.tracking.store import TrackingWriteError, check_store
 from ssgan.tracking.tracker import FollowerTracker, RunTracker
 from ssgan.trainer import EpochHook, StopTraining, Trainer
-from ssgan.verification import VERIFICATION_ARTIFACT, save_verification_set
 
 WARMUP_IMAGES = 32
 SWEEP_PARENT_ENV = "SSGAN_SWEEP_PARENT_RUN_ID"

@@ -20,10 +20,10 @@ import yaml
 from google.protobuf import text_format
 from tensorflow_serving.config.model_server_config_pb2 import ModelServerConfig
 
-import ssgan.deploy as deploy_module
-from ssgan.deploy import load_manifests
+import ssgan.serving.bundle as deploy_module
 from ssgan.errors import ConfigError, UserError
-from ssgan.promote import promote
+from ssgan.serving.bundle import load_manifests
+from ssgan.serving.promotion import promote
 from tests import test_promote
 from tests.conftest import REPO_ROOT, run_cli
 from tests.test_promote import Store, overrides, promote_cfg, snapshot

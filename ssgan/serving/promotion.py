@@ -1,0 +1,319 @@
+"""Promotion: what ``python -m ssgan.promote`` does, as a function of its config.
+
+Copies one run's exported SavedModel into ``<serving_dir>/<model_name>/<N>/``, the layout
+TensorFlow Serving reads, and labels it in ``<serving_dir>/models.config`` (TF Serving's
+model config: a ``specific`` version policy serving exactly the labelled versions,
+``stable`` and ``canary``). The model is verified before anything in the serving directory
+changes: it loads, meets the serving contract and gives the scores its run recorded for
+the run's verification images (no training data needed). It is then copied into a staging
+folder whose name TF Serving ignores, fsynced and renamed into place, so a version appears
+complete or not at all. A lock gives concurrent promotes distinct versions, and a log of
+every number handed out means a number is never reused, even after its folder was deleted.
+``label=<label> version=<N>`` moves a label (rollback: move ``stable`` back); the MLflow
+registry aliases follow the labels, and rerunning a command repairs MLflow records that a
+failure left missing. ``bundle=<folder>`` writes the hand-over bundle (see :mod:`ssgan.serving.bundle`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from ssgan.errors import ConfigError
+from ssgan.serving.gate import check_beats_live, check_run, provenance_record, verify_run_model
+from ssgan.serving.labels import check_labellable, current_labels, set_label
+from ssgan.serving.models_config import LABELS
+from ssgan.serving.registry_sync import record_in_mlflow
+from ssgan.serving.repository import (
+    PROVENANCE,
+    ServingFolder,
+    check_writable,
+    copy_tree,
+    fsync_path,
+    locked,
+    log_version,
+    next_version,
+    prepare_root,
+    read_provenance,
+    served_versions,
+    staging_folder,
+    version_log,
+    version_of_run,
+    write_json,
+)
+from ssgan.tracking.runs import (
+    MODEL_ARTIFACT,
+    download_artifacts,
+    load_run_config,
+)
+
+RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+# An image repository without a tag: [registry[:port]/]path, lowercase (Docker's grammar).
+IMAGE = re.compile(
+    r"^(?:[a-z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$"
+)
+
+
+def validate_promote_config(cfg: DictConfig) -> None:
+    """One-line ConfigError for promote keys that cannot work."""
+    version = int(cfg.version)
+    if version < 0:
+        raise ConfigError(f"version={version} is not a version number: use 1, 2, ...")
+    if cfg.run_id and version:
+        raise ConfigError(
+            f"run_id and version={version} given together: run_id=<id> promotes a run into a "
+            "new version, version=<N> label=<label> moves a label to an existing one"
+        )
+    wants_run = not (cfg.list or version or cfg.bundle)
+    if (cfg.run_id or wants_run) and not RUN_ID.match(str(cfg.run_id)):
+        raise ConfigError(
+            f"run_id={cfg.run_id or '(empty)'} is not an MLflow run id: expected 32 lowercase "
+            "hex characters, e.g. run_id=3f9c0d6e4b7a4c21a0d3e8b5f1c2a9d7 (or list=true, "
+            "version=<N> label=<label>, bundle=<folder>)"
+        )
+    name = str(cfg.model_name)
+    if not MODEL_NAME.match(name) or ".." in name:
+        raise ConfigError(
+            f"model_name={name} is not a plain directory name: use letters, digits, '.', '_' "
+            "and '-', starting with a letter or digit, without '/' or '..'"
+        )
+    if not str(cfg.serving_dir).strip():
+        raise ConfigError("serving_dir is empty: give the folder TF Serving watches")
+    if str(cfg.label) not in LABELS:
+        raise ConfigError(f"label={cfg.label} is not a version label: allowed {', '.join(LABELS)}")
+    if not str(cfg.server_model_dir).startswith("/"):
+        raise ConfigError(
+            f"server_model_dir={cfg.server_model_dir} is not an absolute path: give where "
+            "serving_dir appears inside the TF Serving container, e.g. /models"
+        )
+    if not IMAGE.match(str(cfg.image)):
+        raise ConfigError(
+            f"image={cfg.image} is not an image repository: lowercase letters, digits, "
+            "'.', '_', '-', '/' and an optional registry host, without a tag, e.g. "
+            "registry.example.com/ml/ssgan-serving (the bundle adds the tag)"
+        )
+    for key in ("min_accuracy", "accuracy_tolerance", "score_tolerance"):
+        if not 0.0 <= float(cfg[key]) <= 1.0:
+            raise ConfigError(f"{key}={cfg[key]} is out of range: allowed 0.0 to 1.0")
+    for key in ("alias", "canary_alias"):
+        # MLflow reserves "latest" and version-like names ("v3") for itself.
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", str(cfg[key])) or re.fullmatch(
+            r"(?i)latest|v\d+", str(cfg[key])
+        ):
+            raise ConfigError(
+                f"{key}={cfg[key]} is not a usable registry alias: start with a letter, then "
+                "letters, digits, '_' or '-'; not 'latest' or 'v<number>'"
+            )
+    if str(cfg.alias) == str(cfg.canary_alias):
+        raise ConfigError(
+            f"alias and canary_alias are both '{cfg.alias}': the stable and canary labels need "
+            "different registry aliases"
+        )
+
+
+def promote(cfg: DictConfig) -> dict[str, Any]:
+    """Run the action the config asks for: ``list=true`` lists versions; ``run_id=`` promotes
+    a run into a new version labelled ``label``; ``version=`` moves ``label`` to an existing
+    version. ``bundle=`` then writes the hand-over bundle of the labelled versions.
+
+    Returns ``{"action": ...}`` with what happened (see :func:`describe`).
+    """
+    validate_promote_config(cfg)
+    folder = ServingFolder.of(cfg)
+    if cfg.list:
+        return {"action": "list", "versions": list_versions(folder)}
+    if cfg.run_id:
+        result = _promote_run(cfg, folder)
+    elif int(cfg.version):
+        result = _move_label(cfg, folder)
+    else:
+        result = {"action": "bundle"}
+    if cfg.bundle:
+        from ssgan.serving.bundle import write_bundle  # only the hand-over needs the manifests
+
+        labels = current_labels(folder)
+        result["bundle"] = write_bundle(Path(str(cfg.bundle)), folder, labels, str(cfg.image))
+    return result
+
+
+def _promote_run(cfg: DictConfig, folder: ServingFolder) -> dict[str, Any]:
+    root = folder.root
+    check_writable(root)
+    current_labels(folder)  # a broken models.config stops here, before any work
+    run = check_run(cfg)
+    run_id = run.info.run_id
+    holder = version_of_run(root, run_id)
+    if holder is not None and not cfg.force:
+        return _result(cfg, folder, holder, already=True, run_id=run_id)
+    run_cfg = load_run_config(cfg.tracking, run_id)
+    # Download and verify outside the serving directory: a refused model changes nothing.
+    with tempfile.TemporaryDirectory(prefix="ssgan-promote-") as scratch:
+        model_dir = download_artifacts(cfg.tracking, run_id, MODEL_ARTIFACT, Path(scratch))
+        verified = verify_run_model(cfg, run, model_dir, Path(scratch))
+        if cfg.must_beat_live:
+            check_beats_live(folder, verified)
+        record = provenance_record(cfg, run, run_cfg, verified)
+        prepare_root(root)
+        with staging_folder(root) as staging:
+            version = _publish(cfg, folder, model_dir, staging, record)
+    if version < 0:  # a concurrent promote of the same run got there first
+        return _result(cfg, folder, -version, already=True, run_id=run_id)
+    return _result(cfg, folder, version, already=False, run_id=run_id)
+
+
+def _publish(
+    cfg: DictConfig, folder: ServingFolder, model_dir: Path, staging: Path, record: dict[str, Any]
+) -> int:
+    """Copy into staging, then number, rename and label under the lock. Returns the new
+    version, or minus the version that already holds the run (when ``force`` is off)."""
+    staged = staging / "model"
+    root = folder.root
+    hashes = copy_tree(model_dir, staged)
+    record = {**record, "sha256": hashes}
+    with locked(root):
+        holder = version_of_run(root, record["run_id"])
+        if holder is not None and not cfg.force:
+            return -holder
+        if cfg.must_beat_live:
+            check_beats_live(folder, {"accuracy": record["verified_test_accuracy"], **record})
+        version = next_version(root)
+        record["version"] = version
+        record["promoted_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        write_json(staged / PROVENANCE, record)
+        log_version(
+            root,
+            {
+                "version": version,
+                "run_id": record["run_id"],
+                "promoted_at": record["promoted_at"],
+                "verified_test_accuracy": record["verified_test_accuracy"],
+            },
+        )
+        # One rename within one file system: TF Serving sees the whole version or nothing.
+        os.rename(staged, root / str(version))
+        fsync_path(root)
+        # Only then the label: models.config never names a version that is not complete.
+        set_label(folder, str(cfg.label), version)
+    return version
+
+
+def _move_label(cfg: DictConfig, folder: ServingFolder) -> dict[str, Any]:
+    """``label=<label> version=<N>``: point the label at an existing, verified version."""
+    version, label, root = int(cfg.version), str(cfg.label), folder.root
+    check_labellable(root, version)  # before the lock, so a refusal creates no lock file
+    with locked(root):
+        record = check_labellable(root, version)
+        previous = set_label(folder, label, version)
+    written = record_in_mlflow(cfg, folder, None, None)
+    return {
+        "action": "label",
+        "label": label,
+        "version": version,
+        "previous": previous,
+        "run_id": record["run_id"],
+        "config": str(folder.models_config),
+        "recorded": written,
+    }
+
+
+def _result(
+    cfg: DictConfig, folder: ServingFolder, version: int, *, already: bool, run_id: str
+) -> dict[str, Any]:
+    """After a promote (or finding the run already promoted): bring MLflow up to date."""
+    written = record_in_mlflow(cfg, folder, run_id, version)
+    labels = current_labels(folder)
+    return {
+        "action": "promote",
+        "version": version,
+        "path": str(folder.root / str(version)),
+        "already": already,
+        "labels": sorted(label for label, number in labels.items() if number == version),
+        "stable_version": labels.get("stable"),
+        "recorded": written,
+    }
+
+
+def list_versions(folder: ServingFolder) -> list[dict[str, Any]]:
+    """Every version handed out: folders with their run, accuracy and labels, and numbers
+    whose folder was removed."""
+    rows: dict[int, dict[str, Any]] = {}
+    root = folder.root
+    for entry in version_log(root):
+        rows[entry["version"]] = {
+            "version": entry["version"],
+            "run_id": entry.get("run_id", "?"),
+            "test_accuracy": entry.get("verified_test_accuracy"),
+            "promoted_at": entry.get("promoted_at", "?"),
+            "state": "removed",
+        }
+    labels = current_labels(folder)
+    for version in served_versions(root):
+        record = read_provenance(root / str(version))
+        named = [label for label in LABELS if labels.get(label) == version]
+        rows[version] = {
+            "version": version,
+            "run_id": record.get("run_id", "?"),
+            "test_accuracy": record.get("verified_test_accuracy"),
+            "promoted_at": record.get("promoted_at", "?"),
+            "state": ",".join(named) or "unlabelled",
+        }
+    return [rows[v] for v in sorted(rows)]
+
+
+def format_versions(root: Path, rows: list[dict[str, Any]]) -> str:
+    """The table ``list=true`` prints."""
+    if not rows:
+        return f"no versions in {root}"
+    lines = [f"{'version':>7}  {'run_id':32}  {'test acc':>8}  {'promoted at (UTC)':25}  state"]
+    for row in rows:
+        accuracy = row["test_accuracy"]
+        shown = f"{accuracy:.4f}" if isinstance(accuracy, float) else "?"
+        lines.append(
+            f"{row['version']:>7}  {row['run_id']:32}  {shown:>8}  "
+            f"{row['promoted_at']:25}  {row['state']}"
+        )
+    return "\n".join(lines)
+
+
+def describe(cfg: DictConfig, result: dict[str, Any]) -> str:
+    """What the command line prints for a promote's result."""
+    lines = []
+    if result["action"] == "promote":
+        lines.append(_describe_promote(cfg, result))
+    elif result["action"] == "label":
+        lines.append(_describe_label(result))
+    # A fresh version's records are expected; after a rerun they are repairs worth saying.
+    if result.get("recorded") and (result["action"] == "label" or result.get("already")):
+        lines.append("recorded in MLflow: " + ", ".join(result["recorded"]))
+    if "bundle" in result:
+        lines.append(f"wrote the hand-over bundle {result['bundle']['path']}")
+        lines.append(f"  build: {result['bundle']['build']}")
+        lines.append(f"  apply: {result['bundle']['apply']}")
+    return "\n".join(lines)
+
+
+def _describe_promote(cfg: DictConfig, result: dict[str, Any]) -> str:
+    run_id, version = cfg.run_id, result["version"]
+    labelled = f"labelled {'+'.join(result['labels'])}" if result["labels"] else "not labelled"
+    if not result["already"]:
+        return f"promoted run {run_id} as version {version}: {result['path']} ({labelled})"
+    return (
+        f"run {run_id} is already served as version {version} ({labelled}); nothing copied "
+        f"(move a label to it with version={version} label=<label>; force=true promotes it "
+        "again as a new version)"
+    )
+
+
+def _describe_label(result: dict[str, Any]) -> str:
+    label, version, previous = result["label"], result["version"], result["previous"]
+    if previous == version:
+        return f"label {label} is already on version {version}; {result['config']} unchanged"
+    was = f"was version {previous}" if previous is not None else "new label"
+    return f"label {label} -> version {version} ({was}): {result['config']}"

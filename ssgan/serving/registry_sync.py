@@ -1,0 +1,82 @@
+"""Make MLflow agree with the serving folder: run tags, registry versions and the aliases
+that follow the labels; rerunning repairs what a failure left missing."""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig
+
+from ssgan.errors import UserError
+from ssgan.serving.labels import current_labels
+from ssgan.serving.repository import PromoteError, ServingFolder, read_provenance
+from ssgan.tracking.registry import registered_version, registry_aliases, set_registry_alias
+from ssgan.tracking.runs import (
+    MODEL_ARTIFACT,
+    get_run,
+    set_run_tags,
+)
+
+RUN_TAG = "ssgan.promoted_version"
+# Tags of a registry version: which serving folder and version it is (several serving
+# folders may share one registry).
+SERVING_VERSION_TAG = "ssgan.serving_version"
+SERVING_ROOT_TAG = "ssgan.serving_root"
+
+
+def _alias_for(cfg: DictConfig, label: str) -> str:
+    return str(cfg.alias) if label == "stable" else str(cfg.canary_alias)
+
+
+def record_in_mlflow(
+    cfg: DictConfig, folder: ServingFolder, run_id: str | None, version: int | None
+) -> list[str]:
+    """Make MLflow agree with the serving folder: the run's tag names its version, each
+    labelled version (and ``version``) has a registry version, each label's registry alias
+    points at it. Writes only what is missing or wrong, so running it again after a
+    failure repairs. Returns what it had to write."""
+    root = folder.root
+    where = f"version {version} is in {root / str(version)}" if version else f"{root} is"
+    try:
+        return _sync_mlflow(cfg, folder, run_id, version)
+    except UserError as err:
+        problem = str(err)
+    except Exception as err:  # the serving folder is already changed: say so, one line
+        problem = str(err).splitlines()[0] if str(err) else type(err).__name__
+    raise PromoteError(
+        f"{where} as intended, but recording it in MLflow failed ({problem}): "
+        "run the same command again to record it"
+    )
+
+
+def _sync_mlflow(
+    cfg: DictConfig, folder: ServingFolder, run_id: str | None, version: int | None
+) -> list[str]:
+    root = folder.root
+    written: list[str] = []
+    if run_id and version:
+        wanted = {
+            RUN_TAG: str(version),
+            "ssgan.promoted_path": str((root / str(version)).resolve()),
+        }
+        tags = get_run(cfg.tracking, run_id).data.tags
+        if any(tags.get(key) != value for key, value in wanted.items()):
+            set_run_tags(cfg.tracking, run_id, wanted)
+            written.append(f"run tag {RUN_TAG}={version}")
+    labels = current_labels(folder)
+    registry: dict[int, str] = {}
+    for number in sorted({*labels.values(), *([version] if version else [])}):
+        owner = read_provenance(root / str(number)).get("run_id")
+        if not owner:
+            continue
+        tags = {SERVING_VERSION_TAG: str(number), SERVING_ROOT_TAG: str(root.resolve())}
+        registry[number], created = registered_version(
+            cfg.tracking, str(cfg.model_name), owner, tags, MODEL_ARTIFACT
+        )
+        if created:
+            written.append(f"registry version {registry[number]} (version {number})")
+    aliases = registry_aliases(cfg.tracking, str(cfg.model_name))
+    for label, number in sorted(labels.items()):
+        alias = _alias_for(cfg, label)
+        if number in registry and aliases.get(alias) != registry[number]:
+            set_registry_alias(cfg.tracking, str(cfg.model_name), alias, registry[number])
+            written.append(f"alias {alias} -> registry version {registry[number]}")
+    return written

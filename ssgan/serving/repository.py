@@ -1,0 +1,250 @@
+"""The versioned serving folder TF Serving reads: version numbers never reused, versions that
+appear complete or not at all (staging, fsync, rename under a lock), their provenance."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from ssgan.errors import UserError
+from ssgan.serving.models_config import MODELS_CONFIG
+
+PROVENANCE = Path("assets.extra") / "provenance.json"
+# TF Serving only looks at folders named by an integer, so dot-names are invisible to it.
+LOCK_FILE = ".promote.lock"
+VERSION_LOG = ".versions.jsonl"  # every version number ever handed out, one JSON per line
+STAGING_PREFIX = ".staging-"
+STAGING_LOCK = "owner.lock"  # held by the promote writing the staging folder while it lives
+# Test hook: after each copied file, wait while the file this names exists, so a test can
+# hold promotes mid-copy (to kill one, or to make two overlap) and then let them go.
+COPY_GATE_ENV = "SSGAN_PROMOTE_COPY_GATE"
+
+
+class PromoteError(UserError):
+    """A run, model or serving directory that cannot be promoted."""
+
+
+@dataclass(frozen=True)
+class ServingFolder:
+    """One model in the folder TF Serving watches: ``<serving_dir>/<model_name>/<N>/`` for
+    its versions and ``<serving_dir>/models.config`` for the labels, which TF Serving reads
+    under ``server_path`` (where ``serving_dir`` appears inside its container)."""
+
+    serving_dir: Path
+    model_name: str
+    server_path: str = "/models"
+
+    @classmethod
+    def of(cls, promote_cfg: DictConfig) -> ServingFolder:
+        """The folder named by promote's ``serving_dir``, ``model_name``, ``server_model_dir``."""
+        return cls(
+            Path(str(promote_cfg.serving_dir)),
+            str(promote_cfg.model_name),
+            str(promote_cfg.server_model_dir),
+        )
+
+    @property
+    def root(self) -> Path:
+        """``<serving_dir>/<model_name>``: the base path TF Serving is pointed at."""
+        return self.serving_dir / self.model_name
+
+    @property
+    def models_config(self) -> Path:
+        """``<serving_dir>/models.config``, the file ``--model_config_file`` reads."""
+        return self.serving_dir / MODELS_CONFIG
+
+    @property
+    def server_base_path(self) -> str:
+        """The model's base path as TF Serving sees it."""
+        return f"{self.server_path.rstrip('/')}/{self.model_name}"
+
+
+def served_versions(root: Path) -> list[int]:
+    """Integer version folders, the ones TF Serving loads, ascending."""
+    if not root.is_dir():
+        return []
+    return sorted(int(p.name) for p in root.iterdir() if p.name.isdigit() and p.is_dir())
+
+
+def read_provenance(version_dir: Path) -> dict[str, Any]:
+    """A version's provenance record; empty for a folder placed there by hand."""
+    try:
+        return json.loads((version_dir / PROVENANCE).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def version_log(root: Path) -> list[dict[str, Any]]:
+    """The log of handed-out versions; a line cut short by a killed promote is skipped."""
+    try:
+        lines = (root / VERSION_LOG).read_text().splitlines()
+    except OSError:
+        return []
+    entries = []
+    for line in lines:
+        with contextlib.suppress(ValueError):
+            entry = json.loads(line)
+            if isinstance(entry, dict) and isinstance(entry.get("version"), int):
+                entries.append(entry)
+    return entries
+
+
+def version_of_run(root: Path, run_id: str) -> int | None:
+    """The highest version serving ``run_id``'s model, if any."""
+    for version in reversed(served_versions(root)):
+        if read_provenance(root / str(version)).get("run_id") == run_id:
+            return version
+    return None
+
+
+def next_version(root: Path) -> int:
+    used = [entry["version"] for entry in version_log(root)]
+    return max([0, *used, *served_versions(root)]) + 1
+
+
+def log_version(root: Path, entry: dict[str, Any]) -> None:
+    """Append and fsync one log line before the version appears, so it is never reused."""
+    path = root / VERSION_LOG
+    with open(path, "a+b") as handle:
+        line = (json.dumps(entry, sort_keys=True) + "\n").encode()
+        if handle.seek(0, os.SEEK_END) > 0:
+            handle.seek(-1, os.SEEK_END)
+            if handle.read(1) != b"\n":
+                line = b"\n" + line  # end the line a killed promote left unfinished
+        handle.write(line)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def check_writable(root: Path) -> None:
+    """Fail before any work if ``root`` cannot be created or written; changes nothing."""
+    existing = root
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing.is_dir():
+        try:
+            with tempfile.NamedTemporaryFile(dir=existing, prefix=".probe-"):
+                return
+        except OSError as err:
+            reason = err.strerror or str(err)
+    else:
+        reason = f"{existing} is not a directory"
+    raise PromoteError(f"serving_dir: cannot write {root} ({reason}): choose another serving_dir")
+
+
+def prepare_root(root: Path) -> None:
+    """Create ``root``; on failure remove the folders this call created."""
+    created = [p for p in (root, *root.parents) if not p.exists()]
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=root, prefix=".probe-"):
+            pass
+    except OSError as err:
+        for folder in created:
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise PromoteError(
+            f"serving_dir: cannot write {root} ({err.strerror or err}): choose another serving_dir"
+        ) from err
+
+
+@contextlib.contextmanager
+def locked(root: Path) -> Iterator[None]:
+    """Exclusive lock on ``root`` for cleaning, numbering and renaming.
+
+    flock is released by the kernel when the holder dies, so a killed promote never
+    leaves the serving directory locked.
+    """
+    with open(root / LOCK_FILE, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def staging_folder(root: Path) -> Iterator[Path]:
+    """A fresh ``.staging-<uuid>`` folder owned (flock) by this process; removed after."""
+    with locked(root):
+        _remove_stale_staging(root)
+        staging = root / f"{STAGING_PREFIX}{uuid.uuid4().hex}"
+        staging.mkdir()
+        owner = open(staging / STAGING_LOCK, "a+")  # noqa: SIM115  (held until removal)
+        fcntl.flock(owner, fcntl.LOCK_EX)
+    try:
+        yield staging
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        owner.close()
+
+
+def _remove_stale_staging(root: Path) -> None:
+    """Remove staging folders whose promote died (their owner lock is free). Caller holds
+    the root lock, under which staging folders are created with their lock already taken."""
+    for staging in root.glob(f"{STAGING_PREFIX}*"):
+        try:
+            with open(staging / STAGING_LOCK, "a+") as owner:
+                fcntl.flock(owner, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            continue  # a live promote is copying into it
+        except OSError:
+            pass  # no lock file at all: not one of ours in working order
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def copy_tree(source: Path, destination: Path) -> dict[str, str]:
+    """Copy files one by one, fsync each file and folder; return SHA-256 of the bytes written."""
+    gate = os.environ.get(COPY_GATE_ENV)
+    hashes: dict[str, str] = {}
+    destination.mkdir()
+    for path in sorted(source.rglob("*")):
+        relative = path.relative_to(source)
+        target = destination / relative
+        if path.is_dir():
+            target.mkdir()
+            continue
+        digest = hashlib.sha256()
+        with open(path, "rb") as src, open(target, "wb") as dst:
+            for chunk in iter(lambda: src.read(1 << 20), b""):
+                digest.update(chunk)
+                dst.write(chunk)
+            dst.flush()
+            os.fsync(dst.fileno())
+        hashes[relative.as_posix()] = digest.hexdigest()
+        while gate and os.path.exists(gate):
+            time.sleep(0.01)
+    for folder in sorted((p for p in destination.rglob("*") if p.is_dir()), reverse=True):
+        fsync_path(folder)
+    fsync_path(destination)
+    return hashes
+
+
+def write_json(path: Path, record: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        handle.write(json.dumps(record, indent=2, sort_keys=True) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    fsync_path(path.parent)
