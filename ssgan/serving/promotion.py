@@ -11,7 +11,8 @@ complete or not at all. A lock gives concurrent promotes distinct versions, and 
 every number handed out means a number is never reused, even after its folder was deleted.
 ``label=<label> version=<N>`` moves a label (rollback: move ``stable`` back); the MLflow
 registry aliases follow the labels, and rerunning a command repairs MLflow records that a
-failure left missing. ``bundle=<folder>`` writes the hand-over bundle (see :mod:`ssgan.serving.bundle`).
+failure left missing. ``bundle=<folder>`` writes the hand-over bundle
+(:mod:`ssgan.serving.bundle`).
 """
 
 from __future__ import annotations
