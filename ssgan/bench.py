@@ -124,7 +124,7 @@ class _Loop:
     def __init__(
         self, cfg: DictConfig, data: Any, gan: Any, tracker: Any, workdir: Path, warmup: int
     ) -> None:
-        from ssgan.trainer import Trainer
+        from ssgan.training.trainer import Trainer
 
         strategy = gan.strategy
         self.trainer = Trainer(cfg, data, gan, tracker, workdir, strategy)
@@ -173,9 +173,9 @@ def bench_train(cfg: DictConfig, steps: int, warmup: int, rounds: int = 3) -> di
     """
     from ssgan.data import load_data
     from ssgan.data.pipeline import train_batches
-    from ssgan.distribute import make_strategy
     from ssgan.models.gan import SemiSupervisedGAN
     from ssgan.tracking.tracker import RunTracker
+    from ssgan.training.distribute import make_strategy
 
     keras.utils.set_random_seed(0)
     data = load_data(cfg.data, int(cfg.model.num_classes))
@@ -283,10 +283,10 @@ def _percentiles(samples: list[float]) -> tuple[float, float]:
 def bench_serve(cfg: DictConfig, requests: int) -> dict[str, Any]:
     """Latency and throughput of ``serving_default`` on JPEG bytes vs the bare network
     (at batch 64 both in 5 alternating rounds of 8 calls, best of each)."""
-    from ssgan.distribute import set_precision
-    from ssgan.export import export_saved_model
     from ssgan.models.networks import build_discriminator
     from ssgan.preprocess import to_model_range
+    from ssgan.serving.saved_model import export_saved_model
+    from ssgan.training.distribute import set_precision
 
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(256, 32, 32, 3), dtype=np.uint8)
@@ -295,7 +295,7 @@ def bench_serve(cfg: DictConfig, requests: int) -> dict[str, Any]:
     classifier = build_discriminator(cfg.model)
     results: dict[str, Any] = {"model": str(cfg.model.name)}
     with tempfile.TemporaryDirectory(prefix="ssgan-bench-") as tmp:
-        export_saved_model(classifier, Path(tmp) / "model")
+        export_saved_model(classifier, Path(tmp) / "model", warmup_images=images)
         serve = tf.saved_model.load(str(Path(tmp) / "model")).signatures["serving_default"]
         one = tf.constant(jpegs[:1])
         for _ in range(20):

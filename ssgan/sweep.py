@@ -14,9 +14,9 @@ from contextlib import contextmanager
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from ssgan.cli import _overrides_only, _sweep_expansions, compose_config
-from ssgan.run import SWEEP_PARENT_ENV
 from ssgan.tracking.runs import child_runs, get_run
 from ssgan.tracking.tracker import RunTracker, create_run
+from ssgan.training.run import SWEEP_PARENT_ENV
 
 OBJECTIVE = "best/val_accuracy"
 # Flags with which Hydra prints something and runs no job: no sweep parent run then.

@@ -1,6 +1,6 @@
 """Entry point: ``python -m ssgan.train [overrides]`` (also ``ssgan-train``).
 
-Hydra composes the config; :func:`ssgan.run.train` does the run. ``train`` is re-exported
+Hydra composes the config; :func:`ssgan.training.run.train` does the run. ``train`` is re-exported
 here for callers that import it from the entry point.
 """
 
@@ -13,9 +13,9 @@ from omegaconf import DictConfig
 
 from ssgan.cli import CONFIG_DIR, check_overrides, user_errors
 from ssgan.config import register_schemas, validate_train_config
-from ssgan.job import pass_on
-from ssgan.run import StoppedRun, train
 from ssgan.sweep import grid_parent, is_grid_sweep, start_grid
+from ssgan.training.job import pass_on
+from ssgan.training.run import StoppedRun, train
 
 __all__ = ["main", "train"]
 

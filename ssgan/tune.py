@@ -34,10 +34,10 @@ from ssgan import search as space_lib
 from ssgan.cli import check_overrides, compose_config, user_errors
 from ssgan.config import flatten, register_schemas, validate_train_config
 from ssgan.errors import ConfigError, UserError
-from ssgan.run import train
 from ssgan.tracking.runs import child_runs
 from ssgan.tracking.tracker import RunTracker, create_run, reopen_run
-from ssgan.trainer import NonFiniteLossError, StopTraining
+from ssgan.training.interface import NonFiniteLossError, StopTraining
+from ssgan.training.run import train
 
 OBJECTIVE = "val/accuracy"  # reported per epoch; the trial's value is its best epoch's
 ROLE_ATTR = "ssgan.role"  # baseline | enqueued | sampled

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ssgan import run
 from ssgan.cli import compose_config
 from ssgan.data import SemiSupervisedData
 from ssgan.models.averaging import (
@@ -20,6 +19,7 @@ from ssgan.models.averaging import (
     update_average,
 )
 from ssgan.models.gan import SemiSupervisedGAN
+from ssgan.training import run
 from tests.conftest import tiny_overrides
 from tests.test_gan import _batch
 from tests.test_model import model_cfg, train_cfg

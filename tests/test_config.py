@@ -91,7 +91,7 @@ def test_reference_preset_matches_the_reference_script() -> None:
     """experiment=improved_gan_svhn: 900 epochs of 732 steps, the rate constant to epoch
     600 then linearly to 0 -- lr * min(3 - epoch / 300, 1) every epoch -- Adam eps 1e-4,
     initialisation on 500 images."""
-    from ssgan.trainer import learning_rate
+    from ssgan.training.trainer import learning_rate
 
     cfg = compose_config("config", ["experiment=improved_gan_svhn"])
     validate_train_config(cfg)
@@ -114,7 +114,7 @@ def test_reference_preset_matches_the_reference_script() -> None:
 
 
 def test_linear_decay_without_a_start_keeps_the_last_third() -> None:
-    from ssgan.trainer import learning_rate
+    from ssgan.training.trainer import learning_rate
 
     train = compose_config("config", ["train.lr_schedule=linear_decay", "train.epochs=9"]).train
     rates = [learning_rate(train, epoch) / 3e-4 for epoch in range(9)]

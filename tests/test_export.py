@@ -13,20 +13,13 @@ import tensorflow as tf
 from omegaconf import OmegaConf
 from tensorflow.core.protobuf import fingerprint_pb2
 
-from ssgan.export import (
-    CLASSIFY_METHOD,
-    ExportError,
-    encode_jpeg,
-    encode_png,
-    export_from_checkpoint,
-    export_saved_model,
-    read_warmup_requests,
-    score_saved_model,
-    verify_saved_model,
-    write_warmup_requests,
-)
+from ssgan.data.synthetic import sample_crops
 from ssgan.models.networks import build_discriminator
 from ssgan.preprocess import to_model_range
+from ssgan.serving.contract import CLASSIFY_METHOD, ExportError, verify_saved_model
+from ssgan.serving.images import encode_jpeg, encode_png
+from ssgan.serving.saved_model import export_from_checkpoint, export_saved_model, score_saved_model
+from ssgan.serving.warmup import read_warmup_requests, write_warmup_requests
 
 TINY = dict(name="tutorial", z_size=8, g_size_mult=4, d_size_mult=4, drop_rate=0.5,
             leaky_alpha=0.2, num_classes=10, image_size=32)  # fmt: skip
@@ -173,9 +166,9 @@ def test_warmup_records_are_real_requests(exported: dict) -> None:
     assert example.features.feature["image/encoded"].bytes_list.value[0][:2] == b"\xff\xd8"
 
 
-def test_synthetic_warmup_when_no_images_are_given(tmp_path: Path) -> None:
+def test_synthetic_crops_make_picture_like_warmup_requests(tmp_path: Path) -> None:
     path = tmp_path / "warmup"
-    count = write_warmup_requests(path)
+    count = write_warmup_requests(path, sample_crops(8))
     logs = read_warmup_requests(path)
     assert len(logs) == count
     blob = tf.make_ndarray(logs[1].predict_log.request.inputs["images"])[0]
@@ -243,14 +236,14 @@ def test_export_refuses_a_used_folder_and_leaves_nothing_when_it_fails(
     used.mkdir()
     (used / "notes.txt").write_text("keep me")
     with pytest.raises(ExportError, match="already exists and is not empty"):
-        export_saved_model(exported["classifier"], used)
+        export_saved_model(exported["classifier"], used, warmup_images=exported["images"])
     assert [p.name for p in used.iterdir()] == ["notes.txt"]
 
     inputs = tf.keras.Input((32, 32, 3))
     features = tf.keras.layers.GlobalAveragePooling2D()(inputs)
     five_classes = tf.keras.Model(inputs, (tf.keras.layers.Dense(5)(features), features))
     with pytest.raises(ExportError, match="outputs are"):
-        export_saved_model(five_classes, tmp_path / "five")
+        export_saved_model(five_classes, tmp_path / "five", warmup_images=exported["images"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["used"]
 
 
@@ -264,15 +257,19 @@ def test_export_from_checkpoint_takes_the_named_weights(exported: dict, tmp_path
     (tmp_path / "ckpt" / "checkpoint").write_text('model_checkpoint_path: "last"\n')
     images = exported["images"][:4]
     for use_ema, source in ((False, plain), (True, ema)):
-        out = export_from_checkpoint(cfg, tmp_path / "ckpt", tmp_path / f"ema{use_ema}",
-                                     use_ema=use_ema)  # fmt: skip
+        out = export_from_checkpoint(cfg.model, tmp_path / "ckpt", tmp_path / f"ema{use_ema}",
+                                     warmup_images=images, use_ema=use_ema)  # fmt: skip
         expected = tf.nn.softmax(source(to_model_range(images), training=False)[0]).numpy()
         np.testing.assert_allclose(score_saved_model(out, images), expected, atol=1e-5)
 
     tf.train.Checkpoint(discriminator=plain).write(str(tmp_path / "plain" / "p"))
     (tmp_path / "plain" / "checkpoint").write_text('model_checkpoint_path: "p"\n')
     with pytest.raises(ExportError, match="has no 'ema_discriminator' weights"):
-        export_from_checkpoint(cfg, tmp_path / "plain", tmp_path / "bad", use_ema=True)
+        export_from_checkpoint(
+            cfg.model, tmp_path / "plain", tmp_path / "bad", warmup_images=images, use_ema=True
+        )
     with pytest.raises(ExportError, match="holds no checkpoint"):
-        export_from_checkpoint(cfg, tmp_path / "nowhere", tmp_path / "bad", use_ema=False)
+        export_from_checkpoint(
+            cfg.model, tmp_path / "nowhere", tmp_path / "bad", warmup_images=images
+        )
     assert not (tmp_path / "bad").exists()

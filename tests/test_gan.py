@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ssgan.distribute import make_strategy, set_precision, worker_role
 from ssgan.errors import ConfigError
 from ssgan.models.gan import SemiSupervisedGAN
+from ssgan.training.distribute import make_strategy, set_precision, worker_role
 from tests.test_model import model_cfg, train_cfg
 
 
@@ -143,7 +143,7 @@ MIRRORED = textwrap.dedent(
     tf.config.set_logical_device_configuration(
         cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import numpy as np
-    from ssgan.distribute import make_strategy
+    from ssgan.training.distribute import make_strategy
     from ssgan.errors import ConfigError
     from ssgan.models.gan import SemiSupervisedGAN
     from ssgan.models.networks import build_discriminator
@@ -290,9 +290,9 @@ def test_steps_in_one_call_equal_single_steps_bit_for_bit() -> None:
 def test_sample_grids_draw_z_as_training_does(monkeypatch, tmp_path) -> None:
     """Grids used to draw z ~ N(0, 1) while training draws U(-1, 1): one function now."""
     from ssgan.cli import compose_config
-    from ssgan.distribute import make_strategy
     from ssgan.models import gan as gan_module
-    from ssgan.trainer import Trainer
+    from ssgan.training.distribute import make_strategy
+    from ssgan.training.trainer import Trainer
     from tests.conftest import tiny_overrides
 
     draws = []
@@ -318,7 +318,7 @@ def test_initialisation_sees_train_init_batch_size_images(tmp_path) -> None:
     train.init_batch_size unlabelled images of the stream, across batches."""
     from ssgan.cli import compose_config
     from ssgan.data.pipeline import train_batches
-    from ssgan.trainer import initialisation_images
+    from ssgan.training.trainer import initialisation_images
     from tests.conftest import tiny_overrides
     from tests.test_averaging import _prototype_digits
 

@@ -18,10 +18,12 @@ from omegaconf import OmegaConf
 from PIL import Image
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from ssgan.export import encode_jpeg, encode_png, export_saved_model
+from ssgan.data.synthetic import sample_crops
 from ssgan.models.networks import build_discriminator
-from ssgan.predict import check_rest_url
 from ssgan.predict import main as predict_main
+from ssgan.serving.clients import check_rest_url
+from ssgan.serving.images import encode_jpeg, encode_png
+from ssgan.serving.saved_model import export_saved_model
 from tests.conftest import run_cli
 
 TINY = dict(name="tutorial", z_size=8, g_size_mult=4, d_size_mult=4, drop_rate=0.5,
@@ -33,7 +35,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("predict")
     tf.keras.utils.set_random_seed(1)
     versions = root / "serving" / "ssgan"
-    export_saved_model(build_discriminator(OmegaConf.create(TINY)), versions / "2")
+    classifier = build_discriminator(OmegaConf.create(TINY))
+    export_saved_model(classifier, versions / "2", warmup_images=sample_crops(2))
     images = root / "images"
     images.mkdir()
     rng = np.random.default_rng(0)

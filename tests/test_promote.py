@@ -36,7 +36,6 @@ import ssgan.serving.repository as repository_module
 from ssgan.cli import compose_config
 from ssgan.data import SemiSupervisedData, load_data
 from ssgan.errors import ConfigError, UserError
-from ssgan.export import export_saved_model, score_saved_model
 from ssgan.models.networks import build_discriminator
 from ssgan.serving.promotion import (
     describe,
@@ -46,6 +45,7 @@ from ssgan.serving.promotion import (
     validate_promote_config,
 )
 from ssgan.serving.repository import ServingFolder
+from ssgan.serving.saved_model import export_saved_model, score_saved_model
 from ssgan.serving.verification import (
     VERIFICATION_IMAGES,
     fingerprint_test_set,

@@ -151,9 +151,9 @@ def test_steps_per_loop_keeps_log_checkpoint_and_epoch_steps_exact(tmp_path: Pat
     checkpoint and epoch end still lands on its exact step, and one trace serves all
     call lengths."""
     from ssgan.data import load_data
-    from ssgan.distribute import make_strategy
     from ssgan.models.gan import SemiSupervisedGAN
-    from ssgan.trainer import Trainer
+    from ssgan.training.distribute import make_strategy
+    from ssgan.training.trainer import Trainer
 
     cfg = compose_config(
         "config",

@@ -27,7 +27,7 @@ import ssgan
 import numpy as np, tensorflow as tf
 from omegaconf import OmegaConf
 from ssgan.config import ModelConfig, TrainConfig
-from ssgan.distribute import make_strategy
+from ssgan.training.distribute import make_strategy
 from ssgan.models.gan import SemiSupervisedGAN
 precision, jit, batch, steps, rounds = sys.argv[1], sys.argv[2] == "1", *map(int, sys.argv[3:6])
 model = OmegaConf.structured(ModelConfig())

@@ -123,6 +123,12 @@ def render_digit(seed: int, split: str, index: int) -> tuple[np.ndarray, int]:
     return np.asarray(Image.open(buffer).convert("RGB"), np.uint8), label
 
 
+def sample_crops(count: int, seed: int = 0) -> np.ndarray:
+    """``count`` synthetic test crops (uint8, N x 32 x 32 x 3): stand-ins for real requests,
+    e.g. a SavedModel's warm-up requests when no data set is at hand."""
+    return np.stack([render_digit(seed, "test", index)[0] for index in range(count)])
+
+
 def _affine(scene: Image.Image, rng: np.random.Generator, fill: tuple[int, ...]) -> Image.Image:
     """Rotate and shear about the scene's centre."""
     angle = np.deg2rad(rng.uniform(-12, 12))

@@ -8,7 +8,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from ssgan.export import ExportError, verify_saved_model
+from ssgan.serving.contract import ExportError, verify_saved_model
 from ssgan.serving.labels import stable_version
 from ssgan.serving.repository import PromoteError, ServingFolder, read_provenance
 from ssgan.serving.verification import (

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ssgan.errors import UserError
-from ssgan.export import score_saved_model
+from ssgan.serving.saved_model import score_saved_model
 
 VERIFICATION_ARTIFACT = "verification/verification.npz"
 VERIFICATION_IMAGES = 256  # ~0.8 MB of pixels before compression; enough to tell models apart

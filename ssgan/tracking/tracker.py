@@ -300,7 +300,7 @@ class RunTracker:
 
 class FollowerTracker:
     """A non-chief worker's handle on its job's run: it knows the run and records
-    nothing (the chief records the run, see ssgan.distribute.WorkerRole)."""
+    nothing (the chief records the run, see ssgan.training.distribute.WorkerRole)."""
 
     def __init__(self, tracking_cfg: DictConfig, run: Run) -> None:
         self.tracking_cfg = tracking_cfg

@@ -22,37 +22,39 @@ from omegaconf import DictConfig, OmegaConf
 from ssgan import plots
 from ssgan.config import flatten, validate_train_config
 from ssgan.data import SemiSupervisedData, load_data
-from ssgan.distribute import (
-    WorkerRole,
-    enable_determinism,
-    make_strategy,
-    share_run_id,
-    worker_role,
-)
 from ssgan.errors import DiskFullError, UserError, disk_full_reason
-from ssgan.export import export_from_checkpoint, score_saved_model
-from ssgan.job import JobStopped, job_key, safe_points, stop_signals
 from ssgan.models.gan import SemiSupervisedGAN
+from ssgan.serving.saved_model import export_from_checkpoint, score_saved_model
 from ssgan.serving.verification import VERIFICATION_ARTIFACT, save_verification_set
-from ssgan.tracking.lease import refuse_if_owned
 from ssgan.tracking.provenance import environment_tags, git_state
 from ssgan.tracking.runs import (
     MODEL_ARTIFACT,
     PARENT_TAG,
     download_artifacts,
     get_run,
-    has_artifact,
-    load_run_config,
-    metric_history,
-    search_runs,
 )
 from ssgan.tracking.store import TrackingWriteError, check_store
 from ssgan.tracking.tracker import FollowerTracker, RunTracker
-from ssgan.trainer import EpochHook, StopTraining, Trainer
+from ssgan.training.distribute import (
+    WorkerRole,
+    enable_determinism,
+    make_strategy,
+    share_run_id,
+    worker_role,
+)
+from ssgan.training.interface import EpochHook, StopTraining
+from ssgan.training.job import JobStopped, safe_points, stop_signals
+from ssgan.training.resume import (
+    JOB_KEY_TAG,
+    command_overrides,
+    resumed_config,
+    this_job_key,
+    unfinished_run_of_this_job,
+)
+from ssgan.training.trainer import Trainer
 
 WARMUP_IMAGES = 32
 SWEEP_PARENT_ENV = "SSGAN_SWEEP_PARENT_RUN_ID"
-JOB_KEY_TAG = "ssgan.job_key"  # what resume=auto looks runs up by
 
 
 class StoppedRun(KeyboardInterrupt):
@@ -74,10 +76,10 @@ def train(
 
     With ``resume=<run_id>`` the run continues from its last checkpoint, with the config
     it was started with. With ``resume=auto`` the job continues its own unfinished run
-    (the newest run of the same job key, see :func:`ssgan.job.job_key`) if it has one,
+    (the newest run of the same job key, see :func:`ssgan.training.job.job_key`) if it has one,
     and starts a new run otherwise: a rerun or requeue of the same command carries on.
     ``on_epoch_end(epoch, metrics)`` is called after every epoch's
-    evaluation; raising :class:`~ssgan.trainer.StopTraining` there ends the run early
+    evaluation; raising :class:`~ssgan.training.interface.StopTraining` there ends the run early
     (FINISHED, its metrics so far, no exported model; the summary has ``stopped_early``).
     ``tags`` are added to a new run's tags (a sweep's parent, a trial number).
     """
@@ -86,7 +88,7 @@ def train(
     hooks = _Hooks(on_epoch_end, tags or {})
     with stop_signals():
         if cfg.resume == "auto":
-            unfinished = _unfinished_run_of_this_job(cfg)
+            unfinished = unfinished_run_of_this_job(cfg)
             if unfinished is None:
                 return _run(cfg, run_id=None, hooks=hooks)
             cfg = cfg.copy()
@@ -96,8 +98,6 @@ def train(
         return _run(cfg, run_id=None, hooks=hooks)
 
 
-# What may differ on resume: where the store and the data files are, not what is trained.
-RESUME_MAY_CHANGE = ("tracking.", "data.root", "data.download", "data.verify", "data.num_workers")
 
 
 @dataclass
@@ -106,91 +106,13 @@ class _Hooks:
     tags: dict[str, str]
 
 
-def _unfinished_run_of_this_job(cfg: DictConfig) -> str | None:
-    key = _job_key()
-    runs = search_runs(
-        cfg.tracking, f"tags.`{JOB_KEY_TAG}` = '{key}' and attributes.status != 'FINISHED'"
-    )
-    newest = max(runs, key=lambda r: r.info.start_time, default=None)
-    return newest.info.run_id if newest is not None else None
 
 
-def _job_key() -> str:
-    hydra_job = {}
-    if HydraConfig.initialized() and HydraConfig.get().mode.name == "MULTIRUN":
-        hydra_cfg = HydraConfig.get()
-        hydra_job = {"sweep": str(hydra_cfg.sweep.dir), "job": str(hydra_cfg.job.num)}
-    return job_key(_overrides(), hydra_job)
 
 
 def _resume(cfg: DictConfig, hooks: _Hooks) -> dict[str, Any]:
-    run = get_run(cfg.tracking, cfg.resume)
-    if run.info.status == "FINISHED":
-        raise UserError(f"resume={cfg.resume}: that run already FINISHED; nothing to resume")
-    refuse_if_owned(cfg.tracking, run)  # a live job's run has no checkpoint yet, maybe
-    stored = load_run_config(cfg.tracking, cfg.resume)
-    _refuse_ignored_overrides(cfg, stored)
-    _refuse_lost_checkpoints(cfg, run)
-    for key in RESUME_MAY_CHANGE:
-        OmegaConf.update(stored, key.rstrip("."), OmegaConf.select(cfg, key.rstrip(".")))
-    stored.resume = None
-    validate_train_config(stored)
-    return _run(stored, run_id=run.info.run_id, hooks=hooks)
-
-
-def _refuse_ignored_overrides(cfg: DictConfig, stored: DictConfig) -> None:
-    """A resumed run keeps the config it was started with (its params): an override that
-    asks for something else would be silently ignored, so it is refused by name."""
-    touched = _overridden_keys()
-    given, recorded = flatten(cfg), flatten(stored)
-    ignored = [
-        f"{key}={given[key]} (the run has {recorded[key]})"
-        for key in given
-        if key in recorded
-        and given[key] != recorded[key]
-        and not key.startswith(RESUME_MAY_CHANGE)
-        and key != "resume"
-        and (touched is None or key in touched)
-    ]
-    if ignored:
-        raise UserError(
-            f"resume={cfg.resume} keeps the config the run was started with, so it would "
-            f"ignore {', '.join(ignored)}; on resume only tracking.*, data.root, "
-            "data.download, data.verify and data.num_workers may change (start a new run "
-            "for other settings)"
-        )
-
-
-def _overridden_keys() -> list[str] | None:
-    """Config keys the command line set (None when not under Hydra: compare every key).
-
-    A group choice counts by its ``name`` (``model=improved_gan`` asks for
-    ``model.name``); a preset (``experiment=…``) is not an explicit ask for each of its
-    keys, so repeating the run's own command line with ``resume=`` still works.
-    """
-    if not HydraConfig.initialized():
-        return None
-    keys = []
-    for override in HydraConfig.get().overrides.task:
-        key = override.split("=", 1)[0].lstrip("+~")
-        if key in ("resume", "experiment") or key.startswith("hydra"):
-            continue
-        keys.append(key if "." in key else f"{key}.name")
-    return keys
-
-
-def _refuse_lost_checkpoints(cfg: DictConfig, run: Any) -> None:
-    """A run that trained (it logged training metrics) but has no checkpoint any more
-    would restart from step 0 under its old curves: refuse instead."""
-    trained = [key for key in run.data.metrics if key.startswith("train/")]
-    run_id = run.info.run_id
-    if trained and not has_artifact(cfg.tracking, run_id, "checkpoints/last/checkpoint"):
-        last = max(int(m.step) for m in metric_history(cfg.tracking, run_id, trained[0]))
-        raise UserError(
-            f"resume={cfg.resume}: the run logged training up to step {last} but its "
-            "checkpoints/ artifact is gone, so it cannot continue from where it stopped; "
-            "start a new run"
-        )
+    stored, run_id = resumed_config(cfg)
+    return _run(stored, run_id=run_id, hooks=hooks)
 
 
 def _run(cfg: DictConfig, run_id: str | None, hooks: _Hooks) -> dict[str, Any]:
@@ -397,7 +319,7 @@ def _export_best(
     exported serving signature (PNG bytes in, as a client would send). The run records a
     verification set with them, which promote checks the model against anywhere."""
     export_from_checkpoint(
-        cfg, best_checkpoint, export_dir, warmup_images=data.test_x[:WARMUP_IMAGES]
+        cfg.model, best_checkpoint, export_dir, warmup_images=data.test_x[:WARMUP_IMAGES]
     )
     scores = score_saved_model(export_dir, data.test_x)
     verification = export_dir.parent / Path(VERIFICATION_ARTIFACT).name
@@ -414,10 +336,6 @@ def _export_best(
     return float(np.mean(predictions == data.test_y))
 
 
-def _overrides() -> list[str]:
-    if HydraConfig.initialized():
-        return list(HydraConfig.get().overrides.task)
-    return []
 
 
 def _run_name(cfg: DictConfig) -> str:
@@ -425,7 +343,7 @@ def _run_name(cfg: DictConfig) -> str:
         return str(cfg.tracking.run_name)
     shown = [
         o.split(".")[-1]
-        for o in _overrides()
+        for o in command_overrides()
         if not o.startswith(("tracking.", "hydra", "data.root", "resume"))
     ]
     base = f"{cfg.model.name}-{cfg.train.mode}"
@@ -438,8 +356,8 @@ def _run_tags(cfg: DictConfig, data: SemiSupervisedData) -> dict[str, str]:
         "ssgan.model": str(cfg.model.name),
         "ssgan.data": str(cfg.data.name),
         "ssgan.data_fingerprint": data.fingerprint,
-        "ssgan.overrides": " ".join(_overrides()),
-        JOB_KEY_TAG: _job_key(),
+        "ssgan.overrides": " ".join(command_overrides()),
+        JOB_KEY_TAG: this_job_key(),
         **git_state(),
         **environment_tags(),
     }

@@ -24,18 +24,16 @@ from tqdm import tqdm
 
 from ssgan.data import SemiSupervisedData
 from ssgan.data.pipeline import eval_batches, train_batches
-from ssgan.errors import UserError, disk_full_reason
-from ssgan.job import check_stop, stop_requested
+from ssgan.errors import disk_full_reason
 from ssgan.plots import image_grid
 from ssgan.preprocess import from_model_range, to_model_range
-from ssgan.tracking.tracker import RunTracker
+from ssgan.training.interface import CheckpointError, EpochHook, NonFiniteLossError, Tracker
+from ssgan.training.job import check_stop, stop_requested
 
 LOSS_KEYS = ("d_loss", "g_loss", "d_supervised_loss", "d_unsupervised_loss")
 SAMPLE_GRID = 8  # 8x8 generator samples per epoch
 
 
-class CheckpointError(UserError):
-    """No checkpoint of the run can be read back, or one cannot be written."""
 
 
 def _unreadable(path: str) -> str | None:
@@ -51,22 +49,10 @@ def _unreadable(path: str) -> str | None:
     return None
 
 
-class NonFiniteLossError(UserError):
-    """A loss became NaN or infinite: training diverged."""
 
 
-class StopTraining(Exception):  # noqa: N818 (a request, not an error)
-    """Raised by an ``on_epoch_end`` hook to end training early (e.g. a pruned search
-    trial). The run keeps what it logged, ends FINISHED with ``tags`` and is not exported."""
-
-    def __init__(self, reason: str, tags: dict[str, str] | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.tags = tags or {}
 
 
-# Called after each epoch's evaluation with the 1-based epoch and that epoch's metrics.
-EpochHook = Callable[[int, dict[str, float]], None]
 
 
 def steps_per_epoch(cfg: DictConfig, data: SemiSupervisedData) -> int:
@@ -149,7 +135,7 @@ class Trainer:
         cfg: DictConfig,
         data: SemiSupervisedData,
         gan: Any,
-        tracker: RunTracker,
+        tracker: Tracker,
         checkpoint_dir: Path,
         strategy: tf.distribute.Strategy,
         after_save: Callable[[], None] | None = None,

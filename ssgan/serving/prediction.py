@@ -1,0 +1,176 @@
+"""Scoring image files: find and read them, score them in batches with one of the clients,
+and skip (naming them) the files that are not images or that the model cannot decode."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import math
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from ssgan.serving.clients import (
+    ImagesRefusedError,
+    PredictError,
+    check_rest_url,
+    local_scorer,
+    score_grpc,
+    score_rest,
+)
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".bmp"}
+# Signatures that take encoded images under the input name ``images``.
+IMAGE_SIGNATURES = ("serving_default", "predict_images")
+EXIT_SOME_SKIPPED = 1
+
+
+@dataclass
+class Prediction:
+    file: str
+    digit: int
+    probability: float
+    scores: list[float]
+
+
+def image_files(paths: list[str]) -> list[Path]:
+    """The given files, and image files found (recursively, sorted) in given folders."""
+    found: list[Path] = []
+    for name in paths:
+        path = Path(name)
+        if path.is_dir():
+            found.extend(sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES))
+        else:
+            found.append(path)
+    return found
+
+
+def read_images(files: list[Path]) -> tuple[list[Path], list[bytes]]:
+    """Bytes of the files that are readable images; the others are reported and skipped."""
+    good, blobs = [], []
+    for path in files:
+        try:
+            data = path.read_bytes()
+            with Image.open(path) as image:
+                image.verify()
+        except Image.DecompressionBombError as err:
+            print(f"skipped {path}: image too large to decode safely ({err})", file=sys.stderr)
+            continue
+        except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as err:
+            reason = err.strerror if isinstance(err, OSError) and err.strerror else err
+            print(f"skipped {path}: not a readable image ({reason})", file=sys.stderr)
+            continue
+        good.append(path)
+        blobs.append(data)
+    return good, blobs
+
+
+def predict(args: argparse.Namespace) -> tuple[list[Prediction], int]:
+    """Score the readable images; return the predictions and how many files were skipped."""
+    paths = image_files(args.images)
+    files, blobs = read_images(paths)
+    if not blobs:
+        raise PredictError("no readable image among the given files")
+    if args.model:
+        score = local_scorer(Path(args.model), args.signature)
+    elif args.rest:
+        score = functools.partial(
+            score_rest, args.rest, signature=args.signature, timeout=args.timeout
+        )
+    else:
+        score = functools.partial(score_grpc, args.grpc, args.model_name,
+                                  signature=args.signature, timeout=args.timeout,
+                                  label=args.label)  # fmt: skip
+    predictions = []
+    for start in range(0, len(blobs), args.batch_size):
+        batch = slice(start, start + args.batch_size)
+        predictions += _score_batch(score, files[batch], blobs[batch])
+    if not predictions:
+        raise PredictError("the model could decode none of the given images")
+    return predictions, len(paths) - len(predictions)
+
+
+def _score_batch(
+    score: Callable[[list[bytes]], np.ndarray], files: list[Path], blobs: list[bytes]
+) -> list[Prediction]:
+    """Scores of one batch; when the model refuses it, each image alone, so only the
+    images it cannot decode are skipped (and named)."""
+    try:
+        rows = list(zip(files, score(blobs), strict=True))
+    except ImagesRefusedError as err:
+        if len(blobs) == 1:
+            print(f"skipped {files[0]}: the model cannot decode it ({err})", file=sys.stderr)
+            return []
+        return [p for f, b in zip(files, blobs, strict=True) for p in _score_batch(score, [f], [b])]
+    return [
+        Prediction(str(path), int(np.argmax(row)), float(np.max(row)), [float(x) for x in row])
+        for path, row in rows
+    ]
+
+
+def print_table(predictions: list[Prediction]) -> None:
+    width = max(len("file"), *(len(p.file) for p in predictions))
+    print(f"{'file':{width}}  digit  probability")
+    for p in predictions:
+        print(f"{p.file:{width}}  {p.digit:>5}  {p.probability:>11.4f}")
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad option is one line (no usage block), like every other error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(f"error: {message} (see --help)", file=sys.stderr)
+        sys.exit(2)
+
+
+def parser() -> argparse.ArgumentParser:
+    described = _OneLineParser(
+        prog="python -m ssgan.predict",
+        description="Read house-number digits in image files with an exported ssgan model. "
+        "Exit status: 0 all scored, 1 some files skipped (reported on stderr), 2 error.",
+    )
+    described.add_argument("images", nargs="+", help="image files or folders")
+    where = described.add_mutually_exclusive_group(required=True)
+    where.add_argument("--model", help="local SavedModel folder (or a folder of versions)")
+    where.add_argument(
+        "--rest-url",
+        "--rest",
+        dest="rest",
+        help="TF Serving REST URL, e.g. http://localhost:8501/v1/models/ssgan",
+    )
+    where.add_argument("--grpc", help="TF Serving gRPC address, e.g. localhost:8500")
+    described.add_argument("--model-name", default="ssgan", help="served model name (gRPC)")
+    described.add_argument("--label", default="",
+                           help="version label to ask for over gRPC, e.g. stable or canary "
+                           "(REST: put /labels/NAME in the URL)")  # fmt: skip
+    described.add_argument("--signature", default="serving_default",
+                           help="serving_default or predict_images")  # fmt: skip
+    described.add_argument("--batch-size", type=int, default=64)
+    described.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
+    described.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    return described
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Options that cannot work, refused before any file is read or model loaded."""
+    if args.batch_size < 1:
+        raise PredictError(f"--batch-size {args.batch_size} must be at least 1")
+    if not (args.timeout > 0 and math.isfinite(args.timeout)):
+        raise PredictError(f"--timeout {args.timeout:g} must be a positive number of seconds")
+    if args.signature not in IMAGE_SIGNATURES:
+        raise PredictError(
+            f"--signature {args.signature} is not one predict can send images to: allowed "
+            f"{', '.join(IMAGE_SIGNATURES)} (the classify signature takes tf.Examples; "
+            "see docs/serving.md for the Classify API)"
+        )
+    if args.rest:
+        check_rest_url(args.rest)
+    if args.label and not args.grpc:
+        raise PredictError(
+            f"--label {args.label} is for --grpc only: with --rest-url name the label in the "
+            "URL (http://HOST:8501/v1/models/NAME/labels/LABEL); a local --model has none"
+        )

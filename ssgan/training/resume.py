@@ -1,0 +1,124 @@
+"""Resume policy: which unfinished run a job continues (``resume=auto``), and what a
+resumed run may change (``resume=<run_id>``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from ssgan.config import flatten, validate_train_config
+from ssgan.errors import UserError
+from ssgan.tracking.lease import refuse_if_owned
+from ssgan.tracking.runs import (
+    get_run,
+    has_artifact,
+    load_run_config,
+    metric_history,
+    search_runs,
+)
+from ssgan.training.job import job_key
+
+JOB_KEY_TAG = "ssgan.job_key"  # what resume=auto looks runs up by
+# What may differ on resume: where the store and the data files are, not what is trained.
+RESUME_MAY_CHANGE = ("tracking.", "data.root", "data.download", "data.verify", "data.num_workers")
+
+
+def resumed_config(cfg: DictConfig) -> tuple[DictConfig, str]:
+    """The config and run id that ``resume=<run_id>`` continues with: the run's own config
+    (only :data:`RESUME_MAY_CHANGE` taken from ``cfg``), once the run is known to be
+    unfinished, free of a live job, asked for nothing it would ignore, and resumable."""
+    run = get_run(cfg.tracking, cfg.resume)
+    if run.info.status == "FINISHED":
+        raise UserError(f"resume={cfg.resume}: that run already FINISHED; nothing to resume")
+    refuse_if_owned(cfg.tracking, run)  # a live job's run has no checkpoint yet, maybe
+    stored = load_run_config(cfg.tracking, cfg.resume)
+    _refuse_ignored_overrides(cfg, stored)
+    _refuse_lost_checkpoints(cfg, run)
+    for key in RESUME_MAY_CHANGE:
+        OmegaConf.update(stored, key.rstrip("."), OmegaConf.select(cfg, key.rstrip(".")))
+    stored.resume = None
+    validate_train_config(stored)
+    return stored, run.info.run_id
+
+
+def unfinished_run_of_this_job(cfg: DictConfig) -> str | None:
+    """The newest unfinished run this job started (what ``resume=auto`` continues)."""
+    key = this_job_key()
+    runs = search_runs(
+        cfg.tracking, f"tags.`{JOB_KEY_TAG}` = '{key}' and attributes.status != 'FINISHED'"
+    )
+    newest = max(runs, key=lambda r: r.info.start_time, default=None)
+    return newest.info.run_id if newest is not None else None
+
+
+def this_job_key() -> str:
+    """This job's key: its overrides and, in a Hydra multirun, its sweep folder and job."""
+    hydra_job = {}
+    if HydraConfig.initialized() and HydraConfig.get().mode.name == "MULTIRUN":
+        hydra_cfg = HydraConfig.get()
+        hydra_job = {"sweep": str(hydra_cfg.sweep.dir), "job": str(hydra_cfg.job.num)}
+    return job_key(command_overrides(), hydra_job)
+
+
+def _refuse_ignored_overrides(cfg: DictConfig, stored: DictConfig) -> None:
+    """A resumed run keeps the config it was started with (its params): an override that
+    asks for something else would be silently ignored, so it is refused by name."""
+    touched = _overridden_keys()
+    given, recorded = flatten(cfg), flatten(stored)
+    ignored = [
+        f"{key}={given[key]} (the run has {recorded[key]})"
+        for key in given
+        if key in recorded
+        and given[key] != recorded[key]
+        and not key.startswith(RESUME_MAY_CHANGE)
+        and key != "resume"
+        and (touched is None or key in touched)
+    ]
+    if ignored:
+        raise UserError(
+            f"resume={cfg.resume} keeps the config the run was started with, so it would "
+            f"ignore {', '.join(ignored)}; on resume only tracking.*, data.root, "
+            "data.download, data.verify and data.num_workers may change (start a new run "
+            "for other settings)"
+        )
+
+
+def _overridden_keys() -> list[str] | None:
+    """Config keys the command line set (None when not under Hydra: compare every key).
+
+    A group choice counts by its ``name`` (``model=improved_gan`` asks for
+    ``model.name``); a preset (``experiment=…``) is not an explicit ask for each of its
+    keys, so repeating the run's own command line with ``resume=`` still works.
+    """
+    if not HydraConfig.initialized():
+        return None
+    keys = []
+    for override in HydraConfig.get().overrides.task:
+        key = override.split("=", 1)[0].lstrip("+~")
+        if key in ("resume", "experiment") or key.startswith("hydra"):
+            continue
+        keys.append(key if "." in key else f"{key}.name")
+    return keys
+
+
+def _refuse_lost_checkpoints(cfg: DictConfig, run: Any) -> None:
+    """A run that trained (it logged training metrics) but has no checkpoint any more
+    would restart from step 0 under its old curves: refuse instead."""
+    trained = [key for key in run.data.metrics if key.startswith("train/")]
+    run_id = run.info.run_id
+    if trained and not has_artifact(cfg.tracking, run_id, "checkpoints/last/checkpoint"):
+        last = max(int(m.step) for m in metric_history(cfg.tracking, run_id, trained[0]))
+        raise UserError(
+            f"resume={cfg.resume}: the run logged training up to step {last} but its "
+            "checkpoints/ artifact is gone, so it cannot continue from where it stopped; "
+            "start a new run"
+        )
+
+
+def command_overrides() -> list[str]:
+    """The overrides on this job's command line (none when not run by Hydra)."""
+    if HydraConfig.initialized():
+        return list(HydraConfig.get().overrides.task)
+    return []
