@@ -65,7 +65,7 @@ def _one_line(err: Exception, override: str | None) -> str:
     return f"{where}: {message}"
 
 
-def _sweep_expansions(overrides: list[str]) -> Iterator[tuple[list[str], str | None]]:
+def sweep_expansions(overrides: list[str]) -> Iterator[tuple[list[str], str | None]]:
     """Each sweep value in turn, with every other override at its first value."""
     parsed = OverridesParser.create().parse_overrides(overrides)
     firsts = []
@@ -120,7 +120,7 @@ _FLAGS_WITH_VALUE = {
 }
 
 
-def _overrides_only(argv: list[str]) -> list[str]:
+def overrides_only(argv: list[str]) -> list[str]:
     overrides, skip = [], False
     for arg in argv:
         if skip:
@@ -141,9 +141,9 @@ def check_overrides(
         for a in argv
     ):
         return
-    overrides = _overrides_only(argv)
+    overrides = overrides_only(argv)
     try:
-        expansions = list(_sweep_expansions(overrides))
+        expansions = list(sweep_expansions(overrides))
     except HydraException as err:
         raise ConfigError(f"cannot parse overrides: {str(err).splitlines()[0]}") from err
     for composed_overrides, value in expansions:

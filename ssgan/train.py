@@ -1,7 +1,7 @@
 """Entry point: ``python -m ssgan.train [overrides]`` (also ``ssgan-train``).
 
-Hydra composes the config; :func:`ssgan.training.run.train` does the run. ``train`` is re-exported
-here for callers that import it from the entry point.
+Hydra composes the config; :func:`ssgan.training.run.train` does the run (tests call it
+directly); a grid sweep (``-m``) gets a parent run (:mod:`ssgan.sweeps.grid`).
 """
 
 from __future__ import annotations
@@ -13,11 +13,9 @@ from omegaconf import DictConfig
 
 from ssgan.cli import CONFIG_DIR, check_overrides, user_errors
 from ssgan.config import register_schemas, validate_train_config
-from ssgan.sweep import grid_parent, is_grid_sweep, start_grid
+from ssgan.sweeps.grid import grid_parent, is_grid_sweep, start_grid
 from ssgan.training.job import pass_on
-from ssgan.training.run import StoppedRun, train
-
-__all__ = ["main", "train"]
+from ssgan.training.run import StoppedRun, summary_text, train
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="config", version_base="1.3")
@@ -37,15 +35,7 @@ def _hydra_main(cfg: DictConfig) -> None:
         except KeyboardInterrupt:
             print("interrupted before a run was started", file=sys.stderr)
             sys.exit(130)
-    if not summary.get("chief", True):
-        print(f"run_id: {summary['run_id']} (trained as a worker; the chief exported the model)")
-        return
-    print(f"run_id: {summary['run_id']}")
-    print(f"model: {summary['model_uri']}")
-    print(
-        f"best val accuracy {summary['best_val_accuracy']:.4f} (epoch {summary['best_epoch']}), "
-        f"exported model test accuracy {summary['export_test_accuracy']:.4f}"
-    )
+    print(summary_text(summary))
 
 
 def main() -> None:

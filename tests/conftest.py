@@ -53,7 +53,7 @@ def run_cli(module: str, *args: str, cwd: Path, env: dict | None = None, timeout
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """One finished smoke training run, shared by the tests that only read it."""
-    from ssgan.train import train
+    from ssgan.training.run import train
 
     root = tmp_path_factory.mktemp("smoke")
     cfg = compose_config("config", tiny_overrides(root))

@@ -11,7 +11,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
-from ssgan import report
+from ssgan import report as report_command
+from ssgan.errors import UserError
+from ssgan.sweeps import report
 from ssgan.tracking.tracker import create_run
 
 REPO = Path(__file__).resolve().parent.parent
@@ -94,7 +96,7 @@ def test_report_groups_by_swept_settings_with_seeds_pooled(grid_sweep, tmp_path:
 
 def test_report_refuses_a_metric_no_run_logged(grid_sweep, tmp_path: Path) -> None:
     tracking, parent_id = grid_sweep
-    with pytest.raises(report.UserError, match="--metric val/acc: no run of this sweep logged"):
+    with pytest.raises(UserError, match="--metric val/acc: no run of this sweep logged"):
         report.write_report(tracking, parent_id, tmp_path / "out", ["val/acc"])
     assert not (tmp_path / "out").exists()
 
@@ -105,7 +107,7 @@ def test_report_command_prints_one_line_for_a_bad_run_id(
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "argv", ["ssgan.report", "not-a-run"])
     with pytest.raises(SystemExit) as done:
-        report.main()
+        report_command.main()
     assert done.value.code == 2
     err = capsys.readouterr().err
     assert (

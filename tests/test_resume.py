@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 
 from ssgan.cli import compose_config
 from ssgan.data import load_data
-from ssgan.train import train
+from ssgan.training.run import train
 from tests.conftest import run_cli, tiny_overrides
 
 

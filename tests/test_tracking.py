@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 
 from ssgan.cli import compose_config
 from ssgan.tracking.store import TrackingError, check_store
-from ssgan.train import train
+from ssgan.training.run import train
 from tests.conftest import run_cli, tiny_overrides
 
 

@@ -17,7 +17,7 @@ from mlflow.tracking import MlflowClient
 
 from ssgan.cli import compose_config
 from ssgan.errors import UserError
-from ssgan.train import train
+from ssgan.training.run import train
 from tests.conftest import REPO_ROOT, mlflow_server, run_cli, tiny_overrides
 
 

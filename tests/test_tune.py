@@ -14,9 +14,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from ssgan import tune
 from ssgan.errors import ConfigError, UserError
-from ssgan.report import load_sweep, write_report
+from ssgan.sweeps import study as tune
+from ssgan.sweeps.report import load_sweep, write_report
 from tests.conftest import run_cli, tiny_overrides
 
 FAST = ["train.sample_grid=false", "train.steps_per_epoch=4", "train.checkpoint_every=4"]

@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import ssgan  # noqa: F401  (quiet TensorFlow first)
-from ssgan.bench import _machine, bench_serve, bench_train_widths
+from ssgan.benchmarks.machine import describe_machine
+from ssgan.benchmarks.serving import bench_serve
+from ssgan.benchmarks.training import bench_train_widths
 from ssgan.cli import compose_config
 
 HERE = Path(__file__).resolve().parent
@@ -127,7 +129,7 @@ def main(argv: list[str] | None = None) -> None:
     extra = [*TINY, f"data.root={args.out / 'data'}"] if args.tiny else []
     steps, warmup, rounds, requests = (2, 1, 1, 5) if args.tiny else (40, 10, 2, 100)
     results: dict[str, Any] = {
-        "machine": _machine(),
+        "machine": describe_machine(),
         "gpu": gpu_name(),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "tiny": args.tiny,

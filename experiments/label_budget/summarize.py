@@ -34,7 +34,7 @@ from omegaconf import DictConfig, OmegaConf  # noqa: E402
 from ssgan.cli import user_errors  # noqa: E402
 from ssgan.config import TrackingConfig  # noqa: E402
 from ssgan.errors import UserError  # noqa: E402
-from ssgan.report import Sweep, group_rows, load_sweep, write_report  # noqa: E402
+from ssgan.sweeps.report import Sweep, group_rows, load_sweep, write_report  # noqa: E402
 from ssgan.tracking.runs import metric_history, newest_parent_run, runs_dataframe  # noqa: E402
 
 HERE = Path(__file__).resolve().parent

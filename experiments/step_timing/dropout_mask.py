@@ -17,7 +17,8 @@ import time
 import numpy as np
 from omegaconf import OmegaConf
 
-from ssgan.bench import matmul_peak_flops, step_flops
+from ssgan.benchmarks.flops import step_flops
+from ssgan.benchmarks.machine import matmul_peak_flops
 from ssgan.config import ModelConfig, TrainConfig
 from ssgan.models.gan import SemiSupervisedGAN
 

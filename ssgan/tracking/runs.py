@@ -1,4 +1,7 @@
-"""Reading runs: look runs up, query them, fetch their artifacts and stored configs."""
+"""Reading runs: look runs up, query them, fetch their artifacts and stored configs.
+
+``Run`` (MLflow's run entity) is named here so other packages can annotate with it
+without importing mlflow."""
 
 from __future__ import annotations
 

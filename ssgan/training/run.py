@@ -100,6 +100,18 @@ def train(
 
 
 
+def summary_text(summary: dict[str, Any]) -> str:
+    """What ``python -m ssgan.train`` prints when a run ends."""
+    if not summary.get("chief", True):
+        return f"run_id: {summary['run_id']} (trained as a worker; the chief exported the model)"
+    return (
+        f"run_id: {summary['run_id']}\n"
+        f"model: {summary['model_uri']}\n"
+        f"best val accuracy {summary['best_val_accuracy']:.4f} (epoch {summary['best_epoch']}), "
+        f"exported model test accuracy {summary['export_test_accuracy']:.4f}"
+    )
+
+
 @dataclass
 class _Hooks:
     on_epoch_end: EpochHook | None

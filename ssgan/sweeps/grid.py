@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from ssgan.cli import _overrides_only, _sweep_expansions, compose_config
+from ssgan.cli import compose_config, overrides_only, sweep_expansions
 from ssgan.tracking.runs import child_runs, get_run
 from ssgan.tracking.tracker import RunTracker, create_run
 from ssgan.training.run import SWEEP_PARENT_ENV
@@ -54,8 +54,8 @@ def grid_parent(parent: RunTracker | None) -> Iterator[None]:
 def start_grid(argv: list[str]) -> RunTracker:
     """Create the parent run of the sweep ``argv`` asks for and publish its id to the
     jobs (``SSGAN_SWEEP_PARENT_RUN_ID``; launcher processes inherit it)."""
-    overrides = _overrides_only(argv)
-    base = compose_config("config", next(_sweep_expansions(overrides))[0])
+    overrides = overrides_only(argv)
+    base = compose_config("config", next(sweep_expansions(overrides))[0])
     swept = {
         o.get_key_element(): ",".join(str(v) for v in o.sweep_string_iterator())
         for o in OverridesParser.create().parse_overrides(overrides)
@@ -80,7 +80,7 @@ def start_grid(argv: list[str]) -> RunTracker:
 def finish_grid(parent: RunTracker, status: str) -> None:
     """Record the best job (by ``best/val_accuracy``, the validation split) and the
     report on the parent run, then end it with ``status``."""
-    from ssgan.report import write_report  # plotting only once the sweep is over
+    from ssgan.sweeps.report import write_report  # plotting only once the sweep is over
 
     os.environ.pop(SWEEP_PARENT_ENV, None)
     runs = child_runs(parent.tracking_cfg, parent.run_id)

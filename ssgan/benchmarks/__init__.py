@@ -1,0 +1,2 @@
+"""Benchmarks that print figures (``python -m ssgan.bench``): ratios measured side by side
+in one run, because these machines are noisy."""

@@ -1,0 +1,56 @@
+"""FLOP counts of the networks' forward passes and of one training step."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+
+
+def layer_forward_flops(model: keras.Model) -> float:
+    """Forward FLOPs per image of a network's conv, transposed-conv and dense layers
+    (2 FLOPs per multiply-add; other layers are negligible next to these)."""
+    total = 0.0
+    for layer in _leaf_layers(model):
+        kernel = getattr(layer, "kernel", None)
+        if kernel is None:
+            continue
+        kernel_size = int(np.prod(kernel.shape))
+        out_shape = layer.output.shape if hasattr(layer, "output") else None
+        if isinstance(layer, keras.layers.Conv2DTranspose):
+            in_shape = layer.input.shape
+            total += 2.0 * in_shape[1] * in_shape[2] * kernel_size
+        elif len(kernel.shape) == 4 and out_shape is not None:
+            total += 2.0 * out_shape[1] * out_shape[2] * kernel_size
+        else:
+            total += 2.0 * kernel_size
+    return total
+
+
+def _leaf_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    leaves = []
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            leaves.extend(_leaf_layers(layer))
+        else:
+            leaves.append(layer)
+    return leaves
+
+
+def step_flops(gan: Any, batch_size: int, mode: str) -> float:
+    """FLOPs of one training step, counted from the networks' forward cost.
+
+    Backpropagation costs about twice the forward pass (input and weight gradients).
+    SSGAN step (Salimans et al. 2016): D update = G forward on B noise vectors, D forward
+    + backward on 3B images (labelled, unlabelled, generated); G update = G forward +
+    backward on B, D forward + input-gradient on B generated images, D forward on B real
+    images for the feature statistics. Supervised: D forward + backward on B.
+    """
+    d = layer_forward_flops(gan.discriminator)
+    if mode == "supervised":
+        return 3.0 * d * batch_size
+    g = layer_forward_flops(gan.generator)
+    d_update = g + 3.0 * 3.0 * d
+    g_update = 3.0 * g + 2.0 * d + d
+    return (d_update + g_update) * batch_size
