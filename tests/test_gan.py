@@ -191,6 +191,35 @@ MIRRORED = textwrap.dedent(
             results[mode, name] = float(outs[0]["d_supervised_loss"])
         assert abs(results[mode, "mirrored"] - results[mode, "default"]) < 1e-3, results
 
+    # 2b. Whole steps, exactly: with a batch-norm-free D and no dropout (its input dropout
+    # too, switched off here: masks are drawn per replica), three supervised
+    # steps mirrored over two replicas give the same losses at every step, and the same
+    # weights and optimizer moments after them, as on one device. This covers the whole
+    # step's gradient (scaling, all-reduce, clipping, Adam), not only its first loss.
+    initial, after = None, {}
+    for name in ("default", "mirrored"):
+        cfg = train_cfg(strategy=name, mode="supervised")
+        strategy = make_strategy(cfg)
+        gan = SemiSupervisedGAN(model_cfg("improved_gan", drop_rate=0.0), cfg, strategy)
+        if initial is None:
+            initial = [w.copy() for w in gan.discriminator.get_weights()]
+        gan.discriminator.set_weights(initial)
+        for layer in gan.discriminator.layers:
+            if isinstance(layer, tf.keras.layers.Dropout):
+                layer.rate = 0.0
+        stream = tf.data.Dataset.from_tensors(batch).repeat()
+        if strategy.num_replicas_in_sync > 1:
+            stream = strategy.experimental_distribute_dataset(stream)
+        steps = iter(stream)
+        losses_seen = [float(gan.train_step(next(steps))["d_supervised_loss"]) for _ in range(3)]
+        after[name] = (losses_seen, gan.discriminator.get_weights(),
+                       [v.numpy() for v in gan.d_optimizer.variables])
+    one, two = after["default"], after["mirrored"]
+    np.testing.assert_allclose(two[0], one[0], rtol=1e-4)
+    assert not all(np.array_equal(a, b) for a, b in zip(one[1], initial, strict=True))
+    for a, b in zip(two[1] + two[2], one[1] + one[2], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-6)
+
     # 3. XLA is for one replica: asking for it with two is a one-line config error.
     try:
         SemiSupervisedGAN(model_cfg(), train_cfg(strategy="mirrored", jit_compile=True),

@@ -181,14 +181,23 @@ def test_report_refuses_a_run_that_is_not_a_sweep(smoke_run: dict, tmp_path: Pat
 
 
 @pytest.mark.slow
+def _saved_step(root: Path, run_id: str) -> int:
+    """The step of the newest checkpoint of ``run_id`` in the local store (0: none yet)."""
+    for index in (root / "mlruns").glob(f"**/{run_id}/artifacts/checkpoints/last/checkpoint"):
+        text = index.read_text()
+        return int(text.split('model_checkpoint_path: "ckpt-')[1].split('"')[0])
+    return 0
+
+
 def test_killed_search_resumes_without_repeating_trials(tmp_path: Path) -> None:
-    """SIGKILL during trial 1; the same command resumes trial 1's run and runs trial 2."""
+    """SIGKILL during trial 1, after it saved a checkpoint past its first logged epoch; the
+    same command resumes trial 1's run from that checkpoint's step and runs trial 2."""
     args = [
         "search=smoke",
         "search.pruner.name=none",
         *tiny_overrides(tmp_path),
         "train.sample_grid=false",
-        "train.epochs=2",
+        "train.epochs=3",
         "train.steps_per_epoch=6",
         "train.checkpoint_every=3",
     ]
@@ -210,9 +219,14 @@ def test_killed_search_resumes_without_repeating_trials(tmp_path: Path) -> None:
             killed_run = line.split()[1]
             break
     assert killed_run, "".join(seen)
-    time.sleep(1.0)
+    deadline = time.monotonic() + 300
+    while _saved_step(tmp_path, killed_run) < 6 and time.monotonic() < deadline:
+        time.sleep(0.02)  # until epoch 1 (steps 1-6) is logged and checkpointed
     victim.send_signal(signal.SIGKILL)
     victim.wait(timeout=60)
+    killed_at_ms = time.time() * 1000
+    saved = _saved_step(tmp_path, killed_run)
+    assert 6 <= saved < 18, saved  # mid-trial: a checkpoint, and steps still to train
     db = tmp_path / "mlruns" / "optuna.db"
 
     resumed = run_cli("ssgan.tune", *args, cwd=tmp_path, timeout=900)
@@ -227,9 +241,15 @@ def test_killed_search_resumes_without_repeating_trials(tmp_path: Path) -> None:
     assert all(r.info.status == "FINISHED" for r in children)
     trial1 = next(r for r in children if r.data.tags["ssgan.trial"] == "1")
     assert trial1.info.run_id == killed_run
+    after_kill = []
     for key in trial1.data.metrics:  # no step logged twice by the resumed trial
-        steps = [m.step for m in client.get_metric_history(killed_run, key)]
+        history = client.get_metric_history(killed_run, key)
+        steps = [m.step for m in history]
         assert len(steps) == len(set(steps)), key
+        after_kill += [(key, m.step) for m in history if m.timestamp > killed_at_ms]
+    # The resumed trial trained on from the saved step: all it logged lies beyond it.
+    assert after_kill and all(step > saved for _, step in after_kill), (saved, after_kill)
+    assert ("val/accuracy", 18) in after_kill
     study = optuna.load_study(
         study_name=client.get_run(parent_id).data.tags["ssgan.optuna_study"],
         storage=f"sqlite:///{db}",
