@@ -148,7 +148,15 @@ def test_bundle_has_everything_and_it_agrees(
         assert (hpa["apiVersion"], pdb["apiVersion"]) == ("autoscaling/v2", "policy/v1")
         name = deployment["metadata"]["name"]
         assert name == "ssgan-serving" == service["metadata"]["name"]
-        assert deployment["spec"]["replicas"] >= 2 and hpa["spec"]["minReplicas"] >= 2
+        assert deployment["spec"]["replicas"] >= 2
+        # What docs/deploy.md promises: 2 to 6 replicas, scaled at 70 % CPU, and a drain
+        # keeps at least one serving (fewer than the HPA's minimum, so a drain can proceed).
+        assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 6)
+        cpu_at_70 = {"type": "Utilization", "averageUtilization": 70}
+        assert hpa["spec"]["metrics"] == [
+            {"type": "Resource", "resource": {"name": "cpu", "target": cpu_at_70}}
+        ]
+        assert pdb["spec"]["minAvailable"] == 1 < hpa["spec"]["minReplicas"]
         assert hpa["spec"]["scaleTargetRef"] == {
             "apiVersion": "apps/v1",
             "kind": "Deployment",

@@ -17,7 +17,7 @@ from ssgan.data.synthetic import sample_crops
 from ssgan.models.networks import build_discriminator
 from ssgan.preprocess import to_model_range
 from ssgan.serving.contract import CLASSIFY_METHOD, ExportError, verify_saved_model
-from ssgan.serving.images import encode_jpeg, encode_png
+from ssgan.serving.images import decode_images, encode_jpeg, encode_png
 from ssgan.serving.saved_model import export_from_checkpoint, export_saved_model, score_saved_model
 from ssgan.serving.warmup import read_warmup_requests, write_warmup_requests
 
@@ -76,6 +76,36 @@ def test_every_signature_on_jpeg_png_grey_odd_sizes_and_examples(exported: dict)
     classify = loaded.signatures["classify"](inputs=tf.constant(examples))
     np.testing.assert_allclose(classify["scores"].numpy(), predict, atol=1e-6)
     assert classify["classes"].numpy().tolist()[0] == [str(d).encode() for d in range(10)]
+
+
+def _decoded_by_tensorflow(blob: bytes) -> np.ndarray:
+    """The reference: tf.io.decode_image to RGB, resized (antialiased) only when not 32x32,
+    mapped to [-1, 1]."""
+    image = tf.cast(tf.io.decode_image(blob, channels=3, expand_animations=False), tf.float32)
+    if image.shape[:2] != (32, 32):
+        image = tf.image.resize(image, [32, 32], antialias=True)
+    return to_model_range(image).numpy()
+
+
+def test_batched_decoding_gives_tensorflows_pixels_for_any_mix_of_inputs() -> None:
+    """The one-loop uint8 decode (all 32x32) and the per-image path (any other size in the
+    batch) both give, image for image, what tf.io.decode_image gives alone."""
+    rng = np.random.default_rng(3)
+    colour = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    grey = rng.integers(0, 256, (32, 32), dtype=np.uint8)
+    odd = rng.integers(0, 256, (37, 45, 3), dtype=np.uint8)
+    odd_grey = rng.integers(0, 256, (29, 17), dtype=np.uint8)
+    square = [encode_png(colour), encode_jpeg(colour), encode_png(grey), encode_jpeg(grey)]
+    mixed = [*square, encode_png(odd), encode_jpeg(odd), encode_png(odd_grey),
+             encode_jpeg(odd_grey)]  # fmt: skip
+    for batch in (square, mixed):
+        decoded = decode_images(tf.constant(batch)).numpy()
+        assert decoded.shape == (len(batch), 32, 32, 3)
+        for blob, pixels in zip(batch, decoded, strict=True):
+            np.testing.assert_array_equal(pixels, _decoded_by_tensorflow(blob))
+    # A grey image comes out with three equal channels, and PNG keeps pixels exactly.
+    np.testing.assert_array_equal(decode_images(tf.constant(square[2:3])).numpy()[0, ..., 1],
+                                  to_model_range(grey.astype(np.float32)).numpy())  # fmt: skip
 
 
 def test_one_image_scores_the_same_alone_and_in_a_batch_of_64(exported: dict) -> None:

@@ -75,7 +75,7 @@ def test_resume_refuses_ignored_overrides_falls_back_and_refuses_lost_checkpoint
 
 
 @pytest.mark.slow
-def test_full_disk_fails_the_run_in_one_line_and_leaves_no_partial_checkpoint(
+def test_full_disk_fails_the_run_in_one_line_and_resume_completes_it(
     tmp_path: Path,
 ) -> None:
     """A file-size limit (ulimit -f) stands in for a full disk: the first checkpoint
@@ -105,3 +105,14 @@ def test_full_disk_fails_the_run_in_one_line_and_leaves_no_partial_checkpoint(
     assert not [p for p in artifacts.rglob("*") if "_temp" in p.name]
     promote = run_cli("ssgan.promote", f"run_id={run_id}", *overrides[2:4], cwd=tmp_path)
     assert promote.returncode == 2 and f"run {run_id} is FAILED, not FINISHED" in promote.stderr
+
+    # Space freed: resume=<run_id>, as the error line advises, completes the same run.
+    resumed = run_cli("ssgan.train", *overrides, f"resume={run_id}", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED" and "ssgan.error" not in run.data.tags
+    assert (artifacts / "model" / "saved_model.pb").is_file()
+    assert (artifacts / "checkpoints" / "last" / "checkpoint").is_file()
+    for key in run.data.metrics:  # nothing logged twice across the two attempts
+        steps = [m.step for m in client.get_metric_history(run_id, key)]
+        assert len(steps) == len(set(steps)), key
