@@ -4,7 +4,7 @@
 # the default, train.strategy=mirrored) and the serving bench, all in one process,
 # written as a markdown table to experiments/gpu_check/results.md (+ results.json).
 #
-#   experiments/gpu_check/run.sh                 # on the GPU machine (about 6-8 minutes)
+#   experiments/gpu_check/run.sh                 # on the GPU machine (not yet timed on one)
 #   experiments/gpu_check/run.sh --tiny          # tiny sizes: checks the script on a CPU
 #   experiments/gpu_check/run.sh --budget-s 300  # skip what would start after 300 s
 set -euo pipefail

@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Why the small preset failed: SSGAN at 1000 labels with seed 1 (the seed that sat near
-# chance for 1,400 steps) on the small preset, then with one of width, batch size and
-# pool size set to the default at a time; 4 runs of 2,000 steps (about 17 minutes on a
-# quiet 2-core CPU), then the table.
+# chance on it) on the small preset, then with one of width, batch size and pool size set
+# to the default at a time; 4 runs of 2,000 steps, then the table (ablation.md).
 #   bash experiments/label_budget/ablation.sh [extra Hydra overrides for every run]
 # STUDY_OUT=DIR writes the table to DIR instead of the repository.
 set -euo pipefail

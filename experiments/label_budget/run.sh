@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The label-budget study at the scale users run: SSGAN vs the supervised baseline at 100
 # and 1000 labels, 3 seeds each (12 runs of 1,760 steps, one Hydra multirun), then the
-# table, the goals and the figures. About 80 minutes on a quiet 2-core CPU.
+# table, the goals and the figures. The committed run took 62 minutes (the wall time in
+# results.md) on an otherwise idle 2-core CPU.
 #   bash experiments/label_budget/run.sh [extra Hydra overrides for every run]
 # STUDY_OUT=DIR writes the table and figures to DIR instead of the repository.
 set -euo pipefail

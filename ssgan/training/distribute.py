@@ -162,7 +162,8 @@ def _check_tf_config() -> None:
         config = json.loads(raw)
     except json.JSONDecodeError as err:
         raise ConfigError(
-            f"TF_CONFIG is not valid JSON ({err.msg}): see README, Scale-out"
+            f"TF_CONFIG is not valid JSON ({err.msg}): see docs/tracking.md, "
+            "'Several workers, one run'"
         ) from None
     if not isinstance(config, dict) or "cluster" not in config or "task" not in config:
         raise ConfigError(
