@@ -18,6 +18,12 @@ __version__ = "0.1.0"
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+# Before TensorFlow allocates anything: freed tensors are reused, not unmapped (see
+# ssgan/allocator.py; SSGAN_MALLOC=system keeps glibc's defaults).
+from ssgan.allocator import configure as _configure_allocator  # noqa: E402
+
+_configure_allocator()
+
 
 def _import_tensorflow_quietly() -> None:
     if "tensorflow" in sys.modules or os.environ.get("SSGAN_TF_VERBOSE") == "1":

@@ -33,6 +33,9 @@ def test_train_benchmark_prints_ratios_and_flops_at_both_widths(capsys, tmp_path
             assert figures[width][key] > 0, (width, key)
         for key in ("logging_overhead", "host_cost_per_step_us"):
             assert isinstance(figures[width][key], float), (width, key)
+        for key in ("bare_step_kernel_share", "full_loop_kernel_share"):
+            assert 0.0 <= figures[width][key] < 1.0, (width, key)
+    assert figures["machine"]["allocator"].startswith("glibc malloc, mmap threshold 32 MiB")
     assert figures["smoke"]["batch_size"] == 32 and figures["default"]["batch_size"] == 16
     assert figures["smoke"]["timed_steps_per_round"] == 15  # smoke widths time 5x the steps
 

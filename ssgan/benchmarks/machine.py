@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import platform
+import resource
 import time
 from pathlib import Path
 from typing import Any
 
 import tensorflow as tf
+
+from ssgan import allocator
 
 
 def matmul_peak_flops(n: int = 2048, repeats: int = 10) -> float:
@@ -26,17 +29,23 @@ def matmul_peak_flops(n: int = 2048, repeats: int = 10) -> float:
 
 
 def describe_machine() -> dict[str, Any]:
-    flags = ""
+    """CPU model and widest vector extension (machines of one model name differ in it),
+    cores, GPUs, TensorFlow, and the memory allocator (:mod:`ssgan.allocator`)."""
+    model, flags = "", set()
     if Path("/proc/cpuinfo").exists():
-        info = Path("/proc/cpuinfo").read_text()
-        model = [line for line in info.splitlines() if line.startswith("model name")]
-        flags = model[0].split(":", 1)[1].strip() if model else ""
-    gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and not model:
+                model = line.split(":", 1)[1].strip()
+            elif line.startswith("flags") and not flags:
+                flags = set(line.split(":", 1)[1].split())
+    vector = next((name for name in ("avx512f", "avx2", "avx") if name in flags), "")
     return {
-        "cpu": flags or platform.processor(),
+        "cpu": model or platform.processor(),
+        "vector_extension": vector.removesuffix("f"),
         "cores": os.cpu_count(),
-        "gpus": gpus,
+        "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
         "tensorflow": tf.__version__,
+        "allocator": allocator.describe(),
     }
 
 
@@ -46,3 +55,14 @@ def time_calls(call: Any, count: int) -> float:
     for _ in range(count):
         call()
     return time.perf_counter() - start
+
+
+def cpu_seconds() -> tuple[float, float]:
+    """This process's CPU time so far, all threads: (user, system) seconds."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime, usage.ru_stime
+
+
+def kernel_share(user: float, system: float) -> float:
+    """The kernel's share of CPU time: ``system / (user + system)``."""
+    return system / (user + system) if user + system > 0 else 0.0

@@ -14,7 +14,7 @@ import tensorflow as tf
 from omegaconf import DictConfig
 
 from ssgan.benchmarks.flops import step_flops
-from ssgan.benchmarks.machine import matmul_peak_flops
+from ssgan.benchmarks.machine import cpu_seconds, kernel_share, matmul_peak_flops
 from ssgan.cli import compose_config
 
 # Small data so the benchmark does not wait on generating 50k synthetic digits; the
@@ -121,6 +121,15 @@ def bench_train(cfg: DictConfig, steps: int, warmup: int, rounds: int = 3) -> di
     cfg.train.steps_per_epoch = 10**9  # no epoch end (evaluation) inside the timing
     cfg.train.sample_grid = False
     seconds: dict[str, list[float]] = {"bare": [], "logged": [], "quiet": []}
+    # CPU time (user, system) spent inside each kind of timed round, summed over rounds.
+    cpu = {kind: [0.0, 0.0] for kind in seconds}
+
+    def timed(kind: str, run: Any) -> None:
+        before = cpu_seconds()
+        seconds[kind].append(run())
+        after = cpu_seconds()
+        cpu[kind][0] += after[0] - before[0]
+        cpu[kind][1] += after[1] - before[1]
     with tempfile.TemporaryDirectory(prefix="ssgan-bench-") as tmp:
         cfg.tracking.uri = f"sqlite:///{tmp}/mlflow.db"
         cfg.tracking.artifact_root = f"{tmp}/artifacts"
@@ -128,9 +137,9 @@ def bench_train(cfg: DictConfig, steps: int, warmup: int, rounds: int = 3) -> di
         logged = _Loop(cfg, data, bare_gan, tracker, Path(tmp) / "logged", warmup)
         quiet = _Loop(cfg, data, bare_gan, _DiscardingTracker(), Path(tmp) / "quiet", warmup)
         for _ in range(rounds):
-            seconds["bare"].append(bare_seconds_per_step())
-            seconds["logged"].append(logged.time(steps))
-            seconds["quiet"].append(quiet.time(steps))
+            timed("bare", bare_seconds_per_step)
+            timed("logged", lambda: logged.time(steps))
+            timed("quiet", lambda: quiet.time(steps))
         tracker.finish("FINISHED")
     bare_seconds, loop_step, quiet_step = (min(seconds[k]) for k in ("bare", "logged", "quiet"))
 
@@ -156,6 +165,8 @@ def bench_train(cfg: DictConfig, steps: int, warmup: int, rounds: int = 3) -> di
         "flops_per_step": flops,
         "flops_per_training_image": flops / batch,
         "bare_step_flops_per_sec": flops / bare_seconds,
+        "bare_step_kernel_share": kernel_share(*cpu["bare"]),
+        "full_loop_kernel_share": kernel_share(*cpu["logged"]),
     }
 
 
