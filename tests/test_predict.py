@@ -331,3 +331,23 @@ def test_bad_inputs_and_options_are_one_line_each(served: dict, tmp_path: Path) 
         line = lines[0]
         assert line.startswith(starts) and says in line, (argv, result.stderr)
         assert len(lines) == (2 if code == 1 else 1), (argv, result.stderr)
+
+
+def test_a_savedmodel_that_is_not_an_ssgan_export_is_one_line(served: dict, tmp_path: Path) -> None:
+    """A SavedModel whose serving signature takes floats under another name: refused before
+    scoring, naming what it takes and returns (it used to be a TensorFlow traceback)."""
+
+    class Doubler(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 4], tf.float32, name="x")])
+        def serving_default(self, x: tf.Tensor) -> dict[str, tf.Tensor]:
+            return {"y": 2.0 * x}
+
+    module = Doubler()
+    foreign = tmp_path / "foreign"
+    signatures = {"serving_default": module.serving_default}
+    tf.saved_model.save(module, str(foreign), signatures=signatures)
+    result = run_cli("ssgan.predict", str(served["images"] / "a.png"), "--model", str(foreign),
+                     cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "is not an ssgan export" in result.stderr and "takes x (float32)" in result.stderr

@@ -10,6 +10,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -54,6 +55,7 @@ def local_scorer(model_dir: Path, signature: str) -> Callable[[list[bytes]], np.
             f"--signature {signature} is not in the model: it has {', '.join(loaded.signatures)}"
         )
     serve = loaded.signatures[signature]
+    _check_signature(resolved, signature, serve)
 
     def score(blobs: list[bytes]) -> np.ndarray:
         try:
@@ -62,6 +64,23 @@ def local_scorer(model_dir: Path, signature: str) -> Callable[[list[bytes]], np.
             raise ImagesRefusedError(_first_reason(err.message)) from err
 
     return score
+
+
+def _check_signature(model_dir: Path, name: str, serve: Any) -> None:
+    """Refuse, in one line, a signature that does not take encoded images as ``images``
+    and return ``scores`` (a SavedModel that is not an ssgan export, say)."""
+    import tensorflow as tf
+
+    inputs = serve.structured_input_signature[1]
+    outputs = serve.structured_outputs
+    takes_images = set(inputs) == {"images"} and inputs["images"].dtype == tf.string
+    if not takes_images or "scores" not in outputs:
+        takes = ", ".join(f"{k} ({v.dtype.name})" for k, v in sorted(inputs.items())) or "nothing"
+        raise PredictError(
+            f"--model {model_dir} is not an ssgan export: its signature '{name}' takes {takes} "
+            f"and returns {', '.join(sorted(outputs)) or 'nothing'}, not encoded images as "
+            "'images' and 'scores' (see docs/serving.md for the contract)"
+        )
 
 
 def _first_reason(message: str) -> str:
