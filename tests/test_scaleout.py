@@ -3,8 +3,10 @@ multi-worker jobs, preemption."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -17,6 +19,7 @@ import pytest
 import tensorflow as tf
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
+from omegaconf import OmegaConf
 
 from ssgan.tracking.lease import _process_start
 from tests.conftest import REPO_ROOT, free_ports, mlflow_server, run_cli, tiny_overrides
@@ -63,10 +66,10 @@ def test_many_processes_start_on_a_fresh_store_at_once(tmp_path: Path) -> None:
     assert len(runs) == processes and {r.info.status for r in runs} == {"FINISHED"}
 
 
-def test_a_runs_lease_is_held_only_by_a_live_job(tmp_path: Path) -> None:
+def test_a_runs_lease_is_held_only_by_a_live_job(tmp_path: Path, capsys) -> None:
     """Same host: the owner's process decides (a kill -9ed job frees its run at once).
     Another host: the lease's expiry decides."""
-    from ssgan.tracking.lease import LEASE_TAG, live_owner
+    from ssgan.tracking.lease import LEASE_TAG, RunOwnedError, live_owner, refuse_if_owned
 
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     run_id = client.create_run(client.create_experiment("leases")).info.run_id
@@ -82,6 +85,17 @@ def test_a_runs_lease_is_held_only_by_a_live_job(tmp_path: Path) -> None:
     for lease, owned in cases.items():
         client.set_tag(run_id, LEASE_TAG, lease)
         assert (live_owner(client.get_run(run_id)) is not None) == owned, lease
+    # A refusal names the lease's real expiry, not tracking.lease_s.
+    client.set_tag(run_id, LEASE_TAG, f"other-host:1:1 {far:.0f}")
+    until = dt.datetime.fromtimestamp(round(far), dt.UTC).isoformat(timespec="seconds")
+    with pytest.raises(RunOwnedError, match=f"its lease runs until {re.escape(until)}"):
+        refuse_if_owned(OmegaConf.create({"lease_s": 60}), client.get_run(run_id))
+    # A tag that is not a lease counts as expired, with one warning line each.
+    for garbage in ("otherhost:1:2 garbage", "garbage", "otherhost:x:2 99999999999", " 5"):
+        client.set_tag(run_id, LEASE_TAG, garbage)
+        assert live_owner(client.get_run(run_id)) is None, garbage
+        warned = capsys.readouterr().err
+        assert warned.count("\n") == 1 and "unreadable lease tag" in warned, garbage
     client.set_terminated(run_id, "KILLED")
     client.set_tag(run_id, LEASE_TAG, f"{me} {far:.0f}")
     assert live_owner(client.get_run(run_id)) is None  # a run that is not RUNNING is free

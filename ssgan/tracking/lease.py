@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import math
 import os
 import socket
+import sys
 import threading
 import time
 from pathlib import Path
@@ -44,13 +47,22 @@ def lease_value(lease_s: float) -> str:
 def refuse_if_owned(tracking_cfg: DictConfig, run: Run) -> None:
     """RunOwnedError (one line) while another live job owns ``run``."""
     owner = live_owner(run)
-    if owner is not None:
-        raise RunOwnedError(
-            f"run {run.info.run_id} is being trained by another job ({owner}): one job "
-            "trains a run at a time; wait for it to end or stop it (a job that "
-            "died on another host frees the run after tracking.lease_s="
-            f"{OmegaConf.select(tracking_cfg, 'lease_s', default=DEFAULT_LEASE_S):g} s)"
+    if owner is None:
+        return
+    lease_s = OmegaConf.select(tracking_cfg, "lease_s", default=DEFAULT_LEASE_S)
+    held_by, _, expires = run.data.tags[LEASE_TAG].rpartition(" ")
+    if held_by.split(":")[0] == socket.gethostname():
+        frees = "the run is free as soon as that process ends"
+    else:
+        until = dt.datetime.fromtimestamp(float(expires), dt.UTC).isoformat(timespec="seconds")
+        frees = (
+            f"its lease runs until {until} and frees the run then, unless that job's "
+            f"heartbeat renews it (every tracking.lease_s/3 = {float(lease_s) / 3:g} s there)"
         )
+    raise RunOwnedError(
+        f"run {run.info.run_id} is being trained by another job ({owner}): one job trains a "
+        f"run at a time; wait for it to end or stop it ({frees})"
+    )
 
 
 def live_owner(run: Run) -> str | None:
@@ -59,16 +71,30 @@ def live_owner(run: Run) -> str | None:
     The lease tag names host, pid and process start time, and an expiry that the owner's
     heartbeat keeps pushing forward. On the owner's host the process itself is checked,
     so a ``kill -9``ed job frees its run at once; from another host the run is free once
-    the lease expired (at most ``tracking.lease_s`` after the owner died)."""
+    the lease expired (at most ``tracking.lease_s`` after the owner died). A tag that does
+    not read as a lease counts as expired, with a warning line (it would otherwise keep
+    the run from ever being resumed)."""
     value = run.data.tags.get(LEASE_TAG, "")
-    if run.info.status != "RUNNING" or " " not in value:
+    if run.info.status != "RUNNING" or not value:
         return None
-    owner, expires = value.rsplit(" ", 1)
+    owner, _, expires = value.rpartition(" ")
     host, pid, started = (owner.split(":") + ["", "", ""])[:3]
+    try:
+        expiry = float(expires)
+        readable = bool(host) and pid.isdigit() and math.isfinite(expiry)
+    except ValueError:
+        readable = False
+    if not readable:
+        print(
+            f"warning: run {run.info.run_id} has an unreadable lease tag {LEASE_TAG}="
+            f"{value!r}: taken as expired",
+            file=sys.stderr,
+        )
+        return None
     if host == socket.gethostname():
-        alive = pid.isdigit() and started != "" and _process_start(int(pid)) == started
+        alive = started != "" and _process_start(int(pid)) == started
     else:
-        alive = float(expires) > time.time()
+        alive = expiry > time.time()
     return f"pid {pid} on {host}" if alive else None
 
 
