@@ -23,7 +23,7 @@ from tensorflow_serving.config.model_server_config_pb2 import ModelServerConfig
 import ssgan.serving.bundle as deploy_module
 from ssgan.errors import ConfigError, UserError
 from ssgan.serving.bundle import load_manifests
-from ssgan.serving.promotion import promote
+from ssgan.serving.promotion import promote, validate_promote_config
 from tests import test_promote
 from tests.conftest import REPO_ROOT, run_cli
 from tests.test_promote import Store, overrides, promote_cfg, snapshot
@@ -242,6 +242,7 @@ def test_bundle_refusals_leave_nothing(
         (serving, f"bundle={taken}", "already exists and is not an empty folder"),
         (empty_serving, f"bundle={tmp_path / 'new'}", "has no stable version in"),
         (serving, f"bundle={tmp_path / 'no' / 'such'}", "does not exist"),
+        (serving, f"bundle={taken / 'keep.txt' / 'sub'}", "keep.txt is a file, not a folder"),
     ]
     for folder, override, words in cases:
         before = snapshot(tmp_path)
@@ -249,8 +250,18 @@ def test_bundle_refusals_leave_nothing(
             promote(promote_cfg(store, folder, "", override))
         assert "\n" not in str(caught.value)
         assert snapshot(tmp_path) == before
-    with pytest.raises(ConfigError, match="image=Bad:tag is not an image repository"):
-        promote(promote_cfg(store, serving, "", f"bundle={tmp_path / 'x'}", "image=Bad:tag"))
+    bad_images = [
+        ("Bad:tag", "image=Bad:tag is not an image repository"),
+        ("registry-.example.com/ml/x", "is not an image repository"),  # a host label's end
+        ("ml/a..b", "is not an image repository"),
+        ("ml/" + "a" * 253, "is 256 characters long: Docker allows at most 255"),
+    ]
+    for image, words in bad_images:
+        with pytest.raises(ConfigError, match=words):
+            promote(promote_cfg(store, serving, "", f"bundle={tmp_path / 'x'}", f"image={image}"))
+    for image in ("localhost:5000/ml/a__b", "ml/a--b", "registry.example.com/ml/a.b_c-d"):
+        bundle = f"bundle={tmp_path / 'x'}"
+        validate_promote_config(promote_cfg(store, serving, "", bundle, f"image={image}"))
 
     # A failure half-way (the disk fills while copying a version): no bundle, no scraps.
     def disk_full(*args, **kwargs):

@@ -90,6 +90,8 @@ def write_bundle(
             f"bundle={target} already exists and is not an empty folder: give a new one "
             "(nothing was written)"
         )
+    if target.parent.exists() and not target.parent.is_dir():
+        raise PromoteError(f"bundle={target}: {target.parent} is a file, not a folder")
     if not target.parent.is_dir():
         raise PromoteError(f"bundle={target}: folder {target.parent} does not exist")
     records = {

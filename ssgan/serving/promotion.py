@@ -57,9 +57,15 @@ from ssgan.tracking.runs import (
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 # An image repository without a tag: [registry[:port]/]path, lowercase (Docker's grammar).
+# An image repository by Docker's reference grammar (distribution/reference): an optional
+# registry host (dot-separated DNS labels, an optional port) and lowercase path components
+# joined by '.', '_', '__' or runs of '-'; at most 255 characters in all.
+_HOST_LABEL = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
+_PATH_PART = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 IMAGE = re.compile(
-    r"^(?:[a-z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$"
+    rf"^(?:{_HOST_LABEL}(?:\.{_HOST_LABEL})*(?::[0-9]+)?/)?{_PATH_PART}(?:/{_PATH_PART})*$"
 )
+IMAGE_MAX_CHARS = 255
 
 
 def validate_promote_config(cfg: DictConfig) -> None:
@@ -93,6 +99,11 @@ def validate_promote_config(cfg: DictConfig) -> None:
         raise ConfigError(
             f"server_model_dir={cfg.server_model_dir} is not an absolute path: give where "
             "serving_dir appears inside the TF Serving container, e.g. /models"
+        )
+    if len(str(cfg.image)) > IMAGE_MAX_CHARS:
+        raise ConfigError(
+            f"image is {len(str(cfg.image))} characters long: Docker allows at most "
+            f"{IMAGE_MAX_CHARS} for an image repository name"
         )
     if not IMAGE.match(str(cfg.image)):
         raise ConfigError(
