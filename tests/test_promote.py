@@ -262,6 +262,31 @@ def test_same_run_again_does_nothing_unless_forced_and_rollback(
     assert states == [(1, "unlabelled"), (2, "unlabelled"), (3, "removed"), (4, "stable")]
 
 
+def test_a_damaged_version_log_is_one_line_and_changes_nothing(
+    store: Store, runs: dict[str, str], tmp_path: Path
+) -> None:
+    """A number TF Serving cannot hold in .versions.jsonl used to be renamed into place
+    unlabelled, then a traceback, and every later promote failed the same way."""
+    serving = tmp_path / "serving"
+    root = serving / "ssgan"
+    promote(promote_cfg(store, serving, runs["a"]))
+    log = root / ".versions.jsonl"
+    good = log.read_text()
+    for bad in ('{"version": 99999999999999999999999}', '{"version": -3}', '{"version": true}',
+                '["version", 2]'):  # fmt: skip
+        log.write_text(good + bad + "\n")
+        before = snapshot(serving)
+        for args in ((runs["b"], "force=true", "label=canary"), ("", "list=true")):
+            with pytest.raises(UserError, match=r"\.versions\.jsonl line 2 is not") as caught:
+                promote(promote_cfg(store, serving, *args))
+            assert "\n" not in str(caught.value) and "correct or delete that line" in str(
+                caught.value
+            )
+            assert snapshot(serving) == before, bad  # nothing renamed, labelled or left
+    log.write_text(good + '{"version": 7, "run_id"')  # cut short by a kill: skipped
+    assert promote(promote_cfg(store, serving, runs["b"], "label=canary"))["version"] == 2
+
+
 def test_must_beat_live_reads_the_live_provenance(
     store: Store, runs: dict[str, str], tmp_path: Path
 ) -> None:

@@ -159,6 +159,7 @@ def _promote_run(cfg: DictConfig, folder: ServingFolder) -> dict[str, Any]:
     root = folder.root
     check_writable(root)
     current_labels(folder)  # a broken models.config stops here, before any work
+    version_log(root)  # and so does a damaged version log
     run = check_run(cfg)
     run_id = run.info.run_id
     holder = version_of_run(root, run_id)

@@ -72,11 +72,22 @@ class ServingFolder:
         return f"{self.server_path.rstrip('/')}/{self.model_name}"
 
 
+# TF Serving's version numbers are signed 64-bit integers.
+MAX_VERSION = 2**63 - 1
+
+
+def is_version(value: Any) -> bool:
+    """A version number TF Serving accepts: an integer from 1 to 2^63 - 1."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_VERSION
+
+
 def served_versions(root: Path) -> list[int]:
-    """Integer version folders, the ones TF Serving loads, ascending."""
+    """Integer version folders, the ones TF Serving loads, ascending (a folder whose number
+    TF Serving could not hold is not one)."""
     if not root.is_dir():
         return []
-    return sorted(int(p.name) for p in root.iterdir() if p.name.isdigit() and p.is_dir())
+    numbers = (int(p.name) for p in root.iterdir() if p.name.isdigit() and p.is_dir())
+    return sorted(n for n in numbers if is_version(n))
 
 
 def read_provenance(version_dir: Path) -> dict[str, Any]:
@@ -88,17 +99,29 @@ def read_provenance(version_dir: Path) -> dict[str, Any]:
 
 
 def version_log(root: Path) -> list[dict[str, Any]]:
-    """The log of handed-out versions; a line cut short by a killed promote is skipped."""
+    """The log of handed-out versions; a line cut short by a killed promote is skipped.
+
+    The file is untrusted input: a record whose version is not a number TF Serving
+    accepts stops everything with one line that names the line and how to repair it."""
+    path = root / VERSION_LOG
     try:
-        lines = (root / VERSION_LOG).read_text().splitlines()
+        lines = path.read_text().splitlines()
     except OSError:
         return []
     entries = []
-    for line in lines:
-        with contextlib.suppress(ValueError):
+    for number, line in enumerate(lines, start=1):
+        try:
             entry = json.loads(line)
-            if isinstance(entry, dict) and isinstance(entry.get("version"), int):
-                entries.append(entry)
+        except ValueError:
+            continue  # cut short by a killed promote
+        if not isinstance(entry, dict) or not is_version(entry.get("version")):
+            shown = line if len(line) <= 80 else line[:77] + "..."
+            raise PromoteError(
+                f"{path} line {number} is not a version record ({shown}): versions are "
+                f"integers from 1 to {MAX_VERSION}; correct or delete that line (the log "
+                "only keeps numbers from being handed out twice)"
+            )
+        entries.append(entry)
     return entries
 
 
@@ -111,8 +134,15 @@ def version_of_run(root: Path, run_id: str) -> int | None:
 
 
 def next_version(root: Path) -> int:
+    """The lowest number above every one handed out or present; checked before use."""
     used = [entry["version"] for entry in version_log(root)]
-    return max([0, *used, *served_versions(root)]) + 1
+    version = max([0, *used, *served_versions(root)]) + 1
+    if not is_version(version):
+        raise PromoteError(
+            f"{root}: every version number up to {MAX_VERSION} is taken (see {VERSION_LOG}); "
+            "promote into a new model_name"
+        )
+    return version
 
 
 def log_version(root: Path, entry: dict[str, Any]) -> None:
