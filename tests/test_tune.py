@@ -126,6 +126,10 @@ def _tracking(root: Path):
         ("search.enqueue=[{train:{lr:1.0}}]", "train.lr=1.0 is outside search.space"),
         ("model.z_size=8,16", "trials take one value per key"),
         ("search.sampler=grid", "search.sampler=grid is not a valid choice"),
+        ("+search.bogus=1", "search.bogus is not a search setting: the keys are name,"),
+        ("+search.n_trial=5", "search.n_trial is not a search setting: did you mean "
+                              "search.n_trials?"),  # fmt: skip
+        ("+search.pruner.percentil=5", "did you mean search.pruner.percentile?"),
     ],
 )
 def test_bad_search_configs_are_refused_before_anything_is_written(

@@ -9,6 +9,7 @@ choice) must pass :func:`ssgan.config.validate_train_config`.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import math
@@ -31,6 +32,12 @@ LEAF_KEYS = {
 }
 SAMPLERS = ("tpe", "random")
 PRUNERS = ("none", "median", "percentile", "threshold", "successive_halving", "hyperband")
+# Every key a search config has (conf/search/*.yaml): anything else is a typo that would
+# otherwise be ignored and start a new study.
+SEARCH_KEYS = ("name", "n_trials", "sampler", "n_random_trials", "seed", "baseline",
+               "storage", "enqueue", "space", "pruner")  # fmt: skip
+PRUNER_KEYS = ("name", "n_startup_trials", "n_warmup_steps", "percentile", "lower",
+               "min_resource", "reduction_factor")  # fmt: skip
 # Keys of the search config that a same-named study may change without becoming another
 # study: the budget can grow, and where it is stored does not change what it is.
 _NOT_IDENTITY = ("n_trials", "storage")
@@ -209,8 +216,22 @@ def _flatten(node: dict[str, Any], path: str = "") -> dict[str, Any]:
     return out
 
 
+def _refuse_unknown_keys(node: DictConfig, known: tuple[str, ...], prefix: str) -> None:
+    for key in node:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f"did you mean {prefix}.{close[0]}? " if close else ""
+            raise ConfigError(
+                f"{prefix}.{key} is not a search setting: {hint}the keys are "
+                f"{', '.join(known)}"
+            )
+
+
 def check_search(search: DictConfig) -> None:
-    """Budget, sampler and pruner settings (the space is checked by parse_space)."""
+    """Budget, sampler and pruner settings (the space is checked by parse_space); a key
+    that is not one of them is refused by name."""
+    _refuse_unknown_keys(search, SEARCH_KEYS, "search")
+    _refuse_unknown_keys(search.pruner, PRUNER_KEYS, "search.pruner")
     if search.n_trials < 1:
         raise ConfigError(f"search.n_trials={search.n_trials} must be >= 1")
     if search.sampler not in SAMPLERS:
