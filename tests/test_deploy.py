@@ -7,6 +7,7 @@ checked to agree with each other: names, ports, model name, image, user id, moun
 from __future__ import annotations
 
 import copy
+import fcntl
 import hashlib
 import json
 import shutil
@@ -23,7 +24,7 @@ from tensorflow_serving.config.model_server_config_pb2 import ModelServerConfig
 import ssgan.serving.bundle as deploy_module
 from ssgan.errors import ConfigError, UserError
 from ssgan.serving.bundle import load_manifests
-from ssgan.serving.promotion import promote, validate_promote_config
+from ssgan.serving.promotion import describe, promote, validate_promote_config
 from tests import test_promote
 from tests.conftest import REPO_ROOT, run_cli
 from tests.test_promote import Store, overrides, promote_cfg, snapshot
@@ -229,6 +230,27 @@ def test_repo_templates_render_for_the_default_model(tmp_path: Path) -> None:
         p.name for p in (templates / "base").glob("*.yaml") if p.name != "kustomization.yaml"
     )
     assert len(load_manifests(tmp_path, "mounted")) == len(listed) + 1
+
+
+def test_a_killed_bundles_staging_is_removed_and_said_a_live_ones_is_kept(
+    store: Store, serving: Path, tmp_path: Path
+) -> None:
+    """kill -9 during bundle=DIR used to leave .DIR.tmp-*/ behind for good."""
+    dead = tmp_path / ".out.tmp-0dead"
+    (dead / "image" / "models").mkdir(parents=True)
+    (dead / "image" / "models" / "partial.bin").write_bytes(b"x" * 1024)
+    dead.with_name(dead.name + ".lock").touch()  # its owner is gone: the lock is free
+    live = tmp_path / ".out.tmp-1live"
+    live.mkdir()
+    with open(live.with_name(live.name + ".lock"), "a+") as owner:
+        fcntl.flock(owner, fcntl.LOCK_EX)  # a bundle of the same name, still writing
+        cfg = promote_cfg(store, serving, "", f"bundle={tmp_path / 'out'}")
+        result = promote(cfg)
+    assert result["bundle"]["removed"] == [str(dead)]
+    assert f"removed {dead}, left by a killed bundle" in describe(cfg, result)
+    assert not dead.exists() and not dead.with_name(dead.name + ".lock").exists()
+    assert live.is_dir() and (tmp_path / "out" / "image" / "Dockerfile").is_file()
+    assert sorted(p.name for p in tmp_path.glob(".out.tmp-*")) == [live.name, live.name + ".lock"]
 
 
 def test_bundle_refusals_leave_nothing(

@@ -23,6 +23,7 @@ complete or absent.
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import hashlib
 import json
 import re
@@ -77,9 +78,10 @@ def render(template: Path, values: dict[str, str]) -> str:
 
 def write_bundle(
     target: Path, folder: ServingFolder, labels: dict[str, int], repository: str
-) -> dict[str, str]:
+) -> dict[str, Any]:
     """Write the hand-over bundle of ``folder``'s labelled versions to ``target`` (a new or
-    empty folder), atomically; the image is tagged in ``repository``."""
+    empty folder), atomically; the image is tagged in ``repository``. Staging folders of
+    killed bundles of the same name are removed first (listed under ``removed``)."""
     if "stable" not in labels:
         raise PromoteError(
             f"bundle={target}: model {folder.model_name} has no stable version in "
@@ -98,24 +100,56 @@ def write_bundle(
         version: check_labellable(folder.root, version) for version in set(labels.values())
     }
     image = image_ref(repository, folder.model_name, labels)
+    removed = _remove_dead_staging(target)
     staging = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex}"
+    owner_lock = _owner_lock(staging)
     try:
-        _write_contents(folder, labels, records, image, staging)
-        if target.exists():
-            target.rmdir()  # empty, checked above; rename cannot replace it portably
-        staging.rename(target)
+        with open(owner_lock, "a+") as owner:
+            # Held while the bundle is written: a bundle killed meanwhile leaves its
+            # staging folder unlocked, and the next bundle of the same name removes it.
+            fcntl.flock(owner, fcntl.LOCK_EX)
+            _write_contents(folder, labels, records, image, staging)
+            if target.exists():
+                target.rmdir()  # empty, checked above; rename cannot replace it portably
+            staging.rename(target)
     except OSError as err:
         raise PromoteError(
             f"bundle={target}: could not write it ({err.strerror or err}); nothing was left"
         ) from err
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        owner_lock.unlink(missing_ok=True)
     return {
+        "removed": [str(path) for path in removed],
         "path": str(target),
         "image": image,
         "build": f"docker build -t {image} {target / 'image'}",
         "apply": f"kubectl apply -k {target / 'k8s' / 'base'}",
     }
+
+
+def _owner_lock(staging: Path) -> Path:
+    return staging.with_name(staging.name + ".lock")
+
+
+def _remove_dead_staging(target: Path) -> list[Path]:
+    """Remove the staging folders of bundles of ``target`` that were killed (their owner
+    lock is free); a live bundle's folder is left alone. Returns what was removed."""
+    removed = []
+    for staging in sorted(target.parent.glob(f".{target.name}.tmp-*")):
+        if not staging.is_dir():
+            continue
+        try:
+            with open(_owner_lock(staging), "a+") as owner:
+                fcntl.flock(owner, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                shutil.rmtree(staging, ignore_errors=True)
+        except BlockingIOError:
+            continue  # a live bundle is writing it
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)
+        _owner_lock(staging).unlink(missing_ok=True)
+        removed.append(staging)
+    return removed
 
 
 def _write_contents(

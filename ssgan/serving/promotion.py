@@ -306,6 +306,8 @@ def describe(cfg: DictConfig, result: dict[str, Any]) -> str:
     if result.get("recorded") and (result["action"] == "label" or result.get("already")):
         lines.append("recorded in MLflow: " + ", ".join(result["recorded"]))
     if "bundle" in result:
+        for stale in result["bundle"].get("removed", []):
+            lines.append(f"removed {stale}, left by a killed bundle")
         lines.append(f"wrote the hand-over bundle {result['bundle']['path']}")
         lines.append(f"  build: {result['bundle']['build']}")
         lines.append(f"  apply: {result['bundle']['apply']}")
