@@ -259,6 +259,9 @@ def test_killed_search_resumes_without_repeating_trials(tmp_path: Path) -> None:
         storage=f"sqlite:///{db}",
     )
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
+    # The trial after the resumed one drew fresh values (it used to repeat earlier ones).
+    drawn = [tuple(sorted(t.params.items())) for t in study.trials]
+    assert len(set(drawn)) == 3, drawn
     assert client.get_run(parent_id).info.status == "FINISHED"
 
 

@@ -262,12 +262,12 @@ def check_search(search: DictConfig) -> None:
         )
 
 
-def make_sampler(search: DictConfig) -> optuna.samplers.BaseSampler:
+def make_sampler(search: DictConfig, offset: int = 0) -> optuna.samplers.BaseSampler:
+    """The configured sampler, seeded with ``search.seed + offset``."""
+    seed = int(search.seed) + offset
     if search.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=int(search.seed))
-    return optuna.samplers.TPESampler(
-        seed=int(search.seed), n_startup_trials=int(search.n_random_trials)
-    )
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=int(search.n_random_trials))
 
 
 def make_pruner(pruner: DictConfig) -> optuna.pruners.BasePruner:

@@ -138,6 +138,10 @@ def open_study(plan: Plan) -> optuna.Study:
         sampler=space_lib.make_sampler(plan.search),
         pruner=space_lib.make_pruner(plan.search.pruner),
     )
+    # A search continued after a kill must not draw the values its first process drew
+    # again: the sampler's stream goes on from the number of trials the study holds (0 for
+    # a new study, so an uninterrupted search still proposes the same trials).
+    study.sampler = space_lib.make_sampler(plan.search, offset=len(study.trials))
     if not study.user_attrs.get("ssgan.enqueued"):
         for values, role in plan.first_trials:
             study.enqueue_trial(values, user_attrs={ROLE_ATTR: role})
