@@ -393,6 +393,31 @@ def test_canary_then_promote_to_stable_then_roll_back(
     assert [row["state"] for row in listed] == ["stable", "canary"]
 
 
+def test_a_label_on_a_removed_version_is_dropped_said_listed_and_stops_a_bundle(
+    store: Store, runs: dict[str, str], tmp_path: Path
+) -> None:
+    """v1 stable, v2 canary, serving/ssgan/2 deleted by hand: the next models.config write
+    used to keep canary: 2 (TF Serving told to serve a missing version)."""
+    serving = tmp_path / "serving"
+    promote(promote_cfg(store, serving, runs["a"]))
+    promote(promote_cfg(store, serving, runs["b"], "label=canary"))
+    shutil.rmtree(serving / "ssgan" / "2")
+    listed = promote(promote_cfg(store, serving, "", "list=true"))["versions"]
+    assert [(r["version"], r["state"]) for r in listed] == [
+        (1, "stable"), (2, "removed, yet models.config labels it canary")
+    ]
+    with pytest.raises(UserError, match="labels canary -> version 2, which is not in") as caught:
+        promote(promote_cfg(store, serving, "", f"bundle={tmp_path / 'out'}"))
+    assert "\n" not in str(caught.value) and not (tmp_path / "out").exists()
+    cfg = promote_cfg(store, serving, runs["a"], "force=true", "label=stable")
+    result = promote(cfg)
+    assert result["version"] == 3 and result["dropped"] == {"canary": 2}
+    assert served_by_config(serving) == ("/models/ssgan", [3], {"stable": 3})
+    assert "label canary dropped from models.config: its version 2 is gone" in describe(
+        cfg, result
+    )
+
+
 def test_models_config_keeps_other_models_and_uses_server_model_dir(
     store: Store, runs: dict[str, str], tmp_path: Path
 ) -> None:

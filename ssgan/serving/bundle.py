@@ -36,7 +36,7 @@ from typing import Any
 import yaml
 from tensorflow_serving.config.model_server_config_pb2 import ModelServerConfig
 
-from ssgan.serving.labels import check_labellable
+from ssgan.serving.labels import check_labellable, dangling_labels
 from ssgan.serving.models_config import MODELS_CONFIG, to_text, with_labels
 from ssgan.serving.repository import PromoteError, ServingFolder
 from ssgan.tracking.provenance import git_state
@@ -96,6 +96,14 @@ def write_bundle(
         raise PromoteError(f"bundle={target}: {target.parent} is a file, not a folder")
     if not target.parent.is_dir():
         raise PromoteError(f"bundle={target}: folder {target.parent} does not exist")
+    dangling = sorted(dangling_labels(folder).items())
+    if dangling:
+        label, version = dangling[0]
+        raise PromoteError(
+            f"bundle={target}: {folder.models_config} labels {label} -> version {version}, "
+            f"which is not in {folder.root}: point the label at a version first "
+            f"(label={label} version=<N>)"
+        )
     records = {
         version: check_labellable(folder.root, version) for version in set(labels.values())
     }

@@ -34,21 +34,43 @@ def stable_version(folder: ServingFolder) -> int | None:
     return versions[-1] if versions else None
 
 
-def set_label(folder: ServingFolder, label: str, version: int) -> int | None:
-    """Point ``label`` at ``version`` in models.config; return the version it named before.
+def is_verified(root: Path, version: int) -> bool:
+    """Whether version ``version`` is a folder promote wrote (it has its provenance)."""
+    return (root / str(version)).is_dir() and bool(read_provenance(root / str(version)))
+
+
+def dangling_labels(folder: ServingFolder) -> dict[str, int]:
+    """Labels in models.config naming a version that is not a folder promote verified
+    (removed by hand, say): TF Serving would be told to serve what is not there."""
+    labels = current_labels(folder)
+    return {label: v for label, v in labels.items() if not is_verified(folder.root, v)}
+
+
+def set_label(
+    folder: ServingFolder, label: str, version: int
+) -> tuple[int | None, dict[str, int]]:
+    """Point ``label`` at ``version`` in models.config; return the version it named before
+    and the other labels dropped because their version is gone (:func:`dangling_labels`).
 
     Called under the model's lock; the serving folder's own lock serialises writers of the
-    file shared by every model in it. The policy serves exactly the labelled versions.
+    file shared by every model in it. The policy serves exactly the labelled versions, so
+    the file never names a version that is not there.
     """
     with locked(folder.serving_dir):
         config = read_models_config(folder.models_config)
         labels = labels_of(config, folder.model_name)
         previous = labels.get(label)
-        if previous != version:
-            labels[label] = version
-            updated = with_labels(config, folder.model_name, folder.server_base_path, labels)
+        dropped = {
+            other: number
+            for other, number in labels.items()
+            if other != label and not is_verified(folder.root, number)
+        }
+        if previous != version or dropped:
+            kept = {other: n for other, n in labels.items() if other not in dropped}
+            kept[label] = version
+            updated = with_labels(config, folder.model_name, folder.server_base_path, kept)
             write_atomically(folder.models_config, updated)
-    return previous
+    return previous, dropped
 
 
 def check_labellable(root: Path, version: int) -> dict[str, Any]:

@@ -28,7 +28,12 @@ from omegaconf import DictConfig
 
 from ssgan.errors import ConfigError
 from ssgan.serving.gate import check_beats_live, check_run, provenance_record, verify_run_model
-from ssgan.serving.labels import check_labellable, current_labels, set_label
+from ssgan.serving.labels import (
+    check_labellable,
+    current_labels,
+    dangling_labels,
+    set_label,
+)
 from ssgan.serving.models_config import LABELS
 from ssgan.serving.registry_sync import record_in_mlflow
 from ssgan.serving.repository import (
@@ -175,17 +180,18 @@ def _promote_run(cfg: DictConfig, folder: ServingFolder) -> dict[str, Any]:
         record = provenance_record(cfg, run, run_cfg, verified)
         prepare_root(root)
         with staging_folder(root) as staging:
-            version = _publish(cfg, folder, model_dir, staging, record)
+            version, dropped = _publish(cfg, folder, model_dir, staging, record)
     if version < 0:  # a concurrent promote of the same run got there first
         return _result(cfg, folder, -version, already=True, run_id=run_id)
-    return _result(cfg, folder, version, already=False, run_id=run_id)
+    return {**_result(cfg, folder, version, already=False, run_id=run_id), "dropped": dropped}
 
 
 def _publish(
     cfg: DictConfig, folder: ServingFolder, model_dir: Path, staging: Path, record: dict[str, Any]
-) -> int:
+) -> tuple[int, dict[str, int]]:
     """Copy into staging, then number, rename and label under the lock. Returns the new
-    version, or minus the version that already holds the run (when ``force`` is off)."""
+    version (or minus the version that already holds the run, when ``force`` is off) and
+    the labels dropped because their version is gone."""
     staged = staging / "model"
     root = folder.root
     hashes = copy_tree(model_dir, staged)
@@ -193,7 +199,7 @@ def _publish(
     with locked(root):
         holder = version_of_run(root, record["run_id"])
         if holder is not None and not cfg.force:
-            return -holder
+            return -holder, {}
         if cfg.must_beat_live:
             check_beats_live(folder, {"accuracy": record["verified_test_accuracy"], **record})
         version = next_version(root)
@@ -213,8 +219,8 @@ def _publish(
         os.rename(staged, root / str(version))
         fsync_path(root)
         # Only then the label: models.config never names a version that is not complete.
-        set_label(folder, str(cfg.label), version)
-    return version
+        dropped = set_label(folder, str(cfg.label), version)[1]
+    return version, dropped
 
 
 def _move_label(cfg: DictConfig, folder: ServingFolder) -> dict[str, Any]:
@@ -223,7 +229,7 @@ def _move_label(cfg: DictConfig, folder: ServingFolder) -> dict[str, Any]:
     check_labellable(root, version)  # before the lock, so a refusal creates no lock file
     with locked(root):
         record = check_labellable(root, version)
-        previous = set_label(folder, label, version)
+        previous, dropped = set_label(folder, label, version)
     written = record_in_mlflow(cfg, folder, None, None)
     return {
         "action": "label",
@@ -233,6 +239,7 @@ def _move_label(cfg: DictConfig, folder: ServingFolder) -> dict[str, Any]:
         "run_id": record["run_id"],
         "config": str(folder.models_config),
         "recorded": written,
+        "dropped": dropped,
     }
 
 
@@ -255,7 +262,7 @@ def _result(
 
 def list_versions(folder: ServingFolder) -> list[dict[str, Any]]:
     """Every version handed out: folders with their run, accuracy and labels, and numbers
-    whose folder was removed."""
+    whose folder was removed (saying so where a label still names one)."""
     rows: dict[int, dict[str, Any]] = {}
     root = folder.root
     for entry in version_log(root):
@@ -277,6 +284,10 @@ def list_versions(folder: ServingFolder) -> list[dict[str, Any]]:
             "promoted_at": record.get("promoted_at", "?"),
             "state": ",".join(named) or "unlabelled",
         }
+    for label, version in sorted(dangling_labels(folder).items()):
+        row = rows.setdefault(version, {"version": version, "run_id": "?",
+                                        "test_accuracy": None, "promoted_at": "?"})  # fmt: skip
+        row["state"] = f"removed, yet models.config labels it {label}"
     return [rows[v] for v in sorted(rows)]
 
 
@@ -305,6 +316,11 @@ def describe(cfg: DictConfig, result: dict[str, Any]) -> str:
     # A fresh version's records are expected; after a rerun they are repairs worth saying.
     if result.get("recorded") and (result["action"] == "label" or result.get("already")):
         lines.append("recorded in MLflow: " + ", ".join(result["recorded"]))
+    for label, number in sorted(result.get("dropped", {}).items()):
+        lines.append(
+            f"label {label} dropped from models.config: its version {number} is gone from the "
+            f"serving folder (point it again with label={label} version=<N>)"
+        )
     if "bundle" in result:
         for stale in result["bundle"].get("removed", []):
             lines.append(f"removed {stale}, left by a killed bundle")
