@@ -16,7 +16,6 @@ glibc nothing is changed.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import platform
 import sys
@@ -64,7 +63,9 @@ def configure() -> str:
     elif choice == "system":
         _state = f"glibc malloc, defaults ({ENV}=system)"
     else:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        # The process's own symbols include the C library's: no library search (which
+        # would start ldconfig on every import).
+        libc = ctypes.CDLL(None)
         done = [libc.mallopt(param, value) == 1 for param, value in SETTINGS.items()]
         tuned = "glibc malloc, mmap threshold 32 MiB, trim threshold 2 GiB"
         _state = tuned if all(done) else "glibc malloc, defaults (mallopt refused)"
