@@ -76,6 +76,7 @@ class TrainConfig:
     sample_grid: bool = True
     strategy: str = "default"  # default | mirrored | multi_worker
     cpu_replicas: int = 0  # mirrored without GPUs: split the CPU into N logical devices
+    worker_wait_s: float = 300.0  # multi_worker: how long to wait for the other workers
     precision: str = "fp32"  # fp32 | bf16 | fp16
     jit_compile: bool = False
 
@@ -199,6 +200,7 @@ RANGES = {
     "train.checkpoint_every": (1, None, True),
     "train.steps_per_loop": (1, None, True),
     "train.cpu_replicas": (0, 64, True),
+    "train.worker_wait_s": (0.0, None, False),
     "train.eval_batch_size": (1, None, True),
     "tracking.timeout_s": (0.0, 3600.0, False),
     "tracking.retry_s": (0.0, None, True),

@@ -22,7 +22,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 PACKAGE = REPO / "ssgan"
 ENTRY_POINTS = {"train", "tune", "report", "promote", "predict", "export", "bench"}
-BASE = {"ssgan", "allocator", "config", "cli", "errors", "preprocess", "plots"}
+BASE = {"ssgan", "allocator", "config", "cli", "errors", "preprocess", "plots", "stopping"}
 # What each part may import besides itself; "entry" may import anything but entry points.
 ALLOWED = {
     "base": {"base"},

@@ -20,6 +20,7 @@ import hashlib
 import io
 import json
 import os
+import signal
 import sys
 import zipfile
 from collections.abc import Iterator
@@ -31,6 +32,7 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 from tqdm import tqdm
 
 from ssgan.errors import DataError
+from ssgan.stopping import check_stop
 
 # Bump when the renderer changes: it is part of the cache key.
 GENERATOR_VERSION = 3
@@ -169,6 +171,13 @@ def _render_range(args: tuple[int, str, int, int]) -> tuple[np.ndarray, np.ndarr
     return images, labels
 
 
+def _leave_signals_to_parent() -> None:
+    """Render workers ignore stop signals: Ctrl-C reaches the whole process group, and
+    the parent, not each worker, decides when generation stops (it drops the rest)."""
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2):
+        signal.signal(signum, signal.SIG_IGN)
+
+
 def generate(
     seed: int, split: str, count: int, workers: int = 0, progress: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -182,8 +191,12 @@ def generate(
         if workers == 1 or len(tasks) == 1:
             results = map(_render_range, tasks)
         else:
-            results = stack.enter_context(ProcessPoolExecutor(workers)).map(_render_range, tasks)
+            pool = ProcessPoolExecutor(workers, initializer=_leave_signals_to_parent)
+            # On a stop, drop the chunks not started instead of rendering them all.
+            stack.callback(pool.shutdown, wait=True, cancel_futures=True)
+            results = pool.map(_render_range, tasks)
         for part in results:
+            check_stop()  # a safe point: a stop request ends generation between chunks
             parts.append(part)
             bar.update(len(part[1]))
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])

@@ -97,6 +97,7 @@ class WorkerRole:
     chief: bool = True
     index: int = 0  # rank in the cluster, chief first
     count: int = 1
+    tasks: tuple[tuple[str, str], ...] = ()  # (TF_CONFIG task name, address), chief first
 
     @property
     def tags(self) -> dict[str, str]:
@@ -128,7 +129,8 @@ def worker_role(train_cfg: DictConfig) -> WorkerRole:
     me = (str(task.get("type")), int(task.get("index", 0)))
     if me not in order:
         raise ConfigError(f"TF_CONFIG: task {me[0]} {me[1]} is not in its cluster {cluster}")
-    return WorkerRole(chief=order.index(me) == 0, index=order.index(me), count=len(order))
+    tasks = tuple((f"{kind} {i}", str(cluster[kind][i])) for kind, i in order)
+    return WorkerRole(order.index(me) == 0, order.index(me), len(order), tasks)
 
 
 def share_run_id(strategy: tf.distribute.Strategy, role: WorkerRole, run_id: str | None) -> str:

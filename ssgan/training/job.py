@@ -2,9 +2,11 @@
 
 Schedulers stop a job with a signal: SLURM sends SIGTERM at cancellation or preemption
 (and, with ``--signal``, SIGUSR2 before the time limit, which submitit uses to requeue);
-a terminal sends SIGINT. :func:`stop_signals` turns each into :class:`JobStopped`,
-raised at the next safe point of the training loop (right after a compiled call, so a
-checkpoint can be written first) or at once outside it. The run is then marked KILLED.
+a terminal sends SIGINT. Within :func:`stop_signals` each only records a stop request
+(:mod:`ssgan.stopping`), and the job raises :class:`JobStopped` at its next safe point:
+right after a compiled training call (with a checkpoint written first, see
+:func:`checkpoint_before_stop`), between chunks of generated data, before the run is
+opened and before export. The run is then marked KILLED.
 
 :func:`job_key` names the job across restarts (``resume=auto``): a requeued SLURM job, a
 submitit requeue or a plain rerun of the same command gets the same key.
@@ -21,46 +23,42 @@ from collections.abc import Iterator
 from types import FrameType
 from typing import Any
 
+from ssgan.stopping import JobStopped, clear_stop, request_stop, stop_requested
+
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2)
 
-
-class JobStopped(KeyboardInterrupt):
-    """A signal asked the job to stop; a KeyboardInterrupt, so Ctrl-C and SIGTERM take
-    the same path (run marked KILLED, resumable)."""
-
-    def __init__(self, signum: int) -> None:
-        self.signum = signum
-        self.signal_name = signal.Signals(signum).name
-        super().__init__(f"stopped by {self.signal_name}")
-
-    @property
-    def exit_status(self) -> int:
-        return 128 + self.signum  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
-
-
-_pending: int | None = None
-_deferring = False
+_checkpoint_on_stop = False
 _previous: dict[int, Any] = {}
 
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
-    global _pending
-    if _deferring and _pending is None:
-        _pending = signum  # the loop stops at its next safe point
-        return
-    raise JobStopped(signum)
+    first = not stop_requested()
+    request_stop(signum)
+    if first:
+        # os.write, not print: print is not safe inside a signal handler (a handler that
+        # interrupts a print raises "reentrant call").
+        name = signal.Signals(signum).name
+        os.write(2, f"{name} received: stopping at the next safe point\n".encode())
+
+
+def install_handlers() -> None:
+    """(Re)install the stop handlers. Also needed after TensorFlow's multi-worker runtime
+    starts: its coordination service installs a C-level SIGTERM handler of its own (for
+    its preemption notifier) that replaces Python's and swallows the signal."""
+    if threading.current_thread() is threading.main_thread():
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, _on_signal)
 
 
 @contextlib.contextmanager
 def stop_signals() -> Iterator[None]:
-    """Within the block, SIGINT, SIGTERM and SIGUSR2 raise :class:`JobStopped` (a second
-    signal while a stop is pending raises at once). Handlers are only installed from the
-    main thread; the previous ones come back afterwards."""
-    global _pending
+    """Within the block, SIGINT, SIGTERM and SIGUSR2 request a stop that the job honours
+    at its next safe point. Handlers are only installed from the main thread; the
+    previous ones come back afterwards."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    _pending = None
+    clear_stop()
     for signum in STOP_SIGNALS:
         _previous[signum] = signal.signal(signum, _on_signal)
     try:
@@ -72,26 +70,21 @@ def stop_signals() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def safe_points(enabled: bool = True) -> Iterator[None]:
-    """Within the block a stop signal only sets a flag that :func:`check_stop` raises at
-    a safe point (``enabled=False``: signals raise at once, e.g. for multi-worker jobs,
-    whose workers could not agree on the step to stop at)."""
-    global _deferring
-    _deferring = enabled
+def checkpoints_on_stop(enabled: bool = True) -> Iterator[None]:
+    """Within the block a pending stop first writes a checkpoint (``enabled=False``: not
+    for multi-worker jobs, whose save needs every worker and only one may have been
+    signalled)."""
+    global _checkpoint_on_stop
+    _checkpoint_on_stop = enabled
     try:
         yield
     finally:
-        _deferring = False
+        _checkpoint_on_stop = False
 
 
-def stop_requested() -> bool:
-    return _pending is not None
-
-
-def check_stop() -> None:
-    """Raise :class:`JobStopped` if a stop signal arrived since the loop last looked."""
-    if _pending is not None:
-        raise JobStopped(_pending)
+def checkpoint_before_stop() -> bool:
+    """A stop is pending and the loop should save a checkpoint before it stops."""
+    return _checkpoint_on_stop and stop_requested()
 
 
 def pass_on(stopped: JobStopped) -> None:

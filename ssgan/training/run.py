@@ -26,6 +26,7 @@ from ssgan.errors import DiskFullError, UserError, disk_full_reason
 from ssgan.models.gan import SemiSupervisedGAN
 from ssgan.serving.saved_model import export_from_checkpoint, score_saved_model
 from ssgan.serving.verification import VERIFICATION_ARTIFACT, save_verification_set
+from ssgan.stopping import JobStopped, check_stop
 from ssgan.tracking.provenance import environment_tags, git_state
 from ssgan.tracking.runs import (
     MODEL_ARTIFACT,
@@ -43,7 +44,8 @@ from ssgan.training.distribute import (
     worker_role,
 )
 from ssgan.training.interface import EpochHook, StopTraining
-from ssgan.training.job import JobStopped, safe_points, stop_signals
+from ssgan.training.job import checkpoints_on_stop, install_handlers, stop_signals
+from ssgan.training.peers import wait_for_workers
 from ssgan.training.resume import (
     JOB_KEY_TAG,
     command_overrides,
@@ -132,8 +134,11 @@ def _run(cfg: DictConfig, run_id: str | None, hooks: _Hooks) -> dict[str, Any]:
     enable_determinism(cfg.train)
     # Data first: a missing file or bad label budget must stop before a run is created.
     data = load_data(cfg.data, int(cfg.model.num_classes))
+    check_stop()  # a stop asked for while the data loaded ends here, before a run exists
     role = worker_role(cfg.train)
+    wait_for_workers(role, float(cfg.train.worker_wait_s))
     strategy = make_strategy(cfg.train)
+    install_handlers()  # TensorFlow's multi-worker runtime replaces the SIGTERM handler
     gan = SemiSupervisedGAN(cfg.model, cfg.train, strategy)
     tracker = _open_run(cfg, data, run_id, role, strategy, hooks.tags)
     _announce(tracker, role, resumed=run_id is not None)
@@ -246,11 +251,11 @@ def _fit_and_export(
         )
         trainer.restore_latest()
         try:
-            # Workers of one job cannot agree on a later step to stop at: they stop at once.
-            with safe_points(enabled=role.count == 1):
+            with checkpoints_on_stop(enabled=role.count == 1):
                 result = trainer.fit()
         except StopTraining as stop:
             return _stopped_early(trainer, tracker, stop)
+        check_stop()  # asked to stop during the last evaluation: before export, not after
         summary = {
             "run_id": tracker.run_id,
             "model_uri": f"{tracker.artifact_uri}/{MODEL_ARTIFACT}",

@@ -27,8 +27,9 @@ from ssgan.data.pipeline import eval_batches, train_batches
 from ssgan.errors import disk_full_reason
 from ssgan.plots import image_grid
 from ssgan.preprocess import from_model_range, to_model_range
+from ssgan.stopping import check_stop
 from ssgan.training.interface import CheckpointError, EpochHook, NonFiniteLossError, Tracker
-from ssgan.training.job import check_stop, stop_requested
+from ssgan.training.job import checkpoint_before_stop
 
 LOSS_KEYS = ("d_loss", "g_loss", "d_supervised_loss", "d_unsupervised_loss")
 SAMPLE_GRID = 8  # 8x8 generator samples per epoch
@@ -301,7 +302,7 @@ class Trainer:
                 self._epoch = None
             elif step % self.cfg.train.checkpoint_every == 0:
                 self._save()
-            elif stop_requested():
+            elif checkpoint_before_stop():
                 self._save()  # asked to stop (SIGTERM...): keep every step done so far
             check_stop()
 
