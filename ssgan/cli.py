@@ -1,28 +1,47 @@
 """Command-line plumbing shared by the entry points: early config checks, one-line errors.
 
 Hydra reports composition errors as several lines and a hint about HYDRA_FULL_ERROR.
-``check_overrides`` composes the config itself first (every value of a sweep too), so a
-bad override stops before Hydra starts, before any output directory or MLflow run exists.
+``check_overrides`` composes the config itself first (every value of a sweep too), with
+the search path Hydra will use (``--config-dir``, ``--config-path``, ``--config-name``,
+``hydra.searchpath``), so a bad override stops before Hydra starts, before any output
+directory or MLflow run exists.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
+from hydra import compose
+from hydra.core.config_search_path import SearchPathQuery
 from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
-from omegaconf import DictConfig
+from hydra.initialize import get_gh_backup, restore_gh_from_backup
+from hydra.utils import to_absolute_path
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from ssgan.config import register_schemas
 from ssgan.errors import ConfigError, UserError
 
-CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+
+def _config_dir() -> str:
+    """conf/ as a wheel installs it (``ssgan/conf``, see pyproject.toml), else the
+    checkout's top-level conf/ (editable installs, PYTHONPATH): always the tree that
+    belongs to this code, never another checkout's."""
+    here = Path(__file__).resolve().parent
+    packaged = here / "conf"
+    return str(packaged if (packaged / "config.yaml").is_file() else here.parent / "conf")
+
+
+CONFIG_DIR = _config_dir()
 
 
 def program_name() -> str:
@@ -82,13 +101,43 @@ def sweep_expansions(overrides: list[str]) -> Iterator[tuple[list[str], str | No
             yield base[:i] + [value] + base[i + 1 :], value
 
 
-def compose_config(config_name: str, overrides: list[str]) -> DictConfig:
-    """Compose ``conf/<config_name>.yaml`` with overrides, raising ConfigError on failure."""
-    register_schemas()
+@dataclass(frozen=True)
+class SearchPath:
+    """Where Hydra looks for configs: the primary folder (``--config-path``) and the
+    user's folders added with ``--config-dir`` (as ``hydra.main`` adds them)."""
+
+    primary: str = CONFIG_DIR
+    extra: tuple[str, ...] = ()
+
+
+@contextlib.contextmanager
+def _hydra_on(search: SearchPath) -> Iterator[None]:
+    """``initialize_config_dir`` plus the ``--config-dir`` folders, placed where
+    ``hydra.main`` places them (Hydra's public API has no such argument)."""
+    from hydra._internal.hydra import Hydra
+    from hydra._internal.utils import create_config_search_path
+
+    backup = get_gh_backup()
     if GlobalHydra.instance().is_initialized():
         GlobalHydra.instance().clear()
+    path = create_config_search_path(search.primary)
+    for folder in search.extra:
+        path.prepend("command-line", f"file://{folder}", SearchPathQuery(provider="schema"))
+    Hydra.create_main_hydra2(task_name="app", config_search_path=path)
     try:
-        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        yield
+    finally:
+        restore_gh_from_backup(backup)
+
+
+def compose_config(
+    config_name: str, overrides: list[str], search: SearchPath | None = None
+) -> DictConfig:
+    """Compose ``conf/<config_name>.yaml`` with overrides, raising ConfigError on failure."""
+    register_schemas()
+    register_help_resolver()
+    try:
+        with _hydra_on(search or SearchPath()):
             return compose(config_name=config_name, overrides=overrides)
     except (HydraException, OmegaConfBaseException, ValueError) as err:
         culprit = _culprit(err, overrides)
@@ -120,6 +169,39 @@ _FLAGS_WITH_VALUE = {
 }
 
 
+def _flag_values(argv: list[str]) -> dict[str, str]:
+    """Hydra's flags that take a value (``--config-dir X`` or ``--config-dir=X``)."""
+    found, pending = {}, None
+    for arg in argv:
+        if pending:
+            found[pending], pending = arg, None
+        elif arg in _FLAGS_WITH_VALUE:
+            pending = arg
+        elif arg.startswith("--") and arg.split("=", 1)[0] in _FLAGS_WITH_VALUE:
+            found[arg.split("=", 1)[0]] = arg.split("=", 1)[1]
+    long = {"-cd": "--config-dir", "-cp": "--config-path", "-cn": "--config-name"}
+    return {long.get(k, k): v for k, v in found.items()}
+
+
+def search_path(argv: list[str], config_name: str) -> tuple[SearchPath, str]:
+    """The search path and primary config name ``hydra.main`` will use for ``argv``."""
+    flags = _flag_values(argv)
+    primary = flags.get("--config-path", CONFIG_DIR)
+    if not primary.startswith("pkg://") and not os.path.isabs(primary):
+        # hydra.main reads a relative --config-path from the entry point's folder
+        primary = str(Path(__file__).resolve().parent / primary)
+    extra = ()
+    if "--config-dir" in flags:
+        folder = os.path.abspath(flags["--config-dir"])
+        if not os.path.isdir(folder):
+            raise ConfigError(
+                f"--config-dir {flags['--config-dir']}: there is no folder {folder} (give the "
+                "folder that holds your config groups, e.g. one with experiment/mine.yaml)"
+            )
+        extra = (folder,)
+    return SearchPath(primary, extra), flags.get("--config-name", config_name)
+
+
 def overrides_only(argv: list[str]) -> list[str]:
     overrides, skip = [], False
     for arg in argv:
@@ -136,21 +218,77 @@ def check_overrides(
     config_name: str, argv: list[str], validate: Callable[[DictConfig], None]
 ) -> None:
     """Compose and validate every configuration that ``argv`` asks Hydra for."""
+    register_help_resolver()
     if any(
         a in ("--help", "-h", "--hydra-help", "--info", "-i", "--shell-completion", "-sc")
         for a in argv
     ):
         return
+    search, config_name = search_path(argv, config_name)
     overrides = overrides_only(argv)
     try:
         expansions = list(sweep_expansions(overrides))
     except HydraException as err:
         raise ConfigError(f"cannot parse overrides: {str(err).splitlines()[0]}") from err
     for composed_overrides, value in expansions:
-        cfg = compose_config(config_name, composed_overrides)
+        cfg = compose_config(config_name, composed_overrides, search)
         try:
             validate(cfg)
         except ConfigError as err:
             if value is not None:
                 raise ConfigError(f"{err} (in sweep value '{value}')") from err
             raise
+
+
+def _group_listing(*groups: str) -> str:
+    """``group: option, ...`` lines for an app's own groups, options as Hydra finds them
+    on the search path (``--config-dir`` folders included): ``${ssgan_groups:...}`` in
+    an app's ``hydra.help.template`` (Hydra's $APP_CONFIG_GROUPS lists every app's)."""
+    if not GlobalHydra.instance().is_initialized():
+        return ", ".join(groups)  # resolved outside a Hydra app (e.g. --cfg all --resolve)
+    loader = GlobalHydra.instance().config_loader()
+    return "\n".join(f"{g}: {', '.join(sorted(loader.get_group_options(g)))}" for g in groups)
+
+
+def register_help_resolver() -> None:
+    if not OmegaConf.has_resolver("ssgan_groups"):
+        OmegaConf.register_new_resolver("ssgan_groups", _group_listing)
+
+
+register_help_resolver()  # also in launcher processes, which read the config unresolved
+
+
+# Keys that name files or folders, relative to where the command was started.
+PATH_KEYS = ("data.root", "tracking.artifact_root", "serving_dir", "bundle")
+
+
+def anchor_paths(cfg: DictConfig) -> None:
+    """With ``hydra.job.chdir=true`` the job runs inside its output folder: relative
+    paths (the data cache, the MLflow store, the serving folder) still mean the folder
+    the command was started from, as without it."""
+    if not HydraConfig.initialized() or HydraConfig.get().runtime.cwd == os.getcwd():
+        return
+    for key in PATH_KEYS:
+        value = OmegaConf.select(cfg, key)
+        if value and not os.path.isabs(str(value)):
+            OmegaConf.update(cfg, key, to_absolute_path(str(value)))
+    uri = str(OmegaConf.select(cfg, "tracking.uri", default=""))
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        OmegaConf.update(cfg, "tracking.uri", "sqlite:///" + to_absolute_path(uri[10:]))
+
+
+class InfoOnly(logging.Filter):
+    """Below WARNING: the job's own lines go to stdout, warnings to stderr
+    (conf/hydra/job_logging/ssgan.yaml, :func:`console_logging`)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno < logging.WARNING
+
+
+def console_logging() -> None:
+    """For entry points without Hydra's job logging (ssgan.tune): the run's lines on the
+    terminal as ``hydra/job_logging=ssgan`` shows them."""
+    out, err = logging.StreamHandler(sys.stdout), logging.StreamHandler(sys.stderr)
+    out.addFilter(InfoOnly())
+    err.setLevel(logging.WARNING)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[out, err])

@@ -10,7 +10,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from ssgan.cli import CONFIG_DIR, check_overrides, user_errors
+from ssgan.cli import CONFIG_DIR, anchor_paths, check_overrides, user_errors
 from ssgan.config import register_schemas
 from ssgan.serving.promotion import describe, format_versions, promote, validate_promote_config
 from ssgan.serving.repository import ServingFolder
@@ -18,6 +18,7 @@ from ssgan.serving.repository import ServingFolder
 
 @hydra.main(config_path=CONFIG_DIR, config_name="promote", version_base="1.3")
 def _hydra_main(cfg: DictConfig) -> None:
+    anchor_paths(cfg)
     with user_errors():
         result = promote(cfg)
     if cfg.list:

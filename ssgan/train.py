@@ -11,7 +11,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from ssgan.cli import CONFIG_DIR, check_overrides, user_errors
+from ssgan.cli import CONFIG_DIR, anchor_paths, check_overrides, user_errors
 from ssgan.config import register_schemas, validate_train_config
 from ssgan.sweeps.grid import grid_parent, is_grid_sweep, start_grid
 from ssgan.training.job import pass_on
@@ -20,6 +20,7 @@ from ssgan.training.run import StoppedRun, summary_text, train
 
 @hydra.main(config_path=CONFIG_DIR, config_name="config", version_base="1.3")
 def _hydra_main(cfg: DictConfig) -> None:
+    anchor_paths(cfg)  # hydra.job.chdir=true: the same store and data as without it
     with user_errors():
         try:
             summary = train(cfg)

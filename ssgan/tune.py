@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 
-from ssgan.cli import user_errors
+from ssgan.cli import console_logging, user_errors
 from ssgan.config import register_schemas
 from ssgan.sweeps.study import prepare, run_search, study_lock, summary_text
 
@@ -24,6 +24,7 @@ def main() -> None:
         print(USAGE)
         return
     register_schemas()
+    console_logging()  # each trial's run_id and epoch lines, as ssgan.train shows them
     with user_errors():
         plan = prepare(argv)
         with study_lock(plan):

@@ -81,6 +81,7 @@ def test_cli_help_and_cfg_show_groups_and_keys(tmp_path: Path) -> None:
     assert shown.returncode == 0
     assert "experiment: improved_gan_svhn, label_budget, label_budget_small, smoke" in shown.stdout
     assert "model: improved_gan, tutorial" in shown.stdout
+    assert "search:" not in shown.stdout  # ssgan.tune's group, not a training one
     job = run_cli("ssgan.train", "--cfg", "job", "experiment=smoke", cwd=tmp_path)
     assert job.returncode == 0
     assert "z_size: 16" in job.stdout and "num_labeled: 100" in job.stdout

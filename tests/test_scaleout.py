@@ -66,7 +66,7 @@ def test_many_processes_start_on_a_fresh_store_at_once(tmp_path: Path) -> None:
     assert len(runs) == processes and {r.info.status for r in runs} == {"FINISHED"}
 
 
-def test_a_runs_lease_is_held_only_by_a_live_job(tmp_path: Path, capsys) -> None:
+def test_a_runs_lease_is_held_only_by_a_live_job(tmp_path: Path, caplog) -> None:
     """Same host: the owner's process decides (a kill -9ed job frees its run at once).
     Another host: the lease's expiry decides."""
     from ssgan.tracking.lease import LEASE_TAG, RunOwnedError, live_owner, refuse_if_owned
@@ -93,9 +93,10 @@ def test_a_runs_lease_is_held_only_by_a_live_job(tmp_path: Path, capsys) -> None
     # A tag that is not a lease counts as expired, with one warning line each.
     for garbage in ("otherhost:1:2 garbage", "garbage", "otherhost:x:2 99999999999", " 5"):
         client.set_tag(run_id, LEASE_TAG, garbage)
+        caplog.clear()
         assert live_owner(client.get_run(run_id)) is None, garbage
-        warned = capsys.readouterr().err
-        assert warned.count("\n") == 1 and "unreadable lease tag" in warned, garbage
+        warned = [r for r in caplog.records if r.levelname == "WARNING"]
+        assert len(warned) == 1 and "unreadable lease tag" in warned[0].message, garbage
     client.set_terminated(run_id, "KILLED")
     client.set_tag(run_id, LEASE_TAG, f"{me} {far:.0f}")
     assert live_owner(client.get_run(run_id)) is None  # a run that is not RUNNING is free

@@ -149,3 +149,32 @@ def test_store_locked_until_the_end_fails_loudly_never_finished(tmp_path: Path) 
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
     (run,) = client.search_runs([client.get_experiment_by_name("ssgan").experiment_id])
     assert run.info.status != "FINISHED"
+
+
+def test_busy_timeout_bound_holds_on_mlflows_engines_only(tmp_path: Path) -> None:
+    """tracking.timeout_s bounds how long MLflow's own SQLite sessions wait for a lock,
+    by rewriting the statement MLflow opens them with; other engines keep theirs. Fails
+    if MLflow's text changes (the rewrite would silently stop) or the bound is lost."""
+    import inspect
+
+    import mlflow.store.db.utils as mlflow_db
+    import sqlalchemy
+
+    from ssgan.tracking.store import MLFLOW_BUSY_PRAGMA, client_for, mlflow_engines
+
+    assert MLFLOW_BUSY_PRAGMA.search(inspect.getsource(mlflow_db))
+    cfg = _tracking(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}", timeout_s=0.75)
+    engines = mlflow_engines(client_for(cfg))
+    assert len(engines) == 2  # tracking and model registry
+    seen: list[str] = []
+    for engine in engines:
+        sqlalchemy.event.listen(engine, "after_cursor_execute", lambda *a: seen.append(a[2]))
+    for store in (client_for(cfg)._tracking_client.store,
+                  client_for(cfg)._get_registry_client().store):  # fmt: skip
+        with store.ManagedSessionMaker() as session:  # opens as MLflow opens every session
+            assert session.execute(sqlalchemy.text("PRAGMA busy_timeout")).scalar() == 750
+    assert seen.count("PRAGMA busy_timeout = 750;") == 2  # MLflow's statement, rewritten
+    other = sqlalchemy.create_engine(f"sqlite:///{tmp_path / 'other.db'}")
+    with other.connect() as conn:
+        conn.execute(sqlalchemy.text("PRAGMA busy_timeout = 20000;"))
+        assert conn.execute(sqlalchemy.text("PRAGMA busy_timeout")).scalar() == 20000

@@ -43,7 +43,8 @@ def _download(url: str, target: Path, expected_md5: str, hint: str) -> None:
     try:
         with urllib.request.urlopen(url, timeout=60) as response, open(partial, "wb") as out:
             total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=target.name) as bar:
+            bar = tqdm(total=total, unit="B", unit_scale=True, desc=target.name, disable=None)
+            with bar:
                 for chunk in iter(lambda: response.read(_CHUNK), b""):
                     out.write(chunk)
                     bar.update(len(chunk))

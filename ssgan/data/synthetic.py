@@ -19,9 +19,9 @@ import functools
 import hashlib
 import io
 import json
+import logging
 import os
 import signal
-import sys
 import zipfile
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -185,7 +185,8 @@ def generate(
     workers = workers or os.cpu_count() or 1
     chunk = max(1, min(1000, -(-count // (workers * 4))))
     tasks = [(seed, split, start, min(start + chunk, count)) for start in range(0, count, chunk)]
-    bar = tqdm(total=count, unit="img", desc=f"synthetic {split}", disable=not progress)
+    shown = None if progress else True  # None: on terminals only
+    bar = tqdm(total=count, unit="img", desc=f"synthetic {split}", disable=shown)
     parts = []
     with bar, contextlib.ExitStack() as stack:
         if workers == 1 or len(tasks) == 1:
@@ -247,8 +248,8 @@ def _cache_problem(arrays: dict[str, np.ndarray], sizes: dict[str, int]) -> str 
 
 
 def _damaged(path: Path, problem: str) -> None:
-    tqdm.write(
-        f"the synthetic data cache {path} is damaged ({problem}): making it again", file=sys.stderr
+    logging.getLogger("ssgan.data").warning(
+        f"the synthetic data cache {path} is damaged ({problem}): making it again"
     )
     return None
 

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from ssgan.cli import compose_config, overrides_only, sweep_expansions
+from ssgan.cli import compose_config, overrides_only, search_path, sweep_expansions
 from ssgan.tracking.runs import child_runs, get_run
 from ssgan.tracking.tracker import RunTracker, create_run
 from ssgan.training.run import SWEEP_PARENT_ENV
@@ -55,7 +55,8 @@ def start_grid(argv: list[str]) -> RunTracker:
     """Create the parent run of the sweep ``argv`` asks for and publish its id to the
     jobs (``SSGAN_SWEEP_PARENT_RUN_ID``; launcher processes inherit it)."""
     overrides = overrides_only(argv)
-    base = compose_config("config", next(sweep_expansions(overrides))[0])
+    search, config_name = search_path(argv, "config")  # --config-dir experiments too
+    base = compose_config(config_name, next(sweep_expansions(overrides))[0], search)
     swept = {
         o.get_key_element(): ",".join(str(v) for v in o.sweep_string_iterator())
         for o in OverridesParser.create().parse_overrides(overrides)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 import math
 import os
 import socket
-import sys
 import threading
 import time
 from pathlib import Path
@@ -85,10 +85,9 @@ def live_owner(run: Run) -> str | None:
     except ValueError:
         readable = False
     if not readable:
-        print(
+        logging.getLogger("ssgan.tracking").warning(
             f"warning: run {run.info.run_id} has an unreadable lease tag {LEASE_TAG}="
-            f"{value!r}: taken as expired",
-            file=sys.stderr,
+            f"{value!r}: taken as expired"
         )
         return None
     if host == socket.gethostname():

@@ -7,6 +7,7 @@ import contextlib
 import fcntl
 import math
 import os
+import re
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -17,7 +18,6 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
 
 from ssgan.errors import UserError
 
@@ -41,8 +41,12 @@ DEFAULT_RETRY_S = 120.0
 _SQLITE_HEADER = b"SQLite format 3\x00"
 _checked_stores: set[tuple[str, float]] = set()
 # How long one SQLite statement waits for a lock held by another process (MLflow's own
-# default is 20 s); set from tracking.timeout_s by check_store.
-_sqlite_busy_ms: int | None = None
+# default is 20 s), per store URI; set from tracking.timeout_s by check_store.
+_sqlite_busy_ms: dict[str, int] = {}
+# The statement MLflow opens every SQLite session with (mlflow/store/db/utils.py); MLflow
+# has no setting for it, so its engines (and only those) get it rewritten.
+# tests/test_tracking.py fails if MLflow's text or its engines change under this.
+MLFLOW_BUSY_PRAGMA = re.compile(r"\s*pragma\s+busy_timeout\s*=", re.IGNORECASE)
 # MLflow's HTTP client settings as the user's environment had them (those win over ours).
 _USER_HTTP_ENV = {
     name: os.environ.get(name)
@@ -54,20 +58,32 @@ _USER_HTTP_ENV = {
 }
 
 
-@event.listens_for(Engine, "before_cursor_execute", retval=True)
-def _bounded_sqlite_wait(conn, cursor, statement, parameters, context, executemany):
-    """MLflow sets ``PRAGMA busy_timeout = 20000`` on every session; bound it by
-    ``tracking.timeout_s`` so a locked store is retried on our schedule, not 20 s a try."""
-    if _sqlite_busy_ms is not None and statement.lstrip().lower().startswith("pragma busy_timeout"):
-        statement = f"PRAGMA busy_timeout = {_sqlite_busy_ms};"
-    return statement, parameters
+def _bound_busy_wait(engine: object, uri: str) -> None:
+    """Listen on one of MLflow's SQLite engines: its ``PRAGMA busy_timeout = 20000`` becomes
+    ``tracking.timeout_s``, so a locked store is retried on our schedule, not 20 s a try."""
+
+    def rewrite(conn, cursor, statement, parameters, context, executemany):
+        ms = _sqlite_busy_ms.get(uri)
+        if ms is not None and MLFLOW_BUSY_PRAGMA.match(statement):
+            statement = f"PRAGMA busy_timeout = {ms};"
+        return statement, parameters
+
+    if engine is not None and not getattr(engine, "_ssgan_busy_bound", False):
+        event.listen(engine, "before_cursor_execute", rewrite, retval=True)
+        engine._ssgan_busy_bound = True
+
+
+def mlflow_engines(client: MlflowClient) -> list[object]:
+    """The SQLAlchemy engines behind a client's tracking and registry stores (none for a
+    tracking server)."""
+    stores = (client._tracking_client.store, client._get_registry_client().store)
+    return [e for e in (getattr(s, "engine", None) for s in stores) if e is not None]
 
 
 def check_store(tracking_cfg: DictConfig) -> None:
     """Refuse a ``tracking.uri`` that cannot work, in one line, before any work starts:
     an unknown scheme, a SQLite file whose folder cannot be created or that is not a
     SQLite database, an MLflow server that does not answer within ``tracking.timeout_s``."""
-    global _sqlite_busy_ms
     uri = str(tracking_cfg.uri)
     timeout = float(OmegaConf.select(tracking_cfg, "timeout_s", default=DEFAULT_TIMEOUT_S))
     if (uri, timeout) in _checked_stores:
@@ -75,7 +91,7 @@ def check_store(tracking_cfg: DictConfig) -> None:
     scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
     if scheme == "sqlite":
         _check_sqlite(uri)
-        _sqlite_busy_ms = max(1, int(timeout * 1000))
+        _sqlite_busy_ms[uri] = max(1, int(timeout * 1000))
     elif scheme in ("http", "https"):
         _bound_http_client(timeout)
         _check_server(uri, timeout)
@@ -168,6 +184,8 @@ def client_for(tracking_cfg: DictConfig) -> MlflowClient:
         # Opening a store creates or migrates its schema (MLflow then caches the store in
         # the process); two processes doing it at once corrupt a fresh database.
         client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        for engine in mlflow_engines(client):
+            _bound_busy_wait(engine, uri)
         client.search_registered_models(max_results=1)
     _opened_stores.add(uri)
     return client

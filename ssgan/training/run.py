@@ -43,6 +43,7 @@ from ssgan.training.distribute import (
     share_run_id,
     worker_role,
 )
+from ssgan.training.hydra_job import link_run, log
 from ssgan.training.interface import EpochHook, StopTraining
 from ssgan.training.job import checkpoints_on_stop, install_handlers, stop_signals
 from ssgan.training.peers import wait_for_workers
@@ -229,7 +230,8 @@ def _announce(tracker: RunTracker | FollowerTracker, role: WorkerRole, resumed: 
     how = "resumed" if resumed else "started"
     if not role.chief:
         how = f"worker {role.index} of {role.count}; the chief records the run"
-    print(f"run_id: {tracker.run_id} ({how})", flush=True)
+    log.info(f"run_id: {tracker.run_id} ({how})")
+    link_run(tracker, role.chief)
 
 
 def _fit_and_export(

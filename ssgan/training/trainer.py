@@ -8,6 +8,8 @@ step ``s`` is a pure function of the data seed and ``s``.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
 import shutil
 import sys
@@ -21,6 +23,7 @@ import numpy as np
 import tensorflow as tf
 from omegaconf import DictConfig
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from ssgan.data import SemiSupervisedData
 from ssgan.data.pipeline import eval_batches, train_batches
@@ -30,6 +33,8 @@ from ssgan.preprocess import from_model_range, to_model_range
 from ssgan.stopping import check_stop
 from ssgan.training.interface import CheckpointError, EpochHook, NonFiniteLossError, Tracker
 from ssgan.training.job import checkpoint_before_stop
+
+log = logging.getLogger("ssgan.train")
 
 LOSS_KEYS = ("d_loss", "g_loss", "d_supervised_loss", "d_unsupervised_loss")
 SAMPLE_GRID = 8  # 8x8 generator samples per epoch
@@ -189,10 +194,9 @@ class Trainer:
                 continue
             self.checkpoint.restore(path).assert_existing_objects_matched()
             if failed:
-                tqdm.write(
+                log.warning(
                     f"checkpoint {'; '.join(failed)} does not restore: resuming from "
-                    f"{Path(path).name} (step {int(self.state.step.numpy())}) instead",
-                    file=sys.stderr,
+                    f"{Path(path).name} (step {int(self.state.step.numpy())}) instead"
                 )
             return int(self.state.step.numpy())
         if failed:
@@ -285,26 +289,32 @@ class Trainer:
         """Train up to global step ``target`` (evaluating and checkpointing on the way)
         with the stream :meth:`start` opened; calls continue where the last one stopped."""
         step = int(self.state.step.numpy())
-        while step < target:
-            if self._epoch != step // self.steps_per_epoch:
-                self._begin_epoch(step)
-            count = self._chunk(step, target)
-            losses = self._steps(step, count)
-            step += count
-            self._bar.update(count)
-            self._window_steps += count
-            if step % self.cfg.train.log_every == 0 or step % self.steps_per_epoch == 0:
-                self._log_losses(losses, step)
-            if step % self.steps_per_epoch == 0:
-                self._bar.close()
-                self._end_epoch(self._epoch, step)
-                self._save()
-                self._epoch = None
-            elif step % self.cfg.train.checkpoint_every == 0:
-                self._save()
-            elif checkpoint_before_stop():
-                self._save()  # asked to stop (SIGTERM...): keep every step done so far
-            check_stop()
+        with self._bar_and_log_lines():
+            while step < target:
+                if self._epoch != step // self.steps_per_epoch:
+                    self._begin_epoch(step)
+                count = self._chunk(step, target)
+                losses = self._steps(step, count)
+                step += count
+                self._bar.update(count)
+                self._window_steps += count
+                if step % self.cfg.train.log_every == 0 or step % self.steps_per_epoch == 0:
+                    self._log_losses(losses, step)
+                if step % self.steps_per_epoch == 0:
+                    self._bar.close()
+                    self._end_epoch(self._epoch, step)
+                    self._save()
+                    self._epoch = None
+                elif step % self.cfg.train.checkpoint_every == 0:
+                    self._save()
+                elif checkpoint_before_stop():
+                    self._save()  # asked to stop (SIGTERM...): keep every step done so far
+                check_stop()
+
+    def _bar_and_log_lines(self) -> contextlib.AbstractContextManager:
+        """While the progress bar shows (terminals only), log lines print above it."""
+        shown = self.progress if self.progress is not None else sys.stderr.isatty()
+        return logging_redirect_tqdm() if shown else contextlib.nullcontext()
 
     def _chunk(self, step: int, target: int) -> int:
         """Steps for the next compiled call: ``train.steps_per_loop``, cut short so that
@@ -383,7 +393,7 @@ class Trainer:
         if self.cfg.train.sample_grid and self.cfg.train.mode == "ssgan":
             samples = from_model_range(self.gan.generator(self.sample_z, training=False)).numpy()
             self.tracker.log_image(image_grid(samples), f"samples/epoch_{epoch + 1:03d}.png")
-        tqdm.write(
+        log.info(
             f"epoch {epoch + 1}/{self.cfg.train.epochs}: val/accuracy {val:.4f} "
             f"test/accuracy {test:.4f} (step {step})"
         )

@@ -1,0 +1,77 @@
+"""Hydra as users use it: configs from outside the repository, hydra.job.chdir, the job's
+log and output folder tied to its MLflow run, and each command's own --help."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from ssgan.cli import check_overrides
+from ssgan.config import validate_train_config
+from ssgan.errors import ConfigError
+from tests.conftest import run_cli
+
+MINE = "# @package _global_\nmodel:\n  z_size: 7\n"
+
+
+def _my_conf(root: Path) -> Path:
+    folder = root / "myconf"
+    (folder / "experiment").mkdir(parents=True)
+    (folder / "experiment" / "mine.yaml").write_text(MINE)
+    return folder
+
+
+def test_experiments_outside_the_repo_pass_the_early_checks(tmp_path: Path) -> None:
+    mine = _my_conf(tmp_path)
+    check_overrides("config", ["--config-dir", str(mine), "experiment=mine"], validate_train_config)
+    check_overrides("config", [f"--config-dir={mine}", "experiment=mine"], validate_train_config)
+    check_overrides(
+        "config", [f"hydra.searchpath=[file://{mine}]", "experiment=mine"], validate_train_config
+    )
+    with pytest.raises(ConfigError, match="Could not find 'experiment/mine'"):
+        check_overrides("config", ["experiment=mine"], validate_train_config)
+    run = tmp_path / "run"
+    run.mkdir()
+    shown = run_cli("ssgan.train", "--config-dir", "../myconf", "experiment=mine", "--cfg", "job",
+                    cwd=run)  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    assert "z_size: 7" in shown.stdout
+    bad = run_cli("ssgan.train", "--config-dir", "/nonexistent", "experiment=mine", cwd=run)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert bad.stderr.startswith("error: --config-dir /nonexistent: there is no folder")
+    assert bad.stderr.count("\n") == 1 and list(run.iterdir()) == []
+
+
+def test_promotes_help_lists_its_own_groups(tmp_path: Path) -> None:
+    """(ssgan.train's: tests/test_config.py; ssgan.tune's searches: its usage text.)"""
+    promote = run_cli("ssgan.promote", "--help", cwd=tmp_path)
+    assert promote.returncode == 0, promote.stderr
+    groups = promote.stdout.split("== Configuration groups ==")[1].split("== Config ==")[0]
+    assert groups.split() == ["tracking:", "default"]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_chdir_run_uses_the_launch_folders_store_and_data_and_links_its_folder(
+    tmp_path: Path,
+) -> None:
+    """hydra.job.chdir=true with the default relative paths: the store and the data cache
+    are the launch folder's; the output folder holds the job's log and the run id, and the
+    run names the folder."""
+    result = run_cli("ssgan.train", "experiment=smoke", "hydra.job.chdir=true",
+                     "train.epochs=1", "train.sample_grid=false", cwd=tmp_path,
+                     env={"SSGAN_DATA_ROOT": "data"})  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    run_id = result.stdout.split("run_id: ")[1].split()[0]
+    (folder,) = (tmp_path / "outputs").glob("*/*")
+    assert sorted(p.name for p in folder.iterdir()) == [".hydra", "mlflow_run_id", "train.log"]
+    assert (folder / "mlflow_run_id").read_text().strip() == run_id
+    log = (folder / "train.log").read_text()
+    assert f"run_id: {run_id} (started)" in log and "epoch 1/1: val/accuracy" in log
+    assert "epoch 1/1: val/accuracy" in result.stdout  # the terminal still shows it
+    assert (tmp_path / "data" / "synthetic").is_dir()
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    run = client.get_run(run_id)
+    assert run.data.tags["ssgan.hydra_output_dir"] == str(folder.resolve())
+    assert run.data.params["data.root"] == str(tmp_path.resolve() / "data")
