@@ -59,9 +59,12 @@ def test_smoke_run_records_params_tags_metrics_artifacts(smoke_run: dict) -> Non
         run_id=run.info.run_id, tracking_uri=cfg.tracking.uri
     )
     names = {a.path for a in artifacts}
-    assert {"config", "data", "checkpoints", "samples", "model", "plots"} <= names
+    assert {"config", "data", "checkpoints", "samples", "plots", "verification"} <= names
     local = Path(run.info.artifact_uri.removeprefix("file://"))
-    assert (local / "model" / "saved_model.pb").is_file()
+    # The model is the run's MLflow Model (its LoggedModel), listed under runs:/<id>/model.
+    assert summary["model_uri"].startswith("models:/m-")
+    model_files = {a.path for a in _client(cfg).list_artifacts(run.info.run_id, "model")}
+    assert {"model/MLmodel", "model/artifacts"} <= model_files
     assert sorted(p.name for p in (local / "samples").iterdir()) == [
         "epoch_001.png",
         "epoch_002.png",
@@ -366,7 +369,7 @@ def test_remote_tracking_server_gets_checkpoints_and_model(tmp_path: Path) -> No
     with mlflow_server(tmp_path) as uri:
         cfg = compose_config("config", [*tiny_overrides(tmp_path), f"tracking.uri={uri}"])
         summary = train(cfg)
-        assert summary["model_uri"].startswith("mlflow-artifacts:")
+        assert summary["model_uri"].startswith("models:/m-")
         listed = {
             a.path for a in MlflowClient(uri).list_artifacts(summary["run_id"], "checkpoints")
         }
