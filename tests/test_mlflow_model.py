@@ -106,7 +106,7 @@ def test_the_runs_model_is_an_mlflow_model_that_loads_and_is_in_the_models_tab(
     assert version.source == model_uri
 
 
-def test_mlflow_models_serve_answers_an_image(smoke_run: dict) -> None:
+def test_mlflow_models_serve_answers_an_image(smoke_run: dict, tmp_path: Path) -> None:
     """A real `mlflow models serve` process on loopback scores a base64 JSON image."""
     cfg, run_id = smoke_run["cfg"], smoke_run["summary"]["run_id"]
     blobs, pixels = _images(smoke_run, 1)
@@ -137,7 +137,7 @@ def test_mlflow_models_serve_answers_an_image(smoke_run: dict) -> None:
     finally:
         os.killpg(server.pid, signal.SIGTERM)  # the server and its uvicorn worker
         server.wait(timeout=30)
-    local = saved_model_in(download_run_model(cfg.tracking, run_id, Path(str(server.pid))))
+    local = saved_model_in(download_run_model(cfg.tracking, run_id, tmp_path))
     expected = score_saved_model(local, pixels)
     [prediction] = answer["predictions"]
     assert prediction["digit"] == int(np.argmax(expected[0]))
