@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from mlflow.tracking import MlflowClient
 
 from ssgan.cli import compose_config
 from ssgan.errors import UserError
+from ssgan.tracking.mlflow_model import download_run_model, saved_model_in
 from ssgan.training.run import train
 from tests.conftest import REPO_ROOT, mlflow_server, run_cli, tiny_overrides
 
@@ -72,8 +74,10 @@ def test_smoke_run_records_params_tags_metrics_artifacts(smoke_run: dict) -> Non
     assert (local / "plots" / "confusion_matrix.png").is_file()
     indices = np.load(local / "data" / "labelled_indices.npy")
     assert len(indices) == 100
-    loaded = tf.saved_model.load(str(local / "model"))
-    assert "serving_default" in loaded.signatures
+    with tempfile.TemporaryDirectory() as scratch:
+        model = download_run_model(cfg.tracking, run.info.run_id, Path(scratch))
+        loaded = tf.saved_model.load(str(saved_model_in(model)))
+        assert "serving_default" in loaded.signatures
 
 
 def test_runs_filter_by_param(smoke_run: dict) -> None:
