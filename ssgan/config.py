@@ -90,6 +90,7 @@ class TrackingConfig:
     timeout_s: float = 10.0  # one request to the store (HTTP, or a locked SQLite file)
     retry_s: float = 120.0  # how long failed writes are retried before the run fails
     lease_s: float = 60.0  # a job owns its run while it renews this lease (see job.py)
+    system_metrics: bool = False  # MLflow's system/* metrics, sampled with psutil
 
 
 @dataclass

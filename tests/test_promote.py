@@ -37,6 +37,7 @@ from ssgan.cli import compose_config
 from ssgan.data import SemiSupervisedData, load_data
 from ssgan.errors import ConfigError, UserError
 from ssgan.models.networks import build_discriminator
+from ssgan.serving.images import encode_png
 from ssgan.serving.promotion import (
     describe,
     format_versions,
@@ -110,13 +111,18 @@ def log_run(
     status: str = "FINISHED",
     verified_with: Path | None | str = "model",
     config: DictConfig | None = None,
+    mlflow_model: bool = False,
 ) -> str:
-    """A run as training leaves one: config artifact, model/ artifact, metric, status, and
-    the verification set (scored with ``verified_with``, by default the model itself)."""
+    """A run as training leaves one: config artifact, model, metric, status, and the
+    verification set (scored with ``verified_with``, by default the model itself). The
+    model is an MLflow Model with ``mlflow_model``, as training logs it now; else a plain
+    SavedModel under ``model/``, as runs were logged before."""
     tags = {"mlflow.source.git.commit": "a" * 40, "ssgan.git_dirty": "false"}
     tracker = RunTracker.start(store.cfg, params={}, tags=tags, run_name="fake")
     tracker.log_text(OmegaConf.to_yaml(config or store.cfg), "config/config.yaml")
-    if model_dir is not None:
+    if model_dir is not None and mlflow_model:
+        tracker.log_model(model_dir, [encode_png(store.data.test_x[0])], step=0)
+    elif model_dir is not None:
         tracker.log_artifacts(model_dir, "model")
     if verified_with == "model":
         verified_with = model_dir
@@ -134,11 +140,14 @@ def log_run(
 
 @pytest.fixture(scope="module")
 def runs(store: Store) -> dict[str, str]:
-    """Two good runs (different weights), their accuracies logged as training would."""
+    """Two good runs (different weights), their accuracies logged as training would: "a"
+    with an MLflow Model as training logs it, "b" as runs were logged before (a plain
+    SavedModel under model/), so every promote test below covers both."""
     out = {}
     for name, seed in (("a", 1), ("b", 2)):
         model_dir = export_discriminator(store, seed)
-        out[name] = log_run(store, model_dir=model_dir, accuracy=accuracy_of(store, model_dir))
+        out[name] = log_run(store, model_dir=model_dir, accuracy=accuracy_of(store, model_dir),
+                            mlflow_model=name == "a")  # fmt: skip
     return out
 
 

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from mlflow.tracking import MlflowClient
 
 from ssgan.cli import compose_config
 from ssgan.errors import UserError
+from ssgan.tracking.mlflow_model import download_run_model, saved_model_in
 from ssgan.training.run import train
 from tests.conftest import REPO_ROOT, mlflow_server, run_cli, tiny_overrides
 
@@ -59,9 +61,12 @@ def test_smoke_run_records_params_tags_metrics_artifacts(smoke_run: dict) -> Non
         run_id=run.info.run_id, tracking_uri=cfg.tracking.uri
     )
     names = {a.path for a in artifacts}
-    assert {"config", "data", "checkpoints", "samples", "model", "plots"} <= names
+    assert {"config", "data", "checkpoints", "samples", "plots", "verification"} <= names
     local = Path(run.info.artifact_uri.removeprefix("file://"))
-    assert (local / "model" / "saved_model.pb").is_file()
+    # The model is the run's MLflow Model (its LoggedModel), listed under runs:/<id>/model.
+    assert summary["model_uri"].startswith("models:/m-")
+    model_files = {a.path for a in _client(cfg).list_artifacts(run.info.run_id, "model")}
+    assert {"model/MLmodel", "model/artifacts"} <= model_files
     assert sorted(p.name for p in (local / "samples").iterdir()) == [
         "epoch_001.png",
         "epoch_002.png",
@@ -69,8 +74,10 @@ def test_smoke_run_records_params_tags_metrics_artifacts(smoke_run: dict) -> Non
     assert (local / "plots" / "confusion_matrix.png").is_file()
     indices = np.load(local / "data" / "labelled_indices.npy")
     assert len(indices) == 100
-    loaded = tf.saved_model.load(str(local / "model"))
-    assert "serving_default" in loaded.signatures
+    with tempfile.TemporaryDirectory() as scratch:
+        model = download_run_model(cfg.tracking, run.info.run_id, Path(scratch))
+        loaded = tf.saved_model.load(str(saved_model_in(model)))
+        assert "serving_default" in loaded.signatures
 
 
 def test_runs_filter_by_param(smoke_run: dict) -> None:
@@ -366,7 +373,7 @@ def test_remote_tracking_server_gets_checkpoints_and_model(tmp_path: Path) -> No
     with mlflow_server(tmp_path) as uri:
         cfg = compose_config("config", [*tiny_overrides(tmp_path), f"tracking.uri={uri}"])
         summary = train(cfg)
-        assert summary["model_uri"].startswith("mlflow-artifacts:")
+        assert summary["model_uri"].startswith("models:/m-")
         listed = {
             a.path for a in MlflowClient(uri).list_artifacts(summary["run_id"], "checkpoints")
         }

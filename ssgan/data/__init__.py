@@ -8,7 +8,7 @@ and the test set.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,9 +31,12 @@ class SemiSupervisedData:
     test_y: np.ndarray
     labelled_indices: np.ndarray  # into the training file, so a run can be reproduced
     fingerprint: str  # the source data and every choice made from it
+    # The file each split was read from: {"train": ..., "test": ...} (validation is
+    # held out of train).
+    files: dict[str, str] = field(default_factory=dict)
 
 
-def _raw_splits(cfg: DictConfig) -> tuple[dict[str, np.ndarray], str]:
+def _raw_splits(cfg: DictConfig) -> tuple[dict[str, np.ndarray], str, dict[str, str]]:
     # Imported here so `python -m ssgan.data.synthetic` does not find itself pre-imported.
     from ssgan.data import svhn, synthetic
 
@@ -46,7 +49,8 @@ def _raw_splits(cfg: DictConfig) -> tuple[dict[str, np.ndarray], str]:
             test_size=int(cfg.test_size),
             workers=int(cfg.num_workers),
         )
-        return arrays, f"synthetic-{key}"
+        cache = str(synthetic.cache_file(root, key))
+        return arrays, f"synthetic-{key}", {"train": cache, "test": cache}
     if cfg.name == "svhn":
         splits = ["train", "test"] + (["extra"] if cfg.use_extra else [])
         loaded = svhn.load_splits(
@@ -56,13 +60,14 @@ def _raw_splits(cfg: DictConfig) -> tuple[dict[str, np.ndarray], str]:
         for split in splits:
             arrays[f"{split}_x"], arrays[f"{split}_y"] = loaded[split]
         arrays.pop("extra_y", None)  # extra images only join the unlabelled pool
-        return arrays, "svhn" + ("+extra" if cfg.use_extra else "")
+        files = {split: str(root / svhn.FILES[split][0]) for split in ("train", "test")}
+        return arrays, "svhn" + ("+extra" if cfg.use_extra else ""), files
     raise DataError(f"data.name={cfg.name} is not a data set: allowed svhn, synthetic")
 
 
 def load_data(data_cfg: DictConfig, num_classes: int = 10) -> SemiSupervisedData:
     """Load (downloading or generating if needed), split and budget one data set."""
-    arrays, source = _raw_splits(data_cfg)
+    arrays, source, files = _raw_splits(data_cfg)
     train_x, train_y = arrays["train_x"], arrays["train_y"]
     if int(data_cfg.val_size) >= len(train_x):
         raise DataError(
@@ -93,4 +98,5 @@ def load_data(data_cfg: DictConfig, num_classes: int = 10) -> SemiSupervisedData
         test_y=arrays["test_y"],
         labelled_indices=labelled,
         fingerprint=f"{source}:{digest.hexdigest()[:16]}",
+        files=files,
     )

@@ -203,6 +203,11 @@ def generate(
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
+def cache_file(root: Path, key: str) -> Path:
+    """Where the generated set ``key`` is cached under ``data.root``."""
+    return Path(root) / "synthetic" / f"digits-{key}.npz"
+
+
 def cache_key(seed: int, train_size: int, test_size: int) -> str:
     """Identifies a generated set: every parameter that changes its pixels."""
     spec = {
@@ -264,7 +269,7 @@ def load_synthetic(
     concurrent runs (e.g. a parallel sweep) generate a set once and share it.
     """
     key = cache_key(seed, train_size, test_size)
-    path = Path(root) / "synthetic" / f"digits-{key}.npz"
+    path = cache_file(root, key)
     sizes = {"train": train_size, "test": test_size}
     arrays = _read_cache(path, sizes)
     if arrays is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -15,6 +16,8 @@ from typing import Any
 import numpy as np
 
 from ssgan.errors import UserError
+
+MODEL_URI_SCHEMES = ("models:/", "runs:/")
 
 
 class PredictError(UserError):
@@ -64,6 +67,28 @@ def local_scorer(model_dir: Path, signature: str) -> Callable[[list[bytes]], np.
             raise ImagesRefusedError(_first_reason(err.message)) from err
 
     return score
+
+
+def is_model_uri(model: str) -> bool:
+    """Whether ``--model`` names an MLflow model (``models:/…``, ``runs:/…``), not a folder."""
+    return model.startswith(MODEL_URI_SCHEMES)
+
+
+def mlflow_model_scorer(
+    model_uri: str, signature: str, tracking_uri: str | None
+) -> Callable[[list[bytes]], np.ndarray]:
+    """The SavedModel of an MLflow model (a registry alias or version, a run's model),
+    downloaded from ``tracking_uri`` (default: ``tracking.uri`` of conf/) and loaded."""
+    from ssgan.cli import compose_config
+    from ssgan.tracking.mlflow_model import download_model, saved_model_in
+
+    tracking = compose_config("config", []).tracking
+    if tracking_uri:
+        tracking.uri = tracking_uri
+    with tempfile.TemporaryDirectory(prefix="ssgan-predict-") as scratch:
+        local = saved_model_in(download_model(tracking, model_uri, Path(scratch)))
+        # Loaded into memory before the download is removed.
+        return local_scorer(local, signature)
 
 
 def _check_signature(model_dir: Path, name: str, serve: Any) -> None:

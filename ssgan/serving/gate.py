@@ -17,6 +17,7 @@ from ssgan.serving.verification import (
     check_model,
     load_verification_set,
 )
+from ssgan.tracking.mlflow_model import has_model, run_model_uri
 from ssgan.tracking.runs import (
     MODEL_ARTIFACT,
     download_artifacts,
@@ -34,7 +35,7 @@ def check_run(cfg: DictConfig):
             f"run {run_id} is {run.info.status}, not FINISHED: only finished runs can be "
             "promoted (resume an interrupted one with python -m ssgan.train resume=<run_id>)"
         )
-    if not has_artifact(cfg.tracking, run_id, MODEL_ARTIFACT):
+    if not has_model(cfg.tracking, run_id):
         raise PromoteError(
             f"run {run_id} has no exported model (no '{MODEL_ARTIFACT}/' artifact): export one "
             "from its checkpoint with python -m ssgan.export"
@@ -123,13 +124,16 @@ def check_beats_live(folder: ServingFolder, verified: dict[str, Any]) -> None:
 def provenance_record(
     cfg: DictConfig, run, run_cfg: DictConfig, verified: dict[str, Any]
 ) -> dict[str, Any]:
+    model_uri = run_model_uri(cfg.tracking, run.info.run_id)
     return {
         "run_id": run.info.run_id,
         "run_name": run.info.run_name,
         "experiment_id": run.info.experiment_id,
         "experiment": OmegaConf.select(run_cfg, "tracking.experiment"),
         "tracking_uri": str(cfg.tracking.uri),
-        "artifact_uri": f"{run.info.artifact_uri.rstrip('/')}/{MODEL_ARTIFACT}",
+        # The run's MLflow Model; a run logged before models were MLflow Models has its
+        # SavedModel under its model/ artifact.
+        "artifact_uri": model_uri or f"{run.info.artifact_uri.rstrip('/')}/{MODEL_ARTIFACT}",
         "git_commit": run.data.tags.get("mlflow.source.git.commit"),
         "git_dirty": run.data.tags.get("ssgan.git_dirty"),
         "verified_test_accuracy": verified["accuracy"],

@@ -18,7 +18,9 @@ from ssgan.serving.clients import (
     ImagesRefusedError,
     PredictError,
     check_rest_url,
+    is_model_uri,
     local_scorer,
+    mlflow_model_scorer,
     score_grpc,
     score_rest,
 )
@@ -75,7 +77,9 @@ def predict(args: argparse.Namespace) -> tuple[list[Prediction], int]:
     files, blobs = read_images(paths)
     if not blobs:
         raise PredictError("no readable image among the given files")
-    if args.model:
+    if args.model and is_model_uri(args.model):
+        score = mlflow_model_scorer(args.model, args.signature, args.tracking_uri)
+    elif args.model:
         score = local_scorer(Path(args.model), args.signature)
     elif args.rest:
         score = functools.partial(
@@ -135,7 +139,11 @@ def parser() -> argparse.ArgumentParser:
     )
     described.add_argument("images", nargs="+", help="image files or folders")
     where = described.add_mutually_exclusive_group(required=True)
-    where.add_argument("--model", help="local SavedModel folder (or a folder of versions)")
+    where.add_argument("--model", help="local SavedModel folder (or a folder of versions), or "
+                       "an MLflow model URI: models:/ssgan@production, runs:/<run_id>/model")
+    described.add_argument("--tracking-uri", default=None,
+                           help="the MLflow store of a models:/ or runs:/ URI "
+                           "(default: tracking.uri of conf/, or MLFLOW_TRACKING_URI)")
     where.add_argument(
         "--rest-url",
         "--rest",

@@ -53,11 +53,8 @@ from ssgan.serving.repository import (
     version_of_run,
     write_json,
 )
-from ssgan.tracking.runs import (
-    MODEL_ARTIFACT,
-    download_artifacts,
-    load_run_config,
-)
+from ssgan.tracking.mlflow_model import download_run_model, saved_model_in
+from ssgan.tracking.runs import load_run_config
 
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -173,7 +170,8 @@ def _promote_run(cfg: DictConfig, folder: ServingFolder) -> dict[str, Any]:
     run_cfg = load_run_config(cfg.tracking, run_id)
     # Download and verify outside the serving directory: a refused model changes nothing.
     with tempfile.TemporaryDirectory(prefix="ssgan-promote-") as scratch:
-        model_dir = download_artifacts(cfg.tracking, run_id, MODEL_ARTIFACT, Path(scratch))
+        # The SavedModel inside the run's MLflow Model (or an older run's plain model/).
+        model_dir = saved_model_in(download_run_model(cfg.tracking, run_id, Path(scratch)))
         verified = verify_run_model(cfg, run, model_dir, Path(scratch))
         if cfg.must_beat_live:
             check_beats_live(folder, verified)

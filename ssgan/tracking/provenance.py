@@ -1,4 +1,4 @@
-"""Where a run's code came from: git state and environment tags."""
+"""Where a run's code came from: MLflow's run context, git state and environment tags."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import mlflow
+from mlflow.tracking.context.registry import resolve_tags
 
 
 def git_state(start: Path | None = None) -> dict[str, str]:
@@ -24,6 +25,14 @@ def git_state(start: Path | None = None) -> dict[str, str]:
     except (OSError, subprocess.SubprocessError):
         return {}
     return {"mlflow.source.git.commit": commit, "ssgan.git_dirty": str(dirty).lower()}
+
+
+def run_context_tags() -> dict[str, str]:
+    """MLflow's own run context (``mlflow.user``, ``mlflow.source.name`` and ``.type``, the
+    git commit, branch and repository of the entry file) over the git state of the
+    package's checkout: MLflow finds git only when the started file lies in a checkout,
+    not for a console script in a virtual environment. ``ssgan.git_dirty`` is ours only."""
+    return {**git_state(), **resolve_tags()}
 
 
 def environment_tags() -> dict[str, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig
 
+from ssgan.tracking.mlflow_model import logged_model_of
 from ssgan.tracking.runs import MODEL_ARTIFACT
 from ssgan.tracking.store import client_for
 
@@ -31,8 +32,14 @@ def registered_version(
     if found:
         return str(min(int(v.version) for v in found)), False
     run = client.get_run(run_id)
-    source = f"{run.info.artifact_uri.rstrip('/')}/{artifact_path}"
-    version = client.create_model_version(name, source=source, run_id=run_id, tags=tags)
+    model = logged_model_of(client, run)
+    if model is not None:  # the run's MLflow Model: models:/<name>@<alias> loads it
+        source, model_id = f"models:/{model.model_id}", model.model_id
+    else:  # a run logged before models were MLflow Models: its plain SavedModel folder
+        source, model_id = f"{run.info.artifact_uri.rstrip('/')}/{artifact_path}", None
+    version = client.create_model_version(
+        name, source=source, run_id=run_id, tags=tags, model_id=model_id
+    )
     return str(version.version), True
 
 

@@ -6,7 +6,7 @@ import queue
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,10 @@ from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig, OmegaConf
 
 from ssgan.errors import disk_full_reason
+from ssgan.tracking.datasets import Split, dataset_inputs
 from ssgan.tracking.lease import DEFAULT_LEASE_S, LEASE_TAG, Heartbeat, lease_value, refuse_if_owned
+from ssgan.tracking.mlflow_model import log_pyfunc_model
+from ssgan.tracking.provenance import run_context_tags
 from ssgan.tracking.runs import get_run
 from ssgan.tracking.store import (
     DEFAULT_RETRY_S,
@@ -25,6 +28,8 @@ from ssgan.tracking.store import (
     experiment_id,
     store_lock,
 )
+from ssgan.tracking.system_metrics import start_monitor
+from ssgan.tracking.system_metrics import wanted as system_metrics_wanted
 
 # MLflow's log_batch limits (per call): keep well inside them.
 _MAX_PARAMS_PER_BATCH = 100
@@ -117,25 +122,30 @@ class RunTracker:
         self.lease_s = float(OmegaConf.select(tracking_cfg, "lease_s", default=DEFAULT_LEASE_S))
         self._heartbeat: Heartbeat | None = None
         self._synced: dict[Path, tuple[int, int]] = {}
+        self._system_metrics: Any = None
 
     @classmethod
     def start(
         cls, cfg: DictConfig, params: dict[str, Any], tags: dict[str, str], run_name: str
     ) -> RunTracker:
         client = client_for(cfg.tracking)
+        system_metrics = system_metrics_wanted(cfg.tracking)  # refused before a run exists
         exp_id = experiment_id(client, cfg.tracking)
         lease_s = float(OmegaConf.select(cfg.tracking, "lease_s", default=DEFAULT_LEASE_S))
-        tags = {**tags, LEASE_TAG: lease_value(lease_s)}
+        tags = {**run_context_tags(), **tags, LEASE_TAG: lease_value(lease_s)}
         run = client.create_run(exp_id, run_name=run_name, tags=tags)
         tracker = cls(cfg.tracking, run)
         tracker._heartbeat = Heartbeat(tracker.client, tracker.run_id, tracker.lease_s)
         tracker._log_params(params)
+        if system_metrics:
+            tracker._system_metrics = start_monitor(cfg.tracking, tracker.run_id, resumed=False)
         return tracker
 
     @classmethod
     def resume(cls, tracking_cfg: DictConfig, run_id: str) -> RunTracker:
         """Take over ``run_id``: refused (RunOwnedError) while another live job owns it.
         On a local store the check and the take-over happen under the store's lock."""
+        system_metrics = system_metrics_wanted(tracking_cfg)
         with store_lock(tracking_cfg):
             run = get_run(tracking_cfg, run_id)
             refuse_if_owned(tracking_cfg, run)
@@ -147,6 +157,8 @@ class RunTracker:
             )  # fmt: skip
             tracker._retrying("set the run RUNNING", client.update_run, run_id, status="RUNNING")
         tracker._heartbeat = Heartbeat(client, run_id, tracker.lease_s)
+        if system_metrics:
+            tracker._system_metrics = start_monitor(tracking_cfg, run_id, resumed=True)
         for key in run.data.metrics:
             history = tracker._retrying(f"read {key}", client.get_metric_history, run_id, key)
             tracker._last_step[key] = max(m.step for m in history)
@@ -228,6 +240,19 @@ class RunTracker:
             artifact_path,
         )  # fmt: skip
 
+    def log_datasets(self, fingerprint: str, splits: dict[str, Split]) -> None:
+        """Record the run's data as MLflow datasets, one per split (see tracking.datasets)."""
+        inputs = dataset_inputs(fingerprint, splits)
+        self._retrying("record the datasets", self.client.log_inputs, self.run_id, inputs)
+
+    def log_model(self, saved_model_dir: Path, example_images: Sequence[bytes], step: int) -> str:
+        """Log the exported SavedModel as the run's MLflow Model (pyfunc) with the run's
+        metrics at ``step`` linked to it; return its ``models:/m-…`` URI."""
+        self.flush()  # the metrics to link must be in the store first
+        return log_pyfunc_model(
+            self.client, self.run_id, saved_model_dir, example_images, step, self._retrying
+        )
+
     def sync_artifacts(self, local_dir: Path, artifact_path: str) -> None:
         """Upload the files of ``local_dir`` that are new or changed since the last call:
         a checkpoint save adds a few files, and the folder is not sent again each time.
@@ -283,6 +308,9 @@ class RunTracker:
         """
         if self._heartbeat is not None:
             self._heartbeat.stop()
+        if self._system_metrics is not None:  # its last points go in before the status
+            self._system_metrics.finish()
+            self._system_metrics = None
         try:
             self._metrics.join()
             if status == "FINISHED":
@@ -327,6 +355,7 @@ def create_run(
 ) -> RunTracker:
     """A run that is not a training run (a sweep's parent), in ``tracking.experiment``."""
     client = client_for(tracking_cfg)
+    tags = {**run_context_tags(), **tags}
     run = client.create_run(experiment_id(client, tracking_cfg), run_name=run_name, tags=tags)
     tracker = RunTracker(tracking_cfg, run)
     tracker._log_params(params)

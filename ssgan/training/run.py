@@ -24,12 +24,14 @@ from ssgan.config import flatten, validate_train_config
 from ssgan.data import SemiSupervisedData, load_data
 from ssgan.errors import DiskFullError, UserError, disk_full_reason
 from ssgan.models.gan import SemiSupervisedGAN
+from ssgan.serving.images import encode_png
 from ssgan.serving.saved_model import export_from_checkpoint, score_saved_model
 from ssgan.serving.verification import VERIFICATION_ARTIFACT, save_verification_set
 from ssgan.stopping import JobStopped, check_stop
-from ssgan.tracking.provenance import environment_tags, git_state
+from ssgan.tracking.datasets import Split
+from ssgan.tracking.mlflow_model import SAVED_MODEL_KEY
+from ssgan.tracking.provenance import environment_tags
 from ssgan.tracking.runs import (
-    MODEL_ARTIFACT,
     PARENT_TAG,
     download_artifacts,
     get_run,
@@ -57,6 +59,7 @@ from ssgan.training.resume import (
 from ssgan.training.trainer import Trainer
 
 WARMUP_IMAGES = 32
+INPUT_EXAMPLE_IMAGES = 2  # test images saved with the MLflow Model as its input example
 SWEEP_PARENT_ENV = "SSGAN_SWEEP_PARENT_RUN_ID"
 
 
@@ -101,8 +104,6 @@ def train(
         return _run(cfg, run_id=None, hooks=hooks)
 
 
-
-
 def summary_text(summary: dict[str, Any]) -> str:
     """What ``python -m ssgan.train`` prints when a run ends."""
     if not summary.get("chief", True):
@@ -119,10 +120,6 @@ def summary_text(summary: dict[str, Any]) -> str:
 class _Hooks:
     on_epoch_end: EpochHook | None
     tags: dict[str, str]
-
-
-
-
 
 
 def _resume(cfg: DictConfig, hooks: _Hooks) -> dict[str, Any]:
@@ -197,6 +194,7 @@ def _open_run(
             tracker = RunTracker.start(cfg, flatten(cfg), tags, _run_name(cfg))
             tracker.log_text(OmegaConf.to_yaml(cfg), "config/config.yaml")
             tracker.log_array(data.labelled_indices, "data/labelled_indices.npy")
+            tracker.log_datasets(data.fingerprint, _splits(data))
         else:
             tracker = RunTracker.resume(cfg.tracking, run_id)
     except BaseException:
@@ -204,6 +202,17 @@ def _open_run(
         raise
     share_run_id(strategy, role, tracker.run_id)
     return tracker
+
+
+def _splits(data: SemiSupervisedData) -> dict[str, Split]:
+    """The run's data as MLflow records it: the training pool (labelled images included),
+    the validation split held out of it, the test set."""
+    train, test = data.files.get("train", ""), data.files.get("test", "")
+    return {
+        "train": Split(train, data.unlabelled_x),
+        "validation": Split(train, data.val_x, data.val_y),
+        "test": Split(test, data.test_x, data.test_y),
+    }
 
 
 def _finish_after_error(
@@ -260,14 +269,15 @@ def _fit_and_export(
         check_stop()  # asked to stop during the last evaluation: before export, not after
         summary = {
             "run_id": tracker.run_id,
-            "model_uri": f"{tracker.artifact_uri}/{MODEL_ARTIFACT}",
+            "model_uri": None,
             "chief": role.chief,
             "export_test_accuracy": float("nan"),
             **result,
         }
         if not role.chief:
             return summary
-        export_dir = Path(tmp) / MODEL_ARTIFACT
+        # The folder's name is the SavedModel's name inside the MLflow Model.
+        export_dir = Path(tmp) / SAVED_MODEL_KEY
         export_accuracy = _export_best(cfg, data, checkpoint_dir / "best", export_dir, tracker)
         tracker.log_metrics(
             {
@@ -278,8 +288,9 @@ def _fit_and_export(
             },
             result["steps"],
         )
-        tracker.log_artifacts(export_dir, MODEL_ARTIFACT)
-    return {**summary, "export_test_accuracy": export_accuracy}
+        examples = [encode_png(image) for image in data.test_x[:INPUT_EXAMPLE_IMAGES]]
+        model_uri = tracker.log_model(export_dir, examples, result["steps"])
+    return {**summary, "model_uri": model_uri, "export_test_accuracy": export_accuracy}
 
 
 def _stopped_early(trainer: Trainer, tracker: RunTracker, stop: StopTraining) -> dict[str, Any]:
@@ -355,8 +366,6 @@ def _export_best(
     return float(np.mean(predictions == data.test_y))
 
 
-
-
 def _run_name(cfg: DictConfig) -> str:
     if cfg.tracking.run_name:
         return str(cfg.tracking.run_name)
@@ -377,7 +386,6 @@ def _run_tags(cfg: DictConfig, data: SemiSupervisedData) -> dict[str, str]:
         "ssgan.data_fingerprint": data.fingerprint,
         "ssgan.overrides": " ".join(command_overrides()),
         JOB_KEY_TAG: this_job_key(),
-        **git_state(),
         **environment_tags(),
     }
     if HydraConfig.initialized() and HydraConfig.get().mode.name == "MULTIRUN":

@@ -1,0 +1,165 @@
+"""A run's exported model as an MLflow Model: logged as a pyfunc (models from code, the
+SavedModel as its artifact), found again from a run or a ``models:/`` URI, and the
+SavedModel inside it located for TF Serving.
+
+Runs logged before models were MLflow Models keep a plain SavedModel folder as their
+``model/`` artifact; everything here reads both.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.entities import LoggedModel
+from mlflow.exceptions import MlflowException
+from mlflow.models import Model, ModelSignature
+from mlflow.tracking import MlflowClient
+from mlflow.types import ColSpec, DataType, Schema
+from mlflow.types.schema import Array
+from omegaconf import DictConfig
+
+from ssgan.tracking.runs import MODEL_ARTIFACT, RUN_ID_PATTERN
+from ssgan.tracking.store import TrackingError, client_for
+
+# The file MLflow copies into each model and runs to build it. Not imported here: it is
+# a script for MLflow's loader (it calls mlflow.models.set_model when run).
+MODEL_CODE = Path(__file__).with_name("pyfunc_model.py")
+SAVED_MODEL_KEY = "saved_model"  # = pyfunc_model.ARTIFACT
+INPUT_COLUMN = "image"  # = INPUT_COLUMN
+MLMODEL_FILE = "MLmodel"
+SIGNATURE = ModelSignature(
+    inputs=Schema([ColSpec(DataType.binary, INPUT_COLUMN)]),
+    outputs=Schema(
+        [ColSpec(DataType.long, "digit"), ColSpec(Array(DataType.float), "scores")]
+    ),
+)
+
+
+def log_pyfunc_model(
+    client: MlflowClient,
+    run_id: str,
+    saved_model_dir: Path,
+    example_images: Sequence[bytes],
+    step: int,
+    retrying: Callable[..., Any],
+) -> str:
+    """Log ``saved_model_dir`` as the run's MLflow Model named ``model``; return its
+    ``models:/m-…`` URI. The run's metrics at ``step`` are linked to it.
+
+    ``retrying(what, call, *args)`` retries store outages. Logging again (a resumed run
+    exporting again) fills the same LoggedModel instead of adding a second one."""
+    run = retrying("read the run", client.get_run, run_id)
+    logged = logged_model_of(client, run)
+    if logged is None:
+        logged = retrying(
+            "create the logged model", client.create_logged_model,
+            run.info.experiment_id, MODEL_ARTIFACT, run_id, None, dict(run.data.params),
+        )  # fmt: skip
+    example = pd.DataFrame({INPUT_COLUMN: list(example_images)})
+    with warnings.catch_warnings():
+        # MLflow suggests type hints on predict; the explicit signature is the schema.
+        warnings.filterwarnings("ignore", "Add type hints", UserWarning)
+        retrying(
+            "store the MLflow model", Model.log,
+            None, mlflow.pyfunc, name=MODEL_ARTIFACT, run_id=run_id, model_id=logged.model_id,
+            step=step, python_model=str(MODEL_CODE),
+            artifacts={SAVED_MODEL_KEY: str(saved_model_dir)},
+            signature=SIGNATURE, input_example=example, pip_requirements=_requirements(),
+        )  # fmt: skip
+    return f"models:/{logged.model_id}"
+
+
+def _requirements() -> list[str]:
+    """Pinned here: MLflow would otherwise load the model in a subprocess to infer them."""
+    import tensorflow as tf
+
+    return [
+        f"mlflow=={mlflow.__version__}",
+        f"tensorflow=={tf.__version__}",
+        f"numpy=={np.__version__}",
+        f"pandas=={pd.__version__}",
+    ]
+
+
+def logged_model_of(client: MlflowClient, run: Any) -> LoggedModel | None:
+    """The LoggedModel named ``model`` that ``run`` output, if any."""
+    outputs = run.outputs.model_outputs if run.outputs else []
+    for output in outputs:
+        model = client.get_logged_model(output.model_id)
+        if model.name == MODEL_ARTIFACT:
+            return model
+    return None
+
+
+def run_model_uri(tracking_cfg: DictConfig, run_id: str) -> str | None:
+    """``models:/m-…`` of the run's MLflow Model; None for a run without one (a run
+    logged before models were MLflow Models, or one that exported nothing)."""
+    client = client_for(tracking_cfg)
+    model = logged_model_of(client, client.get_run(run_id))
+    return f"models:/{model.model_id}" if model else None
+
+
+def has_model(tracking_cfg: DictConfig, run_id: str) -> bool:
+    """Whether the run has a model: its MLflow Model, or an older run's ``model/`` folder."""
+    client_for(tracking_cfg)
+    try:
+        listing = mlflow.artifacts.list_artifacts(
+            artifact_uri=f"runs:/{run_id}/{MODEL_ARTIFACT}", tracking_uri=str(tracking_cfg.uri)
+        )
+    except (MlflowException, OSError):
+        return False
+    return bool(listing)
+
+
+def download_model(tracking_cfg: DictConfig, model_uri: str, dst_dir: Path) -> Path:
+    """Copy a model (``runs:/<id>/model``, ``models:/<name>@<alias>``, ``models:/m-…``) into
+    ``dst_dir``; return the local folder. One-line TrackingError when it cannot be found.
+    Reading never creates a store: a SQLite file that is not there is refused."""
+    uri = str(tracking_cfg.uri)
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+        raise TrackingError(
+            f"there is no tracking store at {uri}, so no model {model_uri} (point tracking.uri, "
+            "--tracking-uri or MLFLOW_TRACKING_URI at the store the model was logged to)"
+        )
+    client_for(tracking_cfg)
+    Path(dst_dir).mkdir(parents=True, exist_ok=True)
+    try:
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=model_uri, dst_path=str(dst_dir), tracking_uri=str(tracking_cfg.uri)
+        )
+    except (MlflowException, OSError) as err:
+        reason = str(getattr(err, "message", err)).strip().splitlines()[0][:200]
+        raise TrackingError(
+            f"model {model_uri} was not found in the tracking store {tracking_cfg.uri} "
+            f"({reason}; check the name, alias or run id, and tracking.uri)"
+        ) from err
+    return Path(local)
+
+
+def download_run_model(tracking_cfg: DictConfig, run_id: str, dst_dir: Path) -> Path:
+    """The run's model folder, downloaded (MLflow Model or an older run's SavedModel)."""
+    if not RUN_ID_PATTERN.match(run_id):
+        raise TrackingError(f"run_id={run_id!r} is not an MLflow run id")
+    return download_model(tracking_cfg, f"runs:/{run_id}/{MODEL_ARTIFACT}", dst_dir)
+
+
+def saved_model_in(model_dir: Path) -> Path:
+    """The SavedModel folder inside a downloaded model: the pyfunc's ``saved_model``
+    artifact, as its ``MLmodel`` names it; an older run's ``model/`` is the SavedModel."""
+    mlmodel = Path(model_dir) / MLMODEL_FILE
+    if not mlmodel.is_file():
+        return Path(model_dir)
+    pyfunc = Model.load(str(mlmodel)).flavors.get("python_function", {})
+    artifact = pyfunc.get("artifacts", {}).get(SAVED_MODEL_KEY, {})
+    if "path" not in artifact:
+        raise TrackingError(
+            f"{model_dir} is an MLflow Model without a '{SAVED_MODEL_KEY}' artifact: not an "
+            "ssgan model"
+        )
+    return Path(model_dir) / artifact["path"]

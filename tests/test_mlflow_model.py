@@ -1,0 +1,208 @@
+"""A run's model as an MLflow Model (pyfunc load, `mlflow models serve`, the Models tab, the
+registry, predict with a models:/ URI) and the run's MLflow context: user, source, git,
+datasets, system metrics."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from ssgan.cli import compose_config
+from ssgan.data import load_data
+from ssgan.predict import main as predict_main
+from ssgan.serving.images import encode_png
+from ssgan.serving.promotion import promote
+from ssgan.serving.saved_model import score_saved_model
+from ssgan.tracking.mlflow_model import download_run_model, saved_model_in
+from ssgan.tracking.tracker import RunTracker
+from tests.conftest import free_ports
+
+
+def _images(smoke_run: dict, count: int = 3) -> tuple[list[bytes], np.ndarray]:
+    """PNG bytes of the first test images and the scores the run's SavedModel gives them."""
+    cfg = smoke_run["cfg"]
+    data = load_data(cfg.data, int(cfg.model.num_classes))
+    return [encode_png(image) for image in data.test_x[:count]], data.test_x[:count]
+
+
+def _file_hashes(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def promoted(smoke_run: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The smoke run promoted into a fresh serving folder (labelled stable)."""
+    cfg = smoke_run["cfg"]
+    serving = tmp_path_factory.mktemp("mlflow-model") / "serving"
+    result = promote(
+        compose_config(
+            "promote",
+            [
+                f"run_id={smoke_run['summary']['run_id']}",
+                f"serving_dir={serving}",
+                f"tracking.uri={cfg.tracking.uri}",
+                f"tracking.artifact_root={cfg.tracking.artifact_root}",
+            ],
+        )
+    )
+    return {"version_dir": Path(result["path"]), "serving": serving}
+
+
+def test_the_runs_model_is_an_mlflow_model_that_loads_and_is_in_the_models_tab(
+    smoke_run: dict, promoted: dict, tmp_path: Path
+) -> None:
+    cfg, summary = smoke_run["cfg"], smoke_run["summary"]
+    run_id, model_uri = summary["run_id"], summary["model_uri"]
+    mlflow.set_tracking_uri(cfg.tracking.uri)
+    blobs, pixels = _images(smoke_run)
+    # The SavedModel inside the MLflow Model is, file for file, what promote served.
+    local = download_run_model(cfg.tracking, run_id, tmp_path)
+    saved = saved_model_in(local)
+    assert saved == local / "artifacts" / "saved_model"
+    served = _file_hashes(promoted["version_dir"])
+    served.pop("assets.extra/provenance.json")
+    assert _file_hashes(saved) == served
+    expected = score_saved_model(saved, pixels)
+    for uri in (f"runs:/{run_id}/model", model_uri, "models:/ssgan@production"):
+        model = mlflow.pyfunc.load_model(uri)
+        out = model.predict(pd.DataFrame({"image": blobs}))
+        assert list(out["digit"]) == list(np.argmax(expected, axis=-1)), uri
+        np.testing.assert_allclose(np.stack(out["scores"]), expected, atol=1e-5)
+    signature = model.metadata.signature
+    assert signature.inputs.input_names() == ["image"]
+    assert signature.outputs.input_names() == ["digit", "scores"]
+    # The Models tab: a LoggedModel of the run, READY, with the run's final metrics linked.
+    run = MlflowClient(cfg.tracking.uri).get_run(run_id)
+    found = mlflow.search_logged_models(
+        experiment_ids=[run.info.experiment_id],
+        filter_string=f"source_run_id = '{run_id}'",
+        output_format="list",
+    )
+    assert [m.model_uri for m in found] == [model_uri]
+    assert str(found[0].status) == "READY" or found[0].status.name == "READY"
+    linked = {m.key: m.value for m in found[0].metrics}
+    assert linked["export/test_accuracy"] == pytest.approx(summary["export_test_accuracy"])
+    assert [o.model_id for o in run.outputs.model_outputs] == [model_uri.removeprefix("models:/")]
+    # The registry version promote made points at the model, not at a file path.
+    version = MlflowClient(cfg.tracking.uri).get_model_version_by_alias("ssgan", "production")
+    assert version.source == model_uri
+
+
+def test_mlflow_models_serve_answers_an_image(smoke_run: dict, tmp_path: Path) -> None:
+    """A real `mlflow models serve` process on loopback scores a base64 JSON image."""
+    cfg, run_id = smoke_run["cfg"], smoke_run["summary"]["run_id"]
+    blobs, pixels = _images(smoke_run, 1)
+    port = free_ports(1)[0]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": str(cfg.tracking.uri)}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"runs:/{run_id}/model",
+         "--env-manager", "local", "-p", str(port), "-h", "127.0.0.1"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/ping", timeout=1)
+                break
+            except OSError:
+                assert server.poll() is None, server.stderr.read().decode()[-2000:]
+                assert time.monotonic() < deadline, "mlflow models serve did not start"
+                time.sleep(0.5)
+        body = {"dataframe_split": {"columns": ["image"],
+                                    "data": [[base64.b64encode(blobs[0]).decode()]]}}  # fmt: skip
+        request = urllib.request.Request(
+            f"{url}/invocations", json.dumps(body).encode(), {"Content-Type": "application/json"}
+        )
+        answer = json.loads(urllib.request.urlopen(request, timeout=60).read())
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)  # the server and its uvicorn worker
+        server.wait(timeout=30)
+    local = saved_model_in(download_run_model(cfg.tracking, run_id, tmp_path))
+    expected = score_saved_model(local, pixels)
+    [prediction] = answer["predictions"]
+    assert prediction["digit"] == int(np.argmax(expected[0]))
+    np.testing.assert_allclose(prediction["scores"], expected[0], atol=1e-5)
+
+
+def test_predict_takes_a_registry_uri_and_refuses_a_missing_one_in_one_line(
+    smoke_run: dict, promoted: dict, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    cfg = smoke_run["cfg"]
+    blobs, pixels = _images(smoke_run, 1)
+    image = tmp_path / "digit.png"
+    image.write_bytes(blobs[0])
+    store = ["--tracking-uri", str(cfg.tracking.uri)]
+    predict_main([str(image), "--model", "models:/ssgan@production", "--json", *store])
+    [row] = json.loads(capsys.readouterr().out)
+    expected = score_saved_model(promoted["version_dir"], pixels)[0]
+    assert row["digit"] == int(np.argmax(expected))
+    for model, words in (
+        ("models:/nope@production", "model models:/nope@production was not found"),
+        ("models:/ssgan@production", "there is no tracking store at"),
+    ):
+        where = store if "nope" in model else ["--tracking-uri", f"sqlite:///{tmp_path}/no.db"]
+        with pytest.raises(SystemExit) as stopped:
+            predict_main([str(image), "--model", model, *where])
+        assert stopped.value.code == 2
+        err = capsys.readouterr().err
+        assert words in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "no.db").exists()
+
+
+def test_a_run_records_mlflows_context_and_its_datasets(smoke_run: dict) -> None:
+    cfg, run_id = smoke_run["cfg"], smoke_run["summary"]["run_id"]
+    run = MlflowClient(cfg.tracking.uri).get_run(run_id)
+    tags = run.data.tags
+    assert tags["mlflow.user"] and tags["mlflow.source.name"]
+    assert tags["mlflow.source.type"] == "LOCAL"
+    fingerprint = tags["ssgan.data_fingerprint"]
+    data_name, _, digest = fingerprint.rpartition(":")
+    data = load_data(cfg.data, int(cfg.model.num_classes))
+    sizes = {"train": len(data.unlabelled_x), "validation": len(data.val_x),
+             "test": len(data.test_x)}  # fmt: skip
+    recorded = {}
+    for item in run.inputs.dataset_inputs:
+        context = {t.key: t.value for t in item.tags}["mlflow.data.context"]
+        dataset = item.dataset
+        assert (dataset.name, dataset.digest) == (f"{data_name}-{context}", digest)
+        assert Path(json.loads(dataset.source)["uri"]).is_file()
+        recorded[context] = json.loads(dataset.profile)["features_shape"][0]
+    assert recorded == sizes
+
+
+def test_system_metrics_are_recorded_when_asked(
+    tiny_cfg, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.2")
+    tiny_cfg.tracking.system_metrics = True
+    tracker = RunTracker.start(tiny_cfg, params={}, tags={}, run_name="system")
+    time.sleep(1.0)
+    tracker.finish("FINISHED")
+    metrics = MlflowClient(tiny_cfg.tracking.uri).get_run(tracker.run_id).data.metrics
+    assert "system/cpu_utilization_percentage" in metrics
+    assert "system/system_memory_usage_megabytes" in metrics
+    tiny_cfg.tracking.system_metrics = False  # the default: none
+    quiet = RunTracker.start(tiny_cfg, params={}, tags={}, run_name="quiet")
+    quiet.finish("FINISHED")
+    metrics = MlflowClient(tiny_cfg.tracking.uri).get_run(quiet.run_id).data.metrics
+    assert not [key for key in metrics if key.startswith("system/")]
