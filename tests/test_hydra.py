@@ -70,6 +70,9 @@ def test_chdir_run_uses_the_launch_folders_store_and_data_and_links_its_folder(
     log = (folder / "train.log").read_text()
     assert f"run_id: {run_id} (started)" in log and "epoch 1/1: val/accuracy" in log
     assert "epoch 1/1: val/accuracy" in result.stdout  # the terminal still shows it
+    # Nothing else on the terminal: no TensorFlow start-up lines, no MLflow notices or
+    # warnings from logging the model (the data cache's notice is the one line there).
+    assert [line for line in result.stderr.splitlines() if "synthetic" not in line] == []
     assert (tmp_path / "data" / "synthetic").is_dir()
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
     run = client.get_run(run_id)

@@ -8,7 +8,6 @@ Runs logged before models were MLflow Models keep a plain SavedModel folder as t
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -62,16 +61,13 @@ def log_pyfunc_model(
             run.info.experiment_id, MODEL_ARTIFACT, run_id, None, dict(run.data.params),
         )  # fmt: skip
     example = pd.DataFrame({INPUT_COLUMN: list(example_images)})
-    with warnings.catch_warnings():
-        # MLflow suggests type hints on predict; the explicit signature is the schema.
-        warnings.filterwarnings("ignore", "Add type hints", UserWarning)
-        retrying(
-            "store the MLflow model", Model.log,
-            None, mlflow.pyfunc, name=MODEL_ARTIFACT, run_id=run_id, model_id=logged.model_id,
-            step=step, python_model=str(MODEL_CODE),
-            artifacts={SAVED_MODEL_KEY: str(saved_model_dir)},
-            signature=SIGNATURE, input_example=example, pip_requirements=_requirements(),
-        )  # fmt: skip
+    retrying(
+        "store the MLflow model", Model.log,
+        None, mlflow.pyfunc, name=MODEL_ARTIFACT, run_id=run_id, model_id=logged.model_id,
+        step=step, python_model=str(MODEL_CODE),
+        artifacts={SAVED_MODEL_KEY: str(saved_model_dir)},
+        signature=SIGNATURE, input_example=example, pip_requirements=_requirements(),
+    )  # fmt: skip
     return f"models:/{logged.model_id}"
 
 
