@@ -72,6 +72,19 @@ def free_ports(count: int) -> list[int]:
     return ports
 
 
+def wait_until_answered(url: str, process: subprocess.Popen, timeout: float, what: str) -> None:
+    """Poll ``url`` until it answers; fail if ``process`` exits or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return
+        except OSError:
+            assert process.poll() is None, f"{what} exited"
+            assert time.monotonic() < deadline, f"{what} did not start"
+            time.sleep(0.5)
+
+
 @contextlib.contextmanager
 def mlflow_server(root: Path) -> Iterator[str]:
     """A real MLflow tracking server on localhost with its own store under ``root``;
@@ -86,15 +99,7 @@ def mlflow_server(root: Path) -> Iterator[str]:
     )  # fmt: skip
     uri = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 300
-        while True:
-            try:
-                urllib.request.urlopen(f"{uri}/health", timeout=1)
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the MLflow server did not start"
-                assert server.poll() is None, "the MLflow server exited"
-                time.sleep(0.5)
+        wait_until_answered(f"{uri}/health", server, 300, "the MLflow server")
         yield uri
     finally:
         server.terminate()

@@ -29,7 +29,7 @@ from ssgan.serving.promotion import promote
 from ssgan.serving.saved_model import score_saved_model
 from ssgan.tracking.mlflow_model import download_run_model, saved_model_in
 from ssgan.tracking.tracker import RunTracker
-from tests.conftest import free_ports
+from tests.conftest import free_ports, wait_until_answered
 
 
 def _images(smoke_run: dict, count: int = 3) -> tuple[list[bytes], np.ndarray]:
@@ -115,19 +115,11 @@ def test_mlflow_models_serve_answers_an_image(smoke_run: dict, tmp_path: Path) -
     server = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"runs:/{run_id}/model",
          "--env-manager", "local", "-p", str(port), "-h", "127.0.0.1"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/ping", timeout=1)
-                break
-            except OSError:
-                assert server.poll() is None, server.stderr.read().decode()[-2000:]
-                assert time.monotonic() < deadline, "mlflow models serve did not start"
-                time.sleep(0.5)
+        wait_until_answered(f"{url}/ping", server, 180, "mlflow models serve")
         body = {"dataframe_split": {"columns": ["image"],
                                     "data": [[base64.b64encode(blobs[0]).decode()]]}}  # fmt: skip
         request = urllib.request.Request(
