@@ -7,6 +7,7 @@ train` at smoke widths, run alternately with tracking.system_metrics=false and =
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import platform
@@ -46,6 +47,9 @@ def main() -> None:
     lines = [
         "# System metrics: cost per training step",
         "",
+        f"Written by `python experiments/system_metrics/measure.py` on "
+        f"{dt.date.today().isoformat()}, commit {_commit()}.",
+        "",
         f"Machine: {cpu_name()}, {len(os.sched_getaffinity(0))} cores, "
         f"avx512f {'yes' if avx512 else 'no'}. `python -m ssgan.bench train --widths smoke`, "
         f"full loop (logging to SQLite), {pairs} alternating pairs, median.",
@@ -60,6 +64,13 @@ def main() -> None:
     ]
     (HERE / "results.md").write_text("\n".join(lines))
     print("\n".join(lines))
+
+
+def _commit() -> str:
+    done = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True
+    )
+    return done.stdout.strip() or "unknown"
 
 
 if __name__ == "__main__":
