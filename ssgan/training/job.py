@@ -54,8 +54,10 @@ def install_handlers() -> None:
 def stop_signals() -> Iterator[None]:
     """Within the block, SIGINT, SIGTERM and SIGUSR2 request a stop that the job honours
     at its next safe point. Handlers are only installed from the main thread; the
-    previous ones come back afterwards."""
-    if threading.current_thread() is not threading.main_thread():
+    previous ones come back afterwards. Nested (a search's trials, each a job inside the
+    search's block) the inner block changes nothing: a stop asked for between two inner
+    jobs, or after one's last safe point, stays pending for the outer job to honour."""
+    if threading.current_thread() is not threading.main_thread() or _previous:
         yield
         return
     clear_stop()
