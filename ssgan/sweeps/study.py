@@ -30,7 +30,7 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
-from ssgan.cli import check_overrides, compose_config
+from ssgan.cli import check_overrides, compose_config, refuse_control_characters
 from ssgan.config import flatten, validate_train_config
 from ssgan.errors import ConfigError, UserError
 from ssgan.stopping import check_stop
@@ -77,6 +77,7 @@ def split_argv(argv: list[str]) -> tuple[list[str], list[str]]:
 def prepare(argv: list[str]) -> Plan:
     """Compose and check everything; raise ConfigError (one line) before any write."""
     search_overrides, base_overrides = split_argv(argv)
+    refuse_control_characters(argv)
     try:
         parsed = OverridesParser.create().parse_overrides(base_overrides)
     except HydraException as err:
