@@ -98,11 +98,14 @@ def pass_on(stopped: JobStopped) -> None:
         previous(stopped.signum, None)
 
 
-def job_key(overrides: list[str], hydra_job: dict[str, str]) -> str:
-    """A stable name for "this job" across restarts: the command's overrides, the Hydra
+def job_key(overrides: list[str], hydra_job: dict[str, str], config: str = "") -> str:
+    """A stable name for "this job" across restarts: the command's overrides, the
+    fingerprint of the config they composed (``config``: two commands with the same
+    overrides but another ``--config-dir`` or experiment file are two jobs), the Hydra
     sweep and job number, and the scheduler's job id (SLURM array job and task id, or
     job id) when present. ``resume=`` itself is not part of it."""
     parts = sorted(o for o in overrides if not o.startswith(("resume=", "hydra")))
+    parts += [f"config={config}"] if config else []
     parts += [f"{k}={v}" for k, v in sorted(hydra_job.items())]
     for name in ("SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID"):
         if os.environ.get(name):
