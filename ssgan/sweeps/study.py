@@ -344,8 +344,7 @@ def finish(plan: Plan, study: optuna.Study, parent: RunTracker) -> dict[str, Any
         problem = no_trial_completed(plan, summary, trials)
         with contextlib.suppress(Exception):  # e.g. no run logged its metrics: optional
             write_report(plan.base.tracking, parent.run_id, out_dir=None)
-        parent.finish("FAILED", error=problem)
-        raise UserError(problem)
+        raise UserError(problem)  # run_search marks the parent FAILED with it
     summary["report"] = str(write_report(plan.base.tracking, parent.run_id, out_dir=None))
     parent.finish("FINISHED")
     return summary
