@@ -13,6 +13,7 @@ from mlflow.tracking import MlflowClient
 
 from ssgan.cli import compose_config
 from ssgan.data import load_data
+from ssgan.tracking.mlflow_model import download_run_model, saved_model_in
 from ssgan.training.run import train
 from tests.conftest import run_cli, tiny_overrides
 
@@ -111,7 +112,10 @@ def test_full_disk_fails_the_run_in_one_line_and_resume_completes_it(
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     run = client.get_run(run_id)
     assert run.info.status == "FINISHED" and "ssgan.error" not in run.data.tags
-    assert (artifacts / "model" / "saved_model.pb").is_file()
+    # The model is an MLflow Model now: its SavedModel is inside it, not in the run's model/.
+    tracking = compose_config("config", overrides).tracking
+    local = download_run_model(tracking, run_id, tmp_path / "downloaded")
+    assert (saved_model_in(local) / "saved_model.pb").is_file()
     assert (artifacts / "checkpoints" / "last" / "checkpoint").is_file()
     for key in run.data.metrics:  # nothing logged twice across the two attempts
         steps = [m.step for m in client.get_metric_history(run_id, key)]
