@@ -46,7 +46,7 @@ def main() -> None:
         check_overrides("config", sys.argv[1:], validate_train_config)
         if is_grid_sweep(sys.argv[1:]):
             parent = start_grid(sys.argv[1:])
-    with grid_parent(parent):
+    with grid_parent(parent, sys.argv[1:]):
         _hydra_main()
 
 

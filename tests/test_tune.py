@@ -351,3 +351,24 @@ def test_a_stop_after_a_trials_last_safe_point_ends_the_search_killed(
         ["0", "1"], "tags.`ssgan.sweep_kind` = 'search'"
     )
     assert parent.info.status == "KILLED"
+
+
+def test_a_stopped_grid_sweep_ends_killed(tmp_path: Path) -> None:
+    """A grid sweep's job stopped by SIGTERM exits 143 (a SystemExit, not a
+    KeyboardInterrupt): the parent was marked FAILED. A stop after the last job's last
+    safe point was forgotten: the parent ended FINISHED."""
+    from ssgan.stopping import request_stop
+    from ssgan.sweeps.grid import grid_parent
+    from ssgan.tracking.tracker import create_run
+
+    tracking = _tracking(tmp_path)
+    tags = {"ssgan.sweep_kind": "grid", "ssgan.swept_params": "train.seed"}
+    stopped_job, late_stop = (create_run(tracking, name, tags, {}) for name in ("job", "late"))
+    with pytest.raises(SystemExit), grid_parent(stopped_job, ["-m", "train.seed=0,1"]):
+        sys.exit(128 + signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt), grid_parent(late_stop, ["-m", "train.seed=0,1"]):
+        request_stop(signal.SIGTERM)
+    client = _client(tmp_path)
+    assert [client.get_run(p.run_id).info.status for p in (stopped_job, late_stop)] == [
+        "KILLED", "KILLED"
+    ]
