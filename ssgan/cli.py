@@ -214,6 +214,17 @@ def overrides_only(argv: list[str]) -> list[str]:
     return overrides
 
 
+def refuse_control_characters(overrides: list[str]) -> None:
+    """A newline (or other control character) in an override: one line saying so, where
+    Hydra's parser would only say ``LexerNoViableAltException``."""
+    for override in overrides:
+        if any(ord(ch) < 32 or ord(ch) == 127 for ch in override):
+            raise ConfigError(
+                f"override {override!r} contains a control character (a newline?): "
+                "config values are one line"
+            )
+
+
 def check_overrides(
     config_name: str, argv: list[str], validate: Callable[[DictConfig], None]
 ) -> None:
@@ -226,6 +237,7 @@ def check_overrides(
         return
     search, config_name = search_path(argv, config_name)
     overrides = overrides_only(argv)
+    refuse_control_characters(overrides)
     try:
         expansions = list(sweep_expansions(overrides))
     except HydraException as err:

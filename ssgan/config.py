@@ -258,11 +258,26 @@ def validate_train_config(cfg: DictConfig) -> None:
         )
     _check_schedule(cfg.train)
     _check_init_batch(cfg.train, data)
+    _check_names(cfg.tracking)
     if data.num_labeled > pool:
         raise ConfigError(
             f"data.num_labeled={data.num_labeled} is larger than the data: the {data.name} "
             f"training pool holds {pool} images after data.val_size={data.val_size}"
         )
+
+
+def _check_names(tracking: DictConfig) -> None:
+    """MLflow names are one line: a newline or other control character breaks every
+    listing and log line that shows them."""
+    for key in ("experiment", "run_name"):
+        value = str(tracking[key])
+        if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+            raise ConfigError(
+                f"tracking.{key}={value!r} contains a control character (a newline?): "
+                "MLflow names must be one line of printable characters"
+            )
+    if not str(tracking.experiment).strip():
+        raise ConfigError("tracking.experiment is empty: name the MLflow experiment, e.g. ssgan")
 
 
 def _check_schedule(train: DictConfig) -> None:

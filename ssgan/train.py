@@ -34,7 +34,7 @@ def _hydra_main(cfg: DictConfig) -> None:
                 pass_on(stopped.signal)  # e.g. submitit's handler, which requeues the job
             sys.exit(stopped.exit_status)
         except KeyboardInterrupt as stopped:
-            print(f"{stopped or 'interrupted'}: before a run was started", file=sys.stderr)
+            print(f"{str(stopped) or 'interrupted'}: before a run was started", file=sys.stderr)
             sys.exit(getattr(stopped, "exit_status", 130))
     print(summary_text(summary))
 
@@ -46,7 +46,7 @@ def main() -> None:
         check_overrides("config", sys.argv[1:], validate_train_config)
         if is_grid_sweep(sys.argv[1:]):
             parent = start_grid(sys.argv[1:])
-    with grid_parent(parent):
+    with grid_parent(parent, sys.argv[1:]):
         _hydra_main()
 
 

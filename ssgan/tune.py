@@ -30,12 +30,13 @@ def main() -> None:
         with study_lock(plan):
             try:
                 summary = run_search(plan)
-            except KeyboardInterrupt:
+            except KeyboardInterrupt as stopped:  # Ctrl-C, or a stop signal (JobStopped)
                 print(
-                    "interrupted: the search is marked KILLED; run the same command to continue",
+                    f"{str(stopped) or 'interrupted'}: the search is marked KILLED; run the same "
+                    "command to continue",
                     file=sys.stderr,
                 )
-                sys.exit(130)
+                sys.exit(getattr(stopped, "exit_status", 130))
     print(summary_text(summary))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
 from ssgan.cli import check_overrides, compose_config
 from ssgan.config import flatten, validate_train_config
@@ -32,6 +33,8 @@ from tests.conftest import run_cli
         ("train.init_batch_size=50000", ["train.init_batch_size=50000", "larger than the data"]),
         ("train.ema_bn_images=0", ["train.ema_bn_images=0", "allowed >= 1"]),
         ("model.dropout_mask=bits", ["model.dropout_mask=bits", "uniform, byte"]),
+        ("tracking.run_name=a\nb", ["'tracking.run_name=a\\nb'", "control character"]),
+        ("tracking.experiment=''", ["tracking.experiment is empty"]),
     ],
 )
 def test_bad_override_is_one_clear_line(override: str, expected: list[str]) -> None:
@@ -41,6 +44,17 @@ def test_bad_override_is_one_clear_line(override: str, expected: list[str]) -> N
     assert "\n" not in message
     for fragment in expected:
         assert fragment in message
+
+
+def test_a_newline_in_an_mlflow_name_from_a_config_file_is_refused() -> None:
+    """A run name or experiment with a newline (from an experiment file, where Hydra's
+    parser lets it through) used to reach MLflow; ``a/b`` is a fine experiment name."""
+    for key in ("tracking.run_name", "tracking.experiment"):
+        cfg = compose_config("config", ["experiment=smoke"])
+        OmegaConf.update(cfg, key, "line1\nline2")
+        with pytest.raises(ConfigError, match=f"{key}='line1\\\\nline2' contains a control"):
+            validate_train_config(cfg)
+    validate_train_config(compose_config("config", ["tracking.experiment=a/b"]))
 
 
 def test_defaults_and_presets_compose_and_validate() -> None:

@@ -198,3 +198,22 @@ def test_system_metrics_are_recorded_when_asked(
     quiet.finish("FINISHED")
     metrics = MlflowClient(tiny_cfg.tracking.uri).get_run(quiet.run_id).data.metrics
     assert not [key for key in metrics if key.startswith("system/")]
+
+
+def test_a_resumed_run_can_log_its_model_again(smoke_run: dict, tmp_path: Path) -> None:
+    """A run that exported, then failed to finish (its record incomplete) and was resumed,
+    exports again: MLflow refused the second run -> model link (UNIQUE constraint failed:
+    inputs...), so the resumed run failed every time."""
+    from ssgan.tracking.tracker import create_run
+
+    store = [f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}",
+             f"tracking.artifact_root={tmp_path / 'artifacts'}"]  # fmt: skip
+    cfg = compose_config("config", store)
+    run_id = smoke_run["summary"]["run_id"]
+    saved = saved_model_in(download_run_model(smoke_run["cfg"].tracking, run_id, tmp_path / "m"))
+    blobs, _ = _images(smoke_run, 1)
+    tracker = create_run(cfg.tracking, "twice", {}, {})
+    first = tracker.log_model(saved, blobs, 1)
+    assert tracker.log_model(saved, blobs, 2) == first
+    run = MlflowClient(cfg.tracking.uri).get_run(tracker.run_id)
+    assert [o.model_id for o in run.outputs.model_outputs] == [first.removeprefix("models:/")]

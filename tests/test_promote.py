@@ -418,13 +418,18 @@ def test_a_label_on_a_removed_version_is_dropped_said_listed_and_stops_a_bundle(
     with pytest.raises(UserError, match="labels canary -> version 2, which is not in") as caught:
         promote(promote_cfg(store, serving, "", f"bundle={tmp_path / 'out'}"))
     assert "\n" not in str(caught.value) and not (tmp_path / "out").exists()
+    assert aliases(store)["canary"] == runs["b"]
     cfg = promote_cfg(store, serving, runs["a"], "force=true", "label=stable")
     result = promote(cfg)
     assert result["version"] == 3 and result["dropped"] == {"canary": 2}
     assert served_by_config(serving) == ("/models/ssgan", [3], {"stable": 3})
-    assert "label canary dropped from models.config: its version 2 is gone" in describe(
-        cfg, result
-    )
+    # The registry alias of the dropped label goes too: models:/ssgan@canary used to keep
+    # pointing at version 2, whose folder is gone.
+    assert "canary" not in aliases(store) and aliases(store)["production"] == runs["a"]
+    assert (
+        "label canary dropped from models.config: its version 2 is gone from the serving "
+        "folder, and so is registry alias canary (models:/ssgan@canary)"
+    ) in describe(cfg, result)
 
 
 def test_models_config_keeps_other_models_and_uses_server_model_dir(

@@ -156,3 +156,33 @@ def test_search_report_without_its_study_still_writes_the_table(grid_sweep, tmp_
     text = Path(report.write_report(tracking, parent_id, tmp_path / "out")).read_text()
     assert "storage sqlite:///" in text and "is not here" in text
     assert not missing.parent.exists()
+
+
+def test_search_report_with_a_damaged_study_file_notes_it(grid_sweep, tmp_path: Path) -> None:
+    """A truncated optuna.db used to end the report in sqlite's traceback."""
+    tracking, parent_id = grid_sweep
+    damaged = tmp_path / "optuna.db"
+    damaged.write_bytes(b"SQLite format 3\x00" + b"\x07" * 984)  # `truncate -s 1000`-like
+    client = MlflowClient(tracking_uri=tracking.uri)
+    client.set_tag(parent_id, "ssgan.sweep_kind", "search")
+    client.set_tag(parent_id, "ssgan.optuna_study", "s")
+    client.set_tag(parent_id, "ssgan.optuna_storage", f"sqlite:///{damaged}")
+    text = Path(report.write_report(tracking, parent_id, tmp_path / "out")).read_text()
+    assert f"search storage {damaged} is not a readable SQLite database" in text
+    assert damaged.stat().st_size == 1000  # read only
+
+
+def test_report_on_a_sweep_whose_children_were_deleted(grid_sweep, tmp_path: Path) -> None:
+    """Deleted children are left out and counted; all deleted is one line saying so (it used
+    to say the run has no child runs and to give the parent id that was given)."""
+    tracking, parent_id = grid_sweep
+    client = MlflowClient(tracking_uri=tracking.uri)
+    children = report.child_runs(tracking, parent_id)
+    client.delete_run(children[0].info.run_id)
+    text = Path(report.write_report(tracking, parent_id, tmp_path / "out")).read_text()
+    assert f"- runs: {len(children) - 1} (" in text and "; 1 deleted child runs left out" in text
+    for child in children[1:]:
+        client.delete_run(child.info.run_id)
+    with pytest.raises(UserError, match=f"all {len(children)} of its child runs are deleted"):
+        report.write_report(tracking, parent_id, tmp_path / "out2")
+    assert not (tmp_path / "out2").exists()

@@ -13,6 +13,7 @@ from mlflow.tracking import MlflowClient
 
 from ssgan.cli import compose_config
 from ssgan.data import load_data
+from ssgan.tracking.mlflow_model import download_run_model, saved_model_in
 from ssgan.training.run import train
 from tests.conftest import run_cli, tiny_overrides
 
@@ -111,8 +112,38 @@ def test_full_disk_fails_the_run_in_one_line_and_resume_completes_it(
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     run = client.get_run(run_id)
     assert run.info.status == "FINISHED" and "ssgan.error" not in run.data.tags
-    assert (artifacts / "model" / "saved_model.pb").is_file()
+    # The model is an MLflow Model now: its SavedModel is inside it, not in the run's model/.
+    tracking = compose_config("config", overrides).tracking
+    local = download_run_model(tracking, run_id, tmp_path / "downloaded")
+    assert (saved_model_in(local) / "saved_model.pb").is_file()
     assert (artifacts / "checkpoints" / "last" / "checkpoint").is_file()
     for key in run.data.metrics:  # nothing logged twice across the two attempts
         steps = [m.step for m in client.get_metric_history(run_id, key)]
         assert len(steps) == len(set(steps)), key
+
+
+def test_resume_auto_tells_apart_commands_whose_overrides_match(tmp_path: Path) -> None:
+    """``--config-dir A experiment=mine resume=auto`` and the same line with ``--config-dir
+    B`` (another mine.yaml) had one job key: B continued A's KILLED run, with A's config.
+    The key now includes what the config trains (not where the store or data are)."""
+    from ssgan.cli import SearchPath
+    from ssgan.tracking.tracker import create_run
+    from ssgan.training.resume import JOB_KEY_TAG, this_job_key, unfinished_run_of_this_job
+
+    folders = {}
+    for name, z_size in (("a", 16), ("b", 32)):
+        (tmp_path / name / "experiment").mkdir(parents=True)
+        text = f"# @package _global_\ndefaults:\n  - smoke\nmodel:\n  z_size: {z_size}\n"
+        (tmp_path / name / "experiment" / "mine.yaml").write_text(text)
+        folders[name] = SearchPath(extra=(str(tmp_path / name),))
+    line = ["experiment=mine", "resume=auto", *tiny_overrides(tmp_path)[1:]]
+    cfg_a, cfg_b = (compose_config("config", line, folders[n]) for n in ("a", "b"))
+    assert (cfg_a.model.z_size, cfg_b.model.z_size) == (16, 32)
+    killed = create_run(cfg_a.tracking, "a", {JOB_KEY_TAG: this_job_key(cfg_a)}, {})
+    killed.finish("KILLED")
+    assert unfinished_run_of_this_job(cfg_b) is None
+    assert unfinished_run_of_this_job(cfg_a) == killed.run_id
+    # A rerun elsewhere (another data cache, run name) is still the same job.
+    moved = cfg_a.copy()
+    moved.data.root, moved.tracking.run_name = str(tmp_path / "elsewhere"), "renamed"
+    assert unfinished_run_of_this_job(moved) == killed.run_id

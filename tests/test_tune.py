@@ -275,3 +275,100 @@ def test_ssgan_lr_holds_the_defaults_of_every_preset(tmp_path: Path, preset: lis
     assert role == "baseline" and values["train.lr"] == plan.base.train.lr
     assert plan.storage.endswith("mlruns/optuna.db")
     assert not (tmp_path / "mlruns").exists()
+
+
+# -- probes of issue 24: a damaged study file, every trial failing, a stop between trials --
+
+
+def test_a_damaged_study_file_is_one_line_before_any_run(tmp_path: Path) -> None:
+    """`truncate -s 1000 optuna.db` used to end the search in sqlite's traceback."""
+    argv = ["search=smoke", *tiny_overrides(tmp_path)]
+    plan = tune.prepare(argv)
+    damaged = Path(plan.storage.removeprefix("sqlite:///"))
+    damaged.parent.mkdir(parents=True)
+    damaged.write_bytes(b"SQLite format 3\x00" + os.urandom(984))
+    with pytest.raises(UserError) as refused, tune.study_lock(plan):
+        tune.run_search(plan)
+    assert str(refused.value).startswith(f"search storage {damaged} is not a readable SQLite")
+    assert f"mv {damaged} {damaged}.broken" in str(refused.value)
+    assert damaged.stat().st_size == 1000 and not (tmp_path / "mlruns" / "mlflow.db").exists()
+
+
+def _fake_trials(monkeypatch: pytest.MonkeyPatch, trial) -> list:
+    """``train`` replaced by ``trial(cfg)``: the search's machinery without training."""
+    calls = []
+
+    def fake_train(cfg, on_epoch_end=None, tags=None) -> dict:
+        calls.append(cfg)
+        return trial(cfg)
+
+    monkeypatch.setattr(tune, "train", fake_train)
+    return calls
+
+
+def test_a_search_whose_every_trial_fails_ends_failed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every trial diverging used to end the search FINISHED, exit 0, with no best."""
+
+    def diverge(cfg) -> dict:
+        raise tune.NonFiniteLossError("train/d_loss became nan at step 3: training diverged")
+
+    calls = _fake_trials(monkeypatch, diverge)
+    with pytest.raises(UserError) as failed:
+        _search(["search=smoke", *tiny_overrides(tmp_path)])
+    message = str(failed.value)
+    assert len(calls) == 3 and "no trial completed (3 failed, 0 pruned of 3)" in message
+    assert "the first failure: train/d_loss became nan at step 3" in message
+    (parent,) = _client(tmp_path).search_runs(
+        ["0", "1"], "tags.`ssgan.sweep_kind` = 'search'"
+    )
+    assert parent.info.status == "FAILED" and parent.data.tags["ssgan.trials_failed"] == "3"
+
+
+def test_a_stop_after_a_trials_last_safe_point_ends_the_search_killed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGTERM while a trial exported its model (after its last safe point) used to be
+    forgotten when the next trial began: the search ran on and ended FINISHED, exit 0."""
+    from ssgan.training.job import stop_signals
+
+    def trial_signalled_at_its_end(cfg) -> dict:
+        with stop_signals():  # as train() does, inside the search's own block
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.01)
+        return {"run_id": "0" * 32, "best_val_accuracy": 0.5}
+
+    calls = _fake_trials(monkeypatch, trial_signalled_at_its_end)
+    before = signal.signal(signal.SIGTERM, lambda *_: None)  # old code: not the test's end
+    try:
+        with pytest.raises(KeyboardInterrupt) as stopped:
+            _search(["search=smoke", *tiny_overrides(tmp_path)])
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    assert len(calls) == 1 and stopped.value.exit_status == 128 + signal.SIGTERM
+    (parent,) = _client(tmp_path).search_runs(
+        ["0", "1"], "tags.`ssgan.sweep_kind` = 'search'"
+    )
+    assert parent.info.status == "KILLED"
+
+
+def test_a_stopped_grid_sweep_ends_killed(tmp_path: Path) -> None:
+    """A grid sweep's job stopped by SIGTERM exits 143 (a SystemExit, not a
+    KeyboardInterrupt): the parent was marked FAILED. A stop after the last job's last
+    safe point was forgotten: the parent ended FINISHED."""
+    from ssgan.stopping import request_stop
+    from ssgan.sweeps.grid import grid_parent
+    from ssgan.tracking.tracker import create_run
+
+    tracking = _tracking(tmp_path)
+    tags = {"ssgan.sweep_kind": "grid", "ssgan.swept_params": "train.seed"}
+    stopped_job, late_stop = (create_run(tracking, name, tags, {}) for name in ("job", "late"))
+    with pytest.raises(SystemExit), grid_parent(stopped_job, ["-m", "train.seed=0,1"]):
+        sys.exit(128 + signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt), grid_parent(late_stop, ["-m", "train.seed=0,1"]):
+        request_stop(signal.SIGTERM)
+    client = _client(tmp_path)
+    assert [client.get_run(p.run_id).info.status for p in (stopped_job, late_stop)] == [
+        "KILLED", "KILLED"
+    ]

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import argparse
 import functools
+import itertools
 import math
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,11 +72,23 @@ def read_images(files: list[Path]) -> tuple[list[Path], list[bytes]]:
     return good, blobs
 
 
+def readable_batches(
+    paths: list[Path], size: int
+) -> Iterator[tuple[list[Path], list[bytes]]]:
+    """The readable images of each ``size`` files in turn: a folder of any size is read a
+    batch at a time, never held in memory whole."""
+    for start in range(0, len(paths), size):
+        files, blobs = read_images(paths[start : start + size])
+        if blobs:
+            yield files, blobs
+
+
 def predict(args: argparse.Namespace) -> tuple[list[Prediction], int]:
     """Score the readable images; return the predictions and how many files were skipped."""
     paths = image_files(args.images)
-    files, blobs = read_images(paths)
-    if not blobs:
+    batches = readable_batches(paths, args.batch_size)
+    first = next(batches, None)  # before the model loads: nothing readable is an error
+    if first is None:
         raise PredictError("no readable image among the given files")
     if args.model and is_model_uri(args.model):
         score = mlflow_model_scorer(args.model, args.signature, args.tracking_uri)
@@ -90,9 +103,8 @@ def predict(args: argparse.Namespace) -> tuple[list[Prediction], int]:
                                   signature=args.signature, timeout=args.timeout,
                                   label=args.label)  # fmt: skip
     predictions = []
-    for start in range(0, len(blobs), args.batch_size):
-        batch = slice(start, start + args.batch_size)
-        predictions += _score_batch(score, files[batch], blobs[batch])
+    for files, blobs in itertools.chain([first], batches):
+        predictions += _score_batch(score, files, blobs)
     if not predictions:
         raise PredictError("the model could decode none of the given images")
     return predictions, len(paths) - len(predictions)

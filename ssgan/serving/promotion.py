@@ -35,7 +35,7 @@ from ssgan.serving.labels import (
     set_label,
 )
 from ssgan.serving.models_config import LABELS
-from ssgan.serving.registry_sync import record_in_mlflow
+from ssgan.serving.registry_sync import alias_for, record_in_mlflow
 from ssgan.serving.repository import (
     PROVENANCE,
     ServingFolder,
@@ -311,13 +311,25 @@ def describe(cfg: DictConfig, result: dict[str, Any]) -> str:
         lines.append(_describe_promote(cfg, result))
     elif result["action"] == "label":
         lines.append(_describe_label(result))
+    dropped = sorted(result.get("dropped", {}).items())
+    said = " ".join(result.get("recorded", []))
+    removed = {alias_for(cfg, label) for label, _ in dropped}
+    removed = {alias for alias in removed if f"alias {alias} removed" in said}
     # A fresh version's records are expected; after a rerun they are repairs worth saying.
-    if result.get("recorded") and (result["action"] == "label" or result.get("already")):
-        lines.append("recorded in MLflow: " + ", ".join(result["recorded"]))
-    for label, number in sorted(result.get("dropped", {}).items()):
+    recorded = [w for w in result.get("recorded", []) if w.split(" ")[1] not in removed]
+    if recorded and (result["action"] == "label" or result.get("already")):
+        lines.append("recorded in MLflow: " + ", ".join(recorded))
+    for label, number in dropped:
+        alias = alias_for(cfg, label)
         lines.append(
             f"label {label} dropped from models.config: its version {number} is gone from the "
-            f"serving folder (point it again with label={label} version=<N>)"
+            "serving folder"
+            + (
+                f", and so is registry alias {alias} (models:/{cfg.model_name}@{alias})"
+                if alias in removed
+                else ""
+            )
+            + f" (point it again with label={label} version=<N>)"
         )
     if "bundle" in result:
         for stale in result["bundle"].get("removed", []):

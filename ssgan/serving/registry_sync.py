@@ -7,8 +7,15 @@ from omegaconf import DictConfig
 
 from ssgan.errors import UserError
 from ssgan.serving.labels import current_labels
+from ssgan.serving.models_config import LABELS
 from ssgan.serving.repository import PromoteError, ServingFolder, read_provenance
-from ssgan.tracking.registry import registered_version, registry_aliases, set_registry_alias
+from ssgan.tracking.registry import (
+    alias_version_tags,
+    delete_registry_alias,
+    registered_version,
+    registry_aliases,
+    set_registry_alias,
+)
 from ssgan.tracking.runs import (
     MODEL_ARTIFACT,
     get_run,
@@ -22,7 +29,8 @@ SERVING_VERSION_TAG = "ssgan.serving_version"
 SERVING_ROOT_TAG = "ssgan.serving_root"
 
 
-def _alias_for(cfg: DictConfig, label: str) -> str:
+def alias_for(cfg: DictConfig, label: str) -> str:
+    """The registry alias that follows ``label`` (``alias`` for stable, ``canary_alias``)."""
     return str(cfg.alias) if label == "stable" else str(cfg.canary_alias)
 
 
@@ -75,8 +83,22 @@ def _sync_mlflow(
             written.append(f"registry version {registry[number]} (version {number})")
     aliases = registry_aliases(cfg.tracking, str(cfg.model_name))
     for label, number in sorted(labels.items()):
-        alias = _alias_for(cfg, label)
+        alias = alias_for(cfg, label)
         if number in registry and aliases.get(alias) != registry[number]:
             set_registry_alias(cfg.tracking, str(cfg.model_name), alias, registry[number])
             written.append(f"alias {alias} -> registry version {registry[number]}")
+    # A label models.config no longer has (dropped because its version folder is gone):
+    # its alias would keep models:/<name>@<alias> on that version. Only an alias on a
+    # version of this serving folder is removed: another folder may share the registry.
+    for label in LABELS:
+        alias = alias_for(cfg, label)
+        if label in labels or alias not in aliases:
+            continue
+        tags = alias_version_tags(cfg.tracking, str(cfg.model_name), alias)
+        if tags.get(SERVING_ROOT_TAG) == str(root.resolve()):
+            delete_registry_alias(cfg.tracking, str(cfg.model_name), alias)
+            written.append(
+                f"alias {alias} removed (label {label} is no longer in models.config; "
+                f"its version {tags.get(SERVING_VERSION_TAG, '?')} is gone)"
+            )
     return written

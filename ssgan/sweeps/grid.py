@@ -9,13 +9,15 @@ import os
 import shlex
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from ssgan.cli import compose_config, overrides_only, search_path, sweep_expansions
+from ssgan.stopping import check_stop
 from ssgan.tracking.runs import child_runs, get_run
 from ssgan.tracking.tracker import RunTracker, create_run
+from ssgan.training.job import STOP_SIGNALS, stop_signals
 from ssgan.training.run import SWEEP_PARENT_ENV
 
 OBJECTIVE = "best/val_accuracy"
@@ -30,22 +32,40 @@ def is_grid_sweep(argv: list[str]) -> bool:
     return multirun and not _NO_JOBS.intersection(argv)
 
 
+def jobs_run_here(argv: list[str]) -> bool:
+    """Whether Hydra runs the sweep's jobs in this process (the basic launcher), not in
+    worker processes or on a cluster (``hydra/launcher=parallel``, submitit)."""
+    chosen = [a.split("=", 1)[1] for a in overrides_only(argv) if a.startswith("hydra/launcher=")]
+    return not chosen or chosen[-1] == "basic"
+
+
+# Exit statuses of a job stopped by Ctrl-C, SIGTERM or SIGUSR2 (128 + the signal).
+_STOPPED = {128 + int(s) for s in STOP_SIGNALS}
+
+
 @contextmanager
-def grid_parent(parent: RunTracker | None) -> Iterator[None]:
+def grid_parent(parent: RunTracker | None, argv: list[str] | None = None) -> Iterator[None]:
     """Around Hydra's launch: end the sweep's parent run (if any) with the status the
-    sweep ended with — FINISHED, KILLED on Ctrl-C, FAILED otherwise."""
+    sweep ended with — FINISHED, KILLED when stopped (Ctrl-C, SIGTERM: a job exits with
+    128 + the signal), FAILED otherwise. With jobs in this process, a stop signal at any
+    point of the sweep (between jobs, after a job's last safe point) stops it: the next
+    job ends before its run exists, where it used to clear the request and run."""
     if parent is None:
         yield
         return
     status = "FAILED"
+    signals = stop_signals() if jobs_run_here(argv or []) else nullcontext()
     try:
-        yield
+        with signals:
+            yield
+            check_stop()  # asked to stop during the last job's export: the sweep ends
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"
         raise
     except SystemExit as done:
         status = "FINISHED" if done.code in (0, None) else "FAILED"
+        status = "KILLED" if done.code in _STOPPED else status
         raise
     finally:
         finish_grid(parent, status)

@@ -25,6 +25,7 @@ import numpy as np  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
 from ssgan.errors import UserError  # noqa: E402
+from ssgan.sweeps.space import storage_problem  # noqa: E402
 from ssgan.tracking.runs import Run, child_runs, get_run, log_artifacts_to  # noqa: E402
 
 DEFAULT_METRICS = ("best/val_accuracy", "best/test_accuracy")
@@ -52,6 +53,7 @@ class Sweep:
     runs: list[SweepRun]
     swept: list[str]  # the keys that were compared
     pooled: list[str]  # swept keys whose values are pooled (seeds)
+    deleted: int = 0  # child runs deleted (not garbage-collected): left out of the report
 
 
 def _outcome(run: Run) -> str:
@@ -64,10 +66,18 @@ def load_sweep(tracking_cfg: DictConfig, parent_id: str) -> Sweep:
     """The parent run and its children; UserError if the run is not a sweep's parent."""
     parent = get_run(tracking_cfg, parent_id)
     children = child_runs(tracking_cfg, parent_id)
+    deleted = len(child_runs(tracking_cfg, parent_id, deleted=True))
+    if not children and deleted:
+        raise UserError(
+            f"run {parent_id}: all {deleted} of its child runs are deleted, so there is "
+            "nothing to report; restore them first (mlflow runs restore --run-id <id>, or "
+            "MlflowClient().restore_run)"
+        )
     if not children:
         raise UserError(
             f"run {parent_id} has no child runs (mlflow.parentRunId): give the parent run id "
-            "that ssgan.tune or ssgan.train -m printed"
+            "that ssgan.tune or ssgan.train -m printed (a sweep whose child runs were deleted "
+            "and garbage-collected with mlflow gc has none left to report)"
         )
     runs = [
         SweepRun(
@@ -86,7 +96,7 @@ def load_sweep(tracking_cfg: DictConfig, parent_id: str) -> Sweep:
     swept = declared if known else _varying(runs)
     pooled = [k for k in swept if k.rsplit(".", 1)[-1].endswith("seed")]
     kind = parent.data.tags.get("ssgan.sweep_kind", "grid")
-    return Sweep(parent=parent, kind=kind, runs=runs, swept=swept, pooled=pooled)
+    return Sweep(parent, kind, runs, swept, pooled, deleted)
 
 
 def _varying(runs: list[SweepRun]) -> list[str]:
@@ -222,6 +232,9 @@ def optuna_figures(parent: Run) -> tuple[dict[str, Any], list[str]]:
     if storage.startswith("sqlite:///") and not Path(storage[len("sqlite:///") :]).exists():
         # Opening a missing SQLite file would create an empty one: say so instead.
         return figures, [f"Optuna plots: not drawn (the study's storage {storage} is not here)"]
+    problem = storage_problem(storage)
+    if problem:
+        return figures, [f"Optuna plots: not drawn ({problem})"]
     try:
         study = optuna.load_study(study_name=name, storage=storage)
     except KeyError:
@@ -254,7 +267,8 @@ def _header(sweep: Sweep, metrics: list[str]) -> str:
         "",
         f"- parent run: `{sweep.parent.info.run_id}` ({sweep.kind})",
         f"- command: `{tags.get('ssgan.command', '')}`",
-        f"- runs: {len(sweep.runs)} ({counts})",
+        f"- runs: {len(sweep.runs)} ({counts})"
+        + (f"; {sweep.deleted} deleted child runs left out" if sweep.deleted else ""),
         f"- swept: {', '.join(sweep.swept) or '—'}"
         + (f"; pooled: {', '.join(sweep.pooled)}" if sweep.pooled else ""),
         f"- metrics: {', '.join(metrics)}: mean ± sample std over finished runs; "

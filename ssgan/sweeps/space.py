@@ -9,10 +9,12 @@ choice) must pass :func:`ssgan.config.validate_train_config`.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import hashlib
 import json
 import math
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -222,8 +224,7 @@ def _refuse_unknown_keys(node: DictConfig, known: tuple[str, ...], prefix: str) 
             close = difflib.get_close_matches(str(key), known, n=1)
             hint = f"did you mean {prefix}.{close[0]}? " if close else ""
             raise ConfigError(
-                f"{prefix}.{key} is not a search setting: {hint}the keys are "
-                f"{', '.join(known)}"
+                f"{prefix}.{key} is not a search setting: {hint}the keys are {', '.join(known)}"
             )
 
 
@@ -318,6 +319,32 @@ def storage_url(search: DictConfig, tracking_uri: str) -> str:
     if tracking_uri.startswith("sqlite:///"):
         folder = Path(tracking_uri[len("sqlite:///") :]).parent
     return f"sqlite:///{(folder / 'optuna.db').resolve()}"
+
+
+def storage_problem(storage: str) -> str | None:
+    """Why a SQLite study storage cannot be read (truncated, overwritten, not SQLite), as
+    one line naming the file and how to recover; None when it reads (or is not SQLite, or
+    does not exist yet). Read-only: checking never creates or changes the file."""
+    if not storage.startswith("sqlite:///"):
+        return None
+    path = Path(storage[len("sqlite:///") :])
+    if not path.is_file():
+        return None
+    try:
+        with contextlib.closing(
+            sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        ) as db:
+            result = db.execute("PRAGMA quick_check").fetchone()
+        problem = None if result and result[0] == "ok" else str(result[0] if result else "empty")
+    except sqlite3.DatabaseError as err:
+        problem = str(err)
+    if problem is None:
+        return None
+    return (
+        f"search storage {path} is not a readable SQLite database ({problem}): move it aside "
+        f"(mv {path} {path}.broken) and rerun to start the study afresh (the MLflow runs of "
+        "its trials are kept), or put back a good copy of it"
+    )
 
 
 def format_value(value: Any) -> str:

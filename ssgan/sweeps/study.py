@@ -30,13 +30,15 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
-from ssgan.cli import check_overrides, compose_config
+from ssgan.cli import check_overrides, compose_config, refuse_control_characters
 from ssgan.config import flatten, validate_train_config
 from ssgan.errors import ConfigError, UserError
+from ssgan.stopping import check_stop
 from ssgan.sweeps import space as space_lib
 from ssgan.tracking.runs import child_runs
 from ssgan.tracking.tracker import RunTracker, create_run, reopen_run
 from ssgan.training.interface import NonFiniteLossError, StopTraining
+from ssgan.training.job import stop_signals
 from ssgan.training.run import train
 
 OBJECTIVE = "val/accuracy"  # reported per epoch; the trial's value is its best epoch's
@@ -75,6 +77,7 @@ def split_argv(argv: list[str]) -> tuple[list[str], list[str]]:
 def prepare(argv: list[str]) -> Plan:
     """Compose and check everything; raise ConfigError (one line) before any write."""
     search_overrides, base_overrides = split_argv(argv)
+    refuse_control_characters(argv)
     try:
         parsed = OverridesParser.create().parse_overrides(base_overrides)
     except HydraException as err:
@@ -130,6 +133,9 @@ def study_lock(plan: Plan) -> Iterator[None]:
 
 
 def open_study(plan: Plan) -> optuna.Study:
+    problem = space_lib.storage_problem(plan.storage)
+    if problem:  # a truncated or overwritten optuna.db: say so before any run is written
+        raise UserError(problem)
     study = optuna.create_study(
         study_name=plan.study_name,
         storage=plan.storage,
@@ -277,18 +283,28 @@ def recover(plan: Plan, study: optuna.Study, parent_id: str) -> None:
 
 
 def run_search(plan: Plan) -> dict[str, Any]:
-    study = open_study(plan)
-    parent = parent_run(plan, study)
-    print(f"search {plan.study_name}: parent run {parent.run_id}")
+    """Run the search to its budget. A stop signal (Ctrl-C, SIGTERM) anywhere in it, also
+    between trials or after a trial's last safe point, ends it with the parent KILLED
+    (JobStopped, a KeyboardInterrupt): the same command continues it."""
+    with stop_signals():
+        study = open_study(plan)
+        parent = parent_run(plan, study)
+        print(f"search {plan.study_name}: parent run {parent.run_id}")
+        return _search(plan, study, parent)
+
+
+def _search(plan: Plan, study: optuna.Study, parent: RunTracker) -> dict[str, Any]:
     try:
         recover(plan, study, parent.run_id)
         distributions = {p.key: p.distribution for p in plan.params}
         while len(counted(study)) < plan.search.n_trials:
+            check_stop()  # a stop that came after the last trial's last safe point
             trial = study.ask(distributions)
             run_trial(plan, study, trial, parent.run_id)
+        check_stop()
         summary = finish(plan, study, parent)
-    except KeyboardInterrupt:
-        parent.finish("KILLED", error="interrupted (Ctrl-C)")
+    except KeyboardInterrupt as err:
+        parent.finish("KILLED", error=str(err) or "interrupted (Ctrl-C)")
         raise
     except BaseException as err:
         parent.finish("FAILED", error=f"{type(err).__name__}: {err}")
@@ -323,9 +339,29 @@ def finish(plan: Plan, study: optuna.Study, parent: RunTracker) -> dict[str, Any
             summary["baseline_value"] = baseline[0].value
             parent.log_metrics({"baseline/val_accuracy": baseline[0].value}, len(trials))
     parent.set_tags(tags)
+    if not complete:
+        # Nothing to choose from: the search did not do its job, whatever its budget says.
+        problem = no_trial_completed(plan, summary, trials)
+        with contextlib.suppress(Exception):  # e.g. no run logged its metrics: optional
+            write_report(plan.base.tracking, parent.run_id, out_dir=None)
+        raise UserError(problem)  # run_search marks the parent FAILED with it
     summary["report"] = str(write_report(plan.base.tracking, parent.run_id, out_dir=None))
     parent.finish("FINISHED")
     return summary
+
+
+def no_trial_completed(
+    plan: Plan, summary: dict[str, Any], trials: list[optuna.trial.FrozenTrial]
+) -> str:
+    """The one line for a search whose trials all failed or were pruned."""
+    errors = [t.user_attrs["ssgan.error"] for t in trials if t.user_attrs.get("ssgan.error")]
+    first = f"; the first failure: {errors[0]}" if errors else ""
+    return (
+        f"search {plan.study_name}: no trial completed ({summary['failed']} failed, "
+        f"{summary['pruned']} pruned of {len(trials)}), so there is no best trial; parent run "
+        f"{summary['parent_run_id']} is marked FAILED{first}. Change the space or the training "
+        "overrides (a new study), or raise search.n_trials to try more trials in this one"
+    )
 
 
 def summary_text(summary: dict[str, Any]) -> str:

@@ -55,6 +55,10 @@ def log_pyfunc_model(
     exporting again) fills the same LoggedModel instead of adding a second one."""
     run = retrying("read the run", client.get_run, run_id)
     logged = logged_model_of(client, run)
+    # Already the run's output (a resumed run exporting again): MLflow would record the
+    # run -> model link a second time, which its store refuses (UNIQUE constraint), so the
+    # run could never finish. The model's files are replaced; the link stays as it was.
+    link_to = None if logged is not None else run_id
     if logged is None:
         logged = retrying(
             "create the logged model", client.create_logged_model,
@@ -63,7 +67,7 @@ def log_pyfunc_model(
     example = pd.DataFrame({INPUT_COLUMN: list(example_images)})
     retrying(
         "store the MLflow model", Model.log,
-        None, mlflow.pyfunc, name=MODEL_ARTIFACT, run_id=run_id, model_id=logged.model_id,
+        None, mlflow.pyfunc, name=MODEL_ARTIFACT, run_id=link_to, model_id=logged.model_id,
         step=step, python_model=str(MODEL_CODE),
         artifacts={SAVED_MODEL_KEY: str(saved_model_dir)},
         signature=SIGNATURE, input_example=example, pip_requirements=_requirements(),

@@ -54,3 +54,15 @@ def registry_aliases(tracking_cfg: DictConfig, name: str) -> dict[str, str]:
 
 def set_registry_alias(tracking_cfg: DictConfig, name: str, alias: str, version: str) -> None:
     client_for(tracking_cfg).set_registered_model_alias(name, alias, version)
+
+
+def alias_version_tags(tracking_cfg: DictConfig, name: str, alias: str) -> dict[str, str]:
+    """The tags of the registry version ``name@alias`` points at (empty if none does)."""
+    try:
+        return dict(client_for(tracking_cfg).get_model_version_by_alias(name, alias).tags)
+    except MlflowException:
+        return {}
+
+
+def delete_registry_alias(tracking_cfg: DictConfig, name: str, alias: str) -> None:
+    client_for(tracking_cfg).delete_registered_model_alias(name, alias)

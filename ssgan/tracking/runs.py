@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
-from mlflow.entities import Metric, Run, RunTag
+from mlflow.entities import Metric, Run, RunTag, ViewType
 from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig, OmegaConf
 
@@ -109,13 +109,15 @@ def runs_dataframe(tracking_cfg: DictConfig, filter_string: str = "") -> Any:
 PARENT_TAG = "mlflow.parentRunId"
 
 
-def child_runs(tracking_cfg: DictConfig, parent_id: str) -> list[Run]:
-    """Every run whose ``mlflow.parentRunId`` is ``parent_id``, oldest first."""
+def child_runs(tracking_cfg: DictConfig, parent_id: str, deleted: bool = False) -> list[Run]:
+    """Every run whose ``mlflow.parentRunId`` is ``parent_id``, oldest first (``deleted``:
+    instead the ones deleted, e.g. with ``mlflow.delete_run``, not yet garbage-collected)."""
     parent = get_run(tracking_cfg, parent_id)
     client = client_for(tracking_cfg)
     runs = client.search_runs(
         [parent.info.experiment_id],
         filter_string=f"tags.{PARENT_TAG} = '{parent_id}'",
+        run_view_type=ViewType.DELETED_ONLY if deleted else ViewType.ACTIVE_ONLY,
         max_results=50_000,
     )
     return sorted(runs, key=lambda r: r.info.start_time or 0)

@@ -54,8 +54,10 @@ def install_handlers() -> None:
 def stop_signals() -> Iterator[None]:
     """Within the block, SIGINT, SIGTERM and SIGUSR2 request a stop that the job honours
     at its next safe point. Handlers are only installed from the main thread; the
-    previous ones come back afterwards."""
-    if threading.current_thread() is not threading.main_thread():
+    previous ones come back afterwards. Nested (a search's trials, each a job inside the
+    search's block) the inner block changes nothing: a stop asked for between two inner
+    jobs, or after one's last safe point, stays pending for the outer job to honour."""
+    if threading.current_thread() is not threading.main_thread() or _previous:
         yield
         return
     clear_stop()
@@ -96,11 +98,14 @@ def pass_on(stopped: JobStopped) -> None:
         previous(stopped.signum, None)
 
 
-def job_key(overrides: list[str], hydra_job: dict[str, str]) -> str:
-    """A stable name for "this job" across restarts: the command's overrides, the Hydra
+def job_key(overrides: list[str], hydra_job: dict[str, str], config: str = "") -> str:
+    """A stable name for "this job" across restarts: the command's overrides, the
+    fingerprint of the config they composed (``config``: two commands with the same
+    overrides but another ``--config-dir`` or experiment file are two jobs), the Hydra
     sweep and job number, and the scheduler's job id (SLURM array job and task id, or
     job id) when present. ``resume=`` itself is not part of it."""
     parts = sorted(o for o in overrides if not o.startswith(("resume=", "hydra")))
+    parts += [f"config={config}"] if config else []
     parts += [f"{k}={v}" for k, v in sorted(hydra_job.items())]
     for name in ("SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID"):
         if os.environ.get(name):

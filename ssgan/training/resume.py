@@ -3,6 +3,8 @@ resumed run may change (``resume=<run_id>``)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
@@ -45,7 +47,7 @@ def resumed_config(cfg: DictConfig) -> tuple[DictConfig, str]:
 
 def unfinished_run_of_this_job(cfg: DictConfig) -> str | None:
     """The newest unfinished run this job started (what ``resume=auto`` continues)."""
-    key = this_job_key()
+    key = this_job_key(cfg)
     runs = search_runs(
         cfg.tracking, f"tags.`{JOB_KEY_TAG}` = '{key}' and attributes.status != 'FINISHED'"
     )
@@ -53,13 +55,24 @@ def unfinished_run_of_this_job(cfg: DictConfig) -> str | None:
     return newest.info.run_id if newest is not None else None
 
 
-def this_job_key() -> str:
-    """This job's key: its overrides and, in a Hydra multirun, its sweep folder and job."""
+def this_job_key(cfg: DictConfig) -> str:
+    """This job's key: its overrides, what they composed (``cfg`` without what a resume
+    may change) and, in a Hydra multirun, its sweep folder and job."""
     hydra_job = {}
     if HydraConfig.initialized() and HydraConfig.get().mode.name == "MULTIRUN":
         hydra_cfg = HydraConfig.get()
         hydra_job = {"sweep": str(hydra_cfg.sweep.dir), "job": str(hydra_cfg.job.num)}
-    return job_key(command_overrides(), hydra_job)
+    return job_key(command_overrides(), hydra_job, config_fingerprint(cfg))
+
+
+def config_fingerprint(cfg: DictConfig) -> str:
+    """A hash of what ``cfg`` trains: every key but :data:`RESUME_MAY_CHANGE` and ``resume``."""
+    trained = {
+        key: str(value)
+        for key, value in flatten(cfg).items()
+        if not key.startswith(RESUME_MAY_CHANGE) and key != "resume"
+    }
+    return hashlib.sha256(json.dumps(trained, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _refuse_ignored_overrides(cfg: DictConfig, stored: DictConfig) -> None:

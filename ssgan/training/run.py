@@ -385,7 +385,7 @@ def _run_tags(cfg: DictConfig, data: SemiSupervisedData) -> dict[str, str]:
         "ssgan.data": str(cfg.data.name),
         "ssgan.data_fingerprint": data.fingerprint,
         "ssgan.overrides": " ".join(command_overrides()),
-        JOB_KEY_TAG: this_job_key(),
+        JOB_KEY_TAG: this_job_key(cfg),
         **environment_tags(),
     }
     if HydraConfig.initialized() and HydraConfig.get().mode.name == "MULTIRUN":
