@@ -184,7 +184,6 @@ def test_report_refuses_a_run_that_is_not_a_sweep(smoke_run: dict, tmp_path: Pat
     assert not (tmp_path / "reports").exists()
 
 
-@pytest.mark.slow
 def _saved_step(root: Path, run_id: str) -> int:
     """The step of the newest checkpoint of ``run_id`` in the local store (0: none yet)."""
     for index in (root / "mlruns").glob(f"**/{run_id}/artifacts/checkpoints/last/checkpoint"):
@@ -193,6 +192,7 @@ def _saved_step(root: Path, run_id: str) -> int:
     return 0
 
 
+@pytest.mark.slow
 def test_killed_search_resumes_without_repeating_trials(tmp_path: Path) -> None:
     """SIGKILL during trial 1, after it saved a checkpoint past its first logged epoch; the
     same command resumes trial 1's run from that checkpoint's step and runs trial 2."""
