@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
 import ssgan  # noqa: F401  (imports TensorFlow quietly before anything else)
@@ -59,6 +60,16 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     cfg = compose_config("config", tiny_overrides(root))
     summary = train(cfg)
     return {"summary": summary, "cfg": cfg, "root": root}
+
+
+def logged_model_files(client: MlflowClient, run_id: str) -> list[str]:
+    """The files of the one MLflow Model (LoggedModel) that ``run_id`` logged, read with
+    ``client``'s own store (MLflow resolves ``runs:/<id>/model`` through the process's
+    global tracking URI, which a test process that trained nothing has not set)."""
+    experiment = client.get_run(run_id).info.experiment_id
+    models = [m for m in client.search_logged_models([experiment]) if m.source_run_id == run_id]
+    assert len(models) == 1, models
+    return [f.path for f in client.list_logged_model_artifacts(models[0].model_id)]
 
 
 def free_ports(count: int) -> list[int]:

@@ -20,7 +20,7 @@ from ssgan.cli import compose_config
 from ssgan.errors import UserError
 from ssgan.tracking.mlflow_model import download_run_model, saved_model_in
 from ssgan.training.run import train
-from tests.conftest import REPO_ROOT, mlflow_server, run_cli, tiny_overrides
+from tests.conftest import REPO_ROOT, logged_model_files, mlflow_server, run_cli, tiny_overrides
 
 
 def _client(cfg) -> MlflowClient:
@@ -65,8 +65,8 @@ def test_smoke_run_records_params_tags_metrics_artifacts(smoke_run: dict) -> Non
     local = Path(run.info.artifact_uri.removeprefix("file://"))
     # The model is the run's MLflow Model (its LoggedModel), listed under runs:/<id>/model.
     assert summary["model_uri"].startswith("models:/m-")
-    model_files = {a.path for a in _client(cfg).list_artifacts(run.info.run_id, "model")}
-    assert {"model/MLmodel", "model/artifacts"} <= model_files
+    model_files = set(logged_model_files(_client(cfg), run.info.run_id))
+    assert {"MLmodel", "artifacts"} <= model_files
     assert sorted(p.name for p in (local / "samples").iterdir()) == [
         "epoch_001.png",
         "epoch_002.png",
