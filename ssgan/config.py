@@ -121,7 +121,9 @@ class SearchConfig:
     n_random_trials: int = 5  # tpe: trials drawn at random before TPE models the results
     seed: int = 0
     baseline: bool = True  # first trial: the base config's own values (the defaults)
-    storage: str = ""  # Optuna storage URL; empty = optuna.db beside the MLflow store
+    storage: str = ""  # journal file path or RDB URL; empty = optuna.journal beside mlruns
+    workers: int = 1  # worker processes this command starts (each takes the next trial)
+    threads_per_worker: int = 0  # TensorFlow threads of each worker; 0 = TF's own choice
     enqueue: list[Any] = field(default_factory=list)  # trials to evaluate first
     space: dict[str, Any] = field(default_factory=dict)
     pruner: PrunerConfig = field(default_factory=PrunerConfig)

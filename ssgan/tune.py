@@ -1,6 +1,8 @@
 """Entry point: ``python -m ssgan.tune search=<name> [search.* overrides] [training overrides]``.
 
-A hyperparameter search with Optuna (:mod:`ssgan.sweeps.study`).
+A hyperparameter search with Optuna (:mod:`ssgan.sweeps.study`). The same command started
+N times (terminals, a SLURM array) runs N workers of one search; ``search.workers=N``
+starts them here, ``hydra/launcher=…`` through a Hydra launcher (:mod:`ssgan.sweeps.workers`).
 """
 
 from __future__ import annotations
@@ -9,12 +11,15 @@ import sys
 
 from ssgan.cli import console_logging, user_errors
 from ssgan.config import register_schemas
-from ssgan.sweeps.study import prepare, run_search, study_lock, summary_text
+from ssgan.sweeps.plan import prepare
+from ssgan.sweeps.workers import run_worker, search_outcome, start_local, start_with_launcher
 
 USAGE = (
     "usage: python -m ssgan.tune search=<name> [search.KEY=VALUE ...] [training overrides]\n"
     "  searches: conf/search/*.yaml (ssgan_lr, smoke); e.g.\n"
-    "  python -m ssgan.tune search=ssgan_lr search.n_trials=12 experiment=label_budget"
+    "  python -m ssgan.tune search=ssgan_lr search.n_trials=12 experiment=label_budget\n"
+    "  workers: start the same command N times, or add search.workers=N\n"
+    "  [hydra/launcher=submitit_slurm hydra.launcher.KEY=VALUE ...] (docs/search.md)"
 )
 
 
@@ -26,18 +31,12 @@ def main() -> None:
     register_schemas()
     console_logging()  # each trial's run_id and epoch lines, as ssgan.train shows them
     with user_errors():
-        plan = prepare(argv)
-        with study_lock(plan):
-            try:
-                summary = run_search(plan)
-            except KeyboardInterrupt as stopped:  # Ctrl-C, or a stop signal (JobStopped)
-                print(
-                    f"{str(stopped) or 'interrupted'}: the search is marked KILLED; run the same "
-                    "command to continue",
-                    file=sys.stderr,
-                )
-                sys.exit(getattr(stopped, "exit_status", 130))
-    print(summary_text(summary))
+        plan = prepare(argv)  # bad input: one line before any worker starts
+    if plan.search.workers == 1 and not plan.launcher:
+        sys.exit(run_worker(argv, plan))
+    start = start_with_launcher if plan.launcher else start_local
+    status = start(plan, argv)
+    sys.exit(status or search_outcome(plan))  # a worker's error line or stop already said
 
 
 if __name__ == "__main__":

@@ -103,7 +103,7 @@ def test_a_runs_lease_is_held_only_by_a_live_job(tmp_path: Path, caplog) -> None
         caplog.clear()
         assert live_owner(client.get_run(run_id)) is None, garbage
         warned = [r for r in caplog.records if r.levelname == "WARNING"]
-        assert len(warned) == 1 and "unreadable lease tag" in warned[0].message, garbage
+        assert len(warned) == 1 and "has an unreadable lease" in warned[0].message, garbage
     client.set_terminated(run_id, "KILLED")
     client.set_tag(run_id, LEASE_TAG, f"{me} {far:.0f}")
     assert live_owner(client.get_run(run_id)) is None  # a run that is not RUNNING is free

@@ -16,7 +16,10 @@ from optuna.trial import TrialState
 
 from ssgan.errors import ConfigError, UserError
 from ssgan.sweeps import study as tune
+from ssgan.sweeps import trials
+from ssgan.sweeps.plan import prepare
 from ssgan.sweeps.report import load_sweep, write_report
+from ssgan.sweeps.storage import load_existing
 from tests.conftest import run_cli, tiny_overrides
 
 FAST = ["train.sample_grid=false", "train.steps_per_epoch=4", "train.checkpoint_every=4"]
@@ -37,9 +40,7 @@ def _client(root: Path) -> MlflowClient:
 
 
 def _search(argv: list[str]) -> dict:
-    plan = tune.prepare(argv)
-    with tune.study_lock(plan):
-        return tune.run_search(plan)
+    return tune.run_search(prepare(argv))
 
 
 def _children(client: MlflowClient, parent_id: str) -> list:
@@ -71,9 +72,8 @@ def test_search_runs_children_under_a_parent_and_prunes_one(tmp_path: Path) -> N
     assert "model" not in [a.path for a in client.list_artifacts(pruned.info.run_id)]
     assert all("ssgan.pruned" not in children[i].data.tags for i in (0, 1))
 
-    study = optuna.load_study(
-        study_name=parent.data.tags["ssgan.optuna_study"],
-        storage=parent.data.tags["ssgan.optuna_storage"],
+    study = load_existing(
+        parent.data.tags["ssgan.optuna_storage"], parent.data.tags["ssgan.optuna_study"]
     )
     states = {t.number: t.state for t in study.trials}
     assert states == {0: TrialState.COMPLETE, 1: TrialState.COMPLETE, 2: TrialState.PRUNED}
@@ -127,8 +127,10 @@ def _tracking(root: Path):
         ("model.z_size=8,16", "trials take one value per key"),
         ("search.sampler=grid", "search.sampler=grid is not a valid choice"),
         ("+search.bogus=1", "search.bogus is not a search setting: the keys are name,"),
-        ("+search.n_trial=5", "search.n_trial is not a search setting: did you mean "
-                              "search.n_trials?"),  # fmt: skip
+        (
+            "+search.n_trial=5",
+            "search.n_trial is not a search setting: did you mean search.n_trials?",
+        ),  # fmt: skip
         ("+search.pruner.percentil=5", "did you mean search.pruner.percentile?"),
     ],
 )
@@ -136,7 +138,7 @@ def test_bad_search_configs_are_refused_before_anything_is_written(
     tmp_path: Path, override: str, message: str
 ) -> None:
     with pytest.raises(ConfigError) as err:
-        tune.prepare(["search=smoke", *tiny_overrides(tmp_path), override])
+        prepare(["search=smoke", *tiny_overrides(tmp_path), override])
     assert message in str(err.value)
     assert "\n" not in str(err.value)
     assert not (tmp_path / "mlruns").exists()
@@ -158,7 +160,7 @@ def test_bad_search_config_on_the_command_line(tmp_path: Path) -> None:
 
 
 def test_baseline_needs_the_base_values_inside_the_space(tmp_path: Path) -> None:
-    plan = tune.prepare(["search=ssgan_lr", *tiny_overrides(tmp_path)])
+    plan = prepare(["search=ssgan_lr", *tiny_overrides(tmp_path)])
     assert plan.first_trials[0] == (
         {
             "train.lr": 3e-4,
@@ -172,7 +174,7 @@ def test_baseline_needs_the_base_values_inside_the_space(tmp_path: Path) -> None
         "baseline",
     )
     with pytest.raises(ConfigError, match="base value model.z_size=2 is outside"):
-        tune.prepare(["search=ssgan_lr", *tiny_overrides(tmp_path), "model.z_size=2"])
+        prepare(["search=ssgan_lr", *tiny_overrides(tmp_path), "model.z_size=2"])
 
 
 def test_report_refuses_a_run_that_is_not_a_sweep(smoke_run: dict, tmp_path: Path) -> None:
@@ -270,10 +272,10 @@ def test_killed_search_resumes_without_repeating_trials(tmp_path: Path) -> None:
 )
 def test_ssgan_lr_holds_the_defaults_of_every_preset(tmp_path: Path, preset: list[str]) -> None:
     """The README's search command: its baseline trial is possible with every preset."""
-    plan = tune.prepare(["search=ssgan_lr", *preset, f"data.root={tmp_path}"])
+    plan = prepare(["search=ssgan_lr", *preset, f"data.root={tmp_path}"])
     values, role = plan.first_trials[0]
     assert role == "baseline" and values["train.lr"] == plan.base.train.lr
-    assert plan.storage.endswith("mlruns/optuna.db")
+    assert plan.storage.endswith("mlruns/optuna.journal")
     assert not (tmp_path / "mlruns").exists()
 
 
@@ -281,17 +283,23 @@ def test_ssgan_lr_holds_the_defaults_of_every_preset(tmp_path: Path, preset: lis
 
 
 def test_a_damaged_study_file_is_one_line_before_any_run(tmp_path: Path) -> None:
-    """`truncate -s 1000 optuna.db` used to end the search in sqlite's traceback."""
+    """A garbage study file used to end the search in a traceback: one line naming the
+    file and the way out, before any run is written. The same for the journal (today's
+    default) and a SQLite file (the default searches begun before it continue in)."""
     argv = ["search=smoke", *tiny_overrides(tmp_path)]
-    plan = tune.prepare(argv)
-    damaged = Path(plan.storage.removeprefix("sqlite:///"))
+    plan = prepare(argv)
+    damaged = Path(plan.storage)
     damaged.parent.mkdir(parents=True)
     damaged.write_bytes(b"SQLite format 3\x00" + os.urandom(984))
-    with pytest.raises(UserError) as refused, tune.study_lock(plan):
+    with pytest.raises(UserError) as refused:
         tune.run_search(plan)
-    assert str(refused.value).startswith(f"search storage {damaged} is not a readable SQLite")
+    assert str(refused.value).startswith(f"search storage {damaged} is not an Optuna journal")
     assert f"mv {damaged} {damaged}.broken" in str(refused.value)
     assert damaged.stat().st_size == 1000 and not (tmp_path / "mlruns" / "mlflow.db").exists()
+    plan.storage = f"sqlite:///{damaged.with_name('optuna.db')}"
+    damaged.rename(damaged.with_name("optuna.db"))
+    with pytest.raises(UserError, match="is not a readable SQLite database"):
+        tune.run_search(plan)
 
 
 def _fake_trials(monkeypatch: pytest.MonkeyPatch, trial) -> list:
@@ -302,7 +310,7 @@ def _fake_trials(monkeypatch: pytest.MonkeyPatch, trial) -> list:
         calls.append(cfg)
         return trial(cfg)
 
-    monkeypatch.setattr(tune, "train", fake_train)
+    monkeypatch.setattr(trials, "train", fake_train)
     return calls
 
 
@@ -312,7 +320,7 @@ def test_a_search_whose_every_trial_fails_ends_failed(
     """Every trial diverging used to end the search FINISHED, exit 0, with no best."""
 
     def diverge(cfg) -> dict:
-        raise tune.NonFiniteLossError("train/d_loss became nan at step 3: training diverged")
+        raise trials.NonFiniteLossError("train/d_loss became nan at step 3: training diverged")
 
     calls = _fake_trials(monkeypatch, diverge)
     with pytest.raises(UserError) as failed:
@@ -320,9 +328,7 @@ def test_a_search_whose_every_trial_fails_ends_failed(
     message = str(failed.value)
     assert len(calls) == 3 and "no trial completed (3 failed, 0 pruned of 3)" in message
     assert "the first failure: train/d_loss became nan at step 3" in message
-    (parent,) = _client(tmp_path).search_runs(
-        ["0", "1"], "tags.`ssgan.sweep_kind` = 'search'"
-    )
+    (parent,) = _client(tmp_path).search_runs(["0", "1"], "tags.`ssgan.sweep_kind` = 'search'")
     assert parent.info.status == "FAILED" and parent.data.tags["ssgan.trials_failed"] == "3"
 
 
@@ -347,9 +353,7 @@ def test_a_stop_after_a_trials_last_safe_point_ends_the_search_killed(
     finally:
         signal.signal(signal.SIGTERM, before)
     assert len(calls) == 1 and stopped.value.exit_status == 128 + signal.SIGTERM
-    (parent,) = _client(tmp_path).search_runs(
-        ["0", "1"], "tags.`ssgan.sweep_kind` = 'search'"
-    )
+    (parent,) = _client(tmp_path).search_runs(["0", "1"], "tags.`ssgan.sweep_kind` = 'search'")
     assert parent.info.status == "KILLED"
 
 
@@ -370,5 +374,6 @@ def test_a_stopped_grid_sweep_ends_killed(tmp_path: Path) -> None:
         request_stop(signal.SIGTERM)
     client = _client(tmp_path)
     assert [client.get_run(p.run_id).info.status for p in (stopped_job, late_stop)] == [
-        "KILLED", "KILLED"
+        "KILLED",
+        "KILLED",
     ]

@@ -130,6 +130,7 @@ def bench_train(cfg: DictConfig, steps: int, warmup: int, rounds: int = 3) -> di
         after = cpu_seconds()
         cpu[kind][0] += after[0] - before[0]
         cpu[kind][1] += after[1] - before[1]
+
     with tempfile.TemporaryDirectory(prefix="ssgan-bench-") as tmp:
         cfg.tracking.uri = f"sqlite:///{tmp}/mlflow.db"
         cfg.tracking.artifact_root = f"{tmp}/artifacts"

@@ -104,9 +104,7 @@ def write_bundle(
             f"which is not in {folder.root}: point the label at a version first "
             f"(label={label} version=<N>)"
         )
-    records = {
-        version: check_labellable(folder.root, version) for version in set(labels.values())
-    }
+    records = {version: check_labellable(folder.root, version) for version in set(labels.values())}
     image = image_ref(repository, folder.model_name, labels)
     removed = _remove_dead_staging(target)
     staging = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex}"

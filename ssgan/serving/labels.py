@@ -46,9 +46,7 @@ def dangling_labels(folder: ServingFolder) -> dict[str, int]:
     return {label: v for label, v in labels.items() if not is_verified(folder.root, v)}
 
 
-def set_label(
-    folder: ServingFolder, label: str, version: int
-) -> tuple[int | None, dict[str, int]]:
+def set_label(folder: ServingFolder, label: str, version: int) -> tuple[int | None, dict[str, int]]:
     """Point ``label`` at ``version`` in models.config; return the version it named before
     and the other labels dropped because their version is gone (:func:`dangling_labels`).
 

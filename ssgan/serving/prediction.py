@@ -72,9 +72,7 @@ def read_images(files: list[Path]) -> tuple[list[Path], list[bytes]]:
     return good, blobs
 
 
-def readable_batches(
-    paths: list[Path], size: int
-) -> Iterator[tuple[list[Path], list[bytes]]]:
+def readable_batches(paths: list[Path], size: int) -> Iterator[tuple[list[Path], list[bytes]]]:
     """The readable images of each ``size`` files in turn: a folder of any size is read a
     batch at a time, never held in memory whole."""
     for start in range(0, len(paths), size):
@@ -151,11 +149,17 @@ def parser() -> argparse.ArgumentParser:
     )
     described.add_argument("images", nargs="+", help="image files or folders")
     where = described.add_mutually_exclusive_group(required=True)
-    where.add_argument("--model", help="local SavedModel folder (or a folder of versions), or "
-                       "an MLflow model URI: models:/ssgan@production, runs:/<run_id>/model")
-    described.add_argument("--tracking-uri", default=None,
-                           help="the MLflow store of a models:/ or runs:/ URI "
-                           "(default: tracking.uri of conf/, or MLFLOW_TRACKING_URI)")
+    where.add_argument(
+        "--model",
+        help="local SavedModel folder (or a folder of versions), or "
+        "an MLflow model URI: models:/ssgan@production, runs:/<run_id>/model",
+    )
+    described.add_argument(
+        "--tracking-uri",
+        default=None,
+        help="the MLflow store of a models:/ or runs:/ URI "
+        "(default: tracking.uri of conf/, or MLFLOW_TRACKING_URI)",
+    )
     where.add_argument(
         "--rest-url",
         "--rest",

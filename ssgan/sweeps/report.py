@@ -25,7 +25,7 @@ import numpy as np  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
 from ssgan.errors import UserError  # noqa: E402
-from ssgan.sweeps.space import storage_problem  # noqa: E402
+from ssgan.sweeps.storage import load_existing  # noqa: E402
 from ssgan.tracking.runs import Run, child_runs, get_run, log_artifacts_to  # noqa: E402
 
 DEFAULT_METRICS = ("best/val_accuracy", "best/test_accuracy")
@@ -229,15 +229,11 @@ def optuna_figures(parent: Run) -> tuple[dict[str, Any], list[str]]:
     tags = parent.data.tags
     storage, name = tags["ssgan.optuna_storage"], tags["ssgan.optuna_study"]
     figures, notes = {}, []
-    if storage.startswith("sqlite:///") and not Path(storage[len("sqlite:///") :]).exists():
-        # Opening a missing SQLite file would create an empty one: say so instead.
-        return figures, [f"Optuna plots: not drawn (the study's storage {storage} is not here)"]
-    problem = storage_problem(storage)
-    if problem:
-        return figures, [f"Optuna plots: not drawn ({problem})"]
     try:
-        study = optuna.load_study(study_name=name, storage=storage)
-    except KeyError:
+        study = load_existing(storage, name)
+    except UserError as err:  # a damaged storage file
+        return figures, [f"Optuna plots: not drawn ({err})"]
+    if study is None:  # opening a missing file would create an empty one: say so instead
         return figures, [f"Optuna plots: not drawn (no study {name} in {storage})"]
     for name, draw in (
         ("optuna_history.png", optuna_plots.plot_optimization_history),
@@ -274,6 +270,14 @@ def _header(sweep: Sweep, metrics: list[str]) -> str:
         f"- metrics: {', '.join(metrics)}: mean ± sample std over finished runs; "
         "pruned runs count but keep only partial metrics",
     ]
+    if sweep.parent.info.status == "RUNNING":  # workers are still at it
+        budget = f" of {tags['ssgan.n_trials']} trials" if "ssgan.n_trials" in tags else ""
+        finished = sum(o not in ("running", "killed") for o in outcomes)
+        lines.insert(
+            2,
+            f"**Partial report**: the sweep is still running ({finished}{budget} finished); "
+            "write it again when it ends.\n",
+        )
     if "ssgan.best_trial" in tags:
         best = [
             f"{k.removeprefix('ssgan.best.')}={v}"

@@ -9,14 +9,11 @@ choice) must pass :func:`ssgan.config.validate_train_config`.
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import hashlib
 import json
 import math
-import sqlite3
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import optuna
@@ -37,12 +34,14 @@ PRUNERS = ("none", "median", "percentile", "threshold", "successive_halving", "h
 # Every key a search config has (conf/search/*.yaml): anything else is a typo that would
 # otherwise be ignored and start a new study.
 SEARCH_KEYS = ("name", "n_trials", "sampler", "n_random_trials", "seed", "baseline",
-               "storage", "enqueue", "space", "pruner")  # fmt: skip
+               "storage", "workers", "threads_per_worker", "enqueue", "space",
+               "pruner")  # fmt: skip
 PRUNER_KEYS = ("name", "n_startup_trials", "n_warmup_steps", "percentile", "lower",
                "min_resource", "reduction_factor")  # fmt: skip
 # Keys of the search config that a same-named study may change without becoming another
-# study: the budget can grow, and where it is stored does not change what it is.
-_NOT_IDENTITY = ("n_trials", "storage")
+# study: the budget can grow; where it is stored and how many workers run it do not
+# change what it is.
+_NOT_IDENTITY = ("n_trials", "storage", "workers", "threads_per_worker")
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -241,6 +240,11 @@ def check_search(search: DictConfig) -> None:
         )
     if search.n_random_trials < 0:
         raise ConfigError(f"search.n_random_trials={search.n_random_trials} must be >= 0")
+    if search.workers < 1 or search.threads_per_worker < 0:
+        raise ConfigError(
+            f"search.workers={search.workers} must be >= 1 and search.threads_per_worker="
+            f"{search.threads_per_worker} >= 0 (0: TensorFlow's own choice)"
+        )
     pruner = search.pruner
     if pruner.name not in PRUNERS:
         raise ConfigError(
@@ -264,7 +268,8 @@ def check_search(search: DictConfig) -> None:
 
 
 def make_sampler(search: DictConfig, offset: int = 0) -> optuna.samplers.BaseSampler:
-    """The configured sampler, seeded with ``search.seed + offset``."""
+    """The configured sampler, seeded with ``search.seed + offset`` (the trial's number:
+    trial k draws from its own stream, whichever worker runs it)."""
     seed = int(search.seed) + offset
     if search.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
@@ -310,45 +315,19 @@ def study_name(search: DictConfig, base_overrides: list[str]) -> str:
     return f"{search.name}-{hashlib.sha256(text.encode()).hexdigest()[:10]}"
 
 
-def storage_url(search: DictConfig, tracking_uri: str) -> str:
-    """``search.storage``, or a SQLite file ``optuna.db`` beside a local MLflow store
-    (``mlruns/optuna.db`` for a remote tracking server)."""
-    if search.storage:
-        return str(search.storage)
-    folder = Path("mlruns")
-    if tracking_uri.startswith("sqlite:///"):
-        folder = Path(tracking_uri[len("sqlite:///") :]).parent
-    return f"sqlite:///{(folder / 'optuna.db').resolve()}"
-
-
-def storage_problem(storage: str) -> str | None:
-    """Why a SQLite study storage cannot be read (truncated, overwritten, not SQLite), as
-    one line naming the file and how to recover; None when it reads (or is not SQLite, or
-    does not exist yet). Read-only: checking never creates or changes the file."""
-    if not storage.startswith("sqlite:///"):
-        return None
-    path = Path(storage[len("sqlite:///") :])
-    if not path.is_file():
-        return None
-    try:
-        with contextlib.closing(
-            sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-        ) as db:
-            result = db.execute("PRAGMA quick_check").fetchone()
-        problem = None if result and result[0] == "ok" else str(result[0] if result else "empty")
-    except sqlite3.DatabaseError as err:
-        problem = str(err)
-    if problem is None:
-        return None
-    return (
-        f"search storage {path} is not a readable SQLite database ({problem}): move it aside "
-        f"(mv {path} {path}.broken) and rerun to start the study afresh (the MLflow runs of "
-        "its trials are kept), or put back a good copy of it"
-    )
-
-
 def format_value(value: Any) -> str:
     """A value as a Hydra override writes it (floats with full precision)."""
     if isinstance(value, float):
         return repr(value) if math.isfinite(value) else str(value)
     return str(value)
+
+
+def suggest(trial: optuna.Trial, param: Param) -> Any:
+    """``trial``'s value for ``param``: drawn by the study's sampler, or the value an
+    enqueued or retried trial already carries."""
+    dist = param.distribution
+    if isinstance(dist, optuna.distributions.CategoricalDistribution):
+        return trial.suggest_categorical(param.key, dist.choices)
+    if isinstance(dist, optuna.distributions.IntDistribution):
+        return trial.suggest_int(param.key, dist.low, dist.high, step=dist.step, log=dist.log)
+    return trial.suggest_float(param.key, dist.low, dist.high, step=dist.step, log=dist.log)

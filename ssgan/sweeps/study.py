@@ -1,314 +1,274 @@
-"""An Optuna study of training runs: the plan a command line describes, the study and its
-parent run, trials as child runs, recovery of a killed search, and the summary.
+"""A search's Optuna study shared by any number of worker processes: the study and its
+parent run (created once), the budget of trials, the worker loop, and the outcome.
 
-A hyperparameter search with Optuna. The space and budget come from ``conf/search/``;
-every other override is applied to every trial (``experiment=smoke``, ``data=svhn``…).
-Each trial is a normal training run composed by Hydra, tracked in MLflow as a child of
-the search's parent run; its objective is the best validation accuracy (never the test
-set). After every epoch the trial reports its validation accuracy and the pruner may
-stop it: the run then ends FINISHED with the tag ``ssgan.pruned=true`` and the metrics
-it logged so far.
-
-The study lives in ``optuna.db`` beside the MLflow store. The same command continues a
-killed search: the trial that was running is resumed from its last checkpoint (or, if
-its run had already ended, recorded as it ended), so no trial is counted twice.
+Every worker runs the same loop: requeue the trials of dead workers, take the next trial
+(a queued one first, else a new draw), train it, tell the study, until the study holds
+``search.n_trials`` finished trials. Trials are asynchronous: a worker takes the next
+trial as soon as its own ends. When every trial is taken, a worker waits and takes over
+any trial whose worker dies; the worker that tells the last trial ends the parent run.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import shlex
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
+import os
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.errors import HydraException
-from omegaconf import DictConfig, OmegaConf
-from optuna.trial import TrialState
+from omegaconf import OmegaConf
+from optuna.exceptions import DuplicatedStudyError
+from optuna.trial import FrozenTrial, TrialState
 
-from ssgan.cli import check_overrides, compose_config, refuse_control_characters
-from ssgan.config import flatten, validate_train_config
-from ssgan.errors import ConfigError, UserError
+from ssgan.config import flatten
+from ssgan.errors import UserError
 from ssgan.stopping import check_stop
 from ssgan.sweeps import space as space_lib
-from ssgan.tracking.runs import child_runs
+from ssgan.sweeps.plan import Plan
+from ssgan.sweeps.storage import open_storage
+from ssgan.sweeps.trial_lease import is_dead, requeue_dead_trials, retry_of
+from ssgan.sweeps.trials import ERROR_ATTR, ROLE_ATTR, run_trial
+from ssgan.tracking.runs import get_run
 from ssgan.tracking.tracker import RunTracker, create_run, reopen_run
-from ssgan.training.interface import NonFiniteLossError, StopTraining
 from ssgan.training.job import stop_signals
-from ssgan.training.run import train
 
-OBJECTIVE = "val/accuracy"  # reported per epoch; the trial's value is its best epoch's
-ROLE_ATTR = "ssgan.role"  # baseline | enqueued | sampled
-INTERRUPTED_ATTR = "ssgan.interrupted"
 PARENT_ATTR = "ssgan.parent_run_id"
+ENQUEUED_ATTR = "ssgan.enqueued"
+EXCESS_ATTR = "ssgan.excess"  # a trial drawn after the budget was full (a race): not run
+LEGACY_INTERRUPTED_ATTR = "ssgan.interrupted"  # killed before its run existed (old recovery)
+_LOST_AFTER_S = 60.0  # an uncounted failure with no retry by then: its worker died releasing it
+_POLL_S = 2.0  # how often a waiting worker looks at the study
+_PARENT_WAIT_S = 120.0  # how long a worker waits for the study's creator to name the parent
 
 
 @dataclass
-class Plan:
-    """A checked search: nothing has been written when one exists."""
+class Budget:
+    """How a study's trials use ``search.n_trials``. A trial that is not a retry takes a
+    budget slot, in trial-number order, until ``n_trials`` are taken; later ones (drawn
+    by workers racing for the last slot) are excess and not run. A retry continues its
+    predecessor's slot. A slot counts when its trial completed, was pruned or diverged."""
 
-    search: DictConfig
-    base: DictConfig  # the composed training config every trial starts from
-    base_overrides: list[str]
-    params: list[space_lib.Param]
-    first_trials: list[tuple[dict[str, Any], str]]  # (values, role) evaluated first
-    study_name: str
-    storage: str
-    command: str
+    n_trials: int
+    holders: list[int] = field(default_factory=list)  # trial numbers holding slots
+    counted: list[FrozenTrial] = field(default_factory=list)
+    waiting: int = 0
+    running: list[FrozenTrial] = field(default_factory=list)
 
+    @property
+    def done(self) -> bool:
+        return len(self.counted) >= self.n_trials
 
-def split_argv(argv: list[str]) -> tuple[list[str], list[str]]:
-    """(overrides of the search config, overrides of every trial's training config)."""
-    search, training = [], []
-    for arg in argv:
-        if arg in ("-m", "--multirun"):
-            raise ConfigError("a search runs its own trials: drop -m (use search.space to sweep)")
-        if arg.startswith("-"):
-            raise ConfigError(f"unknown option {arg!r}: ssgan.tune takes overrides only (--help)")
-        key = arg.lstrip("+~").split("=", 1)[0]
-        (search if key == "search" or key.startswith("search.") else training).append(arg)
-    return search, training
+    @property
+    def can_take(self) -> bool:
+        return self.waiting > 0 or len(self.holders) < self.n_trials
+
+    def is_excess(self, number: int) -> bool:
+        return sum(n < number for n in self.holders) >= self.n_trials
 
 
-def prepare(argv: list[str]) -> Plan:
-    """Compose and check everything; raise ConfigError (one line) before any write."""
-    search_overrides, base_overrides = split_argv(argv)
-    refuse_control_characters(argv)
-    try:
-        parsed = OverridesParser.create().parse_overrides(base_overrides)
-    except HydraException as err:
-        raise ConfigError(f"cannot parse overrides: {str(err).splitlines()[0]}") from err
-    for override in parsed:
-        if override.is_sweep_override():
-            raise ConfigError(
-                f"override '{override.input_line}': trials take one value per key; "
-                "search over a key with search.space instead"
-            )
-    search = compose_config("tune", search_overrides).search
-    space_lib.check_search(search)
-    check_overrides("config", base_overrides, validate_train_config)
-    base = compose_config("config", base_overrides)
-    if base.resume:
-        raise ConfigError("resume= is not for searches: rerun the same ssgan.tune command")
-    params = space_lib.parse_space(search.space)
-    space_lib.check_against(params, base)
-    first: list[tuple[dict[str, Any], str]] = []
-    if search.baseline:
-        first.append((space_lib.base_values(params, base), "baseline"))
-    first += [(values, "enqueued") for values in space_lib.enqueued_values(search, params)]
-    return Plan(
-        search=search,
-        base=base,
-        base_overrides=base_overrides,
-        params=params,
-        first_trials=first,
-        study_name=space_lib.study_name(search, base_overrides),
-        storage=space_lib.storage_url(search, str(base.tracking.uri)),
-        command="python -m ssgan.tune " + shlex.join(argv),
-    )
+def counts(trial: FrozenTrial) -> bool:
+    """Used up budget: completed, pruned, or failed while training (diverged)."""
+    if trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
+        return True
+    return trial.state == TrialState.FAIL and ERROR_ATTR in trial.user_attrs
 
 
-@contextlib.contextmanager
-def study_lock(plan: Plan) -> Iterator[None]:
-    """One process per study. Under the lock a RUNNING trial can only be one whose
-    process died, so it is safe to resume it. (A non-SQLite storage is not locked.)"""
-    if not plan.storage.startswith("sqlite:///"):
-        yield
-        return
-    db = Path(plan.storage[len("sqlite:///") :])
-    db.parent.mkdir(parents=True, exist_ok=True)
-    with open(db.with_name(f".{plan.study_name}.lock"), "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as err:
-            raise UserError(
-                f"study {plan.study_name} is being run by another ssgan.tune process "
-                "(one process per study; wait for it or stop it)"
-            ) from err
-        yield
+def _is_lost(trial: FrozenTrial, retried: set[int]) -> bool:
+    """An uncounted failure nobody continues (not even the old recovery)."""
+    if trial.user_attrs.get(LEGACY_INTERRUPTED_ATTR):
+        return True
+    if trial.state != TrialState.FAIL or counts(trial) or trial.number in retried:
+        return False
+    ended = trial.datetime_complete
+    return ended is None or (time.time() - ended.timestamp()) > _LOST_AFTER_S
 
 
-def open_study(plan: Plan) -> optuna.Study:
-    problem = space_lib.storage_problem(plan.storage)
-    if problem:  # a truncated or overwritten optuna.db: say so before any run is written
-        raise UserError(problem)
-    study = optuna.create_study(
+def budget(study: optuna.Study, n_trials: int) -> Budget:
+    trials = study.get_trials(deepcopy=False)
+    retried = {n for t in trials for n in t.system_attrs.get("retry_history", [])}
+    lost = {t.number for t in trials if _is_lost(t, retried)}
+    result = Budget(n_trials)
+    for trial in trials:
+        if trial.user_attrs.get(EXCESS_ATTR):
+            continue
+        if retry_of(trial) is None and trial.number not in lost:
+            result.holders.append(trial.number)
+        if counts(trial) and not result.is_excess(trial.number):
+            result.counted.append(trial)
+        result.waiting += trial.state == TrialState.WAITING
+        if trial.state == TrialState.RUNNING:
+            result.running.append(trial)
+    result.counted = result.counted[:n_trials]
+    return result
+
+
+def open_study(plan: Plan) -> tuple[optuna.Study, bool]:
+    """The plan's study and whether this worker created it. The creator queues the first
+    trials (baseline, enqueued) once; the storage lets exactly one worker create it."""
+    kwargs = dict(
         study_name=plan.study_name,
-        storage=plan.storage,
-        load_if_exists=True,
-        direction="maximize",
+        storage=open_storage(plan.storage),
         sampler=space_lib.make_sampler(plan.search),
         pruner=space_lib.make_pruner(plan.search.pruner),
     )
-    # A search continued after a kill must not draw the values its first process drew
-    # again: the sampler's stream goes on from the number of trials the study holds (0 for
-    # a new study, so an uninterrupted search still proposes the same trials).
-    study.sampler = space_lib.make_sampler(plan.search, offset=len(study.trials))
-    if not study.user_attrs.get("ssgan.enqueued"):
-        for values, role in plan.first_trials:
-            study.enqueue_trial(values, user_attrs={ROLE_ATTR: role})
-        study.set_user_attr("ssgan.enqueued", True)
-    return study
+    try:
+        study = optuna.create_study(direction="maximize", **kwargs)
+    except DuplicatedStudyError:
+        return optuna.load_study(**kwargs), False
+    _enqueue_first_trials(plan, study)
+    return study, True
 
 
-def parent_run(plan: Plan, study: optuna.Study) -> RunTracker:
-    """The search's parent run: created once, reopened when the search continues."""
-    existing = study.user_attrs.get(PARENT_ATTR)
-    if existing:
-        parent = reopen_run(plan.base.tracking, existing)
+def _enqueue_first_trials(plan: Plan, study: optuna.Study) -> None:
+    for values, role in plan.first_trials:
+        study.enqueue_trial(values, user_attrs={ROLE_ATTR: role})
+    study.set_user_attr(ENQUEUED_ATTR, True)
+
+
+def _create_parent(plan: Plan, study: optuna.Study) -> RunTracker:
+    params = {f"search.{k}": v for k, v in flatten(plan.search).items()}
+    for key in ("n_trials", "storage", "workers", "threads_per_worker"):
+        params.pop(f"search.{key}")
+    parent = create_run(
+        plan.base.tracking,
+        run_name=f"search-{plan.study_name}",
+        tags={
+            "ssgan.sweep_kind": "search",
+            "ssgan.command": plan.command,
+            "ssgan.overrides": " ".join(plan.base_overrides),
+            "ssgan.optuna_study": plan.study_name,
+            "ssgan.optuna_storage": plan.storage,
+            "ssgan.swept_params": ",".join(p.key for p in plan.params),
+        },
+        params=params,
+    )
+    parent.log_text(OmegaConf.to_yaml(plan.search), "search/search.yaml")
+    parent.log_text(OmegaConf.to_yaml(plan.base), "search/base_config.yaml")
+    study.set_user_attr(PARENT_ATTR, parent.run_id)
+    return parent
+
+
+def parent_run(plan: Plan, study: optuna.Study, created: bool) -> RunTracker:
+    """The search's one parent run: made by the study's creator; every other worker, and
+    a search continued later, reopens it."""
+    if created:
+        parent = _create_parent(plan, study)
     else:
-        params = {f"search.{k}": v for k, v in flatten(plan.search).items()}
-        params.pop("search.n_trials")
-        params.pop("search.storage")
-        parent = create_run(
-            plan.base.tracking,
-            run_name=f"search-{plan.study_name}",
-            tags={
-                "ssgan.sweep_kind": "search",
-                "ssgan.command": plan.command,
-                "ssgan.overrides": " ".join(plan.base_overrides),
-                "ssgan.optuna_study": plan.study_name,
-                "ssgan.optuna_storage": plan.storage,
-                "ssgan.swept_params": ",".join(p.key for p in plan.params),
-            },
-            params=params,
-        )
-        parent.log_text(OmegaConf.to_yaml(plan.search), "search/search.yaml")
-        parent.log_text(OmegaConf.to_yaml(plan.base), "search/base_config.yaml")
-        study.set_user_attr(PARENT_ATTR, parent.run_id)
+        deadline = time.monotonic() + _PARENT_WAIT_S
+        while not study.user_attrs.get(PARENT_ATTR) and time.monotonic() < deadline:
+            check_stop()
+            time.sleep(0.5)  # the creator is queueing trials and making the parent run
+        existing = study.user_attrs.get(PARENT_ATTR)
+        if existing:
+            parent = reopen_run(plan.base.tracking, existing)
+        else:  # its creator died before making the parent: this worker does it
+            if not study.user_attrs.get(ENQUEUED_ATTR):
+                _enqueue_first_trials(plan, study)
+            parent = _create_parent(plan, study)
     parent.set_tags({"ssgan.n_trials": str(plan.search.n_trials)})
     return parent
 
 
-def counted(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    """Trials that used up budget: completed, pruned, or failed while training."""
-    done = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-    return [
-        t
-        for t in study.get_trials(deepcopy=False, states=done)
-        if not t.user_attrs.get(INTERRUPTED_ATTR)
-    ]
-
-
-class EpochReporter:
-    """The training loop's epoch-end hook: report validation accuracy, maybe prune."""
-
-    def __init__(self, trial: optuna.Trial, reported: set[int]) -> None:
-        self.trial = trial
-        self.reported = reported  # epochs a resumed trial reported before the kill
-
-    def __call__(self, epoch: int, metrics: dict[str, float]) -> None:
-        if epoch in self.reported:
-            return
-        self.trial.report(float(metrics[OBJECTIVE]), epoch)
-        if self.trial.should_prune():
-            raise StopTraining(
-                f"pruned by the {self.trial.study.pruner.__class__.__name__} at epoch {epoch}",
-                tags={"ssgan.pruned": "true", "ssgan.pruned_at_epoch": str(epoch)},
-            )
-
-
-def trial_overrides(plan: Plan, values: dict[str, Any]) -> list[str]:
-    return [f"{key}={space_lib.format_value(value)}" for key, value in values.items()]
-
-
-def run_trial(
-    plan: Plan,
-    study: optuna.Study,
-    trial: optuna.Trial,
-    parent_id: str,
-    resume: str | None = None,
-    reported: set[int] | None = None,
-) -> None:
-    """Train one trial (or resume its run) and tell the study how it ended."""
-    values = {p.key: trial.params[p.key] for p in plan.params}
-    overrides = trial_overrides(plan, values)
-    cfg = compose_config(
-        "config",
-        plan.base_overrides
-        + overrides
-        + [f"tracking.run_name={plan.search.name}-trial-{trial.number}"],
-    )
-    cfg.resume = resume
-    tags = {
-        "mlflow.parentRunId": parent_id,
-        "ssgan.trial": str(trial.number),
-        "ssgan.optuna_study": plan.study_name,
-        "ssgan.overrides": " ".join(plan.base_overrides + overrides),
-        "ssgan.trial_role": str(trial.user_attrs.get(ROLE_ATTR, "sampled")),
-    }
-    print(f"trial {trial.number}: {' '.join(overrides)}" + (" (resumed)" if resume else ""))
-    try:
-        summary = train(cfg, on_epoch_end=EpochReporter(trial, reported or set()), tags=tags)
-    except NonFiniteLossError as err:
-        # Divergence is an outcome of these settings, not a broken search: it uses budget.
-        trial.set_user_attr("ssgan.error", str(err))
-        study.tell(trial, state=TrialState.FAIL)
-        print(f"trial {trial.number}: failed ({err})")
-        return
-    trial.set_user_attr("mlflow_run_id", summary["run_id"])
-    if summary.get("stopped_early"):
-        study.tell(trial, state=TrialState.PRUNED)
-        print(f"trial {trial.number}: {summary['stopped_early']}")
-    else:
-        study.tell(trial, summary["best_val_accuracy"])
-        print(f"trial {trial.number}: best val accuracy {summary['best_val_accuracy']:.4f}")
-
-
-def recover(plan: Plan, study: optuna.Study, parent_id: str) -> None:
-    """Settle trials left RUNNING by a killed search (we hold the study's lock)."""
-    runs = {r.data.tags.get("ssgan.trial"): r for r in child_runs(plan.base.tracking, parent_id)}
-    for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        trial = optuna.trial.Trial(study, frozen._trial_id)
-        run = runs.get(str(frozen.number))
-        if run is None:  # killed before its run existed: nothing to resume, not counted
-            trial.set_user_attr(INTERRUPTED_ATTR, True)
-            study.tell(trial, state=TrialState.FAIL)
-        elif run.info.status == "FINISHED":  # killed after the run ended, before the tell
-            trial.set_user_attr("mlflow_run_id", run.info.run_id)
-            if run.data.tags.get("ssgan.pruned") == "true":
-                study.tell(trial, state=TrialState.PRUNED)
-            else:
-                study.tell(trial, run.data.metrics["best/val_accuracy"])
-        elif run.info.status == "FAILED":
-            study.tell(trial, state=TrialState.FAIL)
-        else:  # RUNNING (kill -9) or KILLED (Ctrl-C): continue from its checkpoint
-            run_trial(
-                plan, study, trial, parent_id, run.info.run_id, set(frozen.intermediate_values)
-            )
-
-
 def run_search(plan: Plan) -> dict[str, Any]:
-    """Run the search to its budget. A stop signal (Ctrl-C, SIGTERM) anywhere in it, also
-    between trials or after a trial's last safe point, ends it with the parent KILLED
-    (JobStopped, a KeyboardInterrupt): the same command continues it."""
+    """Work on the search until the study has its trials. A stop signal (Ctrl-C, SIGTERM)
+    ends this worker (JobStopped, a KeyboardInterrupt); its trial is queued again and
+    the same command continues it. The parent run is marked KILLED or FAILED only by the
+    last worker standing."""
     with stop_signals():
-        study = open_study(plan)
-        parent = parent_run(plan, study)
-        print(f"search {plan.study_name}: parent run {parent.run_id}")
-        return _search(plan, study, parent)
+        study, created = open_study(plan)
+        parent = parent_run(plan, study, created)
+        print(f"search {plan.study_name}: parent run {parent.run_id} (worker pid {os.getpid()})")
+        try:
+            finisher = _work(plan, study, parent)
+        except KeyboardInterrupt as err:
+            _end_if_last(plan, study, parent, "KILLED", str(err) or "interrupted (Ctrl-C)")
+            raise
+        except BaseException as err:
+            _end_if_last(plan, study, parent, "FAILED", f"{type(err).__name__}: {err}")
+            raise
+        try:
+            return finish(plan, study, parent) if finisher else outcome(plan, study, parent.run_id)
+        except UserError as err:  # no trial completed: the search failed at its job
+            if finisher:
+                parent.finish("FAILED", error=str(err))
+            raise
 
 
-def _search(plan: Plan, study: optuna.Study, parent: RunTracker) -> dict[str, Any]:
-    try:
-        recover(plan, study, parent.run_id)
-        distributions = {p.key: p.distribution for p in plan.params}
-        while len(counted(study)) < plan.search.n_trials:
-            check_stop()  # a stop that came after the last trial's last safe point
-            trial = study.ask(distributions)
-            run_trial(plan, study, trial, parent.run_id)
+def _end_if_last(
+    plan: Plan, study: optuna.Study, parent: RunTracker, status: str, why: str
+) -> None:
+    others = [
+        t.number
+        for t in budget(study, plan.search.n_trials).running
+        if not is_dead(t, plan.lease_s)
+    ]
+    if others:
+        print(f"search {plan.study_name}: other workers continue it (trials {others} run)")
+    else:
+        parent.finish(status, error=why)
+
+
+def _ensure_running(plan: Plan, parent: RunTracker) -> None:
+    """A parent marked KILLED by a stopped worker runs again when work goes on."""
+    if get_run(plan.base.tracking, parent.run_id).info.status != "RUNNING":
+        reopen_run(plan.base.tracking, parent.run_id)
+
+
+def _work(plan: Plan, study: optuna.Study, parent: RunTracker) -> bool:
+    """Take trials until the budget is spent; True when this worker should end the parent
+    run (it told the last trial, or found the search done and nothing to wait for)."""
+    n_trials = plan.search.n_trials
+    last_told, waiting_said = False, False
+    while True:
         check_stop()
-        summary = finish(plan, study, parent)
-    except KeyboardInterrupt as err:
-        parent.finish("KILLED", error=str(err) or "interrupted (Ctrl-C)")
-        raise
-    except BaseException as err:
-        parent.finish("FAILED", error=f"{type(err).__name__}: {err}")
-        raise
+        for number in requeue_dead_trials(study, plan.lease_s):
+            print(f"trial {number}: its worker is gone; queued again, to continue its run")
+        state = budget(study, n_trials)
+        if state.done:
+            return last_told or not waiting_said
+        if not state.can_take:
+            if not waiting_said:
+                print(
+                    f"search {plan.study_name}: every trial is taken (running: "
+                    f"{[t.number for t in state.running]}); this worker waits and takes over "
+                    "any trial whose worker dies"
+                )
+                waiting_said = True
+            last_told = False
+            time.sleep(_POLL_S)
+            continue
+        trial = study.ask()
+        if budget(study, n_trials).is_excess(trial.number):
+            trial.set_user_attr(EXCESS_ATTR, True)
+            study.tell(trial, state=TrialState.FAIL)
+            continue
+        _ensure_running(plan, parent)
+        run_trial(plan, study, trial, parent.run_id)
+        last_told, waiting_said = True, False
+
+
+def outcome(plan: Plan, study: optuna.Study, parent_id: str) -> dict[str, Any]:
+    """Counts and the best trial, as the study holds them; UserError when none completed."""
+    trials = budget(study, plan.search.n_trials).counted
+    states = [t.state for t in trials]
+    summary: dict[str, Any] = {
+        "parent_run_id": parent_id,
+        "study": plan.study_name,
+        "complete": states.count(TrialState.COMPLETE),
+        "pruned": states.count(TrialState.PRUNED),
+        "failed": states.count(TrialState.FAIL),
+        "n_counted": len(trials),
+    }
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    if not complete:
+        raise UserError(no_trial_completed(plan, summary, trials))
+    best = max(complete, key=lambda t: t.value)
+    summary |= {"best_trial": best.number, "best_value": best.value, "best_params": best.params}
+    summary["best_run_id"] = best.user_attrs.get("mlflow_run_id", "")
+    baseline = [t for t in complete if t.user_attrs.get(ROLE_ATTR) == "baseline"]
+    if baseline:
+        summary["baseline_value"] = baseline[0].value
     return summary
 
 
@@ -316,45 +276,37 @@ def finish(plan: Plan, study: optuna.Study, parent: RunTracker) -> dict[str, Any
     """Record the outcome on the parent run (best trial, counts, report) and end it."""
     from ssgan.sweeps.report import write_report  # plots and tables only when a search ends
 
-    trials = counted(study)
-    states = [t.state for t in trials]
-    summary: dict[str, Any] = {
-        "parent_run_id": parent.run_id,
-        "study": plan.study_name,
-        "complete": states.count(TrialState.COMPLETE),
-        "pruned": states.count(TrialState.PRUNED),
-        "failed": states.count(TrialState.FAIL),
-    }
-    tags = {f"ssgan.trials_{k}": str(summary[k]) for k in ("complete", "pruned", "failed")}
-    complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    if complete:
-        best = max(complete, key=lambda t: t.value)
-        summary |= {"best_trial": best.number, "best_value": best.value, "best_params": best.params}
-        summary["best_run_id"] = best.user_attrs.get("mlflow_run_id", "")
-        tags |= {"ssgan.best_trial": str(best.number), "ssgan.best_run_id": summary["best_run_id"]}
-        tags |= {f"ssgan.best.{k}": space_lib.format_value(v) for k, v in best.params.items()}
-        parent.log_metrics({"best/val_accuracy": best.value}, len(trials))
-        baseline = [t for t in complete if t.user_attrs.get(ROLE_ATTR) == "baseline"]
-        if baseline:
-            summary["baseline_value"] = baseline[0].value
-            parent.log_metrics({"baseline/val_accuracy": baseline[0].value}, len(trials))
-    parent.set_tags(tags)
-    if not complete:
-        # Nothing to choose from: the search did not do its job, whatever its budget says.
-        problem = no_trial_completed(plan, summary, trials)
+    try:
+        summary = outcome(plan, study, parent.run_id)
+    except UserError:
+        failed = budget(study, plan.search.n_trials).counted
+        parent.set_tags(
+            {"ssgan.trials_failed": str(sum(t.state == TrialState.FAIL for t in failed))}
+        )
         with contextlib.suppress(Exception):  # e.g. no run logged its metrics: optional
             write_report(plan.base.tracking, parent.run_id, out_dir=None)
-        raise UserError(problem)  # run_search marks the parent FAILED with it
+        raise
+    tags = {f"ssgan.trials_{k}": str(summary[k]) for k in ("complete", "pruned", "failed")}
+    tags |= {
+        "ssgan.best_trial": str(summary["best_trial"]),
+        "ssgan.best_run_id": summary["best_run_id"],
+    }
+    tags |= {
+        f"ssgan.best.{k}": space_lib.format_value(v) for k, v in summary["best_params"].items()
+    }
+    parent.set_tags(tags)
+    step = summary["n_counted"]
+    parent.log_metrics({"best/val_accuracy": summary["best_value"]}, step)
+    if "baseline_value" in summary:
+        parent.log_metrics({"baseline/val_accuracy": summary["baseline_value"]}, step)
     summary["report"] = str(write_report(plan.base.tracking, parent.run_id, out_dir=None))
     parent.finish("FINISHED")
     return summary
 
 
-def no_trial_completed(
-    plan: Plan, summary: dict[str, Any], trials: list[optuna.trial.FrozenTrial]
-) -> str:
+def no_trial_completed(plan: Plan, summary: dict[str, Any], trials: list[FrozenTrial]) -> str:
     """The one line for a search whose trials all failed or were pruned."""
-    errors = [t.user_attrs["ssgan.error"] for t in trials if t.user_attrs.get("ssgan.error")]
+    errors = [t.user_attrs[ERROR_ATTR] for t in trials if t.user_attrs.get(ERROR_ATTR)]
     first = f"; the first failure: {errors[0]}" if errors else ""
     return (
         f"search {plan.study_name}: no trial completed ({summary['failed']} failed, "

@@ -66,17 +66,25 @@ def refuse_if_owned(tracking_cfg: DictConfig, run: Run) -> None:
 
 
 def live_owner(run: Run) -> str | None:
-    """Who holds a RUNNING run's lease, if that job is alive; None when it is free.
-
-    The lease tag names host, pid and process start time, and an expiry that the owner's
-    heartbeat keeps pushing forward. On the owner's host the process itself is checked,
-    so a ``kill -9``ed job frees its run at once; from another host the run is free once
-    the lease expired (at most ``tracking.lease_s`` after the owner died). A tag that does
-    not read as a lease counts as expired, with a warning line (it would otherwise keep
-    the run from ever being resumed)."""
+    """Who holds a RUNNING run's lease, if that job is alive; None when it is free."""
     value = run.data.tags.get(LEASE_TAG, "")
     if run.info.status != "RUNNING" or not value:
         return None
+    return owner_alive(value, f"run {run.info.run_id}")
+
+
+def owner_alive(value: str, holder: str) -> str | None:
+    """Who holds the lease ``value`` (as :func:`lease_value` writes it), if that process is
+    alive; None when the lease is free. ``holder`` names what the lease is on, for the
+    warning about an unreadable value. A search's trials carry the same lease, so a
+    trial and its run are judged alive or dead by one rule.
+
+    The lease names host, pid and process start time, and an expiry that the owner's
+    heartbeat keeps pushing forward. On the owner's host the process itself is checked,
+    so a ``kill -9``ed job frees its lease at once; from another host the lease is free
+    once it expired (at most ``tracking.lease_s`` after the owner died). A value that does
+    not read as a lease counts as expired, with a warning line (it would otherwise keep
+    the run from ever being resumed)."""
     owner, _, expires = value.rpartition(" ")
     host, pid, started = (owner.split(":") + ["", "", ""])[:3]
     try:
@@ -86,8 +94,7 @@ def live_owner(run: Run) -> str | None:
         readable = False
     if not readable:
         logging.getLogger("ssgan.tracking").warning(
-            f"warning: run {run.info.run_id} has an unreadable lease tag {LEASE_TAG}="
-            f"{value!r}: taken as expired"
+            f"warning: {holder} has an unreadable lease {LEASE_TAG}={value!r}: taken as expired"
         )
         return None
     if host == socket.gethostname():

@@ -34,9 +34,7 @@ INPUT_COLUMN = "image"  # = INPUT_COLUMN
 MLMODEL_FILE = "MLmodel"
 SIGNATURE = ModelSignature(
     inputs=Schema([ColSpec(DataType.binary, INPUT_COLUMN)]),
-    outputs=Schema(
-        [ColSpec(DataType.long, "digit"), ColSpec(Array(DataType.float), "scores")]
-    ),
+    outputs=Schema([ColSpec(DataType.long, "digit"), ColSpec(Array(DataType.float), "scores")]),
 )
 
 

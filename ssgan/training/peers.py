@@ -49,7 +49,9 @@ def wait_for_workers(role: WorkerRole, limit_s: float) -> None:
             if time.monotonic() >= next_report:
                 log.warning(
                     "waiting for %s to start (%.0f s of train.worker_wait_s=%g)",
-                    named, waited, limit_s,
+                    named,
+                    waited,
+                    limit_s,
                 )
                 next_report += REPORT_EVERY_S
             time.sleep(POLL_S)

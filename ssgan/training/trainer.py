@@ -40,8 +40,6 @@ LOSS_KEYS = ("d_loss", "g_loss", "d_supervised_loss", "d_unsupervised_loss")
 SAMPLE_GRID = 8  # 8x8 generator samples per epoch
 
 
-
-
 def _unreadable(path: str) -> str | None:
     """Why a checkpoint cannot be read back in full (None when it can). Reading every
     tensor first keeps a damaged checkpoint from half-restoring the models."""
@@ -53,12 +51,6 @@ def _unreadable(path: str) -> str | None:
         lines = [line for line in str(err).splitlines() if line.strip()]
         return (lines[0] if lines else type(err).__name__)[:200]
     return None
-
-
-
-
-
-
 
 
 def steps_per_epoch(cfg: DictConfig, data: SemiSupervisedData) -> int:

@@ -1,0 +1,104 @@
+"""The search a ``python -m ssgan.tune`` command line describes, checked before any write.
+
+The space and budget come from ``conf/search/``; every other override is applied to
+every trial (``experiment=smoke``, ``data=svhn``…). ``hydra/launcher=…`` and
+``hydra.launcher.*`` choose how ``search.workers`` processes are started.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
+from omegaconf import DictConfig
+
+from ssgan.cli import check_overrides, compose_config, refuse_control_characters
+from ssgan.config import validate_train_config
+from ssgan.errors import ConfigError
+from ssgan.sweeps import space as space_lib
+from ssgan.sweeps.storage import storage_location
+
+
+@dataclass
+class Plan:
+    """A checked search: nothing has been written when one exists."""
+
+    search: DictConfig
+    base: DictConfig  # the composed training config every trial starts from
+    base_overrides: list[str]
+    params: list[space_lib.Param]
+    first_trials: list[tuple[dict[str, Any], str]]  # (values, role) evaluated first
+    study_name: str
+    storage: str  # a journal file's path or an RDB URL
+    command: str
+    launcher: list[str] = field(default_factory=list)  # hydra/launcher overrides, if any
+
+    @property
+    def lease_s(self) -> float:
+        """How long a dead worker's trial stays taken (the run lease's period)."""
+        return float(self.base.tracking.lease_s)
+
+
+def split_argv(argv: list[str]) -> tuple[list[str], list[str], list[str]]:
+    """(search config overrides, every trial's training overrides, launcher overrides)."""
+    search, training, launcher = [], [], []
+    for arg in argv:
+        if arg in ("-m", "--multirun"):
+            raise ConfigError("a search runs its own trials: drop -m (use search.space to sweep)")
+        if arg.startswith("-"):
+            raise ConfigError(f"unknown option {arg!r}: ssgan.tune takes overrides only (--help)")
+        key = arg.lstrip("+~").split("=", 1)[0]
+        if key == "hydra/launcher" or key.startswith("hydra.launcher."):
+            launcher.append(arg)
+        elif key == "search" or key.startswith("search."):
+            search.append(arg)
+        else:
+            training.append(arg)
+    return search, training, launcher
+
+
+def _refuse_sweeps(base_overrides: list[str]) -> None:
+    try:
+        parsed = OverridesParser.create().parse_overrides(base_overrides)
+    except HydraException as err:
+        raise ConfigError(f"cannot parse overrides: {str(err).splitlines()[0]}") from err
+    for override in parsed:
+        if override.is_sweep_override():
+            raise ConfigError(
+                f"override '{override.input_line}': trials take one value per key; "
+                "search over a key with search.space instead"
+            )
+
+
+def prepare(argv: list[str]) -> Plan:
+    """Compose and check everything; raise ConfigError (one line) before any write."""
+    search_overrides, base_overrides, launcher = split_argv(argv)
+    refuse_control_characters(argv)
+    _refuse_sweeps(base_overrides)
+    search = compose_config("tune", search_overrides).search
+    space_lib.check_search(search)
+    check_overrides("config", base_overrides, validate_train_config)
+    base = compose_config("config", base_overrides)
+    if base.resume:
+        raise ConfigError("resume= is not for searches: rerun the same ssgan.tune command")
+    params = space_lib.parse_space(search.space)
+    space_lib.check_against(params, base)
+    first: list[tuple[dict[str, Any], str]] = []
+    if search.baseline:
+        first.append((space_lib.base_values(params, base), "baseline"))
+    first += [(values, "enqueued") for values in space_lib.enqueued_values(search, params)]
+    name = space_lib.study_name(search, base_overrides)
+    return Plan(
+        search=search,
+        base=base,
+        base_overrides=base_overrides,
+        params=params,
+        first_trials=first,
+        study_name=name,
+        storage=storage_location(search, str(base.tracking.uri), name),
+        command="python -m ssgan.tune " + shlex.join(argv),
+        launcher=launcher,
+    )

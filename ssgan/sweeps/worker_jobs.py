@@ -1,0 +1,26 @@
+"""The Hydra app whose multirun jobs are search workers: ``python -m ssgan.tune …
+search.workers=N hydra/launcher=<launcher>`` runs it, so any Hydra launcher starts the
+workers (``submitit_slurm``: a SLURM array; ``submitit_local``: the same code path here).
+
+Each job runs the ``ssgan.tune`` command line in ``argv`` as one worker. A job reports
+how its worker ended in its log and never raises: the study, not the jobs, holds the
+search's outcome, and ``ssgan.tune`` reads it from there when the jobs end.
+"""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from ssgan.cli import CONFIG_DIR
+from ssgan.sweeps.workers import run_worker
+
+
+@hydra.main(config_path=CONFIG_DIR, config_name="tune_workers", version_base="1.3")
+def main(cfg: DictConfig) -> int:
+    argv = OmegaConf.to_container(cfg.argv, resolve=False)
+    return run_worker([str(a) for a in argv])
+
+
+if __name__ == "__main__":
+    main()
