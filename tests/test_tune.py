@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
@@ -184,87 +182,6 @@ def test_report_refuses_a_run_that_is_not_a_sweep(smoke_run: dict, tmp_path: Pat
     with pytest.raises(UserError, match="not an MLflow run id"):
         load_sweep(tracking, "nope")
     assert not (tmp_path / "reports").exists()
-
-
-def _saved_step(root: Path, run_id: str) -> int:
-    """The step of the newest checkpoint of ``run_id`` in the local store (0: none yet)."""
-    for index in (root / "mlruns").glob(f"**/{run_id}/artifacts/checkpoints/last/checkpoint"):
-        text = index.read_text()
-        return int(text.split('model_checkpoint_path: "ckpt-')[1].split('"')[0])
-    return 0
-
-
-@pytest.mark.slow
-def test_killed_search_resumes_without_repeating_trials(tmp_path: Path) -> None:
-    """SIGKILL during trial 1, after it saved a checkpoint past its first logged epoch; the
-    same command resumes trial 1's run from that checkpoint's step and runs trial 2."""
-    args = [
-        "search=smoke",
-        "search.pruner.name=none",
-        *tiny_overrides(tmp_path),
-        "train.sample_grid=false",
-        "train.epochs=3",
-        "train.steps_per_epoch=6",
-        "train.checkpoint_every=3",
-    ]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    victim = subprocess.Popen(
-        [sys.executable, "-m", "ssgan.tune", *args],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    seen, in_trial1, killed_run = [], False, None
-    for line in victim.stdout:  # kill once trial 1's run exists
-        seen.append(line)
-        in_trial1 = in_trial1 or line.startswith("trial 1:")
-        if in_trial1 and line.startswith("run_id:"):
-            killed_run = line.split()[1]
-            break
-    assert killed_run, "".join(seen)
-    deadline = time.monotonic() + 300
-    while _saved_step(tmp_path, killed_run) < 6 and time.monotonic() < deadline:
-        time.sleep(0.02)  # until epoch 1 (steps 1-6) is logged and checkpointed
-    victim.send_signal(signal.SIGKILL)
-    victim.wait(timeout=60)
-    killed_at_ms = time.time() * 1000
-    saved = _saved_step(tmp_path, killed_run)
-    assert 6 <= saved < 18, saved  # mid-trial: a checkpoint, and steps still to train
-    db = tmp_path / "mlruns" / "optuna.db"
-
-    resumed = run_cli("ssgan.tune", *args, cwd=tmp_path, timeout=900)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert f"run_id: {killed_run} (resumed)" in resumed.stdout
-    assert "trial 0:" not in resumed.stdout  # finished before the kill: not run again
-
-    client = _client(tmp_path)
-    parent_id = resumed.stdout.split("parent_run_id: ")[1].split()[0]
-    children = _children(client, parent_id)
-    assert sorted(int(r.data.tags["ssgan.trial"]) for r in children) == [0, 1, 2]
-    assert all(r.info.status == "FINISHED" for r in children)
-    trial1 = next(r for r in children if r.data.tags["ssgan.trial"] == "1")
-    assert trial1.info.run_id == killed_run
-    after_kill = []
-    for key in trial1.data.metrics:  # no step logged twice by the resumed trial
-        history = client.get_metric_history(killed_run, key)
-        steps = [m.step for m in history]
-        assert len(steps) == len(set(steps)), key
-        after_kill += [(key, m.step) for m in history if m.timestamp > killed_at_ms]
-    # The resumed trial trained on from the saved step: all it logged lies beyond it.
-    assert after_kill and all(step > saved for _, step in after_kill), (saved, after_kill)
-    assert ("val/accuracy", 18) in after_kill
-    study = optuna.load_study(
-        study_name=client.get_run(parent_id).data.tags["ssgan.optuna_study"],
-        storage=f"sqlite:///{db}",
-    )
-    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
-    # The trial after the resumed one drew fresh values (it used to repeat earlier ones).
-    drawn = [tuple(sorted(t.params.items())) for t in study.trials]
-    assert len(set(drawn)) == 3, drawn
-    assert client.get_run(parent_id).info.status == "FINISHED"
 
 
 @pytest.mark.parametrize(

@@ -51,6 +51,7 @@ class Budget:
 
     n_trials: int
     holders: list[int] = field(default_factory=list)  # trial numbers holding slots
+    retries: set[int] = field(default_factory=set)  # trial numbers continuing a slot
     counted: list[FrozenTrial] = field(default_factory=list)
     waiting: int = 0
     running: list[FrozenTrial] = field(default_factory=list)
@@ -64,6 +65,8 @@ class Budget:
         return self.waiting > 0 or len(self.holders) < self.n_trials
 
     def is_excess(self, number: int) -> bool:
+        if number in self.retries:
+            return False
         return sum(n < number for n in self.holders) >= self.n_trials
 
 
@@ -92,7 +95,9 @@ def budget(study: optuna.Study, n_trials: int) -> Budget:
     for trial in trials:
         if trial.user_attrs.get(EXCESS_ATTR):
             continue
-        if retry_of(trial) is None and trial.number not in lost:
+        if retry_of(trial) is not None:
+            result.retries.add(trial.number)
+        elif trial.number not in lost:
             result.holders.append(trial.number)
         if counts(trial) and not result.is_excess(trial.number):
             result.counted.append(trial)
