@@ -311,26 +311,34 @@ def _png_header_only(path: Path, width: int, height: int) -> Path:
     return path
 
 
-def test_bad_inputs_and_options_are_one_line_each(served: dict, tmp_path: Path) -> None:
+def test_bad_inputs_and_options_are_one_line_each(served: dict, tmp_path: Path, capsys) -> None:
+    """Each bad input: its exit status and one line (two with the skipped-files count).
+    Two cases run as a user runs them (a process: no traceback); the rest call main()."""
     bomb = _png_header_only(tmp_path / "bomb.png", 20000, 20000)
     a_png, model = str(served["images"] / "a.png"), str(served["model"])
     cases = [
         ([str(bomb), a_png, "--model", model], 1, "skipped", "too large to decode safely"),
+        ([a_png], 2, "error: one of the arguments", "--model"),
         ([a_png, "--rest-url", "http://127.0.0.1:9"], 2, "error: --rest-url", "/v1/models/NAME"),
         ([a_png, "--rest-url", "localhost:8501/v1/models/ssgan"], 2, "error: --rest-url", "NAME"),
         ([a_png, "--model", model, "--timeout", "-1"], 2, "error: --timeout -1", "positive"),
         ([a_png, "--model", model, "--timeout", "abc"], 2, "error: argument --timeout", "float"),
         ([a_png, "--model", model, "--signature", "classify"], 2, "error: --signature", "allowed"),
-        ([a_png], 2, "error: one of the arguments", "--model"),
     ]
-    for argv, code, starts, says in cases:
-        result = run_cli("ssgan.predict", *argv, cwd=tmp_path)
-        lines = result.stderr.strip().splitlines()
-        assert result.returncode == code, (argv, result.stderr)
-        assert "Traceback" not in result.stderr, argv
-        line = lines[0]
-        assert line.startswith(starts) and says in line, (argv, result.stderr)
-        assert len(lines) == (2 if code == 1 else 1), (argv, result.stderr)
+    for index, (argv, code, starts, says) in enumerate(cases):
+        if index < 2:
+            result = run_cli("ssgan.predict", *argv, cwd=tmp_path)
+            status, stderr = result.returncode, result.stderr
+        else:
+            capsys.readouterr()
+            with pytest.raises(SystemExit) as exited:
+                predict_main(argv)
+            status, stderr = exited.value.code, capsys.readouterr().err
+        lines = stderr.strip().splitlines()
+        assert status == code, (argv, stderr)
+        assert "Traceback" not in stderr, argv
+        assert lines[0].startswith(starts) and says in lines[0], (argv, stderr)
+        assert len(lines) == (2 if code == 1 else 1), (argv, stderr)
 
 
 def test_a_savedmodel_that_is_not_an_ssgan_export_is_one_line(served: dict, tmp_path: Path) -> None:

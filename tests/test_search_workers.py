@@ -242,3 +242,17 @@ def test_workers_share_a_search_and_a_killed_workers_trial_is_resumed(tmp_path: 
     assert sorted(t.user_attrs["mlflow_run_id"] for t in counted) == sorted(
         r.info.run_id for r in children
     )
+
+
+def test_a_worker_command_line_survives_hydras_override_parser() -> None:
+    """The workers of a Hydra launcher get the command line as one Hydra list override:
+    quotes, backslashes, brackets and interpolations come through unchanged."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from ssgan.sweeps.workers import hydra_string
+
+    argv = ["search.enqueue=[{train:{epochs:1}}]", "tracking.run_name=it's", "data.root=/a b",
+            r"x=a\b", "y=${now:%H}", 'z="q"', "w=a\\'b", "v=a\\", "u=\\\\'"]  # fmt: skip
+    override = "argv=[" + ",".join(hydra_string(a) for a in argv) + "]"
+    (parsed,) = OverridesParser.create().parse_overrides([override])
+    assert parsed.value() == argv

@@ -95,6 +95,13 @@ def test_search_runs_children_under_a_parent_and_prunes_one(tmp_path: Path) -> N
     logged = [a.path for a in client.list_artifacts(parent.info.run_id, "report")]
     assert "report/report.md" in logged
 
+    # While workers still run, the report says it is partial (3 of 3 have finished here).
+    client.update_run(parent.info.run_id, "RUNNING")
+    write_report(_tracking(tmp_path), parent.info.run_id, out)
+    assert "**Partial report**: the sweep is still running (3 of 3 trials finished)" in (
+        out / "report.md"
+    ).read_text()
+
     # The same command again finds the finished study: no trial runs twice.
     again = _search(argv)
     assert again["parent_run_id"] == parent.info.run_id
@@ -120,6 +127,8 @@ def _tracking(root: Path):
         ("+search.space.model.z_size={type:categorical,choices:[]}", "choices: empty"),
         ("search.pruner.name=sometimes", "search.pruner.name=sometimes is not a valid choice"),
         ("search.n_trials=0", "search.n_trials=0 must be >= 1"),
+        ("search.workers=0", "search.workers=0 must be >= 1"),
+        ("search.threads_per_worker=-1", "search.threads_per_worker=-1 >= 0"),
         ("search.enqueue=[{train:{beta1:0.5}}]", "'train.beta1' is not in search.space"),
         ("search.enqueue=[{train:{lr:1.0}}]", "train.lr=1.0 is outside search.space"),
         ("model.z_size=8,16", "trials take one value per key"),

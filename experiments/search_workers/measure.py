@@ -1,5 +1,5 @@
-"""Trials per hour of one search worker against two workers with one TensorFlow thread
-each, on this machine, side by side in one run; writes results.md beside this file.
+"""Trials per hour of one search worker against two and four workers with one TensorFlow
+thread each, on this machine, side by side in one run; writes results.md beside this file.
 
 Each arm is a whole `python -m ssgan.tune` search on a fresh store (worker start-up,
 data loading, training, MLflow and the study included), timed from start to exit. Arms
@@ -35,6 +35,7 @@ SIZES = {
 ARMS = {
     "1 worker (TensorFlow's threads)": ["search.workers=1"],
     "2 workers x 1 thread": ["search.workers=2", "search.threads_per_worker=1"],
+    "4 workers x 1 thread": ["search.workers=4", "search.threads_per_worker=1"],
 }
 
 

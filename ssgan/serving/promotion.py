@@ -228,7 +228,7 @@ def _move_label(cfg: DictConfig, folder: ServingFolder) -> dict[str, Any]:
     with locked(root):
         record = check_labellable(root, version)
         previous, dropped = set_label(folder, label, version)
-    written = record_in_mlflow(cfg, folder, None, None)
+    recorded = record_in_mlflow(cfg, folder, None, None)
     return {
         "action": "label",
         "label": label,
@@ -236,7 +236,8 @@ def _move_label(cfg: DictConfig, folder: ServingFolder) -> dict[str, Any]:
         "previous": previous,
         "run_id": record["run_id"],
         "config": str(folder.models_config),
-        "recorded": written,
+        "recorded": recorded.written,
+        "removed_aliases": sorted(recorded.removed_aliases),
         "dropped": dropped,
     }
 
@@ -245,7 +246,7 @@ def _result(
     cfg: DictConfig, folder: ServingFolder, version: int, *, already: bool, run_id: str
 ) -> dict[str, Any]:
     """After a promote (or finding the run already promoted): bring MLflow up to date."""
-    written = record_in_mlflow(cfg, folder, run_id, version)
+    recorded = record_in_mlflow(cfg, folder, run_id, version)
     labels = current_labels(folder)
     return {
         "action": "promote",
@@ -254,7 +255,8 @@ def _result(
         "already": already,
         "labels": sorted(label for label, number in labels.items() if number == version),
         "stable_version": labels.get("stable"),
-        "recorded": written,
+        "recorded": recorded.written,
+        "removed_aliases": sorted(recorded.removed_aliases),
     }
 
 
@@ -312,11 +314,9 @@ def describe(cfg: DictConfig, result: dict[str, Any]) -> str:
     elif result["action"] == "label":
         lines.append(_describe_label(result))
     dropped = sorted(result.get("dropped", {}).items())
-    said = " ".join(result.get("recorded", []))
-    removed = {alias_for(cfg, label) for label, _ in dropped}
-    removed = {alias for alias in removed if f"alias {alias} removed" in said}
+    removed = set(result.get("removed_aliases", []))
     # A fresh version's records are expected; after a rerun they are repairs worth saying.
-    recorded = [w for w in result.get("recorded", []) if w.split(" ")[1] not in removed]
+    recorded = result.get("recorded", [])
     if recorded and (result["action"] == "label" or result.get("already")):
         lines.append("recorded in MLflow: " + ", ".join(recorded))
     for label, number in dropped:

@@ -3,6 +3,8 @@ that follow the labels; rerunning repairs what a failure left missing."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from omegaconf import DictConfig
 
 from ssgan.errors import UserError
@@ -29,6 +31,15 @@ SERVING_VERSION_TAG = "ssgan.serving_version"
 SERVING_ROOT_TAG = "ssgan.serving_root"
 
 
+@dataclass
+class Recorded:
+    """What :func:`record_in_mlflow` had to write: a line for each tag, registry version
+    or alias it set, and the aliases it removed (their labels were dropped)."""
+
+    written: list[str] = field(default_factory=list)
+    removed_aliases: set[str] = field(default_factory=set)
+
+
 def alias_for(cfg: DictConfig, label: str) -> str:
     """The registry alias that follows ``label`` (``alias`` for stable, ``canary_alias``)."""
     return str(cfg.alias) if label == "stable" else str(cfg.canary_alias)
@@ -36,11 +47,11 @@ def alias_for(cfg: DictConfig, label: str) -> str:
 
 def record_in_mlflow(
     cfg: DictConfig, folder: ServingFolder, run_id: str | None, version: int | None
-) -> list[str]:
+) -> Recorded:
     """Make MLflow agree with the serving folder: the run's tag names its version, each
     labelled version (and ``version``) has a registry version, each label's registry alias
     points at it. Writes only what is missing or wrong, so running it again after a
-    failure repairs. Returns what it had to write."""
+    failure repairs. Returns what it had to write and remove."""
     root = folder.root
     where = f"version {version} is in {root / str(version)}" if version else f"{root} is"
     try:
@@ -57,9 +68,10 @@ def record_in_mlflow(
 
 def _sync_mlflow(
     cfg: DictConfig, folder: ServingFolder, run_id: str | None, version: int | None
-) -> list[str]:
+) -> Recorded:
     root = folder.root
-    written: list[str] = []
+    recorded = Recorded()
+    written = recorded.written
     if run_id and version:
         wanted = {
             RUN_TAG: str(version),
@@ -97,8 +109,5 @@ def _sync_mlflow(
         tags = alias_version_tags(cfg.tracking, str(cfg.model_name), alias)
         if tags.get(SERVING_ROOT_TAG) == str(root.resolve()):
             delete_registry_alias(cfg.tracking, str(cfg.model_name), alias)
-            written.append(
-                f"alias {alias} removed (label {label} is no longer in models.config; "
-                f"its version {tags.get(SERVING_VERSION_TAG, '?')} is gone)"
-            )
-    return written
+            recorded.removed_aliases.add(alias)
+    return recorded

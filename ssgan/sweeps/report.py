@@ -234,7 +234,10 @@ def optuna_figures(parent: Run) -> tuple[dict[str, Any], list[str]]:
     except UserError as err:  # a damaged storage file
         return figures, [f"Optuna plots: not drawn ({err})"]
     if study is None:  # opening a missing file would create an empty one: say so instead
-        return figures, [f"Optuna plots: not drawn (no study {name} in {storage})"]
+        return figures, [
+            f"Optuna plots: not drawn (study {name} is not in storage {storage}: the storage "
+            "is not here, or does not hold it)"
+        ]
     for name, draw in (
         ("optuna_history.png", optuna_plots.plot_optimization_history),
         ("optuna_importances.png", optuna_plots.plot_param_importances),
