@@ -10,7 +10,6 @@ directory or MLflow run exists.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -20,16 +19,15 @@ from pathlib import Path
 from hydra import compose
 from hydra.core.config_search_path import SearchPathQuery
 from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 from hydra.initialize import get_gh_backup, restore_gh_from_backup
-from hydra.utils import to_absolute_path
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from ssgan.config import register_schemas
 from ssgan.errors import ConfigError, UserError
+from ssgan.hydra_help import register_help_resolver
 
 
 def _config_dir() -> str:
@@ -252,55 +250,4 @@ def check_overrides(
             raise
 
 
-def _group_listing(*groups: str) -> str:
-    """``group: option, ...`` lines for an app's own groups, options as Hydra finds them
-    on the search path (``--config-dir`` folders included): ``${ssgan_groups:...}`` in
-    an app's ``hydra.help.template`` (Hydra's $APP_CONFIG_GROUPS lists every app's)."""
-    if not GlobalHydra.instance().is_initialized():
-        return ", ".join(groups)  # resolved outside a Hydra app (e.g. --cfg all --resolve)
-    loader = GlobalHydra.instance().config_loader()
-    return "\n".join(f"{g}: {', '.join(sorted(loader.get_group_options(g)))}" for g in groups)
-
-
-def register_help_resolver() -> None:
-    if not OmegaConf.has_resolver("ssgan_groups"):
-        OmegaConf.register_new_resolver("ssgan_groups", _group_listing)
-
-
 register_help_resolver()  # also in launcher processes, which read the config unresolved
-
-
-# Keys that name files or folders, relative to where the command was started.
-PATH_KEYS = ("data.root", "tracking.artifact_root", "serving_dir", "bundle")
-
-
-def anchor_paths(cfg: DictConfig) -> None:
-    """With ``hydra.job.chdir=true`` the job runs inside its output folder: relative
-    paths (the data cache, the MLflow store, the serving folder) still mean the folder
-    the command was started from, as without it."""
-    if not HydraConfig.initialized() or HydraConfig.get().runtime.cwd == os.getcwd():
-        return
-    for key in PATH_KEYS:
-        value = OmegaConf.select(cfg, key)
-        if value and not os.path.isabs(str(value)):
-            OmegaConf.update(cfg, key, to_absolute_path(str(value)))
-    uri = str(OmegaConf.select(cfg, "tracking.uri", default=""))
-    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        OmegaConf.update(cfg, "tracking.uri", "sqlite:///" + to_absolute_path(uri[10:]))
-
-
-class InfoOnly(logging.Filter):
-    """Below WARNING: the job's own lines go to stdout, warnings to stderr
-    (conf/hydra/job_logging/ssgan.yaml, :func:`console_logging`)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno < logging.WARNING
-
-
-def console_logging() -> None:
-    """For entry points without Hydra's job logging (ssgan.tune): the run's lines on the
-    terminal as ``hydra/job_logging=ssgan`` shows them."""
-    out, err = logging.StreamHandler(sys.stdout), logging.StreamHandler(sys.stderr)
-    out.addFilter(InfoOnly())
-    err.setLevel(logging.WARNING)
-    logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[out, err])

@@ -10,8 +10,9 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from ssgan.cli import CONFIG_DIR, anchor_paths, check_overrides, user_errors
+from ssgan.cli import CONFIG_DIR, check_overrides, user_errors
 from ssgan.config import register_schemas
+from ssgan.job_paths import anchor_paths
 from ssgan.serving.promotion import describe, format_versions, promote, validate_promote_config
 from ssgan.serving.repository import ServingFolder
 

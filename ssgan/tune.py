@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import sys
 
-from ssgan.cli import console_logging, user_errors
+from ssgan.cli import user_errors
 from ssgan.config import register_schemas
+from ssgan.console import console_logging
 from ssgan.sweeps.plan import prepare
 from ssgan.sweeps.workers import run_worker, search_outcome, start_local, start_with_launcher
 

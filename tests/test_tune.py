@@ -98,9 +98,10 @@ def test_search_runs_children_under_a_parent_and_prunes_one(tmp_path: Path) -> N
     # While workers still run, the report says it is partial (3 of 3 have finished here).
     client.update_run(parent.info.run_id, "RUNNING")
     write_report(_tracking(tmp_path), parent.info.run_id, out)
-    assert "**Partial report**: the sweep is still running (3 of 3 trials finished)" in (
-        out / "report.md"
-    ).read_text()
+    assert (
+        "**Partial report**: the sweep is still running (3 of 3 trials finished)"
+        in (out / "report.md").read_text()
+    )
 
     # The same command again finds the finished study: no trial runs twice.
     again = _search(argv)

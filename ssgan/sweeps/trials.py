@@ -7,11 +7,11 @@ last checkpoint (or records how the run ended, if it ended before the study hear
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
 import optuna
-from mlflow.entities import Run
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
@@ -20,7 +20,7 @@ from ssgan.sweeps import space as space_lib
 from ssgan.sweeps.plan import Plan
 from ssgan.sweeps.trial_lease import release, retried_numbers, trial_lease
 from ssgan.tracking.lease import live_owner
-from ssgan.tracking.runs import child_runs, get_run, set_run_tags
+from ssgan.tracking.runs import Run, child_runs, get_run, set_run_tags
 from ssgan.training.interface import NonFiniteLossError, StopTraining
 from ssgan.training.run import train
 
@@ -129,7 +129,9 @@ def run_trial(plan: Plan, study: optuna.Study, trial: optuna.Trial, parent_id: s
         print(f"trial {trial.number}: failed ({err})")
         return
     except BaseException:
-        release(study, study.get_trials(deepcopy=False)[trial.number])
+        # Given back at once; should that fail too, its lapsed lease gives it back later.
+        with contextlib.suppress(Exception):
+            release(study, study.get_trials(deepcopy=False)[trial.number])
         raise
     if summary.get("stopped_early"):
         _tell(study, trial, summary["run_id"], state=TrialState.PRUNED)

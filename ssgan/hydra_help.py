@@ -1,0 +1,21 @@
+"""Each app's ``--help`` lists its own config groups: the ``${ssgan_groups:...}`` resolver
+that an app's ``hydra.help.template`` uses (Hydra's $APP_CONFIG_GROUPS lists every app's)."""
+
+from __future__ import annotations
+
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
+
+
+def _group_listing(*groups: str) -> str:
+    """``group: option, ...`` lines for an app's own groups, options as Hydra finds them
+    on the search path (``--config-dir`` folders included)."""
+    if not GlobalHydra.instance().is_initialized():
+        return ", ".join(groups)  # resolved outside a Hydra app (e.g. --cfg all --resolve)
+    loader = GlobalHydra.instance().config_loader()
+    return "\n".join(f"{g}: {', '.join(sorted(loader.get_group_options(g)))}" for g in groups)
+
+
+def register_help_resolver() -> None:
+    if not OmegaConf.has_resolver("ssgan_groups"):
+        OmegaConf.register_new_resolver("ssgan_groups", _group_listing)
