@@ -129,6 +129,7 @@ def _tracking(root: Path):
         ("search.pruner.name=sometimes", "search.pruner.name=sometimes is not a valid choice"),
         ("search.n_trials=0", "search.n_trials=0 must be >= 1"),
         ("search.workers=0", "search.workers=0 must be >= 1"),
+        ("hydra/launcher=nope", "hydra/launcher=nope"),
         ("search.threads_per_worker=-1", "search.threads_per_worker=-1 >= 0"),
         ("search.enqueue=[{train:{beta1:0.5}}]", "'train.beta1' is not in search.space"),
         ("search.enqueue=[{train:{lr:1.0}}]", "train.lr=1.0 is outside search.space"),

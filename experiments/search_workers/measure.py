@@ -68,9 +68,9 @@ def main() -> None:
         run_search(warm, data_root, ["search.n_trials=1"])  # makes the data cache
         seconds: dict[tuple[str, str], list[float]] = {}
         for size, size_overrides in SIZES.items():
-            for index in range(rounds):
+            for _ in range(rounds):
                 for arm, arm_overrides in ARMS.items():
-                    folder = Path(tmp) / f"{len(seconds)}-{index}"
+                    folder = Path(tmp) / f"arm-{sum(map(len, seconds.values()))}"
                     folder.mkdir()
                     overrides = [f"search.n_trials={n_trials}", *size_overrides, *arm_overrides]
                     took = run_search(folder, data_root, overrides)

@@ -78,6 +78,8 @@ def prepare(argv: list[str]) -> Plan:
     search_overrides, base_overrides, launcher = split_argv(argv)
     refuse_control_characters(argv)
     _refuse_sweeps(base_overrides)
+    if launcher:  # a launcher or launcher key Hydra does not know: one line, now
+        check_overrides("tune_workers", launcher, lambda cfg: None)
     search = compose_config("tune", search_overrides).search
     space_lib.check_search(search)
     check_overrides("config", base_overrides, validate_train_config)

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
 
+from ssgan.tracking.tracker import FollowerTracker, RunTracker
+
 OUTPUT_DIR_TAG = "ssgan.hydra_output_dir"
 RUN_ID_FILE = "mlflow_run_id"
 
@@ -25,7 +27,7 @@ def output_dir() -> Path | None:
     return Path(HydraConfig.get().runtime.output_dir).resolve()
 
 
-def link_run(tracker, chief: bool) -> None:
+def link_run(tracker: RunTracker | FollowerTracker, chief: bool) -> None:
     """Write the run id into the output folder; the chief tags the run with the folder."""
     folder = output_dir()
     if folder is None:
