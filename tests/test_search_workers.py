@@ -256,3 +256,35 @@ def test_a_worker_command_line_survives_hydras_override_parser() -> None:
     override = "argv=[" + ",".join(hydra_string(a) for a in argv) + "]"
     (parsed,) = OverridesParser.create().parse_overrides([override])
     assert parsed.value() == argv
+
+
+def test_a_stopped_worker_gives_its_trial_back_and_the_next_one_resumes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C mid-trial: the trial is queued again at once (not after a lease period), the
+    parent is KILLED (no other worker runs), and the same command continues that run."""
+    plan = prepare([*SMOKE, "search.n_trials=1", *tiny_overrides(tmp_path)])
+    started: list[str] = []
+
+    def stopped_mid_trial(cfg, on_epoch_end=None, tags=None) -> dict:
+        if cfg.resume is None:
+            run = create_run(plan.base.tracking, "smoke-trial-0", tags, {})
+            started.append(run.run_id)
+            run.log_metrics({"best/val_accuracy": 0.5, "best/test_accuracy": 0.5}, 1)
+            run.finish("KILLED")
+            raise KeyboardInterrupt("stopped by SIGINT")
+        started.append(f"resumed {cfg.resume}")
+        return {"run_id": cfg.resume, "best_val_accuracy": 0.5}
+
+    monkeypatch.setattr(trials, "train", stopped_mid_trial)
+    with pytest.raises(KeyboardInterrupt):
+        search.run_search(plan)
+    study = load_existing(plan.storage, plan.study_name)
+    assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.WAITING]
+    client = MlflowClient(plan.base.tracking.uri)
+    parent_id = study.user_attrs[search.PARENT_ATTR]
+    assert client.get_run(parent_id).info.status == "KILLED"
+    summary = search.run_search(plan)
+    assert started == [started[0], f"resumed {started[0]}"]
+    assert summary["best_run_id"] == started[0] and summary["complete"] == 1
+    assert client.get_run(parent_id).info.status == "FINISHED"

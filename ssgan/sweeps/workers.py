@@ -126,8 +126,8 @@ def run_worker(argv: list[str], plan: Plan | None = None) -> int:
         return 2
     except KeyboardInterrupt as stopped:  # Ctrl-C, or a stop signal (JobStopped)
         print(
-            f"{str(stopped) or 'interrupted'}: this worker stopped and its trial is queued "
-            "again; run the same command to continue the search",
+            f"{str(stopped) or 'interrupted'}: this worker stopped (a trial it was training "
+            "is queued again); run the same command to continue the search",
             file=sys.stderr,
         )
         return getattr(stopped, "exit_status", 130)
