@@ -8,6 +8,7 @@ sizes) and raises :class:`ConfigError`, which the entry points print as one line
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +35,26 @@ class ModelConfig:
 
 
 @dataclass
+class RenderConfig:
+    """Strengths of the synthetic renderer's steps (ssgan/data/render.py, docs/data.md)."""
+
+    class_frequencies: str = "svhn"  # svhn (each split's SVHN shares) | uniform
+    overlap: float = 0.2  # share of house numbers whose digits touch or overlap
+    clutter: float = 0.5  # share of scenes on a textured wall (brick, wood, siding, stone)
+    border: float = 0.25  # share with a plate's edge in view
+    shadow: float = 0.2  # share with a cast shadow across the plate
+    low_contrast: float = 0.15  # share with faint ink
+    light_on_dark: float = 0.45  # share with light digits on a darker ground
+    defocus: float = 1.2  # largest defocus blur (Gaussian sigma, output pixels)
+    motion_blur: float = 0.1  # share with motion blur
+    low_res: float = 0.3  # share captured at low resolution and upsampled to 32x32
+    saturation: float = 0.85  # colour kept (0 = grey, 1 = as painted)
+    noise: float = 4.0  # largest sensor noise (standard deviation, 0-255 scale)
+    jpeg_min_quality: int = 30
+    jpeg_max_quality: int = 90
+
+
+@dataclass
 class DataConfig:
     name: str = "synthetic"  # svhn | synthetic
     root: str = "data"
@@ -49,6 +70,7 @@ class DataConfig:
     train_size: int = 50_000
     test_size: int = 10_000
     num_workers: int = 0  # 0 = one per CPU core
+    render: RenderConfig | None = None  # synthetic only (conf/data/synthetic.yaml)
 
 
 @dataclass
@@ -167,12 +189,19 @@ CHOICES = {
     "model.name": ("tutorial", "improved_gan"),
     "model.dropout_mask": ("uniform", "byte"),
     "data.name": ("svhn", "synthetic"),
+    "data.render.class_frequencies": ("svhn", "uniform"),
     "train.mode": ("ssgan", "supervised"),
     "train.lr_schedule": ("constant", "linear_decay"),
     "train.feature_matching": ("squared_l2", "l1"),
     "train.strategy": ("default", "mirrored", "multi_worker"),
     "train.precision": ("fp32", "bf16", "fp16"),
 }
+
+# Render strengths that are shares of the images (probabilities) or kept fractions.
+RENDER_SHARES = (
+    "overlap", "clutter", "border", "shadow", "low_contrast", "light_on_dark",
+    "motion_blur", "low_res", "saturation",
+)  # fmt: skip
 
 # key -> (lowest allowed, highest allowed, whether the lowest itself is allowed)
 RANGES = {
@@ -189,6 +218,11 @@ RANGES = {
     "data.train_size": (1, None, True),
     "data.test_size": (1, None, True),
     "data.num_workers": (0, 256, True),
+    **{f"data.render.{key}": (0.0, 1.0, True) for key in RENDER_SHARES},
+    "data.render.defocus": (0.0, 4.0, True),
+    "data.render.noise": (0.0, 64.0, True),
+    "data.render.jpeg_min_quality": (1, 100, True),
+    "data.render.jpeg_max_quality": (1, 100, True),
     "train.epochs": (1, None, True),
     "train.steps_per_epoch": (0, None, True),
     "train.lr": (0.0, 10.0, False),
@@ -215,8 +249,16 @@ def _get(cfg: DictConfig, dotted: str) -> Any:
     return OmegaConf.select(cfg, dotted, throw_on_missing=False)
 
 
+def _absent_section(cfg: DictConfig, key: str) -> bool:
+    """True for a key of an optional section the config leaves out (``data.render`` of
+    ``data=svhn``)."""
+    return key.startswith("data.render.") and _get(cfg, "data.render") is None
+
+
 def _check_range(key: str, value: Any) -> None:
     low, high, low_ok = RANGES[key]
+    if isinstance(value, float) and math.isnan(value):
+        raise ConfigError(f"{key}=nan is not a number: allowed values are finite numbers")
     too_low = value < low if low_ok else value <= low
     too_high = high is not None and value > high
     if too_low or too_high:
@@ -242,10 +284,11 @@ def validate_train_config(cfg: DictConfig) -> None:
         )
     for key, allowed in CHOICES.items():
         value = _get(cfg, key)
-        if value not in allowed:
+        if value not in allowed and not _absent_section(cfg, key):
             raise ConfigError(f"{key}={value} is not a valid choice: allowed {', '.join(allowed)}")
     for key in RANGES:
-        _check_range(key, _get(cfg, key))
+        if not _absent_section(cfg, key):
+            _check_range(key, _get(cfg, key))
     data, model = cfg.data, cfg.model
     pool = labelled_pool_size(data)
     if pool < 1:
@@ -259,6 +302,7 @@ def validate_train_config(cfg: DictConfig) -> None:
             f"at least one image per class (>= {model.num_classes})"
         )
     _check_schedule(cfg.train)
+    _check_render(data.render)
     _check_init_batch(cfg.train, data)
     _check_names(cfg.tracking)
     if data.num_labeled > pool:
@@ -295,6 +339,14 @@ def _check_schedule(train: DictConfig) -> None:
         raise ConfigError(
             f"train.lr_decay_start_epoch={start} is out of range: allowed >= 0 and < "
             f"train.epochs={train.epochs} (decay must start before training ends)"
+        )
+
+
+def _check_render(render: DictConfig | None) -> None:
+    if render is not None and render.jpeg_min_quality > render.jpeg_max_quality:
+        raise ConfigError(
+            f"data.render.jpeg_min_quality={render.jpeg_min_quality} is above "
+            f"data.render.jpeg_max_quality={render.jpeg_max_quality}: the range is empty"
         )
 
 

@@ -35,6 +35,11 @@ from tests.conftest import run_cli
         ("model.dropout_mask=bits", ["model.dropout_mask=bits", "uniform, byte"]),
         ("tracking.run_name=a\nb", ["'tracking.run_name=a\\nb'", "control character"]),
         ("tracking.experiment=''", ["tracking.experiment is empty"]),
+        ("data.render.clutter=1.5", ["data.render.clutter=1.5", "allowed >= 0.0 and <= 1.0"]),
+        ("data.render.class_frequencies=zipf", ["class_frequencies=zipf", "svhn, uniform"]),
+        ("data.render.jpeg_min_quality=95", ["jpeg_min_quality=95", "jpeg_max_quality=90"]),
+        ("data.render.noise=nan", ["data.render.noise=nan", "not a number"]),
+        ("train.lr=nan", ["train.lr=nan", "not a number"]),
     ],
 )
 def test_bad_override_is_one_clear_line(override: str, expected: list[str]) -> None:
@@ -55,6 +60,15 @@ def test_a_newline_in_an_mlflow_name_from_a_config_file_is_refused() -> None:
         with pytest.raises(ConfigError, match=f"{key}='line1\\\\nline2' contains a control"):
             validate_train_config(cfg)
     validate_train_config(compose_config("config", ["tracking.experiment=a/b"]))
+
+
+def test_render_strengths_belong_to_synthetic_data_only() -> None:
+    synthetic = compose_config("config", ["data.render.clutter=0.2"])
+    validate_train_config(synthetic)
+    assert synthetic.data.render.clutter == 0.2 and "data.render.low_res" in flatten(synthetic)
+    svhn = compose_config("config", ["data=svhn"])
+    validate_train_config(svhn)
+    assert svhn.data.render is None
 
 
 def test_defaults_and_presets_compose_and_validate() -> None:

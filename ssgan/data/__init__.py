@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
+from ssgan.config import RenderConfig
 from ssgan.data.split import balanced_label_budget, validation_split
 from ssgan.errors import DataError
 
@@ -48,9 +49,11 @@ def _raw_splits(cfg: DictConfig) -> tuple[dict[str, np.ndarray], str, dict[str, 
             train_size=int(cfg.train_size),
             test_size=int(cfg.test_size),
             workers=int(cfg.num_workers),
+            settings=render_settings(cfg),
         )
         cache = str(synthetic.cache_file(root, key))
-        return arrays, f"synthetic-{key}", {"train": cache, "test": cache}
+        source = f"synthetic-v{synthetic.GENERATOR_VERSION}-{key}"  # the version, readable
+        return arrays, source, {"train": cache, "test": cache}
     if cfg.name == "svhn":
         splits = ["train", "test"] + (["extra"] if cfg.use_extra else [])
         loaded = svhn.load_splits(
@@ -63,6 +66,14 @@ def _raw_splits(cfg: DictConfig) -> tuple[dict[str, np.ndarray], str, dict[str, 
         files = {split: str(root / svhn.FILES[split][0]) for split in ("train", "test")}
         return arrays, "svhn" + ("+extra" if cfg.use_extra else ""), files
     raise DataError(f"data.name={cfg.name} is not a data set: allowed svhn, synthetic")
+
+
+def render_settings(cfg: DictConfig) -> RenderConfig:
+    """The synthetic renderer's strengths from ``data.render`` (defaults where absent)."""
+    render = cfg.get("render")
+    if render is None:
+        return RenderConfig()
+    return RenderConfig(**OmegaConf.to_container(render, resolve=True))  # type: ignore[arg-type]
 
 
 def load_data(data_cfg: DictConfig, num_classes: int = 10) -> SemiSupervisedData:

@@ -1,11 +1,9 @@
-"""An offline SVHN look-alike: procedurally rendered house-number crops.
+"""An offline SVHN look-alike: house-number crops rendered from published statistics.
 
-In the spirit of SynDigits (Ganin & Lempitsky 2015): a digit 0-9 centred in a 32x32 crop,
-rendered in one of the fonts matplotlib ships (DejaVu Sans/Serif/Mono, STIX and Computer
-Modern, upright, bold and italic), with its neighbours of a house number partly visible
-at the sides, random background and ink colours at varying contrast, scale, rotation,
-shear, blur, sensor noise and JPEG artefacts. Image ``i`` of a split is a pure function
-of ``(seed, split, i)``, so parallel generation and caching cannot change the data.
+The renderer (``ssgan/data/render.py``) draws each crop in named steps whose strengths
+live in ``data.render``; this module generates whole splits in parallel and caches them.
+Image ``i`` of a split is a pure function of ``(seed, split, i, settings)``, so parallel
+generation and caching cannot change the data.
 
 ``python -m ssgan.data.synthetic --grid docs/images/synthetic_samples.png`` draws a grid.
 """
@@ -14,10 +12,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import fcntl
-import functools
 import hashlib
-import io
 import json
 import logging
 import os
@@ -28,101 +25,29 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter, ImageFont
+from PIL import Image
 from tqdm import tqdm
 
+from ssgan.config import RenderConfig
+from ssgan.data.render import font_paths, render
 from ssgan.errors import DataError
 from ssgan.stopping import check_stop
 
-# Bump when the renderer changes: it is part of the cache key.
-GENERATOR_VERSION = 3
+# Bump when the renderer changes: it is part of the cache key and so of every run's data
+# fingerprint. 3: clean fonts on plates, uniform classes (up to commit 6c66d5d); 4: house
+# numbers on walls, SVHN's class shares, camera effects (docs/data.md).
+GENERATOR_VERSION = 4
 SPLIT_IDS = {"train": 0, "test": 1}
 _ARRAY_NAMES = ("train_x", "train_y", "test_x", "test_y")
-_FONT_FILES = (
-    "DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSans-Oblique.ttf",
-    "DejaVuSans-BoldOblique.ttf", "DejaVuSansMono.ttf", "DejaVuSansMono-Bold.ttf",
-    "DejaVuSerif.ttf", "DejaVuSerif-Bold.ttf", "DejaVuSerif-Italic.ttf",
-    "DejaVuSerif-BoldItalic.ttf", "STIXGeneral.ttf", "STIXGeneralBol.ttf",
-    "STIXGeneralItalic.ttf", "STIXGeneralBolIta.ttf", "cmr10.ttf", "cmb10.ttf",
-    "cmss10.ttf", "cmtt10.ttf",
-)  # fmt: skip
-_CANVAS = (96, 64)  # width, height of the scene the crop is cut from
+DEFAULT_RENDER = RenderConfig()
 
 
-@functools.cache
-def font_paths() -> tuple[str, ...]:
-    """The digit fonts available from matplotlib's own data folder."""
-    import matplotlib
-
-    folder = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
-    found = tuple(str(folder / name) for name in _FONT_FILES if (folder / name).exists())
-    if not found:
-        raise DataError(f"no digit fonts found in {folder}: reinstall matplotlib")
-    return found
-
-
-@functools.cache
-def _font(path: str, size: int) -> ImageFont.FreeTypeFont:
-    return ImageFont.truetype(path, size)
-
-
-def _colours(rng: np.random.Generator) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """Background and ink with a random but readable contrast, as on real house plates:
-    mostly muted (a grey level tinted by a random colour), sometimes vivid."""
-
-    def muted() -> np.ndarray:
-        tint = rng.uniform(0.0, 0.45) if rng.random() < 0.85 else rng.uniform(0.45, 1.0)
-        return (1.0 - tint) * rng.uniform(10, 245) + tint * rng.integers(0, 256, 3)
-
-    background = muted()
-    for _ in range(20):
-        ink = muted()
-        contrast = abs(float(ink.mean()) - float(background.mean()))
-        if contrast > rng.uniform(40, 110):
-            break
-    else:
-        ink = 255.0 - background
-    return tuple(int(c) for c in background), tuple(int(c) for c in ink)
-
-
-def render_digit(seed: int, split: str, index: int) -> tuple[np.ndarray, int]:
-    """One (32, 32, 3) uint8 crop and its digit, determined by (seed, split, index)."""
+def render_digit(
+    seed: int, split: str, index: int, settings: RenderConfig = DEFAULT_RENDER
+) -> tuple[np.ndarray, int]:
+    """One (32, 32, 3) uint8 crop and its digit, determined by (seed, split, index, settings)."""
     rng = np.random.default_rng([seed, SPLIT_IDS[split], index, GENERATOR_VERSION])
-    label = int(rng.integers(10))
-    fonts = font_paths()
-    font = _font(fonts[int(rng.integers(len(fonts)))], int(rng.integers(26, 42)))
-    background, ink = _colours(rng)
-    scene = Image.new("RGB", _CANVAS, background)
-    if rng.random() < 0.5:  # lighting: a soft gradient over the plate
-        ramp = np.linspace(rng.uniform(-40, 0), rng.uniform(0, 40), _CANVAS[0])
-        pixels = np.asarray(scene, np.float32) + ramp[None, :, None]
-        scene = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
-    draw = ImageDraw.Draw(scene)
-    centre_x, centre_y = _CANVAS[0] / 2, _CANVAS[1] / 2
-    left, top, right, bottom = font.getbbox(str(label))
-    width, height = right - left, bottom - top
-    x0 = centre_x - width / 2 - left
-    y0 = centre_y - height / 2 - top
-    draw.text((x0, y0), str(label), font=font, fill=ink)
-    gap = rng.uniform(1, 6)
-    for side in (-1, 1):  # neighbouring digits of the house number, partly in view
-        if rng.random() < 0.75:
-            other = str(int(rng.integers(10)))
-            o_left, _, o_right, _ = font.getbbox(other)
-            if side < 0:
-                x = centre_x - width / 2 - gap - (o_right - o_left) - o_left
-            else:
-                x = centre_x + width / 2 + gap - o_left
-            draw.text((x, y0), other, font=font, fill=ink)
-    scene = _affine(scene, rng, background)
-    crop = _crop_around_centre(scene, rng, height, background)
-    crop = crop.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.0, 1.0))))
-    pixels = np.asarray(crop, np.float32)
-    pixels += rng.normal(0.0, rng.uniform(0.0, 10.0), pixels.shape)
-    crop = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
-    buffer = io.BytesIO()
-    crop.save(buffer, format="JPEG", quality=int(rng.integers(30, 95)))
-    return np.asarray(Image.open(buffer).convert("RGB"), np.uint8), label
+    return render(rng, split, settings)
 
 
 def sample_crops(count: int, seed: int = 0) -> np.ndarray:
@@ -131,43 +56,14 @@ def sample_crops(count: int, seed: int = 0) -> np.ndarray:
     return np.stack([render_digit(seed, "test", index)[0] for index in range(count)])
 
 
-def _affine(scene: Image.Image, rng: np.random.Generator, fill: tuple[int, ...]) -> Image.Image:
-    """Rotate and shear about the scene's centre."""
-    angle = np.deg2rad(rng.uniform(-12, 12))
-    shear = rng.uniform(-0.3, 0.3)
-    cos, sin = np.cos(angle), np.sin(angle)
-    # Inverse map (output -> input) of rotation followed by a horizontal shear.
-    a, b = cos, sin + shear * cos
-    d, e = -sin, cos - shear * sin
-    cx, cy = scene.width / 2, scene.height / 2
-    c = cx - a * cx - b * cy
-    f = cy - d * cx - e * cy
-    return scene.transform(
-        scene.size, Image.AFFINE, (a, b, c, d, e, f), Image.BILINEAR, fillcolor=fill
-    )
-
-
-def _crop_around_centre(
-    scene: Image.Image, rng: np.random.Generator, digit_height: float, fill: tuple[int, ...]
-) -> Image.Image:
-    """A square around the centre digit, sized like SVHN's crops: its bounding box widened
-    to a square, so the digit fills most of the height (here 60-95%)."""
-    side = digit_height / rng.uniform(0.6, 0.95)
-    cx = scene.width / 2 + rng.uniform(-0.06, 0.06) * side
-    cy = scene.height / 2 + rng.uniform(-0.06, 0.06) * side
-    box = (cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2)
-    # Cut at 64x64 (the box may reach past the scene: filled with the plate colour),
-    # then downsample with an area filter, as a camera would integrate the pixels.
-    cut = scene.transform((64, 64), Image.EXTENT, box, Image.BILINEAR, fillcolor=fill)
-    return cut.resize((32, 32), Image.BOX)
-
-
-def _render_range(args: tuple[int, str, int, int]) -> tuple[np.ndarray, np.ndarray]:
-    seed, split, start, stop = args
+def _render_range(
+    args: tuple[int, str, int, int, RenderConfig],
+) -> tuple[np.ndarray, np.ndarray]:
+    seed, split, start, stop, settings = args
     images = np.empty((stop - start, 32, 32, 3), np.uint8)
     labels = np.empty(stop - start, np.int64)
     for offset, index in enumerate(range(start, stop)):
-        images[offset], labels[offset] = render_digit(seed, split, index)
+        images[offset], labels[offset] = render_digit(seed, split, index, settings)
     return images, labels
 
 
@@ -179,12 +75,20 @@ def _leave_signals_to_parent() -> None:
 
 
 def generate(
-    seed: int, split: str, count: int, workers: int = 0, progress: bool = False
+    seed: int,
+    split: str,
+    count: int,
+    workers: int = 0,
+    progress: bool = False,
+    settings: RenderConfig = DEFAULT_RENDER,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``count`` crops of one split, rendered in ``workers`` processes (0 = one per core)."""
     workers = workers or os.cpu_count() or 1
     chunk = max(1, min(1000, -(-count // (workers * 4))))
-    tasks = [(seed, split, start, min(start + chunk, count)) for start in range(0, count, chunk)]
+    tasks = [
+        (seed, split, start, min(start + chunk, count), settings)
+        for start in range(0, count, chunk)
+    ]
     shown = None if progress else True  # None: on terminals only
     bar = tqdm(total=count, unit="img", desc=f"synthetic {split}", disable=shown)
     parts = []
@@ -208,7 +112,9 @@ def cache_file(root: Path, key: str) -> Path:
     return Path(root) / "synthetic" / f"digits-{key}.npz"
 
 
-def cache_key(seed: int, train_size: int, test_size: int) -> str:
+def cache_key(
+    seed: int, train_size: int, test_size: int, settings: RenderConfig = DEFAULT_RENDER
+) -> str:
     """Identifies a generated set: every parameter that changes its pixels."""
     spec = {
         "seed": seed,
@@ -216,6 +122,7 @@ def cache_key(seed: int, train_size: int, test_size: int) -> str:
         "test_size": test_size,
         "version": GENERATOR_VERSION,
         "fonts": [Path(p).name for p in font_paths()],
+        "render": dataclasses.asdict(settings),
     }
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:20]
 
@@ -260,7 +167,13 @@ def _damaged(path: Path, problem: str) -> None:
 
 
 def load_synthetic(
-    root: Path, *, seed: int, train_size: int, test_size: int, workers: int = 0
+    root: Path,
+    *,
+    seed: int,
+    train_size: int,
+    test_size: int,
+    workers: int = 0,
+    settings: RenderConfig = DEFAULT_RENDER,
 ) -> tuple[dict[str, np.ndarray], str]:
     """Train/test arrays, from the cache under ``root`` or generated and cached there.
 
@@ -268,7 +181,7 @@ def load_synthetic(
     interrupted generation never leaves a half-written cache behind. A lock file makes
     concurrent runs (e.g. a parallel sweep) generate a set once and share it.
     """
-    key = cache_key(seed, train_size, test_size)
+    key = cache_key(seed, train_size, test_size, settings)
     path = cache_file(root, key)
     sizes = {"train": train_size, "test": test_size}
     arrays = _read_cache(path, sizes)
@@ -279,7 +192,7 @@ def load_synthetic(
         if arrays is None:
             arrays = {}
             for split, size in (("train", train_size), ("test", test_size)):
-                images, labels = generate(seed, split, size, workers, progress=True)
+                images, labels = generate(seed, split, size, workers, True, settings)
                 arrays[f"{split}_x"], arrays[f"{split}_y"] = images, labels
             _write_cache(path, arrays)
     return arrays, key
