@@ -177,12 +177,24 @@ class PromoteAppConfig:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
 
+# The splits the data statistics command measures (data_stats.yaml's ``split``).
+DATA_STATS_SPLITS = ("train", "test")
+
+
+@dataclass
+class DataStatsAppConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    split: str = "train"  # train | test
+    output: str = ""  # a markdown file to write the table to; empty = print only
+
+
 def register_schemas() -> None:
     """Make the schemas available to the defaults lists in ``conf/``."""
     store = ConfigStore.instance()
     store.store(name="train_schema", node=TrainAppConfig)
     store.store(name="promote_schema", node=PromoteAppConfig)
     store.store(name="tune_schema", node=TuneAppConfig)
+    store.store(name="data_stats_schema", node=DataStatsAppConfig)
 
 
 CHOICES = {
@@ -276,12 +288,7 @@ def labelled_pool_size(data: DictConfig) -> int:
 
 def validate_train_config(cfg: DictConfig) -> None:
     """Raise ConfigError with one line naming the key, the value and what is allowed."""
-    unknown = sorted(set(cfg.keys()) - set(TrainAppConfig.__dataclass_fields__))
-    if unknown:
-        raise ConfigError(
-            f"unknown key '{unknown[0]}': allowed top-level keys are "
-            f"{', '.join(TrainAppConfig.__dataclass_fields__)}"
-        )
+    _check_top_level_keys(cfg, TrainAppConfig)
     for key, allowed in CHOICES.items():
         value = _get(cfg, key)
         if value not in allowed and not _absent_section(cfg, key):
@@ -310,6 +317,33 @@ def validate_train_config(cfg: DictConfig) -> None:
             f"data.num_labeled={data.num_labeled} is larger than the data: the {data.name} "
             f"training pool holds {pool} images after data.val_size={data.val_size}"
         )
+
+
+def _check_top_level_keys(cfg: DictConfig, schema: type) -> None:
+    """``+key=value`` adds keys even to a structured config: refuse those not in ``schema``."""
+    unknown = sorted(set(cfg.keys()) - set(schema.__dataclass_fields__))
+    if unknown:
+        raise ConfigError(
+            f"unknown key '{unknown[0]}': allowed top-level keys are "
+            f"{', '.join(schema.__dataclass_fields__)}"
+        )
+
+
+def validate_data_stats_config(cfg: DictConfig) -> None:
+    """The data statistics command's checks: its split, and the data keys as training
+    checks them (what a data set is made of, not the label budget it is not split into)."""
+    _check_top_level_keys(cfg, DataStatsAppConfig)
+    if cfg.split not in DATA_STATS_SPLITS:
+        raise ConfigError(
+            f"split={cfg.split} is not a valid choice: allowed {', '.join(DATA_STATS_SPLITS)}"
+        )
+    for key, allowed in CHOICES.items():
+        value = _get(cfg, key)
+        if key.startswith("data.") and value not in allowed:
+            raise ConfigError(f"{key}={value} is not a valid choice: allowed {', '.join(allowed)}")
+    for key in RANGES:
+        if key.startswith("data."):
+            _check_range(key, _get(cfg, key))
 
 
 def _check_names(tracking: DictConfig) -> None:

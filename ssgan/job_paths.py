@@ -10,7 +10,7 @@ from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 
 # Keys that name files or folders, relative to where the command was started.
-PATH_KEYS = ("data.root", "tracking.artifact_root", "serving_dir", "bundle")
+PATH_KEYS = ("data.root", "tracking.artifact_root", "serving_dir", "bundle", "output")
 
 
 def anchor_paths(cfg: DictConfig) -> None:

@@ -16,16 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ssgan.data import load_data, svhn
 from ssgan.errors import DataError
-
-
-def write_svhn_mat(path: Path, count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """A small file in SVHN's exact layout: X (32, 32, 3, N) uint8, y (N, 1) in 1..10."""
-    rng = np.random.default_rng(seed)
-    images = rng.integers(0, 256, (count, 32, 32, 3), dtype=np.uint8)
-    digits = np.arange(count) % 10
-    labels = np.where(digits == 0, 10, digits).reshape(-1, 1).astype(np.uint8)
-    scipy.io.savemat(str(path), {"X": np.transpose(images, (1, 2, 3, 0)), "y": labels})
-    return images, digits
+from tests.conftest import write_svhn_mat
 
 
 def svhn_cfg(root: Path, **extra: object) -> DictConfig:

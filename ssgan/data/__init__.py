@@ -37,7 +37,7 @@ class SemiSupervisedData:
     files: dict[str, str] = field(default_factory=dict)
 
 
-def _raw_splits(cfg: DictConfig) -> tuple[dict[str, np.ndarray], str, dict[str, str]]:
+def raw_splits(cfg: DictConfig) -> tuple[dict[str, np.ndarray], str, dict[str, str]]:
     # Imported here so `python -m ssgan.data.synthetic` does not find itself pre-imported.
     from ssgan.data import svhn, synthetic
 
@@ -78,7 +78,7 @@ def render_settings(cfg: DictConfig) -> RenderConfig:
 
 def load_data(data_cfg: DictConfig, num_classes: int = 10) -> SemiSupervisedData:
     """Load (downloading or generating if needed), split and budget one data set."""
-    arrays, source, files = _raw_splits(data_cfg)
+    arrays, source, files = raw_splits(data_cfg)
     train_x, train_y = arrays["train_x"], arrays["train_y"]
     if int(data_cfg.val_size) >= len(train_x):
         raise DataError(

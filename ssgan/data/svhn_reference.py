@@ -49,3 +49,12 @@ CHANNEL_STD = tuple(Reference(v, _CHANNELS_SOURCE) for v in (0.198, 0.201, 0.197
 # Mean |Laplacian| of the grey image and mean (max - min channel), both in [0, 1] units.
 SHARPNESS = Reference(0.037, _CROPS_SOURCE)
 SATURATION = Reference(0.087, _CROPS_SOURCE)
+
+
+def class_frequency_references(split: str) -> tuple[Reference, ...]:
+    """:func:`class_frequencies` of ``split`` (train or test), each with its source."""
+    source = (
+        "Netzer et al. 2011, Reading Digits in Natural Images with Unsupervised Feature "
+        f"Learning: the digit counts of the released {split}_32x32.mat"
+    )
+    return tuple(Reference(share, source) for share in class_frequencies(split))

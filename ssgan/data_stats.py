@@ -1,0 +1,53 @@
+"""Entry point: ``python -m ssgan.data_stats [overrides]`` (also ``ssgan-data-stats``).
+
+Prints a data split's figures beside SVHN's published ones
+(:mod:`ssgan.data.statistics_report`); ``output=FILE.md`` also writes them to a file
+headed by the machine, date, commit, generator version and command line.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from ssgan.benchmarks.machine import describe_machine
+from ssgan.cli import CONFIG_DIR, check_overrides, user_errors
+from ssgan.config import register_schemas, validate_data_stats_config
+from ssgan.data import statistics_report as report
+from ssgan.job_paths import anchor_paths
+from ssgan.tracking.provenance import git_state
+
+
+def commit() -> str:
+    """The checkout's commit, and whether it had uncommitted changes."""
+    git = git_state()
+    dirty = " (with uncommitted changes)" if git.get("ssgan.git_dirty") == "true" else ""
+    return git.get("mlflow.source.git.commit", "unknown (not a git checkout)") + dirty
+
+
+@hydra.main(config_path=CONFIG_DIR, config_name="data_stats", version_base="1.3")
+def _hydra_main(cfg: DictConfig) -> None:
+    anchor_paths(cfg)
+    with user_errors():
+        output = report.check_output(str(cfg.output))  # before minutes of generating
+        measurement = report.measure(cfg.data, str(cfg.split))
+        if output is not None:
+            provenance = report.Provenance.now(describe_machine(), commit(), sys.argv)
+            report.write_atomically(output, report.format_report(measurement, provenance))
+    print(report.format_table(measurement))
+    if output is not None:
+        print(f"written: {output}")
+    sys.stdout.flush()
+
+
+def main() -> None:
+    register_schemas()
+    with user_errors():
+        check_overrides("data_stats", sys.argv[1:], validate_data_stats_config)
+    _hydra_main()
+
+
+if __name__ == "__main__":
+    main()
