@@ -14,7 +14,8 @@ from omegaconf import DictConfig
 
 from ssgan.benchmarks.machine import describe_machine
 from ssgan.cli import CONFIG_DIR, check_overrides, user_errors
-from ssgan.config import register_schemas, validate_data_stats_config
+from ssgan.config import register_schemas
+from ssgan.config_checks import validate_data_stats_config
 from ssgan.data import statistics_report as report
 from ssgan.job_paths import anchor_paths
 from ssgan.tracking.provenance import git_state

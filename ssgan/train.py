@@ -12,7 +12,8 @@ import hydra
 from omegaconf import DictConfig
 
 from ssgan.cli import CONFIG_DIR, check_overrides, user_errors
-from ssgan.config import register_schemas, validate_train_config
+from ssgan.config import register_schemas
+from ssgan.config_checks import validate_train_config
 from ssgan.job_paths import anchor_paths
 from ssgan.sweeps.grid import grid_parent, is_grid_sweep, start_grid
 from ssgan.training.job import pass_on

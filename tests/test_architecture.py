@@ -22,8 +22,8 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 PACKAGE = REPO / "ssgan"
 ENTRY_POINTS = {"train", "tune", "report", "promote", "predict", "export", "bench", "data_stats"}
-BASE = {"ssgan", "allocator", "config", "cli", "console", "errors", "hydra_help", "job_paths",
-        "preprocess", "plots", "stopping"}  # fmt: skip
+BASE = {"ssgan", "allocator", "config", "config_checks", "cli", "console", "errors",
+        "hydra_help", "job_paths", "preprocess", "plots", "stopping"}  # fmt: skip
 # What each part may import besides itself; "entry" may import anything but entry points.
 ALLOWED = {
     "base": {"base"},

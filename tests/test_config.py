@@ -8,7 +8,8 @@ import pytest
 from omegaconf import OmegaConf
 
 from ssgan.cli import check_overrides, compose_config
-from ssgan.config import flatten, validate_train_config
+from ssgan.config import flatten
+from ssgan.config_checks import validate_train_config
 from ssgan.errors import ConfigError
 from tests.conftest import run_cli
 

@@ -9,7 +9,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from ssgan.cli import check_overrides
-from ssgan.config import validate_train_config
+from ssgan.config_checks import validate_train_config
 from ssgan.errors import ConfigError
 from tests.conftest import run_cli
 

@@ -128,7 +128,7 @@ def test_summary_of_an_empty_store_is_one_line(tmp_path: Path) -> None:
 def test_study_scripts_compose_valid_configs() -> None:
     """Each run the scripts launch composes and validates (no training)."""
     from ssgan.cli import check_overrides
-    from ssgan.config import validate_train_config
+    from ssgan.config_checks import validate_train_config
 
     for mode in ("ssgan", "supervised"):
         for labels in (100, 1000):

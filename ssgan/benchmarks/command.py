@@ -11,7 +11,7 @@ from ssgan.benchmarks.machine import describe_machine
 from ssgan.benchmarks.serving import bench_serve
 from ssgan.benchmarks.training import BENCH_DATA, SMOKE_STEP_FACTOR, bench_train_widths
 from ssgan.cli import compose_config
-from ssgan.config import validate_train_config
+from ssgan.config_checks import validate_train_config
 from ssgan.errors import UserError
 
 

@@ -183,7 +183,7 @@ def bench_train_widths(
 ) -> dict[str, Any]:
     """:func:`bench_train` at each of ``widths`` (``default``, ``smoke``) in this process,
     and the float32 matmul peak the default width's step is related to."""
-    from ssgan.config import validate_train_config
+    from ssgan.config_checks import validate_train_config
 
     results: dict[str, Any] = {}
     for width in widths:

@@ -16,7 +16,7 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig
 
 from ssgan.cli import check_overrides, compose_config, refuse_control_characters
-from ssgan.config import validate_train_config
+from ssgan.config_checks import validate_train_config
 from ssgan.errors import ConfigError
 from ssgan.sweeps import space as space_lib
 from ssgan.sweeps.storage import storage_location

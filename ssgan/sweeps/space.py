@@ -4,7 +4,7 @@ A space mirrors the training config: ``space.train.lr: {type: float, low, high, 
 names the key ``train.lr`` and the distribution its values are drawn from. Every leaf
 is checked against the composed training config before anything is written: the key
 must exist, the range must not be empty, bounds must be numbers, and both ends (every
-choice) must pass :func:`ssgan.config.validate_train_config`.
+choice) must pass :func:`ssgan.config_checks.validate_train_config`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import optuna
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from ssgan.config import validate_train_config
+from ssgan.config_checks import validate_train_config
 from ssgan.errors import ConfigError
 
 DISTRIBUTIONS = ("float", "int", "categorical")

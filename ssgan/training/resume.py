@@ -10,7 +10,8 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from ssgan.config import flatten, validate_train_config
+from ssgan.config import flatten
+from ssgan.config_checks import validate_train_config
 from ssgan.errors import UserError
 from ssgan.tracking.lease import refuse_if_owned
 from ssgan.tracking.runs import (

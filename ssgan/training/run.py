@@ -20,7 +20,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from ssgan import plots
-from ssgan.config import flatten, validate_train_config
+from ssgan.config import flatten
+from ssgan.config_checks import validate_train_config
 from ssgan.data import SemiSupervisedData, load_data
 from ssgan.errors import DiskFullError, UserError, disk_full_reason
 from ssgan.models.gan import SemiSupervisedGAN
