@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -22,13 +25,19 @@ import ssgan  # noqa: F401  (imports TensorFlow quietly before anything else)
 from ssgan.cli import compose_config
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# One synthetic data cache for the session: the smoke set is rendered once, not by every
+# test (the cache is keyed by every parameter that changes pixels, locked while written
+# and renamed into place, so tests and their subprocesses share it safely).
+SHARED_DATA_ROOT = Path(tempfile.mkdtemp(prefix="ssgan-test-data-"))
+atexit.register(shutil.rmtree, SHARED_DATA_ROOT, True)
 
 
 def tiny_overrides(root: Path) -> list[str]:
-    """The smoke preset, pointed at a private data cache and MLflow store under ``root``."""
+    """The smoke preset, with a private MLflow store under ``root`` and the session's
+    shared data cache."""
     return [
         "experiment=smoke",
-        f"data.root={root / 'data'}",
+        f"data.root={SHARED_DATA_ROOT}",
         f"tracking.uri=sqlite:///{root / 'mlruns' / 'mlflow.db'}",
         f"tracking.artifact_root={root / 'mlruns' / 'artifacts'}",
     ]

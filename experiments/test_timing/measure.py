@@ -33,15 +33,32 @@ def cpu_model() -> str:
 
 
 def timed_pytest(junit: Path) -> tuple[float, str]:
-    """Wall seconds of the whole suite and pytest's closing line; stops on a failure."""
+    """Wall seconds of the whole suite and pytest's closing line; on a failure, prints
+    every failed test with its reason (from the JUnit report) and stops."""
     command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--junitxml={junit}"]
     started = time.monotonic()
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
     seconds = time.monotonic() - started
     lines = [line for line in done.stdout.splitlines() if line.strip()]
     if done.returncode != 0:
+        for name, reason in failures(junit):
+            print(f"FAILED {name}: {reason}", file=sys.stderr)
         sys.exit(f"python -m pytest failed (exit {done.returncode}): {lines[-1:]}")
     return seconds, re.sub(r"=+", "", lines[-1]).strip()
+
+
+def failures(junit: Path) -> list[tuple[str, str]]:
+    """(node id, first line of the reason) of every failed or erroring test in a JUnit
+    report; none when pytest died before writing one."""
+    if not junit.exists():
+        return []
+    found = []
+    for case in ET.parse(junit).getroot().iter("testcase"):
+        for problem in (*case.iter("failure"), *case.iter("error")):
+            text = (problem.get("message") or problem.text or "").strip()
+            module = case.get("classname", "").replace(".", "/") + ".py"
+            found.append((f"{module}::{case.get('name')}", text.splitlines()[0] if text else "?"))
+    return found
 
 
 def slow_tests() -> set[str]:
