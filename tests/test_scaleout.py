@@ -4,7 +4,9 @@ multi-worker jobs, preemption."""
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import json
+import multiprocessing
 import os
 import re
 import signal
@@ -13,15 +15,23 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
+from unittest import mock
 
 import numpy as np
 import pytest
+import sqlalchemy.orm
 import tensorflow as tf
 from mlflow.entities import Run
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, TEMPORARILY_UNAVAILABLE
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
+from ssgan.tracking.datasets import Split
 from ssgan.tracking.lease import _process_start
+from ssgan.tracking.store import TrackingWriteError
+from ssgan.tracking.tracker import RunTracker
 from tests.conftest import (
     REPO_ROOT,
     free_ports,
@@ -32,26 +42,31 @@ from tests.conftest import (
 )
 
 _OPEN_STORE_AND_RUN = """
-import sys, time
+import os, sys, time
+import numpy as np
 from omegaconf import OmegaConf
-from ssgan.tracking.store import client_for, experiment_id
+from ssgan.tracking.datasets import Split
+from ssgan.tracking.tracker import RunTracker
 root, me, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
-cfg = OmegaConf.create({"uri": f"sqlite:///{root}/mlflow.db",
-                        "artifact_root": f"{root}/artifacts", "experiment": "ssgan"})
+cfg = OmegaConf.create({"tracking": {"uri": f"sqlite:///{root}/mlflow.db",
+                        "artifact_root": f"{root}/artifacts", "experiment": "ssgan"}})
+split = Split("/data/test.npz", np.ones((4, 4, 4, 3)), np.arange(4))
 # A barrier: every process has imported its modules before any opens the store.
 open(f"{root}/ready-{me}", "w").close()
-while len([n for n in __import__("os").listdir(root) if n.startswith("ready-")]) < count:
+while len([n for n in os.listdir(root) if n.startswith("ready-")]) < count:
     time.sleep(0.01)
-client = client_for(cfg)
-run = client.create_run(experiment_id(client, cfg))
-client.set_terminated(run.info.run_id)
+tracker = RunTracker.start(cfg, {"process": me}, {}, "start")  # as a training run starts
+tracker.log_datasets("synthetic:" + "0" * 64, {"train": split, "test": split})
+tracker.finish("FINISHED")
 """
 
 
 @pytest.mark.slow
 def test_many_processes_start_on_a_fresh_store_at_once(tmp_path: Path) -> None:
     """Without the store lock this fails nearly every time (two processes creating or
-    migrating the same SQLite schema: 'duplicate column name', 'table ... already exists')."""
+    migrating the same SQLite schema: 'duplicate column name', 'table ... already exists').
+    Each run records the same datasets, as training runs do (the next test repeats the
+    race that brings)."""
     processes = 4
     logs = [tmp_path / f"process{i}.log" for i in range(processes)]
     jobs = [
@@ -71,6 +86,116 @@ def test_many_processes_start_on_a_fresh_store_at_once(tmp_path: Path) -> None:
     assert [e.name for e in experiments if e.name != "Default"] == ["ssgan"]
     runs = client.search_runs([client.get_experiment_by_name("ssgan").experiment_id])
     assert len(runs) == processes and {r.info.status for r in runs} == {"FINISHED"}
+    for run in runs:
+        assert len(run.inputs.dataset_inputs) == 2, run.info.run_id
+
+
+_DATA_FINGERPRINT = "synthetic:" + "0123456789abcdef" * 4
+
+
+def _start_a_run_and_record_datasets(root: Path, experiment: str, barrier: Any) -> None:
+    """One process of the race below: a run started the way a training run starts
+    (RunTracker.start, then log_datasets), then FINISHED; an error goes to ``error-<pid>``."""
+    cfg = OmegaConf.create(
+        {"tracking": {"uri": f"sqlite:///{root}/mlflow.db", "artifact_root": f"{root}/artifacts",
+                      "experiment": experiment, "retry_s": 20}}
+    )  # fmt: skip
+    rng = np.random.default_rng(0)  # every process records the same data
+    splits = {
+        "train": Split("/data/train.npz", rng.normal(size=(8, 4, 4, 3)).astype(np.float32)),
+        "validation": Split("/data/train.npz", np.zeros((4, 4, 4, 3)), np.arange(4)),
+        "test": Split("/data/test.npz", np.ones((4, 4, 4, 3)), np.arange(4)),
+    }
+    try:
+        barrier.wait(timeout=120)  # open the store and start the run at the same instant
+        tracker = RunTracker.start(cfg, {"process": os.getpid()}, {}, "race")
+        # Opening the store and creating the experiment take the store lock one process
+        # at a time, which staggers them: line them up again where the datasets go in.
+        barrier.wait(timeout=120)
+        tracker.log_datasets(_DATA_FINGERPRINT, splits)
+        tracker.finish("FINISHED")
+    except BaseException as err:
+        (root / f"error-{os.getpid()}").write_text(f"{type(err).__name__}: {err}")
+        raise
+
+
+def test_runs_started_at_the_same_instant_all_record_their_datasets(tmp_path: Path) -> None:
+    """Processes released together by a barrier each start a run, record the same datasets
+    and finish; several rounds: every run is FINISHED with its datasets. MLflow inserts a
+    dataset row after checking it is absent, and two processes can both pass the check
+    (without the fix in RunTracker.log_datasets most rounds lose a run).
+
+    Round 0 starts on a brand-new store; each round has its own new experiment, and
+    dataset rows belong to an experiment, so every round's datasets are first inserts as
+    on a fresh store (a new store per round would cost seconds of schema set-up each).
+    The processes are forked, so they do not import TensorFlow again; this process opens
+    the store only after the last round, so no child inherits its connections."""
+    processes, rounds = 3, 5
+    # Imported once here (no store is opened) so that each child does not spend seconds on it.
+    importlib.import_module("mlflow.store.tracking.sqlalchemy_store")
+    importlib.import_module("mlflow.store.model_registry.sqlalchemy_store")
+    sqlalchemy.orm.configure_mappers()
+    fork = multiprocessing.get_context("fork")
+    for round_ in range(rounds):
+        barrier = fork.Barrier(processes)
+        jobs = [
+            fork.Process(
+                target=_start_a_run_and_record_datasets, args=(tmp_path, f"round{round_}", barrier)
+            )
+            for _ in range(processes)
+        ]
+        for job in jobs:
+            job.start()
+        for job in jobs:
+            job.join(timeout=120)
+        errors = [p.read_text() for p in sorted(tmp_path.glob("error-*"))]
+        assert [job.exitcode for job in jobs] == [0] * processes, (round_, errors)
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    expected = {
+        (f"synthetic-{split}", _DATA_FINGERPRINT.split(":")[1][:36])
+        for split in ("train", "validation", "test")
+    }
+    for round_ in range(rounds):
+        runs = client.search_runs([client.get_experiment_by_name(f"round{round_}").experiment_id])
+        assert len(runs) == processes and {r.info.status for r in runs} == {"FINISHED"}, round_
+        for run in runs:
+            recorded = [(d.dataset.name, d.dataset.digest) for d in run.inputs.dataset_inputs]
+            assert sorted(recorded) == sorted(expected), round_
+
+
+def test_a_dataset_record_is_tried_again_once_only_after_a_refusal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The other side of the fix above: a write refused for another reason is refused
+    again and raised (the run cannot end FINISHED); a store that stayed unreachable for
+    tracking.retry_s is not waited on a second time. (A stand-in client: no store needed.)"""
+    client = mock.MagicMock()
+    monkeypatch.setattr("ssgan.tracking.tracker.client_for", lambda cfg: client)
+    run = mock.MagicMock()
+    tracker = RunTracker(OmegaConf.create({"uri": "sqlite:///x.db", "retry_s": 0.3}), run)
+    splits = {"test": Split("/data/test.npz", np.ones((4, 4, 4, 3)), np.arange(4))}
+    loops: list[str] = []
+    retrying = tracker._retrying
+
+    def counted(what: str, *args: Any, **kwargs: Any) -> Any:
+        loops.append(what)
+        return retrying(what, *args, **kwargs)
+
+    monkeypatch.setattr(tracker, "_retrying", counted)
+    for code, says, tries in (
+        (INVALID_PARAMETER_VALUE, "refused to record the datasets", 2),
+        (TEMPORARILY_UNAVAILABLE, "could not record the datasets .* within tracking.retry_s", 1),
+    ):
+        client.log_inputs.side_effect = MlflowException("the store says no", error_code=code)
+        loops.clear()
+        with pytest.raises(TrackingWriteError, match=says):
+            tracker.log_datasets(_DATA_FINGERPRINT, splits)
+        assert loops == ["record the datasets"] * tries
+    client.log_inputs.side_effect = None
+    loops.clear()
+    tracker.log_datasets(_DATA_FINGERPRINT, splits)  # accepted at once: one try
+    assert loops == ["record the datasets"]
+    tracker.finish("FAILED")
 
 
 def test_a_runs_lease_is_held_only_by_a_live_job(tmp_path: Path, caplog) -> None:

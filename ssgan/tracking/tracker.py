@@ -243,7 +243,19 @@ class RunTracker:
     def log_datasets(self, fingerprint: str, splits: dict[str, Split]) -> None:
         """Record the run's data as MLflow datasets, one per split (see tracking.datasets)."""
         inputs = dataset_inputs(fingerprint, splits)
-        self._retrying("record the datasets", self.client.log_inputs, self.run_id, inputs)
+        try:
+            self._retrying("record the datasets", self.client.log_inputs, self.run_id, inputs)
+        except TrackingWriteError as err:
+            if _is_transient(err.__cause__):
+                raise  # the store stayed unreachable for tracking.retry_s: do not wait again
+            # MLflow adds a dataset row after checking that none exists, so runs recording
+            # the same new data at once can all pass the check: the unique key then refuses
+            # all but the first, and a refused write is rolled back whole. The first wrote
+            # every row these runs share (same fingerprint, same splits) in one transaction,
+            # so logging once more finds the rows and only links the run to them
+            # (log_inputs reuses rows and links that exist). Whatever else was refused is
+            # refused again, and the run cannot end FINISHED.
+            self._retrying("record the datasets", self.client.log_inputs, self.run_id, inputs)
 
     def log_model(self, saved_model_dir: Path, example_images: Sequence[bytes], step: int) -> str:
         """Log the exported SavedModel as the run's MLflow Model (pyfunc) with the run's
