@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from omegaconf import DictConfig
 
-from ssgan.errors import UserError
+from ssgan.errors import UserError, first_line
 from ssgan.serving.labels import current_labels
 from ssgan.serving.models_config import LABELS
 from ssgan.serving.repository import PromoteError, ServingFolder, read_provenance
@@ -59,7 +59,7 @@ def record_in_mlflow(
     except UserError as err:
         problem = str(err)
     except Exception as err:  # the serving folder is already changed: say so, one line
-        problem = str(err).splitlines()[0] if str(err) else type(err).__name__
+        problem = first_line(err)
     raise PromoteError(
         f"{where} as intended, but recording it in MLflow failed ({problem}): "
         "run the same command again to record it"

@@ -24,7 +24,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
-from ssgan.errors import UserError  # noqa: E402
+from ssgan.errors import UserError, first_line  # noqa: E402
 from ssgan.sweeps.storage import load_existing  # noqa: E402
 from ssgan.tracking.runs import Run, child_runs, get_run, log_artifacts_to  # noqa: E402
 
@@ -248,7 +248,7 @@ def optuna_figures(parent: Run) -> tuple[dict[str, Any], list[str]]:
                 warnings.simplefilter("ignore")  # Optuna marks these plots experimental
                 ax = draw(study)
         except (ValueError, RuntimeError, ZeroDivisionError) as err:
-            notes.append(f"{name}: not drawn ({str(err).splitlines()[0]})")
+            notes.append(f"{name}: not drawn ({first_line(err)})")
             continue
         figure = ax.figure if hasattr(ax, "figure") else np.ravel(ax)[0].figure
         figure.set_size_inches(6.4, 4.0)

@@ -15,7 +15,7 @@ from mlflow.entities import Metric, Param, Run, RunTag
 from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig, OmegaConf
 
-from ssgan.errors import disk_full_reason
+from ssgan.errors import disk_full_reason, first_line
 from ssgan.tracking.datasets import Split, dataset_inputs
 from ssgan.tracking.lease import DEFAULT_LEASE_S, LEASE_TAG, Heartbeat, lease_value, refuse_if_owned
 from ssgan.tracking.mlflow_model import log_pyfunc_model
@@ -54,8 +54,7 @@ def _is_transient(err: BaseException) -> bool:
 
 
 def _reason(err: BaseException) -> str:
-    text = str(getattr(err, "message", err)) or type(err).__name__
-    return text.strip().splitlines()[0][:200]
+    return first_line(err)[:200]
 
 
 class _MetricWriter:

@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from ssgan import plots
 from ssgan.config import flatten, validate_train_config
 from ssgan.data import SemiSupervisedData, load_data
-from ssgan.errors import DiskFullError, UserError, disk_full_reason
+from ssgan.errors import DiskFullError, UserError, disk_full_reason, first_line
 from ssgan.models.gan import SemiSupervisedGAN
 from ssgan.serving.images import encode_png
 from ssgan.serving.saved_model import export_from_checkpoint, score_saved_model
@@ -151,7 +151,7 @@ def _run(cfg: DictConfig, run_id: str | None, hooks: _Hooks) -> dict[str, Any]:
         shown = _as_user_error(err, tracker.run_id)
         if role.count > 1 and isinstance(err, tf.errors.OpError) and shown is err:
             shown = UserError(
-                f"a worker of this job was lost ({str(err.message).splitlines()[0]}): run the "
+                f"a worker of this job was lost ({first_line(err)}): run the "
                 f"same command with resume={tracker.run_id} on every worker to continue"
             )
         _finish_after_error(tracker, "FAILED", f"{type(shown).__name__}: {shown}", shown)
