@@ -20,13 +20,13 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only: no display, also on a head node without one
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from omegaconf import DictConfig  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from omegaconf import DictConfig
 
-from ssgan.errors import UserError, first_line  # noqa: E402
-from ssgan.sweeps.storage import load_existing  # noqa: E402
-from ssgan.tracking.runs import Run, child_runs, get_run, log_artifacts_to  # noqa: E402
+from ssgan.errors import UserError, first_line
+from ssgan.sweeps.storage import load_existing
+from ssgan.tracking.runs import Run, child_runs, get_run, log_artifacts_to
 from ssgan.tracking.tags import (
     BEST_PARAM_PREFIX,
     BEST_RUN_ID_TAG,
