@@ -20,7 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 # Before TensorFlow allocates anything: freed tensors are reused, not unmapped (see
 # ssgan/allocator.py; SSGAN_MALLOC=system keeps glibc's defaults).
-from ssgan.allocator import configure as _configure_allocator  # noqa: E402
+from ssgan.allocator import configure as _configure_allocator
 
 _configure_allocator()
 

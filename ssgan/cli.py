@@ -26,7 +26,7 @@ from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from ssgan.config import register_schemas
-from ssgan.errors import ConfigError, UserError
+from ssgan.errors import ConfigError, UserError, first_line
 from ssgan.hydra_help import register_help_resolver
 
 
@@ -65,12 +65,12 @@ def _one_line(err: Exception, override: str | None) -> str:
     where = f"override '{override}'" if override else "config"
     if isinstance(cause, OmegaConfBaseException):
         key = getattr(cause, "full_key", "") or ""
-        msg = str(getattr(cause, "msg", cause)).split("\n")[0]
+        msg = first_line(cause)
         if "not in struct" in msg or ("Key '" in msg and "not" in msg):
             return f"{where}: unknown key '{key}' (check the spelling; `--cfg job` lists every key)"
         return f"{where}: {key}: {msg}"
     lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
-    message = lines[0] if lines else type(err).__name__
+    message = first_line(err)
     if any(line.startswith("Available options") for line in lines):
         start = [i for i, x in enumerate(lines) if x.startswith("Available")][0] + 1
         options = []
@@ -239,7 +239,7 @@ def check_overrides(
     try:
         expansions = list(sweep_expansions(overrides))
     except HydraException as err:
-        raise ConfigError(f"cannot parse overrides: {str(err).splitlines()[0]}") from err
+        raise ConfigError(f"cannot parse overrides: {first_line(err)}") from err
     for composed_overrides, value in expansions:
         cfg = compose_config(config_name, composed_overrides, search)
         try:

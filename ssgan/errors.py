@@ -9,6 +9,16 @@ _DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
 _DISK_FULL_TEXTS = ("No space left on device", "File too large", "Disk quota exceeded")
 
 
+def first_line(err: BaseException) -> str:
+    """The first non-blank line of ``err``'s message, stripped; its class name when the
+    message is blank (``KeyboardInterrupt()``, ``OSError()``), so a handler that quotes
+    an error never fails on it."""
+    for line in str(err).splitlines():
+        if line.strip():
+            return line.strip()
+    return type(err).__name__
+
+
 class UserError(Exception):
     """Bad input from a user: a config value, a file, a run id. The message is one line
     saying what was wrong, which key or file, and what is allowed."""

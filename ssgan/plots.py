@@ -6,9 +6,9 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display on training machines
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
 
 
 def image_grid(images: np.ndarray, rows: int = 8, cols: int = 8, pad: int = 2) -> np.ndarray:

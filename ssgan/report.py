@@ -8,9 +8,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf  # noqa: E402
+from omegaconf import DictConfig, OmegaConf
 
-from ssgan.cli import user_errors  # noqa: E402
+from ssgan.cli import user_errors
 from ssgan.sweeps.report import DEFAULT_METRICS, write_report
 
 

@@ -42,6 +42,19 @@ def test_listed_packages_are_every_package() -> None:
     assert settings["package-dir"] == {"ssgan.conf": "conf"}
 
 
+def test_every_entry_point_is_a_console_script() -> None:
+    """Each ``python -m ssgan.<name>`` command is also installed as ``ssgan-<name>``."""
+    scripts = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    entry_points = [
+        path.stem
+        for path in (REPO_ROOT / "ssgan").glob("*.py")
+        if 'if __name__ == "__main__":' in path.read_text()
+    ]
+    assert scripts == {f"ssgan-{name}": f"ssgan.{name}:main" for name in entry_points}
+    for name in entry_points:
+        assert "\ndef main(" in (REPO_ROOT / "ssgan" / f"{name}.py").read_text(), name
+
+
 @pytest.mark.slow
 def test_wheel_installed_in_a_fresh_environment_trains_from_an_empty_folder(tmp_path: Path) -> None:
     source = tmp_path / "source"  # a copy: building writes build/ and *.egg-info beside it

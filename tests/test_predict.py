@@ -95,7 +95,7 @@ class _FakeRestServing(http.server.BaseHTTPRequestHandler):
     model = None
     seen: list = []
 
-    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         assert self.path == "/v1/models/ssgan:predict"
         assert body["signature_name"] == "serving_default"

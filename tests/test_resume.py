@@ -127,8 +127,9 @@ def test_resume_auto_tells_apart_commands_whose_overrides_match(tmp_path: Path) 
     B`` (another mine.yaml) had one job key: B continued A's KILLED run, with A's config.
     The key now includes what the config trains (not where the store or data are)."""
     from ssgan.cli import SearchPath
+    from ssgan.tracking.tags import JOB_KEY_TAG
     from ssgan.tracking.tracker import create_run
-    from ssgan.training.resume import JOB_KEY_TAG, this_job_key, unfinished_run_of_this_job
+    from ssgan.training.resume import this_job_key, unfinished_run_of_this_job
 
     folders = {}
     for name, z_size in (("a", 16), ("b", 32)):

@@ -201,7 +201,8 @@ def test_a_dataset_record_is_tried_again_once_only_after_a_refusal(
 def test_a_runs_lease_is_held_only_by_a_live_job(tmp_path: Path, caplog) -> None:
     """Same host: the owner's process decides (a kill -9ed job frees its run at once).
     Another host: the lease's expiry decides."""
-    from ssgan.tracking.lease import LEASE_TAG, RunOwnedError, live_owner, refuse_if_owned
+    from ssgan.tracking.lease import RunOwnedError, live_owner, refuse_if_owned
+    from ssgan.tracking.tags import LEASE_TAG
 
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     run_id = client.create_run(client.create_experiment("leases")).info.run_id
@@ -444,7 +445,7 @@ def test_submitit_requeue_continues_the_same_run(tmp_path: Path) -> None:
     checkpointing hook; the requeued job (``resume=auto``) continues the same run to
     FINISHED with every step logged once."""
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
-    from ssgan.tracking.lease import LEASE_TAG
+    from ssgan.tracking.tags import LEASE_TAG
 
     sweep = subprocess.Popen(
         [

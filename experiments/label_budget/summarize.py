@@ -29,14 +29,14 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-from omegaconf import DictConfig, OmegaConf  # noqa: E402
+import matplotlib.pyplot as plt
+from omegaconf import DictConfig, OmegaConf
 
-from ssgan.cli import user_errors  # noqa: E402
-from ssgan.config import TrackingConfig  # noqa: E402
-from ssgan.errors import UserError  # noqa: E402
-from ssgan.sweeps.report import Sweep, group_rows, load_sweep, write_report  # noqa: E402
-from ssgan.tracking.runs import get_run, metric_history, newest_parent_run, runs_dataframe  # noqa: E402
+from ssgan.cli import user_errors
+from ssgan.config import TrackingConfig
+from ssgan.errors import UserError
+from ssgan.sweeps.report import Sweep, group_rows, load_sweep, write_report
+from ssgan.tracking.runs import get_run, metric_history, newest_parent_run, runs_dataframe
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ssgan.errors import UserError
+from ssgan.errors import UserError, first_line
 
 MODEL_URI_SCHEMES = ("models:/", "runs:/")
 
@@ -52,7 +52,7 @@ def local_scorer(model_dir: Path, signature: str) -> Callable[[list[bytes]], np.
     try:
         loaded = tf.saved_model.load(str(resolved))
     except (OSError, ValueError, tf.errors.OpError) as err:
-        raise PredictError(f"--model {resolved} does not load: {str(err).splitlines()[0]}") from err
+        raise PredictError(f"--model {resolved} does not load: {first_line(err)}") from err
     if signature not in loaded.signatures:
         raise PredictError(
             f"--signature {signature} is not in the model: it has {', '.join(loaded.signatures)}"

@@ -8,7 +8,7 @@ from pathlib import Path
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
-from ssgan.errors import UserError
+from ssgan.errors import UserError, first_line
 from ssgan.serving.warmup import MAX_WARMUP_RECORDS, WARMUP_FILE, read_warmup_requests
 
 NUM_CLASSES = 10
@@ -81,7 +81,7 @@ def verify_saved_model(saved_model_dir: Path) -> None:
     try:
         loaded = tf.saved_model.load(str(saved_model_dir))
     except Exception as err:  # any load failure means TF Serving would refuse it too
-        raise ExportError(f"{saved_model_dir} does not load: {str(err).splitlines()[0]}") from err
+        raise ExportError(f"{saved_model_dir} does not load: {first_line(err)}") from err
     _check_warmup(saved_model_dir / "assets.extra" / WARMUP_FILE, loaded)
 
 

@@ -24,6 +24,7 @@ from ssgan.tracking.runs import (
     get_run,
     has_artifact,
 )
+from ssgan.tracking.tags import GIT_DIRTY_TAG
 
 
 def check_run(cfg: DictConfig):
@@ -135,7 +136,7 @@ def provenance_record(
         # SavedModel under its model/ artifact.
         "artifact_uri": model_uri or f"{run.info.artifact_uri.rstrip('/')}/{MODEL_ARTIFACT}",
         "git_commit": run.data.tags.get("mlflow.source.git.commit"),
-        "git_dirty": run.data.tags.get("ssgan.git_dirty"),
+        "git_dirty": run.data.tags.get(GIT_DIRTY_TAG),
         "verified_test_accuracy": verified["accuracy"],
         "test_images": verified["test_images"],
         "test_set_sha256": verified["test_set_sha256"],

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from omegaconf import DictConfig
 
-from ssgan.errors import UserError
+from ssgan.errors import UserError, first_line
 from ssgan.serving.labels import current_labels
 from ssgan.serving.models_config import LABELS
 from ssgan.serving.repository import PromoteError, ServingFolder, read_provenance
@@ -23,12 +23,12 @@ from ssgan.tracking.runs import (
     get_run,
     set_run_tags,
 )
-
-RUN_TAG = "ssgan.promoted_version"
-# Tags of a registry version: which serving folder and version it is (several serving
-# folders may share one registry).
-SERVING_VERSION_TAG = "ssgan.serving_version"
-SERVING_ROOT_TAG = "ssgan.serving_root"
+from ssgan.tracking.tags import (
+    PROMOTED_PATH_TAG,
+    PROMOTED_VERSION_TAG,
+    SERVING_ROOT_TAG,
+    SERVING_VERSION_TAG,
+)
 
 
 @dataclass
@@ -59,7 +59,7 @@ def record_in_mlflow(
     except UserError as err:
         problem = str(err)
     except Exception as err:  # the serving folder is already changed: say so, one line
-        problem = str(err).splitlines()[0] if str(err) else type(err).__name__
+        problem = first_line(err)
     raise PromoteError(
         f"{where} as intended, but recording it in MLflow failed ({problem}): "
         "run the same command again to record it"
@@ -74,13 +74,13 @@ def _sync_mlflow(
     written = recorded.written
     if run_id and version:
         wanted = {
-            RUN_TAG: str(version),
-            "ssgan.promoted_path": str((root / str(version)).resolve()),
+            PROMOTED_VERSION_TAG: str(version),
+            PROMOTED_PATH_TAG: str((root / str(version)).resolve()),
         }
         tags = get_run(cfg.tracking, run_id).data.tags
         if any(tags.get(key) != value for key, value in wanted.items()):
             set_run_tags(cfg.tracking, run_id, wanted)
-            written.append(f"run tag {RUN_TAG}={version}")
+            written.append(f"run tag {PROMOTED_VERSION_TAG}={version}")
     labels = current_labels(folder)
     registry: dict[int, str] = {}
     for number in sorted({*labels.values(), *([version] if version else [])}):

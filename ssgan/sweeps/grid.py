@@ -16,6 +16,16 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from ssgan.cli import compose_config, overrides_only, search_path, sweep_expansions
 from ssgan.stopping import check_stop
 from ssgan.tracking.runs import child_runs, get_run
+from ssgan.tracking.tags import (
+    BEST_PARAM_PREFIX,
+    BEST_RUN_ID_TAG,
+    COMMAND_TAG,
+    OVERRIDES_TAG,
+    RUNS_FINISHED_TAG,
+    RUNS_TAG,
+    SWEEP_KIND_TAG,
+    SWEPT_PARAMS_TAG,
+)
 from ssgan.tracking.tracker import RunTracker, create_run
 from ssgan.training.job import STOP_SIGNALS, stop_signals
 from ssgan.training.run import SWEEP_PARENT_ENV
@@ -86,10 +96,10 @@ def start_grid(argv: list[str]) -> RunTracker:
         base.tracking,
         run_name="sweep-" + ",".join(k.split(".")[-1] for k in swept),
         tags={
-            "ssgan.sweep_kind": "grid",
-            "ssgan.command": "python -m ssgan.train " + shlex.join(argv),
-            "ssgan.overrides": " ".join(overrides),
-            "ssgan.swept_params": ",".join(swept),
+            SWEEP_KIND_TAG: "grid",
+            COMMAND_TAG: "python -m ssgan.train " + shlex.join(argv),
+            OVERRIDES_TAG: " ".join(overrides),
+            SWEPT_PARAMS_TAG: ",".join(swept),
         },
         params={f"sweep.{key}": values for key, values in swept.items()},
     )
@@ -106,13 +116,13 @@ def finish_grid(parent: RunTracker, status: str) -> None:
     os.environ.pop(SWEEP_PARENT_ENV, None)
     runs = child_runs(parent.tracking_cfg, parent.run_id)
     done = [r for r in runs if r.info.status == "FINISHED" and OBJECTIVE in r.data.metrics]
-    tags = {"ssgan.runs": str(len(runs)), "ssgan.runs_finished": str(len(done))}
+    tags = {RUNS_TAG: str(len(runs)), RUNS_FINISHED_TAG: str(len(done))}
     if done:
         best = max(done, key=lambda r: r.data.metrics[OBJECTIVE])
-        declared = get_run(parent.tracking_cfg, parent.run_id).data.tags["ssgan.swept_params"]
+        declared = get_run(parent.tracking_cfg, parent.run_id).data.tags[SWEPT_PARAMS_TAG]
         swept = [k for k in declared.split(",") if k]
-        tags["ssgan.best_run_id"] = best.info.run_id
-        tags |= {f"ssgan.best.{k}": best.data.params[k] for k in swept if k in best.data.params}
+        tags[BEST_RUN_ID_TAG] = best.info.run_id
+        tags |= {BEST_PARAM_PREFIX + k: best.data.params[k] for k in swept if k in best.data.params}
         parent.log_metrics({OBJECTIVE: best.data.metrics[OBJECTIVE]}, len(runs))
     parent.set_tags(tags)
     if runs:

@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 
 from ssgan.cli import check_overrides, compose_config, refuse_control_characters
 from ssgan.config_checks import validate_train_config
-from ssgan.errors import ConfigError
+from ssgan.errors import ConfigError, first_line
 from ssgan.sweeps import space as space_lib
 from ssgan.sweeps.storage import storage_location
 
@@ -64,7 +64,7 @@ def _refuse_sweeps(base_overrides: list[str]) -> None:
     try:
         parsed = OverridesParser.create().parse_overrides(base_overrides)
     except HydraException as err:
-        raise ConfigError(f"cannot parse overrides: {str(err).splitlines()[0]}") from err
+        raise ConfigError(f"cannot parse overrides: {first_line(err)}") from err
     for override in parsed:
         if override.is_sweep_override():
             raise ConfigError(

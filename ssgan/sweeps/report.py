@@ -20,13 +20,27 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only: no display, also on a head node without one
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from omegaconf import DictConfig  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from omegaconf import DictConfig
 
-from ssgan.errors import UserError  # noqa: E402
-from ssgan.sweeps.storage import load_existing  # noqa: E402
-from ssgan.tracking.runs import Run, child_runs, get_run, log_artifacts_to  # noqa: E402
+from ssgan.errors import UserError, first_line
+from ssgan.sweeps.storage import load_existing
+from ssgan.tracking.runs import Run, child_runs, get_run, log_artifacts_to
+from ssgan.tracking.tags import (
+    BEST_PARAM_PREFIX,
+    BEST_RUN_ID_TAG,
+    BEST_TRIAL_TAG,
+    COMMAND_TAG,
+    N_TRIALS_TAG,
+    OPTUNA_STORAGE_TAG,
+    OPTUNA_STUDY_TAG,
+    PRUNED_TAG,
+    SWEEP_KIND_TAG,
+    SWEPT_PARAMS_TAG,
+    TRIAL_ROLE_TAG,
+    TRIAL_TAG,
+)
 
 DEFAULT_METRICS = ("best/val_accuracy", "best/test_accuracy")
 REPORT_ARTIFACT = "report"
@@ -57,7 +71,7 @@ class Sweep:
 
 
 def _outcome(run: Run) -> str:
-    if run.data.tags.get("ssgan.pruned") == "true":
+    if run.data.tags.get(PRUNED_TAG) == "true":
         return "pruned"
     return run.info.status.lower()
 
@@ -85,17 +99,17 @@ def load_sweep(tracking_cfg: DictConfig, parent_id: str) -> Sweep:
             outcome=_outcome(r),
             params=dict(r.data.params),
             metrics=dict(r.data.metrics),
-            trial=int(r.data.tags["ssgan.trial"]) if "ssgan.trial" in r.data.tags else None,
-            role=r.data.tags.get("ssgan.trial_role", ""),
+            trial=int(r.data.tags[TRIAL_TAG]) if TRIAL_TAG in r.data.tags else None,
+            role=r.data.tags.get(TRIAL_ROLE_TAG, ""),
         )
         for r in children
     ]
-    declared = [k for k in parent.data.tags.get("ssgan.swept_params", "").split(",") if k]
+    declared = [k for k in parent.data.tags.get(SWEPT_PARAMS_TAG, "").split(",") if k]
     # A swept config group (model=a,b) or preset is no param: compare what varied then.
     known = declared and all(any(k in r.params for r in runs) for k in declared)
     swept = declared if known else _varying(runs)
     pooled = [k for k in swept if k.rsplit(".", 1)[-1].endswith("seed")]
-    kind = parent.data.tags.get("ssgan.sweep_kind", "grid")
+    kind = parent.data.tags.get(SWEEP_KIND_TAG, "grid")
     return Sweep(parent, kind, runs, swept, pooled, deleted)
 
 
@@ -227,7 +241,7 @@ def optuna_figures(parent: Run) -> tuple[dict[str, Any], list[str]]:
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     tags = parent.data.tags
-    storage, name = tags["ssgan.optuna_storage"], tags["ssgan.optuna_study"]
+    storage, name = tags[OPTUNA_STORAGE_TAG], tags[OPTUNA_STUDY_TAG]
     figures, notes = {}, []
     try:
         study = load_existing(storage, name)
@@ -248,7 +262,7 @@ def optuna_figures(parent: Run) -> tuple[dict[str, Any], list[str]]:
                 warnings.simplefilter("ignore")  # Optuna marks these plots experimental
                 ax = draw(study)
         except (ValueError, RuntimeError, ZeroDivisionError) as err:
-            notes.append(f"{name}: not drawn ({str(err).splitlines()[0]})")
+            notes.append(f"{name}: not drawn ({first_line(err)})")
             continue
         figure = ax.figure if hasattr(ax, "figure") else np.ravel(ax)[0].figure
         figure.set_size_inches(6.4, 4.0)
@@ -265,7 +279,7 @@ def _header(sweep: Sweep, metrics: list[str]) -> str:
         f"# Sweep report: {sweep.parent.info.run_name}",
         "",
         f"- parent run: `{sweep.parent.info.run_id}` ({sweep.kind})",
-        f"- command: `{tags.get('ssgan.command', '')}`",
+        f"- command: `{tags.get(COMMAND_TAG, '')}`",
         f"- runs: {len(sweep.runs)} ({counts})"
         + (f"; {sweep.deleted} deleted child runs left out" if sweep.deleted else ""),
         f"- swept: {', '.join(sweep.swept) or '—'}"
@@ -274,22 +288,22 @@ def _header(sweep: Sweep, metrics: list[str]) -> str:
         "pruned runs count but keep only partial metrics",
     ]
     if sweep.parent.info.status == "RUNNING":  # workers are still at it
-        budget = f" of {tags['ssgan.n_trials']} trials" if "ssgan.n_trials" in tags else ""
+        budget = f" of {tags[N_TRIALS_TAG]} trials" if N_TRIALS_TAG in tags else ""
         finished = sum(o not in ("running", "killed") for o in outcomes)
         lines.insert(
             2,
             f"**Partial report**: the sweep is still running ({finished}{budget} finished); "
             "write it again when it ends.\n",
         )
-    if "ssgan.best_trial" in tags:
+    if BEST_TRIAL_TAG in tags:
         best = [
-            f"{k.removeprefix('ssgan.best.')}={v}"
+            f"{k.removeprefix(BEST_PARAM_PREFIX)}={v}"
             for k, v in sorted(tags.items())
-            if k.startswith("ssgan.best.")
+            if k.startswith(BEST_PARAM_PREFIX)
         ]
         lines.append(
-            f"- best trial: {tags['ssgan.best_trial']} "
-            f"(run `{tags.get('ssgan.best_run_id', '')}`), " + " ".join(best)
+            f"- best trial: {tags[BEST_TRIAL_TAG]} "
+            f"(run `{tags.get(BEST_RUN_ID_TAG, '')}`), " + " ".join(best)
         )
     return "\n".join(lines)
 
@@ -319,7 +333,7 @@ def write_report(
             if key not in sweep.pooled
         }
         notes: list[str] = []
-        if sweep.kind == "search" and "ssgan.optuna_study" in sweep.parent.data.tags:
+        if sweep.kind == "search" and OPTUNA_STUDY_TAG in sweep.parent.data.tags:
             extra, notes = optuna_figures(sweep.parent)
             figures |= extra
         for name, figure in figures.items():

@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from ssgan.config_checks import validate_train_config
-from ssgan.errors import ConfigError
+from ssgan.errors import ConfigError, first_line
 
 DISTRIBUTIONS = ("float", "int", "categorical")
 LEAF_KEYS = {
@@ -143,7 +143,7 @@ def with_values(base: DictConfig, values: dict[str, Any]) -> DictConfig:
         try:
             OmegaConf.update(cfg, key, value, merge=False)
         except OmegaConfBaseException as err:
-            msg = str(getattr(err, "msg", err)).split("\n")[0]
+            msg = first_line(err)
             raise ConfigError(f"search.space.{key}: value {value!r} does not fit: {msg}") from err
     return cfg
 

@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 
-from ssgan.errors import UserError
+from ssgan.errors import UserError, first_line
 
 JOURNAL_NAME = "optuna.journal"
 LEGACY_SQLITE_NAME = "optuna.db"  # the default before the journal: searches begun then
@@ -103,7 +103,7 @@ def open_storage(storage: str) -> BaseStorage:
             ) from err
         except Exception as err:  # SQLAlchemy's many connection errors, one line each
             raise UserError(
-                f"search.storage={storage}: cannot open it ({str(err).splitlines()[0]})"
+                f"search.storage={storage}: cannot open it ({first_line(err)})"
             ) from err
     path = Path(storage)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -30,6 +30,21 @@ from ssgan.sweeps.storage import open_storage
 from ssgan.sweeps.trial_lease import is_dead, requeue_dead_trials, retry_of
 from ssgan.sweeps.trials import ERROR_ATTR, ROLE_ATTR, run_trial
 from ssgan.tracking.runs import get_run
+from ssgan.tracking.tags import (
+    BEST_PARAM_PREFIX,
+    BEST_RUN_ID_TAG,
+    BEST_TRIAL_TAG,
+    COMMAND_TAG,
+    N_TRIALS_TAG,
+    OPTUNA_STORAGE_TAG,
+    OPTUNA_STUDY_TAG,
+    OVERRIDES_TAG,
+    SWEEP_KIND_TAG,
+    SWEPT_PARAMS_TAG,
+    TRIALS_COMPLETE_TAG,
+    TRIALS_FAILED_TAG,
+    TRIALS_PRUNED_TAG,
+)
 from ssgan.tracking.tracker import RunTracker, create_run, reopen_run
 from ssgan.training.job import stop_signals
 
@@ -139,12 +154,12 @@ def _create_parent(plan: Plan, study: optuna.Study) -> RunTracker:
         plan.base.tracking,
         run_name=f"search-{plan.study_name}",
         tags={
-            "ssgan.sweep_kind": "search",
-            "ssgan.command": plan.command,
-            "ssgan.overrides": " ".join(plan.base_overrides),
-            "ssgan.optuna_study": plan.study_name,
-            "ssgan.optuna_storage": plan.storage,
-            "ssgan.swept_params": ",".join(p.key for p in plan.params),
+            SWEEP_KIND_TAG: "search",
+            COMMAND_TAG: plan.command,
+            OVERRIDES_TAG: " ".join(plan.base_overrides),
+            OPTUNA_STUDY_TAG: plan.study_name,
+            OPTUNA_STORAGE_TAG: plan.storage,
+            SWEPT_PARAMS_TAG: ",".join(p.key for p in plan.params),
         },
         params=params,
     )
@@ -171,7 +186,7 @@ def parent_run(plan: Plan, study: optuna.Study, created: bool) -> RunTracker:
             if not study.user_attrs.get(ENQUEUED_ATTR):
                 _enqueue_first_trials(plan, study)
             parent = _create_parent(plan, study)
-    parent.set_tags({"ssgan.n_trials": str(plan.search.n_trials)})
+    parent.set_tags({N_TRIALS_TAG: str(plan.search.n_trials)})
     return parent
 
 
@@ -285,19 +300,19 @@ def finish(plan: Plan, study: optuna.Study, parent: RunTracker) -> dict[str, Any
         summary = outcome(plan, study, parent.run_id)
     except UserError:
         failed = budget(study, plan.search.n_trials).counted
-        parent.set_tags(
-            {"ssgan.trials_failed": str(sum(t.state == TrialState.FAIL for t in failed))}
-        )
+        parent.set_tags({TRIALS_FAILED_TAG: str(sum(t.state == TrialState.FAIL for t in failed))})
         with contextlib.suppress(Exception):  # e.g. no run logged its metrics: optional
             write_report(plan.base.tracking, parent.run_id, out_dir=None)
         raise
-    tags = {f"ssgan.trials_{k}": str(summary[k]) for k in ("complete", "pruned", "failed")}
-    tags |= {
-        "ssgan.best_trial": str(summary["best_trial"]),
-        "ssgan.best_run_id": summary["best_run_id"],
+    tags = {
+        TRIALS_COMPLETE_TAG: str(summary["complete"]),
+        TRIALS_PRUNED_TAG: str(summary["pruned"]),
+        TRIALS_FAILED_TAG: str(summary["failed"]),
+        BEST_TRIAL_TAG: str(summary["best_trial"]),
+        BEST_RUN_ID_TAG: summary["best_run_id"],
     }
     tags |= {
-        f"ssgan.best.{k}": space_lib.format_value(v) for k, v in summary["best_params"].items()
+        BEST_PARAM_PREFIX + k: space_lib.format_value(v) for k, v in summary["best_params"].items()
     }
     parent.set_tags(tags)
     step = summary["n_counted"]

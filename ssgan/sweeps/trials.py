@@ -21,6 +21,14 @@ from ssgan.sweeps.plan import Plan
 from ssgan.sweeps.trial_lease import release, retried_numbers, trial_lease
 from ssgan.tracking.lease import live_owner
 from ssgan.tracking.runs import Run, child_runs, get_run, set_run_tags
+from ssgan.tracking.tags import (
+    OPTUNA_STUDY_TAG,
+    OVERRIDES_TAG,
+    PRUNED_AT_EPOCH_TAG,
+    PRUNED_TAG,
+    TRIAL_ROLE_TAG,
+    TRIAL_TAG,
+)
 from ssgan.training.interface import NonFiniteLossError, StopTraining
 from ssgan.training.run import train
 
@@ -43,7 +51,7 @@ class EpochReporter:
         if self.trial.should_prune():
             raise StopTraining(
                 f"pruned by the {self.trial.study.pruner.__class__.__name__} at epoch {epoch}",
-                tags={"ssgan.pruned": "true", "ssgan.pruned_at_epoch": str(epoch)},
+                tags={PRUNED_TAG: "true", PRUNED_AT_EPOCH_TAG: str(epoch)},
             )
 
 
@@ -60,9 +68,7 @@ def _earlier_run(plan: Plan, parent_id: str, numbers: list[int]) -> Run | None:
         return None
     wanted = {str(n) for n in numbers}
     runs = [
-        r
-        for r in child_runs(plan.base.tracking, parent_id)
-        if r.data.tags.get("ssgan.trial") in wanted
+        r for r in child_runs(plan.base.tracking, parent_id) if r.data.tags.get(TRIAL_TAG) in wanted
     ]
     return runs[-1] if runs else None
 
@@ -83,7 +89,7 @@ def _record_ended(study: optuna.Study, trial: optuna.Trial, run: Run) -> None:
     if run.info.status == "FAILED":
         trial.set_user_attr(ERROR_ATTR, f"its run {run.info.run_id} ended FAILED")
         study.tell(trial, state=TrialState.FAIL)
-    elif run.data.tags.get("ssgan.pruned") == "true":
+    elif run.data.tags.get(PRUNED_TAG) == "true":
         study.tell(trial, state=TrialState.PRUNED)
     else:
         study.tell(trial, run.data.metrics["best/val_accuracy"])
@@ -102,7 +108,7 @@ def run_trial(plan: Plan, study: optuna.Study, trial: optuna.Trial, parent_id: s
         if earlier.info.status in ("FINISHED", "FAILED"):
             _record_ended(study, trial, earlier)
             return
-        set_run_tags(plan.base.tracking, earlier.info.run_id, {"ssgan.trial": str(trial.number)})
+        set_run_tags(plan.base.tracking, earlier.info.run_id, {TRIAL_TAG: str(trial.number)})
     cfg = compose_config(
         "config",
         plan.base_overrides
@@ -112,10 +118,10 @@ def run_trial(plan: Plan, study: optuna.Study, trial: optuna.Trial, parent_id: s
     cfg.resume = earlier.info.run_id if earlier is not None else None
     tags = {
         "mlflow.parentRunId": parent_id,
-        "ssgan.trial": str(trial.number),
-        "ssgan.optuna_study": plan.study_name,
-        "ssgan.overrides": " ".join(plan.base_overrides + overrides),
-        "ssgan.trial_role": str(frozen.user_attrs.get(ROLE_ATTR, "sampled")),
+        TRIAL_TAG: str(trial.number),
+        OPTUNA_STUDY_TAG: plan.study_name,
+        OVERRIDES_TAG: " ".join(plan.base_overrides + overrides),
+        TRIAL_ROLE_TAG: str(frozen.user_attrs.get(ROLE_ATTR, "sampled")),
     }
     print(f"trial {trial.number}: {' '.join(overrides)}" + (" (resumed)" if cfg.resume else ""))
     reporter = EpochReporter(trial, set(frozen.intermediate_values))

@@ -20,7 +20,7 @@ from typing import IO
 from ssgan.errors import UserError
 from ssgan.sweeps.plan import Plan, prepare, split_argv
 from ssgan.sweeps.storage import load_existing
-from ssgan.sweeps.study import outcome, run_search, summary_text
+from ssgan.sweeps.study import PARENT_ATTR, outcome, run_search, summary_text
 
 _WORKER_KEYS = ("search.workers", "search.threads_per_worker")
 
@@ -138,7 +138,7 @@ def run_worker(argv: list[str], plan: Plan | None = None) -> int:
 def search_outcome(plan: Plan) -> int:
     """After the workers ended: the search's summary, or one line saying how far it got."""
     study = load_existing(plan.storage, plan.study_name)
-    parent_id = study.user_attrs.get("ssgan.parent_run_id", "") if study else ""
+    parent_id = study.user_attrs.get(PARENT_ATTR, "") if study else ""
     try:
         summary = outcome(plan, study, parent_id) if study else None
     except UserError as err:

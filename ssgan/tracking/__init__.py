@@ -14,7 +14,7 @@ import os
 
 # Store set-up notices and artifact progress bars are noise in a training terminal.
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-import mlflow  # noqa: E402,F401  (importing it configures its loggers: ours must come after)
+import mlflow  # noqa: F401  (importing it configures its loggers: ours must come after)
 
 logging.getLogger("mlflow").setLevel(logging.WARNING)
 logging.getLogger("alembic").setLevel(logging.WARNING)

@@ -17,8 +17,8 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
 from ssgan.tracking.store import TrackingError
+from ssgan.tracking.tags import LEASE_TAG
 
-LEASE_TAG = "ssgan.lease"
 DEFAULT_LEASE_S = 60.0
 
 

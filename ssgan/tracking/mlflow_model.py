@@ -23,6 +23,7 @@ from mlflow.types import ColSpec, DataType, Schema
 from mlflow.types.schema import Array
 from omegaconf import DictConfig
 
+from ssgan.errors import first_line
 from ssgan.tracking.runs import MODEL_ARTIFACT, RUN_ID_PATTERN
 from ssgan.tracking.store import TrackingError, client_for
 
@@ -132,7 +133,7 @@ def download_model(tracking_cfg: DictConfig, model_uri: str, dst_dir: Path) -> P
             artifact_uri=model_uri, dst_path=str(dst_dir), tracking_uri=str(tracking_cfg.uri)
         )
     except (MlflowException, OSError) as err:
-        reason = str(getattr(err, "message", err)).strip().splitlines()[0][:200]
+        reason = first_line(err)[:200]
         raise TrackingError(
             f"model {model_uri} was not found in the tracking store {tracking_cfg.uri} "
             f"({reason}; check the name, alias or run id, and tracking.uri)"

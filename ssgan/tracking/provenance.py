@@ -9,6 +9,13 @@ from pathlib import Path
 import mlflow
 from mlflow.tracking.context.registry import resolve_tags
 
+from ssgan.tracking.tags import (
+    GIT_DIRTY_TAG,
+    HOST_CPUS_TAG,
+    MLFLOW_VERSION_TAG,
+    TENSORFLOW_VERSION_TAG,
+)
+
 
 def git_state(start: Path | None = None) -> dict[str, str]:
     """Commit and dirtiness of the source tree the code runs from (empty if not a repo)."""
@@ -24,7 +31,7 @@ def git_state(start: Path | None = None) -> dict[str, str]:
         dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
     except (OSError, subprocess.SubprocessError):
         return {}
-    return {"mlflow.source.git.commit": commit, "ssgan.git_dirty": str(dirty).lower()}
+    return {"mlflow.source.git.commit": commit, GIT_DIRTY_TAG: str(dirty).lower()}
 
 
 def run_context_tags() -> dict[str, str]:
@@ -39,7 +46,7 @@ def environment_tags() -> dict[str, str]:
     import tensorflow as tf
 
     return {
-        "ssgan.tensorflow_version": tf.__version__,
-        "ssgan.mlflow_version": mlflow.__version__,
-        "ssgan.host_cpus": str(os.cpu_count()),
+        TENSORFLOW_VERSION_TAG: tf.__version__,
+        MLFLOW_VERSION_TAG: mlflow.__version__,
+        HOST_CPUS_TAG: str(os.cpu_count()),
     }

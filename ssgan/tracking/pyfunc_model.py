@@ -30,11 +30,11 @@ class SavedModelDigits(mlflow.pyfunc.PythonModel):
     # warning, printed wherever the model is logged or loaded.
     _skip_type_hint_validation = True
 
-    def load_context(self, context):  # noqa: ANN001
+    def load_context(self, context):
         self._saved_model = tf.saved_model.load(context.artifacts[ARTIFACT])
         self._serve = self._saved_model.signatures["serving_default"]
 
-    def predict(self, context, model_input, params=None):  # noqa: ANN001
+    def predict(self, context, model_input, params=None):
         images = [_as_bytes(value) for value in _column(model_input)]
         if not images:
             return pd.DataFrame({"digit": np.zeros(0, np.int64), "scores": []})

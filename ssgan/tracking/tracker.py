@@ -15,9 +15,9 @@ from mlflow.entities import Metric, Param, Run, RunTag
 from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig, OmegaConf
 
-from ssgan.errors import disk_full_reason
+from ssgan.errors import disk_full_reason, first_line
 from ssgan.tracking.datasets import Split, dataset_inputs
-from ssgan.tracking.lease import DEFAULT_LEASE_S, LEASE_TAG, Heartbeat, lease_value, refuse_if_owned
+from ssgan.tracking.lease import DEFAULT_LEASE_S, Heartbeat, lease_value, refuse_if_owned
 from ssgan.tracking.mlflow_model import log_pyfunc_model
 from ssgan.tracking.provenance import run_context_tags
 from ssgan.tracking.runs import get_run
@@ -30,6 +30,7 @@ from ssgan.tracking.store import (
 )
 from ssgan.tracking.system_metrics import start_monitor
 from ssgan.tracking.system_metrics import wanted as system_metrics_wanted
+from ssgan.tracking.tags import ERROR_TAG, LEASE_TAG
 
 # MLflow's log_batch limits (per call): keep well inside them.
 _MAX_PARAMS_PER_BATCH = 100
@@ -54,8 +55,7 @@ def _is_transient(err: BaseException) -> bool:
 
 
 def _reason(err: BaseException) -> str:
-    text = str(getattr(err, "message", err)) or type(err).__name__
-    return text.strip().splitlines()[0][:200]
+    return first_line(err)[:200]
 
 
 class _MetricWriter:
@@ -327,9 +327,9 @@ class RunTracker:
             self._metrics.join()
             if status == "FINISHED":
                 self._raise_lost_metrics()
-                self.delete_tag("ssgan.error")
+                self.delete_tag(ERROR_TAG)
             if error:
-                self.set_tags({"ssgan.error": error[:5000]})
+                self.set_tags({ERROR_TAG: error[:5000]})
             self._retrying(
                 f"mark the run {status}", self.client.set_terminated, self.run_id, status=status
             )

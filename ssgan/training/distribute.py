@@ -20,6 +20,7 @@ import tensorflow as tf
 from omegaconf import DictConfig
 
 from ssgan.errors import ConfigError
+from ssgan.tracking.tags import WORKERS_TAG
 
 _POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 
@@ -101,7 +102,7 @@ class WorkerRole:
 
     @property
     def tags(self) -> dict[str, str]:
-        return {"ssgan.workers": str(self.count)}  # a run is recorded by its chief only
+        return {WORKERS_TAG: str(self.count)}  # a run is recorded by its chief only
 
     def checkpoint_dir(self, run_checkpoints: Path, private: Path) -> Path:
         """The chief's checkpoints are the run's; another worker starts from a copy of

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
 
+from ssgan.tracking.tags import OUTPUT_DIR_TAG
 from ssgan.tracking.tracker import FollowerTracker, RunTracker
 
-OUTPUT_DIR_TAG = "ssgan.hydra_output_dir"
 RUN_ID_FILE = "mlflow_run_id"
 
 log = logging.getLogger("ssgan.train")

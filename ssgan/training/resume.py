@@ -21,9 +21,9 @@ from ssgan.tracking.runs import (
     metric_history,
     search_runs,
 )
+from ssgan.tracking.tags import JOB_KEY_TAG
 from ssgan.training.job import job_key
 
-JOB_KEY_TAG = "ssgan.job_key"  # what resume=auto looks runs up by
 # What may differ on resume: where the store and the data files are, not what is trained.
 RESUME_MAY_CHANGE = ("tracking.", "data.root", "data.download", "data.verify", "data.num_workers")
 

@@ -23,12 +23,13 @@ from ssgan import plots
 from ssgan.config import flatten
 from ssgan.config_checks import validate_train_config
 from ssgan.data import SemiSupervisedData, load_data
-from ssgan.errors import DiskFullError, UserError, disk_full_reason
+from ssgan.errors import DiskFullError, UserError, disk_full_reason, first_line
 from ssgan.models.gan import SemiSupervisedGAN
 from ssgan.serving.images import encode_png
 from ssgan.serving.saved_model import export_from_checkpoint, score_saved_model
 from ssgan.serving.verification import VERIFICATION_ARTIFACT, save_verification_set
 from ssgan.stopping import JobStopped, check_stop
+from ssgan.tracking import tags as tag_names
 from ssgan.tracking.datasets import Split
 from ssgan.tracking.mlflow_model import SAVED_MODEL_KEY
 from ssgan.tracking.provenance import environment_tags
@@ -51,7 +52,6 @@ from ssgan.training.interface import EpochHook, StopTraining
 from ssgan.training.job import checkpoints_on_stop, install_handlers, stop_signals
 from ssgan.training.peers import wait_for_workers
 from ssgan.training.resume import (
-    JOB_KEY_TAG,
     command_overrides,
     resumed_config,
     this_job_key,
@@ -152,7 +152,7 @@ def _run(cfg: DictConfig, run_id: str | None, hooks: _Hooks) -> dict[str, Any]:
         shown = _as_user_error(err, tracker.run_id)
         if role.count > 1 and isinstance(err, tf.errors.OpError) and shown is err:
             shown = UserError(
-                f"a worker of this job was lost ({str(err.message).splitlines()[0]}): run the "
+                f"a worker of this job was lost ({first_line(err)}): run the "
                 f"same command with resume={tracker.run_id} on every worker to continue"
             )
         _finish_after_error(tracker, "FAILED", f"{type(shown).__name__}: {shown}", shown)
@@ -190,7 +190,7 @@ def _open_run(
         return FollowerTracker(cfg.tracking, get_run(cfg.tracking, shared))
     try:
         if run_id is None:
-            replicas = {"ssgan.replicas": str(strategy.num_replicas_in_sync)}
+            replicas = {tag_names.REPLICAS_TAG: str(strategy.num_replicas_in_sync)}
             tags = {**_run_tags(cfg, data), **role.tags, **replicas, **extra_tags}
             tracker = RunTracker.start(cfg, flatten(cfg), tags, _run_name(cfg))
             tracker.log_text(OmegaConf.to_yaml(cfg), "config/config.yaml")
@@ -307,7 +307,7 @@ def _stopped_early(trainer: Trainer, tracker: RunTracker, stop: StopTraining) ->
         {f"best/{k.removeprefix('best_')}": result[k] for k in result if k.startswith("best_")},
         result["steps"],
     )
-    tracker.set_tags({"ssgan.stopped_early": stop.reason, **stop.tags})
+    tracker.set_tags({tag_names.STOPPED_EARLY_TAG: stop.reason, **stop.tags})
     return {
         "run_id": tracker.run_id,
         "model_uri": None,
@@ -381,18 +381,18 @@ def _run_name(cfg: DictConfig) -> str:
 
 def _run_tags(cfg: DictConfig, data: SemiSupervisedData) -> dict[str, str]:
     tags = {
-        "ssgan.mode": str(cfg.train.mode),
-        "ssgan.model": str(cfg.model.name),
-        "ssgan.data": str(cfg.data.name),
-        "ssgan.data_fingerprint": data.fingerprint,
-        "ssgan.overrides": " ".join(command_overrides()),
-        JOB_KEY_TAG: this_job_key(cfg),
+        tag_names.MODE_TAG: str(cfg.train.mode),
+        tag_names.MODEL_TAG: str(cfg.model.name),
+        tag_names.DATA_TAG: str(cfg.data.name),
+        tag_names.DATA_FINGERPRINT_TAG: data.fingerprint,
+        tag_names.OVERRIDES_TAG: " ".join(command_overrides()),
+        tag_names.JOB_KEY_TAG: this_job_key(cfg),
         **environment_tags(),
     }
     if HydraConfig.initialized() and HydraConfig.get().mode.name == "MULTIRUN":
         hydra_cfg = HydraConfig.get()
-        tags["ssgan.sweep_id"] = str(hydra_cfg.sweep.dir)
-        tags["ssgan.sweep_job"] = str(hydra_cfg.job.num)
+        tags[tag_names.SWEEP_ID_TAG] = str(hydra_cfg.sweep.dir)
+        tags[tag_names.SWEEP_JOB_TAG] = str(hydra_cfg.job.num)
         parent = os.environ.get(SWEEP_PARENT_ENV)
         if parent:  # set by ssgan.train's multirun before Hydra launches the jobs
             tags[PARENT_TAG] = parent

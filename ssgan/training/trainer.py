@@ -27,7 +27,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from ssgan.data import SemiSupervisedData
 from ssgan.data.pipeline import eval_batches, train_batches
-from ssgan.errors import disk_full_reason
+from ssgan.errors import disk_full_reason, first_line
 from ssgan.plots import image_grid
 from ssgan.preprocess import from_model_range, to_model_range
 from ssgan.stopping import check_stop
@@ -48,8 +48,7 @@ def _unreadable(path: str) -> str | None:
         for name in reader.get_variable_to_shape_map():
             reader.get_tensor(name)
     except Exception as err:  # any failure to read means: do not restore from it
-        lines = [line for line in str(err).splitlines() if line.strip()]
-        return (lines[0] if lines else type(err).__name__)[:200]
+        return first_line(err)[:200]
     return None
 
 
@@ -227,7 +226,7 @@ class Trainer:
         except (OSError, tf.errors.OpError) as err:
             for partial in Path(manager.directory).glob("*_temp*"):
                 shutil.rmtree(partial, ignore_errors=True)
-            reason = disk_full_reason(err) or str(err).strip().splitlines()[0][:200]
+            reason = disk_full_reason(err) or first_line(err)[:200]
             raise CheckpointError(
                 f"cannot write checkpoint ckpt-{step} in {manager.directory} ({reason}): the "
                 f"run stops here; free disk space, then resume={self.tracker.run_id} "
