@@ -50,7 +50,9 @@ def test_every_entry_point_is_a_console_script() -> None:
         for path in (REPO_ROOT / "ssgan").glob("*.py")
         if 'if __name__ == "__main__":' in path.read_text()
     ]
-    assert scripts == {f"ssgan-{name}": f"ssgan.{name}:main" for name in entry_points}
+    # A module name's underscores become hyphens, as in every other console script name.
+    expected = {f"ssgan-{name.replace('_', '-')}": f"ssgan.{name}:main" for name in entry_points}
+    assert scripts == expected
     for name in entry_points:
         assert "\ndef main(" in (REPO_ROOT / "ssgan" / f"{name}.py").read_text(), name
 
