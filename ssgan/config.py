@@ -234,7 +234,7 @@ def labelled_pool_size(data: DictConfig) -> int:
 
 def validate_train_config(cfg: DictConfig) -> None:
     """Raise ConfigError with one line naming the key, the value and what is allowed."""
-    unknown = sorted(set(cfg.keys()) - set(TrainAppConfig.__dataclass_fields__))
+    unknown = sorted({str(key) for key in cfg} - set(TrainAppConfig.__dataclass_fields__))
     if unknown:
         raise ConfigError(
             f"unknown key '{unknown[0]}': allowed top-level keys are "
