@@ -90,6 +90,7 @@ def sweep_expansions(overrides: list[str]) -> Iterator[tuple[list[str], str | No
         if ov.is_sweep_override():
             values = [ov.get_key_element() + "=" + str(v) for v in ov.sweep_string_iterator()]
         else:
+            assert ov.input_line is not None  # parse_overrides keeps each line
             values = [ov.input_line]
         firsts.append(values)
     base = [values[0] for values in firsts]
@@ -188,7 +189,7 @@ def search_path(argv: list[str], config_name: str) -> tuple[SearchPath, str]:
     if not primary.startswith("pkg://") and not os.path.isabs(primary):
         # hydra.main reads a relative --config-path from the entry point's folder
         primary = str(Path(__file__).resolve().parent / primary)
-    extra = ()
+    extra: tuple[str, ...] = ()
     if "--config-dir" in flags:
         folder = os.path.abspath(flags["--config-dir"])
         if not os.path.isdir(folder):

@@ -7,6 +7,7 @@ store — and raise :class:`ConfigError`, which the entry points print as one li
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -149,11 +150,11 @@ def validate_train_config(cfg: DictConfig) -> None:
 
 def _check_top_level_keys(cfg: DictConfig, schema: type) -> None:
     """``+key=value`` adds keys even to a structured config: refuse those not in ``schema``."""
-    unknown = sorted(set(cfg.keys()) - set(schema.__dataclass_fields__))
+    allowed = [f.name for f in dataclasses.fields(schema)]
+    unknown = sorted({str(key) for key in cfg} - set(allowed))
     if unknown:
         raise ConfigError(
-            f"unknown key '{unknown[0]}': allowed top-level keys are "
-            f"{', '.join(schema.__dataclass_fields__)}"
+            f"unknown key '{unknown[0]}': allowed top-level keys are {', '.join(allowed)}"
         )
 
 

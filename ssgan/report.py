@@ -5,7 +5,6 @@ Writes a sweep's report (:mod:`ssgan.sweeps.report`): tables and plots of its ru
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -49,4 +48,4 @@ def tracking_config(uri: str | None) -> DictConfig:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

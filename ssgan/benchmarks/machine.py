@@ -31,7 +31,7 @@ def matmul_peak_flops(n: int = 2048, repeats: int = 10) -> float:
 def describe_machine() -> dict[str, Any]:
     """CPU model and widest vector extension (machines of one model name differ in it),
     cores, GPUs, TensorFlow, and the memory allocator (:mod:`ssgan.allocator`)."""
-    model, flags = "", set()
+    model, flags = "", set[str]()
     if Path("/proc/cpuinfo").exists():
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name") and not model:

@@ -45,7 +45,7 @@ def value_noise(rng: np.random.Generator, height: int, width: int, cell: int) ->
     """Smooth noise in [-1, 1]: a random grid of ``cell``-pixel squares, interpolated."""
     grid = rng.uniform(-1.0, 1.0, (height // cell + 2, width // cell + 2)).astype(np.float32)
     image = Image.fromarray(grid, mode="F").resize(
-        ((width // cell + 2) * cell, (height // cell + 2) * cell), Image.BILINEAR
+        ((width // cell + 2) * cell, (height // cell + 2) * cell), Image.Resampling.BILINEAR
     )
     return np.asarray(image, np.float32)[:height, :width]
 

@@ -36,10 +36,12 @@ def square_cut(
     tilt = np.array([[cos, sin + shear * cos], [-sin, cos - shear * sin]]) * (side / _CUT)
     offset = centre - tilt @ np.array([_CUT / 2, _CUT / 2])
     pixels = Image.fromarray((np.clip(scene, 0.0, 1.0) * 255).astype(np.uint8))
-    edge = tuple(int(c) for c in pixels.getpixel((0, 0)))
+    corner = pixels.getpixel((0, 0))
+    edge = tuple(int(c) for c in corner) if isinstance(corner, tuple) else (0, 0, 0)
     coefficients = (*tilt[0], offset[0], *tilt[1], offset[1])
     return pixels.transform(
-        (_CUT, _CUT), Image.AFFINE, coefficients, Image.BILINEAR, fillcolor=edge
+        (_CUT, _CUT), Image.Transform.AFFINE, coefficients, Image.Resampling.BILINEAR,
+        fillcolor=edge,
     )
 
 
@@ -49,7 +51,8 @@ def low_resolution(rng: np.random.Generator, crop: Image.Image, share: float) ->
     if rng.random() >= share:
         return crop
     side = int(rng.integers(12, 25))
-    return crop.resize((side, side), Image.BOX).resize((CROP, CROP), Image.BILINEAR)
+    small = crop.resize((side, side), Image.Resampling.BOX)
+    return small.resize((CROP, CROP), Image.Resampling.BILINEAR)
 
 
 def defocus(rng: np.random.Generator, crop: Image.Image, largest: float) -> Image.Image:
@@ -95,7 +98,7 @@ def capture(
     settings: RenderConfig,
 ) -> np.ndarray:
     """The crop of ``scene`` around ``box``, through every camera step, as uint8 32x32x3."""
-    crop = square_cut(rng, scene, box).resize((CROP, CROP), Image.BOX)
+    crop = square_cut(rng, scene, box).resize((CROP, CROP), Image.Resampling.BOX)
     crop = defocus(rng, motion_blur(rng, crop, settings.motion_blur), settings.defocus)
     crop = low_resolution(rng, crop, settings.low_res)
     pixels = faded_colour(rng, np.asarray(crop, np.float32), settings.saturation)

@@ -125,8 +125,8 @@ def typeset(rng: np.random.Generator, number: HouseNumber) -> Glyphs:
             ImageDraw.Draw(canvas).text((x - left, top - ascent + lift), digit, font=font, fill=255)
         x += right - left + gap * height
     size = (max(1, round(line.width * width_scale)), SCENE)
-    line_ink = np.asarray(line.resize(size, Image.BILINEAR), np.float32) / 255.0
-    target_ink = np.asarray(target.resize(size, Image.BILINEAR), np.float32) / 255.0
+    line_ink = np.asarray(line.resize(size, Image.Resampling.BILINEAR), np.float32) / 255.0
+    target_ink = np.asarray(target.resize(size, Image.Resampling.BILINEAR), np.float32) / 255.0
     t_top, t_left, t_bottom, t_right = _ink_box(target_ink)
     shift = round((t_left + t_right) / 2 - SCENE / 2)
     mask = np.zeros((SCENE, SCENE), np.float32)

@@ -93,6 +93,7 @@ def generate(
     bar = tqdm(total=count, unit="img", desc=f"synthetic {split}", disable=shown)
     parts = []
     with bar, contextlib.ExitStack() as stack:
+        results: Iterator[tuple[np.ndarray, np.ndarray]]
         if workers == 1 or len(tasks) == 1:
             results = map(_render_range, tasks)
         else:
@@ -140,9 +141,13 @@ def _read_cache(path: Path, sizes: dict[str, int]) -> dict[str, np.ndarray] | No
     except FileNotFoundError:
         return None
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
-        return _damaged(path, f"unreadable: {err}")
+        _damaged(path, f"unreadable: {err}")
+        return None
     problem = _cache_problem(arrays, sizes)
-    return arrays if problem is None else _damaged(path, problem)
+    if problem is not None:
+        _damaged(path, problem)
+        return None
+    return arrays
 
 
 def _cache_problem(arrays: dict[str, np.ndarray], sizes: dict[str, int]) -> str | None:
@@ -163,7 +168,6 @@ def _damaged(path: Path, problem: str) -> None:
     logging.getLogger("ssgan.data").warning(
         f"the synthetic data cache {path} is damaged ({problem}): making it again"
     )
-    return None
 
 
 def load_synthetic(
@@ -222,7 +226,7 @@ def _write_cache(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """Write under a temporary name, then rename: readers never see a partial file."""
     partial = path.with_name(f".{path.name}.part-{os.getpid()}.npz")
     try:
-        np.savez(partial, **arrays)
+        np.savez(partial, **arrays)  # type: ignore[arg-type]  # numpy's stub: a name could be allow_pickle
         os.replace(partial, path)
     except OSError as err:
         raise _cannot_write(path.parent, err) from err
@@ -244,7 +248,7 @@ def main() -> None:
     grid = image_grid(images, args.rows, args.cols)
     picture = Image.fromarray(grid)
     picture = picture.resize(
-        (grid.shape[1] * args.scale, grid.shape[0] * args.scale), Image.NEAREST
+        (grid.shape[1] * args.scale, grid.shape[0] * args.scale), Image.Resampling.NEAREST
     )
     Path(args.grid).parent.mkdir(parents=True, exist_ok=True)
     picture.save(args.grid)

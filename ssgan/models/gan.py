@@ -234,7 +234,7 @@ class SemiSupervisedGAN:
         """Training noise, from the checkpointed random generator."""
         return latent_noise(self.rng, batch_size, int(self.model_cfg.z_size))
 
-    def _supervised_update(self, labelled, labels) -> dict[str, tf.Tensor]:
+    def _supervised_update(self, labelled: tf.Tensor, labels: tf.Tensor) -> dict[str, tf.Tensor]:
         with tf.GradientTape() as tape:
             logits, _ = self.discriminator(labelled, training=True)
             loss = losses.supervised_loss(logits=logits, labels=labels)
@@ -248,7 +248,9 @@ class SemiSupervisedGAN:
             "d_unsupervised_loss": zero,
         }
 
-    def _gan_update(self, labelled, labels, unlabelled) -> dict[str, tf.Tensor]:
+    def _gan_update(
+        self, labelled: tf.Tensor, labels: tf.Tensor, unlabelled: tf.Tensor
+    ) -> dict[str, tf.Tensor]:
         """The reference code's order: a D step on labelled, unlabelled and generated
         images, then a G step by feature matching against a fresh generated batch."""
         batch_size = tf.shape(unlabelled)[0]
@@ -310,7 +312,12 @@ class SemiSupervisedGAN:
         return logits, features
 
     @staticmethod
-    def _apply(tape: tf.GradientTape, loss: tf.Tensor, model: keras.Model, optimizer) -> None:
+    def _apply(
+        tape: tf.GradientTape,
+        loss: tf.Tensor,
+        model: keras.Model,
+        optimizer: keras.optimizers.Optimizer,
+    ) -> None:
         # ``loss`` must have been computed inside the tape's context to have gradients;
         # a LossScaleOptimizer divides the scale back out before Adam sees them.
         variables = model.trainable_variables

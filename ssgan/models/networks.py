@@ -16,11 +16,17 @@ float32 under any mixed-precision policy.
 
 from __future__ import annotations
 
+from typing import Any, Literal
+
 import keras
 import tensorflow as tf
 from omegaconf import DictConfig
 
 IMAGE_SHAPE = (32, 32, 3)
+# A shape as Keras passes it to build(): ints, and None where unknown (the batch).
+Shape = tuple[Any, ...]
+# One convolution of the improved discriminator: filters, kernel, stride, padding.
+ConvSpec = tuple[int, int, int, str]
 
 
 def build_generator(model_cfg: DictConfig) -> keras.Model:
@@ -51,7 +57,7 @@ class ByteMaskDropout(keras.layers.Layer):
     checkpoints it and resumes draw the same masks.
     """
 
-    def __init__(self, rate: float, seed: int | None = None, **kwargs) -> None:
+    def __init__(self, rate: float, seed: int | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.rate = float(rate)
         self.threshold = round(self.rate * 256)  # a byte below it drops the element
@@ -165,7 +171,7 @@ class _WeightNormalized(keras.layers.Layer):
     # Axes of the kernel that belong to one output unit (summed in ||v||).
     kernel_norm_axes: tuple[int, ...] = ()
 
-    def __init__(self, init_scale: float = 1.0, train_scale: bool = False, **kwargs) -> None:
+    def __init__(self, init_scale: float = 1.0, train_scale: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.init_scale, self.train_scale = init_scale, train_scale
         self.pending_init = False
@@ -201,11 +207,11 @@ class WeightNormDense(_WeightNormalized):
 
     kernel_norm_axes = (0,)
 
-    def __init__(self, units: int, **kwargs) -> None:
+    def __init__(self, units: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.units = units
 
-    def build(self, input_shape) -> None:
+    def build(self, input_shape: Shape) -> None:
         self._add_parameters((int(input_shape[-1]), self.units), self.units)
 
     def call(self, inputs: tf.Tensor) -> tf.Tensor:
@@ -218,13 +224,18 @@ class WeightNormConv2D(_WeightNormalized):
     kernel_norm_axes = (0, 1, 2)
 
     def __init__(
-        self, filters: int, kernel_size: int, strides: int = 1, padding: str = "same", **kwargs
+        self,
+        filters: int,
+        kernel_size: int,
+        strides: int = 1,
+        padding: str = "same",
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.filters, self.kernel_size = filters, kernel_size
         self.strides, self.padding = strides, padding.upper()
 
-    def build(self, input_shape) -> None:
+    def build(self, input_shape: Shape) -> None:
         shape = (self.kernel_size, self.kernel_size, int(input_shape[-1]), self.filters)
         self._add_parameters(shape, self.filters)
 
@@ -240,11 +251,11 @@ class WeightNormConv2DTranspose(_WeightNormalized):
 
     kernel_norm_axes = (0, 1, 3)
 
-    def __init__(self, filters: int, kernel_size: int, strides: int = 2, **kwargs) -> None:
+    def __init__(self, filters: int, kernel_size: int, strides: int = 2, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.filters, self.kernel_size, self.strides = filters, kernel_size, strides
 
-    def build(self, input_shape) -> None:
+    def build(self, input_shape: Shape) -> None:
         shape = (self.kernel_size, self.kernel_size, self.filters, int(input_shape[-1]))
         self._add_parameters(shape, self.filters)
 
@@ -256,7 +267,7 @@ class WeightNormConv2DTranspose(_WeightNormalized):
         )
         return self._scale_and_shift(pre)
 
-    def compute_output_shape(self, input_shape) -> tuple:
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
         batch, height, width, _ = input_shape
         return (batch, height * self.strides, width * self.strides, self.filters)
 
@@ -287,7 +298,7 @@ def _improved_discriminator(cfg: DictConfig) -> keras.Model:
     scale = int(cfg.d_size_mult) / 64.0
     narrow, wide = max(1, round(64 * scale)), max(1, round(128 * scale))
     alpha, drop = float(cfg.leaky_alpha), float(cfg.drop_rate)
-    plan = (
+    plan: tuple[ConvSpec | Literal["dropout"], ...] = (
         (narrow, 3, 1, "same"),
         (narrow, 3, 1, "same"),
         (narrow, 3, 2, "same"),

@@ -3,13 +3,19 @@ it, loads, and replays its warm-up requests."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
 from ssgan.errors import UserError, first_line
 from ssgan.serving.warmup import MAX_WARMUP_RECORDS, WARMUP_FILE, read_warmup_requests
+
+if TYPE_CHECKING:
+    from tensorflow.core.protobuf.meta_graph_pb2 import TensorInfo
+    from tensorflow.python.trackable.autotrackable import AutoTrackable
 
 NUM_CLASSES = 10
 CLASSIFY_METHOD = "tensorflow/serving/classify"
@@ -39,7 +45,7 @@ CONTRACT = {
 }
 
 
-def _describe(infos) -> dict[str, tuple[str, list[int]]]:
+def _describe(infos: Mapping[str, TensorInfo]) -> dict[str, tuple[str, list[int]]]:
     from tensorflow.core.framework import types_pb2
 
     return {
@@ -85,7 +91,7 @@ def verify_saved_model(saved_model_dir: Path) -> None:
     _check_warmup(saved_model_dir / "assets.extra" / WARMUP_FILE, loaded)
 
 
-def _check_warmup(path: Path, loaded) -> None:
+def _check_warmup(path: Path, loaded: AutoTrackable) -> None:
     """TF Serving refuses a version whose warm-up file is broken: replay it here first."""
     if not path.exists():
         return

@@ -20,6 +20,7 @@ from ssgan.serving.verification import (
 from ssgan.tracking.mlflow_model import has_model, run_model_uri
 from ssgan.tracking.runs import (
     MODEL_ARTIFACT,
+    Run,
     download_artifacts,
     get_run,
     has_artifact,
@@ -27,7 +28,7 @@ from ssgan.tracking.runs import (
 from ssgan.tracking.tags import GIT_DIRTY_TAG
 
 
-def check_run(cfg: DictConfig):
+def check_run(cfg: DictConfig) -> Run:
     """The MLflow run, refused unless FINISHED with a ``model/`` artifact."""
     run_id = str(cfg.run_id)
     run = get_run(cfg.tracking, run_id)
@@ -44,7 +45,7 @@ def check_run(cfg: DictConfig):
     return run
 
 
-def verify_run_model(cfg: DictConfig, run, model_dir: Path, scratch: Path) -> dict[str, Any]:
+def verify_run_model(cfg: DictConfig, run: Run, model_dir: Path, scratch: Path) -> dict[str, Any]:
     """Contract check, then the run's recorded verification set: the model must give the
     scores recorded when the run exported it. No training data is needed (or made)."""
     run_id = run.info.run_id
@@ -123,7 +124,7 @@ def check_beats_live(folder: ServingFolder, verified: dict[str, Any]) -> None:
 
 
 def provenance_record(
-    cfg: DictConfig, run, run_cfg: DictConfig, verified: dict[str, Any]
+    cfg: DictConfig, run: Run, run_cfg: DictConfig, verified: dict[str, Any]
 ) -> dict[str, Any]:
     model_uri = run_model_uri(cfg.tracking, run.info.run_id)
     return {

@@ -25,7 +25,7 @@ def _warmup_jpegs(images: np.ndarray) -> list[bytes]:
     crops = np.asarray(images[:WARMUP_BATCH], np.uint8)
     if not len(crops):
         raise ValueError("warm-up requests need at least one image")
-    larger = Image.fromarray(crops[0]).resize((96, 64), Image.BILINEAR)
+    larger = Image.fromarray(crops[0]).resize((96, 64), Image.Resampling.BILINEAR)
     grey = larger.convert("L")
     return [encode_jpeg(image) for image in crops] + [
         encode_jpeg(np.asarray(larger)),

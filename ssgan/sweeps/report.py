@@ -194,14 +194,16 @@ def plot_against(sweep: Sweep, metric: str, key: str) -> Any:
     """``metric`` of every run against one swept setting: finished runs filled, pruned
     runs hollow (their best before pruning), the per-value mean as a line."""
     fig, ax = plt.subplots(figsize=(5.2, 3.4))
-    values = [_number(r.params.get(key)) for r in sweep.runs]
+    # Floats when every value is a number (then plotted at its value), else labels.
+    values: list[Any] = [_number(r.params.get(key)) for r in sweep.runs]
     numeric = all(isinstance(v, float) for v in values)
     labels = sorted({v for v in values}, key=_sort_key)
     position = {v: (v if numeric else i) for i, v in enumerate(labels)}
-    for outcome, style in (
-        ("finished", {"color": "#4c72b0"}),
-        ("pruned", {"facecolors": "none", "edgecolors": "#dd8452"}),
-    ):
+    styles: dict[str, dict[str, Any]] = {  # matplotlib's scatter keywords
+        "finished": {"color": "#4c72b0"},
+        "pruned": {"facecolors": "none", "edgecolors": "#dd8452"},
+    }
+    for outcome, style in styles.items():
         xs, ys = [], []
         for run, value in zip(sweep.runs, values, strict=True):
             if run.outcome == outcome and metric in run.metrics:
@@ -242,7 +244,8 @@ def optuna_figures(parent: Run) -> tuple[dict[str, Any], list[str]]:
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     tags = parent.data.tags
     storage, name = tags[OPTUNA_STORAGE_TAG], tags[OPTUNA_STUDY_TAG]
-    figures, notes = {}, []
+    figures: dict[str, Any] = {}
+    notes: list[str] = []
     try:
         study = load_existing(storage, name)
     except UserError as err:  # a damaged storage file
@@ -260,7 +263,7 @@ def optuna_figures(parent: Run) -> tuple[dict[str, Any], list[str]]:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # Optuna marks these plots experimental
-                ax = draw(study)
+                ax: Any = draw(study)  # an Axes, or an array of them (not in its hint)
         except (ValueError, RuntimeError, ZeroDivisionError) as err:
             notes.append(f"{name}: not drawn ({first_line(err)})")
             continue

@@ -42,6 +42,12 @@ PRUNER_KEYS = ("name", "n_startup_trials", "n_warmup_steps", "percentile", "lowe
 # study: the budget can grow; where it is stored and how many workers run it do not
 # change what it is.
 _NOT_IDENTITY = ("n_trials", "storage", "workers", "threads_per_worker")
+# What a leaf of search.space becomes, by its type.
+Distribution = (
+    optuna.distributions.FloatDistribution
+    | optuna.distributions.IntDistribution
+    | optuna.distributions.CategoricalDistribution
+)
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -51,7 +57,7 @@ class Param:
     """One searched key and its distribution."""
 
     key: str  # dotted training config key, e.g. "train.lr"
-    distribution: optuna.distributions.BaseDistribution
+    distribution: Distribution
 
     def corner_values(self) -> list[Any]:
         """The values that bound what a trial can get (both ends, or every choice)."""
@@ -84,7 +90,7 @@ def _leaves(node: Any, path: str) -> list[tuple[str, dict[str, Any]]]:
     return found
 
 
-def _distribution(key: str, spec: dict[str, Any]) -> optuna.distributions.BaseDistribution:
+def _distribution(key: str, spec: dict[str, Any]) -> Distribution:
     where = f"search.space.{key}"
     kind = spec.get("type")
     if kind not in DISTRIBUTIONS:
@@ -183,7 +189,9 @@ def enqueued_values(search: DictConfig, params: list[Param]) -> list[dict[str, A
     """``search.enqueue`` entries as {dotted key: value}; keys must be searched keys."""
     known = {p.key: p for p in params}
     trials = []
-    for i, entry in enumerate(OmegaConf.to_container(search.enqueue, resolve=True)):
+    entries = OmegaConf.to_container(search.enqueue, resolve=True)
+    assert isinstance(entries, list)  # the schema's type for search.enqueue
+    for i, entry in enumerate(entries):
         if not isinstance(entry, dict):
             raise ConfigError(
                 f"search.enqueue[{i}]: expected a mapping like {{train: {{lr: 0.001}}}}"
@@ -218,7 +226,7 @@ def _flatten(node: dict[str, Any], path: str = "") -> dict[str, Any]:
 
 
 def _refuse_unknown_keys(node: DictConfig, known: tuple[str, ...], prefix: str) -> None:
-    for key in node:
+    for key in map(str, node):
         if key not in known:
             close = difflib.get_close_matches(str(key), known, n=1)
             hint = f"did you mean {prefix}.{close[0]}? " if close else ""
@@ -309,6 +317,7 @@ def study_name(search: DictConfig, base_overrides: list[str]) -> str:
     space, pruner or set of training overrides is another study. ``n_trials`` is left
     out, so a finished search can be given a bigger budget and continue."""
     identity = OmegaConf.to_container(search, resolve=True)
+    assert isinstance(identity, dict)  # a DictConfig's container
     for key in _NOT_IDENTITY:
         identity.pop(key, None)
     text = json.dumps({"search": identity, "overrides": sorted(base_overrides)}, sort_keys=True)

@@ -14,7 +14,7 @@ import contextlib
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import optuna
 from omegaconf import OmegaConf
@@ -126,7 +126,7 @@ def budget(study: optuna.Study, n_trials: int) -> Budget:
 def open_study(plan: Plan) -> tuple[optuna.Study, bool]:
     """The plan's study and whether this worker created it. The creator queues the first
     trials (baseline, enqueued) once; the storage lets exactly one worker create it."""
-    kwargs = dict(
+    kwargs: dict[str, Any] = dict(
         study_name=plan.study_name,
         storage=open_storage(plan.storage),
         sampler=space_lib.make_sampler(plan.search),
@@ -283,7 +283,7 @@ def outcome(plan: Plan, study: optuna.Study, parent_id: str) -> dict[str, Any]:
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     if not complete:
         raise UserError(no_trial_completed(plan, summary, trials))
-    best = max(complete, key=lambda t: t.value)
+    best = max(complete, key=lambda t: cast(float, t.value))  # COMPLETE: it has one
     summary |= {"best_trial": best.number, "best_value": best.value, "best_params": best.params}
     summary["best_run_id"] = best.user_attrs.get("mlflow_run_id", "")
     baseline = [t for t in complete if t.user_attrs.get(ROLE_ATTR) == "baseline"]

@@ -19,6 +19,7 @@ from ssgan.sweeps.workers import run_worker
 @hydra.main(config_path=CONFIG_DIR, config_name="tune_workers", version_base="1.3")
 def main(cfg: DictConfig) -> int:
     argv = OmegaConf.to_container(cfg.argv, resolve=False)
+    assert isinstance(argv, list)  # conf/tune_workers.yaml's argv is a list
     return run_worker([str(a) for a in argv])
 
 

@@ -144,8 +144,7 @@ def search_outcome(plan: Plan) -> int:
     except UserError as err:
         print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
-    done = summary is not None and summary["n_counted"] >= plan.search.n_trials
-    if not done:
+    if summary is None or summary["n_counted"] < plan.search.n_trials:
         have = summary["n_counted"] if summary else 0
         print(
             f"error: the workers ended before the search did ({have} of "

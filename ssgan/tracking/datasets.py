@@ -32,7 +32,7 @@ def dataset_inputs(fingerprint: str, splits: dict[str, Split]) -> list[DatasetIn
             # MLflow registers its local-file source class twice and warns that a path
             # "can be interpreted in multiple ways"; both ways are the same class.
             warnings.filterwarnings("ignore", "The specified dataset source", UserWarning)
-            dataset = mlflow.data.from_numpy(
+            dataset = mlflow.data.from_numpy(  # type: ignore[attr-defined]  # set at import
                 split.features, source=split.source, targets=split.targets,
                 name=f"{data or 'data'}-{context}", digest=digest[:36],
             )  # fmt: skip

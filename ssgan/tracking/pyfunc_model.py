@@ -16,12 +16,13 @@ import mlflow
 import numpy as np
 import pandas as pd
 import tensorflow as tf
+from mlflow.pyfunc import PythonModel
 
 ARTIFACT = "saved_model"  # the key of the SavedModel in the model's artifacts
 INPUT_COLUMN = "image"  # encoded JPEG/PNG/GIF/BMP bytes, one image per row
 
 
-class SavedModelDigits(mlflow.pyfunc.PythonModel):
+class SavedModelDigits(PythonModel):
     """Scores encoded images with the SavedModel's ``serving_default`` signature."""
 
     # No type hints on these two: MLflow reads predict's hints as a schema, and the
@@ -30,11 +31,11 @@ class SavedModelDigits(mlflow.pyfunc.PythonModel):
     # warning, printed wherever the model is logged or loaded.
     _skip_type_hint_validation = True
 
-    def load_context(self, context):
+    def load_context(self, context):  # type: ignore[no-untyped-def]
         self._saved_model = tf.saved_model.load(context.artifacts[ARTIFACT])
         self._serve = self._saved_model.signatures["serving_default"]
 
-    def predict(self, context, model_input, params=None):
+    def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
         images = [_as_bytes(value) for value in _column(model_input)]
         if not images:
             return pd.DataFrame({"digit": np.zeros(0, np.int64), "scores": []})

@@ -81,7 +81,10 @@ def load_run_config(tracking_cfg: DictConfig, run_id: str) -> DictConfig:
     """The composed config a run was started with (its ``config/config.yaml`` artifact)."""
     with tempfile.TemporaryDirectory() as tmp:
         path = download_artifacts(tracking_cfg, run_id, CONFIG_ARTIFACT, Path(tmp))
-        return OmegaConf.load(path)
+        cfg = OmegaConf.load(path)
+    if not isinstance(cfg, DictConfig):
+        raise TrackingError(f"run {run_id}'s {CONFIG_ARTIFACT} artifact is not a config mapping")
+    return cfg
 
 
 def set_run_tags(tracking_cfg: DictConfig, run_id: str, tags: dict[str, str]) -> None:

@@ -18,6 +18,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 from sqlalchemy import event
+from sqlalchemy.engine import Connection, ExecutionContext
 
 from ssgan.errors import UserError
 
@@ -62,7 +63,14 @@ def _bound_busy_wait(engine: object, uri: str) -> None:
     """Listen on one of MLflow's SQLite engines: its ``PRAGMA busy_timeout = 20000`` becomes
     ``tracking.timeout_s``, so a locked store is retried on our schedule, not 20 s a try."""
 
-    def rewrite(conn, cursor, statement, parameters, context, executemany):
+    def rewrite(
+        conn: Connection,
+        cursor: object,
+        statement: str,
+        parameters: object,
+        context: ExecutionContext | None,
+        executemany: bool,
+    ) -> tuple[str, object]:
         ms = _sqlite_busy_ms.get(uri)
         if ms is not None and MLFLOW_BUSY_PRAGMA.match(statement):
             statement = f"PRAGMA busy_timeout = {ms};"
@@ -70,7 +78,7 @@ def _bound_busy_wait(engine: object, uri: str) -> None:
 
     if engine is not None and not getattr(engine, "_ssgan_busy_bound", False):
         event.listen(engine, "before_cursor_execute", rewrite, retval=True)
-        engine._ssgan_busy_bound = True
+        engine._ssgan_busy_bound = True  # type: ignore[attr-defined]  # our mark on it
 
 
 def mlflow_engines(client: MlflowClient) -> list[object]:
@@ -241,4 +249,7 @@ def experiment_id(client: MlflowClient, tracking_cfg: DictConfig) -> str:
             )
         except MlflowException:
             # A process on another host (or a tracking server's other client) was first.
-            return client.get_experiment_by_name(name).experiment_id
+            existing = client.get_experiment_by_name(name)
+            if existing is None:  # not a race: the refusal was for another reason
+                raise
+            return existing.experiment_id

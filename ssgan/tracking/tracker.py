@@ -246,7 +246,7 @@ class RunTracker:
         try:
             self._retrying("record the datasets", self.client.log_inputs, self.run_id, inputs)
         except TrackingWriteError as err:
-            if _is_transient(err.__cause__):
+            if err.__cause__ is not None and _is_transient(err.__cause__):
                 raise  # the store stayed unreachable for tracking.retry_s: do not wait again
             # MLflow adds a dataset row after checking that none exists, so runs recording
             # the same new data at once can all pass the check: the unique key then refuses

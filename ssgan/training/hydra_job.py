@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 
 from ssgan.tracking.tags import OUTPUT_DIR_TAG
 from ssgan.tracking.tracker import FollowerTracker, RunTracker
@@ -27,6 +28,11 @@ def output_dir() -> Path | None:
     return Path(HydraConfig.get().runtime.output_dir).resolve()
 
 
+def in_multirun() -> bool:
+    """Whether this process is one job of a Hydra multirun (``-m``)."""
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
 def link_run(tracker: RunTracker | FollowerTracker, chief: bool) -> None:
     """Write the run id into the output folder; the chief tags the run with the folder."""
     folder = output_dir()
@@ -34,4 +40,5 @@ def link_run(tracker: RunTracker | FollowerTracker, chief: bool) -> None:
         return
     (folder / RUN_ID_FILE).write_text(tracker.run_id + "\n")
     if chief:
+        assert isinstance(tracker, RunTracker)  # a chief records the run, never follows
         tracker.set_tags({OUTPUT_DIR_TAG: str(folder)})

@@ -19,7 +19,7 @@ import hashlib
 import os
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any
 
@@ -28,7 +28,7 @@ from ssgan.stopping import JobStopped, clear_stop, request_stop, stop_requested
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2)
 
 _checkpoint_on_stop = False
-_previous: dict[int, Any] = {}
+_previous: dict[signal.Signals, Callable[[int, FrameType | None], Any] | int | None] = {}
 
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:

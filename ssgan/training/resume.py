@@ -22,6 +22,7 @@ from ssgan.tracking.runs import (
     search_runs,
 )
 from ssgan.tracking.tags import JOB_KEY_TAG
+from ssgan.training.hydra_job import in_multirun
 from ssgan.training.job import job_key
 
 # What may differ on resume: where the store and the data files are, not what is trained.
@@ -60,7 +61,7 @@ def this_job_key(cfg: DictConfig) -> str:
     """This job's key: its overrides, what they composed (``cfg`` without what a resume
     may change) and, in a Hydra multirun, its sweep folder and job."""
     hydra_job = {}
-    if HydraConfig.initialized() and HydraConfig.get().mode.name == "MULTIRUN":
+    if in_multirun():
         hydra_cfg = HydraConfig.get()
         hydra_job = {"sweep": str(hydra_cfg.sweep.dir), "job": str(hydra_cfg.job.num)}
     return job_key(command_overrides(), hydra_job, config_fingerprint(cfg))

@@ -33,11 +33,7 @@ from ssgan.tracking import tags as tag_names
 from ssgan.tracking.datasets import Split
 from ssgan.tracking.mlflow_model import SAVED_MODEL_KEY
 from ssgan.tracking.provenance import environment_tags
-from ssgan.tracking.runs import (
-    PARENT_TAG,
-    download_artifacts,
-    get_run,
-)
+from ssgan.tracking.runs import PARENT_TAG, download_artifacts, get_run
 from ssgan.tracking.store import TrackingWriteError, check_store
 from ssgan.tracking.tracker import FollowerTracker, RunTracker
 from ssgan.training.distribute import (
@@ -47,7 +43,7 @@ from ssgan.training.distribute import (
     share_run_id,
     worker_role,
 )
-from ssgan.training.hydra_job import link_run, log
+from ssgan.training.hydra_job import in_multirun, link_run, log
 from ssgan.training.interface import EpochHook, StopTraining
 from ssgan.training.job import checkpoints_on_stop, install_handlers, stop_signals
 from ssgan.training.peers import wait_for_workers
@@ -62,6 +58,7 @@ from ssgan.training.trainer import Trainer
 WARMUP_IMAGES = 32
 INPUT_EXAMPLE_IMAGES = 2  # test images saved with the MLflow Model as its input example
 SWEEP_PARENT_ENV = "SSGAN_SWEEP_PARENT_RUN_ID"
+JobTracker = RunTracker | FollowerTracker  # the chief records the run, the others follow
 
 
 class StoppedRun(KeyboardInterrupt):
@@ -180,7 +177,7 @@ def _open_run(
     role: WorkerRole,
     strategy: tf.distribute.Strategy,
     extra_tags: dict[str, str],
-) -> RunTracker | FollowerTracker:
+) -> JobTracker:
     """The chief creates or resumes the run and tells the other workers its id; they
     follow it without writing to it. One job, one run."""
     if not role.chief:
@@ -217,7 +214,7 @@ def _splits(data: SemiSupervisedData) -> dict[str, Split]:
 
 
 def _finish_after_error(
-    tracker: RunTracker, status: str, error: str, cause: BaseException | None = None
+    tracker: JobTracker, status: str, error: str, cause: BaseException | None = None
 ) -> None:
     """Record the failure; when even that cannot be written, say so in the one line the
     user sees (the store still says RUNNING, not FINISHED)."""
@@ -234,7 +231,7 @@ def _finish_after_error(
         ) from cause
 
 
-def _announce(tracker: RunTracker | FollowerTracker, role: WorkerRole, resumed: bool) -> None:
+def _announce(tracker: JobTracker, role: WorkerRole, resumed: bool) -> None:
     """Say which run this is before training starts: an interrupted job can be resumed
     by that id even if it never prints its summary."""
     how = "resumed" if resumed else "started"
@@ -248,7 +245,7 @@ def _fit_and_export(
     cfg: DictConfig,
     data: SemiSupervisedData,
     gan: SemiSupervisedGAN,
-    tracker: RunTracker | FollowerTracker,
+    tracker: JobTracker,
     strategy: tf.distribute.Strategy,
     role: WorkerRole,
     on_epoch_end: EpochHook | None = None,
@@ -277,6 +274,7 @@ def _fit_and_export(
         }
         if not role.chief:
             return summary
+        assert isinstance(tracker, RunTracker)  # the chief records the run
         # The folder's name is the SavedModel's name inside the MLflow Model.
         export_dir = Path(tmp) / SAVED_MODEL_KEY
         export_accuracy = _export_best(cfg, data, checkpoint_dir / "best", export_dir, tracker)
@@ -294,7 +292,7 @@ def _fit_and_export(
     return {**summary, "model_uri": model_uri, "export_test_accuracy": export_accuracy}
 
 
-def _stopped_early(trainer: Trainer, tracker: RunTracker, stop: StopTraining) -> dict[str, Any]:
+def _stopped_early(trainer: Trainer, tracker: JobTracker, stop: StopTraining) -> dict[str, Any]:
     """A run ended by its epoch hook: keep its metrics, record why, export nothing."""
     state = trainer.state
     result = {
@@ -305,8 +303,9 @@ def _stopped_early(trainer: Trainer, tracker: RunTracker, stop: StopTraining) ->
     }
     tracker.log_metrics(
         {f"best/{k.removeprefix('best_')}": result[k] for k in result if k.startswith("best_")},
-        result["steps"],
+        int(result["steps"]),
     )
+    assert isinstance(tracker, RunTracker)  # only the chief can record why
     tracker.set_tags({tag_names.STOPPED_EARLY_TAG: stop.reason, **stop.tags})
     return {
         "run_id": tracker.run_id,
@@ -324,10 +323,10 @@ def _private_dir(scratch: Path, role: WorkerRole) -> Path:
     return base / f"worker-{role.index}-checkpoints"
 
 
-def _run_checkpoints(tracker: RunTracker | FollowerTracker, scratch: Path) -> tuple[Path, Any]:
+def _run_checkpoints(tracker: JobTracker, scratch: Path) -> tuple[Path, Any]:
     """Checkpoints live in the run's own artifact folder when the store is local, so a
     resumed run finds them; with a remote store they are uploaded after every save."""
-    local = tracker.local_artifact_dir("checkpoints")
+    local = tracker.local_artifact_dir("checkpoints")  # type: ignore[misc]  # Follower borrows it
     if local is not None:
         local.mkdir(parents=True, exist_ok=True)
         return local, None
@@ -336,6 +335,8 @@ def _run_checkpoints(tracker: RunTracker | FollowerTracker, scratch: Path) -> tu
         download_artifacts(tracker.tracking_cfg, tracker.run_id, "checkpoints", scratch)
     except UserError:
         remote.mkdir(parents=True, exist_ok=True)
+    if not isinstance(tracker, RunTracker):  # a follower uploads nothing: the chief does
+        return remote, None
     return remote, lambda: tracker.sync_artifacts(remote, "checkpoints")
 
 
@@ -389,7 +390,7 @@ def _run_tags(cfg: DictConfig, data: SemiSupervisedData) -> dict[str, str]:
         tag_names.JOB_KEY_TAG: this_job_key(cfg),
         **environment_tags(),
     }
-    if HydraConfig.initialized() and HydraConfig.get().mode.name == "MULTIRUN":
+    if in_multirun():
         hydra_cfg = HydraConfig.get()
         tags[tag_names.SWEEP_ID_TAG] = str(hydra_cfg.sweep.dir)
         tags[tag_names.SWEEP_JOB_TAG] = str(hydra_cfg.job.num)

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import tensorflow as tf
@@ -274,7 +274,9 @@ class Trainer:
             # Data-dependent initialisation (weight-normalised models): D on the first
             # train.init_batch_size unlabelled images, G on one batch of noise.
             self.gan.initialize(initialisation_images(self.cfg, self.data), batch_size)
-        self._epoch, self._bar, self._rate = None, None, 0.0
+        self._epoch: int | None = None  # the epoch under way; None between two
+        self._bar: tqdm[NoReturn] | None = None
+        self._rate = 0.0
 
     def run_until(self, target: int) -> None:
         """Train up to global step ``target`` (evaluating and checkpointing on the way)
@@ -284,6 +286,7 @@ class Trainer:
             while step < target:
                 if self._epoch != step // self.steps_per_epoch:
                     self._begin_epoch(step)
+                assert self._bar is not None and self._epoch is not None  # set by _begin_epoch
                 count = self._chunk(step, target)
                 losses = self._steps(step, count)
                 step += count
@@ -336,6 +339,7 @@ class Trainer:
     def _log_losses(self, losses: dict[str, float], step: int) -> None:
         elapsed = time.perf_counter() - self._window_start
         self._rate = self._window_steps * int(self.cfg.data.batch_size) / max(elapsed, 1e-9)
+        assert self._bar is not None  # called within an epoch
         self._bar.set_postfix(
             d=f"{losses['d_loss']:.3f}", g=f"{losses['g_loss']:.3f}", img_s=f"{self._rate:.0f}"
         )
