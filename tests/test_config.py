@@ -11,7 +11,7 @@ from ssgan.cli import check_overrides, compose_config
 from ssgan.config import flatten
 from ssgan.config_checks import validate_train_config
 from ssgan.errors import ConfigError
-from tests.conftest import run_cli
+from tests.helpers.processes import run_cli
 
 
 @pytest.mark.parametrize(

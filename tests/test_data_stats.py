@@ -20,7 +20,8 @@ from ssgan.data.statistics import (
 )
 from ssgan.data.synthetic import GENERATOR_VERSION
 from ssgan.errors import UserError
-from tests.conftest import run_cli, write_svhn_mat
+from tests.helpers.processes import run_cli
+from tests.helpers.svhn_files import write_svhn_mat
 
 
 def rgb(grey_levels: list[list[int]]) -> np.ndarray:

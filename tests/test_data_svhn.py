@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ssgan.data import load_data, svhn
 from ssgan.errors import DataError
-from tests.conftest import write_svhn_mat
+from tests.helpers.svhn_files import write_svhn_mat
 
 
 def svhn_cfg(root: Path, **extra: object) -> DictConfig:

@@ -25,20 +25,17 @@ import ssgan.serving.bundle as deploy_module
 from ssgan.errors import ConfigError, UserError
 from ssgan.serving.bundle import load_manifests
 from ssgan.serving.promotion import describe, promote, validate_promote_config
-from tests import test_promote
-from tests.conftest import REPO_ROOT, run_cli
-from tests.test_promote import Store, overrides, promote_cfg, snapshot
-
-# Promote's module fixtures: a tiny MLflow store with two finished runs "a" and "b".
-store = test_promote.store
-runs = test_promote.runs
+from tests.helpers.files import snapshot
+from tests.helpers.processes import run_cli
+from tests.helpers.promoted_runs import Store, overrides, promote_cfg
+from tests.helpers.repo import REPO_ROOT
 
 KUBERNETES = "1.37.0"  # the newest release kubernetes-validate ships schemas for
 
 
 @pytest.fixture(scope="module")
 def serving(store: Store, runs: dict[str, str], tmp_path_factory) -> Path:
-    """Version 1 stable, version 2 canary."""
+    """Version 1 stable, version 2 canary: runs "a" and "b" of conftest.py's ``store``."""
     folder = tmp_path_factory.mktemp("deploy") / "serving"
     promote(promote_cfg(store, folder, runs["a"]))
     promote(promote_cfg(store, folder, runs["b"], "label=canary"))

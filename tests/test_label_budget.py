@@ -12,7 +12,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
 from ssgan.tracking.tracker import create_run
-from tests.conftest import REPO_ROOT
+from tests.helpers.repo import REPO_ROOT
 
 SUMMARIZE = REPO_ROOT / "experiments" / "label_budget" / "summarize.py"
 START = datetime(2026, 1, 1)

@@ -29,7 +29,7 @@ from ssgan.serving.promotion import promote
 from ssgan.serving.saved_model import score_saved_model
 from ssgan.tracking.mlflow_model import download_run_model, saved_model_in
 from ssgan.tracking.tracker import RunTracker
-from tests.conftest import free_ports, wait_until_answered
+from tests.helpers.processes import free_ports, wait_until_answered
 
 
 def _images(smoke_run: dict, count: int = 3) -> tuple[list[bytes], np.ndarray]:

@@ -24,7 +24,7 @@ from ssgan.predict import main as predict_main
 from ssgan.serving.clients import check_rest_url
 from ssgan.serving.images import encode_jpeg, encode_png
 from ssgan.serving.saved_model import export_saved_model
-from tests.conftest import run_cli
+from tests.helpers.processes import run_cli
 
 TINY = dict(name="tutorial", z_size=8, g_size_mult=4, d_size_mult=4, drop_rate=0.5,
             leaky_alpha=0.2, num_classes=10, image_size=32)  # fmt: skip

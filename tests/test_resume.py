@@ -15,7 +15,8 @@ from ssgan.cli import compose_config
 from ssgan.data import load_data
 from ssgan.tracking.mlflow_model import download_run_model, saved_model_in
 from ssgan.training.run import train
-from tests.conftest import run_cli, tiny_overrides
+from tests.helpers.configs import tiny_overrides
+from tests.helpers.processes import run_cli
 
 
 def _history(client: MlflowClient, run_id: str) -> dict[str, list[int]]:

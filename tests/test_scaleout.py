@@ -22,14 +22,10 @@ from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
 from ssgan.tracking.lease import _process_start
-from tests.conftest import (
-    REPO_ROOT,
-    free_ports,
-    logged_model_files,
-    mlflow_server,
-    run_cli,
-    tiny_overrides,
-)
+from tests.helpers.configs import tiny_overrides
+from tests.helpers.mlflow_runs import logged_model_files
+from tests.helpers.processes import free_ports, mlflow_server, run_cli
+from tests.helpers.repo import REPO_ROOT
 
 _OPEN_STORE_AND_RUN = """
 import sys, time

@@ -31,7 +31,8 @@ from ssgan.sweeps.trial_lease import (
 )
 from ssgan.tracking.lease import lease_value
 from ssgan.tracking.tracker import create_run
-from tests.conftest import run_cli, tiny_overrides
+from tests.helpers.configs import tiny_overrides
+from tests.helpers.processes import run_cli
 
 SMOKE = ["search=smoke", "search.pruner.name=none"]
 DEAD_HERE = f"{socket.gethostname()}:999999999:1 {time.time() + 3600:.0f}"  # no such pid

@@ -20,7 +20,9 @@ from ssgan.stopping import JobStopped, check_stop, clear_stop, stop_requested
 from ssgan.training.distribute import WorkerRole
 from ssgan.training.job import stop_signals
 from ssgan.training.peers import wait_for_workers
-from tests.conftest import REPO_ROOT, free_ports, tiny_overrides
+from tests.helpers.configs import tiny_overrides
+from tests.helpers.processes import free_ports
+from tests.helpers.repo import REPO_ROOT
 
 
 def test_a_signal_only_records_the_stop_until_a_safe_point_raises_it() -> None:

@@ -14,7 +14,8 @@ from omegaconf import OmegaConf
 from ssgan.cli import compose_config
 from ssgan.tracking.store import TrackingError, check_store
 from ssgan.training.run import train
-from tests.conftest import run_cli, tiny_overrides
+from tests.helpers.configs import tiny_overrides
+from tests.helpers.processes import run_cli
 
 
 def _tracking(uri: str, timeout_s: float = 2.0):

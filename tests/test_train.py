@@ -20,7 +20,10 @@ from ssgan.cli import compose_config
 from ssgan.errors import UserError
 from ssgan.tracking.mlflow_model import download_run_model, saved_model_in
 from ssgan.training.run import train
-from tests.conftest import REPO_ROOT, logged_model_files, mlflow_server, run_cli, tiny_overrides
+from tests.helpers.configs import tiny_overrides
+from tests.helpers.mlflow_runs import logged_model_files
+from tests.helpers.processes import mlflow_server, run_cli
+from tests.helpers.repo import REPO_ROOT
 
 
 def _client(cfg) -> MlflowClient:

@@ -18,7 +18,8 @@ from ssgan.sweeps import trials
 from ssgan.sweeps.plan import prepare
 from ssgan.sweeps.report import load_sweep, write_report
 from ssgan.sweeps.storage import load_existing
-from tests.conftest import run_cli, tiny_overrides
+from tests.helpers.configs import tiny_overrides
+from tests.helpers.processes import run_cli
 
 FAST = ["train.sample_grid=false", "train.steps_per_epoch=4", "train.checkpoint_every=4"]
 # Trials 0 and 1 train one epoch, trial 2 three; the threshold pruner (every accuracy
