@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny configs composed by the real Hydra tree, isolated stores."""
+"""Shared fixtures: tiny configs composed by the real Hydra tree, isolated stores; and the
+check that every collected test has exactly one tier (unit, integration, e2e)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,17 @@ import ssgan  # noqa: F401  (imports TensorFlow quietly before anything else)
 from ssgan.cli import compose_config
 from tests.helpers.configs import tiny_overrides
 from tests.helpers.promoted_runs import Store, make_store, two_good_runs
+from tests.helpers.tiers import tier_problems
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects: an untiered test is never hidden
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    problems = tier_problems(items)
+    if problems:
+        raise pytest.UsageError(
+            "every test needs exactly one tier marker (unit, integration or e2e; see "
+            "pyproject.toml):\n" + "\n".join(problems)
+        )
 
 
 @pytest.fixture

@@ -14,6 +14,8 @@ import pytest
 
 from tests.helpers.repo import REPO_ROOT
 
+pytestmark = pytest.mark.e2e
+
 PROBE = (
     "import sys\n"
     "import ssgan\n"

@@ -24,6 +24,7 @@ from tests.helpers.datasets import prototype_digits
 from tests.helpers.networks import gan_batch, model_cfg, train_cfg
 
 
+@pytest.mark.unit
 def test_decay_warms_up_then_stays_at_the_configured_value() -> None:
     assert float(ema_decay_at(0.9, 0)) == pytest.approx(1 / 10)
     assert float(ema_decay_at(0.9, 1)) == pytest.approx(2 / 11)
@@ -33,6 +34,7 @@ def test_decay_warms_up_then_stays_at_the_configured_value() -> None:
     assert float(ema_decay_at(0.999, 1000)) == pytest.approx(1001 / 1010)  # still warming
 
 
+@pytest.mark.unit
 def test_average_of_known_values() -> None:
     # From 0, values 1, 2, 3 with decays 1/10, 2/11, 3/12:
     # 0.9, then 2/11*0.9 + 9/11*2 = 1.8, then 0.25*1.8 + 0.75*3 = 2.7.
@@ -45,6 +47,7 @@ def test_average_of_known_values() -> None:
     np.testing.assert_allclose(seen, [0.9, 1.8, 2.7], rtol=1e-6)
 
 
+@pytest.mark.integration
 def test_gan_average_is_the_warmed_up_combination_of_its_iterates() -> None:
     plain = SemiSupervisedGAN(model_cfg(), train_cfg())  # ema_decay=0: D itself
     assert plain.classifier() is plain.discriminator
@@ -76,6 +79,7 @@ def _inputs_at_inference(model: keras.Model, layer, images: np.ndarray) -> np.nd
     return values.reshape(-1, values.shape[-1])
 
 
+@pytest.mark.integration
 def test_reestimated_statistics_are_those_of_the_averages_own_activations() -> None:
     gan = SemiSupervisedGAN(model_cfg(), train_cfg(ema_decay=0.9))
     for step in range(3):
@@ -100,6 +104,7 @@ def test_reestimated_statistics_are_those_of_the_averages_own_activations() -> N
     np.testing.assert_allclose(flat.mean(0), first.beta.numpy(), atol=1e-3)
 
 
+@pytest.mark.integration
 def test_reestimation_without_batch_norm_changes_nothing() -> None:
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
     before = [w.copy() for w in model.get_weights()]
@@ -113,6 +118,7 @@ def test_reestimation_without_batch_norm_changes_nothing() -> None:
 # -- a short run: the averaged model is what is evaluated, chosen as best and exported ----
 
 
+@pytest.mark.integration
 def test_short_run_with_averaging_evaluates_and_exports_like_the_live_network(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -80,6 +80,7 @@ def by_kind(docs: list[dict]) -> dict[str, dict]:
     return kinds
 
 
+@pytest.mark.e2e
 def test_dockerfile_is_lint_clean_pinned_and_non_root() -> None:
     dockerfile = REPO_ROOT / "deploy" / "Dockerfile"
     linted = hadolint(dockerfile)
@@ -102,6 +103,7 @@ def test_dockerfile_is_lint_clean_pinned_and_non_root() -> None:
         bad.unlink()
 
 
+@pytest.mark.e2e
 def test_bundle_has_everything_and_it_agrees(
     store: Store, runs: dict[str, str], serving: Path, bundle: tuple[Path, dict]
 ) -> None:
@@ -198,6 +200,7 @@ def test_bundle_has_everything_and_it_agrees(
     assert f"docker build -t {result['image']} image/" in readme
 
 
+@pytest.mark.integration
 def test_strict_validation_rejects_unknown_fields_and_removed_apis(
     bundle: tuple[Path, dict],
 ) -> None:
@@ -213,6 +216,7 @@ def test_strict_validation_rejects_unknown_fields_and_removed_apis(
             kubernetes_validate.validate(doc, KUBERNETES, strict=True)
 
 
+@pytest.mark.unit
 def test_repo_templates_render_for_the_default_model(tmp_path: Path) -> None:
     """deploy/k8s renders with every placeholder known, and a kustomization lists each file."""
     values = {"APP": "ssgan-serving", "MODEL_NAME": "ssgan", "IMAGE": "x:1", "VERSION_LABELS": ""}
@@ -229,6 +233,7 @@ def test_repo_templates_render_for_the_default_model(tmp_path: Path) -> None:
     assert len(load_manifests(tmp_path, "mounted")) == len(listed) + 1
 
 
+@pytest.mark.integration
 def test_a_killed_bundles_staging_is_removed_and_said_a_live_ones_is_kept(
     store: Store, serving: Path, tmp_path: Path
 ) -> None:
@@ -250,6 +255,7 @@ def test_a_killed_bundles_staging_is_removed_and_said_a_live_ones_is_kept(
     assert sorted(p.name for p in tmp_path.glob(".out.tmp-*")) == [live.name, live.name + ".lock"]
 
 
+@pytest.mark.integration
 def test_bundle_refusals_leave_nothing(
     store: Store, serving: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -293,6 +299,7 @@ def test_bundle_refusals_leave_nothing(
     assert snapshot(tmp_path) == before
 
 
+@pytest.mark.e2e
 def test_cli_bundle_label_bundle_as_the_readme_shows(
     store: Store, serving: Path, tmp_path: Path
 ) -> None:

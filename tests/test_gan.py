@@ -20,6 +20,7 @@ def _finite(out: dict) -> bool:
     return all(np.isfinite(float(v)) for v in out.values())
 
 
+@pytest.mark.integration
 def test_steps_reduce_the_supervised_loss_on_a_fixed_batch() -> None:
     tf.keras.utils.set_random_seed(0)
     gan = SemiSupervisedGAN(model_cfg(drop_rate=0.0), train_cfg(lr=3e-3))
@@ -34,6 +35,7 @@ def test_steps_reduce_the_supervised_loss_on_a_fixed_batch() -> None:
     assert float(last["g_loss"]) > 0.0 and float(last["d_unsupervised_loss"]) > 0.0
 
 
+@pytest.mark.integration
 def test_supervised_mode_leaves_the_generator_untouched() -> None:
     gan = SemiSupervisedGAN(model_cfg(), train_cfg(mode="supervised"))
     before = [w.copy() for w in gan.generator.get_weights()]
@@ -49,6 +51,7 @@ def test_supervised_mode_leaves_the_generator_untouched() -> None:
     np.testing.assert_array_equal(rng_before, gan.rng.state.numpy())  # no z drawn
 
 
+@pytest.mark.integration
 def test_initialize_is_data_dependent_for_improved_gan_only() -> None:
     images = gan_batch(size=32)[2]
     tutorial = SemiSupervisedGAN(model_cfg(), train_cfg())
@@ -70,6 +73,7 @@ def test_initialize_is_data_dependent_for_improved_gan_only() -> None:
     assert _finite(gan.train_step(gan_batch()))
 
 
+@pytest.mark.integration
 def test_set_learning_rate_reaches_both_optimizers() -> None:
     gan = SemiSupervisedGAN(model_cfg(), train_cfg())
     gan.set_learning_rate(1e-5)
@@ -77,6 +81,7 @@ def test_set_learning_rate_reaches_both_optimizers() -> None:
     assert float(gan.g_optimizer.learning_rate) == pytest.approx(1e-5)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 def test_mixed_precision_step_runs(precision: str) -> None:
     set_precision(precision)
@@ -97,11 +102,13 @@ def test_mixed_precision_step_runs(precision: str) -> None:
         set_precision("fp32")
 
 
+@pytest.mark.integration
 def test_jit_compiled_step_runs() -> None:
     gan = SemiSupervisedGAN(model_cfg(), train_cfg(jit_compile=True))
     assert _finite(gan.train_step(gan_batch()))
 
 
+@pytest.mark.integration
 def test_generated_images_leave_batch_norm_statistics_alone() -> None:
     """Inference normalises with statistics of real images only."""
     gan = SemiSupervisedGAN(model_cfg(), train_cfg())
@@ -116,6 +123,7 @@ def test_generated_images_leave_batch_norm_statistics_alone() -> None:
                                                                 strict=True))  # fmt: skip
 
 
+@pytest.mark.integration
 def test_strategy_and_precision_errors_are_one_line(monkeypatch) -> None:
     assert worker_role(train_cfg()).chief  # one process: it is the chief
     with pytest.raises(ConfigError, match=r"train.precision=fp8 .*allowed fp32, bf16, fp16"):
@@ -223,6 +231,7 @@ MIRRORED = textwrap.dedent(
 )
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_mirrored_strategy_on_two_logical_cpus() -> None:
     result = subprocess.run(
@@ -232,6 +241,7 @@ def test_mirrored_strategy_on_two_logical_cpus() -> None:
     assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-3000:]
 
 
+@pytest.mark.integration
 def test_loop_stops_at_the_first_nonfinite_step_without_counting_it() -> None:
     gan = SemiSupervisedGAN(model_cfg(), train_cfg())
     step = tf.Variable(0, dtype=tf.int64)
@@ -281,6 +291,7 @@ LOOP_EQUALS_STEPS = textwrap.dedent(
 )
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_steps_in_one_call_equal_single_steps_bit_for_bit() -> None:
     """train.steps_per_loop changes nothing but speed: k steps in one compiled call give
@@ -292,6 +303,7 @@ def test_steps_in_one_call_equal_single_steps_bit_for_bit() -> None:
     assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-3000:]
 
 
+@pytest.mark.integration
 def test_sample_grids_draw_z_as_training_does(monkeypatch, tmp_path) -> None:
     """Grids used to draw z ~ N(0, 1) while training draws U(-1, 1): one function now."""
     from ssgan.cli import compose_config
@@ -318,6 +330,7 @@ def test_sample_grids_draw_z_as_training_does(monkeypatch, tmp_path) -> None:
     np.testing.assert_array_equal(grid, gan.fixed_noise(64).numpy())  # fixed across epochs
 
 
+@pytest.mark.integration
 def test_initialisation_sees_train_init_batch_size_images(tmp_path) -> None:
     """The reference initialises D on 500 images with batches of 100: the first
     train.init_batch_size unlabelled images of the stream, across batches."""

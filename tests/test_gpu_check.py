@@ -10,6 +10,8 @@ import pytest
 
 from tests.helpers.repo import REPO_ROOT
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.mark.slow
 def test_gpu_check_script_writes_the_markdown_table(tmp_path: Path) -> None:

@@ -13,6 +13,8 @@ from ssgan.config_checks import validate_train_config
 from ssgan.errors import ConfigError
 from tests.helpers.processes import run_cli
 
+pytestmark = pytest.mark.e2e
+
 MINE = "# @package _global_\nmodel:\n  z_size: 7\n"
 
 

@@ -17,6 +17,8 @@ from ssgan.models.networks import (
 )
 from tests.helpers.networks import model_cfg, train_cfg
 
+pytestmark = pytest.mark.integration
+
 
 def _source(model, layer_name: str) -> str:
     """Name of the layer whose output feeds ``layer_name``."""

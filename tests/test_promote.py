@@ -67,6 +67,7 @@ def version_dirs(root: Path) -> list[str]:
 # -- promote, again, force, list, numbering, MLflow records ----------------------------------
 
 
+@pytest.mark.integration
 def test_promote_twice_gives_versions_1_and_2_loadable_and_listed(
     store: Store, runs: dict[str, str], tmp_path: Path
 ) -> None:
@@ -122,6 +123,7 @@ def test_promote_twice_gives_versions_1_and_2_loadable_and_listed(
     assert production.run_id == runs["b"]
 
 
+@pytest.mark.integration
 def test_same_run_again_does_nothing_unless_forced_and_rollback(
     store: Store, runs: dict[str, str], tmp_path: Path
 ) -> None:
@@ -151,6 +153,7 @@ def test_same_run_again_does_nothing_unless_forced_and_rollback(
     assert states == [(1, "unlabelled"), (2, "unlabelled"), (3, "removed"), (4, "stable")]
 
 
+@pytest.mark.integration
 def test_a_damaged_version_log_is_one_line_and_changes_nothing(
     store: Store, runs: dict[str, str], tmp_path: Path
 ) -> None:
@@ -176,6 +179,7 @@ def test_a_damaged_version_log_is_one_line_and_changes_nothing(
     assert promote(promote_cfg(store, serving, runs["b"], "label=canary"))["version"] == 2
 
 
+@pytest.mark.integration
 def test_must_beat_live_reads_the_live_provenance(
     store: Store, runs: dict[str, str], tmp_path: Path
 ) -> None:
@@ -194,6 +198,7 @@ def test_must_beat_live_reads_the_live_provenance(
     assert promote(promote_cfg(store, serving, runs["b"], "must_beat_live=true"))["version"] == 2
 
 
+@pytest.mark.e2e
 def test_verification_uses_what_the_run_recorded_not_the_data(store: Store, tmp_path: Path) -> None:
     """Issue: promoting from another folder regenerated the run's whole data set there (an
     SVHN run would start a download) just to verify the model. The run's recorded
@@ -247,6 +252,7 @@ def aliases(store: Store, name: str = "ssgan") -> dict[str, str]:
     }
 
 
+@pytest.mark.integration
 def test_canary_then_promote_to_stable_then_roll_back(
     store: Store, runs: dict[str, str], tmp_path: Path
 ) -> None:
@@ -282,6 +288,7 @@ def test_canary_then_promote_to_stable_then_roll_back(
     assert [row["state"] for row in listed] == ["stable", "canary"]
 
 
+@pytest.mark.integration
 def test_a_label_on_a_removed_version_is_dropped_said_listed_and_stops_a_bundle(
     store: Store, runs: dict[str, str], tmp_path: Path
 ) -> None:
@@ -312,6 +319,7 @@ def test_a_label_on_a_removed_version_is_dropped_said_listed_and_stops_a_bundle(
     ) in describe(cfg, result)
 
 
+@pytest.mark.integration
 def test_models_config_keeps_other_models_and_uses_server_model_dir(
     store: Store, runs: dict[str, str], tmp_path: Path
 ) -> None:
@@ -329,6 +337,7 @@ def test_models_config_keeps_other_models_and_uses_server_model_dir(
     ]
 
 
+@pytest.mark.e2e
 def test_label_to_missing_or_unverified_version_is_refused(
     store: Store, runs: dict[str, str], served: Path, tmp_path: Path
 ) -> None:
@@ -370,6 +379,7 @@ class DatabaseLockedError(Exception):
     pass
 
 
+@pytest.mark.integration
 def test_rerun_repairs_what_mlflow_refused_to_record(
     store: Store, runs: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -421,6 +431,7 @@ def test_rerun_repairs_what_mlflow_refused_to_record(
 # -- stale staging, concurrency and kill -9 --------------------------------------------------
 
 
+@pytest.mark.unit
 def test_stale_staging_is_removed_only_when_its_owner_is_gone(tmp_path: Path) -> None:
     root = tmp_path / "ssgan"
     live, dead, foreign = (root / f".staging-{name}" for name in ("live", "dead", "foreign"))
@@ -460,6 +471,7 @@ def wait_for_copies(root: Path, count: int, procs: list[subprocess.Popen]) -> No
     raise AssertionError([p.communicate() for p in procs])
 
 
+@pytest.mark.e2e
 def test_concurrent_promotes_get_distinct_versions(
     store: Store, runs: dict[str, str], tmp_path: Path
 ) -> None:
@@ -488,6 +500,7 @@ def test_concurrent_promotes_get_distinct_versions(
     assert not list(root.glob(".staging-*"))
 
 
+@pytest.mark.e2e
 def test_killed_mid_copy_leaves_no_partial_version(
     store: Store, runs: dict[str, str], tmp_path: Path
 ) -> None:
@@ -606,6 +619,7 @@ def writable(folder: str) -> bool:
         return False
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("case", list(BAD_INPUT))
 def test_bad_input_is_one_line_and_changes_nothing(
     case: str, store: Store, runs: dict[str, str], served: Path, tmp_path: Path
@@ -625,6 +639,7 @@ def test_bad_input_is_one_line_and_changes_nothing(
     assert snapshot(tmp_path) == before_scratch
 
 
+@pytest.mark.e2e
 def test_cli_list_and_bad_run_id(store: Store, runs: dict[str, str], tmp_path: Path) -> None:
     serving = tmp_path / "serving"
     cfg = promote_cfg(store, serving, runs["a"])
@@ -643,6 +658,7 @@ def test_cli_list_and_bad_run_id(store: Store, runs: dict[str, str], tmp_path: P
     assert snapshot(tmp_path) == before
 
 
+@pytest.mark.unit
 def test_validate_rejects_bad_numbers_and_allows_list_without_run() -> None:
     cfg = compose_config("promote", ["list=true"])
     validate_promote_config(cfg)
@@ -657,6 +673,7 @@ def test_validate_rejects_bad_numbers_and_allows_list_without_run() -> None:
             )
 
 
+@pytest.mark.unit
 def test_registry_alias_is_configurable_and_checked() -> None:
     from ssgan.cli import compose_config
     from ssgan.errors import ConfigError
@@ -670,6 +687,7 @@ def test_registry_alias_is_configurable_and_checked() -> None:
             validate_promote_config(cfg)
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_a_trained_run_records_its_verification_set_and_promotes_from_anywhere(
     smoke_run: dict, tmp_path: Path

@@ -44,6 +44,7 @@ client.set_terminated(run.info.run_id)
 """
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_many_processes_start_on_a_fresh_store_at_once(tmp_path: Path) -> None:
     """Without the store lock this fails nearly every time (two processes creating or
@@ -69,6 +70,7 @@ def test_many_processes_start_on_a_fresh_store_at_once(tmp_path: Path) -> None:
     assert len(runs) == processes and {r.info.status for r in runs} == {"FINISHED"}
 
 
+@pytest.mark.integration
 def test_a_runs_lease_is_held_only_by_a_live_job(tmp_path: Path, caplog) -> None:
     """Same host: the owner's process decides (a kill -9ed job frees its run at once).
     Another host: the lease's expiry decides."""
@@ -116,6 +118,7 @@ def _wait_for_running_run(client: MlflowClient, metric: str, timeout: float = 30
     raise AssertionError(f"no run logged {metric} within {timeout} s")
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_a_live_jobs_run_is_refused_sigterm_marks_it_killed_and_a_rerun_continues_it(
     tmp_path: Path,
@@ -211,6 +214,7 @@ def _checkpoint_variables(folder: Path) -> dict[str, np.ndarray]:
     }
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_two_workers_are_one_run_and_survive_losing_a_worker(tmp_path: Path) -> None:
     """multi_worker on two local processes: one run (the chief's), one model; worker 1 is
@@ -257,6 +261,7 @@ def test_two_workers_are_one_run_and_survive_losing_a_worker(tmp_path: Path) -> 
     _assert_worker1_holds_the_same_state(checkpoints / "last", tmp_path)
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_two_workers_against_a_tracking_server_are_one_run(tmp_path: Path) -> None:
     """multi_worker with a real MLflow server and separate working folders (no shared
@@ -284,6 +289,7 @@ def test_two_workers_against_a_tracking_server_are_one_run(tmp_path: Path) -> No
     _assert_worker1_holds_the_same_state(uploaded, tmp_path)
 
 
+@pytest.mark.integration
 def test_checkpoint_uploads_send_only_new_or_changed_files(tiny_cfg, tmp_path: Path) -> None:
     from ssgan.tracking.tracker import RunTracker
 
@@ -307,6 +313,7 @@ def test_checkpoint_uploads_send_only_new_or_changed_files(tiny_cfg, tmp_path: P
     assert (stored / "checkpoint").read_text() == "ckpt-2!"
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_submitit_requeue_continues_the_same_run(tmp_path: Path) -> None:
     """The SLURM path through the submitit launcher's local executor: the job gets
@@ -360,6 +367,7 @@ def test_submitit_requeue_continues_the_same_run(tmp_path: Path) -> None:
         assert len(steps) == len(set(steps)), key
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_mirrored_on_logical_cpus_from_the_command_line(tmp_path: Path) -> None:
     """train.cpu_replicas splits the CPU so the mirrored path runs without GPUs."""
