@@ -34,8 +34,12 @@ def collected(name: str, *marks: str) -> Collected:
 def test_one_tier_each_passes_and_none_or_two_are_named() -> None:
     fine = [collected("a", "unit"), collected("b", "parametrize", "integration")]
     assert tier_problems([*fine, collected("c", "slow", "e2e")]) == []
-    assert tier_problems([collected("none", "parametrize"), collected("two", "unit", "e2e"),
-                          collected("twice", "e2e", "e2e")]) == [  # fmt: skip
+    untiered = [
+        collected("none", "parametrize"),
+        collected("two", "unit", "e2e"),
+        collected("twice", "e2e", "e2e"),
+    ]
+    assert tier_problems(untiered) == [
         "tests/test_x.py::none: tier markers none; give it exactly one",
         "tests/test_x.py::two: tier markers unit, e2e; give it exactly one",
         "tests/test_x.py::twice: tier markers e2e, e2e; give it exactly one",
