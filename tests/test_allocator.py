@@ -12,7 +12,9 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.helpers.repo import REPO_ROOT
+
+pytestmark = pytest.mark.e2e
 
 PROBE = (
     "import sys\n"

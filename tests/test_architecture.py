@@ -92,6 +92,7 @@ def reachable(start: str, edges: dict[str, set[str]]) -> set[str]:
     return seen
 
 
+@pytest.mark.unit
 def test_packages_import_only_downward() -> None:
     wrong = []
     for module, targets in graph().items():
@@ -104,6 +105,7 @@ def test_packages_import_only_downward() -> None:
     assert not wrong, "\n".join(wrong)
 
 
+@pytest.mark.unit
 def test_modules_form_no_cycle() -> None:
     edges = graph()
     cyclic = sorted(m for m in edges if m in reachable(m, edges))
@@ -114,6 +116,7 @@ def python_files_outside_tests() -> list[Path]:
     return [*PACKAGE.rglob("*.py"), *(REPO / "experiments").rglob("*.py")]
 
 
+@pytest.mark.unit
 def test_no_private_name_crosses_a_module_boundary_and_no_entry_point_is_imported() -> None:
     wrong = []
     for path in python_files_outside_tests():
@@ -126,6 +129,7 @@ def test_no_private_name_crosses_a_module_boundary_and_no_entry_point_is_importe
     assert not wrong, "\n".join(wrong)
 
 
+@pytest.mark.unit
 def test_only_tracking_imports_mlflow() -> None:
     wrong = [
         f"{module}:{line}"
@@ -136,6 +140,7 @@ def test_only_tracking_imports_mlflow() -> None:
     assert not wrong, f"mlflow imported outside ssgan/tracking/: {wrong}"
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("start", ["ssgan.promote", "ssgan.predict", "ssgan.serving.bundle"])
 def test_serving_never_reaches_the_training_loop(start: str) -> None:
     edges = graph()
@@ -146,6 +151,7 @@ def test_serving_never_reaches_the_training_loop(start: str) -> None:
     assert not loop, f"{start} reaches the training loop through {loop}"
 
 
+@pytest.mark.e2e
 def test_promote_loads_no_training_code_at_run_time() -> None:
     """The same rule on the modules Python really loads for the promote command."""
     probe = (
@@ -160,6 +166,7 @@ def test_promote_loads_no_training_code_at_run_time() -> None:
     assert loaded.stdout.strip() == ""
 
 
+@pytest.mark.unit
 def test_modules_stay_small() -> None:
     too_long = []
     for module, path in MODULES.items():
@@ -170,6 +177,7 @@ def test_modules_stay_small() -> None:
     assert not too_long, "\n".join(too_long)
 
 
+@pytest.mark.unit
 def test_every_module_says_what_it_is_for() -> None:
     missing = [
         module

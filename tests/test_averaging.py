@@ -11,7 +11,6 @@ import pytest
 import tensorflow as tf
 
 from ssgan.cli import compose_config
-from ssgan.data import SemiSupervisedData
 from ssgan.models.averaging import (
     batch_norm_layers,
     ema_decay_at,
@@ -20,11 +19,12 @@ from ssgan.models.averaging import (
 )
 from ssgan.models.gan import SemiSupervisedGAN
 from ssgan.training import run
-from tests.conftest import tiny_overrides
-from tests.test_gan import _batch
-from tests.test_model import model_cfg, train_cfg
+from tests.helpers.configs import tiny_overrides
+from tests.helpers.datasets import prototype_digits
+from tests.helpers.networks import gan_batch, model_cfg, train_cfg
 
 
+@pytest.mark.unit
 def test_decay_warms_up_then_stays_at_the_configured_value() -> None:
     assert float(ema_decay_at(0.9, 0)) == pytest.approx(1 / 10)
     assert float(ema_decay_at(0.9, 1)) == pytest.approx(2 / 11)
@@ -34,6 +34,7 @@ def test_decay_warms_up_then_stays_at_the_configured_value() -> None:
     assert float(ema_decay_at(0.999, 1000)) == pytest.approx(1001 / 1010)  # still warming
 
 
+@pytest.mark.unit
 def test_average_of_known_values() -> None:
     # From 0, values 1, 2, 3 with decays 1/10, 2/11, 3/12:
     # 0.9, then 2/11*0.9 + 9/11*2 = 1.8, then 0.25*1.8 + 0.75*3 = 2.7.
@@ -46,6 +47,7 @@ def test_average_of_known_values() -> None:
     np.testing.assert_allclose(seen, [0.9, 1.8, 2.7], rtol=1e-6)
 
 
+@pytest.mark.integration
 def test_gan_average_is_the_warmed_up_combination_of_its_iterates() -> None:
     plain = SemiSupervisedGAN(model_cfg(), train_cfg())  # ema_decay=0: D itself
     assert plain.classifier() is plain.discriminator
@@ -57,7 +59,7 @@ def test_gan_average_is_the_warmed_up_combination_of_its_iterates() -> None:
     assert gan.checkpoint_objects()["ema_updates"] is gan.ema_updates
     iterates = [[w.numpy().copy() for w in gan.discriminator.trainable_weights]]
     for step in range(3):
-        gan.train_step(_batch(seed=step))
+        gan.train_step(gan_batch(seed=step))
         iterates.append([w.numpy().copy() for w in gan.discriminator.trainable_weights])
     # Worked out from the decays 1/10, 2/11, 3/12: the initial weights keep 1/220.
     coefficients = np.array([1, 9, 45, 165]) / 220
@@ -77,11 +79,12 @@ def _inputs_at_inference(model: keras.Model, layer, images: np.ndarray) -> np.nd
     return values.reshape(-1, values.shape[-1])
 
 
+@pytest.mark.integration
 def test_reestimated_statistics_are_those_of_the_averages_own_activations() -> None:
     gan = SemiSupervisedGAN(model_cfg(), train_cfg(ema_decay=0.9))
     for step in range(3):
-        gan.train_step(_batch(seed=step))
-    images = _batch(seed=7, size=40)[2].numpy()
+        gan.train_step(gan_batch(seed=step))
+    images = gan_batch(seed=7, size=40)[2].numpy()
     # Batches of 16 over 40 images: a short last batch is counted by its size.
     assert gan.refresh_classifier_statistics(images, batch_size=16) == 5
     average = gan.classifier()
@@ -101,6 +104,7 @@ def test_reestimated_statistics_are_those_of_the_averages_own_activations() -> N
     np.testing.assert_allclose(flat.mean(0), first.beta.numpy(), atol=1e-3)
 
 
+@pytest.mark.integration
 def test_reestimation_without_batch_norm_changes_nothing() -> None:
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
     before = [w.copy() for w in model.get_weights()]
@@ -114,35 +118,14 @@ def test_reestimation_without_batch_norm_changes_nothing() -> None:
 # -- a short run: the averaged model is what is evaluated, chosen as best and exported ----
 
 
-def _prototype_digits(root_seed: int = 0) -> SemiSupervisedData:
-    """Ten noisy prototypes, learnable in a few dozen steps (uint8 like the real data)."""
-    rng = np.random.default_rng(root_seed)
-    prototypes = rng.uniform(0, 255, (10, 32, 32, 3))
-
-    def draw(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-        draw_rng = np.random.default_rng(seed)
-        labels = draw_rng.integers(0, 10, count)
-        noisy = prototypes[labels] + 40.0 * draw_rng.normal(size=(count, 32, 32, 3))
-        return np.clip(noisy, 0, 255).astype(np.uint8), labels.astype(np.int64)
-
-    labelled_x, labelled_y = draw(200, 1)
-    unlabelled_x, _ = draw(600, 2)
-    val_x, val_y = draw(200, 3)
-    test_x, test_y = draw(200, 4)
-    return SemiSupervisedData(
-        labelled_x=labelled_x, labelled_y=labelled_y, unlabelled_x=unlabelled_x,
-        val_x=val_x, val_y=val_y, test_x=test_x, test_y=test_y,
-        labelled_indices=np.arange(200), fingerprint="prototypes",
-    )  # fmt: skip
-
-
+@pytest.mark.integration
 def test_short_run_with_averaging_evaluates_and_exports_like_the_live_network(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The issue's failure in small: 40 steps with ema_decay=0.999 used to evaluate and
     export a classifier at chance (96 % of the average was the initialisation, and its
     batch norm used another network's statistics); now it matches the live network."""
-    monkeypatch.setattr(run, "load_data", lambda *args, **kwargs: _prototype_digits())
+    monkeypatch.setattr(run, "load_data", lambda *args, **kwargs: prototype_digits())
     accuracies = {}
     for decay in (0.0, 0.999):
         overrides = tiny_overrides(tmp_path) + [

@@ -23,6 +23,7 @@ def _run(capsys, tmp_path: Path, *args: str) -> dict:
     return json.loads(out[out.index("{") :])
 
 
+@pytest.mark.integration
 def test_train_benchmark_prints_ratios_and_flops_at_both_widths(capsys, tmp_path: Path) -> None:
     figures = _run(capsys, tmp_path, "train", "--steps", "3", "--warmup", "1", "--rounds", "1")
     assert figures["matmul_peak_flops_per_sec"] > 0 and figures["machine"]["cores"] >= 1
@@ -40,6 +41,7 @@ def test_train_benchmark_prints_ratios_and_flops_at_both_widths(capsys, tmp_path
     assert figures["smoke"]["timed_steps_per_round"] == 15  # smoke widths time 5x the steps
 
 
+@pytest.mark.integration
 def test_train_benchmark_table_and_bad_widths(capsys, tmp_path: Path) -> None:
     bench_main(["train", *TINY, f"data.root={tmp_path}", "--steps", "2", "--warmup", "1",
                 "--rounds", "1", "--widths", "default"])  # fmt: skip
@@ -51,6 +53,7 @@ def test_train_benchmark_table_and_bad_widths(capsys, tmp_path: Path) -> None:
     assert "--widths=huge: allowed" in capsys.readouterr().err
 
 
+@pytest.mark.integration
 def test_serve_benchmark_prints_latency_and_throughput(capsys, tmp_path: Path) -> None:
     figures = _run(capsys, tmp_path, "serve", "--requests", "5")
     assert figures["latency_ms_p99"] >= figures["latency_ms_p50"] > 0
@@ -61,6 +64,7 @@ def test_serve_benchmark_prints_latency_and_throughput(capsys, tmp_path: Path) -
     )
 
 
+@pytest.mark.e2e
 def test_dropout_mask_timing_prints_each_variant() -> None:
     script = Path(__file__).parents[1] / "experiments" / "step_timing" / "dropout_mask.py"
     done = subprocess.run(

@@ -11,9 +11,10 @@ from ssgan.cli import check_overrides, compose_config
 from ssgan.config import flatten
 from ssgan.config_checks import validate_train_config
 from ssgan.errors import ConfigError
-from tests.conftest import run_cli
+from tests.helpers.processes import run_cli
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("override", "expected"),
     [
@@ -52,6 +53,7 @@ def test_bad_override_is_one_clear_line(override: str, expected: list[str]) -> N
         assert fragment in message
 
 
+@pytest.mark.unit
 def test_a_newline_in_an_mlflow_name_from_a_config_file_is_refused() -> None:
     """A run name or experiment with a newline (from an experiment file, where Hydra's
     parser lets it through) used to reach MLflow; ``a/b`` is a fine experiment name."""
@@ -63,6 +65,7 @@ def test_a_newline_in_an_mlflow_name_from_a_config_file_is_refused() -> None:
     validate_train_config(compose_config("config", ["tracking.experiment=a/b"]))
 
 
+@pytest.mark.unit
 def test_render_strengths_belong_to_synthetic_data_only() -> None:
     synthetic = compose_config("config", ["data.render.clutter=0.2"])
     validate_train_config(synthetic)
@@ -72,6 +75,7 @@ def test_render_strengths_belong_to_synthetic_data_only() -> None:
     assert svhn.data.render is None
 
 
+@pytest.mark.unit
 def test_defaults_and_presets_compose_and_validate() -> None:
     for overrides in ([], ["experiment=smoke"], ["model=improved_gan", "data=svhn"]):
         check_overrides("config", overrides, validate_train_config)
@@ -83,6 +87,7 @@ def test_defaults_and_presets_compose_and_validate() -> None:
     assert params["data.num_labeled"] == 1000
 
 
+@pytest.mark.unit
 def test_svhn_label_budget_checked_against_its_size() -> None:
     with pytest.raises(ConfigError, match="svhn training pool holds 68257"):
         check_overrides("config", ["data=svhn", "data.num_labeled=70000"], validate_train_config)
@@ -96,6 +101,7 @@ def test_svhn_label_budget_checked_against_its_size() -> None:
     check_overrides("config", ["data=svhn", "data.num_labeled=68257"], validate_train_config)
 
 
+@pytest.mark.e2e
 def test_cli_bad_override_exits_2_without_traceback_or_files(tmp_path: Path) -> None:
     result = run_cli("ssgan.train", "model.z_size=0", cwd=tmp_path)
     assert result.returncode == 2
@@ -105,6 +111,7 @@ def test_cli_bad_override_exits_2_without_traceback_or_files(tmp_path: Path) -> 
     assert list(tmp_path.iterdir()) == []  # no mlruns/, no outputs/
 
 
+@pytest.mark.e2e
 def test_cli_help_and_cfg_show_groups_and_keys(tmp_path: Path) -> None:
     shown = run_cli("ssgan.train", "--help", cwd=tmp_path)
     assert shown.returncode == 0
@@ -117,6 +124,7 @@ def test_cli_help_and_cfg_show_groups_and_keys(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.unit
 def test_reference_preset_matches_the_reference_script() -> None:
     """experiment=improved_gan_svhn: 900 epochs of 732 steps, the rate constant to epoch
     600 then linearly to 0 -- lr * min(3 - epoch / 300, 1) every epoch -- Adam eps 1e-4,
@@ -143,6 +151,7 @@ def test_reference_preset_matches_the_reference_script() -> None:
         )
 
 
+@pytest.mark.unit
 def test_linear_decay_without_a_start_keeps_the_last_third() -> None:
     from ssgan.training.trainer import learning_rate
 

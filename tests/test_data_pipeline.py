@@ -8,6 +8,8 @@ import pytest
 from ssgan.data import SemiSupervisedData
 from ssgan.data.pipeline import eval_batches, train_batches
 
+pytestmark = pytest.mark.integration
+
 
 def make_data(labelled: int = 20, unlabelled: int = 90) -> SemiSupervisedData:
     rng = np.random.default_rng(0)

@@ -12,6 +12,8 @@ from ssgan.config import RenderConfig
 from ssgan.data import backgrounds, camera, render
 from ssgan.data.svhn_reference import CLASS_COUNTS, class_frequencies
 
+pytestmark = pytest.mark.unit
+
 
 def _rng(seed: int = 0) -> np.random.Generator:
     return np.random.default_rng(seed)

@@ -20,6 +20,7 @@ def synthetic_cfg(root: Path, **extra: object) -> DictConfig:
     return OmegaConf.create({**base, **extra})
 
 
+@pytest.mark.unit
 def test_balanced_budget_reproducible_and_disjoint_from_validation() -> None:
     labels = np.arange(1000) % 10
     pool, val = validation_split(1000, 100, seed=3)
@@ -31,6 +32,7 @@ def test_balanced_budget_reproducible_and_disjoint_from_validation() -> None:
     assert not np.array_equal(first, balanced_label_budget(labels, pool, 100, 10, seed=4))
 
 
+@pytest.mark.unit
 def test_remainder_is_spread_one_each_over_random_classes() -> None:
     labels = np.arange(1000) % 10
     pool = np.arange(1000)
@@ -41,6 +43,7 @@ def test_remainder_is_spread_one_each_over_random_classes() -> None:
     assert len(extras) > 1  # which classes get the remainder depends on the seed
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("num_labeled", "message"), [(5, ">= 10"), (950, "larger than the labelled pool of 900")]
 )
@@ -52,6 +55,7 @@ def test_impossible_budgets(num_labeled: int, message: str) -> None:
     assert message in str(caught.value) and "\n" not in str(caught.value)
 
 
+@pytest.mark.unit
 def test_budget_needing_more_of_a_class_than_exists() -> None:
     labels = np.array([0] * 50 + [1] * 3 + list(range(2, 10)) * 10)
     pool = np.arange(len(labels))
@@ -59,6 +63,7 @@ def test_budget_needing_more_of_a_class_than_exists() -> None:
         balanced_label_budget(labels, pool, 50, 10, seed=0)
 
 
+@pytest.mark.integration
 def test_load_data_pools(tmp_path: Path) -> None:
     cfg = synthetic_cfg(tmp_path)
     data = load_data(cfg)
@@ -82,11 +87,13 @@ def test_load_data_pools(tmp_path: Path) -> None:
     np.testing.assert_array_equal(reseeded.test_x, data.test_x)
 
 
+@pytest.mark.integration
 def test_validation_larger_than_training_set(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="data.val_size=200 leaves no training images"):
         load_data(synthetic_cfg(tmp_path, val_size=200))
 
 
+@pytest.mark.unit
 def test_unknown_data_set(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="data.name=mnist .* allowed svhn, synthetic"):
         load_data(synthetic_cfg(tmp_path, name="mnist"))

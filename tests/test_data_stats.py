@@ -20,7 +20,8 @@ from ssgan.data.statistics import (
 )
 from ssgan.data.synthetic import GENERATOR_VERSION
 from ssgan.errors import UserError
-from tests.conftest import run_cli, write_svhn_mat
+from tests.helpers.processes import run_cli
+from tests.helpers.svhn_files import write_svhn_mat
 
 
 def rgb(grey_levels: list[list[int]]) -> np.ndarray:
@@ -33,6 +34,7 @@ def statistics_of(images: np.ndarray) -> SplitStatistics:
     return split_statistics(images, np.zeros(len(images), dtype=np.int64))
 
 
+@pytest.mark.unit
 def test_class_frequencies_are_each_digits_share() -> None:
     shares = class_frequencies(np.array([0, 0, 1, 9]))
     assert shares == (0.5, 0.25, 0, 0, 0, 0, 0, 0, 0, 0.25)
@@ -40,6 +42,7 @@ def test_class_frequencies_are_each_digits_share() -> None:
         class_frequencies(np.array([3, 10]))
 
 
+@pytest.mark.unit
 def test_laplacian_of_a_3x3_grey_image() -> None:
     grey = np.array([[[0.0, 0.2, 0.0], [0.4, 1.0, 0.6], [0.0, 0.8, 0.0]]])
     # 0.2 + 0.8 + 0.4 + 0.6 - 4 * 1.0 at the one interior pixel; corners do not count
@@ -48,6 +51,7 @@ def test_laplacian_of_a_3x3_grey_image() -> None:
     assert statistics_of(image).sharpness == pytest.approx(2.0)
 
 
+@pytest.mark.unit
 def test_sharpness_takes_grey_as_the_mean_of_the_channels() -> None:
     image = np.zeros((1, 3, 3, 3), dtype=np.uint8)
     image[0, 1, 1] = (153, 0, 0)  # grey 0.6 / 3 = 0.2
@@ -55,12 +59,14 @@ def test_sharpness_takes_grey_as_the_mean_of_the_channels() -> None:
     assert statistics_of(image).sharpness == pytest.approx(abs(1 / 3 - 4 * 0.2))
 
 
+@pytest.mark.unit
 def test_saturation_is_the_mean_of_max_minus_min_channel() -> None:
     image = np.full((1, 3, 3, 3), 10, dtype=np.uint8)  # grey pixels: saturation 0
     image[0, 2, 0] = (255, 102, 51)  # (255 - 51) / 255 = 0.8
     assert statistics_of(image).saturation == pytest.approx(0.8 / 9)
 
 
+@pytest.mark.unit
 def test_channel_mean_and_std_are_over_all_pixels_of_the_split() -> None:
     images = np.zeros((2, 3, 3, 3), dtype=np.uint8)
     images[1, :, :, 0] = 255  # R: half the pixels 0, half 1
@@ -71,6 +77,7 @@ def test_channel_mean_and_std_are_over_all_pixels_of_the_split() -> None:
     assert stats.channel_std == pytest.approx((0.5, 0.0, np.sqrt(2) / 3), abs=1e-7)
 
 
+@pytest.mark.unit
 def test_contrast_is_the_mean_of_each_grey_images_std() -> None:
     checkerboard = np.indices((4, 4)).sum(axis=0) % 2 * 255
     flat = np.full((4, 4), 128)
@@ -80,6 +87,7 @@ def test_contrast_is_the_mean_of_each_grey_images_std() -> None:
     assert stats.sharpness == pytest.approx((4.0 + 0.0) / 2)
 
 
+@pytest.mark.unit
 def test_chunked_equals_unchunked_and_a_direct_float64_computation() -> None:
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (23, 32, 32, 3), dtype=np.uint8)
@@ -126,6 +134,7 @@ def table_row(text: str, figure: str) -> list[str]:
     return [cell.strip() for cell in line.strip("|").split("|")]
 
 
+@pytest.mark.integration
 def test_command_prints_the_table_and_writes_the_file(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -148,6 +157,7 @@ def test_command_prints_the_table_and_writes_the_file(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "stats.md"]
 
 
+@pytest.mark.integration
 def test_test_split_is_set_beside_svhns_test_shares(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -160,6 +170,7 @@ def test_test_split_is_set_beside_svhns_test_shares(
     assert not (tmp_path / "stats.md").exists()
 
 
+@pytest.mark.integration
 def test_real_svhn_files_are_measured_beside_the_published_figures(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -185,6 +196,7 @@ def assert_one_error_line(capsys: pytest.CaptureFixture[str], *fragments: str) -
         assert fragment in lines[0]
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("override", "fragments"),
     [
@@ -207,6 +219,7 @@ def test_bad_config_is_one_line_exit_2_before_any_data(
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("name", "fragment"),
     [("missing/stats.md", "there is no folder"), (".", "is a folder: name a file")],
@@ -223,6 +236,7 @@ def test_unwritable_output_is_refused_before_any_data(
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.unit
 def test_missing_svhn_files_are_one_line(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -233,6 +247,7 @@ def test_missing_svhn_files_are_one_line(
     assert not output.exists()
 
 
+@pytest.mark.unit
 def test_a_failed_write_leaves_the_old_file_and_no_temporary(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -248,6 +263,7 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(
     assert output.read_text() == "before" and [p.name for p in tmp_path.iterdir()] == ["stats.md"]
 
 
+@pytest.mark.e2e
 def test_command_line_error_from_a_shell(tmp_path: Path) -> None:
     result = run_cli("ssgan.data_stats", "split=validation", cwd=tmp_path)
     assert result.returncode == 2

@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ssgan.data import load_data, svhn
 from ssgan.errors import DataError
-from tests.conftest import write_svhn_mat
+from tests.helpers.svhn_files import write_svhn_mat
 
 
 def svhn_cfg(root: Path, **extra: object) -> DictConfig:
@@ -26,6 +26,7 @@ def svhn_cfg(root: Path, **extra: object) -> DictConfig:
     return OmegaConf.create({**base, **extra})
 
 
+@pytest.mark.unit
 def test_round_trip_label_10_is_0_and_shape_order(tmp_path: Path) -> None:
     images, digits = write_svhn_mat(tmp_path / "train_32x32.mat", 30)
     parsed_images, parsed_labels = svhn.parse_mat(tmp_path / "train_32x32.mat")
@@ -36,6 +37,7 @@ def test_round_trip_label_10_is_0_and_shape_order(tmp_path: Path) -> None:
     assert parsed_labels[0] == 0 and parsed_labels.max() == 9
 
 
+@pytest.mark.unit
 def test_load_data_splits_svhn_files(tmp_path: Path) -> None:
     train_images, train_digits = write_svhn_mat(tmp_path / "train_32x32.mat", 100)
     test_images, test_digits = write_svhn_mat(tmp_path / "test_32x32.mat", 20, seed=1)
@@ -49,6 +51,7 @@ def test_load_data_splits_svhn_files(tmp_path: Path) -> None:
     assert data.fingerprint.startswith("svhn:")
 
 
+@pytest.mark.unit
 def test_extra_images_join_the_unlabelled_pool_only(tmp_path: Path) -> None:
     write_svhn_mat(tmp_path / "train_32x32.mat", 100)
     write_svhn_mat(tmp_path / "test_32x32.mat", 20, seed=1)
@@ -59,6 +62,7 @@ def test_extra_images_join_the_unlabelled_pool_only(tmp_path: Path) -> None:
     assert data.fingerprint.startswith("svhn+extra:")
 
 
+@pytest.mark.unit
 def test_fingerprint_follows_the_pixels_and_the_choices(tmp_path: Path) -> None:
     write_svhn_mat(tmp_path / "train_32x32.mat", 100)
     write_svhn_mat(tmp_path / "test_32x32.mat", 20, seed=1)
@@ -69,6 +73,7 @@ def test_fingerprint_follows_the_pixels_and_the_choices(tmp_path: Path) -> None:
     assert load_data(svhn_cfg(tmp_path)).fingerprint != first
 
 
+@pytest.mark.unit
 def test_checksum_mismatch_is_refused_unless_verify_is_off(tmp_path: Path) -> None:
     write_svhn_mat(tmp_path / "train_32x32.mat", 100)
     write_svhn_mat(tmp_path / "test_32x32.mat", 20)
@@ -79,6 +84,7 @@ def test_checksum_mismatch_is_refused_unless_verify_is_off(tmp_path: Path) -> No
     load_data(svhn_cfg(tmp_path, verify=False))
 
 
+@pytest.mark.unit
 def test_verified_files_are_accepted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for split, seed in (("train", 0), ("test", 1)):
         name = f"{split}_32x32.mat"
@@ -88,6 +94,7 @@ def test_verified_files_are_accepted(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert len(load_data(svhn_cfg(tmp_path, verify=True)).test_x) == 20
 
 
+@pytest.mark.unit
 def test_offline_without_files_names_the_place_and_synthetic(tmp_path: Path) -> None:
     with pytest.raises(DataError) as caught:
         load_data(svhn_cfg(tmp_path / "nowhere"))
@@ -98,6 +105,7 @@ def test_offline_without_files_names_the_place_and_synthetic(tmp_path: Path) -> 
     assert not (tmp_path / "nowhere").exists()
 
 
+@pytest.mark.unit
 def test_offline_hint_names_only_what_is_missing(tmp_path: Path) -> None:
     write_svhn_mat(tmp_path / "train_32x32.mat", 100)
     with pytest.raises(DataError) as caught:
@@ -114,6 +122,7 @@ def _closed_port() -> int:
         return probe.getsockname()[1]
 
 
+@pytest.mark.integration
 def test_unreachable_server_says_where_to_put_the_files(tmp_path: Path) -> None:
     base = f"http://127.0.0.1:{_closed_port()}/"
     with pytest.raises(DataError) as caught:
@@ -125,6 +134,7 @@ def test_unreachable_server_says_where_to_put_the_files(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("contents", "expected"),
     [
@@ -150,12 +160,14 @@ def test_bad_mat_contents(tmp_path: Path, contents: dict, expected: str) -> None
     assert expected in str(caught.value) and "\n" not in str(caught.value)
 
 
+@pytest.mark.unit
 def test_whole_float_labels_are_read_as_digits(tmp_path: Path) -> None:
     path = tmp_path / "train_32x32.mat"
     scipy.io.savemat(str(path), {"X": np.zeros((32, 32, 3, 2), np.uint8), "y": [[3.0], [10.0]]})
     assert svhn.parse_mat(path)[1].tolist() == [3, 0]
 
 
+@pytest.mark.unit
 def test_truncated_and_garbage_mat(tmp_path: Path) -> None:
     path = tmp_path / "train_32x32.mat"
     write_svhn_mat(path, 30)
@@ -189,6 +201,7 @@ def file_server(tmp_path: Path) -> Iterator[tuple[Path, str]]:
     server.server_close()
 
 
+@pytest.mark.e2e
 def test_download_verifies_then_renames(
     tmp_path: Path, file_server: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -205,6 +218,7 @@ def test_download_verifies_then_renames(
     assert svhn.ensure_file(local, "test", verify=True, download=True, base_url=base) == path
 
 
+@pytest.mark.e2e
 def test_corrupted_download_leaves_nothing_behind(
     tmp_path: Path, file_server: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -217,6 +231,7 @@ def test_corrupted_download_leaves_nothing_behind(
     assert list(local.iterdir()) == []
 
 
+@pytest.mark.unit
 def test_unwritable_root_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "svhn").write_text("a file where the data folder should be")
     with pytest.raises(DataError, match="cannot create .*svhn for the SVHN files .*data.root"):

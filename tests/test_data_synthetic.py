@@ -15,6 +15,7 @@ from ssgan.data import synthetic
 from ssgan.errors import DataError
 
 
+@pytest.mark.integration
 def test_generation_is_deterministic_whatever_the_workers() -> None:
     serial_x, serial_y = synthetic.generate(5, "train", 24, workers=1)
     parallel_x, parallel_y = synthetic.generate(5, "train", 24, workers=2)
@@ -27,12 +28,14 @@ def test_generation_is_deterministic_whatever_the_workers() -> None:
     assert label == serial_y[7]
 
 
+@pytest.mark.integration
 def test_seeds_and_splits_draw_different_images() -> None:
     train, _ = synthetic.generate(5, "train", 12, workers=1)
     assert not np.array_equal(train, synthetic.generate(6, "train", 12, workers=1)[0])
     assert not np.array_equal(train, synthetic.generate(5, "test", 12, workers=1)[0])
 
 
+@pytest.mark.integration
 def test_images_look_like_photos_not_flat_fills() -> None:
     images, labels = synthetic.generate(0, "train", 200, workers=1)
     assert np.bincount(labels, minlength=10).min() >= 8  # every digit is drawn
@@ -42,6 +45,7 @@ def test_images_look_like_photos_not_flat_fills() -> None:
     assert len(synthetic.font_paths()) >= 10
 
 
+@pytest.mark.integration
 def test_cache_is_written_once_then_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     first, key = synthetic.load_synthetic(tmp_path, seed=5, train_size=24, test_size=6, workers=2)
     np.testing.assert_array_equal(first["train_x"], synthetic.generate(5, "train", 24, 1)[0])
@@ -60,6 +64,7 @@ def test_cache_is_written_once_then_reused(tmp_path: Path, monkeypatch: pytest.M
         np.testing.assert_array_equal(cached[name], first[name])
 
 
+@pytest.mark.unit
 def test_cache_key_covers_every_parameter() -> None:
     keys = {
         synthetic.cache_key(0, 100, 10),
@@ -70,6 +75,7 @@ def test_cache_key_covers_every_parameter() -> None:
     assert len(keys) == 4 and synthetic.cache_key(0, 100, 10) in keys
 
 
+@pytest.mark.integration
 def test_damaged_cache_is_made_again(tmp_path: Path) -> None:
     first, key = synthetic.load_synthetic(tmp_path, seed=1, train_size=12, test_size=4, workers=1)
     cache = tmp_path / "synthetic" / f"digits-{key}.npz"
@@ -79,6 +85,7 @@ def test_damaged_cache_is_made_again(tmp_path: Path) -> None:
     assert not [p for p in cache.parent.iterdir() if ".part-" in p.name]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("swap", ["28x28-images", "labels-plus-20", "fewer-images"])
 def test_a_valid_npz_that_is_not_the_set_counts_as_damaged(
     tmp_path: Path, swap: str, caplog: pytest.LogCaptureFixture
@@ -101,6 +108,7 @@ def test_a_valid_npz_that_is_not_the_set_counts_as_damaged(
     assert f"the synthetic data cache {cache} is damaged" in caplog.text  # a warning
 
 
+@pytest.mark.e2e
 def test_grid_command_draws_a_png(tmp_path: Path) -> None:
     out = tmp_path / "grid.png"
     command = [sys.executable, "-m", "ssgan.data.synthetic", "--grid", str(out)]
@@ -111,12 +119,14 @@ def test_grid_command_draws_a_png(tmp_path: Path) -> None:
     assert Image.open(out).size == ((3 * 34 + 2) * 3, (2 * 34 + 2) * 3)
 
 
+@pytest.mark.unit
 def test_unwritable_root_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "synthetic").write_text("a file where the cache folder should be")
     with pytest.raises(DataError, match="cannot write the synthetic data cache in .*data.root"):
         synthetic.load_synthetic(tmp_path, seed=1, train_size=4, test_size=2, workers=1)
 
 
+@pytest.mark.integration
 def test_full_disk_leaves_no_partial_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def write_half_then_fail(file: Path, **arrays: np.ndarray) -> None:
         Path(file).write_bytes(b"PK\x03\x04 half an archive")

@@ -25,20 +25,17 @@ import ssgan.serving.bundle as deploy_module
 from ssgan.errors import ConfigError, UserError
 from ssgan.serving.bundle import load_manifests
 from ssgan.serving.promotion import describe, promote, validate_promote_config
-from tests import test_promote
-from tests.conftest import REPO_ROOT, run_cli
-from tests.test_promote import Store, overrides, promote_cfg, snapshot
-
-# Promote's module fixtures: a tiny MLflow store with two finished runs "a" and "b".
-store = test_promote.store
-runs = test_promote.runs
+from tests.helpers.files import snapshot
+from tests.helpers.processes import run_cli
+from tests.helpers.promoted_runs import Store, overrides, promote_cfg
+from tests.helpers.repo import REPO_ROOT
 
 KUBERNETES = "1.37.0"  # the newest release kubernetes-validate ships schemas for
 
 
 @pytest.fixture(scope="module")
 def serving(store: Store, runs: dict[str, str], tmp_path_factory) -> Path:
-    """Version 1 stable, version 2 canary."""
+    """Version 1 stable, version 2 canary: runs "a" and "b" of conftest.py's ``store``."""
     folder = tmp_path_factory.mktemp("deploy") / "serving"
     promote(promote_cfg(store, folder, runs["a"]))
     promote(promote_cfg(store, folder, runs["b"], "label=canary"))
@@ -83,6 +80,7 @@ def by_kind(docs: list[dict]) -> dict[str, dict]:
     return kinds
 
 
+@pytest.mark.e2e
 def test_dockerfile_is_lint_clean_pinned_and_non_root() -> None:
     dockerfile = REPO_ROOT / "deploy" / "Dockerfile"
     linted = hadolint(dockerfile)
@@ -105,6 +103,7 @@ def test_dockerfile_is_lint_clean_pinned_and_non_root() -> None:
         bad.unlink()
 
 
+@pytest.mark.e2e
 def test_bundle_has_everything_and_it_agrees(
     store: Store, runs: dict[str, str], serving: Path, bundle: tuple[Path, dict]
 ) -> None:
@@ -201,6 +200,7 @@ def test_bundle_has_everything_and_it_agrees(
     assert f"docker build -t {result['image']} image/" in readme
 
 
+@pytest.mark.integration
 def test_strict_validation_rejects_unknown_fields_and_removed_apis(
     bundle: tuple[Path, dict],
 ) -> None:
@@ -216,6 +216,7 @@ def test_strict_validation_rejects_unknown_fields_and_removed_apis(
             kubernetes_validate.validate(doc, KUBERNETES, strict=True)
 
 
+@pytest.mark.unit
 def test_repo_templates_render_for_the_default_model(tmp_path: Path) -> None:
     """deploy/k8s renders with every placeholder known, and a kustomization lists each file."""
     values = {"APP": "ssgan-serving", "MODEL_NAME": "ssgan", "IMAGE": "x:1", "VERSION_LABELS": ""}
@@ -232,6 +233,7 @@ def test_repo_templates_render_for_the_default_model(tmp_path: Path) -> None:
     assert len(load_manifests(tmp_path, "mounted")) == len(listed) + 1
 
 
+@pytest.mark.integration
 def test_a_killed_bundles_staging_is_removed_and_said_a_live_ones_is_kept(
     store: Store, serving: Path, tmp_path: Path
 ) -> None:
@@ -253,6 +255,7 @@ def test_a_killed_bundles_staging_is_removed_and_said_a_live_ones_is_kept(
     assert sorted(p.name for p in tmp_path.glob(".out.tmp-*")) == [live.name, live.name + ".lock"]
 
 
+@pytest.mark.integration
 def test_bundle_refusals_leave_nothing(
     store: Store, serving: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -296,6 +299,7 @@ def test_bundle_refusals_leave_nothing(
     assert snapshot(tmp_path) == before
 
 
+@pytest.mark.e2e
 def test_cli_bundle_label_bundle_as_the_readme_shows(
     store: Store, serving: Path, tmp_path: Path
 ) -> None:

@@ -6,6 +6,8 @@ import pytest
 
 from ssgan.errors import ConfigError, first_line
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize(
     ("err", "expected"),

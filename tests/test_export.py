@@ -44,6 +44,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> dict:
             "loaded": tf.saved_model.load(str(folder))}  # fmt: skip
 
 
+@pytest.mark.integration
 def test_png_bytes_score_like_the_array_through_the_network(exported: dict) -> None:
     images, classifier = exported["images"][:16], exported["classifier"]
     expected = tf.nn.softmax(classifier(to_model_range(images), training=False)[0]).numpy()
@@ -54,6 +55,7 @@ def test_png_bytes_score_like_the_array_through_the_network(exported: dict) -> N
     np.testing.assert_allclose(score_saved_model(exported["dir"], images), expected, atol=1e-6)
 
 
+@pytest.mark.integration
 def test_every_signature_on_jpeg_png_grey_odd_sizes_and_examples(exported: dict) -> None:
     loaded, rng = exported["loaded"], np.random.default_rng(1)
     blobs = [
@@ -87,6 +89,7 @@ def _decoded_by_tensorflow(blob: bytes) -> np.ndarray:
     return to_model_range(image).numpy()
 
 
+@pytest.mark.integration
 def test_batched_decoding_gives_tensorflows_pixels_for_any_mix_of_inputs() -> None:
     """The one-loop uint8 decode (all 32x32) and the per-image path (any other size in the
     batch) both give, image for image, what tf.io.decode_image gives alone."""
@@ -108,6 +111,7 @@ def test_batched_decoding_gives_tensorflows_pixels_for_any_mix_of_inputs() -> No
                                   to_model_range(grey.astype(np.float32)).numpy())  # fmt: skip
 
 
+@pytest.mark.integration
 def test_one_image_scores_the_same_alone_and_in_a_batch_of_64(exported: dict) -> None:
     serve = exported["loaded"].signatures["serving_default"]
     blobs = [encode_png(i) for i in exported["images"]]
@@ -125,6 +129,7 @@ def _bmp(width: int, height: int) -> bytes:
     return header + info + pixels
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("blob", "message"),
     [
@@ -148,6 +153,7 @@ def test_bad_images_are_invalid_argument_and_the_model_keeps_working(
     assert after.shape == (1, 10) and np.isfinite(after).all()
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     "blob",
     [b"\xff\xfe not a proto", b"hello", b"\x0a\x05\x0a\x03\xff\xff\xff", b""],
@@ -168,11 +174,13 @@ def test_classify_refuses_what_is_not_an_image_example_as_invalid_argument(
     assert classify(inputs=tf.constant([good]))["scores"].shape == (1, 10)
 
 
+@pytest.mark.integration
 def test_empty_batch_gives_empty_scores(exported: dict) -> None:
     out = exported["loaded"].signatures["serving_default"](images=tf.constant([], tf.string))
     assert out["scores"].shape == (0, 10) and out["classes"].shape == (0,)
 
 
+@pytest.mark.integration
 def test_warmup_records_are_real_requests(exported: dict) -> None:
     logs = read_warmup_requests(exported["dir"] / "assets.extra" / "tf_serving_warmup_requests")
     assert 1 <= len(logs) <= 1000
@@ -196,6 +204,7 @@ def test_warmup_records_are_real_requests(exported: dict) -> None:
     assert example.features.feature["image/encoded"].bytes_list.value[0][:2] == b"\xff\xd8"
 
 
+@pytest.mark.integration
 def test_synthetic_crops_make_picture_like_warmup_requests(tmp_path: Path) -> None:
     path = tmp_path / "warmup"
     count = write_warmup_requests(path, sample_crops(8))
@@ -206,6 +215,7 @@ def test_synthetic_crops_make_picture_like_warmup_requests(tmp_path: Path) -> No
     assert pixels.shape == (32, 32, 3) and pixels.std() > 10  # a picture, not a flat field
 
 
+@pytest.mark.integration
 def test_fingerprint_matches_the_edited_saved_model(exported: dict) -> None:
     from tensorflow.python.saved_model.pywrap_saved_model import fingerprinting
 
@@ -216,6 +226,7 @@ def test_fingerprint_matches_the_edited_saved_model(exported: dict) -> None:
     assert written.saved_model_checksum == fresh.saved_model_checksum
 
 
+@pytest.mark.e2e
 def test_saved_model_cli_lists_the_signatures(exported: dict) -> None:
     shown = subprocess.run(
         ["saved_model_cli", "show", "--all", "--dir", str(exported["dir"])],
@@ -233,6 +244,7 @@ def test_saved_model_cli_lists_the_signatures(exported: dict) -> None:
     assert "dtype: DT_FLOAT\n        shape: (-1, 10)" in predict
 
 
+@pytest.mark.integration
 def test_verify_refuses_wrong_contract_and_broken_warmup(exported: dict, tmp_path: Path) -> None:
     class Other(tf.Module):
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="images")])
@@ -259,6 +271,7 @@ def test_verify_refuses_wrong_contract_and_broken_warmup(exported: dict, tmp_pat
         verify_saved_model(broken)
 
 
+@pytest.mark.integration
 def test_export_refuses_a_used_folder_and_leaves_nothing_when_it_fails(
     exported: dict, tmp_path: Path
 ) -> None:
@@ -277,6 +290,7 @@ def test_export_refuses_a_used_folder_and_leaves_nothing_when_it_fails(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["used"]
 
 
+@pytest.mark.integration
 def test_export_from_checkpoint_takes_the_named_weights(exported: dict, tmp_path: Path) -> None:
     cfg = OmegaConf.create({"model": TINY})
     plain, ema = build_discriminator(cfg.model), build_discriminator(cfg.model)

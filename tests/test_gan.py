@@ -13,25 +13,18 @@ import tensorflow as tf
 from ssgan.errors import ConfigError
 from ssgan.models.gan import SemiSupervisedGAN
 from ssgan.training.distribute import make_strategy, set_precision, worker_role
-from tests.test_model import model_cfg, train_cfg
-
-
-def _batch(seed: int = 0, size: int = 16):
-    rng = np.random.default_rng(seed)
-    labelled = tf.constant(rng.uniform(-1, 1, (size, 32, 32, 3)).astype(np.float32))
-    labels = tf.constant(rng.integers(0, 10, size))
-    unlabelled = tf.constant(rng.uniform(-1, 1, (size, 32, 32, 3)).astype(np.float32))
-    return labelled, labels, unlabelled
+from tests.helpers.networks import gan_batch, gan_stream, model_cfg, train_cfg
 
 
 def _finite(out: dict) -> bool:
     return all(np.isfinite(float(v)) for v in out.values())
 
 
+@pytest.mark.integration
 def test_steps_reduce_the_supervised_loss_on_a_fixed_batch() -> None:
     tf.keras.utils.set_random_seed(0)
     gan = SemiSupervisedGAN(model_cfg(drop_rate=0.0), train_cfg(lr=3e-3))
-    batch = _batch()
+    batch = gan_batch()
     first = float(gan.train_step(batch)["d_supervised_loss"])
     for _ in range(30):
         last = gan.train_step(batch)
@@ -42,12 +35,13 @@ def test_steps_reduce_the_supervised_loss_on_a_fixed_batch() -> None:
     assert float(last["g_loss"]) > 0.0 and float(last["d_unsupervised_loss"]) > 0.0
 
 
+@pytest.mark.integration
 def test_supervised_mode_leaves_the_generator_untouched() -> None:
     gan = SemiSupervisedGAN(model_cfg(), train_cfg(mode="supervised"))
     before = [w.copy() for w in gan.generator.get_weights()]
     d_before = [w.copy() for w in gan.discriminator.get_weights()]
     rng_before = gan.rng.state.numpy().copy()
-    out = gan.train_step(_batch())
+    out = gan.train_step(gan_batch())
     assert float(out["g_loss"]) == 0.0 and float(out["d_unsupervised_loss"]) == 0.0
     assert float(out["d_loss"]) == float(out["d_supervised_loss"]) > 0.0
     for a, b in zip(before, gan.generator.get_weights(), strict=True):
@@ -57,8 +51,9 @@ def test_supervised_mode_leaves_the_generator_untouched() -> None:
     np.testing.assert_array_equal(rng_before, gan.rng.state.numpy())  # no z drawn
 
 
+@pytest.mark.integration
 def test_initialize_is_data_dependent_for_improved_gan_only() -> None:
-    images = _batch(size=32)[2]
+    images = gan_batch(size=32)[2]
     tutorial = SemiSupervisedGAN(model_cfg(), train_cfg())
     before = [w.copy() for w in tutorial.discriminator.get_weights()]
     tutorial.initialize(images)
@@ -75,9 +70,10 @@ def test_initialize_is_data_dependent_for_improved_gan_only() -> None:
     pairs = zip(gan.ema_discriminator.get_weights(), gan.discriminator.get_weights(), strict=True)
     for a, b in pairs:
         np.testing.assert_array_equal(a, b)
-    assert _finite(gan.train_step(_batch()))
+    assert _finite(gan.train_step(gan_batch()))
 
 
+@pytest.mark.integration
 def test_set_learning_rate_reaches_both_optimizers() -> None:
     gan = SemiSupervisedGAN(model_cfg(), train_cfg())
     gan.set_learning_rate(1e-5)
@@ -85,16 +81,17 @@ def test_set_learning_rate_reaches_both_optimizers() -> None:
     assert float(gan.g_optimizer.learning_rate) == pytest.approx(1e-5)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 def test_mixed_precision_step_runs(precision: str) -> None:
     set_precision(precision)
     try:
         gan = SemiSupervisedGAN(model_cfg(), train_cfg(precision=precision))
-        out = gan.train_step(_batch())
+        out = gan.train_step(gan_batch())
         assert _finite(out)
         expected = {"bf16": "bfloat16", "fp16": "float16"}[precision]
         assert gan.discriminator.get_layer("conv2").compute_dtype == expected
-        logits, features = gan.discriminator(_batch()[0], training=False)
+        logits, features = gan.discriminator(gan_batch()[0], training=False)
         assert logits.dtype == features.dtype == tf.float32  # logits and losses in float32
         # float16 needs loss scaling; bfloat16 has float32's range and does not.
         scaled = isinstance(gan.d_optimizer, tf.keras.optimizers.LossScaleOptimizer)
@@ -105,11 +102,13 @@ def test_mixed_precision_step_runs(precision: str) -> None:
         set_precision("fp32")
 
 
+@pytest.mark.integration
 def test_jit_compiled_step_runs() -> None:
     gan = SemiSupervisedGAN(model_cfg(), train_cfg(jit_compile=True))
-    assert _finite(gan.train_step(_batch()))
+    assert _finite(gan.train_step(gan_batch()))
 
 
+@pytest.mark.integration
 def test_generated_images_leave_batch_norm_statistics_alone() -> None:
     """Inference normalises with statistics of real images only."""
     gan = SemiSupervisedGAN(model_cfg(), train_cfg())
@@ -124,6 +123,7 @@ def test_generated_images_leave_batch_norm_statistics_alone() -> None:
                                                                 strict=True))  # fmt: skip
 
 
+@pytest.mark.integration
 def test_strategy_and_precision_errors_are_one_line(monkeypatch) -> None:
     assert worker_role(train_cfg()).chief  # one process: it is the chief
     with pytest.raises(ConfigError, match=r"train.precision=fp8 .*allowed fp32, bf16, fp16"):
@@ -148,9 +148,8 @@ MIRRORED = textwrap.dedent(
     from ssgan.models.gan import SemiSupervisedGAN
     from ssgan.models.networks import build_discriminator
     from ssgan.models import losses
-    from tests.test_gan import _batch
-    from tests.test_model import model_cfg, train_cfg
-    batch = _batch(size=16)
+    from tests.helpers.networks import gan_batch, model_cfg, train_cfg
+    batch = gan_batch(size=16)
     mirrored = make_strategy(train_cfg(strategy="mirrored"))
     assert mirrored.num_replicas_in_sync == 2, mirrored.num_replicas_in_sync
 
@@ -232,6 +231,7 @@ MIRRORED = textwrap.dedent(
 )
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_mirrored_strategy_on_two_logical_cpus() -> None:
     result = subprocess.run(
@@ -241,30 +241,17 @@ def test_mirrored_strategy_on_two_logical_cpus() -> None:
     assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-3000:]
 
 
-def _stream(size: int = 16, nan_at: int | None = None) -> tf.data.Dataset:
-    """Endless batches, batch ``i`` a function of ``i`` (NaN pixels at index ``nan_at``)."""
-
-    def batch(index):
-        seed = tf.stack([index, 1])
-        images = tf.random.stateless_uniform([2, size, 32, 32, 3], seed, -1.0, 1.0)
-        labels = tf.random.stateless_uniform([size], seed, 0, 10, dtype=tf.int64)
-        if nan_at is not None:
-            images = tf.where(index == nan_at, float("nan"), images)
-        return images[0], labels, images[1]
-
-    return tf.data.Dataset.range(1_000_000).map(batch)
-
-
+@pytest.mark.integration
 def test_loop_stops_at_the_first_nonfinite_step_without_counting_it() -> None:
     gan = SemiSupervisedGAN(model_cfg(), train_cfg())
     step = tf.Variable(0, dtype=tf.int64)
-    batches = iter(_stream(nan_at=2))  # the third step's batch
+    batches = iter(gan_stream(nan_at=2))  # the third step's batch
     losses, finite_steps = gan.train_steps(batches, 5, step)
     assert int(finite_steps) == 2 and int(step.numpy()) == 2
     assert not np.isfinite(float(losses["d_loss"]))
     assert gan.d_optimizer.iterations.numpy() == 3  # the loop did not go on after it
     losses, finite_steps = SemiSupervisedGAN(model_cfg(), train_cfg()).train_steps(
-        iter(_stream()), 3, tf.Variable(0, dtype=tf.int64)
+        iter(gan_stream()), 3, tf.Variable(0, dtype=tf.int64)
     )
     assert int(finite_steps) == 3 and _finite(losses)
 
@@ -274,8 +261,7 @@ LOOP_EQUALS_STEPS = textwrap.dedent(
     import numpy as np, tensorflow as tf
     tf.config.experimental.enable_op_determinism()
     from ssgan.models.gan import SemiSupervisedGAN
-    from tests.test_gan import _stream
-    from tests.test_model import model_cfg, train_cfg
+    from tests.helpers.networks import gan_stream, model_cfg, train_cfg
 
     def fresh(mode):
         tf.keras.utils.set_random_seed(0)
@@ -286,9 +272,9 @@ LOOP_EQUALS_STEPS = textwrap.dedent(
         return [w.numpy() for m in models for w in m.weights] + [gan.rng.state.numpy()]
 
     for mode in ("ssgan", "supervised"):
-        single, batches = fresh(mode), iter(_stream())
+        single, batches = fresh(mode), iter(gan_stream())
         outs = [single.train_step(next(batches)) for _ in range(5)]
-        looped, batches = fresh(mode), iter(_stream())
+        looped, batches = fresh(mode), iter(gan_stream())
         step = tf.Variable(0, dtype=tf.int64)
         first, n_first = looped.train_steps(batches, 3, step)
         second, n_second = looped.train_steps(batches, 2, step)
@@ -305,6 +291,7 @@ LOOP_EQUALS_STEPS = textwrap.dedent(
 )
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_steps_in_one_call_equal_single_steps_bit_for_bit() -> None:
     """train.steps_per_loop changes nothing but speed: k steps in one compiled call give
@@ -316,20 +303,21 @@ def test_steps_in_one_call_equal_single_steps_bit_for_bit() -> None:
     assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-3000:]
 
 
+@pytest.mark.integration
 def test_sample_grids_draw_z_as_training_does(monkeypatch, tmp_path) -> None:
     """Grids used to draw z ~ N(0, 1) while training draws U(-1, 1): one function now."""
     from ssgan.cli import compose_config
     from ssgan.models import gan as gan_module
     from ssgan.training.distribute import make_strategy
     from ssgan.training.trainer import Trainer
-    from tests.conftest import tiny_overrides
+    from tests.helpers.configs import tiny_overrides
 
     draws = []
     real = gan_module.latent_noise
     monkeypatch.setattr(gan_module, "latent_noise", lambda *args: draws.append(args) or real(*args))
     cfg = compose_config("config", tiny_overrides(tmp_path))
     gan = SemiSupervisedGAN(cfg.model, cfg.train)
-    gan.train_step(_batch(size=8))
+    gan.train_step(gan_batch(size=8))
     assert len(draws) == 2 and draws[0][0] is gan.rng  # D step and G step
     rng_state = gan.rng.state.numpy().copy()
     trainer = Trainer(cfg, None, gan, None, tmp_path, make_strategy(cfg.train))
@@ -342,16 +330,17 @@ def test_sample_grids_draw_z_as_training_does(monkeypatch, tmp_path) -> None:
     np.testing.assert_array_equal(grid, gan.fixed_noise(64).numpy())  # fixed across epochs
 
 
+@pytest.mark.integration
 def test_initialisation_sees_train_init_batch_size_images(tmp_path) -> None:
     """The reference initialises D on 500 images with batches of 100: the first
     train.init_batch_size unlabelled images of the stream, across batches."""
     from ssgan.cli import compose_config
     from ssgan.data.pipeline import train_batches
     from ssgan.training.trainer import initialisation_images
-    from tests.conftest import tiny_overrides
-    from tests.test_averaging import _prototype_digits
+    from tests.helpers.configs import tiny_overrides
+    from tests.helpers.datasets import prototype_digits
 
-    data = _prototype_digits()
+    data = prototype_digits()
     cfg = compose_config("config", tiny_overrides(tmp_path) + ["train.init_batch_size=50"])
     first_two = [u.numpy() for _, _, u in train_batches(data, 32, 0).take(2)]
     images = initialisation_images(cfg, data).numpy()
@@ -360,4 +349,4 @@ def test_initialisation_sees_train_init_batch_size_images(tmp_path) -> None:
     np.testing.assert_array_equal(initialisation_images(cfg, data).numpy(), first_two[0])
     gan = SemiSupervisedGAN(model_cfg("improved_gan"), train_cfg())
     gan.initialize(images, noise_count=32)  # D on 50 images, G on a batch of 32 z
-    assert _finite(gan.train_step(_batch()))
+    assert _finite(gan.train_step(gan_batch()))

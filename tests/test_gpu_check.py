@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.helpers.repo import REPO_ROOT
+
+pytestmark = pytest.mark.e2e
 
 
 @pytest.mark.slow

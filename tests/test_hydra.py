@@ -11,7 +11,9 @@ from mlflow.tracking import MlflowClient
 from ssgan.cli import check_overrides
 from ssgan.config_checks import validate_train_config
 from ssgan.errors import ConfigError
-from tests.conftest import run_cli
+from tests.helpers.processes import run_cli
+
+pytestmark = pytest.mark.e2e
 
 MINE = "# @package _global_\nmodel:\n  z_size: 7\n"
 

@@ -7,12 +7,13 @@ import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import pytest
 from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
 from ssgan.tracking.tracker import create_run
-from tests.conftest import REPO_ROOT
+from tests.helpers.repo import REPO_ROOT
 
 SUMMARIZE = REPO_ROOT / "experiments" / "label_budget" / "summarize.py"
 START = datetime(2026, 1, 1)
@@ -43,6 +44,7 @@ def run_cli_script(script: Path, *args: str):
     )  # fmt: skip
 
 
+@pytest.mark.e2e
 def test_study_summary_gives_table_goals_and_curves(tmp_path: Path) -> None:
     """A sweep parent with 12 children, as ``ssgan.train -m`` leaves them."""
     tracking = OmegaConf.create({
@@ -91,6 +93,7 @@ def test_study_summary_gives_table_goals_and_curves(tmp_path: Path) -> None:
     assert (tmp_path / "out" / "report" / "report.md").exists()
 
 
+@pytest.mark.e2e
 def test_ablation_summary_has_one_row_per_change(tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(uri)
@@ -116,6 +119,7 @@ def test_ablation_summary_has_one_row_per_change(tmp_path: Path) -> None:
     assert "| batch → default (128) | | | | | | | not run |" in table
 
 
+@pytest.mark.e2e
 def test_summary_of_an_empty_store_is_one_line(tmp_path: Path) -> None:
     result = _summarize(f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path / "out")
     assert result.returncode != 0
@@ -125,6 +129,7 @@ def test_summary_of_an_empty_store_is_one_line(tmp_path: Path) -> None:
     assert result.stderr.strip().splitlines()[-1].startswith("error: no finished runs")
 
 
+@pytest.mark.unit
 def test_study_scripts_compose_valid_configs() -> None:
     """Each run the scripts launch composes and validates (no training)."""
     from ssgan.cli import check_overrides

@@ -15,6 +15,8 @@ from ssgan.models.losses import (
     unsupervised_discriminator_loss,
 )
 
+pytestmark = pytest.mark.unit
+
 
 def softplus(x: float) -> float:
     return math.log1p(math.exp(x))

@@ -29,7 +29,7 @@ from ssgan.serving.promotion import promote
 from ssgan.serving.saved_model import score_saved_model
 from ssgan.tracking.mlflow_model import download_run_model, saved_model_in
 from ssgan.tracking.tracker import RunTracker
-from tests.conftest import free_ports, wait_until_answered
+from tests.helpers.processes import free_ports, wait_until_answered
 
 
 def _images(smoke_run: dict, count: int = 3) -> tuple[list[bytes], np.ndarray]:
@@ -66,6 +66,7 @@ def promoted(smoke_run: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
     return {"version_dir": Path(result["path"]), "serving": serving}
 
 
+@pytest.mark.integration
 def test_the_runs_model_is_an_mlflow_model_that_loads_and_is_in_the_models_tab(
     smoke_run: dict, promoted: dict, tmp_path: Path
 ) -> None:
@@ -106,6 +107,7 @@ def test_the_runs_model_is_an_mlflow_model_that_loads_and_is_in_the_models_tab(
     assert version.source == model_uri
 
 
+@pytest.mark.e2e
 def test_mlflow_models_serve_answers_an_image(smoke_run: dict, tmp_path: Path) -> None:
     """A real `mlflow models serve` process on loopback scores a base64 JSON image."""
     cfg, run_id = smoke_run["cfg"], smoke_run["summary"]["run_id"]
@@ -136,6 +138,7 @@ def test_mlflow_models_serve_answers_an_image(smoke_run: dict, tmp_path: Path) -
     np.testing.assert_allclose(prediction["scores"], expected[0], atol=1e-5)
 
 
+@pytest.mark.integration
 def test_predict_takes_a_registry_uri_and_refuses_a_missing_one_in_one_line(
     smoke_run: dict, promoted: dict, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
@@ -161,6 +164,7 @@ def test_predict_takes_a_registry_uri_and_refuses_a_missing_one_in_one_line(
     assert not (tmp_path / "no.db").exists()
 
 
+@pytest.mark.integration
 def test_a_run_records_mlflows_context_and_its_datasets(smoke_run: dict) -> None:
     cfg, run_id = smoke_run["cfg"], smoke_run["summary"]["run_id"]
     run = MlflowClient(cfg.tracking.uri).get_run(run_id)
@@ -182,6 +186,7 @@ def test_a_run_records_mlflows_context_and_its_datasets(smoke_run: dict) -> None
     assert recorded == sizes
 
 
+@pytest.mark.integration
 def test_system_metrics_are_recorded_when_asked(
     tiny_cfg, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -200,6 +205,7 @@ def test_system_metrics_are_recorded_when_asked(
     assert not [key for key in metrics if key.startswith("system/")]
 
 
+@pytest.mark.integration
 def test_a_resumed_run_can_log_its_model_again(smoke_run: dict, tmp_path: Path) -> None:
     """A run that exported, then failed to finish (its record incomplete) and was resumed,
     exports again: MLflow refused the second run -> model link (UNIQUE constraint failed:

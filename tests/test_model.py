@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tensorflow as tf
-from omegaconf import OmegaConf
 
 from ssgan.models.gan import SemiSupervisedGAN
 from ssgan.models.networks import (
@@ -16,19 +15,9 @@ from ssgan.models.networks import (
     build_discriminator,
     build_generator,
 )
+from tests.helpers.networks import model_cfg, train_cfg
 
-
-def model_cfg(name: str = "tutorial", **extra) -> OmegaConf:
-    base = dict(name=name, z_size=8, g_size_mult=4, d_size_mult=4, drop_rate=0.5)
-    base |= dict(leaky_alpha=0.2, num_classes=10, image_size=32)
-    return OmegaConf.create({**base, **extra})
-
-
-def train_cfg(**extra) -> OmegaConf:
-    base = dict(mode="ssgan", lr=3e-4, beta1=0.5, feature_matching="squared_l2")
-    base |= dict(unsupervised_weight=1.0, ema_decay=0.0, seed=0, jit_compile=False)
-    base |= dict(strategy="default", precision="fp32", adam_epsilon=1e-7)
-    return OmegaConf.create({**base, **extra})
+pytestmark = pytest.mark.integration
 
 
 def _source(model, layer_name: str) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.helpers.repo import REPO_ROOT
 
 
 def _venv(root: Path) -> tuple[Path, Path]:
@@ -33,6 +33,7 @@ def _env() -> dict[str, str]:
     return {**env, "PIP_NO_INDEX": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
 
 
+@pytest.mark.unit
 def test_listed_packages_are_every_package() -> None:
     """pyproject.toml lists the packages (find cannot map conf/): none may be missed."""
     settings = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
@@ -42,6 +43,7 @@ def test_listed_packages_are_every_package() -> None:
     assert settings["package-dir"] == {"ssgan.conf": "conf"}
 
 
+@pytest.mark.unit
 def test_every_entry_point_is_a_console_script() -> None:
     """Each ``python -m ssgan.<name>`` command is also installed as ``ssgan-<name>``."""
     scripts = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["scripts"]
@@ -57,6 +59,7 @@ def test_every_entry_point_is_a_console_script() -> None:
         assert "\ndef main(" in (REPO_ROOT / "ssgan" / f"{name}.py").read_text(), name
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_wheel_installed_in_a_fresh_environment_trains_from_an_empty_folder(tmp_path: Path) -> None:
     source = tmp_path / "source"  # a copy: building writes build/ and *.egg-info beside it

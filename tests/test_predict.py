@@ -24,7 +24,7 @@ from ssgan.predict import main as predict_main
 from ssgan.serving.clients import check_rest_url
 from ssgan.serving.images import encode_jpeg, encode_png
 from ssgan.serving.saved_model import export_saved_model
-from tests.conftest import run_cli
+from tests.helpers.processes import run_cli
 
 TINY = dict(name="tutorial", z_size=8, g_size_mult=4, d_size_mult=4, drop_rate=0.5,
             leaky_alpha=0.2, num_classes=10, image_size=32)  # fmt: skip
@@ -55,6 +55,7 @@ def _expected(served: dict, names: list[str]) -> np.ndarray:
     )
 
 
+@pytest.mark.integration
 def test_local_model_json_and_skips_unreadable(served: dict, capsys) -> None:
     with pytest.raises(SystemExit) as exit_info:
         predict_main([str(served["images"]), "--model", str(served["versions"]), "--json"])
@@ -69,6 +70,7 @@ def test_local_model_json_and_skips_unreadable(served: dict, capsys) -> None:
     assert "1 of 3 files skipped" in captured.err
 
 
+@pytest.mark.e2e
 def test_cli_table(served: dict) -> None:
     result = run_cli("ssgan.predict", str(served["images"] / "a.png"), "--model",
                      str(served["model"]), cwd=served["root"])  # fmt: skip
@@ -78,6 +80,7 @@ def test_cli_table(served: dict) -> None:
     assert row.split()[0].endswith("a.png") and 0 <= int(row.split()[1]) <= 9
 
 
+@pytest.mark.e2e
 def test_nothing_readable_or_bad_model_is_one_line(served: dict, tmp_path: Path) -> None:
     nothing = run_cli("ssgan.predict", str(served["images"] / "broken.jpg"), "--model",
                       str(served["model"]), cwd=tmp_path)  # fmt: skip
@@ -134,6 +137,7 @@ def rest_server(served: dict):
     server.server_close()
 
 
+@pytest.mark.e2e
 def test_rest_client_speaks_tf_serving_json(served: dict, rest_server: str, capsys) -> None:
     images = [str(served["images"] / n) for n in ("a.png", "b.jpg")]
     predict_main([*images, "--rest-url", rest_server, "--json", "--batch-size", "1"])
@@ -197,6 +201,7 @@ def _grpc_serving(servicer: _FakeGrpcServing):
         server.stop(None)
 
 
+@pytest.mark.e2e
 def test_grpc_client_uses_the_prediction_service(served: dict, capsys) -> None:
     servicer = _FakeGrpcServing(served["loaded"])
     images = [str(served["images"] / n) for n in ("a.png", "b.jpg")]
@@ -211,6 +216,7 @@ def test_grpc_client_uses_the_prediction_service(served: dict, capsys) -> None:
     assert request.inputs["images"].dtype == tf.string.as_datatype_enum
 
 
+@pytest.mark.e2e
 def test_the_tutorials_grpc_request_is_answered_and_its_stub_is_gone(served: dict) -> None:
     """The original tutorial's client, as it builds its request (one JPEG's bytes as a
     DT_STRING tensor of shape [1], input "images", signature "predict_images", model
@@ -237,6 +243,7 @@ def test_the_tutorials_grpc_request_is_answered_and_its_stub_is_gone(served: dic
     np.testing.assert_allclose(scores, _expected(served, ["b.jpg"]), atol=1e-6)
 
 
+@pytest.mark.e2e
 def test_grpc_label_and_rest_label_url(served: dict, capsys) -> None:
     """A label from models.config: --label over gRPC, /labels/NAME in a REST URL."""
     servicer = _FakeGrpcServing(served["loaded"])
@@ -261,6 +268,7 @@ def _tiff_named_png(folder: Path) -> Path:
     return odd
 
 
+@pytest.mark.e2e
 def test_rest_errors_are_one_line(served: dict, rest_server: str, tmp_path: Path, capsys) -> None:
     # A lone image the server refuses (400): reported, and nothing else to score.
     odd = _tiff_named_png(tmp_path)
@@ -275,6 +283,7 @@ def test_rest_errors_are_one_line(served: dict, rest_server: str, tmp_path: Path
     assert "Traceback" not in unreachable.stderr
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("backend", ["model", "rest"])
 def test_an_image_the_model_cannot_decode_is_skipped_and_the_rest_scored(
     served: dict, rest_server: str, tmp_path: Path, capsys, backend: str
@@ -311,6 +320,7 @@ def _png_header_only(path: Path, width: int, height: int) -> Path:
     return path
 
 
+@pytest.mark.e2e
 def test_bad_inputs_and_options_are_one_line_each(served: dict, tmp_path: Path, capsys) -> None:
     """Each bad input: its exit status and one line (two with the skipped-files count).
     Two cases run as a user runs them (a process: no traceback); the rest call main()."""
@@ -341,6 +351,7 @@ def test_bad_inputs_and_options_are_one_line_each(served: dict, tmp_path: Path, 
         assert len(lines) == (2 if code == 1 else 1), (argv, stderr)
 
 
+@pytest.mark.e2e
 def test_a_savedmodel_that_is_not_an_ssgan_export_is_one_line(served: dict, tmp_path: Path) -> None:
     """A SavedModel whose serving signature takes floats under another name: refused before
     scoring, naming what it takes and returns (it used to be a TensorFlow traceback)."""
@@ -361,6 +372,7 @@ def test_a_savedmodel_that_is_not_an_ssgan_export_is_one_line(served: dict, tmp_
     assert "is not an ssgan export" in result.stderr and "takes x (float32)" in result.stderr
 
 
+@pytest.mark.integration
 def test_a_folder_is_read_a_batch_at_a_time(
     served: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:

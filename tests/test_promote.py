@@ -2,8 +2,8 @@
 provenance, a run tag and a registry alias; concurrent and killed promotes; bad input
 refused with one line and the serving directory left byte for byte as it was.
 
-"Trained runs" are made without the training loop: a tiny discriminator exported as a
-real SavedModel, scored on the tiny test set and logged as a finished MLflow run.
+"Trained runs" are made without the training loop (tests/helpers/promoted_runs.py); the
+store and its two runs are conftest.py's module fixtures ``store`` and ``runs``.
 """
 
 from __future__ import annotations
@@ -19,25 +19,20 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-import keras
-import numpy as np
 import pytest
 import tensorflow as tf
 from google.protobuf import text_format
 from mlflow.tracking import MlflowClient
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 from tensorflow_serving.config.model_server_config_pb2 import ModelServerConfig
 
 import ssgan.serving.registry_sync as registry_sync_module
 import ssgan.serving.repository as repository_module
 from ssgan.cli import compose_config
-from ssgan.data import SemiSupervisedData, load_data
+from ssgan.data import load_data
 from ssgan.errors import ConfigError, UserError
-from ssgan.models.networks import build_discriminator
-from ssgan.serving.images import encode_png
 from ssgan.serving.promotion import (
     describe,
     format_versions,
@@ -46,138 +41,23 @@ from ssgan.serving.promotion import (
     validate_promote_config,
 )
 from ssgan.serving.repository import ServingFolder
-from ssgan.serving.saved_model import export_saved_model, score_saved_model
 from ssgan.serving.verification import (
     VERIFICATION_IMAGES,
     fingerprint_test_set,
     load_verification_set,
-    save_verification_set,
 )
-from ssgan.tracking.tracker import RunTracker
-from tests.conftest import run_cli
+from tests.helpers.files import snapshot
+from tests.helpers.processes import run_cli
+from tests.helpers.promoted_runs import (
+    Store,
+    accuracy_of,
+    export_discriminator,
+    log_run,
+    overrides,
+    promote_cfg,
+)
 
 PROVENANCE = Path("assets.extra") / "provenance.json"
-
-
-@dataclass
-class Store:
-    root: Path
-    cfg: DictConfig  # the composed training config the fake runs were "trained" with
-    data: SemiSupervisedData
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
-    root = tmp_path_factory.mktemp("promote")
-    cfg = compose_config(
-        "config",
-        [
-            f"data.root={root / 'data'}",
-            f"tracking.uri=sqlite:///{root / 'mlruns' / 'mlflow.db'}",
-            f"tracking.artifact_root={root / 'mlruns' / 'artifacts'}",
-            "model.d_size_mult=4",
-            "model.g_size_mult=4",
-            "model.z_size=8",
-            "data.train_size=300",
-            "data.test_size=50",
-            "data.val_size=50",
-            "data.num_labeled=20",
-            "data.num_workers=1",
-        ],
-    )
-    return Store(root, cfg, load_data(cfg.data, int(cfg.model.num_classes)))
-
-
-def export_discriminator(store: Store, seed: int) -> Path:
-    """A real SavedModel of a freshly initialised tiny discriminator."""
-    folder = store.root / f"export-{seed}"
-    if not folder.exists():
-        keras.utils.set_random_seed(seed)
-        classifier = build_discriminator(store.cfg.model)
-        export_saved_model(classifier, folder, warmup_images=store.data.test_x[:2])
-    return folder
-
-
-def accuracy_of(store: Store, model_dir: Path) -> float:
-    scores = score_saved_model(model_dir, store.data.test_x)
-    return float(np.mean(np.argmax(scores, axis=-1) == store.data.test_y))
-
-
-def log_run(
-    store: Store,
-    *,
-    model_dir: Path | None,
-    accuracy: float | None,
-    status: str = "FINISHED",
-    verified_with: Path | None | str = "model",
-    config: DictConfig | None = None,
-    mlflow_model: bool = False,
-) -> str:
-    """A run as training leaves one: config artifact, model, metric, status, and the
-    verification set (scored with ``verified_with``, by default the model itself). The
-    model is an MLflow Model with ``mlflow_model``, as training logs it now; else a plain
-    SavedModel under ``model/``, as runs were logged before."""
-    tags = {"mlflow.source.git.commit": "a" * 40, "ssgan.git_dirty": "false"}
-    tracker = RunTracker.start(store.cfg, params={}, tags=tags, run_name="fake")
-    tracker.log_text(OmegaConf.to_yaml(config or store.cfg), "config/config.yaml")
-    if model_dir is not None and mlflow_model:
-        tracker.log_model(model_dir, [encode_png(store.data.test_x[0])], step=0)
-    elif model_dir is not None:
-        tracker.log_artifacts(model_dir, "model")
-    if verified_with == "model":
-        verified_with = model_dir
-    if verified_with is not None:
-        scores = score_saved_model(verified_with, store.data.test_x)
-        with tempfile.TemporaryDirectory() as scratch:
-            path = Path(scratch) / "verification.npz"
-            save_verification_set(path, store.data.test_x, store.data.test_y, scores)
-            tracker.log_artifact(path, "verification")
-    if accuracy is not None:
-        tracker.log_metrics({"export/test_accuracy": accuracy}, step=0)
-    tracker.finish(status)
-    return tracker.run_id
-
-
-@pytest.fixture(scope="module")
-def runs(store: Store) -> dict[str, str]:
-    """Two good runs (different weights), their accuracies logged as training would: "a"
-    with an MLflow Model as training logs it, "b" as runs were logged before (a plain
-    SavedModel under model/), so every promote test below covers both."""
-    out = {}
-    for name, seed in (("a", 1), ("b", 2)):
-        model_dir = export_discriminator(store, seed)
-        out[name] = log_run(store, model_dir=model_dir, accuracy=accuracy_of(store, model_dir),
-                            mlflow_model=name == "a")  # fmt: skip
-    return out
-
-
-def overrides(store: Store, serving: Path, run_id: str = "", *extra: str) -> list[str]:
-    tracking = store.cfg.tracking
-    return [
-        f"run_id={run_id}",
-        f"serving_dir={serving}",
-        f"tracking.uri={tracking.uri}",
-        f"tracking.artifact_root={tracking.artifact_root}",
-        *extra,
-    ]
-
-
-def promote_cfg(store: Store, serving: Path, run_id: str = "", *extra: str) -> DictConfig:
-    return compose_config("promote", overrides(store, serving, run_id, *extra))
-
-
-def snapshot(folder: Path) -> dict[str, str]:
-    """Every path under ``folder`` (hidden ones too) with its type and content hash."""
-    if not folder.exists():
-        return {}
-    if folder.is_file():
-        return {".": hashlib.sha256(folder.read_bytes()).hexdigest()}
-    return {
-        str(p.relative_to(folder)): (
-            hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
-        )
-        for p in sorted(folder.rglob("*"))
-    }
 
 
 def version_dirs(root: Path) -> list[str]:
@@ -187,6 +67,7 @@ def version_dirs(root: Path) -> list[str]:
 # -- promote, again, force, list, numbering, MLflow records ----------------------------------
 
 
+@pytest.mark.integration
 def test_promote_twice_gives_versions_1_and_2_loadable_and_listed(
     store: Store, runs: dict[str, str], tmp_path: Path
 ) -> None:
@@ -242,6 +123,7 @@ def test_promote_twice_gives_versions_1_and_2_loadable_and_listed(
     assert production.run_id == runs["b"]
 
 
+@pytest.mark.integration
 def test_same_run_again_does_nothing_unless_forced_and_rollback(
     store: Store, runs: dict[str, str], tmp_path: Path
 ) -> None:
@@ -271,6 +153,7 @@ def test_same_run_again_does_nothing_unless_forced_and_rollback(
     assert states == [(1, "unlabelled"), (2, "unlabelled"), (3, "removed"), (4, "stable")]
 
 
+@pytest.mark.integration
 def test_a_damaged_version_log_is_one_line_and_changes_nothing(
     store: Store, runs: dict[str, str], tmp_path: Path
 ) -> None:
@@ -296,6 +179,7 @@ def test_a_damaged_version_log_is_one_line_and_changes_nothing(
     assert promote(promote_cfg(store, serving, runs["b"], "label=canary"))["version"] == 2
 
 
+@pytest.mark.integration
 def test_must_beat_live_reads_the_live_provenance(
     store: Store, runs: dict[str, str], tmp_path: Path
 ) -> None:
@@ -314,6 +198,7 @@ def test_must_beat_live_reads_the_live_provenance(
     assert promote(promote_cfg(store, serving, runs["b"], "must_beat_live=true"))["version"] == 2
 
 
+@pytest.mark.e2e
 def test_verification_uses_what_the_run_recorded_not_the_data(store: Store, tmp_path: Path) -> None:
     """Issue: promoting from another folder regenerated the run's whole data set there (an
     SVHN run would start a download) just to verify the model. The run's recorded
@@ -367,6 +252,7 @@ def aliases(store: Store, name: str = "ssgan") -> dict[str, str]:
     }
 
 
+@pytest.mark.integration
 def test_canary_then_promote_to_stable_then_roll_back(
     store: Store, runs: dict[str, str], tmp_path: Path
 ) -> None:
@@ -402,6 +288,7 @@ def test_canary_then_promote_to_stable_then_roll_back(
     assert [row["state"] for row in listed] == ["stable", "canary"]
 
 
+@pytest.mark.integration
 def test_a_label_on_a_removed_version_is_dropped_said_listed_and_stops_a_bundle(
     store: Store, runs: dict[str, str], tmp_path: Path
 ) -> None:
@@ -432,6 +319,7 @@ def test_a_label_on_a_removed_version_is_dropped_said_listed_and_stops_a_bundle(
     ) in describe(cfg, result)
 
 
+@pytest.mark.integration
 def test_models_config_keeps_other_models_and_uses_server_model_dir(
     store: Store, runs: dict[str, str], tmp_path: Path
 ) -> None:
@@ -449,6 +337,7 @@ def test_models_config_keeps_other_models_and_uses_server_model_dir(
     ]
 
 
+@pytest.mark.e2e
 def test_label_to_missing_or_unverified_version_is_refused(
     store: Store, runs: dict[str, str], served: Path, tmp_path: Path
 ) -> None:
@@ -490,6 +379,7 @@ class DatabaseLockedError(Exception):
     pass
 
 
+@pytest.mark.integration
 def test_rerun_repairs_what_mlflow_refused_to_record(
     store: Store, runs: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -541,6 +431,7 @@ def test_rerun_repairs_what_mlflow_refused_to_record(
 # -- stale staging, concurrency and kill -9 --------------------------------------------------
 
 
+@pytest.mark.unit
 def test_stale_staging_is_removed_only_when_its_owner_is_gone(tmp_path: Path) -> None:
     root = tmp_path / "ssgan"
     live, dead, foreign = (root / f".staging-{name}" for name in ("live", "dead", "foreign"))
@@ -580,6 +471,7 @@ def wait_for_copies(root: Path, count: int, procs: list[subprocess.Popen]) -> No
     raise AssertionError([p.communicate() for p in procs])
 
 
+@pytest.mark.e2e
 def test_concurrent_promotes_get_distinct_versions(
     store: Store, runs: dict[str, str], tmp_path: Path
 ) -> None:
@@ -608,6 +500,7 @@ def test_concurrent_promotes_get_distinct_versions(
     assert not list(root.glob(".staging-*"))
 
 
+@pytest.mark.e2e
 def test_killed_mid_copy_leaves_no_partial_version(
     store: Store, runs: dict[str, str], tmp_path: Path
 ) -> None:
@@ -726,6 +619,7 @@ def writable(folder: str) -> bool:
         return False
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("case", list(BAD_INPUT))
 def test_bad_input_is_one_line_and_changes_nothing(
     case: str, store: Store, runs: dict[str, str], served: Path, tmp_path: Path
@@ -745,6 +639,7 @@ def test_bad_input_is_one_line_and_changes_nothing(
     assert snapshot(tmp_path) == before_scratch
 
 
+@pytest.mark.e2e
 def test_cli_list_and_bad_run_id(store: Store, runs: dict[str, str], tmp_path: Path) -> None:
     serving = tmp_path / "serving"
     cfg = promote_cfg(store, serving, runs["a"])
@@ -763,6 +658,7 @@ def test_cli_list_and_bad_run_id(store: Store, runs: dict[str, str], tmp_path: P
     assert snapshot(tmp_path) == before
 
 
+@pytest.mark.unit
 def test_validate_rejects_bad_numbers_and_allows_list_without_run() -> None:
     cfg = compose_config("promote", ["list=true"])
     validate_promote_config(cfg)
@@ -777,6 +673,7 @@ def test_validate_rejects_bad_numbers_and_allows_list_without_run() -> None:
             )
 
 
+@pytest.mark.unit
 def test_registry_alias_is_configurable_and_checked() -> None:
     from ssgan.cli import compose_config
     from ssgan.errors import ConfigError
@@ -790,6 +687,7 @@ def test_registry_alias_is_configurable_and_checked() -> None:
             validate_promote_config(cfg)
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_a_trained_run_records_its_verification_set_and_promotes_from_anywhere(
     smoke_run: dict, tmp_path: Path

@@ -16,6 +16,8 @@ from ssgan.errors import UserError
 from ssgan.sweeps import report
 from ssgan.tracking.tracker import create_run
 
+pytestmark = pytest.mark.integration
+
 REPO = Path(__file__).resolve().parent.parent
 # (mode, labels) -> test accuracy of seed 0 and seed 1
 ACCURACY = {

@@ -15,7 +15,8 @@ from ssgan.cli import compose_config
 from ssgan.data import load_data
 from ssgan.tracking.mlflow_model import download_run_model, saved_model_in
 from ssgan.training.run import train
-from tests.conftest import run_cli, tiny_overrides
+from tests.helpers.configs import tiny_overrides
+from tests.helpers.processes import run_cli
 
 
 def _history(client: MlflowClient, run_id: str) -> dict[str, list[int]]:
@@ -31,6 +32,7 @@ def _as_if_it_failed(client: MlflowClient, run_id: str) -> None:
     client.set_terminated(run_id, status="FAILED")
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_resume_refuses_ignored_overrides_falls_back_and_refuses_lost_checkpoints(
     tmp_path: Path,
@@ -75,6 +77,7 @@ def test_resume_refuses_ignored_overrides_falls_back_and_refuses_lost_checkpoint
     assert client.get_run(run_id).info.status == "FAILED"
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_full_disk_fails_the_run_in_one_line_and_resume_completes_it(
     tmp_path: Path,
@@ -122,6 +125,7 @@ def test_full_disk_fails_the_run_in_one_line_and_resume_completes_it(
         assert len(steps) == len(set(steps)), key
 
 
+@pytest.mark.integration
 def test_resume_auto_tells_apart_commands_whose_overrides_match(tmp_path: Path) -> None:
     """``--config-dir A experiment=mine resume=auto`` and the same line with ``--config-dir
     B`` (another mine.yaml) had one job key: B continued A's KILLED run, with A's config.

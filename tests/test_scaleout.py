@@ -32,14 +32,10 @@ from ssgan.tracking.datasets import Split
 from ssgan.tracking.lease import _process_start
 from ssgan.tracking.store import TrackingWriteError
 from ssgan.tracking.tracker import RunTracker
-from tests.conftest import (
-    REPO_ROOT,
-    free_ports,
-    logged_model_files,
-    mlflow_server,
-    run_cli,
-    tiny_overrides,
-)
+from tests.helpers.configs import tiny_overrides
+from tests.helpers.mlflow_runs import logged_model_files
+from tests.helpers.processes import free_ports, mlflow_server, run_cli
+from tests.helpers.repo import REPO_ROOT
 
 _OPEN_STORE_AND_RUN = """
 import os, sys, time
@@ -61,6 +57,7 @@ tracker.finish("FINISHED")
 """
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_many_processes_start_on_a_fresh_store_at_once(tmp_path: Path) -> None:
     """Without the store lock this fails nearly every time (two processes creating or
@@ -119,6 +116,7 @@ def _start_a_run_and_record_datasets(root: Path, experiment: str, barrier: Any) 
         raise
 
 
+@pytest.mark.e2e
 def test_runs_started_at_the_same_instant_all_record_their_datasets(tmp_path: Path) -> None:
     """Processes released together by a barrier each start a run, record the same datasets
     and finish; several rounds: every run is FINISHED with its datasets. MLflow inserts a
@@ -163,6 +161,7 @@ def test_runs_started_at_the_same_instant_all_record_their_datasets(tmp_path: Pa
             assert sorted(recorded) == sorted(expected), round_
 
 
+@pytest.mark.unit
 def test_a_dataset_record_is_tried_again_once_only_after_a_refusal(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -198,6 +197,7 @@ def test_a_dataset_record_is_tried_again_once_only_after_a_refusal(
     tracker.finish("FAILED")
 
 
+@pytest.mark.integration
 def test_a_runs_lease_is_held_only_by_a_live_job(tmp_path: Path, caplog) -> None:
     """Same host: the owner's process decides (a kill -9ed job frees its run at once).
     Another host: the lease's expiry decides."""
@@ -246,6 +246,7 @@ def _wait_for_running_run(client: MlflowClient, metric: str, timeout: float = 30
     raise AssertionError(f"no run logged {metric} within {timeout} s")
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_a_live_jobs_run_is_refused_sigterm_marks_it_killed_and_a_rerun_continues_it(
     tmp_path: Path,
@@ -341,6 +342,7 @@ def _checkpoint_variables(folder: Path) -> dict[str, np.ndarray]:
     }
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_two_workers_are_one_run_and_survive_losing_a_worker(tmp_path: Path) -> None:
     """multi_worker on two local processes: one run (the chief's), one model; worker 1 is
@@ -387,6 +389,7 @@ def test_two_workers_are_one_run_and_survive_losing_a_worker(tmp_path: Path) -> 
     _assert_worker1_holds_the_same_state(checkpoints / "last", tmp_path)
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_two_workers_against_a_tracking_server_are_one_run(tmp_path: Path) -> None:
     """multi_worker with a real MLflow server and separate working folders (no shared
@@ -414,6 +417,7 @@ def test_two_workers_against_a_tracking_server_are_one_run(tmp_path: Path) -> No
     _assert_worker1_holds_the_same_state(uploaded, tmp_path)
 
 
+@pytest.mark.integration
 def test_checkpoint_uploads_send_only_new_or_changed_files(tiny_cfg, tmp_path: Path) -> None:
     from ssgan.tracking.tracker import RunTracker
 
@@ -437,6 +441,7 @@ def test_checkpoint_uploads_send_only_new_or_changed_files(tiny_cfg, tmp_path: P
     assert (stored / "checkpoint").read_text() == "ckpt-2!"
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_submitit_requeue_continues_the_same_run(tmp_path: Path) -> None:
     """The SLURM path through the submitit launcher's local executor: the job gets
@@ -490,6 +495,7 @@ def test_submitit_requeue_continues_the_same_run(tmp_path: Path) -> None:
         assert len(steps) == len(set(steps)), key
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_mirrored_on_logical_cpus_from_the_command_line(tmp_path: Path) -> None:
     """train.cpu_replicas splits the CPU so the mirrored path runs without GPUs."""

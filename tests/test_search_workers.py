@@ -31,7 +31,8 @@ from ssgan.sweeps.trial_lease import (
 )
 from ssgan.tracking.lease import lease_value
 from ssgan.tracking.tracker import create_run
-from tests.conftest import run_cli, tiny_overrides
+from tests.helpers.configs import tiny_overrides
+from tests.helpers.processes import run_cli
 
 SMOKE = ["search=smoke", "search.pruner.name=none"]
 DEAD_HERE = f"{socket.gethostname()}:999999999:1 {time.time() + 3600:.0f}"  # no such pid
@@ -42,6 +43,7 @@ def _worker_view(path: Path, name: str = "s") -> optuna.Study:
     return optuna.load_study(study_name=name, storage=open_storage(str(path)))
 
 
+@pytest.mark.integration
 def test_the_budget_is_exact_when_workers_race_for_the_last_trial(tmp_path: Path) -> None:
     journal = tmp_path / "optuna.journal"
     optuna.create_study(study_name="s", storage=open_storage(str(journal)))
@@ -68,6 +70,7 @@ def test_the_budget_is_exact_when_workers_race_for_the_last_trial(tmp_path: Path
     assert [search.counts(t) for t in two.trials] == [True, False, True, False, True]
 
 
+@pytest.mark.integration
 def test_a_dead_workers_trial_is_queued_once_and_a_live_ones_never(tmp_path: Path) -> None:
     journal = tmp_path / "optuna.journal"
     optuna.create_study(study_name="s", storage=open_storage(str(journal)))
@@ -94,6 +97,7 @@ def test_a_dead_workers_trial_is_queued_once_and_a_live_ones_never(tmp_path: Pat
     assert not any(search.counts(t) for t in one.trials)  # a dead worker uses no budget
 
 
+@pytest.mark.integration
 def test_a_retried_trial_continues_its_predecessors_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -134,6 +138,7 @@ def test_a_retried_trial_continues_its_predecessors_run(
     assert client.get_run(parent.run_id).info.status == "FINISHED"
 
 
+@pytest.mark.integration
 def test_an_rdb_storage_without_its_driver_is_one_line(tmp_path: Path) -> None:
     plan = prepare(
         [*SMOKE, "search.storage=postgresql://ssgan@localhost/optuna", *tiny_overrides(tmp_path)]
@@ -157,6 +162,7 @@ def _read_lines(process: subprocess.Popen, into: list[str]) -> threading.Thread:
     return thread
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_workers_share_a_search_and_a_killed_workers_trial_is_resumed(tmp_path: Path) -> None:
     """``search.workers=2`` on a fresh study; one worker is ``kill -9``ed mid-trial, after
@@ -244,6 +250,7 @@ def test_workers_share_a_search_and_a_killed_workers_trial_is_resumed(tmp_path: 
     )
 
 
+@pytest.mark.unit
 def test_a_worker_command_line_survives_hydras_override_parser() -> None:
     """The workers of a Hydra launcher get the command line as one Hydra list override:
     quotes, backslashes, brackets and interpolations come through unchanged."""
@@ -258,6 +265,7 @@ def test_a_worker_command_line_survives_hydras_override_parser() -> None:
     assert parsed.value() == argv
 
 
+@pytest.mark.integration
 def test_a_stopped_worker_gives_its_trial_back_and_the_next_one_resumes_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

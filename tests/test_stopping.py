@@ -20,9 +20,12 @@ from ssgan.stopping import JobStopped, check_stop, clear_stop, stop_requested
 from ssgan.training.distribute import WorkerRole
 from ssgan.training.job import stop_signals
 from ssgan.training.peers import wait_for_workers
-from tests.conftest import REPO_ROOT, free_ports, tiny_overrides
+from tests.helpers.configs import tiny_overrides
+from tests.helpers.processes import free_ports
+from tests.helpers.repo import REPO_ROOT
 
 
+@pytest.mark.integration
 def test_a_signal_only_records_the_stop_until_a_safe_point_raises_it() -> None:
     with stop_signals():
         os.kill(os.getpid(), signal.SIGTERM)  # a raising handler would raise right here
@@ -35,6 +38,7 @@ def test_a_signal_only_records_the_stop_until_a_safe_point_raises_it() -> None:
     clear_stop()
 
 
+@pytest.mark.unit
 def test_job_stopped_crosses_process_boundaries() -> None:
     """A worker pool sends exceptions back pickled; the old JobStopped could not be
     rebuilt from its pickle, which broke the pool and hung the job."""
@@ -43,6 +47,7 @@ def test_job_stopped_crosses_process_boundaries() -> None:
     assert str(again) == "stopped by SIGINT"
 
 
+@pytest.mark.integration
 def test_waiting_for_workers_names_them_has_a_limit_and_honours_stops(caplog) -> None:
     mine, missing = free_ports(2)
     role = WorkerRole(
@@ -80,6 +85,7 @@ print("stop requested" if stop_requested() else "SIGTERM lost")
 """
 
 
+@pytest.mark.e2e
 def test_sigterm_reaches_the_job_after_tensorflows_multi_worker_runtime_starts() -> None:
     port = free_ports(1)[0]
     probe = subprocess.run(
@@ -94,6 +100,7 @@ def _children(pid: int) -> list[int]:
     return [int(p) for p in found.stdout.split()]
 
 
+@pytest.mark.e2e
 def test_ctrl_c_while_the_data_is_generated_ends_the_job(tmp_path: Path) -> None:
     """Ctrl-C (SIGINT to the whole process group) while the render workers are forked
     used to be swallowed ('Exception ignored ... JobStopped') and the job never ended."""

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from ssgan.tracking import tags
+
+pytestmark = pytest.mark.unit
 
 
 def _tag_names() -> dict[str, str]:

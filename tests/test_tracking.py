@@ -14,13 +14,15 @@ from omegaconf import OmegaConf
 from ssgan.cli import compose_config
 from ssgan.tracking.store import TrackingError, check_store
 from ssgan.training.run import train
-from tests.conftest import run_cli, tiny_overrides
+from tests.helpers.configs import tiny_overrides
+from tests.helpers.processes import run_cli
 
 
 def _tracking(uri: str, timeout_s: float = 2.0):
     return OmegaConf.create({"uri": uri, "timeout_s": timeout_s, "experiment": "ssgan"})
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("uri", "says"),
     [
@@ -37,12 +39,14 @@ def test_unusable_tracking_uris_are_one_line(uri: str, says: str) -> None:
     assert says in str(info.value) and "\n" not in str(info.value)
 
 
+@pytest.mark.unit
 def test_a_file_that_is_not_sqlite_is_refused(tmp_path: Path) -> None:
     (tmp_path / "mlflow.db").write_text("not a database")
     with pytest.raises(TrackingError, match="is not a SQLite database"):
         check_store(_tracking(f"sqlite:///{tmp_path / 'mlflow.db'}"))
 
 
+@pytest.mark.e2e
 def test_cli_refuses_bad_and_unreachable_stores_before_any_work(tmp_path: Path) -> None:
     """Nothing listens on port 9: the command fails in seconds, before data are made."""
     for uri, says in (
@@ -59,6 +63,7 @@ def test_cli_refuses_bad_and_unreachable_stores_before_any_work(tmp_path: Path) 
     assert not (tmp_path / "data").exists() and not (tmp_path / "mlruns").exists()
 
 
+@pytest.mark.e2e
 def test_timeout_and_retry_are_validated(tmp_path: Path) -> None:
     for key in ("tracking.timeout_s=0", "tracking.retry_s=-1"):
         result = run_cli("ssgan.train", *tiny_overrides(tmp_path), key, cwd=tmp_path)
@@ -108,6 +113,7 @@ def _history_steps(client: MlflowClient, run_id: str) -> dict[str, list[int]]:
     }
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_store_locked_for_seconds_loses_no_metric(tmp_path: Path) -> None:
     """A lock outlasting one write's wait (tracking.timeout_s): writes are retried and the
@@ -129,6 +135,7 @@ def test_store_locked_for_seconds_loses_no_metric(tmp_path: Path) -> None:
         assert steps[key] == [32], key
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_store_locked_until_the_end_fails_loudly_never_finished(tmp_path: Path) -> None:
     locker, ready, release = _locker(tmp_path, hold_s=300)
@@ -151,6 +158,7 @@ def test_store_locked_until_the_end_fails_loudly_never_finished(tmp_path: Path) 
     assert run.info.status != "FINISHED"
 
 
+@pytest.mark.integration
 def test_busy_timeout_bound_holds_on_mlflows_engines_only(tmp_path: Path) -> None:
     """tracking.timeout_s bounds how long MLflow's own SQLite sessions wait for a lock,
     by rewriting the statement MLflow opens them with; other engines keep theirs. Fails

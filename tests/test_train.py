@@ -20,13 +20,17 @@ from ssgan.cli import compose_config
 from ssgan.errors import UserError
 from ssgan.tracking.mlflow_model import download_run_model, saved_model_in
 from ssgan.training.run import train
-from tests.conftest import REPO_ROOT, logged_model_files, mlflow_server, run_cli, tiny_overrides
+from tests.helpers.configs import tiny_overrides
+from tests.helpers.mlflow_runs import logged_model_files
+from tests.helpers.processes import mlflow_server, run_cli
+from tests.helpers.repo import REPO_ROOT
 
 
 def _client(cfg) -> MlflowClient:
     return MlflowClient(tracking_uri=str(cfg.tracking.uri))
 
 
+@pytest.mark.integration
 def test_smoke_run_records_params_tags_metrics_artifacts(smoke_run: dict) -> None:
     cfg, summary = smoke_run["cfg"], smoke_run["summary"]
     run = _client(cfg).get_run(summary["run_id"])
@@ -80,6 +84,7 @@ def test_smoke_run_records_params_tags_metrics_artifacts(smoke_run: dict) -> Non
         assert "serving_default" in loaded.signatures
 
 
+@pytest.mark.integration
 def test_runs_filter_by_param(smoke_run: dict) -> None:
     cfg = smoke_run["cfg"]
     mlflow.set_tracking_uri(cfg.tracking.uri)
@@ -93,6 +98,7 @@ def test_runs_filter_by_param(smoke_run: dict) -> None:
     assert len(none) == 0
 
 
+@pytest.mark.integration
 def test_supervised_mode_trains_the_same_discriminator(tmp_path: Path) -> None:
     cfg = compose_config("config", [*tiny_overrides(tmp_path), "train.mode=supervised"])
     summary = train(cfg)
@@ -103,6 +109,7 @@ def test_supervised_mode_trains_the_same_discriminator(tmp_path: Path) -> None:
     assert 0.0 <= summary["export_test_accuracy"] <= 1.0
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("steps_per_loop", [1, 4])
 def test_divergence_marks_run_failed_with_the_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, steps_per_loop: int
@@ -153,6 +160,7 @@ class _RecordingTracker:
         pass
 
 
+@pytest.mark.integration
 def test_steps_per_loop_keeps_log_checkpoint_and_epoch_steps_exact(tmp_path: Path) -> None:
     """With 3 steps per call, dividing none of the intervals, every log step,
     checkpoint and epoch end still lands on its exact step, and one trace serves all
@@ -185,6 +193,7 @@ def test_steps_per_loop_keeps_log_checkpoint_and_epoch_steps_exact(tmp_path: Pat
     assert gan._loop.experimental_get_tracing_count() == 1
 
 
+@pytest.mark.e2e
 def test_missing_data_stops_before_any_run(tmp_path: Path) -> None:
     result = run_cli(
         "ssgan.train",
@@ -215,6 +224,7 @@ def _variables(checkpoint_dir: Path) -> dict[str, np.ndarray]:
     }
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_killed_run_resumes_to_the_same_weights(tmp_path: Path) -> None:
     """SIGKILL mid-run, resume=<id>: same final weights and test accuracy as no kill."""
@@ -273,6 +283,7 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path: Path) -> None:
         np.testing.assert_array_equal(actual[name], expected[name], err_msg=name)
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_multirun_sweep_gives_one_tagged_run_per_job(tmp_path: Path) -> None:
     result = run_cli(
@@ -316,6 +327,7 @@ def _uri_flag(root: Path) -> list[str]:
     return ["--tracking-uri", f"sqlite:///{root / 'mlruns' / 'mlflow.db'}"]
 
 
+@pytest.mark.integration
 def test_resume_of_unknown_or_finished_run_is_refused(smoke_run: dict, tmp_path: Path) -> None:
     cfg = smoke_run["cfg"].copy()
     cfg.resume = "f" * 32
@@ -327,6 +339,7 @@ def test_resume_of_unknown_or_finished_run_is_refused(smoke_run: dict, tmp_path:
     assert REPO_ROOT.is_dir()
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("which", ["best", "last"])
 def test_export_cli_from_a_runs_checkpoint(smoke_run: dict, tmp_path: Path, which: str) -> None:
     cfg, run_id = smoke_run["cfg"], smoke_run["summary"]["run_id"]
@@ -343,6 +356,7 @@ def test_export_cli_from_a_runs_checkpoint(smoke_run: dict, tmp_path: Path, whic
     assert again.returncode == 2 and "already exists" in again.stderr
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_ctrl_c_marks_the_run_killed_and_it_can_resume(tmp_path: Path) -> None:
     overrides = [*tiny_overrides(tmp_path), "train.steps_per_epoch=400", "train.checkpoint_every=5"]
@@ -367,6 +381,7 @@ def test_ctrl_c_marks_the_run_killed_and_it_can_resume(tmp_path: Path) -> None:
     assert client.get_run(run.info.run_id).info.status == "KILLED"
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_remote_tracking_server_gets_checkpoints_and_model(tmp_path: Path) -> None:
     """With an MLflow tracking server, checkpoints are uploaded and the model logged."""

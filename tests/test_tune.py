@@ -18,7 +18,8 @@ from ssgan.sweeps import trials
 from ssgan.sweeps.plan import prepare
 from ssgan.sweeps.report import load_sweep, write_report
 from ssgan.sweeps.storage import load_existing
-from tests.conftest import run_cli, tiny_overrides
+from tests.helpers.configs import tiny_overrides
+from tests.helpers.processes import run_cli
 
 FAST = ["train.sample_grid=false", "train.steps_per_epoch=4", "train.checkpoint_every=4"]
 # Trials 0 and 1 train one epoch, trial 2 three; the threshold pruner (every accuracy
@@ -48,6 +49,7 @@ def _children(client: MlflowClient, parent_id: str) -> list:
     )
 
 
+@pytest.mark.integration
 def test_search_runs_children_under_a_parent_and_prunes_one(tmp_path: Path) -> None:
     argv = PRUNE_ONE + tiny_overrides(tmp_path) + FAST
     summary = _search(argv)
@@ -115,6 +117,7 @@ def _tracking(root: Path):
     return compose_config("config", tiny_overrides(root)).tracking
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("override", "message"),
     [
@@ -153,6 +156,7 @@ def test_bad_search_configs_are_refused_before_anything_is_written(
     assert not (tmp_path / "mlruns").exists()
 
 
+@pytest.mark.e2e
 def test_bad_search_config_on_the_command_line(tmp_path: Path) -> None:
     result = run_cli(
         "ssgan.tune",
@@ -168,6 +172,7 @@ def test_bad_search_config_on_the_command_line(tmp_path: Path) -> None:
     assert not (tmp_path / "mlruns").exists() and not list(tmp_path.iterdir())
 
 
+@pytest.mark.unit
 def test_baseline_needs_the_base_values_inside_the_space(tmp_path: Path) -> None:
     plan = prepare(["search=ssgan_lr", *tiny_overrides(tmp_path)])
     assert plan.first_trials[0] == (
@@ -186,6 +191,7 @@ def test_baseline_needs_the_base_values_inside_the_space(tmp_path: Path) -> None
         prepare(["search=ssgan_lr", *tiny_overrides(tmp_path), "model.z_size=2"])
 
 
+@pytest.mark.integration
 def test_report_refuses_a_run_that_is_not_a_sweep(smoke_run: dict, tmp_path: Path) -> None:
     tracking = smoke_run["cfg"].tracking
     with pytest.raises(UserError, match="has no child runs"):
@@ -195,6 +201,7 @@ def test_report_refuses_a_run_that_is_not_a_sweep(smoke_run: dict, tmp_path: Pat
     assert not (tmp_path / "reports").exists()
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     "preset", [[], ["experiment=label_budget"], ["experiment=improved_gan_svhn"]]
 )
@@ -210,6 +217,7 @@ def test_ssgan_lr_holds_the_defaults_of_every_preset(tmp_path: Path, preset: lis
 # -- probes of issue 24: a damaged study file, every trial failing, a stop between trials --
 
 
+@pytest.mark.integration
 def test_a_damaged_study_file_is_one_line_before_any_run(tmp_path: Path) -> None:
     """A garbage study file used to end the search in a traceback: one line naming the
     file and the way out, before any run is written. The same for the journal (today's
@@ -242,6 +250,7 @@ def _fake_trials(monkeypatch: pytest.MonkeyPatch, trial) -> list:
     return calls
 
 
+@pytest.mark.integration
 def test_a_search_whose_every_trial_fails_ends_failed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -260,6 +269,7 @@ def test_a_search_whose_every_trial_fails_ends_failed(
     assert parent.info.status == "FAILED" and parent.data.tags["ssgan.trials_failed"] == "3"
 
 
+@pytest.mark.integration
 def test_a_stop_after_a_trials_last_safe_point_ends_the_search_killed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -285,6 +295,7 @@ def test_a_stop_after_a_trials_last_safe_point_ends_the_search_killed(
     assert parent.info.status == "KILLED"
 
 
+@pytest.mark.integration
 def test_a_stopped_grid_sweep_ends_killed(tmp_path: Path) -> None:
     """A grid sweep's job stopped by SIGTERM exits 143 (a SystemExit, not a
     KeyboardInterrupt): the parent was marked FAILED. A stop after the last job's last

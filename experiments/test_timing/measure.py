@@ -2,8 +2,9 @@
 
 Runs ``python -m pytest`` (the whole suite, as CI does), timed from start to exit, and
 splits the time its tests took (pytest's JUnit report: setup, call and teardown of each)
-into the tests marked ``slow`` and the rest, which is what ``python -m pytest -m "not
-slow"`` runs. Writes ``experiments/test_timing/results.md`` with the machine, the date,
+by tier: the tests marked ``unit``, ``integration`` and ``e2e`` (what ``-m unit`` and
+``-m "unit or integration"`` run), and by the ``slow`` marker (what ``-m "not slow"``
+leaves out). Writes ``experiments/test_timing/results.md`` with the machine, the date,
 the commit and the ten slowest tests. Run it on an otherwise idle machine: two cores are
 shared by everything, so anything else running stretches every figure.
 """
@@ -23,6 +24,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 RESULTS = Path(__file__).resolve().parent / "results.md"
+TIERS = ("unit", "integration", "e2e")  # every test has exactly one (tests/conftest.py)
 
 
 def cpu_model() -> str:
@@ -61,9 +63,9 @@ def failures(junit: Path) -> list[tuple[str, str]]:
     return found
 
 
-def slow_tests() -> set[str]:
-    """Node ids of the tests marked ``slow``."""
-    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-m", "slow",
+def marked_tests(marker: str) -> set[str]:
+    """Node ids of the tests ``-m <marker>`` selects."""
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-m", marker,
                "--collect-only", "-q"]  # fmt: skip
     listed = subprocess.run(command, cwd=REPO, capture_output=True, text=True).stdout
     return {line.strip() for line in listed.splitlines() if "::" in line}
@@ -82,15 +84,42 @@ def minutes(seconds: float) -> str:
     return f"{seconds / 60:.1f} min"
 
 
+def summed(times: list[tuple[float, str]], names: set[str]) -> tuple[int, float]:
+    """How many of ``names`` ran, and their seconds summed."""
+    seconds = [s for s, name in times if name in names]
+    return len(seconds), sum(seconds)
+
+
+def groups(tiers: dict[str, set[str]], slow: set[str], ran: set[str]) -> dict[str, set[str]]:
+    """The table's rows: each tier, the two tiers a quick run takes, and the slow split."""
+    untiered = ran - set().union(*tiers.values())
+    if untiered:  # a node id the JUnit report spells otherwise than the collection list
+        print(f"warning: {len(untiered)} tests in no tier's list, such as {min(untiered)}",
+              file=sys.stderr)  # fmt: skip
+    quick = tiers["unit"] | tiers["integration"]
+    return {
+        "unit tests (what `-m unit` runs)": tiers["unit"],
+        "integration tests": tiers["integration"],
+        'unit and integration tests (what `-m "unit or integration"` runs)': quick,
+        "e2e tests": tiers["e2e"],
+        'tests not marked slow (what `-m "not slow"` runs)': ran - slow,
+        "tests marked slow": slow,
+    }
+
+
 def main() -> None:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
                             capture_output=True, text=True).stdout.strip()  # fmt: skip
-    slow = slow_tests()
+    tiers = {tier: marked_tests(tier) for tier in TIERS}
+    slow = marked_tests("slow")
     with tempfile.TemporaryDirectory() as tmp:
         wall, summary = timed_pytest(Path(tmp) / "junit.xml")
         times = test_times(Path(tmp) / "junit.xml")
-    marked = [seconds for seconds, name in times if name in slow]
-    rest = [seconds for seconds, name in times if name not in slow]
+    rows_by_group = []
+    for what, names in groups(tiers, slow, {name for _, name in times}).items():
+        count, seconds = summed(times, names)
+        rows_by_group.append(f"| its {count} {what} | {minutes(seconds)} |")
+    split = "\n".join(rows_by_group)
     rows = "\n".join(f"| {seconds:.1f} | `{name}` |" for seconds, name in sorted(times)[::-1][:10])
     RESULTS.write_text(f"""# Test suite timing
 
@@ -100,11 +129,10 @@ commit {commit}, on {cpu_model()}, {os.cpu_count()} cores, Python {platform.pyth
 | what | time |
 | --- | ---: |
 | `python -m pytest`, start to exit ({summary}) | {minutes(wall)} |
-| its {len(rest)} tests not marked slow (what `-m "not slow"` runs) | {minutes(sum(rest))} |
-| its {len(marked)} tests marked slow | {minutes(sum(marked))} |
+{split}
 
-The test times are pytest's own (setup, call and teardown of each test); start to exit
-adds collection and start-up.
+The test times are pytest's own (setup, call and teardown of each test), summed; start
+to exit adds collection and start-up, which a run of one tier pays too.
 
 The ten slowest tests (seconds):
 
@@ -112,8 +140,8 @@ The ten slowest tests (seconds):
 | ---: | --- |
 {rows}
 """)
-    print(f"wrote {RESULTS.relative_to(REPO)}: whole suite {minutes(wall)}, "
-          f"not slow {minutes(sum(rest))}, slow {minutes(sum(marked))}")
+    each = ", ".join(f"{tier} {minutes(summed(times, tiers[tier])[1])}" for tier in TIERS)
+    print(f"wrote {RESULTS.relative_to(REPO)}: whole suite {minutes(wall)}; tests: {each}")
 
 
 if __name__ == "__main__":

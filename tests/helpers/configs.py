@@ -1,0 +1,25 @@
+"""Tiny training configs and the session's shared synthetic data cache."""
+
+from __future__ import annotations
+
+import atexit
+import shutil
+import tempfile
+from pathlib import Path
+
+# One synthetic data cache for the session: the smoke set is rendered once, not by every
+# test (the cache is keyed by every parameter that changes pixels, locked while written
+# and renamed into place, so tests and their subprocesses share it safely).
+SHARED_DATA_ROOT = Path(tempfile.mkdtemp(prefix="ssgan-test-data-"))
+atexit.register(shutil.rmtree, SHARED_DATA_ROOT, True)
+
+
+def tiny_overrides(root: Path) -> list[str]:
+    """The smoke preset, with a private MLflow store under ``root`` and the session's
+    shared data cache."""
+    return [
+        "experiment=smoke",
+        f"data.root={SHARED_DATA_ROOT}",
+        f"tracking.uri=sqlite:///{root / 'mlruns' / 'mlflow.db'}",
+        f"tracking.artifact_root={root / 'mlruns' / 'artifacts'}",
+    ]

@@ -1,0 +1,43 @@
+"""Tiny model and training sections, and the batches a GAN step takes."""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+from omegaconf import OmegaConf
+
+
+def model_cfg(name: str = "tutorial", **extra) -> OmegaConf:
+    base = dict(name=name, z_size=8, g_size_mult=4, d_size_mult=4, drop_rate=0.5)
+    base |= dict(leaky_alpha=0.2, num_classes=10, image_size=32)
+    return OmegaConf.create({**base, **extra})
+
+
+def train_cfg(**extra) -> OmegaConf:
+    base = dict(mode="ssgan", lr=3e-4, beta1=0.5, feature_matching="squared_l2")
+    base |= dict(unsupervised_weight=1.0, ema_decay=0.0, seed=0, jit_compile=False)
+    base |= dict(strategy="default", precision="fp32", adam_epsilon=1e-7)
+    return OmegaConf.create({**base, **extra})
+
+
+def gan_batch(seed: int = 0, size: int = 16):
+    """(labelled images, labels, unlabelled images), images uniform in [-1, 1]."""
+    rng = np.random.default_rng(seed)
+    labelled = tf.constant(rng.uniform(-1, 1, (size, 32, 32, 3)).astype(np.float32))
+    labels = tf.constant(rng.integers(0, 10, size))
+    unlabelled = tf.constant(rng.uniform(-1, 1, (size, 32, 32, 3)).astype(np.float32))
+    return labelled, labels, unlabelled
+
+
+def gan_stream(size: int = 16, nan_at: int | None = None) -> tf.data.Dataset:
+    """Endless batches, batch ``i`` a function of ``i`` (NaN pixels at index ``nan_at``)."""
+
+    def batch(index):
+        seed = tf.stack([index, 1])
+        images = tf.random.stateless_uniform([2, size, 32, 32, 3], seed, -1.0, 1.0)
+        labels = tf.random.stateless_uniform([size], seed, 0, 10, dtype=tf.int64)
+        if nan_at is not None:
+            images = tf.where(index == nan_at, float("nan"), images)
+        return images[0], labels, images[1]
+
+    return tf.data.Dataset.range(1_000_000).map(batch)
