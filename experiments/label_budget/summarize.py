@@ -201,9 +201,12 @@ def provenance(tracking: DictConfig, sweep: Sweep) -> str:
     return "\n".join([
         f"- started: {started:%Y-%m-%d %H:%M} UTC" if started else "- started: unknown",
         f"- machine: {cpu}, {cores} cores (where this summary was written)",
-        f"- code: commit {tags.get('mlflow.source.git.commit', 'unknown')[:10]}",
+        f"- code: commit {tags.get('mlflow.source.git.commit', '')[:10] or UNRECORDED}",
         f"- data: {', '.join(fingerprints)}",
     ])  # fmt: skip
+
+
+UNRECORDED = "not recorded (run from a snapshot without .git: the study's README names it)"
 
 
 def _cpu_model() -> str:
