@@ -334,6 +334,9 @@ def test_bad_inputs_and_options_are_one_line_each(served: dict, tmp_path: Path, 
         ([a_png, "--model", model, "--timeout", "-1"], 2, "error: --timeout -1", "positive"),
         ([a_png, "--model", model, "--timeout", "abc"], 2, "error: argument --timeout", "float"),
         ([a_png, "--model", model, "--signature", "classify"], 2, "error: --signature", "allowed"),
+        ([a_png, "--model", ""], 2, "error: --model is empty", "SavedModel folder"),
+        ([a_png, "--rest-url", " "], 2, "error: --rest-url is empty", "REST URL"),
+        ([a_png, "--grpc", ""], 2, "error: --grpc is empty", "gRPC address"),
     ]
     for index, (argv, code, starts, says) in enumerate(cases):
         if index < 2:

@@ -179,8 +179,20 @@ def parser() -> argparse.ArgumentParser:
     return described
 
 
+# What each way to reach a model needs, for the line that refuses an empty one.
+_WHERE = {
+    "--model": "a SavedModel folder or an MLflow model URI such as models:/ssgan@production",
+    "--rest-url": "a TF Serving REST URL such as http://localhost:8501/v1/models/ssgan",
+    "--grpc": "a TF Serving gRPC address such as localhost:8500",
+}
+
+
 def check_args(args: argparse.Namespace) -> None:
     """Options that cannot work, refused before any file is read or model loaded."""
+    for option, value in (("--model", args.model), ("--rest-url", args.rest),
+                          ("--grpc", args.grpc)):  # fmt: skip
+        if value is not None and not value.strip():
+            raise PredictError(f"{option} is empty: give {_WHERE[option]}")
     if args.batch_size < 1:
         raise PredictError(f"--batch-size {args.batch_size} must be at least 1")
     if not (args.timeout > 0 and math.isfinite(args.timeout)):
