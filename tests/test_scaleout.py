@@ -463,9 +463,11 @@ def test_submitit_requeue_continues_the_same_run(tmp_path: Path) -> None:
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
-    deadline = time.time() + 300
+    # A generous deadline: on a loaded 2-core machine the job's start (TensorFlow import,
+    # tracing) has taken minutes. A sweep that ends first has failed: stop waiting then.
+    deadline = time.time() + 600
     job = None
-    while job is None and time.time() < deadline:
+    while job is None and sweep.poll() is None and time.time() < deadline:
         experiment = client.get_experiment_by_name("ssgan")
         children = [
             r
@@ -473,8 +475,12 @@ def test_submitit_requeue_continues_the_same_run(tmp_path: Path) -> None:
             if "mlflow.parentRunId" in r.data.tags and "train/d_loss" in r.data.metrics
         ]
         job = children[0] if children else None
-        time.sleep(0.2)
-    assert job is not None, "the submitit job never started training"
+        time.sleep(0.5)
+    if job is None:
+        sweep.kill()
+        _, stderr = sweep.communicate()
+        job_logs = "".join(p.read_text() for p in (tmp_path / "multirun").rglob("*_log.*"))
+        pytest.fail(f"the submitit job never started training\n{stderr}\n{job_logs}")
     run_id = job.info.run_id
     pid = int(job.data.tags[LEASE_TAG].split()[0].split(":")[1])
     os.kill(pid, signal.SIGUSR2)
