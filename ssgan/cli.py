@@ -25,7 +25,7 @@ from hydra.initialize import get_gh_backup, restore_gh_from_backup
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
-from ssgan.config import register_schemas
+from ssgan.config import REMOVED_KEYS, register_schemas
 from ssgan.errors import ConfigError, UserError, first_line
 from ssgan.hydra_help import register_help_resolver
 
@@ -67,6 +67,8 @@ def _one_line(err: Exception, override: str | None) -> str:
         key = getattr(cause, "full_key", "") or ""
         msg = first_line(cause)
         if "not in struct" in msg or ("Key '" in msg and "not" in msg):
+            if key in REMOVED_KEYS:
+                return f"{where}: {key} was removed: {REMOVED_KEYS[key].instead}"
             return f"{where}: unknown key '{key}' (check the spelling; `--cfg job` lists every key)"
         return f"{where}: {key}: {msg}"
     lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]

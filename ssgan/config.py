@@ -19,20 +19,25 @@ SVHN_SIZES = {"train": 73_257, "test": 26_032, "extra": 531_131}
 
 @dataclass
 class ModelConfig:
-    name: str = "tutorial"  # tutorial | improved_gan
+    """``model.*``: the networks (docs/model.md). The defaults are the tutorial's GAN:
+    G = dense to 4x4 + three stride-2 5x5 transposed convolutions (batch norm, tanh out);
+    D = seven 3x3 convolutions 64/64/64/128/128/128/128 with dropout, batch norm and leaky
+    ReLU, global average pooling, class logits."""
+
+    name: str = "tutorial"  # tutorial | improved_gan (Salimans et al.'s SVHN model)
     z_size: int = 100
-    g_size_mult: int = 32
-    d_size_mult: int = 64
+    g_size_mult: int = 32  # generator width: channels of the last hidden layer
+    d_size_mult: int = 64  # discriminator width: 64 gives 64/64/64/128/.../128
     drop_rate: float = 0.5
     dropout_mask: str = "uniform"  # uniform (Keras: a float per element) | byte (faster)
     leaky_alpha: float = 0.2
     num_classes: int = 10
-    image_size: int = 32
 
 
 @dataclass
 class RenderConfig:
-    """Strengths of the synthetic renderer's steps (ssgan/data/render.py, docs/data.md)."""
+    """``data.render.*``: strengths of the synthetic renderer's steps (ssgan/data/render.py,
+    docs/data.md); a "share" is the probability that an image gets the effect."""
 
     class_frequencies: str = "svhn"  # svhn (each split's SVHN shares) | uniform
     overlap: float = 0.2  # share of house numbers whose digits touch or overlap
@@ -46,69 +51,82 @@ class RenderConfig:
     low_res: float = 0.3  # share captured at low resolution and upsampled to 32x32
     saturation: float = 0.85  # colour kept (0 = grey, 1 = as painted)
     noise: float = 4.0  # largest sensor noise (standard deviation, 0-255 scale)
-    jpeg_min_quality: int = 30
+    jpeg_min_quality: int = 30  # JPEG quality drawn per image from this range
     jpeg_max_quality: int = 90
 
 
 @dataclass
 class DataConfig:
+    """``data.*``: which digits, the label budget and the batches (docs/data.md)."""
+
     name: str = "synthetic"  # svhn | synthetic
-    root: str = "data"
-    verify: bool = True
-    download: bool = True
-    use_extra: bool = False
-    num_labeled: int = 1000
-    val_size: int = 5000
+    root: str = "data"  # where data sets are cached (conf/data/ reads SSGAN_DATA_ROOT)
+    verify: bool = True  # svhn: check the MD5 of files found in root
+    download: bool = True  # svhn: fetch missing files (needs internet)
+    use_extra: bool = False  # svhn: add the 531,131 'extra' images to the unlabelled pool
+    num_labeled: int = 1000  # class-balanced labelled budget; the rest is used unlabelled
+    val_size: int = 5000  # held out from the training set for model selection
     batch_size: int = 128
-    seed: int = 0
+    seed: int = 0  # picks the labelled subset and the validation split
     # synthetic only: how many images to generate and how
-    synthetic_seed: int = 0
+    synthetic_seed: int = 0  # which synthetic images are drawn (kept apart from data.seed)
     train_size: int = 50_000
     test_size: int = 10_000
-    num_workers: int = 0  # 0 = one per CPU core
+    num_workers: int = 0  # generator processes; 0 = one per CPU core
     render: RenderConfig | None = None  # synthetic only (conf/data/synthetic.yaml)
 
 
 @dataclass
 class TrainConfig:
-    mode: str = "ssgan"  # ssgan | supervised
+    """``train.*``: the method, the optimiser and the loop (docs/training.md)."""
+
+    mode: str = "ssgan"  # ssgan | supervised (same discriminator, labelled images only)
     epochs: int = 10
-    steps_per_epoch: int = 0  # 0 = one pass over the unlabelled pool
-    lr: float = 3e-4
+    steps_per_epoch: int = 0  # 0 = one pass over the unlabelled pool per epoch
+    lr: float = 3e-4  # Adam, as in the tutorial
     beta1: float = 0.5
     lr_decay: float = 1.0  # multiplied into the learning rate after every epoch
-    lr_schedule: str = "constant"  # constant | linear_decay (improved-gan's schedule)
+    lr_schedule: str = "constant"  # constant | linear_decay (improved-gan: constant, then to 0)
     lr_decay_start_epoch: int | None = None  # linear_decay: None = 2/3 of the epochs
     adam_epsilon: float = 1e-7  # Keras' default; 1e-4 approximates the reference code's
-    init_batch_size: int = 0  # images for data-dependent init; 0 = data.batch_size
+    init_batch_size: int = 0  # images data-dependent init (improved_gan) sees; 0 = one batch
     feature_matching: str = "squared_l2"  # squared_l2 (paper) | l1 (reference code)
     unsupervised_weight: float = 1.0
-    ema_decay: float = 0.0  # 0 = off; e.g. 0.999 to evaluate/export averaged D weights
+    ema_decay: float = 0.0  # > 0: evaluate and export averaged D weights (e.g. 0.999)
     ema_bn_images: int = 2048  # real images the average's batch-norm statistics come from
     seed: int = 0
-    deterministic: bool = False
-    log_every: int = 50
-    checkpoint_every: int = 500
-    steps_per_loop: int = 10  # steps per compiled call (1 = one call per step)
+    deterministic: bool = False  # op-determinism: bit-identical runs and resumes on CPU
+    log_every: int = 50  # steps between train/ metrics
+    checkpoint_every: int = 500  # steps between checkpoints (plus one per epoch)
+    steps_per_loop: int = 10  # steps per compiled call; calls end at every log, checkpoint
     eval_batch_size: int = 500
-    sample_grid: bool = True
-    strategy: str = "default"  # default | mirrored | multi_worker
+    sample_grid: bool = True  # 8x8 generator samples per epoch under samples/
+    strategy: str = "default"  # default | mirrored | multi_worker (tf.distribute)
     cpu_replicas: int = 0  # mirrored without GPUs: split the CPU into N logical devices
     worker_wait_s: float = 300.0  # multi_worker: how long to wait for the other workers
-    precision: str = "fp32"  # fp32 | bf16 | fp16
-    jit_compile: bool = False
+    precision: str = "fp32"  # fp32 | bf16 | fp16 (mixed precision)
+    jit_compile: bool = False  # XLA; see docs/model.md, 'Step time'
 
 
 @dataclass
 class TrackingConfig:
-    uri: str = "sqlite:///mlruns/mlflow.db"
-    artifact_root: str = "mlruns/artifacts"
+    """``tracking.*``: the MLflow store (docs/tracking.md)."""
+
+    uri: str = "sqlite:///mlruns/mlflow.db"  # conf/tracking/ lets MLFLOW_TRACKING_URI win
+    artifact_root: str = "mlruns/artifacts"  # where a new experiment keeps its artifacts
     experiment: str = "ssgan"
-    run_name: str = ""  # empty = built from the overrides
-    timeout_s: float = 10.0  # one request to the store (HTTP, or a locked SQLite file)
-    retry_s: float = 120.0  # how long failed writes are retried before the run fails
-    lease_s: float = 60.0  # a job owns its run while it renews this lease (see job.py)
-    system_metrics: bool = False  # MLflow's system/* metrics, sampled with psutil
+    run_name: str = ""  # empty = built from the command-line overrides
+    # One request to the store (HTTP, or waiting for a locked SQLite file) may take this
+    # long before it counts as failed; failed writes are retried for retry_s, then the run
+    # fails.
+    timeout_s: float = 10.0
+    retry_s: float = 120.0
+    # A job owns its run while it renews this lease every lease_s/3; a job that died on
+    # another host frees the run after lease_s (on the same host at once).
+    lease_s: float = 60.0
+    # MLflow's system/* metrics (CPU, memory, disk, network, GPU) sampled with psutil; also
+    # MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING.
+    system_metrics: bool = False
 
 
 @dataclass
@@ -117,11 +135,13 @@ class TrainAppConfig:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
-    resume: str | None = None
+    resume: str | None = None  # MLflow run id of an interrupted run (or auto) to continue
 
 
 @dataclass
 class PrunerConfig:
+    """``search.pruner.*``: when a trial stops early (docs/search.md)."""
+
     name: str = "median"  # none | median | percentile | threshold | successive_halving | hyperband
     n_startup_trials: int = 3  # median, percentile: trials that always run to the end first
     n_warmup_steps: int = 1  # median, percentile, threshold: first epoch a trial may be pruned
@@ -133,17 +153,21 @@ class PrunerConfig:
 
 @dataclass
 class SearchConfig:
+    """``search.*``: a hyperparameter search's space and budget (docs/search.md)."""
+
     name: str = ""
     n_trials: int = 20
     sampler: str = "tpe"  # tpe | random
     n_random_trials: int = 5  # tpe: trials drawn at random before TPE models the results
-    seed: int = 0
-    baseline: bool = True  # first trial: the base config's own values (the defaults)
-    storage: str = ""  # journal file path or RDB URL; empty = optuna.journal beside mlruns
-    workers: int = 1  # worker processes this command starts (each takes the next trial)
-    threads_per_worker: int = 0  # TensorFlow threads of each worker; 0 = TF's own choice
-    enqueue: list[Any] = field(default_factory=list)  # trials to evaluate first
-    space: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0  # sampler seed: an uninterrupted search proposes the same trials
+    baseline: bool = True  # first trial: the base config's own values, for comparison
+    # Empty = the journal file optuna.journal beside the MLflow store; a path (shared file
+    # system) or postgresql://… (docs/search.md).
+    storage: str = ""
+    workers: int = 1  # worker processes this command starts; or start it N times
+    threads_per_worker: int = 0  # TensorFlow threads per worker; 0 = TF's own (cores/N)
+    enqueue: list[Any] = field(default_factory=list)  # trials to run first: [{train: {lr: 1e-3}}]
+    space: dict[str, Any] = field(default_factory=dict)  # mirrors the training config
     pruner: PrunerConfig = field(default_factory=PrunerConfig)
 
 
@@ -154,23 +178,51 @@ class TuneAppConfig:
 
 @dataclass
 class PromoteAppConfig:
-    run_id: str = ""
-    model_name: str = "ssgan"
+    """The promote command's settings (docs/promote.md)."""
+
+    run_id: str = ""  # the MLflow run whose exported model to promote
+    model_name: str = "ssgan"  # serving/<model_name>/<version>/
     serving_dir: str = "serving"
-    min_accuracy: float = 0.0
-    must_beat_live: bool = False
-    force: bool = False
-    list: bool = False
-    accuracy_tolerance: float = 0.01
-    score_tolerance: float = 0.001
-    alias: str = "production"
-    canary_alias: str = "canary"
-    label: str = "stable"
-    version: int = 0
-    server_model_dir: str = "/models"
-    bundle: str = ""
-    image: str = "ssgan-serving"
+    min_accuracy: float = 0.0  # refuse models whose verified test accuracy is below this
+    must_beat_live: bool = False  # refuse models worse than the stable version
+    force: bool = False  # promote again a run that a version already holds
+    list: bool = False  # print the served versions instead of promoting
+    accuracy_tolerance: float = 0.01  # logged test accuracy may differ this much from recorded
+    score_tolerance: float = 0.001  # recorded verification images' scores may differ this much
+    alias: str = "production"  # MLflow Model Registry alias that follows the stable label
+    canary_alias: str = "canary"  # MLflow Model Registry alias that follows the canary label
+    label: str = "stable"  # the version label (stable | canary) given to the new version
+    version: int = 0  # with label= and no run_id: move the label to this existing version
+    server_model_dir: str = "/models"  # serving_dir inside TF Serving (models.config paths)
+    bundle: str = ""  # write the hand-over bundle (image context, manifests) to this new folder
+    image: str = "ssgan-serving"  # image repository the bundle's manifests and build use
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+
+@dataclass(frozen=True)
+class RemovedKey:
+    """A key the schemas no longer have: the value every run had, and what to do instead."""
+
+    value: Any
+    instead: str
+
+
+# Overrides and presets that set these get one line saying so; configs stored by earlier
+# runs still load (the key is dropped) and keep their job keys (the value is still
+# hashed, see training/resume.py), so those runs resume and promote as before.
+REMOVED_KEYS = {
+    "model.image_size": RemovedKey(32, "the networks read 32x32 images only; drop the key"),
+}
+
+
+def drop_removed_keys(cfg: DictConfig) -> DictConfig:
+    """``cfg`` (a config an earlier run stored) without the keys in :data:`REMOVED_KEYS`."""
+    for dotted in REMOVED_KEYS:
+        section, _, key = dotted.rpartition(".")
+        node = OmegaConf.select(cfg, section) if section else cfg
+        if isinstance(node, DictConfig) and key in node:
+            node.pop(key)
+    return cfg
 
 
 # The splits the data statistics command measures (data_stats.yaml's ``split``).

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -40,14 +41,14 @@ RENDER_SHARES = (
 )  # fmt: skip
 
 # key -> (lowest allowed, highest allowed, whether the lowest itself is allowed)
-RANGES = {
+Range = tuple[float, float | None, bool]
+RANGES: dict[str, Range] = {
     "model.z_size": (1, 4096, True),
     "model.g_size_mult": (1, 1024, True),
     "model.d_size_mult": (1, 1024, True),
     "model.drop_rate": (0.0, 0.99, True),
     "model.leaky_alpha": (0.0, 1.0, True),
     "model.num_classes": (2, 1000, True),
-    "model.image_size": (32, 32, True),
     "data.num_labeled": (1, None, True),
     "data.val_size": (0, None, True),
     "data.batch_size": (1, 65_536, True),
@@ -81,6 +82,32 @@ RANGES = {
 }
 
 
+# The search command's settings (``search.*``, SearchConfig) and the promote command's
+# (PromoteAppConfig): checked by the same table-driven code as training's.
+SAMPLERS = ("tpe", "random")
+PRUNERS = ("none", "median", "percentile", "threshold", "successive_halving", "hyperband")
+SEARCH_CHOICES = {"search.sampler": SAMPLERS, "search.pruner.name": PRUNERS}
+SEARCH_RANGES: dict[str, Range] = {
+    "search.n_trials": (1, None, True),
+    "search.n_random_trials": (0, None, True),
+    "search.workers": (1, None, True),
+    "search.threads_per_worker": (0, None, True),
+    "search.pruner.n_startup_trials": (0, None, True),
+    "search.pruner.n_warmup_steps": (0, None, True),
+    "search.pruner.percentile": (0.0, 100.0, True),
+    "search.pruner.min_resource": (1, None, True),
+    "search.pruner.reduction_factor": (2, None, True),
+}
+VERSION_LABELS = ("stable", "canary")  # a served version's labels (TF Serving's models.config)
+PROMOTE_CHOICES = {"label": VERSION_LABELS}
+PROMOTE_RANGES: dict[str, Range] = {
+    "version": (0, None, True),
+    "min_accuracy": (0.0, 1.0, True),
+    "accuracy_tolerance": (0.0, 1.0, True),
+    "score_tolerance": (0.0, 1.0, True),
+}
+
+
 def _get(cfg: DictConfig, dotted: str) -> Any:
     return OmegaConf.select(cfg, dotted, throw_on_missing=False)
 
@@ -91,19 +118,25 @@ def _absent_section(cfg: DictConfig, key: str) -> bool:
     return key.startswith("data.render.") and _get(cfg, "data.render") is None
 
 
-def _check_choices_and_ranges(cfg: DictConfig, prefix: str) -> None:
-    """The table-driven checks of every key under ``prefix`` ("" = all)."""
-    for key, allowed in CHOICES.items():
+def check_table(
+    cfg: DictConfig,
+    choices: Mapping[str, tuple[str, ...]],
+    ranges: Mapping[str, Range],
+    prefix: str = "",
+) -> None:
+    """The table-driven checks of every key under ``prefix`` ("" = all): a choice from its
+    list, a number in its range; one ConfigError line naming key, value and what is allowed."""
+    for key, allowed in choices.items():
         value = _get(cfg, key)
         if key.startswith(prefix) and value not in allowed and not _absent_section(cfg, key):
             raise ConfigError(f"{key}={value} is not a valid choice: allowed {', '.join(allowed)}")
-    for key in RANGES:
+    for key, limits in ranges.items():
         if key.startswith(prefix) and not _absent_section(cfg, key):
-            _check_range(key, _get(cfg, key))
+            _check_range(key, _get(cfg, key), limits)
 
 
-def _check_range(key: str, value: Any) -> None:
-    low, high, low_ok = RANGES[key]
+def _check_range(key: str, value: Any, limits: Range) -> None:
+    low, high, low_ok = limits
     if isinstance(value, float) and math.isnan(value):
         raise ConfigError(f"{key}=nan is not a number: allowed values are finite numbers")
     too_low = value < low if low_ok else value <= low
@@ -124,7 +157,7 @@ def labelled_pool_size(data: DictConfig) -> int:
 def validate_train_config(cfg: DictConfig) -> None:
     """Raise ConfigError with one line naming the key, the value and what is allowed."""
     _check_top_level_keys(cfg, TrainAppConfig)
-    _check_choices_and_ranges(cfg, "")
+    check_table(cfg, CHOICES, RANGES)
     data, model = cfg.data, cfg.model
     pool = labelled_pool_size(data)
     if pool < 1:
@@ -166,7 +199,7 @@ def validate_data_stats_config(cfg: DictConfig) -> None:
         raise ConfigError(
             f"split={cfg.split} is not a valid choice: allowed {', '.join(DATA_STATS_SPLITS)}"
         )
-    _check_choices_and_ranges(cfg, "data.")
+    check_table(cfg, CHOICES, RANGES, prefix="data.")
     _check_render(cfg.data.render)
 
 

@@ -3,6 +3,7 @@ check that every collected test has exactly one tier (unit, integration, e2e).""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from omegaconf import DictConfig
 
 import ssgan  # noqa: F401  (imports TensorFlow quietly before anything else)
 from ssgan.cli import compose_config
+from ssgan.stopping import clear_stop
 from tests.helpers.configs import tiny_overrides
 from tests.helpers.promoted_runs import Store, make_store, two_good_runs
 from tests.helpers.tiers import tier_problems
@@ -27,6 +29,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             "every test needs exactly one tier marker (unit, integration or e2e; see "
             "pyproject.toml):\n" + "\n".join(problems)
         )
+
+
+@pytest.fixture(autouse=True)
+def no_stop_request_leaks() -> Iterator[None]:
+    """A stop request is process-wide (a signal's, or a test's own ``request_stop``): one
+    left by a test would stop the next test's training at its first safe point."""
+    yield
+    clear_stop()
 
 
 @pytest.fixture

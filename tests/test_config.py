@@ -8,10 +8,19 @@ import pytest
 from omegaconf import OmegaConf
 
 from ssgan.cli import check_overrides, compose_config
-from ssgan.config import flatten
+from ssgan.config import (
+    DataConfig,
+    ModelConfig,
+    SearchConfig,
+    TrackingConfig,
+    TrainConfig,
+    flatten,
+)
 from ssgan.config_checks import validate_train_config
 from ssgan.errors import ConfigError
 from tests.helpers.processes import run_cli
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
 
 
 @pytest.mark.unit
@@ -42,6 +51,7 @@ from tests.helpers.processes import run_cli
         ("data.render.jpeg_min_quality=95", ["jpeg_min_quality=95", "jpeg_max_quality=90"]),
         ("data.render.noise=nan", ["data.render.noise=nan", "not a number"]),
         ("train.lr=nan", ["train.lr=nan", "not a number"]),
+        ("model.image_size=32", ["model.image_size was removed", "32x32"]),
     ],
 )
 def test_bad_override_is_one_clear_line(override: str, expected: list[str]) -> None:
@@ -158,3 +168,48 @@ def test_linear_decay_without_a_start_keeps_the_last_third() -> None:
     train = compose_config("config", ["train.lr_schedule=linear_decay", "train.epochs=9"]).train
     rates = [learning_rate(train, epoch) / 3e-4 for epoch in range(9)]
     assert rates == pytest.approx([1, 1, 1, 1, 1, 1, 1, 2 / 3, 1 / 3])
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    "option",
+    sorted(
+        str(p.relative_to(CONF)) for p in CONF.glob("*/*.yaml") if p.parent.name != "experiment"
+    ),
+)
+def test_option_files_hold_only_what_differs_from_the_schema(option: str) -> None:
+    """One declaration per knob: a group's option file sets only keys whose value differs
+    from the schema's default (an equal value would be a second declaration to keep in
+    step); an interpolation (an environment lookup) counts as a difference."""
+    group = option.split("/")[0]
+    schemas = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig,
+               "tracking": TrackingConfig, "search": SearchConfig}  # fmt: skip
+    if group not in schemas:
+        pytest.skip(f"{group}/ has no schema section")
+    values = OmegaConf.load(CONF / option)
+    defaults = OmegaConf.structured(schemas[group])
+    repeated = [
+        key
+        for key in flatten(values)
+        if not OmegaConf.is_interpolation(
+            OmegaConf.select(values, key.rpartition(".")[0]) if "." in key else values,
+            key.rpartition(".")[2],
+        )
+        and OmegaConf.select(defaults, key, default=object()) == OmegaConf.select(values, key)
+    ]
+    assert not repeated, f"{option} repeats the schema's defaults for {repeated}"
+
+
+@pytest.mark.unit
+def test_a_run_stored_with_a_removed_key_keeps_its_job_key() -> None:
+    """Configs stored by earlier runs hold model.image_size: its job key (the fingerprint
+    resume=auto matches on) is the one today's composition gives, and loading the stored
+    config drops the key."""
+    from ssgan.config import drop_removed_keys
+    from ssgan.training.resume import config_fingerprint
+
+    today = compose_config("config", [])
+    stored = OmegaConf.create(OmegaConf.to_container(today))
+    stored.model.image_size = 32
+    assert config_fingerprint(stored) == config_fingerprint(today)
+    assert "image_size" not in drop_removed_keys(stored).model

@@ -27,7 +27,7 @@ from ssgan.serving.saved_model import export_saved_model
 from tests.helpers.processes import run_cli
 
 TINY = dict(name="tutorial", z_size=8, g_size_mult=4, d_size_mult=4, drop_rate=0.5,
-            leaky_alpha=0.2, num_classes=10, image_size=32)  # fmt: skip
+            leaky_alpha=0.2, num_classes=10)  # fmt: skip
 
 
 @pytest.fixture(scope="module")

@@ -367,9 +367,9 @@ def test_label_to_missing_or_unverified_version_is_refused(
     assert bad.returncode == 2 and bad.stdout == "" and bad.stderr.count("\n") == 1
     assert bad.stderr.startswith("error: version=9: there is no version 9 in")
     for args, words in (
-        (["label=blue", "version=1"], "label=blue is not a version label: allowed stable, canary"),
+        (["label=blue", "version=1"], "label=blue is not a valid choice: allowed stable, canary"),
         ([f"run_id={runs['a']}", "version=1"], "run_id and version=1 given together"),
-        (["version=-1"], "version=-1 is not a version number"),
+        (["version=-1"], "version=-1 is out of range: allowed >= 0"),
     ):
         bad = run_cli("ssgan.promote", f"serving_dir={served}", *args, cwd=tmp_path)
         assert bad.returncode == 2 and words in bad.stderr and bad.stderr.count("\n") == 1

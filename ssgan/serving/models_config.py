@@ -17,10 +17,11 @@ from pathlib import Path
 from google.protobuf import text_format
 from tensorflow_serving.config.model_server_config_pb2 import ModelConfig, ModelServerConfig
 
+from ssgan.config_checks import VERSION_LABELS
 from ssgan.errors import UserError
 
 MODELS_CONFIG = "models.config"
-LABELS = ("stable", "canary")
+LABELS = VERSION_LABELS  # declared with the promote checks (ssgan/config_checks.py)
 
 
 class ServingConfigError(UserError):

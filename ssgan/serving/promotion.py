@@ -26,6 +26,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from ssgan.config_checks import PROMOTE_CHOICES, PROMOTE_RANGES, check_table
 from ssgan.errors import ConfigError
 from ssgan.serving.gate import check_beats_live, check_run, provenance_record, verify_run_model
 from ssgan.serving.labels import (
@@ -72,9 +73,8 @@ IMAGE_MAX_CHARS = 255
 
 def validate_promote_config(cfg: DictConfig) -> None:
     """One-line ConfigError for promote keys that cannot work."""
+    check_table(cfg, PROMOTE_CHOICES, PROMOTE_RANGES)
     version = int(cfg.version)
-    if version < 0:
-        raise ConfigError(f"version={version} is not a version number: use 1, 2, ...")
     if cfg.run_id and version:
         raise ConfigError(
             f"run_id and version={version} given together: run_id=<id> promotes a run into a "
@@ -95,8 +95,6 @@ def validate_promote_config(cfg: DictConfig) -> None:
         )
     if not str(cfg.serving_dir).strip():
         raise ConfigError("serving_dir is empty: give the folder TF Serving watches")
-    if str(cfg.label) not in LABELS:
-        raise ConfigError(f"label={cfg.label} is not a version label: allowed {', '.join(LABELS)}")
     if not str(cfg.server_model_dir).startswith("/"):
         raise ConfigError(
             f"server_model_dir={cfg.server_model_dir} is not an absolute path: give where "
@@ -113,9 +111,6 @@ def validate_promote_config(cfg: DictConfig) -> None:
             "'.', '_', '-', '/' and an optional registry host, without a tag, e.g. "
             "registry.example.com/ml/ssgan-serving (the bundle adds the tag)"
         )
-    for key in ("min_accuracy", "accuracy_tolerance", "score_tolerance"):
-        if not 0.0 <= float(cfg[key]) <= 1.0:
-            raise ConfigError(f"{key}={cfg[key]} is out of range: allowed 0.0 to 1.0")
     for key in ("alias", "canary_alias"):
         # MLflow reserves "latest" and version-like names ("v3") for itself.
         if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", str(cfg[key])) or re.fullmatch(

@@ -9,6 +9,7 @@ choice) must pass :func:`ssgan.config_checks.validate_train_config`.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import hashlib
 import json
@@ -20,7 +21,13 @@ import optuna
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from ssgan.config_checks import validate_train_config
+from ssgan.config import PrunerConfig, SearchConfig
+from ssgan.config_checks import (
+    SEARCH_CHOICES,
+    SEARCH_RANGES,
+    check_table,
+    validate_train_config,
+)
 from ssgan.errors import ConfigError, first_line
 
 DISTRIBUTIONS = ("float", "int", "categorical")
@@ -29,15 +36,10 @@ LEAF_KEYS = {
     "int": {"type", "low", "high", "log", "step"},
     "categorical": {"type", "choices"},
 }
-SAMPLERS = ("tpe", "random")
-PRUNERS = ("none", "median", "percentile", "threshold", "successive_halving", "hyperband")
-# Every key a search config has (conf/search/*.yaml): anything else is a typo that would
+# Every key a search config has (the schema's): anything else is a typo that would
 # otherwise be ignored and start a new study.
-SEARCH_KEYS = ("name", "n_trials", "sampler", "n_random_trials", "seed", "baseline",
-               "storage", "workers", "threads_per_worker", "enqueue", "space",
-               "pruner")  # fmt: skip
-PRUNER_KEYS = ("name", "n_startup_trials", "n_warmup_steps", "percentile", "lower",
-               "min_resource", "reduction_factor")  # fmt: skip
+SEARCH_KEYS = tuple(f.name for f in dataclasses.fields(SearchConfig))
+PRUNER_KEYS = tuple(f.name for f in dataclasses.fields(PrunerConfig))
 # Keys of the search config that a same-named study may change without becoming another
 # study: the budget can grow; where it is stored and how many workers run it do not
 # change what it is.
@@ -240,34 +242,7 @@ def check_search(search: DictConfig) -> None:
     that is not one of them is refused by name."""
     _refuse_unknown_keys(search, SEARCH_KEYS, "search")
     _refuse_unknown_keys(search.pruner, PRUNER_KEYS, "search.pruner")
-    if search.n_trials < 1:
-        raise ConfigError(f"search.n_trials={search.n_trials} must be >= 1")
-    if search.sampler not in SAMPLERS:
-        raise ConfigError(
-            f"search.sampler={search.sampler} is not a valid choice: allowed {', '.join(SAMPLERS)}"
-        )
-    if search.n_random_trials < 0:
-        raise ConfigError(f"search.n_random_trials={search.n_random_trials} must be >= 0")
-    if search.workers < 1 or search.threads_per_worker < 0:
-        raise ConfigError(
-            f"search.workers={search.workers} must be >= 1 and search.threads_per_worker="
-            f"{search.threads_per_worker} >= 0 (0: TensorFlow's own choice)"
-        )
-    pruner = search.pruner
-    if pruner.name not in PRUNERS:
-        raise ConfigError(
-            f"search.pruner.name={pruner.name} is not a valid choice: allowed {', '.join(PRUNERS)}"
-        )
-    for key in ("n_startup_trials", "n_warmup_steps"):
-        if pruner[key] < 0:
-            raise ConfigError(f"search.pruner.{key}={pruner[key]} must be >= 0")
-    if not 0.0 <= pruner.percentile <= 100.0:
-        raise ConfigError(f"search.pruner.percentile={pruner.percentile} must be in [0, 100]")
-    if pruner.min_resource < 1 or pruner.reduction_factor < 2:
-        raise ConfigError(
-            f"search.pruner: min_resource={pruner.min_resource} must be >= 1 and "
-            f"reduction_factor={pruner.reduction_factor} >= 2"
-        )
+    check_table(OmegaConf.create({"search": search}), SEARCH_CHOICES, SEARCH_RANGES)
     if not search.name or not all(c.isalnum() or c in "-_" for c in str(search.name)):
         raise ConfigError(
             f"search.name={search.name!r}: give a name of letters, digits, '-' or '_' "

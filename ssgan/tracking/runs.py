@@ -16,6 +16,7 @@ from mlflow.entities import Metric, Run, RunTag, ViewType
 from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig, OmegaConf
 
+from ssgan.config import drop_removed_keys
 from ssgan.tracking.store import TrackingError, client_for
 
 RUN_ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
@@ -84,7 +85,7 @@ def load_run_config(tracking_cfg: DictConfig, run_id: str) -> DictConfig:
         cfg = OmegaConf.load(path)
     if not isinstance(cfg, DictConfig):
         raise TrackingError(f"run {run_id}'s {CONFIG_ARTIFACT} artifact is not a config mapping")
-    return cfg
+    return drop_removed_keys(cfg)
 
 
 def set_run_tags(tracking_cfg: DictConfig, run_id: str, tags: dict[str, str]) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from ssgan.config import flatten
+from ssgan.config import REMOVED_KEYS, flatten
 from ssgan.config_checks import validate_train_config
 from ssgan.errors import UserError
 from ssgan.tracking.lease import refuse_if_owned
@@ -74,6 +74,8 @@ def config_fingerprint(cfg: DictConfig) -> str:
         for key, value in flatten(cfg).items()
         if not key.startswith(RESUME_MAY_CHANGE) and key != "resume"
     }
+    # Runs started before a key was removed hashed it too: their jobs keep their keys.
+    trained |= {key: str(removed.value) for key, removed in REMOVED_KEYS.items()}
     return hashlib.sha256(json.dumps(trained, sort_keys=True).encode()).hexdigest()[:16]
 
 

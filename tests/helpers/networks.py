@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 
 def model_cfg(name: str = "tutorial", **extra) -> OmegaConf:
     base = dict(name=name, z_size=8, g_size_mult=4, d_size_mult=4, drop_rate=0.5)
-    base |= dict(leaky_alpha=0.2, num_classes=10, image_size=32)
+    base |= dict(leaky_alpha=0.2, num_classes=10)
     return OmegaConf.create({**base, **extra})
 
 
