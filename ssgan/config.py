@@ -13,9 +13,6 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
-# Sizes of the official SVHN cropped-digit files (train, test, extra).
-SVHN_SIZES = {"train": 73_257, "test": 26_032, "extra": 531_131}
-
 
 @dataclass
 class ModelConfig:
@@ -68,8 +65,10 @@ class DataConfig:
     val_size: int = 5000  # held out from the training set for model selection
     batch_size: int = 128
     seed: int = 0  # picks the labelled subset and the validation split
-    # synthetic only: how many images to generate and how
-    synthetic_seed: int = 0  # which synthetic images are drawn (kept apart from data.seed)
+    synthetic_seed: int = 0  # synthetic: which images are drawn (kept apart from data.seed)
+    # How many training and test images: synthetic, how many to generate; svhn, the sizes
+    # of its files (conf/data/svhn.yaml; the data package's svhn_reference.SPLIT_SIZES),
+    # which label budgets are checked against before any file is read.
     train_size: int = 50_000
     test_size: int = 10_000
     num_workers: int = 0  # generator processes; 0 = one per CPU core

@@ -16,7 +16,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from ssgan.config import (
     DATA_STATS_SPLITS,
-    SVHN_SIZES,
     DataStatsAppConfig,
     TrainAppConfig,
 )
@@ -150,8 +149,7 @@ def _check_range(key: str, value: Any, limits: Range) -> None:
 def labelled_pool_size(data: DictConfig) -> int:
     """Training images labels can be drawn from once validation is held out (SVHN's
     extra images only ever join the unlabelled pool)."""
-    total = SVHN_SIZES["train"] if data.name == "svhn" else data.train_size
-    return total - data.val_size
+    return int(data.train_size) - int(data.val_size)
 
 
 def validate_train_config(cfg: DictConfig) -> None:

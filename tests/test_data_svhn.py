@@ -236,3 +236,18 @@ def test_unwritable_root_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "svhn").write_text("a file where the data folder should be")
     with pytest.raises(DataError, match="cannot create .*svhn for the SVHN files .*data.root"):
         svhn.ensure_file(tmp_path / "svhn", "test", verify=True, download=True)
+
+
+@pytest.mark.unit
+def test_the_svhn_option_declares_the_files_sizes() -> None:
+    """Label budgets are checked against data.train_size before any file is read: the svhn
+    option must declare the released files' sizes, which the digit counts add up to."""
+    from ssgan.cli import compose_config
+    from ssgan.data.svhn_reference import CLASS_COUNTS, SPLIT_SIZES
+
+    data = compose_config("config", ["data=svhn"]).data
+    assert (data.train_size, data.test_size) == (SPLIT_SIZES["train"], SPLIT_SIZES["test"])
+    assert {split: sum(counts) for split, counts in CLASS_COUNTS.items()} == {
+        "train": SPLIT_SIZES["train"],
+        "test": SPLIT_SIZES["test"],
+    }

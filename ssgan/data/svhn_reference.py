@@ -10,6 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# Images in SVHN's cropped-digit files (train_32x32.mat, test_32x32.mat, extra_32x32.mat);
+# conf/data/svhn.yaml declares the train and test sizes for the config checks.
+SPLIT_SIZES = {"train": 73_257, "test": 26_032, "extra": 531_131}
+
 # Digits 0-9 in SVHN's cropped-digit files (train_32x32.mat, test_32x32.mat; label 10
 # means 0). Netzer et al. 2011, "Reading Digits in Natural Images with Unsupervised
 # Feature Learning"; the counts are those of the released files.
