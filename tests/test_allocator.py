@@ -16,12 +16,7 @@ from tests.helpers.repo import REPO_ROOT
 
 pytestmark = pytest.mark.e2e
 
-PROBE = (
-    "import sys\n"
-    "import ssgan\n"
-    "from ssgan import allocator\n"
-    "print(allocator.describe())\n"
-)
+PROBE = "import sys\nimport ssgan\nfrom ssgan import allocator\nprint(allocator.describe())\n"
 
 
 def _describe(**env: str) -> subprocess.CompletedProcess:

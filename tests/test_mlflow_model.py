@@ -187,9 +187,7 @@ def test_a_run_records_mlflows_context_and_its_datasets(smoke_run: dict) -> None
 
 
 @pytest.mark.integration
-def test_system_metrics_are_recorded_when_asked(
-    tiny_cfg, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_system_metrics_are_recorded_when_asked(tiny_cfg, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.2")
     tiny_cfg.tracking.system_metrics = True
     tracker = RunTracker.start(tiny_cfg, params={}, tags={}, run_name="system")

@@ -67,10 +67,10 @@ def main() -> None:
     header = " | ".join(name for name, _, _ in FIGURES)
     command = " ".join(["python experiments/allocator/compare.py", f"--pairs {args.pairs}",
                         f"--steps {args.steps}", *args.overrides])  # fmt: skip
-    out.write_text(f"""# Allocator comparison: {machine['cpu']}, {vector}
+    out.write_text(f"""# Allocator comparison: {machine["cpu"]}, {vector}
 
-Written by `{command}` on {dt.date.today().isoformat()}: {machine['cpu']}
-({vector}), {machine['cores']} cores, TensorFlow {machine['tensorflow']}; default model and
+Written by `{command}` on {dt.date.today().isoformat()}: {machine["cpu"]}
+({vector}), {machine["cores"]} cores, TensorFlow {machine["tensorflow"]}; default model and
 batch, `python -m ssgan.bench train --widths default`, runs in the order listed.
 `system` is glibc's default malloc, `tuned` the project's default (ssgan/allocator.py).
 

@@ -40,7 +40,10 @@ def square_cut(
     edge = tuple(int(c) for c in corner) if isinstance(corner, tuple) else (0, 0, 0)
     coefficients = (*tilt[0], offset[0], *tilt[1], offset[1])
     return pixels.transform(
-        (_CUT, _CUT), Image.Transform.AFFINE, coefficients, Image.Resampling.BILINEAR,
+        (_CUT, _CUT),
+        Image.Transform.AFFINE,
+        coefficients,
+        Image.Resampling.BILINEAR,
         fillcolor=edge,
     )
 
