@@ -300,7 +300,8 @@ def test_a_label_on_a_removed_version_is_dropped_said_listed_and_stops_a_bundle(
     shutil.rmtree(serving / "ssgan" / "2")
     listed = promote(promote_cfg(store, serving, "", "list=true"))["versions"]
     assert [(r["version"], r["state"]) for r in listed] == [
-        (1, "stable"), (2, "removed, yet models.config labels it canary")
+        (1, "stable"),
+        (2, "removed, yet models.config labels it canary"),
     ]
     with pytest.raises(UserError, match="labels canary -> version 2, which is not in") as caught:
         promote(promote_cfg(store, serving, "", f"bundle={tmp_path / 'out'}"))
@@ -668,9 +669,7 @@ def test_validate_rejects_bad_numbers_and_allows_list_without_run() -> None:
         ("serving_dir=' '", "serving_dir is empty"),
     ):
         with pytest.raises(ConfigError, match=words):
-            validate_promote_config(
-                compose_config("promote", ["run_id=" + "0" * 32, override])
-            )
+            validate_promote_config(compose_config("promote", ["run_id=" + "0" * 32, override]))
 
 
 @pytest.mark.unit
