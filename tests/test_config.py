@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from ssgan.cli import check_overrides, compose_config
+from ssgan.cli import check_overrides, compose_config, default_tracking
 from ssgan.config import flatten
 from ssgan.config_checks import validate_train_config
 from ssgan.errors import ConfigError
@@ -158,3 +158,16 @@ def test_linear_decay_without_a_start_keeps_the_last_third() -> None:
     train = compose_config("config", ["train.lr_schedule=linear_decay", "train.epochs=9"]).train
     rates = [learning_rate(train, epoch) / 3e-4 for epoch in range(9)]
     assert rates == pytest.approx([1, 1, 1, 1, 1, 1, 1, 2 / 3, 1 / 3])
+
+
+@pytest.mark.unit
+def test_default_tracking_is_the_training_configs_tracking_section(monkeypatch) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    whole = compose_config("config", []).tracking
+    alone = default_tracking()
+    assert OmegaConf.to_container(alone, resolve=True) == OmegaConf.to_container(
+        whole, resolve=True
+    )
+    assert OmegaConf.is_struct(alone) and isinstance(alone.timeout_s, float)
+    given = default_tracking("sqlite:///elsewhere.db")
+    assert given.uri == "sqlite:///elsewhere.db" and given.experiment == whole.experiment
