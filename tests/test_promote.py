@@ -694,7 +694,7 @@ def test_a_trained_run_records_its_verification_set_and_promotes_from_anywhere(
 ) -> None:
     """Training logs verification/verification.npz; promote verifies a real run with it,
     from a folder without the run's data, and creates no data there."""
-    cfg, run_id = smoke_run["cfg"], smoke_run["summary"]["run_id"]
+    cfg, run_id = smoke_run["cfg"], smoke_run["summary"].run_id
     data = load_data(cfg.data, int(cfg.model.num_classes))
     with tempfile.TemporaryDirectory() as scratch:
         local = MlflowClient(tracking_uri=cfg.tracking.uri).download_artifacts(
