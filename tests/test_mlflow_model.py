@@ -63,7 +63,7 @@ def promoted(smoke_run: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
             ],
         )
     )
-    return {"version_dir": Path(result["path"]), "serving": serving}
+    return {"version_dir": Path(result.path), "serving": serving}
 
 
 @pytest.mark.integration
