@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import sys
 
-from ssgan.benchmarks.command import parser, print_results, run_benchmark
+from ssgan.benchmarks.command import BenchOptions, parser, print_results, run_benchmark
 from ssgan.cli import user_errors
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parser().parse_intermixed_args(argv)
+    options = BenchOptions.from_args(parser().parse_intermixed_args(argv))
     with user_errors():
-        results = run_benchmark(args)
-    print_results(results, args.json)
+        results = run_benchmark(options)
+    print_results(results, options.json)
     sys.stdout.flush()
 
 

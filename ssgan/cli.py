@@ -22,10 +22,10 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 from hydra.initialize import get_gh_backup, restore_gh_from_backup
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from ssgan.config import REMOVED_KEYS, register_schemas
+from ssgan.config import REMOVED_KEYS, TrackingConfig, register_schemas
 from ssgan.errors import ConfigError, UserError, first_line
 from ssgan.hydra_help import register_help_resolver
 
@@ -132,9 +132,10 @@ def _hydra_on(search: SearchPath) -> Iterator[None]:
 
 
 def compose_config(
-    config_name: str, overrides: list[str], search: SearchPath | None = None
+    config_name: str | None, overrides: list[str], search: SearchPath | None = None
 ) -> DictConfig:
-    """Compose ``conf/<config_name>.yaml`` with overrides, raising ConfigError on failure."""
+    """Compose ``conf/<config_name>.yaml`` (None: only what ``overrides`` add) with
+    overrides, raising ConfigError on failure."""
     register_schemas()
     register_help_resolver()
     try:
@@ -143,6 +144,19 @@ def compose_config(
     except (HydraException, OmegaConfBaseException, ValueError) as err:
         culprit = _culprit(err, overrides)
         raise ConfigError(_one_line(err, culprit)) from err
+
+
+def default_tracking(uri: str | None = None) -> DictConfig:
+    """The tracking section a training run gets by default (``conf/tracking/default.yaml``,
+    typed as :class:`~ssgan.config.TrackingConfig`), with ``uri`` if given: the store of a
+    command that takes ``--tracking-uri``. Composes that group alone, not the whole config."""
+    composed = compose_config(None, ["+tracking=default"])
+    tracking = OmegaConf.merge(OmegaConf.structured(TrackingConfig), composed.tracking)
+    assert isinstance(tracking, DictConfig)  # a dataclass merged with a mapping
+    OmegaConf.set_struct(tracking, True)
+    if uri:
+        tracking.uri = uri
+    return tracking
 
 
 def _culprit(err: Exception, overrides: list[str]) -> str | None:

@@ -25,13 +25,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--output", required=True, help="directory to create")
     parser.add_argument("--tracking-uri", default=None, help="default: tracking.uri of conf/")
     args = parser.parse_args(argv)
-    from ssgan.cli import compose_config, user_errors
+    from ssgan.cli import default_tracking, user_errors
     from ssgan.tracking.runs import download_artifacts, load_run_config
 
     with user_errors():
-        tracking = compose_config("config", []).tracking
-        if args.tracking_uri:
-            tracking.uri = args.tracking_uri
+        tracking = default_tracking(args.tracking_uri)
         output = Path(args.output)
         if output.exists():
             raise ExportError(f"--output {output} already exists: choose a new directory")

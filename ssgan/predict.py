@@ -22,15 +22,22 @@ import json
 import sys
 
 from ssgan.cli import user_errors
-from ssgan.serving.prediction import EXIT_SOME_SKIPPED, check_args, parser, predict, print_table
+from ssgan.serving.prediction import (
+    EXIT_SOME_SKIPPED,
+    PredictOptions,
+    check_options,
+    parser,
+    predict,
+    print_table,
+)
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parser().parse_args(argv)
+    options = PredictOptions.from_args(parser().parse_args(argv))
     with user_errors():
-        check_args(args)
-        predictions, skipped = predict(args)
-    if args.json:
+        check_options(options)
+        predictions, skipped = predict(options)
+    if options.json:
         print(json.dumps([p.__dict__ for p in predictions], indent=2))
     else:
         print_table(predictions)

@@ -23,7 +23,7 @@ def _hydra_main(cfg: DictConfig) -> None:
     with user_errors():
         result = promote(cfg)
     if cfg.list:
-        print(format_versions(ServingFolder.of(cfg).root, result["versions"]))
+        print(format_versions(ServingFolder.of(cfg).root, result.versions))
     else:
         print(describe(cfg, result))
     sys.stdout.flush()

@@ -7,9 +7,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
-
-from ssgan.cli import user_errors
+from ssgan.cli import default_tracking, user_errors
 from ssgan.sweeps.report import DEFAULT_METRICS, write_report
 
 
@@ -31,20 +29,10 @@ def main() -> None:
     )
     args = parser.parse_args()
     with user_errors():
-        tracking = tracking_config(args.tracking_uri)
+        tracking = default_tracking(args.tracking_uri)
         out = Path(args.out) if args.out else Path("reports") / args.parent_run_id
         path = write_report(tracking, args.parent_run_id, out, args.metric or DEFAULT_METRICS)
     print(f"report: {path}")
-
-
-def tracking_config(uri: str | None) -> DictConfig:
-    """The training config's tracking section, with ``uri`` if given."""
-    from ssgan.cli import compose_config
-
-    tracking = compose_config("config", []).tracking
-    if uri:
-        tracking = OmegaConf.merge(tracking, {"uri": uri})
-    return tracking
 
 
 if __name__ == "__main__":

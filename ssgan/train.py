@@ -17,7 +17,7 @@ from ssgan.config_checks import validate_train_config
 from ssgan.job_paths import anchor_paths
 from ssgan.sweeps.grid import grid_parent, is_grid_sweep, start_grid
 from ssgan.training.job import pass_on
-from ssgan.training.run import StoppedRun, summary_text, train
+from ssgan.training.run import StoppedRun, train
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="config", version_base="1.3")
@@ -38,7 +38,7 @@ def _hydra_main(cfg: DictConfig) -> None:
         except KeyboardInterrupt as stopped:
             print(f"{str(stopped) or 'interrupted'}: before a run was started", file=sys.stderr)
             sys.exit(getattr(stopped, "exit_status", 130))
-    print(summary_text(summary))
+    print(summary.text())
 
 
 def main() -> None:

@@ -133,7 +133,7 @@ def test_short_run_with_averaging_evaluates_and_exports_like_the_live_network(
             "train.steps_per_epoch=40", "train.sample_grid=false", f"train.ema_decay={decay}",
         ]  # fmt: skip
         summary = run.train(compose_config("config", overrides))
-        accuracies[decay] = (summary["best_val_accuracy"], summary["export_test_accuracy"])
+        accuracies[decay] = (summary.best_val_accuracy, summary.export_test_accuracy)
     plain_val, plain_export = accuracies[0.0]
     averaged_val, averaged_export = accuracies[0.999]
     assert plain_val > 0.8  # the task is learnt in 40 steps

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from ssgan.bench import main as bench_main
+from ssgan.benchmarks.command import BenchOptions, parser, run_benchmark
+from ssgan.errors import UserError
 
 TINY = [
     *("model.d_size_mult=4", "model.g_size_mult=4", "model.z_size=8", "data.batch_size=16"),
@@ -76,3 +78,21 @@ def test_dropout_mask_timing_prints_each_variant() -> None:
     for variant in ("uniform (default)", "byte", "no dropout (bound)"):
         assert float(rows[variant][-1]) > 0 and rows[variant][-2].endswith("%"), done.stdout
     assert done.stderr == ""  # no TensorFlow start-up lines
+
+
+@pytest.mark.unit
+def test_options_are_built_from_the_command_line() -> None:
+    argv = ["train", "train.precision=bf16", "--steps", "5", "model.z_size=8", "--json"]
+    options = BenchOptions.from_args(parser().parse_intermixed_args(argv))
+    assert options == BenchOptions(
+        what="train", overrides=("train.precision=bf16", "model.z_size=8"), steps=5, json=True
+    )
+    assert BenchOptions.from_args(parser().parse_intermixed_args(["serve"])) == BenchOptions(
+        what="serve"
+    )
+
+
+@pytest.mark.unit
+def test_bad_widths_are_refused_before_any_benchmark() -> None:
+    with pytest.raises(UserError, match="--widths=wide"):
+        run_benchmark(BenchOptions(what="train", widths="wide"))

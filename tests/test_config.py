@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from ssgan.cli import check_overrides, compose_config
+from ssgan.cli import check_overrides, compose_config, default_tracking
 from ssgan.config import (
     DataConfig,
     ModelConfig,
@@ -213,3 +213,16 @@ def test_a_run_stored_with_a_removed_key_keeps_its_job_key() -> None:
     stored.model.image_size = 32
     assert config_fingerprint(stored) == config_fingerprint(today)
     assert "image_size" not in drop_removed_keys(stored).model
+
+
+@pytest.mark.unit
+def test_default_tracking_is_the_training_configs_tracking_section(monkeypatch) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    whole = compose_config("config", []).tracking
+    alone = default_tracking()
+    assert OmegaConf.to_container(alone, resolve=True) == OmegaConf.to_container(
+        whole, resolve=True
+    )
+    assert OmegaConf.is_struct(alone) and isinstance(alone.timeout_s, float)
+    given = default_tracking("sqlite:///elsewhere.db")
+    assert given.uri == "sqlite:///elsewhere.db" and given.experiment == whole.experiment

@@ -48,7 +48,7 @@ def bundle(store: Store, serving: Path, tmp_path_factory) -> tuple[Path, dict]:
     result = promote(
         promote_cfg(store, serving, "", f"bundle={out}", "image=registry.example/ml/ssgan")
     )
-    return out, result["bundle"]
+    return out, result.bundle
 
 
 def hadolint(dockerfile: Path) -> subprocess.CompletedProcess:
@@ -248,7 +248,7 @@ def test_a_killed_bundles_staging_is_removed_and_said_a_live_ones_is_kept(
         fcntl.flock(owner, fcntl.LOCK_EX)  # a bundle of the same name, still writing
         cfg = promote_cfg(store, serving, "", f"bundle={tmp_path / 'out'}")
         result = promote(cfg)
-    assert result["bundle"]["removed"] == [str(dead)]
+    assert result.bundle["removed"] == [str(dead)]
     assert f"removed {dead}, left by a killed bundle" in describe(cfg, result)
     assert not dead.exists() and not dead.with_name(dead.name + ".lock").exists()
     assert live.is_dir() and (tmp_path / "out" / "image" / "Dockerfile").is_file()

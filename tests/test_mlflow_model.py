@@ -56,14 +56,14 @@ def promoted(smoke_run: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
         compose_config(
             "promote",
             [
-                f"run_id={smoke_run['summary']['run_id']}",
+                f"run_id={smoke_run['summary'].run_id}",
                 f"serving_dir={serving}",
                 f"tracking.uri={cfg.tracking.uri}",
                 f"tracking.artifact_root={cfg.tracking.artifact_root}",
             ],
         )
     )
-    return {"version_dir": Path(result["path"]), "serving": serving}
+    return {"version_dir": Path(result.path), "serving": serving}
 
 
 @pytest.mark.integration
@@ -71,7 +71,7 @@ def test_the_runs_model_is_an_mlflow_model_that_loads_and_is_in_the_models_tab(
     smoke_run: dict, promoted: dict, tmp_path: Path
 ) -> None:
     cfg, summary = smoke_run["cfg"], smoke_run["summary"]
-    run_id, model_uri = summary["run_id"], summary["model_uri"]
+    run_id, model_uri = summary.run_id, summary.model_uri
     mlflow.set_tracking_uri(cfg.tracking.uri)
     blobs, pixels = _images(smoke_run)
     # The SavedModel inside the MLflow Model is, file for file, what promote served.
@@ -100,7 +100,7 @@ def test_the_runs_model_is_an_mlflow_model_that_loads_and_is_in_the_models_tab(
     assert [m.model_uri for m in found] == [model_uri]
     assert str(found[0].status) == "READY" or found[0].status.name == "READY"
     linked = {m.key: m.value for m in found[0].metrics}
-    assert linked["export/test_accuracy"] == pytest.approx(summary["export_test_accuracy"])
+    assert linked["export/test_accuracy"] == pytest.approx(summary.export_test_accuracy)
     assert [o.model_id for o in run.outputs.model_outputs] == [model_uri.removeprefix("models:/")]
     # The registry version promote made points at the model, not at a file path.
     version = MlflowClient(cfg.tracking.uri).get_model_version_by_alias("ssgan", "production")
@@ -110,7 +110,7 @@ def test_the_runs_model_is_an_mlflow_model_that_loads_and_is_in_the_models_tab(
 @pytest.mark.e2e
 def test_mlflow_models_serve_answers_an_image(smoke_run: dict, tmp_path: Path) -> None:
     """A real `mlflow models serve` process on loopback scores a base64 JSON image."""
-    cfg, run_id = smoke_run["cfg"], smoke_run["summary"]["run_id"]
+    cfg, run_id = smoke_run["cfg"], smoke_run["summary"].run_id
     blobs, pixels = _images(smoke_run, 1)
     port = free_ports(1)[0]
     env = {**os.environ, "MLFLOW_TRACKING_URI": str(cfg.tracking.uri)}
@@ -166,7 +166,7 @@ def test_predict_takes_a_registry_uri_and_refuses_a_missing_one_in_one_line(
 
 @pytest.mark.integration
 def test_a_run_records_mlflows_context_and_its_datasets(smoke_run: dict) -> None:
-    cfg, run_id = smoke_run["cfg"], smoke_run["summary"]["run_id"]
+    cfg, run_id = smoke_run["cfg"], smoke_run["summary"].run_id
     run = MlflowClient(cfg.tracking.uri).get_run(run_id)
     tags = run.data.tags
     assert tags["mlflow.user"] and tags["mlflow.source.name"]
@@ -213,7 +213,7 @@ def test_a_resumed_run_can_log_its_model_again(smoke_run: dict, tmp_path: Path) 
     store = [f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}",
              f"tracking.artifact_root={tmp_path / 'artifacts'}"]  # fmt: skip
     cfg = compose_config("config", store)
-    run_id = smoke_run["summary"]["run_id"]
+    run_id = smoke_run["summary"].run_id
     saved = saved_model_in(download_run_model(smoke_run["cfg"].tracking, run_id, tmp_path / "m"))
     blobs, _ = _images(smoke_run, 1)
     tracker = create_run(cfg.tracking, "twice", {}, {})

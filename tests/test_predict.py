@@ -21,8 +21,9 @@ from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 from ssgan.data.synthetic import sample_crops
 from ssgan.models.networks import build_discriminator
 from ssgan.predict import main as predict_main
-from ssgan.serving.clients import check_rest_url
+from ssgan.serving.clients import PredictError, check_rest_url
 from ssgan.serving.images import encode_jpeg, encode_png
+from ssgan.serving.prediction import PredictOptions, check_options, parser
 from ssgan.serving.saved_model import export_saved_model
 from tests.helpers.processes import run_cli
 
@@ -410,3 +411,31 @@ def test_a_folder_is_read_a_batch_at_a_time(
     predict_main([str(folder), "--model", str(served["model"]), "--batch-size", "4", "--json"])
     assert len(json.loads(capsys.readouterr().out)) == 12
     assert held == [4, 8, 12]
+
+
+@pytest.mark.unit
+def test_options_are_built_from_the_command_line() -> None:
+    argv = ["a.png", "pics", "--grpc", "localhost:8500", "--label", "canary", "--batch-size", "8"]
+    options = PredictOptions.from_args(parser().parse_args(argv))
+    assert options == PredictOptions(
+        images=("a.png", "pics"), grpc="localhost:8500", label="canary", batch_size=8
+    )
+    check_options(options)
+    defaults = PredictOptions.from_args(parser().parse_args(["a.png", "--model", "m", "--json"]))
+    assert defaults == PredictOptions(images=("a.png",), model="m", json=True)
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        (PredictOptions(images=("a",), model=" "), "--model is empty"),
+        (PredictOptions(images=("a",), model="m", batch_size=0), "--batch-size 0"),
+        (PredictOptions(images=("a",), model="m", timeout=float("nan")), "--timeout nan"),
+        (PredictOptions(images=("a",), model="m", signature="classify"), "--signature classify"),
+        (PredictOptions(images=("a",), model="m", label="stable"), "--label stable is for --grpc"),
+    ],
+)
+def test_options_that_cannot_work_are_refused(options: PredictOptions, expected: str) -> None:
+    with pytest.raises(PredictError, match=expected):
+        check_options(options)

@@ -40,6 +40,7 @@ from ssgan.serving.promotion import (
     promote,
     validate_promote_config,
 )
+from ssgan.serving.promotion_result import PromotionResult
 from ssgan.serving.repository import ServingFolder
 from ssgan.serving.verification import (
     VERIFICATION_IMAGES,
@@ -74,10 +75,10 @@ def test_promote_twice_gives_versions_1_and_2_loadable_and_listed(
     serving = tmp_path / "serving"
     root = serving / "ssgan"
     first = promote(promote_cfg(store, serving, runs["a"]))
-    assert first["version"] == 1 and first["path"] == str(root / "1")
-    assert not first["already"] and first["labels"] == ["stable"]
+    assert first.version == 1 and first.path == str(root / "1")
+    assert not first.already and first.labels == ["stable"]
     second = promote(promote_cfg(store, serving, runs["b"]))
-    assert second["version"] == 2 and not second["already"] and second["stable_version"] == 2
+    assert second.version == 2 and not second.already and second.stable_version == 2
     assert version_dirs(root) == ["1", "2"]
     for version, run_id, seed in ((1, runs["a"], 1), (2, runs["b"], 2)):
         folder = root / str(version)
@@ -108,7 +109,7 @@ def test_promote_twice_gives_versions_1_and_2_loadable_and_listed(
     assert sorted(p.name for p in root.iterdir()) == [".promote.lock", ".versions.jsonl", "1", "2"]
     assert sorted(p.name for p in serving.iterdir()) == [".promote.lock", "models.config", "ssgan"]
 
-    listed = promote(promote_cfg(store, serving, "", "list=true"))["versions"]
+    listed = promote(promote_cfg(store, serving, "", "list=true")).versions
     assert [(r["version"], r["run_id"], r["state"]) for r in listed] == [
         (1, runs["a"], "unlabelled"),
         (2, runs["b"], "stable"),
@@ -134,18 +135,18 @@ def test_same_run_again_does_nothing_unless_forced_and_rollback(
     before = snapshot(serving)
     cfg = promote_cfg(store, serving, runs["a"])
     again = promote(cfg)
-    assert again["version"] == 1 and again["already"] and again["recorded"] == []
+    assert again.version == 1 and again.already and again.recorded == []
     assert "already served as version 1 (not labelled); nothing copied" in describe(cfg, again)
     assert snapshot(serving) == before
     # force=true: the older run again, as a new version that takes the label.
     rollback = promote(promote_cfg(store, serving, runs["a"], "force=true"))
-    assert rollback["version"] == 3 and rollback["stable_version"] == 3
+    assert rollback.version == 3 and rollback.stable_version == 3
     assert json.loads((root / "3" / PROVENANCE).read_text())["run_id"] == runs["a"]
     client = MlflowClient(tracking_uri=store.cfg.tracking.uri)
     assert client.get_model_version_by_alias("ssgan", "production").run_id == runs["a"]
     # A deleted version's number is never handed out again, and the listing remembers it.
     shutil.rmtree(root / "3")
-    assert promote(promote_cfg(store, serving, runs["a"], "force=true"))["version"] == 4
+    assert promote(promote_cfg(store, serving, runs["a"], "force=true")).version == 4
     states = [
         (r["version"], r["state"])
         for r in list_versions(ServingFolder.of(promote_cfg(store, serving)))
@@ -176,7 +177,7 @@ def test_a_damaged_version_log_is_one_line_and_changes_nothing(
             )
             assert snapshot(serving) == before, bad  # nothing renamed, labelled or left
     log.write_text(good + '{"version": 7, "run_id"')  # cut short by a kill: skipped
-    assert promote(promote_cfg(store, serving, runs["b"], "label=canary"))["version"] == 2
+    assert promote(promote_cfg(store, serving, runs["b"], "label=canary")).version == 2
 
 
 @pytest.mark.integration
@@ -195,7 +196,7 @@ def test_must_beat_live_reads_the_live_provenance(
     assert snapshot(serving) == before
     # The live version claims nothing can be worse: the same model is accepted.
     live.write_text(json.dumps({**record, "verified_test_accuracy": 0.0}))
-    assert promote(promote_cfg(store, serving, runs["b"], "must_beat_live=true"))["version"] == 2
+    assert promote(promote_cfg(store, serving, runs["b"], "must_beat_live=true")).version == 2
 
 
 @pytest.mark.e2e
@@ -261,8 +262,8 @@ def test_canary_then_promote_to_stable_then_roll_back(
     assert served_by_config(serving) == ("/models/ssgan", [1], {"stable": 1})
     # A new version tried as canary: stable stays on 1, both are served.
     canary = promote(promote_cfg(store, serving, runs["b"], "label=canary"))
-    assert canary["version"] == 2 and canary["labels"] == ["canary"]
-    assert canary["stable_version"] == 1
+    assert canary.version == 2 and canary.labels == ["canary"]
+    assert canary.stable_version == 1
     assert served_by_config(serving) == ("/models/ssgan", [1, 2], {"stable": 1, "canary": 2})
     assert {k: aliases(store)[k] for k in ("production", "canary")} == {
         "production": runs["a"],
@@ -281,10 +282,10 @@ def test_canary_then_promote_to_stable_then_roll_back(
     before = snapshot(serving)
     cfg = promote_cfg(store, serving, "", "label=stable", "version=1")
     again = promote(cfg)
-    assert "already on version 1" in describe(cfg, again) and again["recorded"] == []
+    assert "already on version 1" in describe(cfg, again) and again.recorded == []
     assert snapshot(serving) == before
     assert version_dirs(serving / "ssgan") == ["1", "2"]
-    listed = promote(promote_cfg(store, serving, "", "list=true"))["versions"]
+    listed = promote(promote_cfg(store, serving, "", "list=true")).versions
     assert [row["state"] for row in listed] == ["stable", "canary"]
 
 
@@ -298,7 +299,7 @@ def test_a_label_on_a_removed_version_is_dropped_said_listed_and_stops_a_bundle(
     promote(promote_cfg(store, serving, runs["a"]))
     promote(promote_cfg(store, serving, runs["b"], "label=canary"))
     shutil.rmtree(serving / "ssgan" / "2")
-    listed = promote(promote_cfg(store, serving, "", "list=true"))["versions"]
+    listed = promote(promote_cfg(store, serving, "", "list=true")).versions
     assert [(r["version"], r["state"]) for r in listed] == [
         (1, "stable"),
         (2, "removed, yet models.config labels it canary"),
@@ -309,7 +310,7 @@ def test_a_label_on_a_removed_version_is_dropped_said_listed_and_stops_a_bundle(
     assert aliases(store)["canary"] == runs["b"]
     cfg = promote_cfg(store, serving, runs["a"], "force=true", "label=stable")
     result = promote(cfg)
-    assert result["version"] == 3 and result["dropped"] == {"canary": 2}
+    assert result.version == 3 and result.dropped == {"canary": 2}
     assert served_by_config(serving) == ("/models/ssgan", [3], {"stable": 3})
     # The registry alias of the dropped label goes too: models:/ssgan@canary used to keep
     # pointing at version 2, whose folder is gone.
@@ -409,7 +410,7 @@ def test_rerun_repairs_what_mlflow_refused_to_record(
     cfg = promote_cfg(store, serving, runs["b"])
     before = snapshot(serving)
     again = promote(cfg)
-    assert again["already"] and again["version"] == 2
+    assert again.already and again.version == 2
     assert snapshot(serving) == before
     text = describe(cfg, again)
     assert "recorded in MLflow: run tag ssgan.promoted_version=2" in text
@@ -418,7 +419,7 @@ def test_rerun_repairs_what_mlflow_refused_to_record(
     assert tags["ssgan.promoted_version"] == "2" and tags["ssgan.promoted_path"] == version_2
     assert aliases(store)["production"] == runs["b"]
     # Repaired means complete: a third run writes nothing.
-    assert promote(cfg)["recorded"] == []
+    assert promote(cfg).recorded == []
     # A label move refused by MLflow is repaired the same way.
     monkeypatch.setattr(registry_sync_module, "set_registry_alias", refuse)
     with pytest.raises(UserError, match="recording it in MLflow failed"):
@@ -426,7 +427,7 @@ def test_rerun_repairs_what_mlflow_refused_to_record(
     assert served_by_config(serving)[2] == {"stable": 1}
     monkeypatch.undo()
     repaired = promote(promote_cfg(store, serving, "", "label=stable", "version=1"))
-    assert repaired["recorded"] and aliases(store)["production"] == runs["a"]
+    assert repaired.recorded and aliases(store)["production"] == runs["a"]
 
 
 # -- stale staging, concurrency and kill -9 --------------------------------------------------
@@ -520,7 +521,7 @@ def test_killed_mid_copy_leaves_no_partial_version(
     assert len(staged) == 1 and not (staged[0] / "model" / PROVENANCE).exists()
     assert version_dirs(root) == ["1"] and snapshot(root / "1") == served_before
     result = promote(promote_cfg(store, serving, runs["b"]))
-    assert result["version"] == 2
+    assert result.version == 2
     tf.saved_model.load(str(root / "2"))
     assert not list(root.glob(".staging-*"))  # the dead promote's staging was cleaned
 
@@ -693,7 +694,7 @@ def test_a_trained_run_records_its_verification_set_and_promotes_from_anywhere(
 ) -> None:
     """Training logs verification/verification.npz; promote verifies a real run with it,
     from a folder without the run's data, and creates no data there."""
-    cfg, run_id = smoke_run["cfg"], smoke_run["summary"]["run_id"]
+    cfg, run_id = smoke_run["cfg"], smoke_run["summary"].run_id
     data = load_data(cfg.data, int(cfg.model.num_classes))
     with tempfile.TemporaryDirectory() as scratch:
         local = MlflowClient(tracking_uri=cfg.tracking.uri).download_artifacts(
@@ -721,3 +722,34 @@ def test_a_trained_run_records_its_verification_set_and_promotes_from_anywhere(
     provenance = json.loads((tmp_path / "serving/ssgan/1" / PROVENANCE).read_text())
     assert provenance["verification_images"] == count
     assert provenance["verification_max_score_difference"] <= 1e-5
+
+
+@pytest.mark.unit
+def test_each_promotion_result_is_worded_as_the_command_printed_it() -> None:
+    cfg = OmegaConf.create({"run_id": "r" * 32, "model_name": "ssgan", "alias": "production",
+                            "canary_alias": "canary"})  # fmt: skip
+    fresh = PromotionResult("promote", version=3, path="serving/ssgan/3", labels=["stable"],
+                            recorded=["tag"], dropped={"canary": 2},
+                            removed_aliases=["canary"])  # fmt: skip
+    assert describe(cfg, fresh).splitlines() == [
+        f"promoted run {'r' * 32} as version 3: serving/ssgan/3 (labelled stable)",
+        "label canary dropped from models.config: its version 2 is gone from the serving "
+        "folder, and so is registry alias canary (models:/ssgan@canary) (point it again with "
+        "label=canary version=<N>)",
+    ]
+    again = PromotionResult("promote", version=3, already=True, recorded=["alias production"])
+    assert describe(cfg, again).splitlines() == [
+        f"run {'r' * 32} is already served as version 3 (not labelled); nothing copied (move a "
+        "label to it with version=3 label=<label>; force=true promotes it again as a new "
+        "version)",
+        "recorded in MLflow: alias production",
+    ]
+    moved = PromotionResult("label", label="stable", version=1, previous=2, config="m.config")
+    assert describe(cfg, moved) == "label stable -> version 1 (was version 2): m.config"
+    bundle = {"path": "out", "build": "docker build", "apply": "kubectl apply", "removed": ["x"]}
+    assert describe(cfg, PromotionResult("bundle", bundle=bundle)).splitlines() == [
+        "removed x, left by a killed bundle",
+        "wrote the hand-over bundle out",
+        "  build: docker build",
+        "  apply: kubectl apply",
+    ]

@@ -39,7 +39,7 @@ def test_resume_refuses_ignored_overrides_falls_back_and_refuses_lost_checkpoint
 ) -> None:
     overrides = tiny_overrides(tmp_path)
     summary = train(compose_config("config", overrides))
-    run_id = summary["run_id"]
+    run_id = summary.run_id
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
     before = _history(client, run_id)
     _as_if_it_failed(client, run_id)

@@ -31,11 +31,17 @@ from ssgan.sweeps.trial_lease import (
 )
 from ssgan.tracking.lease import lease_value
 from ssgan.tracking.tracker import create_run
+from ssgan.training.summary import RunSummary
 from tests.helpers.configs import tiny_overrides
 from tests.helpers.processes import run_cli
 
 SMOKE = ["search=smoke", "search.pruner.name=none"]
 DEAD_HERE = f"{socket.gethostname()}:999999999:1 {time.time() + 3600:.0f}"  # no such pid
+
+
+def _trained(run_id: str) -> RunSummary:
+    """What a faked training run returns: one epoch, validation accuracy 0.5."""
+    return RunSummary(run_id, steps=1, best_val_accuracy=0.5, best_test_accuracy=0.5, best_epoch=1)
 
 
 def _worker_view(path: Path, name: str = "s") -> optuna.Study:
@@ -127,12 +133,12 @@ def test_a_retried_trial_continues_its_predecessors_run(
         trials,
         "train",
         lambda cfg, on_epoch_end=None, tags=None: (
-            resumed.append(cfg.resume) or {"run_id": cfg.resume, "best_val_accuracy": 0.5}
+            resumed.append(cfg.resume) or _trained(cfg.resume)
         ),
     )
     summary = search.run_search(plan)
     assert resumed == [runs[0]]  # the finished run was recorded, not trained again
-    assert summary["complete"] == 2 and summary["best_value"] == 0.75
+    assert summary.complete == 2 and summary.best_value == 0.75
     client = MlflowClient(plan.base.tracking.uri)
     assert client.get_run(runs[0]).data.tags["ssgan.trial"] == "2"  # the retry's number
     assert client.get_run(parent.run_id).info.status == "FINISHED"
@@ -282,7 +288,7 @@ def test_a_stopped_worker_gives_its_trial_back_and_the_next_one_resumes_it(
             run.finish("KILLED")
             raise KeyboardInterrupt("stopped by SIGINT")
         started.append(f"resumed {cfg.resume}")
-        return {"run_id": cfg.resume, "best_val_accuracy": 0.5}
+        return _trained(cfg.resume)
 
     monkeypatch.setattr(trials, "train", stopped_mid_trial)
     with pytest.raises(KeyboardInterrupt):
@@ -294,5 +300,5 @@ def test_a_stopped_worker_gives_its_trial_back_and_the_next_one_resumes_it(
     assert client.get_run(parent_id).info.status == "KILLED"
     summary = search.run_search(plan)
     assert started == [started[0], f"resumed {started[0]}"]
-    assert summary["best_run_id"] == started[0] and summary["complete"] == 1
+    assert summary.best_run_id == started[0] and summary.complete == 1
     assert client.get_run(parent_id).info.status == "FINISHED"

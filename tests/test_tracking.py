@@ -127,8 +127,8 @@ def test_store_locked_for_seconds_loses_no_metric(tmp_path: Path) -> None:
         locker.wait(timeout=60)
     assert ready.exists(), "the store was never locked during the run"
     client = MlflowClient(str(cfg.tracking.uri))
-    assert client.get_run(summary["run_id"]).info.status == "FINISHED"
-    steps = _history_steps(client, summary["run_id"])
+    assert client.get_run(summary.run_id).info.status == "FINISHED"
+    steps = _history_steps(client, summary.run_id)
     assert steps["train/d_loss"] == [4, 8, 12, 16, 20, 24, 28, 32]
     assert steps["val/accuracy"] == [16, 32]
     for key in ("best/val_accuracy", "best/test_accuracy", "export/test_accuracy"):

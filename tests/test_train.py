@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -20,10 +21,42 @@ from ssgan.cli import compose_config
 from ssgan.errors import UserError
 from ssgan.tracking.mlflow_model import download_run_model, saved_model_in
 from ssgan.training.run import train
+from ssgan.training.summary import RunSummary, TrainingState
 from tests.helpers.configs import tiny_overrides
 from tests.helpers.mlflow_runs import logged_model_files
 from tests.helpers.processes import mlflow_server, run_cli
 from tests.helpers.repo import REPO_ROOT
+
+SUMMARY = RunSummary(run_id="abc", steps=60, best_val_accuracy=0.115, best_test_accuracy=0.14,
+                     best_epoch=1, images_per_sec=900.0)  # fmt: skip
+
+
+@pytest.mark.unit
+def test_a_run_summary_prints_as_train_printed_it_and_gives_its_final_metrics() -> None:
+    exported = dataclasses.replace(SUMMARY, model_uri="models:/m-1", export_test_accuracy=0.16)
+    assert exported.text() == (
+        "run_id: abc\nmodel: models:/m-1\n"
+        "best val accuracy 0.1150 (epoch 1), exported model test accuracy 0.1600"
+    )
+    assert exported.to_metrics() == {"best/val_accuracy": 0.115, "best/test_accuracy": 0.14,
+                                     "best/epoch": 1, "export/test_accuracy": 0.16}  # fmt: skip
+    worker = dataclasses.replace(SUMMARY, chief=False)
+    assert worker.text() == "run_id: abc (trained as a worker; the chief exported the model)"
+    pruned = dataclasses.replace(SUMMARY, stopped_early="pruned at epoch 1")
+    assert pruned.to_metrics() == {"best/val_accuracy": 0.115, "best/test_accuracy": 0.14,
+                                   "best/epoch": 1}  # fmt: skip
+
+
+@pytest.mark.unit
+def test_the_training_state_reads_as_a_summary() -> None:
+    state = TrainingState()
+    state.step.assign(60)
+    state.best_val_accuracy.assign(0.5)
+    state.best_epoch.assign(2)
+    summary = state.summary("abc", images_per_sec=12.5)
+    assert (summary.run_id, summary.steps, summary.best_epoch) == ("abc", 60, 2)
+    assert summary.best_val_accuracy == 0.5 and summary.best_test_accuracy == -1.0
+    assert summary.model_uri is None and summary.export_test_accuracy is None and summary.chief
 
 
 def _client(cfg) -> MlflowClient:
@@ -33,7 +66,7 @@ def _client(cfg) -> MlflowClient:
 @pytest.mark.integration
 def test_smoke_run_records_params_tags_metrics_artifacts(smoke_run: dict) -> None:
     cfg, summary = smoke_run["cfg"], smoke_run["summary"]
-    run = _client(cfg).get_run(summary["run_id"])
+    run = _client(cfg).get_run(summary.run_id)
     assert run.info.status == "FINISHED"
     params = run.data.params
     assert params["model.z_size"] == "16"
@@ -68,7 +101,7 @@ def test_smoke_run_records_params_tags_metrics_artifacts(smoke_run: dict) -> Non
     assert {"config", "data", "checkpoints", "samples", "plots", "verification"} <= names
     local = Path(run.info.artifact_uri.removeprefix("file://"))
     # The model is the run's MLflow Model (its LoggedModel), listed under runs:/<id>/model.
-    assert summary["model_uri"].startswith("models:/m-")
+    assert summary.model_uri.startswith("models:/m-")
     model_files = set(logged_model_files(_client(cfg), run.info.run_id))
     assert {"MLmodel", "artifacts"} <= model_files
     assert sorted(p.name for p in (local / "samples").iterdir()) == [
@@ -91,7 +124,7 @@ def test_runs_filter_by_param(smoke_run: dict) -> None:
     found = mlflow.search_runs(
         experiment_names=[cfg.tracking.experiment], filter_string="params.`model.z_size` = '16'"
     )
-    assert smoke_run["summary"]["run_id"] in set(found["run_id"])
+    assert smoke_run["summary"].run_id in set(found["run_id"])
     none = mlflow.search_runs(
         experiment_names=[cfg.tracking.experiment], filter_string="params.`model.z_size` = '99'"
     )
@@ -102,11 +135,11 @@ def test_runs_filter_by_param(smoke_run: dict) -> None:
 def test_supervised_mode_trains_the_same_discriminator(tmp_path: Path) -> None:
     cfg = compose_config("config", [*tiny_overrides(tmp_path), "train.mode=supervised"])
     summary = train(cfg)
-    run = _client(cfg).get_run(summary["run_id"])
+    run = _client(cfg).get_run(summary.run_id)
     assert run.info.status == "FINISHED"
     assert run.data.params["train.mode"] == "supervised"
     assert run.data.metrics["train/g_loss"] == 0.0
-    assert 0.0 <= summary["export_test_accuracy"] <= 1.0
+    assert 0.0 <= summary.export_test_accuracy <= 1.0
 
 
 @pytest.mark.integration
@@ -185,7 +218,7 @@ def test_steps_per_loop_keeps_log_checkpoint_and_epoch_steps_exact(tmp_path: Pat
     trainer = Trainer(cfg, data, gan, tracker, tmp_path / "ckpt", strategy,
                       after_save=lambda: saved.append(int(trainer.state.step.numpy())))  # fmt: skip
     summary = trainer.fit()
-    assert summary["steps"] == 14 and sum(calls) == 14 and max(calls) == 3
+    assert summary.steps == 14 and sum(calls) == 14 and max(calls) == 3
     assert calls == [3, 1, 1, 2, 1, 2, 2, 2]  # cut at 3|4|5|7 and 8|10|12|14
     assert tracker.metrics["train/d_loss"] == [4, 7, 8, 12, 14]  # log steps and epoch ends
     assert tracker.metrics["val/accuracy"] == [7, 14]
@@ -333,7 +366,7 @@ def test_resume_of_unknown_or_finished_run_is_refused(smoke_run: dict, tmp_path:
     cfg.resume = "f" * 32
     with pytest.raises(UserError, match="was not found"):
         train(cfg)
-    cfg.resume = smoke_run["summary"]["run_id"]
+    cfg.resume = smoke_run["summary"].run_id
     with pytest.raises(UserError, match="already FINISHED"):
         train(cfg)
     assert REPO_ROOT.is_dir()
@@ -342,7 +375,7 @@ def test_resume_of_unknown_or_finished_run_is_refused(smoke_run: dict, tmp_path:
 @pytest.mark.e2e
 @pytest.mark.parametrize("which", ["best", "last"])
 def test_export_cli_from_a_runs_checkpoint(smoke_run: dict, tmp_path: Path, which: str) -> None:
-    cfg, run_id = smoke_run["cfg"], smoke_run["summary"]["run_id"]
+    cfg, run_id = smoke_run["cfg"], smoke_run["summary"].run_id
     out = tmp_path / "exported"
     result = run_cli(
         "ssgan.export", run_id, "--checkpoint", which, "--output", str(out),
@@ -388,9 +421,7 @@ def test_remote_tracking_server_gets_checkpoints_and_model(tmp_path: Path) -> No
     with mlflow_server(tmp_path) as uri:
         cfg = compose_config("config", [*tiny_overrides(tmp_path), f"tracking.uri={uri}"])
         summary = train(cfg)
-        assert summary["model_uri"].startswith("models:/m-")
-        listed = {
-            a.path for a in MlflowClient(uri).list_artifacts(summary["run_id"], "checkpoints")
-        }
+        assert summary.model_uri.startswith("models:/m-")
+        listed = {a.path for a in MlflowClient(uri).list_artifacts(summary.run_id, "checkpoints")}
         assert {"checkpoints/last", "checkpoints/best"} <= listed
         assert not (tmp_path / "mlruns").exists()  # nothing went to the local default store

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import sys
@@ -15,9 +16,11 @@ from optuna.trial import TrialState
 from ssgan.errors import ConfigError, UserError
 from ssgan.sweeps import study as tune
 from ssgan.sweeps import trials
+from ssgan.sweeps.outcome import SearchOutcome
 from ssgan.sweeps.plan import prepare
 from ssgan.sweeps.report import load_sweep, write_report
 from ssgan.sweeps.storage import load_existing
+from ssgan.training.summary import RunSummary
 from tests.helpers.configs import tiny_overrides
 from tests.helpers.processes import run_cli
 
@@ -34,12 +37,49 @@ PRUNE_ONE = [
 ]
 
 
+def _trained(run_id: str) -> RunSummary:
+    """What a faked training run returns: one epoch, validation accuracy 0.5."""
+    return RunSummary(run_id, steps=1, best_val_accuracy=0.5, best_test_accuracy=0.5, best_epoch=1)
+
+
 def _client(root: Path) -> MlflowClient:
     return MlflowClient(tracking_uri=f"sqlite:///{root / 'mlruns' / 'mlflow.db'}")
 
 
-def _search(argv: list[str]) -> dict:
+def _search(argv: list[str]) -> SearchOutcome:
     return tune.run_search(prepare(argv))
+
+
+OUTCOME = SearchOutcome(parent_run_id="p1", study="smoke", complete=2, pruned=1, failed=0,
+                         n_counted=3, best_trial=1, best_value=0.25,
+                         best_params={"train.lr": 0.0003, "model.z_size": 8},
+                         best_run_id="r1")  # fmt: skip
+
+
+@pytest.mark.unit
+def test_a_search_outcome_prints_as_tune_printed_it() -> None:
+    assert OUTCOME.text() == (
+        "parent_run_id: p1\n"
+        "trials: 2 complete, 1 pruned, 0 failed\n"
+        "best: trial 1 (run r1) val accuracy 0.2500: train.lr=0.0003 model.z_size=8\n"
+        "report: python -m ssgan.report p1"
+    )
+    with_baseline = dataclasses.replace(OUTCOME, baseline_value=0.125)
+    assert with_baseline.text().splitlines()[3] == (
+        "baseline (the base config's values): val accuracy 0.1250"
+    )
+
+
+@pytest.mark.unit
+def test_a_search_outcome_gives_the_parent_runs_tags_and_metrics() -> None:
+    assert OUTCOME.parent_tags() == {
+        "ssgan.trials_complete": "2", "ssgan.trials_pruned": "1", "ssgan.trials_failed": "0",
+        "ssgan.best_trial": "1", "ssgan.best_run_id": "r1",
+        "ssgan.best.train.lr": "0.0003", "ssgan.best.model.z_size": "8",
+    }  # fmt: skip
+    assert OUTCOME.to_metrics() == {"best/val_accuracy": 0.25}
+    assert dataclasses.replace(OUTCOME, baseline_value=0.125).to_metrics() == {
+        "best/val_accuracy": 0.25, "baseline/val_accuracy": 0.125}  # fmt: skip
 
 
 def _children(client: MlflowClient, parent_id: str) -> list:
@@ -54,7 +94,7 @@ def test_search_runs_children_under_a_parent_and_prunes_one(tmp_path: Path) -> N
     argv = PRUNE_ONE + tiny_overrides(tmp_path) + FAST
     summary = _search(argv)
     client = _client(tmp_path)
-    parent = client.get_run(summary["parent_run_id"])
+    parent = client.get_run(summary.parent_run_id)
     assert parent.info.status == "FINISHED"
     assert parent.data.tags["ssgan.sweep_kind"] == "search"
     assert parent.data.tags["ssgan.command"].startswith("python -m ssgan.tune search=smoke")
@@ -83,7 +123,7 @@ def test_search_runs_children_under_a_parent_and_prunes_one(tmp_path: Path) -> N
     best = max(study.trials[:2], key=lambda t: t.value)
     assert parent.data.tags["ssgan.best_run_id"] == children[best.number].info.run_id
     assert parent.data.metrics["best/val_accuracy"] == best.value
-    assert summary["complete"] == 2 and summary["pruned"] == 1
+    assert summary.complete == 2 and summary.pruned == 1
 
     # The report: on disk and on the parent run, one row per trial, Optuna's plots.
     out = tmp_path / "report"
@@ -107,7 +147,7 @@ def test_search_runs_children_under_a_parent_and_prunes_one(tmp_path: Path) -> N
 
     # The same command again finds the finished study: no trial runs twice.
     again = _search(argv)
-    assert again["parent_run_id"] == parent.info.run_id
+    assert again.parent_run_id == parent.info.run_id
     assert len(_children(client, parent.info.run_id)) == 3
 
 
@@ -198,7 +238,7 @@ def test_baseline_needs_the_base_values_inside_the_space(tmp_path: Path) -> None
 def test_report_refuses_a_run_that_is_not_a_sweep(smoke_run: dict, tmp_path: Path) -> None:
     tracking = smoke_run["cfg"].tracking
     with pytest.raises(UserError, match="has no child runs"):
-        load_sweep(tracking, smoke_run["summary"]["run_id"])
+        load_sweep(tracking, smoke_run["summary"].run_id)
     with pytest.raises(UserError, match="not an MLflow run id"):
         load_sweep(tracking, "nope")
     assert not (tmp_path / "reports").exists()
@@ -280,11 +320,11 @@ def test_a_stop_after_a_trials_last_safe_point_ends_the_search_killed(
     forgotten when the next trial began: the search ran on and ended FINISHED, exit 0."""
     from ssgan.training.job import stop_signals
 
-    def trial_signalled_at_its_end(cfg) -> dict:
+    def trial_signalled_at_its_end(cfg) -> RunSummary:
         with stop_signals():  # as train() does, inside the search's own block
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(0.01)
-        return {"run_id": "0" * 32, "best_val_accuracy": 0.5}
+        return _trained("0" * 32)
 
     calls = _fake_trials(monkeypatch, trial_signalled_at_its_end)
     before = signal.signal(signal.SIGTERM, lambda *_: None)  # old code: not the test's end

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from ssgan.benchmarks.machine import describe_machine
@@ -35,21 +36,46 @@ def parser() -> argparse.ArgumentParser:
     return options
 
 
-def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
-    """The figures of the benchmark ``args`` select, with the machine they were measured on
-    (under ``machine`` in JSON, first in the table)."""
-    widths = [w for w in args.widths.split(",") if w]
+@dataclass(frozen=True)
+class BenchOptions:
+    """Which benchmark to run (``what``: train or serve), on which config ``overrides``,
+    for how long, and whether to print JSON."""
+
+    what: str
+    overrides: tuple[str, ...] = ()
+    steps: int = 40
+    rounds: int = 4
+    warmup: int = 10
+    widths: str = "default,smoke"
+    requests: int = 200
+    json: bool = False
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> BenchOptions:
+        """The options :func:`parser` parsed."""
+        return cls(what=args.what, overrides=tuple(args.overrides), steps=args.steps,
+                   rounds=args.rounds, warmup=args.warmup, widths=args.widths,
+                   requests=args.requests, json=args.json)  # fmt: skip
+
+
+def run_benchmark(options: BenchOptions) -> dict[str, Any]:
+    """The figures of the benchmark ``options`` select, with the machine they were measured
+    on (under ``machine`` in JSON, first in the table)."""
+    widths = [w for w in options.widths.split(",") if w]
     if not widths or set(widths) - {"default", "smoke"}:
-        raise UserError(f"--widths={args.widths}: allowed a comma-separated list of "
+        raise UserError(f"--widths={options.widths}: allowed a comma-separated list of "
                         f"default, smoke")  # fmt: skip
-    if args.what == "train":
-        results = bench_train_widths(args.overrides, widths, args.steps, args.warmup, args.rounds)
+    overrides = list(options.overrides)
+    if options.what == "train":
+        results = bench_train_widths(
+            overrides, widths, options.steps, options.warmup, options.rounds
+        )
     else:
-        cfg = compose_config("config", [*BENCH_DATA, *args.overrides])
+        cfg = compose_config("config", [*BENCH_DATA, *overrides])
         validate_train_config(cfg)
-        results = bench_serve(cfg, args.requests)
+        results = bench_serve(cfg, options.requests)
     machine = describe_machine()
-    return {"machine": machine, **results} if args.json else {**machine, **results}
+    return {"machine": machine, **results} if options.json else {**machine, **results}
 
 
 def print_results(results: dict[str, Any], as_json: bool) -> None:

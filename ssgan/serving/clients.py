@@ -79,12 +79,10 @@ def mlflow_model_scorer(
 ) -> Callable[[list[bytes]], np.ndarray]:
     """The SavedModel of an MLflow model (a registry alias or version, a run's model),
     downloaded from ``tracking_uri`` (default: ``tracking.uri`` of conf/) and loaded."""
-    from ssgan.cli import compose_config
+    from ssgan.cli import default_tracking
     from ssgan.tracking.mlflow_model import download_model, saved_model_in
 
-    tracking = compose_config("config", []).tracking
-    if tracking_uri:
-        tracking.uri = tracking_uri
+    tracking = default_tracking(tracking_uri)
     with tempfile.TemporaryDirectory(prefix="ssgan-predict-") as scratch:
         local = saved_model_in(download_model(tracking, model_uri, Path(scratch)))
         # Loaded into memory before the download is removed.

@@ -81,25 +81,53 @@ def readable_batches(paths: list[Path], size: int) -> Iterator[tuple[list[Path],
             yield files, blobs
 
 
-def predict(args: argparse.Namespace) -> tuple[list[Prediction], int]:
+@dataclass(frozen=True)
+class PredictOptions:
+    """What to score and where the model is: exactly one of ``model`` (a SavedModel folder
+    or an MLflow model URI), ``rest`` (a TF Serving REST URL) and ``grpc`` (its gRPC
+    address) is set; the other fields say how to ask it and what to print."""
+
+    images: tuple[str, ...]
+    model: str | None = None
+    rest: str | None = None
+    grpc: str | None = None
+    tracking_uri: str | None = None
+    model_name: str = "ssgan"
+    label: str = ""
+    signature: str = "serving_default"
+    batch_size: int = 64
+    timeout: float = 30.0
+    json: bool = False
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> PredictOptions:
+        """The options :func:`parser` parsed."""
+        return cls(images=tuple(args.images), model=args.model, rest=args.rest,
+                   grpc=args.grpc, tracking_uri=args.tracking_uri, model_name=args.model_name,
+                   label=args.label, signature=args.signature, batch_size=args.batch_size,
+                   timeout=args.timeout, json=args.json)  # fmt: skip
+
+
+def predict(options: PredictOptions) -> tuple[list[Prediction], int]:
     """Score the readable images; return the predictions and how many files were skipped."""
-    paths = image_files(args.images)
-    batches = readable_batches(paths, args.batch_size)
+    paths = image_files(list(options.images))
+    batches = readable_batches(paths, options.batch_size)
     first = next(batches, None)  # before the model loads: nothing readable is an error
     if first is None:
         raise PredictError("no readable image among the given files")
-    if args.model and is_model_uri(args.model):
-        score = mlflow_model_scorer(args.model, args.signature, args.tracking_uri)
-    elif args.model:
-        score = local_scorer(Path(args.model), args.signature)
-    elif args.rest:
+    if options.model and is_model_uri(options.model):
+        score = mlflow_model_scorer(options.model, options.signature, options.tracking_uri)
+    elif options.model:
+        score = local_scorer(Path(options.model), options.signature)
+    elif options.rest:
         score = functools.partial(
-            score_rest, args.rest, signature=args.signature, timeout=args.timeout
+            score_rest, options.rest, signature=options.signature, timeout=options.timeout
         )
     else:
-        score = functools.partial(score_grpc, args.grpc, args.model_name,
-                                  signature=args.signature, timeout=args.timeout,
-                                  label=args.label)  # fmt: skip
+        assert options.grpc is not None  # the parser requires one of the three
+        score = functools.partial(score_grpc, options.grpc, options.model_name,
+                                  signature=options.signature, timeout=options.timeout,
+                                  label=options.label)  # fmt: skip
     predictions = []
     for files, blobs in itertools.chain([first], batches):
         predictions += _score_batch(score, files, blobs)
@@ -187,26 +215,26 @@ _WHERE = {
 }
 
 
-def check_args(args: argparse.Namespace) -> None:
+def check_options(options: PredictOptions) -> None:
     """Options that cannot work, refused before any file is read or model loaded."""
-    for option, value in (("--model", args.model), ("--rest-url", args.rest),
-                          ("--grpc", args.grpc)):  # fmt: skip
+    for option, value in (("--model", options.model), ("--rest-url", options.rest),
+                          ("--grpc", options.grpc)):  # fmt: skip
         if value is not None and not value.strip():
             raise PredictError(f"{option} is empty: give {_WHERE[option]}")
-    if args.batch_size < 1:
-        raise PredictError(f"--batch-size {args.batch_size} must be at least 1")
-    if not (args.timeout > 0 and math.isfinite(args.timeout)):
-        raise PredictError(f"--timeout {args.timeout:g} must be a positive number of seconds")
-    if args.signature not in IMAGE_SIGNATURES:
+    if options.batch_size < 1:
+        raise PredictError(f"--batch-size {options.batch_size} must be at least 1")
+    if not (options.timeout > 0 and math.isfinite(options.timeout)):
+        raise PredictError(f"--timeout {options.timeout:g} must be a positive number of seconds")
+    if options.signature not in IMAGE_SIGNATURES:
         raise PredictError(
-            f"--signature {args.signature} is not one predict can send images to: allowed "
+            f"--signature {options.signature} is not one predict can send images to: allowed "
             f"{', '.join(IMAGE_SIGNATURES)} (the classify signature takes tf.Examples; "
             "see docs/serving.md for the Classify API)"
         )
-    if args.rest:
-        check_rest_url(args.rest)
-    if args.label and not args.grpc:
+    if options.rest:
+        check_rest_url(options.rest)
+    if options.label and not options.grpc:
         raise PredictError(
-            f"--label {args.label} is for --grpc only: with --rest-url name the label in the "
+            f"--label {options.label} is for --grpc only: with --rest-url name the label in the "
             "URL (http://HOST:8501/v1/models/NAME/labels/LABEL); a local --model has none"
         )

@@ -21,6 +21,7 @@ import datetime as dt
 import os
 import re
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ from ssgan.serving.labels import (
     set_label,
 )
 from ssgan.serving.models_config import LABELS
+from ssgan.serving.promotion_result import PromotionResult
 from ssgan.serving.registry_sync import alias_for, record_in_mlflow
 from ssgan.serving.repository import (
     PROVENANCE,
@@ -127,32 +129,33 @@ def validate_promote_config(cfg: DictConfig) -> None:
         )
 
 
-def promote(cfg: DictConfig) -> dict[str, Any]:
+def promote(cfg: DictConfig) -> PromotionResult:
     """Run the action the config asks for: ``list=true`` lists versions; ``run_id=`` promotes
     a run into a new version labelled ``label``; ``version=`` moves ``label`` to an existing
     version. ``bundle=`` then writes the hand-over bundle of the labelled versions.
 
-    Returns ``{"action": ...}`` with what happened (see :func:`describe`).
+    Returns what happened (:func:`describe` words it).
     """
     validate_promote_config(cfg)
     folder = ServingFolder.of(cfg)
     if cfg.list:
-        return {"action": "list", "versions": list_versions(folder)}
+        return PromotionResult("list", versions=list_versions(folder))
     if cfg.run_id:
         result = _promote_run(cfg, folder)
     elif int(cfg.version):
         result = _move_label(cfg, folder)
     else:
-        result = {"action": "bundle"}
+        result = PromotionResult("bundle")
     if cfg.bundle:
         from ssgan.serving.bundle import write_bundle  # only the hand-over needs the manifests
 
         labels = current_labels(folder)
-        result["bundle"] = write_bundle(Path(str(cfg.bundle)), folder, labels, str(cfg.image))
+        bundle = write_bundle(Path(str(cfg.bundle)), folder, labels, str(cfg.image))
+        result = replace(result, bundle=bundle)
     return result
 
 
-def _promote_run(cfg: DictConfig, folder: ServingFolder) -> dict[str, Any]:
+def _promote_run(cfg: DictConfig, folder: ServingFolder) -> PromotionResult:
     root = folder.root
     check_writable(root)
     current_labels(folder)  # a broken models.config stops here, before any work
@@ -176,7 +179,7 @@ def _promote_run(cfg: DictConfig, folder: ServingFolder) -> dict[str, Any]:
             version, dropped = _publish(cfg, folder, model_dir, staging, record)
     if version < 0:  # a concurrent promote of the same run got there first
         return _result(cfg, folder, -version, already=True, run_id=run_id)
-    return {**_result(cfg, folder, version, already=False, run_id=run_id), "dropped": dropped}
+    return replace(_result(cfg, folder, version, already=False, run_id=run_id), dropped=dropped)
 
 
 def _publish(
@@ -216,7 +219,7 @@ def _publish(
     return version, dropped
 
 
-def _move_label(cfg: DictConfig, folder: ServingFolder) -> dict[str, Any]:
+def _move_label(cfg: DictConfig, folder: ServingFolder) -> PromotionResult:
     """``label=<label> version=<N>``: point the label at an existing, verified version."""
     version, label, root = int(cfg.version), str(cfg.label), folder.root
     check_labellable(root, version)  # before the lock, so a refusal creates no lock file
@@ -224,35 +227,35 @@ def _move_label(cfg: DictConfig, folder: ServingFolder) -> dict[str, Any]:
         record = check_labellable(root, version)
         previous, dropped = set_label(folder, label, version)
     recorded = record_in_mlflow(cfg, folder, None, None)
-    return {
-        "action": "label",
-        "label": label,
-        "version": version,
-        "previous": previous,
-        "run_id": record["run_id"],
-        "config": str(folder.models_config),
-        "recorded": recorded.written,
-        "removed_aliases": sorted(recorded.removed_aliases),
-        "dropped": dropped,
-    }
+    return PromotionResult(
+        "label",
+        label=label,
+        version=version,
+        previous=previous,
+        run_id=record["run_id"],
+        config=str(folder.models_config),
+        recorded=recorded.written,
+        removed_aliases=sorted(recorded.removed_aliases),
+        dropped=dropped,
+    )
 
 
 def _result(
     cfg: DictConfig, folder: ServingFolder, version: int, *, already: bool, run_id: str
-) -> dict[str, Any]:
+) -> PromotionResult:
     """After a promote (or finding the run already promoted): bring MLflow up to date."""
     recorded = record_in_mlflow(cfg, folder, run_id, version)
     labels = current_labels(folder)
-    return {
-        "action": "promote",
-        "version": version,
-        "path": str(folder.root / str(version)),
-        "already": already,
-        "labels": sorted(label for label, number in labels.items() if number == version),
-        "stable_version": labels.get("stable"),
-        "recorded": recorded.written,
-        "removed_aliases": sorted(recorded.removed_aliases),
-    }
+    return PromotionResult(
+        "promote",
+        version=version,
+        path=str(folder.root / str(version)),
+        already=already,
+        labels=sorted(label for label, number in labels.items() if number == version),
+        stable_version=labels.get("stable"),
+        recorded=recorded.written,
+        removed_aliases=sorted(recorded.removed_aliases),
+    )
 
 
 def list_versions(folder: ServingFolder) -> list[dict[str, Any]]:
@@ -301,18 +304,18 @@ def format_versions(root: Path, rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def describe(cfg: DictConfig, result: dict[str, Any]) -> str:
+def describe(cfg: DictConfig, result: PromotionResult) -> str:
     """What the command line prints for a promote's result."""
     lines = []
-    if result["action"] == "promote":
+    if result.action == "promote":
         lines.append(_describe_promote(cfg, result))
-    elif result["action"] == "label":
+    elif result.action == "label":
         lines.append(_describe_label(result))
-    dropped = sorted(result.get("dropped", {}).items())
-    removed = set(result.get("removed_aliases", []))
+    dropped = sorted(result.dropped.items())
+    removed = set(result.removed_aliases)
     # A fresh version's records are expected; after a rerun they are repairs worth saying.
-    recorded = result.get("recorded", [])
-    if recorded and (result["action"] == "label" or result.get("already")):
+    recorded = result.recorded
+    if recorded and (result.action == "label" or result.already):
         lines.append("recorded in MLflow: " + ", ".join(recorded))
     for label, number in dropped:
         alias = alias_for(cfg, label)
@@ -326,20 +329,20 @@ def describe(cfg: DictConfig, result: dict[str, Any]) -> str:
             )
             + f" (point it again with label={label} version=<N>)"
         )
-    if "bundle" in result:
-        for stale in result["bundle"].get("removed", []):
+    if result.bundle is not None:
+        for stale in result.bundle.get("removed", []):
             lines.append(f"removed {stale}, left by a killed bundle")
-        lines.append(f"wrote the hand-over bundle {result['bundle']['path']}")
-        lines.append(f"  build: {result['bundle']['build']}")
-        lines.append(f"  apply: {result['bundle']['apply']}")
+        lines.append(f"wrote the hand-over bundle {result.bundle['path']}")
+        lines.append(f"  build: {result.bundle['build']}")
+        lines.append(f"  apply: {result.bundle['apply']}")
     return "\n".join(lines)
 
 
-def _describe_promote(cfg: DictConfig, result: dict[str, Any]) -> str:
-    run_id, version = cfg.run_id, result["version"]
-    labelled = f"labelled {'+'.join(result['labels'])}" if result["labels"] else "not labelled"
-    if not result["already"]:
-        return f"promoted run {run_id} as version {version}: {result['path']} ({labelled})"
+def _describe_promote(cfg: DictConfig, result: PromotionResult) -> str:
+    run_id, version = cfg.run_id, result.version
+    labelled = f"labelled {'+'.join(result.labels)}" if result.labels else "not labelled"
+    if not result.already:
+        return f"promoted run {run_id} as version {version}: {result.path} ({labelled})"
     return (
         f"run {run_id} is already served as version {version} ({labelled}); nothing copied "
         f"(move a label to it with version={version} label=<label>; force=true promotes it "
@@ -347,9 +350,9 @@ def _describe_promote(cfg: DictConfig, result: dict[str, Any]) -> str:
     )
 
 
-def _describe_label(result: dict[str, Any]) -> str:
-    label, version, previous = result["label"], result["version"], result["previous"]
+def _describe_label(result: PromotionResult) -> str:
+    label, version, previous = result.label, result.version, result.previous
     if previous == version:
-        return f"label {label} is already on version {version}; {result['config']} unchanged"
+        return f"label {label} is already on version {version}; {result.config} unchanged"
     was = f"was version {previous}" if previous is not None else "new label"
-    return f"label {label} -> version {version} ({was}): {result['config']}"
+    return f"label {label} -> version {version} ({was}): {result.config}"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 import optuna
@@ -25,15 +25,13 @@ from ssgan.config import flatten
 from ssgan.errors import UserError
 from ssgan.stopping import check_stop
 from ssgan.sweeps import space as space_lib
+from ssgan.sweeps.outcome import SearchOutcome
 from ssgan.sweeps.plan import Plan
 from ssgan.sweeps.storage import open_storage
 from ssgan.sweeps.trial_lease import is_dead, requeue_dead_trials, retry_of
 from ssgan.sweeps.trials import ERROR_ATTR, ROLE_ATTR, run_trial
 from ssgan.tracking.runs import get_run
 from ssgan.tracking.tags import (
-    BEST_PARAM_PREFIX,
-    BEST_RUN_ID_TAG,
-    BEST_TRIAL_TAG,
     COMMAND_TAG,
     N_TRIALS_TAG,
     OPTUNA_STORAGE_TAG,
@@ -41,9 +39,7 @@ from ssgan.tracking.tags import (
     OVERRIDES_TAG,
     SWEEP_KIND_TAG,
     SWEPT_PARAMS_TAG,
-    TRIALS_COMPLETE_TAG,
     TRIALS_FAILED_TAG,
-    TRIALS_PRUNED_TAG,
 )
 from ssgan.tracking.tracker import RunTracker, create_run, reopen_run
 from ssgan.training.job import stop_signals
@@ -190,7 +186,7 @@ def parent_run(plan: Plan, study: optuna.Study, created: bool) -> RunTracker:
     return parent
 
 
-def run_search(plan: Plan) -> dict[str, Any]:
+def run_search(plan: Plan) -> SearchOutcome:
     """Work on the search until the study has its trials. A stop signal (Ctrl-C, SIGTERM)
     ends this worker (JobStopped, a KeyboardInterrupt); its trial is queued again and
     the same command continues it. The parent run is marked KILLED or FAILED only by the
@@ -268,92 +264,59 @@ def _work(plan: Plan, study: optuna.Study, parent: RunTracker) -> bool:
         last_told, waiting_said = True, False
 
 
-def outcome(plan: Plan, study: optuna.Study, parent_id: str) -> dict[str, Any]:
+def outcome(plan: Plan, study: optuna.Study, parent_id: str) -> SearchOutcome:
     """Counts and the best trial, as the study holds them; UserError when none completed."""
     trials = budget(study, plan.search.n_trials).counted
     states = [t.state for t in trials]
-    summary: dict[str, Any] = {
-        "parent_run_id": parent_id,
-        "study": plan.study_name,
-        "complete": states.count(TrialState.COMPLETE),
-        "pruned": states.count(TrialState.PRUNED),
-        "failed": states.count(TrialState.FAIL),
-        "n_counted": len(trials),
-    }
+    counts = SearchOutcome(
+        parent_run_id=parent_id,
+        study=plan.study_name,
+        complete=states.count(TrialState.COMPLETE),
+        pruned=states.count(TrialState.PRUNED),
+        failed=states.count(TrialState.FAIL),
+        n_counted=len(trials),
+    )
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     if not complete:
-        raise UserError(no_trial_completed(plan, summary, trials))
+        raise UserError(no_trial_completed(plan, counts, trials))
     best = max(complete, key=lambda t: cast(float, t.value))  # COMPLETE: it has one
-    summary |= {"best_trial": best.number, "best_value": best.value, "best_params": best.params}
-    summary["best_run_id"] = best.user_attrs.get("mlflow_run_id", "")
     baseline = [t for t in complete if t.user_attrs.get(ROLE_ATTR) == "baseline"]
-    if baseline:
-        summary["baseline_value"] = baseline[0].value
-    return summary
+    return replace(
+        counts,
+        best_trial=best.number,
+        best_value=best.value,
+        best_params=best.params,
+        best_run_id=best.user_attrs.get("mlflow_run_id", ""),
+        baseline_value=baseline[0].value if baseline else None,
+    )
 
 
-def finish(plan: Plan, study: optuna.Study, parent: RunTracker) -> dict[str, Any]:
+def finish(plan: Plan, study: optuna.Study, parent: RunTracker) -> SearchOutcome:
     """Record the outcome on the parent run (best trial, counts, report) and end it."""
     from ssgan.sweeps.report import write_report  # plots and tables only when a search ends
 
     try:
-        summary = outcome(plan, study, parent.run_id)
+        result = outcome(plan, study, parent.run_id)
     except UserError:
         failed = budget(study, plan.search.n_trials).counted
         parent.set_tags({TRIALS_FAILED_TAG: str(sum(t.state == TrialState.FAIL for t in failed))})
         with contextlib.suppress(Exception):  # e.g. no run logged its metrics: optional
             write_report(plan.base.tracking, parent.run_id, out_dir=None)
         raise
-    tags = {
-        TRIALS_COMPLETE_TAG: str(summary["complete"]),
-        TRIALS_PRUNED_TAG: str(summary["pruned"]),
-        TRIALS_FAILED_TAG: str(summary["failed"]),
-        BEST_TRIAL_TAG: str(summary["best_trial"]),
-        BEST_RUN_ID_TAG: summary["best_run_id"],
-    }
-    tags |= {
-        BEST_PARAM_PREFIX + k: space_lib.format_value(v) for k, v in summary["best_params"].items()
-    }
-    parent.set_tags(tags)
-    step = summary["n_counted"]
-    parent.log_metrics({"best/val_accuracy": summary["best_value"]}, step)
-    if "baseline_value" in summary:
-        parent.log_metrics({"baseline/val_accuracy": summary["baseline_value"]}, step)
-    summary["report"] = str(write_report(plan.base.tracking, parent.run_id, out_dir=None))
+    parent.set_tags(result.parent_tags())
+    parent.log_metrics(result.to_metrics(), result.n_counted)
+    report = write_report(plan.base.tracking, parent.run_id, out_dir=None)
     parent.finish("FINISHED")
-    return summary
+    return replace(result, report=str(report))
 
 
-def no_trial_completed(plan: Plan, summary: dict[str, Any], trials: list[FrozenTrial]) -> str:
+def no_trial_completed(plan: Plan, counts: SearchOutcome, trials: list[FrozenTrial]) -> str:
     """The one line for a search whose trials all failed or were pruned."""
     errors = [t.user_attrs[ERROR_ATTR] for t in trials if t.user_attrs.get(ERROR_ATTR)]
     first = f"; the first failure: {errors[0]}" if errors else ""
     return (
-        f"search {plan.study_name}: no trial completed ({summary['failed']} failed, "
-        f"{summary['pruned']} pruned of {len(trials)}), so there is no best trial; parent run "
-        f"{summary['parent_run_id']} is marked FAILED{first}. Change the space or the training "
+        f"search {plan.study_name}: no trial completed ({counts.failed} failed, "
+        f"{counts.pruned} pruned of {len(trials)}), so there is no best trial; parent run "
+        f"{counts.parent_run_id} is marked FAILED{first}. Change the space or the training "
         "overrides (a new study), or raise search.n_trials to try more trials in this one"
     )
-
-
-def summary_text(summary: dict[str, Any]) -> str:
-    """What ``python -m ssgan.tune`` prints when a search ends."""
-    lines = [
-        f"parent_run_id: {summary['parent_run_id']}",
-        f"trials: {summary['complete']} complete, {summary['pruned']} pruned, "
-        f"{summary['failed']} failed",
-    ]
-    if "best_trial" in summary:
-        params = " ".join(
-            f"{k}={space_lib.format_value(v)}" for k, v in summary["best_params"].items()
-        )
-        lines.append(
-            f"best: trial {summary['best_trial']} (run {summary['best_run_id']}) "
-            f"val accuracy {summary['best_value']:.4f}: {params}"
-        )
-    if "baseline_value" in summary:
-        lines.append(
-            f"baseline (the base config's values): val accuracy {summary['baseline_value']:.4f}"
-        )
-    lines.append(f"report: python -m ssgan.report {summary['parent_run_id']}")
-    return "\n".join(lines)

@@ -139,12 +139,12 @@ def run_trial(plan: Plan, study: optuna.Study, trial: optuna.Trial, parent_id: s
         with contextlib.suppress(Exception):
             release(study, study.get_trials(deepcopy=False)[trial.number])
         raise
-    if summary.get("stopped_early"):
-        _tell(study, trial, summary["run_id"], state=TrialState.PRUNED)
-        print(f"trial {trial.number}: {summary['stopped_early']}")
+    if summary.stopped_early:
+        _tell(study, trial, summary.run_id, state=TrialState.PRUNED)
+        print(f"trial {trial.number}: {summary.stopped_early}")
     else:
-        _tell(study, trial, summary["run_id"], summary["best_val_accuracy"])
-        print(f"trial {trial.number}: best val accuracy {summary['best_val_accuracy']:.4f}")
+        _tell(study, trial, summary.run_id, summary.best_val_accuracy)
+        print(f"trial {trial.number}: best val accuracy {summary.best_val_accuracy:.4f}")
 
 
 def _tell(

@@ -20,7 +20,7 @@ from typing import IO
 from ssgan.errors import UserError
 from ssgan.sweeps.plan import Plan, prepare, split_argv
 from ssgan.sweeps.storage import load_existing
-from ssgan.sweeps.study import PARENT_ATTR, outcome, run_search, summary_text
+from ssgan.sweeps.study import PARENT_ATTR, outcome, run_search
 
 _WORKER_KEYS = ("search.workers", "search.threads_per_worker")
 
@@ -131,7 +131,7 @@ def run_worker(argv: list[str], plan: Plan | None = None) -> int:
             file=sys.stderr,
         )
         return getattr(stopped, "exit_status", 130)
-    print(summary_text(summary))
+    print(summary.text())
     return 0
 
 
@@ -144,8 +144,8 @@ def search_outcome(plan: Plan) -> int:
     except UserError as err:
         print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
-    if summary is None or summary["n_counted"] < plan.search.n_trials:
-        have = summary["n_counted"] if summary else 0
+    if summary is None or summary.n_counted < plan.search.n_trials:
+        have = summary.n_counted if summary else 0
         print(
             f"error: the workers ended before the search did ({have} of "
             f"{plan.search.n_trials} trials); their lines above say why; run the same "
@@ -153,5 +153,5 @@ def search_outcome(plan: Plan) -> int:
             file=sys.stderr,
         )
         return 1
-    print(summary_text(summary))
+    print(summary.text())
     return 0

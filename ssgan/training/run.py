@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,7 @@ from ssgan.training.resume import (
     this_job_key,
     unfinished_run_of_this_job,
 )
+from ssgan.training.summary import RunSummary
 from ssgan.training.trainer import Trainer
 
 WARMUP_IMAGES = 32
@@ -75,7 +76,7 @@ def train(
     cfg: DictConfig,
     on_epoch_end: EpochHook | None = None,
     tags: dict[str, str] | None = None,
-) -> dict[str, Any]:
+) -> RunSummary:
     """Run one training job described by ``cfg``; return run id, metrics and model location.
 
     With ``resume=<run_id>`` the run continues from its last checkpoint, with the config
@@ -84,7 +85,7 @@ def train(
     and starts a new run otherwise: a rerun or requeue of the same command carries on.
     ``on_epoch_end(epoch, metrics)`` is called after every epoch's
     evaluation; raising :class:`~ssgan.training.interface.StopTraining` there ends the run early
-    (FINISHED, its metrics so far, no exported model; the summary has ``stopped_early``).
+    (FINISHED, its metrics so far, no exported model; the summary says ``stopped_early``).
     ``tags`` are added to a new run's tags (a sweep's parent, a trial number).
     """
     validate_train_config(cfg)
@@ -102,30 +103,18 @@ def train(
         return _run(cfg, run_id=None, hooks=hooks)
 
 
-def summary_text(summary: dict[str, Any]) -> str:
-    """What ``python -m ssgan.train`` prints when a run ends."""
-    if not summary.get("chief", True):
-        return f"run_id: {summary['run_id']} (trained as a worker; the chief exported the model)"
-    return (
-        f"run_id: {summary['run_id']}\n"
-        f"model: {summary['model_uri']}\n"
-        f"best val accuracy {summary['best_val_accuracy']:.4f} (epoch {summary['best_epoch']}), "
-        f"exported model test accuracy {summary['export_test_accuracy']:.4f}"
-    )
-
-
 @dataclass
 class _Hooks:
     on_epoch_end: EpochHook | None
     tags: dict[str, str]
 
 
-def _resume(cfg: DictConfig, hooks: _Hooks) -> dict[str, Any]:
+def _resume(cfg: DictConfig, hooks: _Hooks) -> RunSummary:
     stored, run_id = resumed_config(cfg)
     return _run(stored, run_id=run_id, hooks=hooks)
 
 
-def _run(cfg: DictConfig, run_id: str | None, hooks: _Hooks) -> dict[str, Any]:
+def _run(cfg: DictConfig, run_id: str | None, hooks: _Hooks) -> RunSummary:
     keras.utils.set_random_seed(int(cfg.train.seed))
     enable_determinism(cfg.train)
     # Data first: a missing file or bad label budget must stop before a run is created.
@@ -249,7 +238,7 @@ def _fit_and_export(
     strategy: tf.distribute.Strategy,
     role: WorkerRole,
     on_epoch_end: EpochHook | None = None,
-) -> dict[str, Any]:
+) -> RunSummary:
     with tempfile.TemporaryDirectory(prefix="ssgan-") as tmp:
         run_checkpoints, after_save = _run_checkpoints(tracker, Path(tmp))
         checkpoint_dir = role.checkpoint_dir(run_checkpoints, _private_dir(Path(tmp), role))
@@ -261,59 +250,30 @@ def _fit_and_export(
         trainer.restore_latest()
         try:
             with checkpoints_on_stop(enabled=role.count == 1):
-                result = trainer.fit()
+                summary = trainer.fit()
         except StopTraining as stop:
             return _stopped_early(trainer, tracker, stop)
         check_stop()  # asked to stop during the last evaluation: before export, not after
-        summary = {
-            "run_id": tracker.run_id,
-            "model_uri": None,
-            "chief": role.chief,
-            "export_test_accuracy": float("nan"),
-            **result,
-        }
         if not role.chief:
-            return summary
+            return replace(summary, chief=False)
         assert isinstance(tracker, RunTracker)  # the chief records the run
         # The folder's name is the SavedModel's name inside the MLflow Model.
         export_dir = Path(tmp) / SAVED_MODEL_KEY
         export_accuracy = _export_best(cfg, data, checkpoint_dir / "best", export_dir, tracker)
-        tracker.log_metrics(
-            {
-                "best/val_accuracy": result["best_val_accuracy"],
-                "best/test_accuracy": result["best_test_accuracy"],
-                "best/epoch": result["best_epoch"],
-                "export/test_accuracy": export_accuracy,
-            },
-            result["steps"],
-        )
+        summary = replace(summary, export_test_accuracy=export_accuracy)
+        tracker.log_metrics(summary.to_metrics(), summary.steps)
         examples = [encode_png(image) for image in data.test_x[:INPUT_EXAMPLE_IMAGES]]
-        model_uri = tracker.log_model(export_dir, examples, result["steps"])
-    return {**summary, "model_uri": model_uri, "export_test_accuracy": export_accuracy}
+        model_uri = tracker.log_model(export_dir, examples, summary.steps)
+    return replace(summary, model_uri=model_uri)
 
 
-def _stopped_early(trainer: Trainer, tracker: JobTracker, stop: StopTraining) -> dict[str, Any]:
+def _stopped_early(trainer: Trainer, tracker: JobTracker, stop: StopTraining) -> RunSummary:
     """A run ended by its epoch hook: keep its metrics, record why, export nothing."""
-    state = trainer.state
-    result = {
-        "steps": int(state.step.numpy()),
-        "best_val_accuracy": float(state.best_val_accuracy.numpy()),
-        "best_test_accuracy": float(state.best_test_accuracy.numpy()),
-        "best_epoch": int(state.best_epoch.numpy()),
-    }
-    tracker.log_metrics(
-        {f"best/{k.removeprefix('best_')}": result[k] for k in result if k.startswith("best_")},
-        int(result["steps"]),
-    )
+    summary = replace(trainer.summary(), stopped_early=stop.reason)
+    tracker.log_metrics(summary.to_metrics(), summary.steps)
     assert isinstance(tracker, RunTracker)  # only the chief can record why
     tracker.set_tags({tag_names.STOPPED_EARLY_TAG: stop.reason, **stop.tags})
-    return {
-        "run_id": tracker.run_id,
-        "model_uri": None,
-        "export_test_accuracy": None,
-        "stopped_early": stop.reason,
-        **result,
-    }
+    return summary
 
 
 def _private_dir(scratch: Path, role: WorkerRole) -> Path:

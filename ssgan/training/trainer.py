@@ -15,7 +15,6 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -33,6 +32,7 @@ from ssgan.preprocess import from_model_range, to_model_range
 from ssgan.stopping import check_stop
 from ssgan.training.interface import CheckpointError, EpochHook, NonFiniteLossError, Tracker
 from ssgan.training.job import checkpoint_before_stop
+from ssgan.training.summary import RunSummary, TrainingState
 
 log = logging.getLogger("ssgan.train")
 
@@ -112,16 +112,6 @@ def accuracy(
 @tf.function(reduce_retracing=True)
 def _predict(classifier: tf.keras.Model, images: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     return classifier(images, training=False)
-
-
-@dataclass
-class TrainingState:
-    """Progress that survives a restart (saved in every checkpoint)."""
-
-    step: tf.Variable = field(default_factory=lambda: tf.Variable(0, dtype=tf.int64))
-    best_val_accuracy: tf.Variable = field(default_factory=lambda: tf.Variable(-1.0))
-    best_test_accuracy: tf.Variable = field(default_factory=lambda: tf.Variable(-1.0))
-    best_epoch: tf.Variable = field(default_factory=lambda: tf.Variable(0, dtype=tf.int64))
 
 
 class Trainer:
@@ -249,18 +239,16 @@ class Trainer:
 
     # -- the loop ----------------------------------------------------------------------
 
-    def fit(self) -> dict[str, Any]:
+    def fit(self) -> RunSummary:
         """Train from the restored step to the end; return the best epoch's figures."""
         self.start()
         self.run_until(self.total_steps)
         self.tracker.flush()
-        return {
-            "steps": int(self.state.step.numpy()),
-            "best_val_accuracy": float(self.state.best_val_accuracy.numpy()),
-            "best_test_accuracy": float(self.state.best_test_accuracy.numpy()),
-            "best_epoch": int(self.state.best_epoch.numpy()),
-            "images_per_sec": self._rate,
-        }
+        return self.summary()
+
+    def summary(self) -> RunSummary:
+        """The figures so far (after :meth:`start`), as the training state holds them."""
+        return self.state.summary(self.tracker.run_id, self._rate)
 
     def start(self) -> None:
         """Open the input stream at the restored step; initialise a fresh model."""
