@@ -11,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ssgan.cli import user_errors
 from ssgan.sweeps.report import DEFAULT_METRICS, write_report
+from ssgan.tracking.store import TrackingStore
 
 
 def main() -> None:
@@ -31,9 +32,9 @@ def main() -> None:
     )
     args = parser.parse_args()
     with user_errors():
-        tracking = tracking_config(args.tracking_uri)
+        store = TrackingStore(tracking_config(args.tracking_uri))
         out = Path(args.out) if args.out else Path("reports") / args.parent_run_id
-        path = write_report(tracking, args.parent_run_id, out, args.metric or DEFAULT_METRICS)
+        path = write_report(store, args.parent_run_id, out, args.metric or DEFAULT_METRICS)
     print(f"report: {path}")
 
 
