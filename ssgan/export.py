@@ -27,16 +27,18 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     from ssgan.cli import default_tracking, user_errors
     from ssgan.tracking.runs import download_artifacts, load_run_config
+    from ssgan.tracking.store import TrackingStore
 
     with user_errors():
         tracking = default_tracking(args.tracking_uri)
         output = Path(args.output)
         if output.exists():
             raise ExportError(f"--output {output} already exists: choose a new directory")
-        cfg = load_run_config(tracking, args.run_id)
+        store = TrackingStore(tracking)
+        cfg = load_run_config(store, args.run_id)
         with tempfile.TemporaryDirectory() as tmp:
             local = download_artifacts(
-                tracking, args.run_id, f"checkpoints/{args.checkpoint}", Path(tmp)
+                store, args.run_id, f"checkpoints/{args.checkpoint}", Path(tmp)
             )
             # "best" holds the evaluated classifier (already the averaged one under EMA).
             use_ema = args.checkpoint == "last" and float(cfg.train.ema_decay) > 0

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ssgan.cli import default_tracking, user_errors
 from ssgan.sweeps.report import DEFAULT_METRICS, write_report
+from ssgan.tracking.store import TrackingStore
 
 
 def main() -> None:
@@ -29,9 +30,9 @@ def main() -> None:
     )
     args = parser.parse_args()
     with user_errors():
-        tracking = default_tracking(args.tracking_uri)
+        store = TrackingStore(default_tracking(args.tracking_uri))
         out = Path(args.out) if args.out else Path("reports") / args.parent_run_id
-        path = write_report(tracking, args.parent_run_id, out, args.metric or DEFAULT_METRICS)
+        path = write_report(store, args.parent_run_id, out, args.metric or DEFAULT_METRICS)
     print(f"report: {path}")
 
 

@@ -12,6 +12,7 @@ from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
+from ssgan.tracking.store import TrackingStore
 from ssgan.tracking.tracker import create_run
 from tests.helpers.repo import REPO_ROOT
 
@@ -51,8 +52,9 @@ def test_study_summary_gives_table_goals_and_curves(tmp_path: Path) -> None:
         "uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "experiment": "label_budget",
         "artifact_root": str(tmp_path / "artifacts"), "run_name": "",
     })  # fmt: skip
+    store = TrackingStore(tracking)
     parent = create_run(
-        tracking, "sweep",
+        store, "sweep",
         tags={"ssgan.sweep_kind": "grid",
               "ssgan.swept_params": "train.mode,data.num_labeled,train.seed"},
         params={},
@@ -66,7 +68,7 @@ def test_study_summary_gives_table_goals_and_curves(tmp_path: Path) -> None:
     for (labels, mode), per_seed in errors.items():
         for seed, error in enumerate(per_seed):
             child = create_run(
-                tracking, f"{mode}-{labels}-{seed}",
+                store, f"{mode}-{labels}-{seed}",
                 tags={"mlflow.parentRunId": parent.run_id},
                 params={"data.num_labeled": labels, "train.mode": mode, "train.seed": seed,
                         "train.epochs": 5, "train.steps_per_epoch": 352},

@@ -28,6 +28,7 @@ from ssgan.serving.images import encode_png
 from ssgan.serving.promotion import promote
 from ssgan.serving.saved_model import score_saved_model
 from ssgan.tracking.mlflow_model import download_run_model, saved_model_in
+from ssgan.tracking.store import TrackingStore
 from ssgan.tracking.tracker import RunTracker
 from tests.helpers.processes import free_ports, wait_until_answered
 
@@ -75,7 +76,7 @@ def test_the_runs_model_is_an_mlflow_model_that_loads_and_is_in_the_models_tab(
     mlflow.set_tracking_uri(cfg.tracking.uri)
     blobs, pixels = _images(smoke_run)
     # The SavedModel inside the MLflow Model is, file for file, what promote served.
-    local = download_run_model(cfg.tracking, run_id, tmp_path)
+    local = download_run_model(TrackingStore(cfg.tracking), run_id, tmp_path)
     saved = saved_model_in(local)
     assert saved == local / "artifacts" / "saved_model"
     served = _file_hashes(promoted["version_dir"])
@@ -131,7 +132,7 @@ def test_mlflow_models_serve_answers_an_image(smoke_run: dict, tmp_path: Path) -
     finally:
         os.killpg(server.pid, signal.SIGTERM)  # the server and its uvicorn worker
         server.wait(timeout=30)
-    local = saved_model_in(download_run_model(cfg.tracking, run_id, tmp_path))
+    local = saved_model_in(download_run_model(TrackingStore(cfg.tracking), run_id, tmp_path))
     expected = score_saved_model(local, pixels)
     [prediction] = answer["predictions"]
     assert prediction["digit"] == int(np.argmax(expected[0]))
@@ -190,14 +191,16 @@ def test_a_run_records_mlflows_context_and_its_datasets(smoke_run: dict) -> None
 def test_system_metrics_are_recorded_when_asked(tiny_cfg, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.2")
     tiny_cfg.tracking.system_metrics = True
-    tracker = RunTracker.start(tiny_cfg, params={}, tags={}, run_name="system")
+    tracker = RunTracker.start(
+        TrackingStore(tiny_cfg.tracking), params={}, tags={}, run_name="system"
+    )
     time.sleep(1.0)
     tracker.finish("FINISHED")
     metrics = MlflowClient(tiny_cfg.tracking.uri).get_run(tracker.run_id).data.metrics
     assert "system/cpu_utilization_percentage" in metrics
     assert "system/system_memory_usage_megabytes" in metrics
     tiny_cfg.tracking.system_metrics = False  # the default: none
-    quiet = RunTracker.start(tiny_cfg, params={}, tags={}, run_name="quiet")
+    quiet = RunTracker.start(TrackingStore(tiny_cfg.tracking), params={}, tags={}, run_name="quiet")
     quiet.finish("FINISHED")
     metrics = MlflowClient(tiny_cfg.tracking.uri).get_run(quiet.run_id).data.metrics
     assert not [key for key in metrics if key.startswith("system/")]
@@ -214,9 +217,10 @@ def test_a_resumed_run_can_log_its_model_again(smoke_run: dict, tmp_path: Path) 
              f"tracking.artifact_root={tmp_path / 'artifacts'}"]  # fmt: skip
     cfg = compose_config("config", store)
     run_id = smoke_run["summary"].run_id
-    saved = saved_model_in(download_run_model(smoke_run["cfg"].tracking, run_id, tmp_path / "m"))
+    smoke_store = TrackingStore(smoke_run["cfg"].tracking)
+    saved = saved_model_in(download_run_model(smoke_store, run_id, tmp_path / "m"))
     blobs, _ = _images(smoke_run, 1)
-    tracker = create_run(cfg.tracking, "twice", {}, {})
+    tracker = create_run(TrackingStore(cfg.tracking), "twice", {}, {})
     first = tracker.log_model(saved, blobs, 1)
     assert tracker.log_model(saved, blobs, 2) == first
     run = MlflowClient(cfg.tracking.uri).get_run(tracker.run_id)

@@ -14,6 +14,7 @@ from omegaconf import OmegaConf
 from ssgan import report as report_command
 from ssgan.errors import UserError
 from ssgan.sweeps import report
+from ssgan.tracking.store import TrackingStore
 from ssgan.tracking.tracker import create_run
 
 pytestmark = pytest.mark.integration
@@ -30,13 +31,15 @@ ACCURACY = {
 
 @pytest.fixture
 def grid_sweep(tmp_path: Path) -> tuple:
-    tracking = OmegaConf.create(
-        {
-            "uri": f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}",
-            "artifact_root": str(tmp_path / "mlruns" / "artifacts"),
-            "experiment": "label_budget",
-            "run_name": "",
-        }
+    tracking = TrackingStore(
+        OmegaConf.create(
+            {
+                "uri": f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}",
+                "artifact_root": str(tmp_path / "mlruns" / "artifacts"),
+                "experiment": "label_budget",
+                "run_name": "",
+            }
+        )
     )
     parent = create_run(
         tracking,

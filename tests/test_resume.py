@@ -14,6 +14,7 @@ from mlflow.tracking import MlflowClient
 from ssgan.cli import compose_config
 from ssgan.data import load_data
 from ssgan.tracking.mlflow_model import download_run_model, saved_model_in
+from ssgan.tracking.store import TrackingStore
 from ssgan.training.run import train
 from tests.helpers.configs import tiny_overrides
 from tests.helpers.processes import run_cli
@@ -117,7 +118,7 @@ def test_full_disk_fails_the_run_in_one_line_and_resume_completes_it(
     assert run.info.status == "FINISHED" and "ssgan.error" not in run.data.tags
     # The model is an MLflow Model now: its SavedModel is inside it, not in the run's model/.
     tracking = compose_config("config", overrides).tracking
-    local = download_run_model(tracking, run_id, tmp_path / "downloaded")
+    local = download_run_model(TrackingStore(tracking), run_id, tmp_path / "downloaded")
     assert (saved_model_in(local) / "saved_model.pb").is_file()
     assert (artifacts / "checkpoints" / "last" / "checkpoint").is_file()
     for key in run.data.metrics:  # nothing logged twice across the two attempts
@@ -144,11 +145,11 @@ def test_resume_auto_tells_apart_commands_whose_overrides_match(tmp_path: Path) 
     line = ["experiment=mine", "resume=auto", *tiny_overrides(tmp_path)[1:]]
     cfg_a, cfg_b = (compose_config("config", line, folders[n]) for n in ("a", "b"))
     assert (cfg_a.model.z_size, cfg_b.model.z_size) == (16, 32)
-    killed = create_run(cfg_a.tracking, "a", {JOB_KEY_TAG: this_job_key(cfg_a)}, {})
+    killed = create_run(TrackingStore(cfg_a.tracking), "a", {JOB_KEY_TAG: this_job_key(cfg_a)}, {})
     killed.finish("KILLED")
-    assert unfinished_run_of_this_job(cfg_b) is None
-    assert unfinished_run_of_this_job(cfg_a) == killed.run_id
+    assert unfinished_run_of_this_job(cfg_b, TrackingStore(cfg_b.tracking)) is None
+    assert unfinished_run_of_this_job(cfg_a, TrackingStore(cfg_a.tracking)) == killed.run_id
     # A rerun elsewhere (another data cache, run name) is still the same job.
     moved = cfg_a.copy()
     moved.data.root, moved.tracking.run_name = str(tmp_path / "elsewhere"), "renamed"
-    assert unfinished_run_of_this_job(moved) == killed.run_id
+    assert unfinished_run_of_this_job(moved, TrackingStore(moved.tracking)) == killed.run_id

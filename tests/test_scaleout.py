@@ -30,7 +30,7 @@ from omegaconf import OmegaConf
 
 from ssgan.tracking.datasets import Split
 from ssgan.tracking.lease import _process_start
-from ssgan.tracking.store import TrackingWriteError
+from ssgan.tracking.store import TrackingStore, TrackingWriteError
 from ssgan.tracking.tracker import RunTracker
 from tests.helpers.configs import tiny_overrides
 from tests.helpers.mlflow_runs import logged_model_files
@@ -42,6 +42,7 @@ import os, sys, time
 import numpy as np
 from omegaconf import OmegaConf
 from ssgan.tracking.datasets import Split
+from ssgan.tracking.store import TrackingStore
 from ssgan.tracking.tracker import RunTracker
 root, me, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
 cfg = OmegaConf.create({"tracking": {"uri": f"sqlite:///{root}/mlflow.db",
@@ -51,7 +52,8 @@ split = Split("/data/test.npz", np.ones((4, 4, 4, 3)), np.arange(4))
 open(f"{root}/ready-{me}", "w").close()
 while len([n for n in os.listdir(root) if n.startswith("ready-")]) < count:
     time.sleep(0.01)
-tracker = RunTracker.start(cfg, {"process": me}, {}, "start")  # as a training run starts
+store = TrackingStore(cfg.tracking)
+tracker = RunTracker.start(store, {"process": me}, {}, "start")  # as a training run starts
 tracker.log_datasets("synthetic:" + "0" * 64, {"train": split, "test": split})
 tracker.finish("FINISHED")
 """
@@ -105,7 +107,9 @@ def _start_a_run_and_record_datasets(root: Path, experiment: str, barrier: Any) 
     }
     try:
         barrier.wait(timeout=120)  # open the store and start the run at the same instant
-        tracker = RunTracker.start(cfg, {"process": os.getpid()}, {}, "race")
+        tracker = RunTracker.start(
+            TrackingStore(cfg.tracking), {"process": os.getpid()}, {}, "race"
+        )
         # Opening the store and creating the experiment take the store lock one process
         # at a time, which staggers them: line them up again where the datasets go in.
         barrier.wait(timeout=120)
@@ -169,9 +173,10 @@ def test_a_dataset_record_is_tried_again_once_only_after_a_refusal(
     again and raised (the run cannot end FINISHED); a store that stayed unreachable for
     tracking.retry_s is not waited on a second time. (A stand-in client: no store needed.)"""
     client = mock.MagicMock()
-    monkeypatch.setattr("ssgan.tracking.tracker.client_for", lambda cfg: client)
+    monkeypatch.setattr(TrackingStore, "client", client)
     run = mock.MagicMock()
-    tracker = RunTracker(OmegaConf.create({"uri": "sqlite:///x.db", "retry_s": 0.3}), run)
+    store = TrackingStore(OmegaConf.create({"uri": "sqlite:///x.db", "retry_s": 0.3}))
+    tracker = RunTracker(store, run)
     splits = {"test": Split("/data/test.npz", np.ones((4, 4, 4, 3)), np.arange(4))}
     loops: list[str] = []
     retrying = tracker._retrying
@@ -421,7 +426,7 @@ def test_two_workers_against_a_tracking_server_are_one_run(tmp_path: Path) -> No
 def test_checkpoint_uploads_send_only_new_or_changed_files(tiny_cfg, tmp_path: Path) -> None:
     from ssgan.tracking.tracker import RunTracker
 
-    tracker = RunTracker.start(tiny_cfg, {}, {}, "uploads")
+    tracker = RunTracker.start(TrackingStore(tiny_cfg.tracking), {}, {}, "uploads")
     sent: list[str] = []
     real = tracker.log_artifact
     tracker.log_artifact = lambda path, dest=None: (sent.append(Path(path).name), real(path, dest))

@@ -118,7 +118,7 @@ def test_a_retried_trial_continues_its_predecessors_run(
         trials.trial_values(plan, study, trial)
         trial.set_user_attr(LEASE_ATTR, DEAD_HERE)
         run = create_run(
-            plan.base.tracking,
+            plan.store,
             f"smoke-trial-{trial.number}",
             {"mlflow.parentRunId": parent.run_id, "ssgan.trial": str(trial.number)},
             {},
@@ -282,7 +282,7 @@ def test_a_stopped_worker_gives_its_trial_back_and_the_next_one_resumes_it(
 
     def stopped_mid_trial(cfg, on_epoch_end=None, tags=None) -> dict:
         if cfg.resume is None:
-            run = create_run(plan.base.tracking, "smoke-trial-0", tags, {})
+            run = create_run(plan.store, "smoke-trial-0", tags, {})
             started.append(run.run_id)
             run.log_metrics({"best/val_accuracy": 0.5, "best/test_accuracy": 0.5}, 1)
             run.finish("KILLED")

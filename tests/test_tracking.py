@@ -12,7 +12,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
 from ssgan.cli import compose_config
-from ssgan.tracking.store import TrackingError, check_store
+from ssgan.tracking.store import TrackingError, TrackingStore, check_store
 from ssgan.training.run import train
 from tests.helpers.configs import tiny_overrides
 from tests.helpers.processes import run_cli
@@ -168,17 +168,17 @@ def test_busy_timeout_bound_holds_on_mlflows_engines_only(tmp_path: Path) -> Non
     import mlflow.store.db.utils as mlflow_db
     import sqlalchemy
 
-    from ssgan.tracking.store import MLFLOW_BUSY_PRAGMA, client_for, mlflow_engines
+    from ssgan.tracking.store import MLFLOW_BUSY_PRAGMA, mlflow_engines
 
     assert MLFLOW_BUSY_PRAGMA.search(inspect.getsource(mlflow_db))
     cfg = _tracking(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}", timeout_s=0.75)
-    engines = mlflow_engines(client_for(cfg))
+    client = TrackingStore(cfg).client
+    engines = mlflow_engines(client)
     assert len(engines) == 2  # tracking and model registry
     seen: list[str] = []
     for engine in engines:
         sqlalchemy.event.listen(engine, "after_cursor_execute", lambda *a: seen.append(a[2]))
-    for store in (client_for(cfg)._tracking_client.store,
-                  client_for(cfg)._get_registry_client().store):  # fmt: skip
+    for store in (client._tracking_client.store, client._get_registry_client().store):
         with store.ManagedSessionMaker() as session:  # opens as MLflow opens every session
             assert session.execute(sqlalchemy.text("PRAGMA busy_timeout")).scalar() == 750
     assert seen.count("PRAGMA busy_timeout = 750;") == 2  # MLflow's statement, rewritten
@@ -186,3 +186,86 @@ def test_busy_timeout_bound_holds_on_mlflows_engines_only(tmp_path: Path) -> Non
     with other.connect() as conn:
         conn.execute(sqlalchemy.text("PRAGMA busy_timeout = 20000;"))
         assert conn.execute(sqlalchemy.text("PRAGMA busy_timeout")).scalar() == 20000
+
+
+@pytest.mark.unit
+def test_a_store_is_checked_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    checked: list[str] = []
+    monkeypatch.setattr("ssgan.tracking.store.check_store", lambda cfg: checked.append(cfg.uri))
+    store = TrackingStore(_tracking(f"sqlite:///{tmp_path / 'mlflow.db'}"))
+    assert checked == []  # building it reads nothing
+    store.check()
+    store.check()
+    assert len(checked) == 1
+
+
+@pytest.mark.unit
+def test_the_store_lock_is_reentrant_within_one_store_only(tmp_path: Path) -> None:
+    """Nested lock() blocks of one store take the file lock once and hold it until the
+    outermost ends; anyone else (another open of the lock file) is kept out meanwhile."""
+    import fcntl
+
+    store = TrackingStore(_tracking(f"sqlite:///{tmp_path / 'mlflow.db'}"))
+
+    def free() -> bool:
+        with open(tmp_path / "mlflow.db.lock", "a") as other:
+            try:
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            fcntl.flock(other, fcntl.LOCK_UN)
+            return True
+
+    with store.lock():
+        with store.lock():
+            assert not free()
+        assert not free()  # the inner block ended: still held by the outer one
+    assert free()
+    with TrackingStore(_tracking("http://127.0.0.1:9")).lock():  # a server: no lock file
+        pass
+
+
+@pytest.mark.integration
+def test_the_experiment_is_created_once_and_then_remembered(tmp_path: Path) -> None:
+    cfg = _tracking(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    cfg.artifact_root = str(tmp_path / "artifacts")
+    store = TrackingStore(cfg)
+    assert store.find_experiment_id() is None  # reading creates nothing
+    created = store.experiment_id()
+    asked: list[str] = []
+    real = store.client.get_experiment_by_name
+    store.client.get_experiment_by_name = lambda name: asked.append(name) or real(name)
+    assert store.experiment_id() == store.find_experiment_id() == created
+    assert asked == []  # remembered: the store is not asked again
+    other = TrackingStore(cfg)  # another job on the same store finds it, creates none
+    assert other.experiment_id() == created
+    assert [e.name for e in other.client.search_experiments()].count("ssgan") == 1
+
+
+@pytest.mark.integration
+def test_two_stores_in_one_process_do_not_interfere(tmp_path: Path) -> None:
+    """Each store reaches its own database, also through the MLflow calls that read the
+    process's global URI; opening or writing to a store leaves that URI alone."""
+    import mlflow
+
+    from ssgan.tracking.runs import get_run, runs_dataframe, search_runs
+    from ssgan.tracking.tracker import create_run
+
+    stores = {}
+    for name in ("a", "b"):
+        cfg = _tracking(f"sqlite:///{tmp_path / name / 'mlflow.db'}")
+        cfg.artifact_root = str(tmp_path / name / "artifacts")
+        stores[name] = TrackingStore(cfg)
+    before = mlflow.get_tracking_uri()
+    runs = {name: create_run(store, f"run-{name}", {}, {}) for name, store in stores.items()}
+    for run in runs.values():
+        run.finish("FINISHED")
+    assert mlflow.get_tracking_uri() == before
+    for name, other in (("a", "b"), ("b", "a")):
+        store = stores[name]
+        assert [r.info.run_id for r in search_runs(store)] == [runs[name].run_id]
+        assert get_run(store, runs[name].run_id).info.run_name == f"run-{name}"
+        with pytest.raises(TrackingError, match="was not found"):
+            get_run(store, runs[other].run_id)
+        stores[other].use_in_fluent_api()  # the other store's fluent call came last
+        assert list(runs_dataframe(store)["run_id"]) == [runs[name].run_id]

@@ -20,6 +20,7 @@ from mlflow.tracking import MlflowClient
 from ssgan.cli import compose_config
 from ssgan.errors import UserError
 from ssgan.tracking.mlflow_model import download_run_model, saved_model_in
+from ssgan.tracking.store import TrackingStore
 from ssgan.training.run import train
 from ssgan.training.summary import RunSummary, TrainingState
 from tests.helpers.configs import tiny_overrides
@@ -112,7 +113,7 @@ def test_smoke_run_records_params_tags_metrics_artifacts(smoke_run: dict) -> Non
     indices = np.load(local / "data" / "labelled_indices.npy")
     assert len(indices) == 100
     with tempfile.TemporaryDirectory() as scratch:
-        model = download_run_model(cfg.tracking, run.info.run_id, Path(scratch))
+        model = download_run_model(TrackingStore(cfg.tracking), run.info.run_id, Path(scratch))
         loaded = tf.saved_model.load(str(saved_model_in(model)))
         assert "serving_default" in loaded.signatures
 

@@ -20,6 +20,7 @@ from ssgan.sweeps.outcome import SearchOutcome
 from ssgan.sweeps.plan import prepare
 from ssgan.sweeps.report import load_sweep, write_report
 from ssgan.sweeps.storage import load_existing
+from ssgan.tracking.store import TrackingStore
 from ssgan.training.summary import RunSummary
 from tests.helpers.configs import tiny_overrides
 from tests.helpers.processes import run_cli
@@ -127,7 +128,7 @@ def test_search_runs_children_under_a_parent_and_prunes_one(tmp_path: Path) -> N
 
     # The report: on disk and on the parent run, one row per trial, Optuna's plots.
     out = tmp_path / "report"
-    write_report(_tracking(tmp_path), parent.info.run_id, out)
+    write_report(_store(tmp_path), parent.info.run_id, out)
     text = (out / "report.md").read_text()
     assert "| trial | train.lr | train.unsupervised_weight | train.epochs |" in text
     assert text.count("| enqueued |") == 3
@@ -139,7 +140,7 @@ def test_search_runs_children_under_a_parent_and_prunes_one(tmp_path: Path) -> N
 
     # While workers still run, the report says it is partial (3 of 3 have finished here).
     client.update_run(parent.info.run_id, "RUNNING")
-    write_report(_tracking(tmp_path), parent.info.run_id, out)
+    write_report(_store(tmp_path), parent.info.run_id, out)
     assert (
         "**Partial report**: the sweep is still running (3 of 3 trials finished)"
         in (out / "report.md").read_text()
@@ -151,10 +152,10 @@ def test_search_runs_children_under_a_parent_and_prunes_one(tmp_path: Path) -> N
     assert len(_children(client, parent.info.run_id)) == 3
 
 
-def _tracking(root: Path):
+def _store(root: Path) -> TrackingStore:
     from ssgan.cli import compose_config
 
-    return compose_config("config", tiny_overrides(root)).tracking
+    return TrackingStore(compose_config("config", tiny_overrides(root)).tracking)
 
 
 @pytest.mark.unit
@@ -236,7 +237,7 @@ def test_baseline_needs_the_base_values_inside_the_space(tmp_path: Path) -> None
 
 @pytest.mark.integration
 def test_report_refuses_a_run_that_is_not_a_sweep(smoke_run: dict, tmp_path: Path) -> None:
-    tracking = smoke_run["cfg"].tracking
+    tracking = TrackingStore(smoke_run["cfg"].tracking)
     with pytest.raises(UserError, match="has no child runs"):
         load_sweep(tracking, smoke_run["summary"].run_id)
     with pytest.raises(UserError, match="not an MLflow run id"):
@@ -347,7 +348,7 @@ def test_a_stopped_grid_sweep_ends_killed(tmp_path: Path) -> None:
     from ssgan.sweeps.grid import grid_parent
     from ssgan.tracking.tracker import create_run
 
-    tracking = _tracking(tmp_path)
+    tracking = _store(tmp_path)
     tags = {"ssgan.sweep_kind": "grid", "ssgan.swept_params": "train.seed"}
     stopped_job, late_stop = (create_run(tracking, name, tags, {}) for name in ("job", "late"))
     with pytest.raises(SystemExit), grid_parent(stopped_job, ["-m", "train.seed=0,1"]):

@@ -30,13 +30,14 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
 from ssgan.cli import user_errors
 from ssgan.config import TrackingConfig
 from ssgan.errors import UserError
 from ssgan.sweeps.report import Sweep, group_rows, load_sweep, write_report
 from ssgan.tracking.runs import get_run, metric_history, newest_parent_run, runs_dataframe
+from ssgan.tracking.store import TrackingStore
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -128,9 +129,9 @@ def per_seed_ratios(runs: list[dict], labels: int) -> dict[int, float]:
     return {s: error[("ssgan", s)] / max(error[("supervised", s)], 1e-12) for s in seeds}
 
 
-def curve(tracking: DictConfig, run_id: str) -> list[tuple[int, float]]:
+def curve(store: TrackingStore, run_id: str) -> list[tuple[int, float]]:
     """Validation accuracy against step for one run."""
-    points = metric_history(tracking, run_id, "val/accuracy")
+    points = metric_history(store, run_id, "val/accuracy")
     return sorted((int(m.step), float(m.value)) for m in points)
 
 
@@ -188,13 +189,13 @@ def goals(runs: list[dict], curves: dict[str, list[tuple[int, float]]]) -> str:
     return "\n".join(lines)
 
 
-def provenance(tracking: DictConfig, sweep: Sweep) -> str:
+def provenance(store: TrackingStore, sweep: Sweep) -> str:
     """When the study ran, on which data and code, and the machine this summary was
     written on (the study's README says to summarize on the machine that ran it)."""
     info, tags = sweep.parent.info, sweep.parent.data.tags
     started = dt.datetime.fromtimestamp(info.start_time / 1000, dt.UTC) if info.start_time else None
     fingerprints = sorted(
-        get_run(tracking, r.run_id).data.tags.get("ssgan.data_fingerprint", "?").split(":")[0]
+        get_run(store, r.run_id).data.tags.get("ssgan.data_fingerprint", "?").split(":")[0]
         for r in sweep.runs[:1]
     )  # one run says it: every run of the study reads the same data set
     cpu, cores = _cpu_model(), os.cpu_count()
@@ -275,28 +276,28 @@ def plot_curves(runs: list[dict], curves: dict[str, list[tuple[int, float]]], pa
     plt.close(fig)
 
 
-def summarize_study(tracking: DictConfig, args: argparse.Namespace) -> None:
+def summarize_study(store: TrackingStore, args: argparse.Namespace) -> None:
     parent = args.parent
     if parent is None:
-        newest = newest_parent_run(tracking, kind="grid")
+        newest = newest_parent_run(store, kind="grid")
         if newest is None:
             raise UserError(
-                f"no sweep in experiment '{tracking.experiment}' at {tracking.uri}: "
+                f"no sweep in experiment '{store.experiment}' at {store.uri}: "
                 "run experiments/label_budget/run.sh first"
             )
         parent = newest.info.run_id
-    sweep = load_sweep(tracking, parent)
+    sweep = load_sweep(store, parent)
     errors = errors_by_budget(sweep)
-    report = write_report(tracking, parent, Path(args.report), metrics=[METRIC])
+    report = write_report(store, parent, Path(args.report), metrics=[METRIC])
     runs = finished_runs(sweep)
-    curves = {r["run_id"]: curve(tracking, r["run_id"]) for r in runs}
+    curves = {r["run_id"]: curve(store, r["run_id"]) for r in runs}
     markdown, met, minutes = table(errors), goals(runs, curves), wall_minutes(sweep)
     took = f" The sweep took {minutes:.0f} minutes." if minutes is not None else ""
     plot(errors, Path(args.plot))
     plot_curves(runs, curves, Path(args.curves))
     Path(args.results).write_text(
         f"Sweep parent run `{parent}`, {len(sweep.runs)} runs.{took}\n\n"
-        f"{provenance(tracking, sweep)}\n\n{markdown}\n\nGoals:\n\n{met}\n"
+        f"{provenance(store, sweep)}\n\n{markdown}\n\nGoals:\n\n{met}\n"
     )
     print(f"{markdown}\n\n{met}\n{took.strip()}")
     print(f"\nplots: {args.plot}, {args.curves}\ntable: {args.results}\nreport: {report}")
@@ -305,11 +306,11 @@ def summarize_study(tracking: DictConfig, args: argparse.Namespace) -> None:
 # -- the ablation ---------------------------------------------------------------------------
 
 
-def ablation_table(tracking: DictConfig) -> str:
-    runs = runs_dataframe(tracking, "attributes.status = 'FINISHED'")
+def ablation_table(store: TrackingStore) -> str:
+    runs = runs_dataframe(store, "attributes.status = 'FINISHED'")
     if runs.empty:
         raise UserError(
-            f"no finished runs in experiment '{tracking.experiment}' at {tracking.uri}: "
+            f"no finished runs in experiment '{store.experiment}' at {store.uri}: "
             "run experiments/label_budget/ablation.sh first"
         )
     runs = runs.sort_values("start_time").groupby("tags.mlflow.runName").tail(1)
@@ -324,7 +325,7 @@ def ablation_table(tracking: DictConfig) -> str:
             continue
         row = chosen.iloc[0]
         total = int(row["params.train.epochs"]) * int(row["params.train.steps_per_epoch"])
-        points = curve(tracking, row["run_id"])
+        points = curve(store, row["run_id"])
         late = [v for s, v in points if s >= 0.7 * total]
         pool = int(row["params.data.train_size"]) - int(row["params.data.val_size"])
         cells = [
@@ -366,14 +367,16 @@ def main() -> None:
         args.results, args.ablation_results = out / "results.md", out / "ablation.md"
         args.report = out / "report"
     default = "label_budget_ablation" if args.ablation else "label_budget"
-    tracking = OmegaConf.structured(
-        TrackingConfig(uri=args.tracking_uri, experiment=args.experiment or default)
+    store = TrackingStore(
+        OmegaConf.structured(
+            TrackingConfig(uri=args.tracking_uri, experiment=args.experiment or default)
+        )
     )
     with user_errors():
         if not args.ablation:
-            summarize_study(tracking, args)
+            summarize_study(store, args)
             return
-        markdown = ablation_table(tracking)
+        markdown = ablation_table(store)
     Path(args.ablation_results).write_text(markdown + "\n")
     print(f"{markdown}\n\ntable: {args.ablation_results}")
 

@@ -92,6 +92,7 @@ def bench_train(cfg: DictConfig, steps: int, warmup: int, rounds: int = 3) -> di
     from ssgan.data import load_data
     from ssgan.data.pipeline import train_batches
     from ssgan.models.gan import SemiSupervisedGAN
+    from ssgan.tracking.store import TrackingStore
     from ssgan.tracking.tracker import RunTracker
     from ssgan.training.distribute import make_strategy
 
@@ -134,7 +135,7 @@ def bench_train(cfg: DictConfig, steps: int, warmup: int, rounds: int = 3) -> di
     with tempfile.TemporaryDirectory(prefix="ssgan-bench-") as tmp:
         cfg.tracking.uri = f"sqlite:///{tmp}/mlflow.db"
         cfg.tracking.artifact_root = f"{tmp}/artifacts"
-        tracker = RunTracker.start(cfg, {}, {}, "bench")
+        tracker = RunTracker.start(TrackingStore(cfg.tracking), {}, {}, "bench")
         logged = _Loop(cfg, data, bare_gan, tracker, Path(tmp) / "logged", warmup)
         quiet = _Loop(cfg, data, bare_gan, _DiscardingTracker(), Path(tmp) / "quiet", warmup)
         for _ in range(rounds):

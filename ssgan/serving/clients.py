@@ -81,10 +81,12 @@ def mlflow_model_scorer(
     downloaded from ``tracking_uri`` (default: ``tracking.uri`` of conf/) and loaded."""
     from ssgan.cli import default_tracking
     from ssgan.tracking.mlflow_model import download_model, saved_model_in
+    from ssgan.tracking.store import TrackingStore
 
     tracking = default_tracking(tracking_uri)
     with tempfile.TemporaryDirectory(prefix="ssgan-predict-") as scratch:
-        local = saved_model_in(download_model(tracking, model_uri, Path(scratch)))
+        store = TrackingStore(tracking)
+        local = saved_model_in(download_model(store, model_uri, Path(scratch)))
         # Loaded into memory before the download is removed.
         return local_scorer(local, signature)
 

@@ -25,19 +25,20 @@ from ssgan.tracking.runs import (
     get_run,
     has_artifact,
 )
+from ssgan.tracking.store import TrackingStore
 from ssgan.tracking.tags import GIT_DIRTY_TAG
 
 
-def check_run(cfg: DictConfig) -> Run:
+def check_run(cfg: DictConfig, store: TrackingStore) -> Run:
     """The MLflow run, refused unless FINISHED with a ``model/`` artifact."""
     run_id = str(cfg.run_id)
-    run = get_run(cfg.tracking, run_id)
+    run = get_run(store, run_id)
     if run.info.status != "FINISHED":
         raise PromoteError(
             f"run {run_id} is {run.info.status}, not FINISHED: only finished runs can be "
             "promoted (resume an interrupted one with python -m ssgan.train resume=<run_id>)"
         )
-    if not has_model(cfg.tracking, run_id):
+    if not has_model(store, run_id):
         raise PromoteError(
             f"run {run_id} has no exported model (no '{MODEL_ARTIFACT}/' artifact): export one "
             "from its checkpoint with python -m ssgan.export"
@@ -45,7 +46,9 @@ def check_run(cfg: DictConfig) -> Run:
     return run
 
 
-def verify_run_model(cfg: DictConfig, run: Run, model_dir: Path, scratch: Path) -> dict[str, Any]:
+def verify_run_model(
+    cfg: DictConfig, store: TrackingStore, run: Run, model_dir: Path, scratch: Path
+) -> dict[str, Any]:
     """Contract check, then the run's recorded verification set: the model must give the
     scores recorded when the run exported it. No training data is needed (or made)."""
     run_id = run.info.run_id
@@ -60,13 +63,13 @@ def verify_run_model(cfg: DictConfig, run: Run, model_dir: Path, scratch: Path) 
             f"run {run_id} logged no export/test_accuracy to check its model against: "
             "re-export it with python -m ssgan.export"
         )
-    if not has_artifact(cfg.tracking, run_id, VERIFICATION_ARTIFACT):
+    if not has_artifact(store, run_id, VERIFICATION_ARTIFACT):
         raise PromoteError(
             f"run {run_id} recorded no verification set ('{VERIFICATION_ARTIFACT}'), which "
             "promote checks the model with: runs trained before it was recorded cannot be "
             "promoted; train again"
         )
-    path = download_artifacts(cfg.tracking, run_id, VERIFICATION_ARTIFACT, scratch)
+    path = download_artifacts(store, run_id, VERIFICATION_ARTIFACT, scratch)
     try:
         record = load_verification_set(path)
     except VerificationError as err:
@@ -124,15 +127,15 @@ def check_beats_live(folder: ServingFolder, verified: dict[str, Any]) -> None:
 
 
 def provenance_record(
-    cfg: DictConfig, run: Run, run_cfg: DictConfig, verified: dict[str, Any]
+    store: TrackingStore, run: Run, run_cfg: DictConfig, verified: dict[str, Any]
 ) -> dict[str, Any]:
-    model_uri = run_model_uri(cfg.tracking, run.info.run_id)
+    model_uri = run_model_uri(store, run.info.run_id)
     return {
         "run_id": run.info.run_id,
         "run_name": run.info.run_name,
         "experiment_id": run.info.experiment_id,
         "experiment": OmegaConf.select(run_cfg, "tracking.experiment"),
-        "tracking_uri": str(cfg.tracking.uri),
+        "tracking_uri": store.uri,
         # The run's MLflow Model; a run logged before models were MLflow Models has its
         # SavedModel under its model/ artifact.
         "artifact_uri": model_uri or f"{run.info.artifact_uri.rstrip('/')}/{MODEL_ARTIFACT}",

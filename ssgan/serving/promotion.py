@@ -58,6 +58,7 @@ from ssgan.serving.repository import (
 )
 from ssgan.tracking.mlflow_model import download_run_model, saved_model_in
 from ssgan.tracking.runs import load_run_config
+from ssgan.tracking.store import TrackingStore
 
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -140,10 +141,11 @@ def promote(cfg: DictConfig) -> PromotionResult:
     folder = ServingFolder.of(cfg)
     if cfg.list:
         return PromotionResult("list", versions=list_versions(folder))
+    store = TrackingStore(cfg.tracking)  # opened when first used
     if cfg.run_id:
-        result = _promote_run(cfg, folder)
+        result = _promote_run(cfg, store, folder)
     elif int(cfg.version):
-        result = _move_label(cfg, folder)
+        result = _move_label(cfg, store, folder)
     else:
         result = PromotionResult("bundle")
     if cfg.bundle:
@@ -155,31 +157,33 @@ def promote(cfg: DictConfig) -> PromotionResult:
     return result
 
 
-def _promote_run(cfg: DictConfig, folder: ServingFolder) -> PromotionResult:
+def _promote_run(cfg: DictConfig, store: TrackingStore, folder: ServingFolder) -> PromotionResult:
     root = folder.root
     check_writable(root)
     current_labels(folder)  # a broken models.config stops here, before any work
     version_log(root)  # and so does a damaged version log
-    run = check_run(cfg)
+    run = check_run(cfg, store)
     run_id = run.info.run_id
     holder = version_of_run(root, run_id)
     if holder is not None and not cfg.force:
-        return _result(cfg, folder, holder, already=True, run_id=run_id)
-    run_cfg = load_run_config(cfg.tracking, run_id)
+        return _result(cfg, store, folder, holder, already=True, run_id=run_id)
+    run_cfg = load_run_config(store, run_id)
     # Download and verify outside the serving directory: a refused model changes nothing.
     with tempfile.TemporaryDirectory(prefix="ssgan-promote-") as scratch:
         # The SavedModel inside the run's MLflow Model (or an older run's plain model/).
-        model_dir = saved_model_in(download_run_model(cfg.tracking, run_id, Path(scratch)))
-        verified = verify_run_model(cfg, run, model_dir, Path(scratch))
+        model_dir = saved_model_in(download_run_model(store, run_id, Path(scratch)))
+        verified = verify_run_model(cfg, store, run, model_dir, Path(scratch))
         if cfg.must_beat_live:
             check_beats_live(folder, verified)
-        record = provenance_record(cfg, run, run_cfg, verified)
+        record = provenance_record(store, run, run_cfg, verified)
         prepare_root(root)
         with staging_folder(root) as staging:
             version, dropped = _publish(cfg, folder, model_dir, staging, record)
     if version < 0:  # a concurrent promote of the same run got there first
-        return _result(cfg, folder, -version, already=True, run_id=run_id)
-    return replace(_result(cfg, folder, version, already=False, run_id=run_id), dropped=dropped)
+        return _result(cfg, store, folder, -version, already=True, run_id=run_id)
+    return replace(
+        _result(cfg, store, folder, version, already=False, run_id=run_id), dropped=dropped
+    )
 
 
 def _publish(
@@ -219,14 +223,14 @@ def _publish(
     return version, dropped
 
 
-def _move_label(cfg: DictConfig, folder: ServingFolder) -> PromotionResult:
+def _move_label(cfg: DictConfig, store: TrackingStore, folder: ServingFolder) -> PromotionResult:
     """``label=<label> version=<N>``: point the label at an existing, verified version."""
     version, label, root = int(cfg.version), str(cfg.label), folder.root
     check_labellable(root, version)  # before the lock, so a refusal creates no lock file
     with locked(root):
         record = check_labellable(root, version)
         previous, dropped = set_label(folder, label, version)
-    recorded = record_in_mlflow(cfg, folder, None, None)
+    recorded = record_in_mlflow(cfg, store, folder, None, None)
     return PromotionResult(
         "label",
         label=label,
@@ -241,10 +245,16 @@ def _move_label(cfg: DictConfig, folder: ServingFolder) -> PromotionResult:
 
 
 def _result(
-    cfg: DictConfig, folder: ServingFolder, version: int, *, already: bool, run_id: str
+    cfg: DictConfig,
+    store: TrackingStore,
+    folder: ServingFolder,
+    version: int,
+    *,
+    already: bool,
+    run_id: str,
 ) -> PromotionResult:
     """After a promote (or finding the run already promoted): bring MLflow up to date."""
-    recorded = record_in_mlflow(cfg, folder, run_id, version)
+    recorded = record_in_mlflow(cfg, store, folder, run_id, version)
     labels = current_labels(folder)
     return PromotionResult(
         "promote",

@@ -23,6 +23,7 @@ from ssgan.tracking.runs import (
     get_run,
     set_run_tags,
 )
+from ssgan.tracking.store import TrackingStore
 from ssgan.tracking.tags import (
     PROMOTED_PATH_TAG,
     PROMOTED_VERSION_TAG,
@@ -46,7 +47,11 @@ def alias_for(cfg: DictConfig, label: str) -> str:
 
 
 def record_in_mlflow(
-    cfg: DictConfig, folder: ServingFolder, run_id: str | None, version: int | None
+    cfg: DictConfig,
+    store: TrackingStore,
+    folder: ServingFolder,
+    run_id: str | None,
+    version: int | None,
 ) -> Recorded:
     """Make MLflow agree with the serving folder: the run's tag names its version, each
     labelled version (and ``version``) has a registry version, each label's registry alias
@@ -55,7 +60,7 @@ def record_in_mlflow(
     root = folder.root
     where = f"version {version} is in {root / str(version)}" if version else f"{root} is"
     try:
-        return _sync_mlflow(cfg, folder, run_id, version)
+        return _sync_mlflow(cfg, store, folder, run_id, version)
     except UserError as err:
         problem = str(err)
     except Exception as err:  # the serving folder is already changed: say so, one line
@@ -67,7 +72,11 @@ def record_in_mlflow(
 
 
 def _sync_mlflow(
-    cfg: DictConfig, folder: ServingFolder, run_id: str | None, version: int | None
+    cfg: DictConfig,
+    store: TrackingStore,
+    folder: ServingFolder,
+    run_id: str | None,
+    version: int | None,
 ) -> Recorded:
     root = folder.root
     recorded = Recorded()
@@ -77,9 +86,9 @@ def _sync_mlflow(
             PROMOTED_VERSION_TAG: str(version),
             PROMOTED_PATH_TAG: str((root / str(version)).resolve()),
         }
-        tags = get_run(cfg.tracking, run_id).data.tags
+        tags = get_run(store, run_id).data.tags
         if any(tags.get(key) != value for key, value in wanted.items()):
-            set_run_tags(cfg.tracking, run_id, wanted)
+            set_run_tags(store, run_id, wanted)
             written.append(f"run tag {PROMOTED_VERSION_TAG}={version}")
     labels = current_labels(folder)
     registry: dict[int, str] = {}
@@ -89,15 +98,15 @@ def _sync_mlflow(
             continue
         tags = {SERVING_VERSION_TAG: str(number), SERVING_ROOT_TAG: str(root.resolve())}
         registry[number], created = registered_version(
-            cfg.tracking, str(cfg.model_name), owner, tags, MODEL_ARTIFACT
+            store, str(cfg.model_name), owner, tags, MODEL_ARTIFACT
         )
         if created:
             written.append(f"registry version {registry[number]} (version {number})")
-    aliases = registry_aliases(cfg.tracking, str(cfg.model_name))
+    aliases = registry_aliases(store, str(cfg.model_name))
     for label, number in sorted(labels.items()):
         alias = alias_for(cfg, label)
         if number in registry and aliases.get(alias) != registry[number]:
-            set_registry_alias(cfg.tracking, str(cfg.model_name), alias, registry[number])
+            set_registry_alias(store, str(cfg.model_name), alias, registry[number])
             written.append(f"alias {alias} -> registry version {registry[number]}")
     # A label models.config no longer has (dropped because its version folder is gone):
     # its alias would keep models:/<name>@<alias> on that version. Only an alias on a
@@ -106,8 +115,8 @@ def _sync_mlflow(
         alias = alias_for(cfg, label)
         if label in labels or alias not in aliases:
             continue
-        tags = alias_version_tags(cfg.tracking, str(cfg.model_name), alias)
+        tags = alias_version_tags(store, str(cfg.model_name), alias)
         if tags.get(SERVING_ROOT_TAG) == str(root.resolve()):
-            delete_registry_alias(cfg.tracking, str(cfg.model_name), alias)
+            delete_registry_alias(store, str(cfg.model_name), alias)
             recorded.removed_aliases.add(alias)
     return recorded

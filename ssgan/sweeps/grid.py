@@ -16,6 +16,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from ssgan.cli import compose_config, overrides_only, search_path, sweep_expansions
 from ssgan.stopping import check_stop
 from ssgan.tracking.runs import child_runs, get_run
+from ssgan.tracking.store import TrackingStore
 from ssgan.tracking.tags import (
     BEST_PARAM_PREFIX,
     BEST_RUN_ID_TAG,
@@ -93,7 +94,7 @@ def start_grid(argv: list[str]) -> RunTracker:
         if o.is_sweep_override()
     }
     parent = create_run(
-        base.tracking,
+        TrackingStore(base.tracking),
         run_name="sweep-" + ",".join(k.split(".")[-1] for k in swept),
         tags={
             SWEEP_KIND_TAG: "grid",
@@ -114,12 +115,12 @@ def finish_grid(parent: RunTracker, status: str) -> None:
     from ssgan.sweeps.report import write_report  # plotting only once the sweep is over
 
     os.environ.pop(SWEEP_PARENT_ENV, None)
-    runs = child_runs(parent.tracking_cfg, parent.run_id)
+    runs = child_runs(parent.store, parent.run_id)
     done = [r for r in runs if r.info.status == "FINISHED" and OBJECTIVE in r.data.metrics]
     tags = {RUNS_TAG: str(len(runs)), RUNS_FINISHED_TAG: str(len(done))}
     if done:
         best = max(done, key=lambda r: r.data.metrics[OBJECTIVE])
-        declared = get_run(parent.tracking_cfg, parent.run_id).data.tags[SWEPT_PARAMS_TAG]
+        declared = get_run(parent.store, parent.run_id).data.tags[SWEPT_PARAMS_TAG]
         swept = [k for k in declared.split(",") if k]
         tags[BEST_RUN_ID_TAG] = best.info.run_id
         tags |= {BEST_PARAM_PREFIX + k: best.data.params[k] for k in swept if k in best.data.params}
@@ -127,7 +128,7 @@ def finish_grid(parent: RunTracker, status: str) -> None:
     parent.set_tags(tags)
     if runs:
         try:
-            write_report(parent.tracking_cfg, parent.run_id, out_dir=None)
+            write_report(parent.store, parent.run_id, out_dir=None)
         except Exception as err:  # the sweep's runs are recorded; a report is optional
             print(f"warning: no report on the parent run: {err}", file=sys.stderr)
     parent.finish(status)

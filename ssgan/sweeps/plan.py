@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -20,6 +21,7 @@ from ssgan.config_checks import validate_train_config
 from ssgan.errors import ConfigError, first_line
 from ssgan.sweeps import space as space_lib
 from ssgan.sweeps.storage import storage_location
+from ssgan.tracking.store import TrackingStore
 
 
 @dataclass
@@ -40,6 +42,11 @@ class Plan:
     def lease_s(self) -> float:
         """How long a dead worker's trial stays taken (the run lease's period)."""
         return float(self.base.tracking.lease_s)
+
+    @cached_property
+    def store(self) -> TrackingStore:
+        """The tracking store of the parent run and the trials (opened when first used)."""
+        return TrackingStore(self.base.tracking)
 
 
 def split_argv(argv: list[str]) -> tuple[list[str], list[str], list[str]]:

@@ -22,11 +22,11 @@ matplotlib.use("Agg")  # files only: no display, also on a head node without one
 
 import matplotlib.pyplot as plt
 import numpy as np
-from omegaconf import DictConfig
 
 from ssgan.errors import UserError, first_line
 from ssgan.sweeps.storage import load_existing
 from ssgan.tracking.runs import Run, child_runs, get_run, log_artifacts_to
+from ssgan.tracking.store import TrackingStore
 from ssgan.tracking.tags import (
     BEST_PARAM_PREFIX,
     BEST_RUN_ID_TAG,
@@ -76,11 +76,11 @@ def _outcome(run: Run) -> str:
     return run.info.status.lower()
 
 
-def load_sweep(tracking_cfg: DictConfig, parent_id: str) -> Sweep:
+def load_sweep(store: TrackingStore, parent_id: str) -> Sweep:
     """The parent run and its children; UserError if the run is not a sweep's parent."""
-    parent = get_run(tracking_cfg, parent_id)
-    children = child_runs(tracking_cfg, parent_id)
-    deleted = len(child_runs(tracking_cfg, parent_id, deleted=True))
+    parent = get_run(store, parent_id)
+    children = child_runs(store, parent_id)
+    deleted = len(child_runs(store, parent_id, deleted=True))
     if not children and deleted:
         raise UserError(
             f"run {parent_id}: all {deleted} of its child runs are deleted, so there is "
@@ -312,14 +312,14 @@ def _header(sweep: Sweep, metrics: list[str]) -> str:
 
 
 def write_report(
-    tracking_cfg: DictConfig,
+    store: TrackingStore,
     parent_id: str,
     out_dir: Path | None,
     metrics: list[str] | tuple[str, ...] = DEFAULT_METRICS,
 ) -> str:
     """Write ``report.md`` and ``plots/`` to ``out_dir`` (a temporary folder if None),
     log them on the parent run under ``report/``; return where they are."""
-    sweep = load_sweep(tracking_cfg, parent_id)
+    sweep = load_sweep(store, parent_id)
     metrics = list(metrics)
     logged = sorted({k for r in sweep.runs for k in r.metrics})
     for metric in metrics:
@@ -346,7 +346,7 @@ def write_report(
         text += [f"![{name}](plots/{name})" for name in figures]
         text += [f"\n_{note}_" for note in notes]
         (folder / "report.md").write_text("\n".join(text) + "\n")
-        log_artifacts_to(tracking_cfg, parent_id, folder, REPORT_ARTIFACT)
+        log_artifacts_to(store, parent_id, folder, REPORT_ARTIFACT)
         if out_dir is None:
             return f"{sweep.parent.info.artifact_uri}/{REPORT_ARTIFACT}/report.md"
     return str(folder / "report.md")

@@ -147,7 +147,7 @@ def _create_parent(plan: Plan, study: optuna.Study) -> RunTracker:
     for key in ("n_trials", "storage", "workers", "threads_per_worker"):
         params.pop(f"search.{key}")
     parent = create_run(
-        plan.base.tracking,
+        plan.store,
         run_name=f"search-{plan.study_name}",
         tags={
             SWEEP_KIND_TAG: "search",
@@ -177,7 +177,7 @@ def parent_run(plan: Plan, study: optuna.Study, created: bool) -> RunTracker:
             time.sleep(0.5)  # the creator is queueing trials and making the parent run
         existing = study.user_attrs.get(PARENT_ATTR)
         if existing:
-            parent = reopen_run(plan.base.tracking, existing)
+            parent = reopen_run(plan.store, existing)
         else:  # its creator died before making the parent: this worker does it
             if not study.user_attrs.get(ENQUEUED_ATTR):
                 _enqueue_first_trials(plan, study)
@@ -227,8 +227,8 @@ def _end_if_last(
 
 def _ensure_running(plan: Plan, parent: RunTracker) -> None:
     """A parent marked KILLED by a stopped worker runs again when work goes on."""
-    if get_run(plan.base.tracking, parent.run_id).info.status != "RUNNING":
-        reopen_run(plan.base.tracking, parent.run_id)
+    if get_run(plan.store, parent.run_id).info.status != "RUNNING":
+        reopen_run(plan.store, parent.run_id)
 
 
 def _work(plan: Plan, study: optuna.Study, parent: RunTracker) -> bool:
@@ -301,11 +301,11 @@ def finish(plan: Plan, study: optuna.Study, parent: RunTracker) -> SearchOutcome
         failed = budget(study, plan.search.n_trials).counted
         parent.set_tags({TRIALS_FAILED_TAG: str(sum(t.state == TrialState.FAIL for t in failed))})
         with contextlib.suppress(Exception):  # e.g. no run logged its metrics: optional
-            write_report(plan.base.tracking, parent.run_id, out_dir=None)
+            write_report(plan.store, parent.run_id, out_dir=None)
         raise
     parent.set_tags(result.parent_tags())
     parent.log_metrics(result.to_metrics(), result.n_counted)
-    report = write_report(plan.base.tracking, parent.run_id, out_dir=None)
+    report = write_report(plan.store, parent.run_id, out_dir=None)
     parent.finish("FINISHED")
     return replace(result, report=str(report))
 

@@ -67,9 +67,7 @@ def _earlier_run(plan: Plan, parent_id: str, numbers: list[int]) -> Run | None:
     if not numbers:
         return None
     wanted = {str(n) for n in numbers}
-    runs = [
-        r for r in child_runs(plan.base.tracking, parent_id) if r.data.tags.get(TRIAL_TAG) in wanted
-    ]
+    runs = [r for r in child_runs(plan.store, parent_id) if r.data.tags.get(TRIAL_TAG) in wanted]
     return runs[-1] if runs else None
 
 
@@ -79,7 +77,7 @@ def _wait_while_owned(plan: Plan, run: Run) -> Run:
     while owner := live_owner(run):
         print(f"run {run.info.run_id} is still trained by {owner}: waiting for it to end")
         time.sleep(plan.lease_s / 3)
-        run = get_run(plan.base.tracking, run.info.run_id)
+        run = get_run(plan.store, run.info.run_id)
     return run
 
 
@@ -108,7 +106,7 @@ def run_trial(plan: Plan, study: optuna.Study, trial: optuna.Trial, parent_id: s
         if earlier.info.status in ("FINISHED", "FAILED"):
             _record_ended(study, trial, earlier)
             return
-        set_run_tags(plan.base.tracking, earlier.info.run_id, {TRIAL_TAG: str(trial.number)})
+        set_run_tags(plan.store, earlier.info.run_id, {TRIAL_TAG: str(trial.number)})
     cfg = compose_config(
         "config",
         plan.base_overrides

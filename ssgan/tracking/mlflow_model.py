@@ -21,11 +21,10 @@ from mlflow.models import Model, ModelSignature
 from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, DataType, Schema
 from mlflow.types.schema import Array
-from omegaconf import DictConfig
 
 from ssgan.errors import first_line
 from ssgan.tracking.runs import MODEL_ARTIFACT, RUN_ID_PATTERN
-from ssgan.tracking.store import TrackingError, client_for
+from ssgan.tracking.store import TrackingError, TrackingStore
 
 # The file MLflow copies into each model and runs to build it. Not imported here: it is
 # a script for MLflow's loader (it calls mlflow.models.set_model when run).
@@ -40,7 +39,7 @@ SIGNATURE = ModelSignature(
 
 
 def log_pyfunc_model(
-    client: MlflowClient,
+    store: TrackingStore,
     run_id: str,
     saved_model_dir: Path,
     example_images: Sequence[bytes],
@@ -52,6 +51,7 @@ def log_pyfunc_model(
 
     ``retrying(what, call, *args)`` retries store outages. Logging again (a resumed run
     exporting again) fills the same LoggedModel instead of adding a second one."""
+    client = store.client
     run = retrying("read the run", client.get_run, run_id)
     logged = logged_model_of(client, run)
     # Already the run's output (a resumed run exporting again): MLflow would record the
@@ -64,6 +64,7 @@ def log_pyfunc_model(
             run.info.experiment_id, MODEL_ARTIFACT, run_id, None, dict(run.data.params),
         )  # fmt: skip
     example = pd.DataFrame({INPUT_COLUMN: list(example_images)})
+    store.use_in_fluent_api()  # Model.log writes through MLflow's global URI
     retrying(
         "store the MLflow model", Model.log,
         None, mlflow.pyfunc, name=MODEL_ARTIFACT, run_id=link_to, model_id=logged.model_id,
@@ -96,56 +97,56 @@ def logged_model_of(client: MlflowClient, run: Any) -> LoggedModel | None:
     return None
 
 
-def run_model_uri(tracking_cfg: DictConfig, run_id: str) -> str | None:
+def run_model_uri(store: TrackingStore, run_id: str) -> str | None:
     """``models:/m-…`` of the run's MLflow Model; None for a run without one (a run
     logged before models were MLflow Models, or one that exported nothing)."""
-    client = client_for(tracking_cfg)
+    client = store.client
     model = logged_model_of(client, client.get_run(run_id))
     return f"models:/{model.model_id}" if model else None
 
 
-def has_model(tracking_cfg: DictConfig, run_id: str) -> bool:
+def has_model(store: TrackingStore, run_id: str) -> bool:
     """Whether the run has a model: its MLflow Model, or an older run's ``model/`` folder."""
-    client_for(tracking_cfg)
+    store.use_in_fluent_api()  # runs:/<id>/model resolves through MLflow's global URI
     try:
         listing = mlflow.artifacts.list_artifacts(
-            artifact_uri=f"runs:/{run_id}/{MODEL_ARTIFACT}", tracking_uri=str(tracking_cfg.uri)
+            artifact_uri=f"runs:/{run_id}/{MODEL_ARTIFACT}", tracking_uri=store.uri
         )
     except (MlflowException, OSError):
         return False
     return bool(listing)
 
 
-def download_model(tracking_cfg: DictConfig, model_uri: str, dst_dir: Path) -> Path:
+def download_model(store: TrackingStore, model_uri: str, dst_dir: Path) -> Path:
     """Copy a model (``runs:/<id>/model``, ``models:/<name>@<alias>``, ``models:/m-…``) into
     ``dst_dir``; return the local folder. One-line TrackingError when it cannot be found.
     Reading never creates a store: a SQLite file that is not there is refused."""
-    uri = str(tracking_cfg.uri)
-    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+    uri = store.uri
+    if store.is_local and not Path(uri.removeprefix("sqlite:///")).is_file():
         raise TrackingError(
             f"there is no tracking store at {uri}, so no model {model_uri} (point tracking.uri, "
             "--tracking-uri or MLFLOW_TRACKING_URI at the store the model was logged to)"
         )
-    client_for(tracking_cfg)
+    store.use_in_fluent_api()  # models:/ and runs:/ URIs resolve through the global URI
     Path(dst_dir).mkdir(parents=True, exist_ok=True)
     try:
         local = mlflow.artifacts.download_artifacts(
-            artifact_uri=model_uri, dst_path=str(dst_dir), tracking_uri=str(tracking_cfg.uri)
+            artifact_uri=model_uri, dst_path=str(dst_dir), tracking_uri=uri
         )
     except (MlflowException, OSError) as err:
         reason = first_line(err)[:200]
         raise TrackingError(
-            f"model {model_uri} was not found in the tracking store {tracking_cfg.uri} "
+            f"model {model_uri} was not found in the tracking store {uri} "
             f"({reason}; check the name, alias or run id, and tracking.uri)"
         ) from err
     return Path(local)
 
 
-def download_run_model(tracking_cfg: DictConfig, run_id: str, dst_dir: Path) -> Path:
+def download_run_model(store: TrackingStore, run_id: str, dst_dir: Path) -> Path:
     """The run's model folder, downloaded (MLflow Model or an older run's SavedModel)."""
     if not RUN_ID_PATTERN.match(run_id):
         raise TrackingError(f"run_id={run_id!r} is not an MLflow run id")
-    return download_model(tracking_cfg, f"runs:/{run_id}/{MODEL_ARTIFACT}", dst_dir)
+    return download_model(store, f"runs:/{run_id}/{MODEL_ARTIFACT}", dst_dir)
 
 
 def saved_model_in(model_dir: Path) -> Path:

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from mlflow.exceptions import MlflowException
-from omegaconf import DictConfig
 
 from ssgan.tracking.mlflow_model import logged_model_of
 from ssgan.tracking.runs import MODEL_ARTIFACT
-from ssgan.tracking.store import client_for
+from ssgan.tracking.store import TrackingStore
 
 
 def registered_version(
-    tracking_cfg: DictConfig,
+    store: TrackingStore,
     name: str,
     run_id: str,
     tags: dict[str, str],
@@ -20,7 +19,7 @@ def registered_version(
     """The registry version of model ``name`` carrying all ``tags``, created (from the
     run's ``artifact_path``) when none does. Returns ``(version, created)``: calling it
     again after a failure repairs, and never registers the same thing twice."""
-    client = client_for(tracking_cfg)
+    client = store.client
     try:
         client.get_registered_model(name)
     except MlflowException:
@@ -43,26 +42,26 @@ def registered_version(
     return str(version.version), True
 
 
-def registry_aliases(tracking_cfg: DictConfig, name: str) -> dict[str, str]:
+def registry_aliases(store: TrackingStore, name: str) -> dict[str, str]:
     """``{alias: registry version}`` of model ``name`` (empty if it is not registered)."""
-    client = client_for(tracking_cfg)
+    client = store.client
     try:
         return {k: str(v) for k, v in client.get_registered_model(name).aliases.items()}
     except MlflowException:
         return {}
 
 
-def set_registry_alias(tracking_cfg: DictConfig, name: str, alias: str, version: str) -> None:
-    client_for(tracking_cfg).set_registered_model_alias(name, alias, version)
+def set_registry_alias(store: TrackingStore, name: str, alias: str, version: str) -> None:
+    store.client.set_registered_model_alias(name, alias, version)
 
 
-def alias_version_tags(tracking_cfg: DictConfig, name: str, alias: str) -> dict[str, str]:
+def alias_version_tags(store: TrackingStore, name: str, alias: str) -> dict[str, str]:
     """The tags of the registry version ``name@alias`` points at (empty if none does)."""
     try:
-        return dict(client_for(tracking_cfg).get_model_version_by_alias(name, alias).tags)
+        return dict(store.client.get_model_version_by_alias(name, alias).tags)
     except MlflowException:
         return {}
 
 
-def delete_registry_alias(tracking_cfg: DictConfig, name: str, alias: str) -> None:
-    client_for(tracking_cfg).delete_registered_model_alias(name, alias)
+def delete_registry_alias(store: TrackingStore, name: str, alias: str) -> None:
+    store.client.delete_registered_model_alias(name, alias)

@@ -1,5 +1,6 @@
-"""Tracking stores: check a ``tracking.uri`` before work starts, open it safely from many
-processes at once, and get or create the experiment."""
+"""Tracking stores: check a ``tracking.uri`` before work starts, and a
+:class:`TrackingStore` that opens it safely from many processes at once, locks it and
+gets or creates the experiment."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import fcntl
 import math
 import os
 import re
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -40,10 +42,6 @@ ALLOWED_URIS = "sqlite:///PATH (a local SQLite file) or http(s)://HOST:PORT (an 
 DEFAULT_TIMEOUT_S = 10.0
 DEFAULT_RETRY_S = 120.0
 _SQLITE_HEADER = b"SQLite format 3\x00"
-_checked_stores: set[tuple[str, float]] = set()
-# How long one SQLite statement waits for a lock held by another process (MLflow's own
-# default is 20 s), per store URI; set from tracking.timeout_s by check_store.
-_sqlite_busy_ms: dict[str, int] = {}
 # The statement MLflow opens every SQLite session with (mlflow/store/db/utils.py); MLflow
 # has no setting for it, so its engines (and only those) get it rewritten.
 # tests/test_tracking.py fails if MLflow's text or its engines change under this.
@@ -59,9 +57,11 @@ _USER_HTTP_ENV = {
 }
 
 
-def _bound_busy_wait(engine: object, uri: str) -> None:
+def _bound_busy_wait(engine: object, busy_ms: int) -> None:
     """Listen on one of MLflow's SQLite engines: its ``PRAGMA busy_timeout = 20000`` becomes
-    ``tracking.timeout_s``, so a locked store is retried on our schedule, not 20 s a try."""
+    ``busy_ms`` (``tracking.timeout_s``), so a locked store is retried on our schedule, not
+    20 s a try. MLflow shares one engine per URI in a process: the last store opened on it
+    sets the value."""
 
     def rewrite(
         conn: Connection,
@@ -71,14 +71,16 @@ def _bound_busy_wait(engine: object, uri: str) -> None:
         context: ExecutionContext | None,
         executemany: bool,
     ) -> tuple[str, object]:
-        ms = _sqlite_busy_ms.get(uri)
+        ms = getattr(engine, "_ssgan_busy_ms", None)
         if ms is not None and MLFLOW_BUSY_PRAGMA.match(statement):
             statement = f"PRAGMA busy_timeout = {ms};"
         return statement, parameters
 
-    if engine is not None and not getattr(engine, "_ssgan_busy_bound", False):
+    if engine is None:
+        return
+    if getattr(engine, "_ssgan_busy_ms", None) is None:
         event.listen(engine, "before_cursor_execute", rewrite, retval=True)
-        engine._ssgan_busy_bound = True  # type: ignore[attr-defined]  # our mark on it
+    engine._ssgan_busy_ms = busy_ms  # type: ignore[attr-defined]  # our mark on it
 
 
 def mlflow_engines(client: MlflowClient) -> list[object]:
@@ -93,19 +95,19 @@ def check_store(tracking_cfg: DictConfig) -> None:
     an unknown scheme, a SQLite file whose folder cannot be created or that is not a
     SQLite database, an MLflow server that does not answer within ``tracking.timeout_s``."""
     uri = str(tracking_cfg.uri)
-    timeout = float(OmegaConf.select(tracking_cfg, "timeout_s", default=DEFAULT_TIMEOUT_S))
-    if (uri, timeout) in _checked_stores:
-        return
+    timeout = _timeout_s(tracking_cfg)
     scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
     if scheme == "sqlite":
         _check_sqlite(uri)
-        _sqlite_busy_ms[uri] = max(1, int(timeout * 1000))
     elif scheme in ("http", "https"):
         _bound_http_client(timeout)
         _check_server(uri, timeout)
     else:
         raise TrackingError(f"tracking.uri={uri} is not a tracking store: allowed {ALLOWED_URIS}")
-    _checked_stores.add((uri, timeout))
+
+
+def _timeout_s(tracking_cfg: DictConfig) -> float:
+    return float(OmegaConf.select(tracking_cfg, "timeout_s", default=DEFAULT_TIMEOUT_S))
 
 
 def _check_sqlite(uri: str) -> None:
@@ -178,78 +180,136 @@ def _check_server(uri: str, timeout: float) -> None:
         ) from err
 
 
-def client_for(tracking_cfg: DictConfig) -> MlflowClient:
-    """An MlflowClient on ``tracking.uri`` once :func:`check_store` accepts it; a local
-    SQLite store is created (or migrated) on first use under a file lock, so many
-    processes may start on a fresh store at once."""
-    check_store(tracking_cfg)
-    uri = str(tracking_cfg.uri)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    if not _is_local_sqlite(uri) or uri in _opened_stores:
-        return MlflowClient(tracking_uri=uri, registry_uri=uri)
-    with store_lock(tracking_cfg):
-        # Opening a store creates or migrates its schema (MLflow then caches the store in
-        # the process); two processes doing it at once corrupt a fresh database.
-        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-        for engine in mlflow_engines(client):
-            _bound_busy_wait(engine, uri)
-        client.search_registered_models(max_results=1)
-    _opened_stores.add(uri)
-    return client
+class TrackingStore:
+    """The store ``tracking.uri`` names, for one command or job: checked once, one
+    MlflowClient (given its tracking and registry URI), its lock and its experiment.
+    Build it once from the tracking section and pass it down. Nothing is read or created
+    until it is used (:meth:`open` checks it at once); the first use opens the store."""
 
+    def __init__(self, tracking_cfg: DictConfig) -> None:
+        self.cfg = tracking_cfg
+        self.uri = str(tracking_cfg.uri)
+        self._checked = False
+        self._client: MlflowClient | None = None
+        self._experiment_id: str | None = None
+        self._lock_depth = 0  # how many lock() blocks of this store are open
+        self._mutex = threading.RLock()
 
-_opened_stores: set[str] = set()
+    @property
+    def experiment(self) -> str:
+        return str(self.cfg.experiment)
 
+    @property
+    def artifact_root(self) -> str:
+        return str(self.cfg.artifact_root)
 
-@contextlib.contextmanager
-def store_lock(tracking_cfg: DictConfig) -> Iterator[None]:
-    """Exclusive lock on a local SQLite store (``<db>.lock`` beside it) for steps that
-    must not interleave between processes (schema set-up, creating the experiment,
-    taking over a run); reentrant within a process; a no-op for tracking servers. The
-    OS drops the lock when its holder dies."""
-    uri = str(tracking_cfg.uri)
-    if not _is_local_sqlite(uri) or uri in _held_locks:
-        yield
-        return
-    db_path = Path(uri[len("sqlite:///") :])
-    db_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(db_path.with_name(db_path.name + ".lock"), "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        _held_locks.add(uri)
-        try:
+    @property
+    def is_local(self) -> bool:
+        """Whether this is a SQLite file on this machine (not a tracking server)."""
+        return _is_local_sqlite(self.uri)
+
+    @classmethod
+    def open(cls, tracking_cfg: DictConfig) -> TrackingStore:
+        """The store, checked now (:meth:`check`): before any work starts."""
+        store = cls(tracking_cfg)
+        store.check()
+        return store
+
+    def check(self) -> None:
+        """:func:`check_store`, once for this store."""
+        if not self._checked:
+            check_store(self.cfg)
+            self._checked = True
+
+    @property
+    def client(self) -> MlflowClient:
+        """The store's client; a local SQLite store is created (or migrated) on first use
+        under the lock, so many processes may start on a fresh store at once."""
+        with self._mutex:
+            if self._client is None:
+                self._client = self._open()
+            return self._client
+
+    def _open(self) -> MlflowClient:
+        self.check()
+        if not self.is_local:
+            return MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+        with self.lock():
+            # Opening a store creates or migrates its schema (MLflow then caches the store
+            # in the process); two processes doing it at once corrupt a fresh database.
+            client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+            busy_ms = max(1, int(_timeout_s(self.cfg) * 1000))
+            for engine in mlflow_engines(client):
+                _bound_busy_wait(engine, busy_ms)
+            client.search_registered_models(max_results=1)
+        return client
+
+    def use_in_fluent_api(self) -> None:
+        """Point MLflow's process-wide tracking and registry URI at this store. Some MLflow
+        calls read those instead of a client's: ``mlflow.search_runs``, ``Model.log``, and
+        resolving ``models:/…`` and ``runs:/<id>/model`` URIs. Called right before each such
+        call, so that two stores in one process each reach their own."""
+        self.client  # noqa: B018  (checked and opened first: created under the lock)
+        mlflow.set_tracking_uri(self.uri)
+        mlflow.set_registry_uri(self.uri)
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Exclusive lock on a local SQLite store (``<db>.lock`` beside it) for steps that
+        must not interleave between processes (schema set-up, creating the experiment,
+        taking over a run); reentrant within this store; a no-op for tracking servers. The
+        OS drops the lock when its holder dies."""
+        if not self.is_local:
             yield
-        finally:
-            _held_locks.discard(uri)
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            return
+        with self._mutex, contextlib.ExitStack() as held:
+            if self._lock_depth == 0:
+                db_path = Path(self.uri[len("sqlite:///") :])
+                db_path.parent.mkdir(parents=True, exist_ok=True)
+                handle = held.enter_context(open(db_path.with_name(db_path.name + ".lock"), "a"))
+                fcntl.flock(handle, fcntl.LOCK_EX)
+                held.callback(fcntl.flock, handle, fcntl.LOCK_UN)
+            self._lock_depth += 1
+            try:
+                yield
+            finally:
+                self._lock_depth -= 1
 
+    def find_experiment_id(self) -> str | None:
+        """The id of ``tracking.experiment``, None while it does not exist."""
+        if self._experiment_id is None:
+            found = self.client.get_experiment_by_name(self.experiment)
+            self._experiment_id = found.experiment_id if found is not None else None
+        return self._experiment_id
 
-_held_locks: set[str] = set()
+    def experiment_id(self) -> str:
+        """Get or create ``tracking.experiment``; local stores keep its artifacts in
+        ``tracking.artifact_root``."""
+        if self._experiment_id is None:
+            self._experiment_id = self._get_or_create_experiment()
+        return self._experiment_id
 
-
-def experiment_id(client: MlflowClient, tracking_cfg: DictConfig) -> str:
-    """Get or create ``tracking.experiment``; local stores keep artifacts in artifact_root."""
-    name = str(tracking_cfg.experiment)
-    existing = client.get_experiment_by_name(name)
-    if existing is not None:
-        return existing.experiment_id
-    location = None
-    if _is_local_sqlite(str(tracking_cfg.uri)):
-        location = Path(str(tracking_cfg.artifact_root)).resolve().as_uri()
-    with store_lock(tracking_cfg):
+    def _get_or_create_experiment(self) -> str:
+        client, name = self.client, self.experiment
         existing = client.get_experiment_by_name(name)
         if existing is not None:
             return existing.experiment_id
-        try:
-            # The kind tag makes MLflow 3's UI open the experiment on its training-runs view.
-            return client.create_experiment(
-                name,
-                artifact_location=location,
-                tags={"mlflow.experimentKind": "custom_model_development"},
-            )
-        except MlflowException:
-            # A process on another host (or a tracking server's other client) was first.
+        location = Path(self.artifact_root).resolve().as_uri() if self.is_local else None
+        with self.lock():
             existing = client.get_experiment_by_name(name)
-            if existing is None:  # not a race: the refusal was for another reason
-                raise
-            return existing.experiment_id
+            if existing is not None:
+                return existing.experiment_id
+            try:
+                # The kind tag makes MLflow 3's UI open the experiment on its training-runs
+                # view.
+                return client.create_experiment(
+                    name,
+                    artifact_location=location,
+                    tags={"mlflow.experimentKind": "custom_model_development"},
+                )
+            except MlflowException:
+                # A process on another host (or a tracking server's other client) was first.
+                existing = client.get_experiment_by_name(name)
+                if existing is None:  # not a race: the refusal was for another reason
+                    raise
+                return existing.experiment_id

@@ -30,10 +30,8 @@ def wanted(tracking_cfg: DictConfig) -> bool:
     return on
 
 
-def start_monitor(tracking_cfg: DictConfig, run_id: str, resumed: bool) -> SystemMetricsMonitor:
+def start_monitor(tracking_uri: str, run_id: str, resumed: bool) -> SystemMetricsMonitor:
     """MLflow's monitor for ``run_id``, started; a resumed run continues its steps."""
-    monitor = SystemMetricsMonitor(
-        run_id, resume_logging=resumed, tracking_uri=str(tracking_cfg.uri)
-    )
+    monitor = SystemMetricsMonitor(run_id, resume_logging=resumed, tracking_uri=tracking_uri)
     monitor.start()
     return monitor

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from mlflow.entities import Metric, Param, Run, RunTag
 from mlflow.exceptions import MlflowException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
 from ssgan.errors import disk_full_reason, first_line
 from ssgan.tracking.datasets import Split, dataset_inputs
@@ -21,13 +21,7 @@ from ssgan.tracking.lease import DEFAULT_LEASE_S, Heartbeat, lease_value, refuse
 from ssgan.tracking.mlflow_model import log_pyfunc_model
 from ssgan.tracking.provenance import run_context_tags
 from ssgan.tracking.runs import get_run
-from ssgan.tracking.store import (
-    DEFAULT_RETRY_S,
-    TrackingWriteError,
-    client_for,
-    experiment_id,
-    store_lock,
-)
+from ssgan.tracking.store import DEFAULT_RETRY_S, TrackingStore, TrackingWriteError
 from ssgan.tracking.system_metrics import start_monitor
 from ssgan.tracking.system_metrics import wanted as system_metrics_wanted
 from ssgan.tracking.tags import ERROR_TAG, LEASE_TAG
@@ -111,45 +105,46 @@ class RunTracker:
     for a metric are not logged again.
     """
 
-    def __init__(self, tracking_cfg: DictConfig, run: Run) -> None:
-        self.tracking_cfg = tracking_cfg
-        self.client = client_for(tracking_cfg)
+    def __init__(self, store: TrackingStore, run: Run) -> None:
+        self.store = store
+        self.client = store.client
         self.run_id = run.info.run_id
         self.artifact_uri = run.info.artifact_uri
-        self.retry_s = float(OmegaConf.select(tracking_cfg, "retry_s", default=DEFAULT_RETRY_S))
+        self.retry_s = float(OmegaConf.select(store.cfg, "retry_s", default=DEFAULT_RETRY_S))
         self._last_step: dict[str, int] = {}
         self._metrics = _MetricWriter(self._write_metrics)
-        self.lease_s = float(OmegaConf.select(tracking_cfg, "lease_s", default=DEFAULT_LEASE_S))
+        self.lease_s = float(OmegaConf.select(store.cfg, "lease_s", default=DEFAULT_LEASE_S))
         self._heartbeat: Heartbeat | None = None
         self._synced: dict[Path, tuple[int, int]] = {}
         self._system_metrics: Any = None
 
     @classmethod
     def start(
-        cls, cfg: DictConfig, params: dict[str, Any], tags: dict[str, str], run_name: str
+        cls, store: TrackingStore, params: dict[str, Any], tags: dict[str, str], run_name: str
     ) -> RunTracker:
-        client = client_for(cfg.tracking)
-        system_metrics = system_metrics_wanted(cfg.tracking)  # refused before a run exists
-        exp_id = experiment_id(client, cfg.tracking)
-        lease_s = float(OmegaConf.select(cfg.tracking, "lease_s", default=DEFAULT_LEASE_S))
+        """A new training run in ``tracking.experiment``, its lease taken."""
+        client = store.client
+        system_metrics = system_metrics_wanted(store.cfg)  # refused before a run exists
+        exp_id = store.experiment_id()
+        lease_s = float(OmegaConf.select(store.cfg, "lease_s", default=DEFAULT_LEASE_S))
         tags = {**run_context_tags(), **tags, LEASE_TAG: lease_value(lease_s)}
         run = client.create_run(exp_id, run_name=run_name, tags=tags)
-        tracker = cls(cfg.tracking, run)
+        tracker = cls(store, run)
         tracker._heartbeat = Heartbeat(tracker.client, tracker.run_id, tracker.lease_s)
         tracker._log_params(params)
         if system_metrics:
-            tracker._system_metrics = start_monitor(cfg.tracking, tracker.run_id, resumed=False)
+            tracker._system_metrics = start_monitor(store.uri, tracker.run_id, resumed=False)
         return tracker
 
     @classmethod
-    def resume(cls, tracking_cfg: DictConfig, run_id: str) -> RunTracker:
+    def resume(cls, store: TrackingStore, run_id: str) -> RunTracker:
         """Take over ``run_id``: refused (RunOwnedError) while another live job owns it.
         On a local store the check and the take-over happen under the store's lock."""
-        system_metrics = system_metrics_wanted(tracking_cfg)
-        with store_lock(tracking_cfg):
-            run = get_run(tracking_cfg, run_id)
-            refuse_if_owned(tracking_cfg, run)
-            tracker = cls(tracking_cfg, run)
+        system_metrics = system_metrics_wanted(store.cfg)
+        with store.lock():
+            run = get_run(store, run_id)
+            refuse_if_owned(store.cfg, run)
+            tracker = cls(store, run)
             client = tracker.client
             tracker._retrying(
                 "take the run's lease", client.set_tag, run_id, LEASE_TAG,
@@ -158,7 +153,7 @@ class RunTracker:
             tracker._retrying("set the run RUNNING", client.update_run, run_id, status="RUNNING")
         tracker._heartbeat = Heartbeat(client, run_id, tracker.lease_s)
         if system_metrics:
-            tracker._system_metrics = start_monitor(tracking_cfg, run_id, resumed=True)
+            tracker._system_metrics = start_monitor(store.uri, run_id, resumed=True)
         for key in run.data.metrics:
             history = tracker._retrying(f"read {key}", client.get_metric_history, run_id, key)
             tracker._last_step[key] = max(m.step for m in history)
@@ -176,12 +171,11 @@ class RunTracker:
             except Exception as err:  # classified below: only store outages are retried
                 if not _is_transient(err):
                     raise TrackingWriteError(
-                        f"the tracking store {self.tracking_cfg.uri} refused to {what} "
-                        f"({_reason(err)})"
+                        f"the tracking store {self.store.uri} refused to {what} ({_reason(err)})"
                     ) from err
                 if time.monotonic() + delay > deadline:
                     raise TrackingWriteError(
-                        f"could not {what} in the tracking store {self.tracking_cfg.uri} "
+                        f"could not {what} in the tracking store {self.store.uri} "
                         f"within tracking.retry_s={self.retry_s:g} ({_reason(err)})"
                     ) from err
             time.sleep(delay)
@@ -262,7 +256,7 @@ class RunTracker:
         metrics at ``step`` linked to it; return its ``models:/m-…`` URI."""
         self.flush()  # the metrics to link must be in the store first
         return log_pyfunc_model(
-            self.client, self.run_id, saved_model_dir, example_images, step, self._retrying
+            self.store, self.run_id, saved_model_dir, example_images, step, self._retrying
         )
 
     def sync_artifacts(self, local_dir: Path, artifact_path: str) -> None:
@@ -342,8 +336,8 @@ class FollowerTracker:
     """A non-chief worker's handle on its job's run: it knows the run and records
     nothing (the chief records the run, see ssgan.training.distribute.WorkerRole)."""
 
-    def __init__(self, tracking_cfg: DictConfig, run: Run) -> None:
-        self.tracking_cfg = tracking_cfg
+    def __init__(self, store: TrackingStore, run: Run) -> None:
+        self.store = store
         self.run_id = run.info.run_id
         self.artifact_uri = run.info.artifact_uri
 
@@ -363,19 +357,18 @@ class FollowerTracker:
 
 
 def create_run(
-    tracking_cfg: DictConfig, run_name: str, tags: dict[str, str], params: dict[str, Any]
+    store: TrackingStore, run_name: str, tags: dict[str, str], params: dict[str, Any]
 ) -> RunTracker:
     """A run that is not a training run (a sweep's parent), in ``tracking.experiment``."""
-    client = client_for(tracking_cfg)
     tags = {**run_context_tags(), **tags}
-    run = client.create_run(experiment_id(client, tracking_cfg), run_name=run_name, tags=tags)
-    tracker = RunTracker(tracking_cfg, run)
+    run = store.client.create_run(store.experiment_id(), run_name=run_name, tags=tags)
+    tracker = RunTracker(store, run)
     tracker._log_params(params)
     return tracker
 
 
-def reopen_run(tracking_cfg: DictConfig, run_id: str) -> RunTracker:
+def reopen_run(store: TrackingStore, run_id: str) -> RunTracker:
     """An existing run marked RUNNING again (a sweep continued after a kill)."""
-    tracker = RunTracker(tracking_cfg, get_run(tracking_cfg, run_id))
+    tracker = RunTracker(store, get_run(store, run_id))
     tracker.client.update_run(run_id, status="RUNNING")
     return tracker

@@ -21,6 +21,7 @@ from ssgan.tracking.runs import (
     metric_history,
     search_runs,
 )
+from ssgan.tracking.store import TrackingStore
 from ssgan.tracking.tags import JOB_KEY_TAG
 from ssgan.training.hydra_job import in_multirun
 from ssgan.training.job import job_key
@@ -29,17 +30,17 @@ from ssgan.training.job import job_key
 RESUME_MAY_CHANGE = ("tracking.", "data.root", "data.download", "data.verify", "data.num_workers")
 
 
-def resumed_config(cfg: DictConfig) -> tuple[DictConfig, str]:
+def resumed_config(cfg: DictConfig, store: TrackingStore) -> tuple[DictConfig, str]:
     """The config and run id that ``resume=<run_id>`` continues with: the run's own config
     (only :data:`RESUME_MAY_CHANGE` taken from ``cfg``), once the run is known to be
     unfinished, free of a live job, asked for nothing it would ignore, and resumable."""
-    run = get_run(cfg.tracking, cfg.resume)
+    run = get_run(store, cfg.resume)
     if run.info.status == "FINISHED":
         raise UserError(f"resume={cfg.resume}: that run already FINISHED; nothing to resume")
     refuse_if_owned(cfg.tracking, run)  # a live job's run has no checkpoint yet, maybe
-    stored = load_run_config(cfg.tracking, cfg.resume)
+    stored = load_run_config(store, cfg.resume)
     _refuse_ignored_overrides(cfg, stored)
-    _refuse_lost_checkpoints(cfg, run)
+    _refuse_lost_checkpoints(cfg, store, run)
     for key in RESUME_MAY_CHANGE:
         OmegaConf.update(stored, key.rstrip("."), OmegaConf.select(cfg, key.rstrip(".")))
     stored.resume = None
@@ -47,12 +48,10 @@ def resumed_config(cfg: DictConfig) -> tuple[DictConfig, str]:
     return stored, run.info.run_id
 
 
-def unfinished_run_of_this_job(cfg: DictConfig) -> str | None:
+def unfinished_run_of_this_job(cfg: DictConfig, store: TrackingStore) -> str | None:
     """The newest unfinished run this job started (what ``resume=auto`` continues)."""
     key = this_job_key(cfg)
-    runs = search_runs(
-        cfg.tracking, f"tags.`{JOB_KEY_TAG}` = '{key}' and attributes.status != 'FINISHED'"
-    )
+    runs = search_runs(store, f"tags.`{JOB_KEY_TAG}` = '{key}' and attributes.status != 'FINISHED'")
     newest = max(runs, key=lambda r: r.info.start_time, default=None)
     return newest.info.run_id if newest is not None else None
 
@@ -120,13 +119,13 @@ def _overridden_keys() -> list[str] | None:
     return keys
 
 
-def _refuse_lost_checkpoints(cfg: DictConfig, run: Any) -> None:
+def _refuse_lost_checkpoints(cfg: DictConfig, store: TrackingStore, run: Any) -> None:
     """A run that trained (it logged training metrics) but has no checkpoint any more
     would restart from step 0 under its old curves: refuse instead."""
     trained = [key for key in run.data.metrics if key.startswith("train/")]
     run_id = run.info.run_id
-    if trained and not has_artifact(cfg.tracking, run_id, "checkpoints/last/checkpoint"):
-        last = max(int(m.step) for m in metric_history(cfg.tracking, run_id, trained[0]))
+    if trained and not has_artifact(store, run_id, "checkpoints/last/checkpoint"):
+        last = max(int(m.step) for m in metric_history(store, run_id, trained[0]))
         raise UserError(
             f"resume={cfg.resume}: the run logged training up to step {last} but its "
             "checkpoints/ artifact is gone, so it cannot continue from where it stopped; "

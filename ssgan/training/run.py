@@ -34,7 +34,7 @@ from ssgan.tracking.datasets import Split
 from ssgan.tracking.mlflow_model import SAVED_MODEL_KEY
 from ssgan.tracking.provenance import environment_tags
 from ssgan.tracking.runs import PARENT_TAG, download_artifacts, get_run
-from ssgan.tracking.store import TrackingWriteError, check_store
+from ssgan.tracking.store import TrackingStore, TrackingWriteError
 from ssgan.tracking.tracker import FollowerTracker, RunTracker
 from ssgan.training.distribute import (
     WorkerRole,
@@ -89,18 +89,19 @@ def train(
     ``tags`` are added to a new run's tags (a sweep's parent, a trial number).
     """
     validate_train_config(cfg)
-    check_store(cfg.tracking)  # a store that cannot work stops before data or a run exist
+    store = TrackingStore.open(cfg.tracking)  # one that cannot work stops before any work
     hooks = _Hooks(on_epoch_end, tags or {})
     with stop_signals():
         if cfg.resume == "auto":
-            unfinished = unfinished_run_of_this_job(cfg)
+            unfinished = unfinished_run_of_this_job(cfg, store)
             if unfinished is None:
-                return _run(cfg, run_id=None, hooks=hooks)
+                return _run(cfg, store, run_id=None, hooks=hooks)
             cfg = cfg.copy()
             cfg.resume = unfinished
         if cfg.resume:
-            return _resume(cfg, hooks)
-        return _run(cfg, run_id=None, hooks=hooks)
+            stored, run_id = resumed_config(cfg, store)
+            return _run(stored, store, run_id=run_id, hooks=hooks)
+        return _run(cfg, store, run_id=None, hooks=hooks)
 
 
 @dataclass
@@ -109,12 +110,7 @@ class _Hooks:
     tags: dict[str, str]
 
 
-def _resume(cfg: DictConfig, hooks: _Hooks) -> RunSummary:
-    stored, run_id = resumed_config(cfg)
-    return _run(stored, run_id=run_id, hooks=hooks)
-
-
-def _run(cfg: DictConfig, run_id: str | None, hooks: _Hooks) -> RunSummary:
+def _run(cfg: DictConfig, store: TrackingStore, run_id: str | None, hooks: _Hooks) -> RunSummary:
     keras.utils.set_random_seed(int(cfg.train.seed))
     enable_determinism(cfg.train)
     # Data first: a missing file or bad label budget must stop before a run is created.
@@ -125,7 +121,7 @@ def _run(cfg: DictConfig, run_id: str | None, hooks: _Hooks) -> RunSummary:
     strategy = make_strategy(cfg.train)
     install_handlers()  # TensorFlow's multi-worker runtime replaces the SIGTERM handler
     gan = SemiSupervisedGAN(cfg.model, cfg.train, strategy)
-    tracker = _open_run(cfg, data, run_id, role, strategy, hooks.tags)
+    tracker = _open_run(store, cfg, data, run_id, role, strategy, hooks.tags)
     _announce(tracker, role, resumed=run_id is not None)
     try:
         summary = _fit_and_export(cfg, data, gan, tracker, strategy, role, hooks.on_epoch_end)
@@ -160,6 +156,7 @@ def _as_user_error(err: BaseException, run_id: str) -> BaseException:
 
 
 def _open_run(
+    store: TrackingStore,
     cfg: DictConfig,
     data: SemiSupervisedData,
     run_id: str | None,
@@ -173,17 +170,17 @@ def _open_run(
         shared = share_run_id(strategy, role, None)
         if not shared:
             raise UserError("the chief worker could not open the run (its output says why)")
-        return FollowerTracker(cfg.tracking, get_run(cfg.tracking, shared))
+        return FollowerTracker(store, get_run(store, shared))
     try:
         if run_id is None:
             replicas = {tag_names.REPLICAS_TAG: str(strategy.num_replicas_in_sync)}
             tags = {**_run_tags(cfg, data), **role.tags, **replicas, **extra_tags}
-            tracker = RunTracker.start(cfg, flatten(cfg), tags, _run_name(cfg))
+            tracker = RunTracker.start(store, flatten(cfg), tags, _run_name(cfg))
             tracker.log_text(OmegaConf.to_yaml(cfg), "config/config.yaml")
             tracker.log_array(data.labelled_indices, "data/labelled_indices.npy")
             tracker.log_datasets(data.fingerprint, _splits(data))
         else:
-            tracker = RunTracker.resume(cfg.tracking, run_id)
+            tracker = RunTracker.resume(store, run_id)
     except BaseException:
         share_run_id(strategy, role, None)  # the other workers stop too instead of waiting
         raise
@@ -292,7 +289,7 @@ def _run_checkpoints(tracker: JobTracker, scratch: Path) -> tuple[Path, Any]:
         return local, None
     remote = scratch / "checkpoints"
     try:
-        download_artifacts(tracker.tracking_cfg, tracker.run_id, "checkpoints", scratch)
+        download_artifacts(tracker.store, tracker.run_id, "checkpoints", scratch)
     except UserError:
         remote.mkdir(parents=True, exist_ok=True)
     if not isinstance(tracker, RunTracker):  # a follower uploads nothing: the chief does

@@ -18,6 +18,7 @@ from ssgan.models.networks import build_discriminator
 from ssgan.serving.images import encode_png
 from ssgan.serving.saved_model import export_saved_model, score_saved_model
 from ssgan.serving.verification import save_verification_set
+from ssgan.tracking.store import TrackingStore
 from ssgan.tracking.tracker import RunTracker
 
 
@@ -79,7 +80,9 @@ def log_run(
     model is an MLflow Model with ``mlflow_model``, as training logs it now; else a plain
     SavedModel under ``model/``, as runs were logged before."""
     tags = {"mlflow.source.git.commit": "a" * 40, "ssgan.git_dirty": "false"}
-    tracker = RunTracker.start(store.cfg, params={}, tags=tags, run_name="fake")
+    tracker = RunTracker.start(
+        TrackingStore(store.cfg.tracking), params={}, tags=tags, run_name="fake"
+    )
     tracker.log_text(OmegaConf.to_yaml(config or store.cfg), "config/config.yaml")
     if model_dir is not None and mlflow_model:
         tracker.log_model(model_dir, [encode_png(store.data.test_x[0])], step=0)
