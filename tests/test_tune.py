@@ -282,6 +282,41 @@ def test_a_damaged_study_file_is_one_line_before_any_run(tmp_path: Path) -> None
         tune.run_search(plan)
 
 
+@pytest.mark.integration
+def test_a_torn_last_journal_record_is_dropped_and_every_complete_one_kept(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A worker killed mid-append leaves a last record without its newline: opening the
+    journal cuts it off (saying so) and keeps every complete record, so the next trial's
+    append does not turn it into a line that every later read fails on."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    from ssgan.sweeps.storage import open_storage
+
+    path = tmp_path / "optuna.journal"
+    study = optuna.create_study(
+        study_name="s", storage=JournalStorage(JournalFileBackend(str(path)))
+    )
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    complete = path.read_bytes()
+    with open(path, "ab") as journal:
+        journal.write(b'{"op_code": 5, "worker_id": "w", "trial_id": 1, "param_na')
+    storage = open_storage(str(path))
+    assert path.read_bytes() == complete
+    assert "dropped its last record, cut off by a crash" in capsys.readouterr().err
+    optuna.load_study(study_name="s", storage=storage).optimize(
+        lambda t: t.suggest_float("x", 0, 1), n_trials=1
+    )
+    reread = optuna.load_study(study_name="s", storage=open_storage(str(path)))
+    assert [t.state for t in reread.trials] == [TrialState.COMPLETE] * 3
+    with open(path, "ab") as journal:
+        journal.write(b"not a record\n")
+    with pytest.raises(UserError, match="is not an Optuna journal"):
+        open_storage(str(path))
+
+
 def _fake_trials(monkeypatch: pytest.MonkeyPatch, trial) -> list:
     """``train`` replaced by ``trial(cfg)``: the search's machinery without training."""
     calls = []

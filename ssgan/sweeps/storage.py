@@ -19,6 +19,7 @@ from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 
 from ssgan.errors import UserError, first_line
+from ssgan.sweeps.journal_tail import drop_torn_tail
 
 JOURNAL_NAME = "optuna.journal"
 LEGACY_SQLITE_NAME = "optuna.db"  # the default before the journal: searches begun then
@@ -89,7 +90,8 @@ def _unreadable(path: Path, what: str) -> str:
 
 def open_storage(storage: str) -> BaseStorage:
     """The Optuna storage ``storage`` names; UserError (one line) when it cannot be read.
-    Opening never writes to an existing study."""
+    Opening never writes to an existing study (a journal's torn last record, which no
+    complete operation is in, is cut off: see :mod:`ssgan.sweeps.journal_tail`)."""
     problem = sqlite_problem(storage)
     if problem:
         raise UserError(problem)
@@ -107,6 +109,8 @@ def open_storage(storage: str) -> BaseStorage:
             ) from err
     path = Path(storage)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if not drop_torn_tail(path):
+        raise UserError(_unreadable(path, "an Optuna journal (a line is not a journal record)"))
     try:  # opening replays the log: a damaged file fails here, not in a trial
         journal = JournalStorage(JournalFileBackend(str(path)))
         journal.get_all_studies()
