@@ -58,6 +58,7 @@ from tests.helpers.promoted_runs import (
 )
 
 PROVENANCE = Path("assets.extra") / "provenance.json"
+GATED_PROMOTE = Path(__file__).parent / "helpers" / "gated_promote.py"
 
 
 def version_dirs(root: Path) -> list[str]:
@@ -300,7 +301,8 @@ def test_a_label_on_a_removed_version_is_dropped_said_listed_and_stops_a_bundle(
     shutil.rmtree(serving / "ssgan" / "2")
     listed = promote(promote_cfg(store, serving, "", "list=true"))["versions"]
     assert [(r["version"], r["state"]) for r in listed] == [
-        (1, "stable"), (2, "removed, yet models.config labels it canary")
+        (1, "stable"),
+        (2, "removed, yet models.config labels it canary"),
     ]
     with pytest.raises(UserError, match="labels canary -> version 2, which is not in") as caught:
         promote(promote_cfg(store, serving, "", f"bundle={tmp_path / 'out'}"))
@@ -447,11 +449,12 @@ def test_stale_staging_is_removed_only_when_its_owner_is_gone(tmp_path: Path) ->
 
 
 def promote_process(store: Store, serving: Path, run_id: str, gate: Path) -> subprocess.Popen:
-    """``python -m ssgan.promote`` held after each copied file while ``gate`` exists."""
-    env = {**os.environ, repository_module.COPY_GATE_ENV: str(gate)}
+    """A promote in its own process, held after each copied file while ``gate`` exists
+    (tests/helpers/gated_promote.py injects the hook)."""
+    env = dict(os.environ)
     env.pop("MLFLOW_TRACKING_URI", None)
     return subprocess.Popen(
-        [sys.executable, "-m", "ssgan.promote", *overrides(store, serving, run_id)],
+        [sys.executable, str(GATED_PROMOTE), str(gate), *overrides(store, serving, run_id)],
         cwd=store.root,
         env=env,
         stdout=subprocess.PIPE,
@@ -668,9 +671,7 @@ def test_validate_rejects_bad_numbers_and_allows_list_without_run() -> None:
         ("serving_dir=' '", "serving_dir is empty"),
     ):
         with pytest.raises(ConfigError, match=words):
-            validate_promote_config(
-                compose_config("promote", ["run_id=" + "0" * 32, override])
-            )
+            validate_promote_config(compose_config("promote", ["run_id=" + "0" * 32, override]))
 
 
 @pytest.mark.unit

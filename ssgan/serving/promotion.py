@@ -21,6 +21,7 @@ import datetime as dt
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,7 @@ IMAGE = re.compile(
     rf"^(?:{_HOST_LABEL}(?:\.{_HOST_LABEL})*(?::[0-9]+)?/)?{_PATH_PART}(?:/{_PATH_PART})*$"
 )
 IMAGE_MAX_CHARS = 255
+FileHook = Callable[[Path], None]  # called with each file copied into staging
 
 
 def validate_promote_config(cfg: DictConfig) -> None:
@@ -132,10 +134,11 @@ def validate_promote_config(cfg: DictConfig) -> None:
         )
 
 
-def promote(cfg: DictConfig) -> dict[str, Any]:
+def promote(cfg: DictConfig, on_file_copied: FileHook | None = None) -> dict[str, Any]:
     """Run the action the config asks for: ``list=true`` lists versions; ``run_id=`` promotes
     a run into a new version labelled ``label``; ``version=`` moves ``label`` to an existing
     version. ``bundle=`` then writes the hand-over bundle of the labelled versions.
+    ``on_file_copied`` is called after each file copied into staging (a test hook).
 
     Returns ``{"action": ...}`` with what happened (see :func:`describe`).
     """
@@ -144,7 +147,7 @@ def promote(cfg: DictConfig) -> dict[str, Any]:
     if cfg.list:
         return {"action": "list", "versions": list_versions(folder)}
     if cfg.run_id:
-        result = _promote_run(cfg, folder)
+        result = _promote_run(cfg, folder, on_file_copied)
     elif int(cfg.version):
         result = _move_label(cfg, folder)
     else:
@@ -157,7 +160,9 @@ def promote(cfg: DictConfig) -> dict[str, Any]:
     return result
 
 
-def _promote_run(cfg: DictConfig, folder: ServingFolder) -> dict[str, Any]:
+def _promote_run(
+    cfg: DictConfig, folder: ServingFolder, on_file_copied: FileHook | None
+) -> dict[str, Any]:
     root = folder.root
     check_writable(root)
     current_labels(folder)  # a broken models.config stops here, before any work
@@ -178,21 +183,26 @@ def _promote_run(cfg: DictConfig, folder: ServingFolder) -> dict[str, Any]:
         record = provenance_record(cfg, run, run_cfg, verified)
         prepare_root(root)
         with staging_folder(root) as staging:
-            version, dropped = _publish(cfg, folder, model_dir, staging, record)
+            version, dropped = _publish(cfg, folder, model_dir, staging, record, on_file_copied)
     if version < 0:  # a concurrent promote of the same run got there first
         return _result(cfg, folder, -version, already=True, run_id=run_id)
     return {**_result(cfg, folder, version, already=False, run_id=run_id), "dropped": dropped}
 
 
 def _publish(
-    cfg: DictConfig, folder: ServingFolder, model_dir: Path, staging: Path, record: dict[str, Any]
+    cfg: DictConfig,
+    folder: ServingFolder,
+    model_dir: Path,
+    staging: Path,
+    record: dict[str, Any],
+    on_file_copied: FileHook | None = None,
 ) -> tuple[int, dict[str, int]]:
     """Copy into staging, then number, rename and label under the lock. Returns the new
     version (or minus the version that already holds the run, when ``force`` is off) and
     the labels dropped because their version is gone."""
     staged = staging / "model"
     root = folder.root
-    hashes = copy_tree(model_dir, staged)
+    hashes = copy_tree(model_dir, staged, on_file_copied)
     record = {**record, "sha256": hashes}
     with locked(root):
         holder = version_of_run(root, record["run_id"])
