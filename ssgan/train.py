@@ -14,8 +14,9 @@ from omegaconf import DictConfig
 from ssgan.cli import CONFIG_DIR, check_overrides, user_errors
 from ssgan.config import register_schemas
 from ssgan.config_checks import validate_train_config
+from ssgan.job_context import JobContext
 from ssgan.job_paths import anchor_paths
-from ssgan.sweeps.grid import grid_parent, is_grid_sweep, start_grid
+from ssgan.sweeps.grid import grid_parent, is_grid_sweep, parent_callback, start_grid
 from ssgan.training.job import pass_on
 from ssgan.training.run import StoppedRun, summary_text, train
 
@@ -25,7 +26,7 @@ def _hydra_main(cfg: DictConfig) -> None:
     anchor_paths(cfg)  # hydra.job.chdir=true: the same store and data as without it
     with user_errors():
         try:
-            summary = train(cfg)
+            summary = train(cfg, job=JobContext.from_hydra())
         except StoppedRun as stopped:
             print(
                 f"{stopped}: run {stopped.run_id} is marked KILLED; continue it with "
@@ -49,6 +50,7 @@ def main() -> None:
         if is_grid_sweep(sys.argv[1:]):
             parent = start_grid(sys.argv[1:])
     with grid_parent(parent, sys.argv[1:]):
+        sys.argv += parent_callback(parent)  # the jobs find the parent through it
         _hydra_main()
 
 

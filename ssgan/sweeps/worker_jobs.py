@@ -13,6 +13,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from ssgan.cli import CONFIG_DIR
+from ssgan.job_context import JobContext
 from ssgan.sweeps.workers import run_worker
 
 
@@ -20,7 +21,7 @@ from ssgan.sweeps.workers import run_worker
 def main(cfg: DictConfig) -> int:
     argv = OmegaConf.to_container(cfg.argv, resolve=False)
     assert isinstance(argv, list)  # conf/tune_workers.yaml's argv is a list
-    return run_worker([str(a) for a in argv])
+    return run_worker([str(a) for a in argv], job=JobContext.from_hydra())
 
 
 if __name__ == "__main__":
