@@ -1,8 +1,6 @@
-"""Entry point: ``python -m ssgan.train [overrides]`` (also ``ssgan-train``).
-
-Hydra composes the config; :func:`ssgan.training.run.train` does the run (tests call it
-directly); a grid sweep (``-m``) gets a parent run (:mod:`ssgan.sweeps.grid`).
-"""
+"""Entry point: ``python -m ssgan.train [overrides]`` (also ``ssgan-train``): Hydra composes
+the config, :func:`ssgan.training.run.train` does the run (tests call it directly), a grid
+sweep (``-m``) gets a parent run (:mod:`ssgan.sweeps.grid`)."""
 
 from __future__ import annotations
 
@@ -16,13 +14,16 @@ from ssgan.config import register_schemas
 from ssgan.config_checks import validate_train_config
 from ssgan.job_context import JobContext
 from ssgan.job_paths import anchor_paths
+from ssgan.runtime import start_tensorflow
 from ssgan.sweeps.grid import grid_parent, is_grid_sweep, parent_callback, start_grid
 from ssgan.training.job import pass_on
-from ssgan.training.run import StoppedRun, summary_text, train
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="config", version_base="1.3")
 def _hydra_main(cfg: DictConfig) -> None:
+    start_tensorflow()  # a launcher may run this job in a process of its own: first there too
+    from ssgan.training.run import StoppedRun, summary_text, train
+
     anchor_paths(cfg)  # hydra.job.chdir=true: the same store and data as without it
     with user_errors():
         try:
@@ -43,6 +44,7 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 
 def main() -> None:
+    start_tensorflow()  # before anything loads it: quietly, the allocator set first
     register_schemas()
     parent = None
     with user_errors():

@@ -9,8 +9,12 @@ import sys
 import time
 from pathlib import Path
 
-from ssgan.cli import compose_config
-from ssgan.serving.promotion import describe, promote
+from ssgan.runtime import start_tensorflow
+
+start_tensorflow()  # as python -m ssgan.promote does, before the imports below load it
+
+from ssgan.cli import compose_config  # noqa: E402
+from ssgan.serving.promotion import describe, promote  # noqa: E402
 
 
 def main(gate: Path, overrides: list[str]) -> None:
