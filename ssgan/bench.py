@@ -10,6 +10,10 @@ side in the same run, because these machines are noisy.
 
 from __future__ import annotations
 
+from ssgan.runtime import start_tensorflow
+
+start_tensorflow()  # first: quietly, allocator set, before the imports below load TensorFlow
+
 import sys
 
 from ssgan.benchmarks.command import BenchOptions, parser, print_results, run_benchmark

@@ -7,6 +7,10 @@ headed by the machine, date, commit, generator version and command line.
 
 from __future__ import annotations
 
+from ssgan.runtime import start_tensorflow
+
+start_tensorflow()  # first: quietly, allocator set, before the imports below load TensorFlow
+
 import sys
 
 import hydra

@@ -3,6 +3,10 @@ checkpoint as a SavedModel for TF Serving (:mod:`ssgan.serving.saved_model`)."""
 
 from __future__ import annotations
 
+from ssgan.runtime import start_tensorflow
+
+start_tensorflow()  # first: quietly, allocator set, before the imports below load TensorFlow
+
 import argparse
 import sys
 import tempfile

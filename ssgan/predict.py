@@ -18,6 +18,10 @@ stderr and skipped; the others are still scored. Exit status: 0 every file score
 
 from __future__ import annotations
 
+from ssgan.runtime import start_tensorflow
+
+start_tensorflow()  # first: quietly, allocator set, before the imports below load TensorFlow
+
 import json
 import sys
 

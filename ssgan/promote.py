@@ -5,6 +5,10 @@ and writes the hand-over bundle; :mod:`ssgan.serving.promotion` does the work.""
 
 from __future__ import annotations
 
+from ssgan.runtime import start_tensorflow
+
+start_tensorflow()  # first: quietly, allocator set, before the imports below load TensorFlow
+
 import sys
 
 import hydra

@@ -1,8 +1,6 @@
-"""Entry point: ``python -m ssgan.train [overrides]`` (also ``ssgan-train``).
-
-Hydra composes the config; :func:`ssgan.training.run.train` does the run (tests call it
-directly); a grid sweep (``-m``) gets a parent run (:mod:`ssgan.sweeps.grid`).
-"""
+"""Entry point: ``python -m ssgan.train [overrides]`` (also ``ssgan-train``): Hydra composes
+the config, :func:`ssgan.training.run.train` does the run (tests call it directly), a grid
+sweep (``-m``) gets a parent run (:mod:`ssgan.sweeps.grid`)."""
 
 from __future__ import annotations
 
@@ -14,18 +12,22 @@ from omegaconf import DictConfig
 from ssgan.cli import CONFIG_DIR, check_overrides, user_errors
 from ssgan.config import register_schemas
 from ssgan.config_checks import validate_train_config
+from ssgan.job_context import JobContext
 from ssgan.job_paths import anchor_paths
-from ssgan.sweeps.grid import grid_parent, is_grid_sweep, start_grid
+from ssgan.runtime import start_tensorflow
+from ssgan.sweeps.grid import grid_parent, is_grid_sweep, parent_callback, start_grid
 from ssgan.training.job import pass_on
-from ssgan.training.run import StoppedRun, train
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="config", version_base="1.3")
 def _hydra_main(cfg: DictConfig) -> None:
+    start_tensorflow()  # a launcher may run this job in a process of its own: first there too
+    from ssgan.training.run import StoppedRun, train
+
     anchor_paths(cfg)  # hydra.job.chdir=true: the same store and data as without it
     with user_errors():
         try:
-            summary = train(cfg)
+            summary = train(cfg, job=JobContext.from_hydra())
         except StoppedRun as stopped:
             print(
                 f"{stopped}: run {stopped.run_id} is marked KILLED; continue it with "
@@ -42,6 +44,7 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 
 def main() -> None:
+    start_tensorflow()  # before anything loads it: quietly, the allocator set first
     register_schemas()
     parent = None
     with user_errors():
@@ -49,6 +52,7 @@ def main() -> None:
         if is_grid_sweep(sys.argv[1:]):
             parent = start_grid(sys.argv[1:])
     with grid_parent(parent, sys.argv[1:]):
+        sys.argv += parent_callback(parent)  # the jobs find the parent through it
         _hydra_main()
 
 

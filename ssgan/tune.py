@@ -7,6 +7,10 @@ starts them here, ``hydra/launcher=…`` through a Hydra launcher (:mod:`ssgan.s
 
 from __future__ import annotations
 
+from ssgan.runtime import start_tensorflow
+
+start_tensorflow()  # first: quietly, allocator set, before the imports below load TensorFlow
+
 import sys
 
 from ssgan.cli import user_errors

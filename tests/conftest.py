@@ -13,7 +13,10 @@ pytest.register_assert_rewrite("tests.helpers")
 
 from omegaconf import DictConfig
 
-import ssgan  # noqa: F401  (imports TensorFlow quietly before anything else)
+from ssgan.runtime import start_tensorflow
+
+start_tensorflow()  # quietly, the allocator set first, before the imports below load it
+
 from ssgan.cli import compose_config
 from ssgan.stopping import clear_stop
 from tests.helpers.configs import tiny_overrides

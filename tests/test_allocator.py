@@ -1,5 +1,6 @@
 """The memory allocator setting (ssgan/allocator.py): applied (mallopt accepted it) when
-the package is imported, off with SSGAN_MALLOC=system, a bad value is one warning line.
+a command starts TensorFlow (ssgan.runtime), off with SSGAN_MALLOC=system, a bad value is
+one warning line; importing the package alone touches neither.
 Each case runs in a fresh process, since malloc is set up once per process. What the
 setting does to a training step is measured by ``python -m ssgan.bench train`` (the
 kernel's share of CPU time) and experiments/allocator/compare.py, not timed here."""
@@ -16,13 +17,18 @@ from tests.helpers.repo import REPO_ROOT
 
 pytestmark = pytest.mark.e2e
 
-PROBE = "import sys\nimport ssgan\nfrom ssgan import allocator\nprint(allocator.describe())\n"
+PROBE = (
+    "from ssgan.runtime import start_tensorflow\n"
+    "start_tensorflow()\n"
+    "from ssgan import allocator\n"
+    "print(allocator.describe())\n"
+)
 
 
-def _describe(**env: str) -> subprocess.CompletedProcess:
+def _describe(probe: str = PROBE, **env: str) -> subprocess.CompletedProcess:
     environment = {k: v for k, v in os.environ.items() if k not in ("SSGAN_MALLOC", "LD_PRELOAD")}
     return subprocess.run(
-        [sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=120,
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
         cwd=REPO_ROOT, env={**environment, **env},
     )  # fmt: skip
 
@@ -35,7 +41,7 @@ def _describe(**env: str) -> subprocess.CompletedProcess:
         ({"SSGAN_MALLOC": "system"}, "glibc malloc, defaults (SSGAN_MALLOC=system)"),
     ],
 )
-def test_allocator_is_set_on_import_unless_turned_off(env: dict, expected: str) -> None:
+def test_allocator_is_set_as_tensorflow_starts_unless_turned_off(env: dict, expected: str) -> None:
     probed = _describe(**env)
     assert probed.returncode == 0, probed.stderr
     assert probed.stdout.strip() == expected
@@ -47,3 +53,17 @@ def test_a_bad_setting_is_one_warning_line_and_the_default() -> None:
     assert probed.returncode == 0, probed.stderr
     assert probed.stderr == "warning: SSGAN_MALLOC=fast is not one of tuned, system; using tuned\n"
     assert probed.stdout.strip().startswith("glibc malloc, mmap threshold 32 MiB")
+
+
+def test_importing_the_package_starts_neither_tensorflow_nor_the_allocator() -> None:
+    """``python -m ssgan.report`` and the like do not pay for TensorFlow."""
+    probe = (
+        "import sys\n"
+        "import ssgan, ssgan.report\n"
+        "from ssgan import allocator\n"
+        "print('tensorflow' in sys.modules, allocator.describe())\n"
+    )
+    probed = _describe(probe)
+    assert probed.returncode == 0, probed.stderr
+    assert probed.stdout.strip() == "False not configured"
+    assert probed.stderr == ""

@@ -136,6 +136,8 @@ def test_strategy_and_precision_errors_are_one_line(monkeypatch) -> None:
         make_strategy(train_cfg(strategy="multi_worker"))
 
 
+# What a command does first (ssgan.runtime): quiet TensorFlow, the allocator set.
+START_TF = "from ssgan.runtime import start_tensorflow\nstart_tensorflow()\n"
 MIRRORED = textwrap.dedent(
     """
     import tensorflow as tf
@@ -235,7 +237,7 @@ MIRRORED = textwrap.dedent(
 @pytest.mark.slow
 def test_mirrored_strategy_on_two_logical_cpus() -> None:
     result = subprocess.run(
-        [sys.executable, "-c", "import ssgan\n" + MIRRORED],
+        [sys.executable, "-c", START_TF + MIRRORED],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-3000:]
@@ -297,7 +299,7 @@ def test_steps_in_one_call_equal_single_steps_bit_for_bit() -> None:
     """train.steps_per_loop changes nothing but speed: k steps in one compiled call give
     the weights, EMA, noise RNG state of k single steps, bit for bit (op determinism)."""
     result = subprocess.run(
-        [sys.executable, "-c", "import ssgan\n" + LOOP_EQUALS_STEPS],
+        [sys.executable, "-c", START_TF + LOOP_EQUALS_STEPS],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-3000:]

@@ -59,6 +59,7 @@ from tests.helpers.promoted_runs import (
 )
 
 PROVENANCE = Path("assets.extra") / "provenance.json"
+GATED_PROMOTE = Path(__file__).parent / "helpers" / "gated_promote.py"
 
 
 def version_dirs(root: Path) -> list[str]:
@@ -449,11 +450,12 @@ def test_stale_staging_is_removed_only_when_its_owner_is_gone(tmp_path: Path) ->
 
 
 def promote_process(store: Store, serving: Path, run_id: str, gate: Path) -> subprocess.Popen:
-    """``python -m ssgan.promote`` held after each copied file while ``gate`` exists."""
-    env = {**os.environ, repository_module.COPY_GATE_ENV: str(gate)}
+    """A promote in its own process, held after each copied file while ``gate`` exists
+    (tests/helpers/gated_promote.py injects the hook)."""
+    env = dict(os.environ)
     env.pop("MLFLOW_TRACKING_URI", None)
     return subprocess.Popen(
-        [sys.executable, "-m", "ssgan.promote", *overrides(store, serving, run_id)],
+        [sys.executable, str(GATED_PROMOTE), str(gate), *overrides(store, serving, run_id)],
         cwd=store.root,
         env=env,
         stdout=subprocess.PIPE,

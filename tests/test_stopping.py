@@ -70,7 +70,8 @@ _TF_SIGTERM_PROBE = """
 import json, os, signal, sys
 os.environ["TF_CONFIG"] = json.dumps(
     {"cluster": {"worker": [f"127.0.0.1:{sys.argv[1]}"]}, "task": {"type": "worker", "index": 0}})
-import ssgan, tensorflow as tf
+from ssgan.runtime import start_tensorflow; start_tensorflow()
+import tensorflow as tf
 from ssgan.stopping import stop_requested
 from ssgan.training.job import install_handlers, stop_signals
 with stop_signals():

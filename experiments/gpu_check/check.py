@@ -14,11 +14,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-import ssgan  # noqa: F401  (quiet TensorFlow first)
-from ssgan.benchmarks.machine import describe_machine
-from ssgan.benchmarks.serving import bench_serve
-from ssgan.benchmarks.training import bench_train_widths
-from ssgan.cli import compose_config
+from ssgan.runtime import start_tensorflow
+
+start_tensorflow()  # quietly, the allocator set first, before the imports below load it
+
+from ssgan.benchmarks.machine import describe_machine  # noqa: E402
+from ssgan.benchmarks.serving import bench_serve  # noqa: E402
+from ssgan.benchmarks.training import bench_train_widths  # noqa: E402
+from ssgan.cli import compose_config  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 

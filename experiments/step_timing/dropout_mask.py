@@ -17,10 +17,14 @@ import time
 import numpy as np
 from omegaconf import OmegaConf
 
-from ssgan.benchmarks.flops import step_flops
-from ssgan.benchmarks.machine import matmul_peak_flops
-from ssgan.config import ModelConfig, TrainConfig
-from ssgan.models.gan import SemiSupervisedGAN
+from ssgan.runtime import start_tensorflow
+
+start_tensorflow()  # quietly, the allocator set first, before the imports below load it
+
+from ssgan.benchmarks.flops import step_flops  # noqa: E402
+from ssgan.benchmarks.machine import matmul_peak_flops  # noqa: E402
+from ssgan.config import ModelConfig, TrainConfig  # noqa: E402
+from ssgan.models.gan import SemiSupervisedGAN  # noqa: E402
 
 VARIANTS = {
     "uniform (default)": {},

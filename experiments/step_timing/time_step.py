@@ -23,7 +23,7 @@ VARIANTS = (
 
 CHILD = """
 import json, sys, time
-import ssgan
+from ssgan.runtime import start_tensorflow; start_tensorflow()
 import numpy as np, tensorflow as tf
 from omegaconf import OmegaConf
 from ssgan.config import ModelConfig, TrainConfig

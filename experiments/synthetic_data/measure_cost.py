@@ -25,6 +25,10 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 sys.path.insert(0, str(ROOT))
 
+from ssgan.runtime import start_tensorflow  # noqa: E402
+
+start_tensorflow()  # quietly, the allocator set first, before the import below loads it
+
 from ssgan.benchmarks.machine import describe_machine  # noqa: E402
 
 

@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 
 from ssgan.cli import compose_config, user_errors
 from ssgan.data import load_data
-from ssgan.data.pipeline import train_batches
+from ssgan.runtime import start_tensorflow
 
 
 def time_load(data_cfg: DictConfig, num_classes: int) -> tuple[float, float]:
@@ -34,6 +34,8 @@ def time_load(data_cfg: DictConfig, num_classes: int) -> tuple[float, float]:
 
 def stream_rate(data_cfg: DictConfig, num_classes: int, steps: int, warmup: int = 20) -> float:
     """Batches/s of the training stream, read as fast as it goes."""
+    from ssgan.data.pipeline import train_batches  # TensorFlow: after main() started it
+
     data = load_data(data_cfg, num_classes)
     batches = iter(train_batches(data, int(data_cfg.batch_size), int(data_cfg.seed)))
     for _ in range(warmup):
@@ -46,6 +48,7 @@ def stream_rate(data_cfg: DictConfig, num_classes: int, steps: int, warmup: int 
 
 
 def main() -> None:
+    start_tensorflow()  # quietly, the allocator set first (ssgan.runtime)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("overrides", nargs="*", help="config overrides, e.g. data.train_size=6000")
     parser.add_argument("--steps", type=int, default=500, help="batches to time")

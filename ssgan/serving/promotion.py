@@ -21,6 +21,7 @@ import datetime as dt
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,7 @@ IMAGE = re.compile(
     rf"^(?:{_HOST_LABEL}(?:\.{_HOST_LABEL})*(?::[0-9]+)?/)?{_PATH_PART}(?:/{_PATH_PART})*$"
 )
 IMAGE_MAX_CHARS = 255
+FileHook = Callable[[Path], None]  # called with each file copied into staging
 
 
 def validate_promote_config(cfg: DictConfig) -> None:
@@ -130,10 +132,11 @@ def validate_promote_config(cfg: DictConfig) -> None:
         )
 
 
-def promote(cfg: DictConfig) -> PromotionResult:
+def promote(cfg: DictConfig, on_file_copied: FileHook | None = None) -> PromotionResult:
     """Run the action the config asks for: ``list=true`` lists versions; ``run_id=`` promotes
     a run into a new version labelled ``label``; ``version=`` moves ``label`` to an existing
     version. ``bundle=`` then writes the hand-over bundle of the labelled versions.
+    ``on_file_copied`` is called after each file copied into staging (a test hook).
 
     Returns what happened (:func:`describe` words it).
     """
@@ -143,7 +146,7 @@ def promote(cfg: DictConfig) -> PromotionResult:
         return PromotionResult("list", versions=list_versions(folder))
     store = TrackingStore(cfg.tracking)  # opened when first used
     if cfg.run_id:
-        result = _promote_run(cfg, store, folder)
+        result = _promote_run(cfg, store, folder, on_file_copied)
     elif int(cfg.version):
         result = _move_label(cfg, store, folder)
     else:
@@ -157,7 +160,12 @@ def promote(cfg: DictConfig) -> PromotionResult:
     return result
 
 
-def _promote_run(cfg: DictConfig, store: TrackingStore, folder: ServingFolder) -> PromotionResult:
+def _promote_run(
+    cfg: DictConfig,
+    store: TrackingStore,
+    folder: ServingFolder,
+    on_file_copied: FileHook | None,
+) -> PromotionResult:
     root = folder.root
     check_writable(root)
     current_labels(folder)  # a broken models.config stops here, before any work
@@ -178,7 +186,7 @@ def _promote_run(cfg: DictConfig, store: TrackingStore, folder: ServingFolder) -
         record = provenance_record(store, run, run_cfg, verified)
         prepare_root(root)
         with staging_folder(root) as staging:
-            version, dropped = _publish(cfg, folder, model_dir, staging, record)
+            version, dropped = _publish(cfg, folder, model_dir, staging, record, on_file_copied)
     if version < 0:  # a concurrent promote of the same run got there first
         return _result(cfg, store, folder, -version, already=True, run_id=run_id)
     return replace(
@@ -187,14 +195,19 @@ def _promote_run(cfg: DictConfig, store: TrackingStore, folder: ServingFolder) -
 
 
 def _publish(
-    cfg: DictConfig, folder: ServingFolder, model_dir: Path, staging: Path, record: dict[str, Any]
+    cfg: DictConfig,
+    folder: ServingFolder,
+    model_dir: Path,
+    staging: Path,
+    record: dict[str, Any],
+    on_file_copied: FileHook | None = None,
 ) -> tuple[int, dict[str, int]]:
     """Copy into staging, then number, rename and label under the lock. Returns the new
     version (or minus the version that already holds the run, when ``force`` is off) and
     the labels dropped because their version is gone."""
     staged = staging / "model"
     root = folder.root
-    hashes = copy_tree(model_dir, staged)
+    hashes = copy_tree(model_dir, staged, on_file_copied)
     record = {**record, "sha256": hashes}
     with locked(root):
         holder = version_of_run(root, record["run_id"])

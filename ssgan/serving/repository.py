@@ -10,9 +10,8 @@ import json
 import os
 import shutil
 import tempfile
-import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,9 +27,6 @@ LOCK_FILE = ".promote.lock"
 VERSION_LOG = ".versions.jsonl"  # every version number ever handed out, one JSON per line
 STAGING_PREFIX = ".staging-"
 STAGING_LOCK = "owner.lock"  # held by the promote writing the staging folder while it lives
-# Test hook: after each copied file, wait while the file this names exists, so a test can
-# hold promotes mid-copy (to kill one, or to make two overlap) and then let them go.
-COPY_GATE_ENV = "SSGAN_PROMOTE_COPY_GATE"
 
 
 class PromoteError(UserError):
@@ -244,9 +240,13 @@ def fsync_path(path: Path) -> None:
         os.close(fd)
 
 
-def copy_tree(source: Path, destination: Path) -> dict[str, str]:
-    """Copy files one by one, fsync each file and folder; return SHA-256 of the bytes written."""
-    gate = os.environ.get(COPY_GATE_ENV)
+def copy_tree(
+    source: Path, destination: Path, on_file_copied: Callable[[Path], None] | None = None
+) -> dict[str, str]:
+    """Copy files one by one, fsync each file and folder; return SHA-256 of the bytes written.
+
+    ``on_file_copied(target)`` is called after each file (tests hold a copy mid-way with it).
+    """
     hashes: dict[str, str] = {}
     destination.mkdir()
     for path in sorted(source.rglob("*")):
@@ -263,8 +263,8 @@ def copy_tree(source: Path, destination: Path) -> dict[str, str]:
             dst.flush()
             os.fsync(dst.fileno())
         hashes[relative.as_posix()] = digest.hexdigest()
-        while gate and os.path.exists(gate):
-            time.sleep(0.01)
+        if on_file_copied is not None:
+            on_file_copied(target)
     for folder in sorted((p for p in destination.rglob("*") if p.is_dir()), reverse=True):
         fsync_path(folder)
     fsync_path(destination)

@@ -1,19 +1,24 @@
 """A grid sweep (``python -m ssgan.train -m a=1,2``) as one unit in MLflow: a parent run
-created before Hydra launches the jobs, whose id the jobs find in the environment and
-record as ``mlflow.parentRunId``, finished after Hydra returns with the best job and a
-report (:mod:`ssgan.report`)."""
+created before Hydra launches the jobs, named to them by a Hydra callback in the sweep
+folder (their :class:`~ssgan.job_context.JobContext` reads it and they record it as
+``mlflow.parentRunId``), finished after Hydra returns with the best job and a report
+(:mod:`ssgan.report`)."""
 
 from __future__ import annotations
 
-import os
 import shlex
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
+from pathlib import Path
+from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
 
 from ssgan.cli import compose_config, overrides_only, search_path, sweep_expansions
+from ssgan.job_context import write_sweep_parent
 from ssgan.stopping import check_stop
 from ssgan.tracking.runs import child_runs, get_run
 from ssgan.tracking.store import TrackingStore
@@ -29,7 +34,6 @@ from ssgan.tracking.tags import (
 )
 from ssgan.tracking.tracker import RunTracker, create_run
 from ssgan.training.job import STOP_SIGNALS, stop_signals
-from ssgan.training.run import SWEEP_PARENT_ENV
 
 OBJECTIVE = "best/val_accuracy"
 # Flags with which Hydra prints something and runs no job: no sweep parent run then.
@@ -83,8 +87,8 @@ def grid_parent(parent: RunTracker | None, argv: list[str] | None = None) -> Ite
 
 
 def start_grid(argv: list[str]) -> RunTracker:
-    """Create the parent run of the sweep ``argv`` asks for and publish its id to the
-    jobs (``SSGAN_SWEEP_PARENT_RUN_ID``; launcher processes inherit it)."""
+    """Create the parent run of the sweep ``argv`` asks for (:func:`parent_callback` then
+    names it to the jobs)."""
     overrides = overrides_only(argv)
     search, config_name = search_path(argv, "config")  # --config-dir experiments too
     base = compose_config(config_name, next(sweep_expansions(overrides))[0], search)
@@ -104,9 +108,29 @@ def start_grid(argv: list[str]) -> RunTracker:
         },
         params={f"sweep.{key}": values for key, values in swept.items()},
     )
-    os.environ[SWEEP_PARENT_ENV] = parent.run_id
     print(f"sweep parent run: {parent.run_id}", flush=True)
     return parent
+
+
+class SweepParentFile(Callback):
+    """Hydra callback: at the sweep's start, before any job, write the parent run id into
+    the sweep folder (:func:`ssgan.job_context.write_sweep_parent`), where every job finds
+    it, whichever process or machine the launcher runs it in."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        hydra_cfg = config.hydra
+        write_sweep_parent(Path(hydra_cfg.runtime.cwd) / str(hydra_cfg.sweep.dir), self.run_id)
+
+
+def parent_callback(parent: RunTracker | None) -> list[str]:
+    """The Hydra override that adds :class:`SweepParentFile` for ``parent`` (none without)."""
+    if parent is None:
+        return []
+    target = f"{SweepParentFile.__module__}.{SweepParentFile.__name__}"
+    return [f"+hydra.callbacks.ssgan_sweep_parent={{_target_:{target},run_id:{parent.run_id}}}"]
 
 
 def finish_grid(parent: RunTracker, status: str) -> None:
@@ -114,7 +138,6 @@ def finish_grid(parent: RunTracker, status: str) -> None:
     report on the parent run, then end it with ``status``."""
     from ssgan.sweeps.report import write_report  # plotting only once the sweep is over
 
-    os.environ.pop(SWEEP_PARENT_ENV, None)
     runs = child_runs(parent.store, parent.run_id)
     done = [r for r in runs if r.info.status == "FINISHED" and OBJECTIVE in r.data.metrics]
     tags = {RUNS_TAG: str(len(runs)), RUNS_FINISHED_TAG: str(len(done))}

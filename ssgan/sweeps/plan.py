@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 from ssgan.cli import check_overrides, compose_config, refuse_control_characters
 from ssgan.config_checks import validate_train_config
 from ssgan.errors import ConfigError, first_line
+from ssgan.job_context import NO_JOB, JobContext
 from ssgan.sweeps import space as space_lib
 from ssgan.sweeps.storage import storage_location
 from ssgan.tracking.store import TrackingStore
@@ -37,6 +38,7 @@ class Plan:
     storage: str  # a journal file's path or an RDB URL
     command: str
     launcher: list[str] = field(default_factory=list)  # hydra/launcher overrides, if any
+    job: JobContext = NO_JOB  # the launcher's job this worker runs as, if any
 
     @property
     def lease_s(self) -> float:

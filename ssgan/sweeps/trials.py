@@ -125,7 +125,7 @@ def run_trial(plan: Plan, study: optuna.Study, trial: optuna.Trial, parent_id: s
     reporter = EpochReporter(trial, set(frozen.intermediate_values))
     try:
         with trial_lease(trial, plan.lease_s):
-            summary = train(cfg, on_epoch_end=reporter, tags=tags)
+            summary = train(cfg, on_epoch_end=reporter, tags=tags, job=plan.job)
     except NonFiniteLossError as err:
         # Divergence is an outcome of these settings, not a broken search: it uses budget.
         trial.set_user_attr(ERROR_ATTR, str(err))

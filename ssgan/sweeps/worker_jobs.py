@@ -13,14 +13,18 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from ssgan.cli import CONFIG_DIR
-from ssgan.sweeps.workers import run_worker
+from ssgan.job_context import JobContext
+from ssgan.runtime import start_tensorflow
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="tune_workers", version_base="1.3")
 def main(cfg: DictConfig) -> int:
+    start_tensorflow()  # the launcher's job process: before the search's modules load it
+    from ssgan.sweeps.workers import run_worker
+
     argv = OmegaConf.to_container(cfg.argv, resolve=False)
     assert isinstance(argv, list)  # conf/tune_workers.yaml's argv is a list
-    return run_worker([str(a) for a in argv])
+    return run_worker([str(a) for a in argv], job=JobContext.from_hydra())
 
 
 if __name__ == "__main__":

@@ -15,9 +15,11 @@ import signal
 import subprocess
 import sys
 import threading
+from dataclasses import replace
 from typing import IO
 
 from ssgan.errors import UserError
+from ssgan.job_context import NO_JOB, JobContext
 from ssgan.sweeps.plan import Plan, prepare, split_argv
 from ssgan.sweeps.storage import load_existing
 from ssgan.sweeps.study import PARENT_ATTR, outcome, run_search
@@ -113,12 +115,13 @@ def start_with_launcher(plan: Plan, argv: list[str]) -> int:
     return subprocess.run(command).returncode
 
 
-def run_worker(argv: list[str], plan: Plan | None = None) -> int:
+def run_worker(argv: list[str], plan: Plan | None = None, job: JobContext = NO_JOB) -> int:
     """One worker of the search ``argv`` describes, in this process: its summary or one
     line on stderr, and its exit status (2: bad input or no trial completed, 128+N:
-    stopped by signal N; the same command continues the search)."""
+    stopped by signal N; the same command continues the search). ``job``: the launcher's
+    Hydra job the worker runs as (:mod:`ssgan.sweeps.worker_jobs`), if any."""
     try:
-        plan = plan or prepare(argv)
+        plan = replace(plan or prepare(argv), job=job)
         limit_threads(plan.search.threads_per_worker)
         summary = run_search(plan)
     except UserError as err:

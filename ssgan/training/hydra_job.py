@@ -1,4 +1,6 @@
-"""The Hydra job around a run: its output folder and its MLflow run name each other.
+"""The Hydra job around a run (a :class:`~ssgan.job_context.JobContext`): its output folder
+and its MLflow run name each other, and its command line and sweep go into the run's
+name and tags.
 
 The run is tagged with the folder (``ssgan.hydra_output_dir``; a resumed run with the
 latest job's folder) and the folder gets ``mlflow_run_id``; the job's log lines, the
@@ -8,12 +10,12 @@ latest job's folder) and the folder gets ``mlflow_run_id``; the job's log lines,
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
+from omegaconf import DictConfig
 
-from ssgan.tracking.tags import OUTPUT_DIR_TAG
+from ssgan.job_context import JobContext
+from ssgan.tracking.runs import PARENT_TAG
+from ssgan.tracking.tags import OUTPUT_DIR_TAG, SWEEP_ID_TAG, SWEEP_JOB_TAG
 from ssgan.tracking.tracker import FollowerTracker, RunTracker
 
 RUN_ID_FILE = "mlflow_run_id"
@@ -21,24 +23,35 @@ RUN_ID_FILE = "mlflow_run_id"
 log = logging.getLogger("ssgan.train")
 
 
-def output_dir() -> Path | None:
-    """This Hydra job's output folder, or None outside a Hydra job (tests, ssgan.tune)."""
-    if not HydraConfig.initialized():
-        return None
-    return Path(HydraConfig.get().runtime.output_dir).resolve()
-
-
-def in_multirun() -> bool:
-    """Whether this process is one job of a Hydra multirun (``-m``)."""
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-
-
-def link_run(tracker: RunTracker | FollowerTracker, chief: bool) -> None:
+def link_run(tracker: RunTracker | FollowerTracker, chief: bool, job: JobContext) -> None:
     """Write the run id into the output folder; the chief tags the run with the folder."""
-    folder = output_dir()
+    folder = job.output_dir
     if folder is None:
         return
     (folder / RUN_ID_FILE).write_text(tracker.run_id + "\n")
     if chief:
         assert isinstance(tracker, RunTracker)  # a chief records the run, never follows
         tracker.set_tags({OUTPUT_DIR_TAG: str(folder)})
+
+
+def run_name(cfg: DictConfig, job: JobContext) -> str:
+    """A new run's name: ``tracking.run_name``, else model, mode and the overrides' values."""
+    if cfg.tracking.run_name:
+        return str(cfg.tracking.run_name)
+    shown = [
+        o.split(".")[-1]
+        for o in job.overrides
+        if not o.startswith(("tracking.", "hydra", "data.root", "resume"))
+    ]
+    base = f"{cfg.model.name}-{cfg.train.mode}"
+    return base + ("-" + ",".join(shown) if shown else "")
+
+
+def sweep_tags(job: JobContext) -> dict[str, str]:
+    """A multirun job's sweep folder and number, and its grid sweep's parent run."""
+    if not job.multirun:
+        return {}
+    tags = {SWEEP_ID_TAG: str(job.sweep_dir), SWEEP_JOB_TAG: str(job.job_num)}
+    if job.parent_run_id:  # named by ssgan.train's grid sweep before Hydra launched the jobs
+        tags[PARENT_TAG] = job.parent_run_id
+    return tags

@@ -7,12 +7,12 @@ import hashlib
 import json
 from typing import Any
 
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from ssgan.config import REMOVED_KEYS, flatten
 from ssgan.config_checks import validate_train_config
 from ssgan.errors import UserError
+from ssgan.job_context import NO_JOB, JobContext
 from ssgan.tracking.lease import refuse_if_owned
 from ssgan.tracking.runs import (
     get_run,
@@ -23,23 +23,25 @@ from ssgan.tracking.runs import (
 )
 from ssgan.tracking.store import TrackingStore
 from ssgan.tracking.tags import JOB_KEY_TAG
-from ssgan.training.hydra_job import in_multirun
 from ssgan.training.job import job_key
 
 # What may differ on resume: where the store and the data files are, not what is trained.
 RESUME_MAY_CHANGE = ("tracking.", "data.root", "data.download", "data.verify", "data.num_workers")
 
 
-def resumed_config(cfg: DictConfig, store: TrackingStore) -> tuple[DictConfig, str]:
+def resumed_config(
+    cfg: DictConfig, store: TrackingStore, job: JobContext = NO_JOB
+) -> tuple[DictConfig, str]:
     """The config and run id that ``resume=<run_id>`` continues with: the run's own config
     (only :data:`RESUME_MAY_CHANGE` taken from ``cfg``), once the run is known to be
-    unfinished, free of a live job, asked for nothing it would ignore, and resumable."""
+    unfinished, free of a live job, asked for nothing ``job``'s command line would have
+    it ignore, and resumable."""
     run = get_run(store, cfg.resume)
     if run.info.status == "FINISHED":
         raise UserError(f"resume={cfg.resume}: that run already FINISHED; nothing to resume")
     refuse_if_owned(cfg.tracking, run)  # a live job's run has no checkpoint yet, maybe
     stored = load_run_config(store, cfg.resume)
-    _refuse_ignored_overrides(cfg, stored)
+    _refuse_ignored_overrides(cfg, stored, job)
     _refuse_lost_checkpoints(cfg, store, run)
     for key in RESUME_MAY_CHANGE:
         OmegaConf.update(stored, key.rstrip("."), OmegaConf.select(cfg, key.rstrip(".")))
@@ -48,22 +50,23 @@ def resumed_config(cfg: DictConfig, store: TrackingStore) -> tuple[DictConfig, s
     return stored, run.info.run_id
 
 
-def unfinished_run_of_this_job(cfg: DictConfig, store: TrackingStore) -> str | None:
+def unfinished_run_of_this_job(
+    cfg: DictConfig, store: TrackingStore, job: JobContext = NO_JOB
+) -> str | None:
     """The newest unfinished run this job started (what ``resume=auto`` continues)."""
-    key = this_job_key(cfg)
+    key = this_job_key(cfg, job)
     runs = search_runs(store, f"tags.`{JOB_KEY_TAG}` = '{key}' and attributes.status != 'FINISHED'")
     newest = max(runs, key=lambda r: r.info.start_time, default=None)
     return newest.info.run_id if newest is not None else None
 
 
-def this_job_key(cfg: DictConfig) -> str:
+def this_job_key(cfg: DictConfig, job: JobContext = NO_JOB) -> str:
     """This job's key: its overrides, what they composed (``cfg`` without what a resume
     may change) and, in a Hydra multirun, its sweep folder and job."""
     hydra_job = {}
-    if in_multirun():
-        hydra_cfg = HydraConfig.get()
-        hydra_job = {"sweep": str(hydra_cfg.sweep.dir), "job": str(hydra_cfg.job.num)}
-    return job_key(command_overrides(), hydra_job, config_fingerprint(cfg))
+    if job.multirun:
+        hydra_job = {"sweep": str(job.sweep_dir), "job": str(job.job_num)}
+    return job_key(list(job.overrides), hydra_job, config_fingerprint(cfg))
 
 
 def config_fingerprint(cfg: DictConfig) -> str:
@@ -78,10 +81,10 @@ def config_fingerprint(cfg: DictConfig) -> str:
     return hashlib.sha256(json.dumps(trained, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _refuse_ignored_overrides(cfg: DictConfig, stored: DictConfig) -> None:
+def _refuse_ignored_overrides(cfg: DictConfig, stored: DictConfig, job: JobContext) -> None:
     """A resumed run keeps the config it was started with (its params): an override that
     asks for something else would be silently ignored, so it is refused by name."""
-    touched = _overridden_keys()
+    touched = _overridden_keys(job)
     given, recorded = flatten(cfg), flatten(stored)
     ignored = [
         f"{key}={given[key]} (the run has {recorded[key]})"
@@ -101,17 +104,17 @@ def _refuse_ignored_overrides(cfg: DictConfig, stored: DictConfig) -> None:
         )
 
 
-def _overridden_keys() -> list[str] | None:
+def _overridden_keys(job: JobContext) -> list[str] | None:
     """Config keys the command line set (None when not under Hydra: compare every key).
 
     A group choice counts by its ``name`` (``model=improved_gan`` asks for
     ``model.name``); a preset (``experiment=…``) is not an explicit ask for each of its
     keys, so repeating the run's own command line with ``resume=`` still works.
     """
-    if not HydraConfig.initialized():
+    if not job.in_hydra_job:
         return None
     keys = []
-    for override in HydraConfig.get().overrides.task:
+    for override in job.overrides:
         key = override.split("=", 1)[0].lstrip("+~")
         if key in ("resume", "experiment") or key.startswith("hydra"):
             continue
@@ -131,10 +134,3 @@ def _refuse_lost_checkpoints(cfg: DictConfig, store: TrackingStore, run: Any) ->
             "checkpoints/ artifact is gone, so it cannot continue from where it stopped; "
             "start a new run"
         )
-
-
-def command_overrides() -> list[str]:
-    """The overrides on this job's command line (none when not run by Hydra)."""
-    if HydraConfig.initialized():
-        return list(HydraConfig.get().overrides.task)
-    return []

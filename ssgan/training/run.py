@@ -7,7 +7,6 @@ returns the run's summary; tests call it directly.
 
 from __future__ import annotations
 
-import os
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -16,7 +15,6 @@ from typing import Any
 import keras
 import numpy as np
 import tensorflow as tf
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from ssgan import plots
@@ -24,6 +22,7 @@ from ssgan.config import flatten
 from ssgan.config_checks import validate_train_config
 from ssgan.data import SemiSupervisedData, load_data
 from ssgan.errors import DiskFullError, UserError, disk_full_reason, first_line
+from ssgan.job_context import NO_JOB, JobContext
 from ssgan.models.gan import SemiSupervisedGAN
 from ssgan.serving.images import encode_png
 from ssgan.serving.saved_model import export_from_checkpoint, score_saved_model
@@ -33,7 +32,7 @@ from ssgan.tracking import tags as tag_names
 from ssgan.tracking.datasets import Split
 from ssgan.tracking.mlflow_model import SAVED_MODEL_KEY
 from ssgan.tracking.provenance import environment_tags
-from ssgan.tracking.runs import PARENT_TAG, download_artifacts, get_run
+from ssgan.tracking.runs import download_artifacts, get_run
 from ssgan.tracking.store import TrackingStore, TrackingWriteError
 from ssgan.tracking.tracker import FollowerTracker, RunTracker
 from ssgan.training.distribute import (
@@ -43,22 +42,16 @@ from ssgan.training.distribute import (
     share_run_id,
     worker_role,
 )
-from ssgan.training.hydra_job import in_multirun, link_run, log
+from ssgan.training.hydra_job import link_run, log, run_name, sweep_tags
 from ssgan.training.interface import EpochHook, StopTraining
 from ssgan.training.job import checkpoints_on_stop, install_handlers, stop_signals
 from ssgan.training.peers import wait_for_workers
-from ssgan.training.resume import (
-    command_overrides,
-    resumed_config,
-    this_job_key,
-    unfinished_run_of_this_job,
-)
+from ssgan.training.resume import resumed_config, this_job_key, unfinished_run_of_this_job
 from ssgan.training.summary import RunSummary
 from ssgan.training.trainer import Trainer
 
 WARMUP_IMAGES = 32
 INPUT_EXAMPLE_IMAGES = 2  # test images saved with the MLflow Model as its input example
-SWEEP_PARENT_ENV = "SSGAN_SWEEP_PARENT_RUN_ID"
 JobTracker = RunTracker | FollowerTracker  # the chief records the run, the others follow
 
 
@@ -76,6 +69,7 @@ def train(
     cfg: DictConfig,
     on_epoch_end: EpochHook | None = None,
     tags: dict[str, str] | None = None,
+    job: JobContext = NO_JOB,
 ) -> RunSummary:
     """Run one training job described by ``cfg``; return run id, metrics and model location.
 
@@ -86,31 +80,35 @@ def train(
     ``on_epoch_end(epoch, metrics)`` is called after every epoch's
     evaluation; raising :class:`~ssgan.training.interface.StopTraining` there ends the run early
     (FINISHED, its metrics so far, no exported model; the summary says ``stopped_early``).
-    ``tags`` are added to a new run's tags (a sweep's parent, a trial number).
+    ``tags`` are added to a new run's tags (a sweep's parent, a trial number). ``job`` is
+    the Hydra job this run is part of (its entry point builds it; none by default).
     """
     validate_train_config(cfg)
     store = TrackingStore.open(cfg.tracking)  # one that cannot work stops before any work
-    hooks = _Hooks(on_epoch_end, tags or {})
+    given = _Inputs(on_epoch_end, tags or {}, job)
     with stop_signals():
         if cfg.resume == "auto":
-            unfinished = unfinished_run_of_this_job(cfg, store)
+            unfinished = unfinished_run_of_this_job(cfg, store, job)
             if unfinished is None:
-                return _run(cfg, store, run_id=None, hooks=hooks)
+                return _run(cfg, store, run_id=None, given=given)
             cfg = cfg.copy()
             cfg.resume = unfinished
         if cfg.resume:
-            stored, run_id = resumed_config(cfg, store)
-            return _run(stored, store, run_id=run_id, hooks=hooks)
-        return _run(cfg, store, run_id=None, hooks=hooks)
+            stored, run_id = resumed_config(cfg, store, job)
+            return _run(stored, store, run_id=run_id, given=given)
+        return _run(cfg, store, run_id=None, given=given)
 
 
 @dataclass
-class _Hooks:
+class _Inputs:
+    """What the caller gave besides the config."""
+
     on_epoch_end: EpochHook | None
     tags: dict[str, str]
+    job: JobContext
 
 
-def _run(cfg: DictConfig, store: TrackingStore, run_id: str | None, hooks: _Hooks) -> RunSummary:
+def _run(cfg: DictConfig, store: TrackingStore, run_id: str | None, given: _Inputs) -> RunSummary:
     keras.utils.set_random_seed(int(cfg.train.seed))
     enable_determinism(cfg.train)
     # Data first: a missing file or bad label budget must stop before a run is created.
@@ -121,10 +119,10 @@ def _run(cfg: DictConfig, store: TrackingStore, run_id: str | None, hooks: _Hook
     strategy = make_strategy(cfg.train)
     install_handlers()  # TensorFlow's multi-worker runtime replaces the SIGTERM handler
     gan = SemiSupervisedGAN(cfg.model, cfg.train, strategy)
-    tracker = _open_run(store, cfg, data, run_id, role, strategy, hooks.tags)
-    _announce(tracker, role, resumed=run_id is not None)
+    tracker = _open_run(store, cfg, data, run_id, role, strategy, given)
+    _announce(tracker, role, resumed=run_id is not None, job=given.job)
     try:
-        summary = _fit_and_export(cfg, data, gan, tracker, strategy, role, hooks.on_epoch_end)
+        summary = _fit_and_export(cfg, data, gan, tracker, strategy, role, given)
         tracker.finish("FINISHED")
     except KeyboardInterrupt as err:
         stopped = str(err) or "interrupted (Ctrl-C)"
@@ -162,7 +160,7 @@ def _open_run(
     run_id: str | None,
     role: WorkerRole,
     strategy: tf.distribute.Strategy,
-    extra_tags: dict[str, str],
+    given: _Inputs,
 ) -> JobTracker:
     """The chief creates or resumes the run and tells the other workers its id; they
     follow it without writing to it. One job, one run."""
@@ -174,8 +172,8 @@ def _open_run(
     try:
         if run_id is None:
             replicas = {tag_names.REPLICAS_TAG: str(strategy.num_replicas_in_sync)}
-            tags = {**_run_tags(cfg, data), **role.tags, **replicas, **extra_tags}
-            tracker = RunTracker.start(store, flatten(cfg), tags, _run_name(cfg))
+            tags = {**_run_tags(cfg, data, given.job), **role.tags, **replicas, **given.tags}
+            tracker = RunTracker.start(store, flatten(cfg), tags, run_name(cfg, given.job))
             tracker.log_text(OmegaConf.to_yaml(cfg), "config/config.yaml")
             tracker.log_array(data.labelled_indices, "data/labelled_indices.npy")
             tracker.log_datasets(data.fingerprint, _splits(data))
@@ -217,14 +215,14 @@ def _finish_after_error(
         ) from cause
 
 
-def _announce(tracker: JobTracker, role: WorkerRole, resumed: bool) -> None:
+def _announce(tracker: JobTracker, role: WorkerRole, resumed: bool, job: JobContext) -> None:
     """Say which run this is before training starts: an interrupted job can be resumed
     by that id even if it never prints its summary."""
     how = "resumed" if resumed else "started"
     if not role.chief:
         how = f"worker {role.index} of {role.count}; the chief records the run"
     log.info(f"run_id: {tracker.run_id} ({how})")
-    link_run(tracker, role.chief)
+    link_run(tracker, role.chief, job)
 
 
 def _fit_and_export(
@@ -234,15 +232,16 @@ def _fit_and_export(
     tracker: JobTracker,
     strategy: tf.distribute.Strategy,
     role: WorkerRole,
-    on_epoch_end: EpochHook | None = None,
+    given: _Inputs,
 ) -> RunSummary:
     with tempfile.TemporaryDirectory(prefix="ssgan-") as tmp:
         run_checkpoints, after_save = _run_checkpoints(tracker, Path(tmp))
-        checkpoint_dir = role.checkpoint_dir(run_checkpoints, _private_dir(Path(tmp), role))
+        private = _private_dir(Path(tmp), role, given.job)
+        checkpoint_dir = role.checkpoint_dir(run_checkpoints, private)
         if not role.chief:
             after_save = None
         trainer = Trainer(
-            cfg, data, gan, tracker, checkpoint_dir, strategy, after_save, on_epoch_end
+            cfg, data, gan, tracker, checkpoint_dir, strategy, after_save, given.on_epoch_end
         )
         trainer.restore_latest()
         try:
@@ -273,11 +272,10 @@ def _stopped_early(trainer: Trainer, tracker: JobTracker, stop: StopTraining) ->
     return summary
 
 
-def _private_dir(scratch: Path, role: WorkerRole) -> Path:
+def _private_dir(scratch: Path, role: WorkerRole, job: JobContext) -> Path:
     """Where a non-chief worker saves: its Hydra output folder when there is one (kept,
     to compare workers), else scratch space."""
-    base = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else scratch
-    return base / f"worker-{role.index}-checkpoints"
+    return (job.output_dir or scratch) / f"worker-{role.index}-checkpoints"
 
 
 def _run_checkpoints(tracker: JobTracker, scratch: Path) -> tuple[Path, Any]:
@@ -325,33 +323,14 @@ def _export_best(
     return float(np.mean(predictions == data.test_y))
 
 
-def _run_name(cfg: DictConfig) -> str:
-    if cfg.tracking.run_name:
-        return str(cfg.tracking.run_name)
-    shown = [
-        o.split(".")[-1]
-        for o in command_overrides()
-        if not o.startswith(("tracking.", "hydra", "data.root", "resume"))
-    ]
-    base = f"{cfg.model.name}-{cfg.train.mode}"
-    return base + ("-" + ",".join(shown) if shown else "")
-
-
-def _run_tags(cfg: DictConfig, data: SemiSupervisedData) -> dict[str, str]:
-    tags = {
+def _run_tags(cfg: DictConfig, data: SemiSupervisedData, job: JobContext) -> dict[str, str]:
+    return {
         tag_names.MODE_TAG: str(cfg.train.mode),
         tag_names.MODEL_TAG: str(cfg.model.name),
         tag_names.DATA_TAG: str(cfg.data.name),
         tag_names.DATA_FINGERPRINT_TAG: data.fingerprint,
-        tag_names.OVERRIDES_TAG: " ".join(command_overrides()),
-        tag_names.JOB_KEY_TAG: this_job_key(cfg),
+        tag_names.OVERRIDES_TAG: " ".join(job.overrides),
+        tag_names.JOB_KEY_TAG: this_job_key(cfg, job),
         **environment_tags(),
+        **sweep_tags(job),
     }
-    if in_multirun():
-        hydra_cfg = HydraConfig.get()
-        tags[tag_names.SWEEP_ID_TAG] = str(hydra_cfg.sweep.dir)
-        tags[tag_names.SWEEP_JOB_TAG] = str(hydra_cfg.job.num)
-        parent = os.environ.get(SWEEP_PARENT_ENV)
-        if parent:  # set by ssgan.train's multirun before Hydra launches the jobs
-            tags[PARENT_TAG] = parent
-    return tags
