@@ -103,6 +103,25 @@ def test_a_dead_workers_trial_is_queued_once_and_a_live_ones_never(tmp_path: Pat
     assert not any(search.counts(t) for t in one.trials)  # a dead worker uses no budget
 
 
+@pytest.mark.e2e
+def test_a_zombie_owns_no_lease() -> None:
+    """A worker killed while its launcher waits on another stays a zombie until reaped: its
+    trial's lease must read as free (a search waited forever on one)."""
+    from ssgan.tracking.lease import owner_alive
+
+    child = subprocess.Popen([sys.executable, "-c", "import os; print(os.getpid())"],
+                             stdout=subprocess.PIPE, text=True)  # fmt: skip
+    stat = Path(f"/proc/{child.pid}/stat")
+    deadline = time.monotonic() + 30
+    while stat.read_text().rsplit(")", 1)[1].split()[0] != "Z":  # exited, not reaped
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    started = stat.read_text().rsplit(")", 1)[1].split()[19]
+    lease = f"{socket.gethostname()}:{child.pid}:{started} {time.time() + 60:.0f}"
+    assert owner_alive(lease, "trial 0") is None
+    child.wait()
+
+
 @pytest.mark.integration
 def test_a_retried_trial_continues_its_predecessors_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch

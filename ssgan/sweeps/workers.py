@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import replace
 from typing import IO
 
@@ -82,6 +83,10 @@ def start_local(plan: Plan, argv: list[str]) -> int:
 
     previous = {s: signal.signal(s, pass_on) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
+        # Reap each worker as it ends, whichever ends first (waiting in order would leave
+        # a dead worker a zombie for as long as an earlier one lives).
+        while any(w.poll() is None for w in workers):
+            time.sleep(0.2)
         codes = [w.wait() for w in workers]
         for copier in copiers:
             copier.join()

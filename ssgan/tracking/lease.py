@@ -28,12 +28,15 @@ class RunOwnedError(TrackingError):
 
 def _process_start(pid: int) -> str:
     """When process ``pid`` started (clock ticks since boot; Linux), "" if it does not
-    exist: with the pid it tells a live owner from a dead one whose pid was reused."""
+    exist or has died: with the pid it tells a live owner from a dead one whose pid was
+    reused. A zombie (dead, not yet reaped by its parent: a worker ``kill -9``ed while its
+    launcher waits on another) is dead: it trains nothing and never renews its lease."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return ""
-    return stat.rsplit(")", 1)[1].split()[19]
+    fields = stat.rsplit(")", 1)[1].split()
+    return "" if fields[0] in ("Z", "X") else fields[19]
 
 
 def _this_process() -> str:
