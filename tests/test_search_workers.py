@@ -151,7 +151,7 @@ def test_a_retried_trial_continues_its_predecessors_run(
     monkeypatch.setattr(
         trials,
         "train",
-        lambda cfg, on_epoch_end=None, tags=None: (
+        lambda cfg, on_epoch_end=None, tags=None, job=None: (
             resumed.append(cfg.resume) or _trained(cfg.resume)
         ),
     )
@@ -299,7 +299,7 @@ def test_a_stopped_worker_gives_its_trial_back_and_the_next_one_resumes_it(
     plan = prepare([*SMOKE, "search.n_trials=1", *tiny_overrides(tmp_path)])
     started: list[str] = []
 
-    def stopped_mid_trial(cfg, on_epoch_end=None, tags=None) -> dict:
+    def stopped_mid_trial(cfg, on_epoch_end=None, tags=None, job=None) -> RunSummary:
         if cfg.resume is None:
             run = create_run(plan.store, "smoke-trial-0", tags, {})
             started.append(run.run_id)

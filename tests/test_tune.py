@@ -321,7 +321,7 @@ def _fake_trials(monkeypatch: pytest.MonkeyPatch, trial) -> list:
     """``train`` replaced by ``trial(cfg)``: the search's machinery without training."""
     calls = []
 
-    def fake_train(cfg, on_epoch_end=None, tags=None) -> dict:
+    def fake_train(cfg, on_epoch_end=None, tags=None, job=None) -> RunSummary:
         calls.append(cfg)
         return trial(cfg)
 
