@@ -13,7 +13,7 @@ import contextlib
 import os
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from hydra import compose
@@ -22,10 +22,10 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 from hydra.initialize import get_gh_backup, restore_gh_from_backup
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
-from ssgan.config import REMOVED_KEYS, TrackingConfig, register_schemas
+from ssgan.config import REMOVED_KEYS, TrackingConfig, register_schemas, typed
 from ssgan.errors import ConfigError, UserError, first_line
 from ssgan.hydra_help import register_help_resolver
 
@@ -146,17 +146,13 @@ def compose_config(
         raise ConfigError(_one_line(err, culprit)) from err
 
 
-def default_tracking(uri: str | None = None) -> DictConfig:
-    """The tracking section a training run gets by default (``conf/tracking/default.yaml``,
-    typed as :class:`~ssgan.config.TrackingConfig`), with ``uri`` if given: the store of a
-    command that takes ``--tracking-uri``. Composes that group alone, not the whole config."""
+def default_tracking(uri: str | None = None) -> TrackingConfig:
+    """The tracking section a training run gets by default (``conf/tracking/default.yaml``),
+    with ``uri`` if given: the store of a command that takes ``--tracking-uri``. Composes
+    that group alone, not the whole config."""
     composed = compose_config(None, ["+tracking=default"])
-    tracking = OmegaConf.merge(OmegaConf.structured(TrackingConfig), composed.tracking)
-    assert isinstance(tracking, DictConfig)  # a dataclass merged with a mapping
-    OmegaConf.set_struct(tracking, True)
-    if uri:
-        tracking.uri = uri
-    return tracking
+    tracking = typed(composed.tracking, TrackingConfig)
+    return replace(tracking, uri=uri) if uri else tracking
 
 
 def _culprit(err: Exception, overrides: list[str]) -> str | None:

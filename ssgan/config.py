@@ -7,14 +7,17 @@ Hydra rejects a misspelt key or a wrong type while composing. What types cannot 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
+T = TypeVar("T")
 
-@dataclass
+
+@dataclass(frozen=True)
 class ModelConfig:
     """``model.*``: the networks (docs/model.md). The defaults are the tutorial's GAN:
     G = dense to 4x4 + three stride-2 5x5 transposed convolutions (batch norm, tanh out);
@@ -31,7 +34,7 @@ class ModelConfig:
     num_classes: int = 10
 
 
-@dataclass
+@dataclass(frozen=True)
 class RenderConfig:
     """``data.render.*``: strengths of the synthetic renderer's steps (ssgan/data/render.py,
     docs/data.md); a "share" is the probability that an image gets the effect."""
@@ -52,7 +55,7 @@ class RenderConfig:
     jpeg_max_quality: int = 90
 
 
-@dataclass
+@dataclass(frozen=True)
 class DataConfig:
     """``data.*``: which digits, the label budget and the batches (docs/data.md)."""
 
@@ -75,7 +78,7 @@ class DataConfig:
     render: RenderConfig | None = None  # synthetic only (conf/data/synthetic.yaml)
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
     """``train.*``: the method, the optimiser and the loop (docs/training.md)."""
 
@@ -107,7 +110,7 @@ class TrainConfig:
     jit_compile: bool = False  # XLA; see docs/model.md, 'Step time'
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrackingConfig:
     """``tracking.*``: the MLflow store (docs/tracking.md)."""
 
@@ -128,7 +131,7 @@ class TrackingConfig:
     system_metrics: bool = False
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainAppConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -137,7 +140,7 @@ class TrainAppConfig:
     resume: str | None = None  # MLflow run id of an interrupted run (or auto) to continue
 
 
-@dataclass
+@dataclass(frozen=True)
 class PrunerConfig:
     """``search.pruner.*``: when a trial stops early (docs/search.md)."""
 
@@ -150,7 +153,7 @@ class PrunerConfig:
     reduction_factor: int = 3  # successive_halving, hyperband
 
 
-@dataclass
+@dataclass(frozen=True)
 class SearchConfig:
     """``search.*``: a hyperparameter search's space and budget (docs/search.md)."""
 
@@ -170,12 +173,12 @@ class SearchConfig:
     pruner: PrunerConfig = field(default_factory=PrunerConfig)
 
 
-@dataclass
+@dataclass(frozen=True)
 class TuneAppConfig:
     search: SearchConfig = field(default_factory=SearchConfig)
 
 
-@dataclass
+@dataclass(frozen=True)
 class PromoteAppConfig:
     """The promote command's settings (docs/promote.md)."""
 
@@ -228,7 +231,7 @@ def drop_removed_keys(cfg: DictConfig) -> DictConfig:
 DATA_STATS_SPLITS = ("train", "test")
 
 
-@dataclass
+@dataclass(frozen=True)
 class DataStatsAppConfig:
     data: DataConfig = field(default_factory=DataConfig)
     split: str = "train"  # train | test
@@ -238,15 +241,48 @@ class DataStatsAppConfig:
 def register_schemas() -> None:
     """Make the schemas available to the defaults lists in ``conf/``."""
     store = ConfigStore.instance()
-    store.store(name="train_schema", node=TrainAppConfig)
-    store.store(name="promote_schema", node=PromoteAppConfig)
-    store.store(name="tune_schema", node=TuneAppConfig)
-    store.store(name="data_stats_schema", node=DataStatsAppConfig)
+    for name, schema in SCHEMAS.items():
+        store.store(name=name, node=_composable(OmegaConf.structured(schema)))
 
 
-def flatten(cfg: DictConfig, prefix: str = "") -> dict[str, Any]:
-    """The config as ``{"model.z_size": 100, ...}``, the way MLflow params are named."""
-    container = OmegaConf.to_container(cfg, resolve=True)
+SCHEMAS: dict[str, type] = {
+    "train_schema": TrainAppConfig,
+    "promote_schema": PromoteAppConfig,
+    "tune_schema": TuneAppConfig,
+    "data_stats_schema": DataStatsAppConfig,
+}
+
+
+def _composable(node: DictConfig) -> DictConfig:
+    """``node`` with OmegaConf's read-only flags cleared. The schemas are frozen so that
+    the values commands pass down cannot change under them; OmegaConf marks a frozen
+    dataclass's nodes read-only, which would stop Hydra from applying the overrides. The
+    node keeps its dataclass type, so :func:`typed` still builds the frozen values."""
+    OmegaConf.set_readonly(node, None)
+    for key in node:
+        child = node._get_node(key)
+        if isinstance(child, DictConfig):
+            _composable(child)
+    return node
+
+
+def typed(cfg: DictConfig, schema: type[T]) -> T:
+    """The composed (and checked) config as its frozen schema value: what a command
+    passes below it instead of the DictConfig (docs/architecture.md, "small values
+    travel")."""
+    node = OmegaConf.merge(_composable(OmegaConf.structured(schema)), cfg)
+    value = OmegaConf.to_object(node)
+    assert isinstance(value, schema)
+    return value
+
+
+def flatten(cfg: DictConfig | SearchConfig, prefix: str = "") -> dict[str, Any]:
+    """The config (composed, or a schema value) as ``{"model.z_size": 100, ...}``, the
+    way MLflow params are named."""
+    if isinstance(cfg, DictConfig):
+        container: Any = OmegaConf.to_container(cfg, resolve=True)
+    else:
+        container = dataclasses.asdict(cfg)
     out: dict[str, Any] = {}
 
     def walk(node: Any, path: str) -> None:

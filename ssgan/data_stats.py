@@ -18,9 +18,10 @@ from omegaconf import DictConfig
 
 from ssgan.benchmarks.machine import describe_machine
 from ssgan.cli import CONFIG_DIR, check_overrides, user_errors
-from ssgan.config import register_schemas
+from ssgan.config import DataStatsAppConfig, register_schemas, typed
 from ssgan.config_checks import validate_data_stats_config
 from ssgan.data import statistics_report as report
+from ssgan.job_context import JobContext
 from ssgan.job_paths import anchor_paths
 from ssgan.tracking.provenance import git_state
 
@@ -34,10 +35,11 @@ def commit() -> str:
 
 @hydra.main(config_path=CONFIG_DIR, config_name="data_stats", version_base="1.3")
 def _hydra_main(cfg: DictConfig) -> None:
-    anchor_paths(cfg)
+    anchor_paths(cfg, JobContext.from_hydra())
+    settings = typed(cfg, DataStatsAppConfig)
     with user_errors():
-        output = report.check_output(str(cfg.output))  # before minutes of generating
-        measurement = report.measure(cfg.data, str(cfg.split))
+        output = report.check_output(settings.output)  # before minutes of generating
+        measurement = report.measure(settings.data, settings.split)
         if output is not None:
             provenance = report.Provenance.now(describe_machine(), commit(), sys.argv)
             report.write_atomically(output, report.format_report(measurement, provenance))

@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tracking-uri", default=None, help="default: tracking.uri of conf/")
     args = parser.parse_args(argv)
     from ssgan.cli import default_tracking, user_errors
+    from ssgan.config import TrainAppConfig, typed
     from ssgan.tracking.runs import download_artifacts, load_run_config
     from ssgan.tracking.store import TrackingStore
 
@@ -39,13 +40,13 @@ def main(argv: list[str] | None = None) -> None:
         if output.exists():
             raise ExportError(f"--output {output} already exists: choose a new directory")
         store = TrackingStore(tracking)
-        cfg = load_run_config(store, args.run_id)
+        cfg = typed(load_run_config(store, args.run_id), TrainAppConfig)
         with tempfile.TemporaryDirectory() as tmp:
             local = download_artifacts(
                 store, args.run_id, f"checkpoints/{args.checkpoint}", Path(tmp)
             )
             # "best" holds the evaluated classifier (already the averaged one under EMA).
-            use_ema = args.checkpoint == "last" and float(cfg.train.ema_decay) > 0
+            use_ema = args.checkpoint == "last" and cfg.train.ema_decay > 0
             export_from_checkpoint(
                 cfg.model, local, output, warmup_images=sample_crops(WARMUP_BATCH), use_ema=use_ema
             )

@@ -33,6 +33,7 @@ class JobContext:
     sweep_dir: str | None = None  # the multirun's sweep folder, as Hydra's config names it
     job_num: int | None = None  # the job's number in its sweep
     parent_run_id: str | None = None  # the grid sweep's parent run, if the sweep has one
+    launch_dir: Path | None = None  # where the command was started (Hydra's runtime.cwd)
 
     @property
     def in_hydra_job(self) -> bool:
@@ -47,8 +48,9 @@ class JobContext:
         hydra_cfg = HydraConfig.get()
         overrides = tuple(str(o) for o in hydra_cfg.overrides.task)
         output_dir = Path(hydra_cfg.runtime.output_dir).resolve()
+        launch_dir = Path(hydra_cfg.runtime.cwd)
         if hydra_cfg.mode != RunMode.MULTIRUN:
-            return cls(overrides, output_dir)
+            return cls(overrides, output_dir, launch_dir=launch_dir)
         sweep_dir = str(hydra_cfg.sweep.dir)
         return cls(
             overrides,
@@ -56,7 +58,8 @@ class JobContext:
             multirun=True,
             sweep_dir=sweep_dir,
             job_num=int(hydra_cfg.job.num),
-            parent_run_id=read_sweep_parent(Path(hydra_cfg.runtime.cwd) / sweep_dir),
+            parent_run_id=read_sweep_parent(launch_dir / sweep_dir),
+            launch_dir=launch_dir,
         )
 
 

@@ -16,20 +16,28 @@ from omegaconf import DictConfig
 
 from ssgan.cli import CONFIG_DIR, check_overrides, user_errors
 from ssgan.config import register_schemas
+from ssgan.job_context import JobContext
 from ssgan.job_paths import anchor_paths
-from ssgan.serving.promotion import describe, format_versions, promote, validate_promote_config
+from ssgan.serving.promotion import (
+    describe,
+    format_versions,
+    promote,
+    promote_settings,
+    validate_promote_config,
+)
 from ssgan.serving.repository import ServingFolder
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="promote", version_base="1.3")
 def _hydra_main(cfg: DictConfig) -> None:
-    anchor_paths(cfg)
+    anchor_paths(cfg, JobContext.from_hydra())
     with user_errors():
-        result = promote(cfg)
-    if cfg.list:
-        print(format_versions(ServingFolder.of(cfg).root, result.versions))
+        settings = promote_settings(cfg)
+        result = promote(settings)
+    if settings.list:
+        print(format_versions(ServingFolder.of(settings).root, result.versions))
     else:
-        print(describe(cfg, result))
+        print(describe(settings, result))
     sys.stdout.flush()
 
 

@@ -24,10 +24,10 @@ def _hydra_main(cfg: DictConfig) -> None:
     start_tensorflow()  # a launcher may run this job in a process of its own: first there too
     from ssgan.training.run import StoppedRun, train
 
-    anchor_paths(cfg)  # hydra.job.chdir=true: the same store and data as without it
+    anchor_paths(cfg, job := JobContext.from_hydra())  # hydra.job.chdir=true: same paths
     with user_errors():
         try:
-            summary = train(cfg, job=JobContext.from_hydra())
+            summary = train(cfg, job=job)
         except StoppedRun as stopped:
             print(
                 f"{stopped}: run {stopped.run_id} is marked KILLED; continue it with "

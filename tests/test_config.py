@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from ssgan.cli import check_overrides, compose_config, default_tracking
 from ssgan.config import (
     DataConfig,
     ModelConfig,
+    RenderConfig,
     SearchConfig,
     TrackingConfig,
+    TrainAppConfig,
     TrainConfig,
     flatten,
+    typed,
 )
 from ssgan.config_checks import validate_train_config
 from ssgan.errors import ConfigError
+from ssgan.training.loop_options import LoopOptions
 from tests.helpers.processes import run_cli
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -139,16 +144,15 @@ def test_reference_preset_matches_the_reference_script() -> None:
     """experiment=improved_gan_svhn: 900 epochs of 732 steps, the rate constant to epoch
     600 then linearly to 0 -- lr * min(3 - epoch / 300, 1) every epoch -- Adam eps 1e-4,
     initialisation on 500 images."""
-    from ssgan.training.trainer import learning_rate
-
     cfg = compose_config("config", ["experiment=improved_gan_svhn"])
     validate_train_config(cfg)
     train = cfg.train
     assert (train.epochs, train.steps_per_epoch, train.lr_decay_start_epoch) == (900, 732, 600)
     assert (train.adam_epsilon, train.init_batch_size, cfg.data.batch_size) == (1e-4, 500, 100)
+    options = _loop_options(cfg)
     for epoch in range(900):
         reference = 3e-4 * min(3.0 - epoch / 300.0, 1.0)
-        assert learning_rate(train, epoch) == pytest.approx(reference, rel=1e-9, abs=1e-15)
+        assert options.learning_rate(epoch) == pytest.approx(reference, rel=1e-9, abs=1e-15)
     # Shortened as the preset's comment says: both numbers together.
     check_overrides(
         "config",
@@ -163,10 +167,10 @@ def test_reference_preset_matches_the_reference_script() -> None:
 
 @pytest.mark.unit
 def test_linear_decay_without_a_start_keeps_the_last_third() -> None:
-    from ssgan.training.trainer import learning_rate
-
-    train = compose_config("config", ["train.lr_schedule=linear_decay", "train.epochs=9"]).train
-    rates = [learning_rate(train, epoch) / 3e-4 for epoch in range(9)]
+    options = _loop_options(
+        compose_config("config", ["train.lr_schedule=linear_decay", "train.epochs=9"])
+    )
+    rates = [options.learning_rate(epoch) / 3e-4 for epoch in range(9)]
     assert rates == pytest.approx([1, 1, 1, 1, 1, 1, 1, 2 / 3, 1 / 3])
 
 
@@ -220,9 +224,40 @@ def test_default_tracking_is_the_training_configs_tracking_section(monkeypatch) 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     whole = compose_config("config", []).tracking
     alone = default_tracking()
-    assert OmegaConf.to_container(alone, resolve=True) == OmegaConf.to_container(
-        whole, resolve=True
-    )
-    assert OmegaConf.is_struct(alone) and isinstance(alone.timeout_s, float)
+    assert dataclasses.asdict(alone) == OmegaConf.to_container(whole, resolve=True)
+    assert isinstance(alone, TrackingConfig) and isinstance(alone.timeout_s, float)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        alone.uri = "sqlite:///changed.db"  # type: ignore[misc]
     given = default_tracking("sqlite:///elsewhere.db")
     assert given.uri == "sqlite:///elsewhere.db" and given.experiment == whole.experiment
+
+
+def _loop_options(cfg: DictConfig) -> LoopOptions:
+    settings = typed(cfg, TrainAppConfig)
+    return LoopOptions.from_config(settings.train, settings.data)
+
+
+@pytest.mark.unit
+def test_a_composed_config_becomes_frozen_typed_values() -> None:
+    """What commands pass below them: the schema's dataclasses, with the overrides'
+    values and types, that no code can change under a run."""
+    cfg = compose_config("config", ["model.z_size=16", "train.lr=0.001", "data=synthetic"])
+    settings = typed(cfg, TrainAppConfig)
+    assert isinstance(settings.model, ModelConfig) and settings.model.z_size == 16
+    assert settings.train.lr == 0.001 and isinstance(settings.train.lr, float)
+    assert isinstance(settings.data.render, RenderConfig)  # the synthetic renderer's section
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.train.lr = 1.0  # type: ignore[misc]
+    cfg.train.lr = 0.5  # the composed config stays what is written out; the value is a copy
+    assert settings.train.lr == 0.001
+
+
+@pytest.mark.unit
+def test_a_stored_config_without_a_newer_key_gets_the_schemas_default() -> None:
+    """A run stored before a key existed resumes and exports with the key's default."""
+    stored = OmegaConf.to_container(compose_config("config", []), resolve=True)
+    assert isinstance(stored, dict)
+    del stored["train"]["steps_per_loop"], stored["model"]["dropout_mask"]
+    settings = typed(OmegaConf.create(stored), TrainAppConfig)
+    assert settings.train.steps_per_loop == TrainConfig().steps_per_loop
+    assert settings.model.dropout_mask == "uniform"

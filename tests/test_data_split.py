@@ -6,18 +6,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from omegaconf import DictConfig, OmegaConf
 
+from ssgan.config import DataConfig
 from ssgan.data import load_data
 from ssgan.data.split import balanced_label_budget, per_class_counts, validation_split
 from ssgan.errors import DataError
 
 
-def synthetic_cfg(root: Path, **extra: object) -> DictConfig:
+def synthetic_cfg(root: Path, **extra: object) -> DataConfig:
     base = dict(name="synthetic", root=str(root), verify=True, download=False, use_extra=False)
     base |= dict(num_labeled=20, val_size=30, batch_size=8, seed=0, synthetic_seed=0)
     base |= dict(train_size=200, test_size=20, num_workers=1)
-    return OmegaConf.create({**base, **extra})
+    return DataConfig(**{**base, **extra})  # type: ignore[arg-type]
 
 
 @pytest.mark.unit

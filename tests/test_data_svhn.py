@@ -12,18 +12,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.io
-from omegaconf import DictConfig, OmegaConf
 
+from ssgan.config import DataConfig
 from ssgan.data import load_data, svhn
 from ssgan.errors import DataError
 from tests.helpers.svhn_files import write_svhn_mat
 
 
-def svhn_cfg(root: Path, **extra: object) -> DictConfig:
+def svhn_cfg(root: Path, **extra: object) -> DataConfig:
     base = dict(name="svhn", root=str(root), verify=False, download=False, use_extra=False)
     base |= dict(num_labeled=20, val_size=10, batch_size=8, seed=0, synthetic_seed=0)
     base |= dict(train_size=73257, test_size=26032, num_workers=1)
-    return OmegaConf.create({**base, **extra})
+    return DataConfig(**{**base, **extra})  # type: ignore[arg-type]
 
 
 @pytest.mark.unit

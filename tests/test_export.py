@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from omegaconf import OmegaConf
 from tensorflow.core.protobuf import fingerprint_pb2
 
+from ssgan.config import ModelConfig
 from ssgan.data.synthetic import sample_crops
 from ssgan.models.networks import build_discriminator
 from ssgan.preprocess import to_model_range
@@ -21,15 +21,14 @@ from ssgan.serving.images import decode_images, encode_jpeg, encode_png
 from ssgan.serving.saved_model import export_from_checkpoint, export_saved_model, score_saved_model
 from ssgan.serving.warmup import read_warmup_requests, write_warmup_requests
 
-TINY = dict(name="tutorial", z_size=8, g_size_mult=4, d_size_mult=4, drop_rate=0.5,
-            leaky_alpha=0.2, num_classes=10)  # fmt: skip
+TINY = ModelConfig(name="tutorial", z_size=8, g_size_mult=4, d_size_mult=4)
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> dict:
     keras_seed = tf.keras.utils.set_random_seed
     keras_seed(0)
-    classifier = build_discriminator(OmegaConf.create(TINY))
+    classifier = build_discriminator(TINY)
     # Move the batch-norm statistics away from their initial values.
     noisy = tf.random.uniform([64, 32, 32, 3], -1, 1)
     for layer in classifier.layers:
@@ -292,8 +291,7 @@ def test_export_refuses_a_used_folder_and_leaves_nothing_when_it_fails(
 
 @pytest.mark.integration
 def test_export_from_checkpoint_takes_the_named_weights(exported: dict, tmp_path: Path) -> None:
-    cfg = OmegaConf.create({"model": TINY})
-    plain, ema = build_discriminator(cfg.model), build_discriminator(cfg.model)
+    plain, ema = build_discriminator(TINY), build_discriminator(TINY)
     for variable in ema.weights:
         variable.assign(variable + 0.01)
     ckpt = tf.train.Checkpoint(discriminator=plain, ema_discriminator=ema)
@@ -301,7 +299,7 @@ def test_export_from_checkpoint_takes_the_named_weights(exported: dict, tmp_path
     (tmp_path / "ckpt" / "checkpoint").write_text('model_checkpoint_path: "last"\n')
     images = exported["images"][:4]
     for use_ema, source in ((False, plain), (True, ema)):
-        out = export_from_checkpoint(cfg.model, tmp_path / "ckpt", tmp_path / f"ema{use_ema}",
+        out = export_from_checkpoint(TINY, tmp_path / "ckpt", tmp_path / f"ema{use_ema}",
                                      warmup_images=images, use_ema=use_ema)  # fmt: skip
         expected = tf.nn.softmax(source(to_model_range(images), training=False)[0]).numpy()
         np.testing.assert_allclose(score_saved_model(out, images), expected, atol=1e-5)
@@ -310,10 +308,8 @@ def test_export_from_checkpoint_takes_the_named_weights(exported: dict, tmp_path
     (tmp_path / "plain" / "checkpoint").write_text('model_checkpoint_path: "p"\n')
     with pytest.raises(ExportError, match="has no 'ema_discriminator' weights"):
         export_from_checkpoint(
-            cfg.model, tmp_path / "plain", tmp_path / "bad", warmup_images=images, use_ema=True
+            TINY, tmp_path / "plain", tmp_path / "bad", warmup_images=images, use_ema=True
         )
     with pytest.raises(ExportError, match="holds no checkpoint"):
-        export_from_checkpoint(
-            cfg.model, tmp_path / "nowhere", tmp_path / "bad", warmup_images=images
-        )
+        export_from_checkpoint(TINY, tmp_path / "nowhere", tmp_path / "bad", warmup_images=images)
     assert not (tmp_path / "bad").exists()

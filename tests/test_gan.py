@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -311,18 +312,20 @@ def test_sample_grids_draw_z_as_training_does(monkeypatch, tmp_path) -> None:
     from ssgan.cli import compose_config
     from ssgan.models import gan as gan_module
     from ssgan.training.distribute import make_strategy
+    from ssgan.training.loop_options import LoopOptions
     from ssgan.training.trainer import Trainer
-    from tests.helpers.configs import tiny_overrides
+    from tests.helpers.configs import tiny_overrides, typed_config
 
     draws = []
     real = gan_module.latent_noise
     monkeypatch.setattr(gan_module, "latent_noise", lambda *args: draws.append(args) or real(*args))
-    cfg = compose_config("config", tiny_overrides(tmp_path))
+    cfg = typed_config(compose_config("config", tiny_overrides(tmp_path)))
     gan = SemiSupervisedGAN(cfg.model, cfg.train)
     gan.train_step(gan_batch(size=8))
     assert len(draws) == 2 and draws[0][0] is gan.rng  # D step and G step
     rng_state = gan.rng.state.numpy().copy()
-    trainer = Trainer(cfg, None, gan, None, tmp_path, make_strategy(cfg.train))
+    options = LoopOptions.from_config(cfg.train, cfg.data)
+    trainer = Trainer(options, None, gan, None, tmp_path, make_strategy(cfg.train))
     assert len(draws) == 3  # the grid's noise came through the same function
     np.testing.assert_array_equal(rng_state, gan.rng.state.numpy())  # training stream untouched
     grid = trainer.sample_z.numpy()
@@ -338,17 +341,21 @@ def test_initialisation_sees_train_init_batch_size_images(tmp_path) -> None:
     train.init_batch_size unlabelled images of the stream, across batches."""
     from ssgan.cli import compose_config
     from ssgan.data.pipeline import train_batches
+    from ssgan.training.loop_options import LoopOptions
     from ssgan.training.trainer import initialisation_images
-    from tests.helpers.configs import tiny_overrides
+    from tests.helpers.configs import tiny_overrides, typed_config
     from tests.helpers.datasets import prototype_digits
 
     data = prototype_digits()
-    cfg = compose_config("config", tiny_overrides(tmp_path) + ["train.init_batch_size=50"])
+    cfg = typed_config(
+        compose_config("config", tiny_overrides(tmp_path) + ["train.init_batch_size=50"])
+    )
+    options = LoopOptions.from_config(cfg.train, cfg.data)
     first_two = [u.numpy() for _, _, u in train_batches(data, 32, 0).take(2)]
-    images = initialisation_images(cfg, data).numpy()
+    images = initialisation_images(options, data).numpy()
     np.testing.assert_array_equal(images, np.concatenate(first_two)[:50])
-    cfg.train.init_batch_size = 0  # one training batch, as before the key existed
-    np.testing.assert_array_equal(initialisation_images(cfg, data).numpy(), first_two[0])
+    one_batch = replace(options, init_batch_size=0)  # one training batch, as before the key
+    np.testing.assert_array_equal(initialisation_images(one_batch, data).numpy(), first_two[0])
     gan = SemiSupervisedGAN(model_cfg("improved_gan"), train_cfg())
     gan.initialize(images, noise_count=32)  # D on 50 images, G on a batch of 32 z
     assert _finite(gan.train_step(gan_batch()))

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
-from omegaconf import OmegaConf
 
+from ssgan.config import TrackingConfig
 from ssgan.tracking.store import TrackingStore
 from ssgan.tracking.tracker import create_run
 from tests.helpers.repo import REPO_ROOT
@@ -48,10 +48,10 @@ def run_cli_script(script: Path, *args: str):
 @pytest.mark.e2e
 def test_study_summary_gives_table_goals_and_curves(tmp_path: Path) -> None:
     """A sweep parent with 12 children, as ``ssgan.train -m`` leaves them."""
-    tracking = OmegaConf.create({
-        "uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "experiment": "label_budget",
-        "artifact_root": str(tmp_path / "artifacts"), "run_name": "",
-    })  # fmt: skip
+    tracking = TrackingConfig(
+        uri=f"sqlite:///{tmp_path / 'mlflow.db'}", experiment="label_budget",
+        artifact_root=str(tmp_path / "artifacts"),
+    )  # fmt: skip
     store = TrackingStore(tracking)
     parent = create_run(
         store, "sweep",

@@ -25,18 +25,19 @@ from ssgan.cli import compose_config
 from ssgan.data import load_data
 from ssgan.predict import main as predict_main
 from ssgan.serving.images import encode_png
-from ssgan.serving.promotion import promote
+from ssgan.serving.promotion import promote, promote_settings
 from ssgan.serving.saved_model import score_saved_model
 from ssgan.tracking.mlflow_model import download_run_model, saved_model_in
 from ssgan.tracking.store import TrackingStore
 from ssgan.tracking.tracker import RunTracker
+from tests.helpers.configs import typed_config
 from tests.helpers.processes import free_ports, wait_until_answered
 
 
 def _images(smoke_run: dict, count: int = 3) -> tuple[list[bytes], np.ndarray]:
     """PNG bytes of the first test images and the scores the run's SavedModel gives them."""
     cfg = smoke_run["cfg"]
-    data = load_data(cfg.data, int(cfg.model.num_classes))
+    data = load_data(typed_config(cfg).data, cfg.model.num_classes)
     return [encode_png(image) for image in data.test_x[:count]], data.test_x[:count]
 
 
@@ -54,14 +55,16 @@ def promoted(smoke_run: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
     cfg = smoke_run["cfg"]
     serving = tmp_path_factory.mktemp("mlflow-model") / "serving"
     result = promote(
-        compose_config(
-            "promote",
-            [
-                f"run_id={smoke_run['summary'].run_id}",
-                f"serving_dir={serving}",
-                f"tracking.uri={cfg.tracking.uri}",
-                f"tracking.artifact_root={cfg.tracking.artifact_root}",
-            ],
+        promote_settings(
+            compose_config(
+                "promote",
+                [
+                    f"run_id={smoke_run['summary'].run_id}",
+                    f"serving_dir={serving}",
+                    f"tracking.uri={cfg.tracking.uri}",
+                    f"tracking.artifact_root={cfg.tracking.artifact_root}",
+                ],
+            )
         )
     )
     return {"version_dir": Path(result.path), "serving": serving}
@@ -174,7 +177,7 @@ def test_a_run_records_mlflows_context_and_its_datasets(smoke_run: dict) -> None
     assert tags["mlflow.source.type"] == "LOCAL"
     fingerprint = tags["ssgan.data_fingerprint"]
     data_name, _, digest = fingerprint.rpartition(":")
-    data = load_data(cfg.data, int(cfg.model.num_classes))
+    data = load_data(typed_config(cfg).data, cfg.model.num_classes)
     sizes = {"train": len(data.unlabelled_x), "validation": len(data.val_x),
              "test": len(data.test_x)}  # fmt: skip
     recorded = {}

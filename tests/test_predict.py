@@ -14,10 +14,10 @@ import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
-from omegaconf import OmegaConf
 from PIL import Image
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
+from ssgan.config import ModelConfig
 from ssgan.data.synthetic import sample_crops
 from ssgan.models.networks import build_discriminator
 from ssgan.predict import main as predict_main
@@ -27,8 +27,7 @@ from ssgan.serving.prediction import PredictOptions, check_options, parser
 from ssgan.serving.saved_model import export_saved_model
 from tests.helpers.processes import run_cli
 
-TINY = dict(name="tutorial", z_size=8, g_size_mult=4, d_size_mult=4, drop_rate=0.5,
-            leaky_alpha=0.2, num_classes=10)  # fmt: skip
+TINY = ModelConfig(name="tutorial", z_size=8, g_size_mult=4, d_size_mult=4)
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +35,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("predict")
     tf.keras.utils.set_random_seed(1)
     versions = root / "serving" / "ssgan"
-    classifier = build_discriminator(OmegaConf.create(TINY))
+    classifier = build_discriminator(TINY)
     export_saved_model(classifier, versions / "2", warmup_images=sample_crops(2))
     images = root / "images"
     images.mkdir()

@@ -31,6 +31,7 @@ from tensorflow_serving.config.model_server_config_pb2 import ModelServerConfig
 import ssgan.serving.registry_sync as registry_sync_module
 import ssgan.serving.repository as repository_module
 from ssgan.cli import compose_config
+from ssgan.config import PromoteAppConfig
 from ssgan.data import load_data
 from ssgan.errors import ConfigError, UserError
 from ssgan.serving.promotion import (
@@ -47,6 +48,7 @@ from ssgan.serving.verification import (
     fingerprint_test_set,
     load_verification_set,
 )
+from tests.helpers.configs import typed_config
 from tests.helpers.files import snapshot
 from tests.helpers.processes import run_cli
 from tests.helpers.promoted_runs import (
@@ -697,7 +699,7 @@ def test_a_trained_run_records_its_verification_set_and_promotes_from_anywhere(
     """Training logs verification/verification.npz; promote verifies a real run with it,
     from a folder without the run's data, and creates no data there."""
     cfg, run_id = smoke_run["cfg"], smoke_run["summary"].run_id
-    data = load_data(cfg.data, int(cfg.model.num_classes))
+    data = load_data(typed_config(cfg).data, cfg.model.num_classes)
     with tempfile.TemporaryDirectory() as scratch:
         local = MlflowClient(tracking_uri=cfg.tracking.uri).download_artifacts(
             run_id, "verification/verification.npz", scratch
@@ -728,8 +730,7 @@ def test_a_trained_run_records_its_verification_set_and_promotes_from_anywhere(
 
 @pytest.mark.unit
 def test_each_promotion_result_is_worded_as_the_command_printed_it() -> None:
-    cfg = OmegaConf.create({"run_id": "r" * 32, "model_name": "ssgan", "alias": "production",
-                            "canary_alias": "canary"})  # fmt: skip
+    cfg = PromoteAppConfig(run_id="r" * 32)
     fresh = PromotionResult("promote", version=3, path="serving/ssgan/3", labels=["stable"],
                             recorded=["tag"], dropped={"canary": 2},
                             removed_aliases=["canary"])  # fmt: skip

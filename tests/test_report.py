@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
-from omegaconf import OmegaConf
 
 from ssgan import report as report_command
+from ssgan.config import TrackingConfig
 from ssgan.errors import UserError
 from ssgan.sweeps import report
 from ssgan.tracking.store import TrackingStore
@@ -32,13 +32,10 @@ ACCURACY = {
 @pytest.fixture
 def grid_sweep(tmp_path: Path) -> tuple:
     tracking = TrackingStore(
-        OmegaConf.create(
-            {
-                "uri": f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}",
-                "artifact_root": str(tmp_path / "mlruns" / "artifacts"),
-                "experiment": "label_budget",
-                "run_name": "",
-            }
+        TrackingConfig(
+            uri=f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}",
+            artifact_root=str(tmp_path / "mlruns" / "artifacts"),
+            experiment="label_budget",
         )
     )
     parent = create_run(

@@ -26,8 +26,8 @@ from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, TEMPORARILY_UNAVAILABLE
 from mlflow.tracking import MlflowClient
-from omegaconf import OmegaConf
 
+from ssgan.config import TrackingConfig
 from ssgan.tracking.datasets import Split
 from ssgan.tracking.lease import _process_start
 from ssgan.tracking.store import TrackingStore, TrackingWriteError
@@ -40,19 +40,18 @@ from tests.helpers.repo import REPO_ROOT
 _OPEN_STORE_AND_RUN = """
 import os, sys, time
 import numpy as np
-from omegaconf import OmegaConf
+from ssgan.config import TrackingConfig
 from ssgan.tracking.datasets import Split
 from ssgan.tracking.store import TrackingStore
 from ssgan.tracking.tracker import RunTracker
 root, me, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
-cfg = OmegaConf.create({"tracking": {"uri": f"sqlite:///{root}/mlflow.db",
-                        "artifact_root": f"{root}/artifacts", "experiment": "ssgan"}})
+tracking = TrackingConfig(uri=f"sqlite:///{root}/mlflow.db", artifact_root=f"{root}/artifacts")
 split = Split("/data/test.npz", np.ones((4, 4, 4, 3)), np.arange(4))
 # A barrier: every process has imported its modules before any opens the store.
 open(f"{root}/ready-{me}", "w").close()
 while len([n for n in os.listdir(root) if n.startswith("ready-")]) < count:
     time.sleep(0.01)
-store = TrackingStore(cfg.tracking)
+store = TrackingStore(tracking)
 tracker = RunTracker.start(store, {"process": me}, {}, "start")  # as a training run starts
 tracker.log_datasets("synthetic:" + "0" * 64, {"train": split, "test": split})
 tracker.finish("FINISHED")
@@ -95,10 +94,8 @@ _DATA_FINGERPRINT = "synthetic:" + "0123456789abcdef" * 4
 def _start_a_run_and_record_datasets(root: Path, experiment: str, barrier: Any) -> None:
     """One process of the race below: a run started the way a training run starts
     (RunTracker.start, then log_datasets), then FINISHED; an error goes to ``error-<pid>``."""
-    cfg = OmegaConf.create(
-        {"tracking": {"uri": f"sqlite:///{root}/mlflow.db", "artifact_root": f"{root}/artifacts",
-                      "experiment": experiment, "retry_s": 20}}
-    )  # fmt: skip
+    tracking = TrackingConfig(uri=f"sqlite:///{root}/mlflow.db", artifact_root=f"{root}/artifacts",
+                              experiment=experiment, retry_s=20)  # fmt: skip
     rng = np.random.default_rng(0)  # every process records the same data
     splits = {
         "train": Split("/data/train.npz", rng.normal(size=(8, 4, 4, 3)).astype(np.float32)),
@@ -107,9 +104,7 @@ def _start_a_run_and_record_datasets(root: Path, experiment: str, barrier: Any) 
     }
     try:
         barrier.wait(timeout=120)  # open the store and start the run at the same instant
-        tracker = RunTracker.start(
-            TrackingStore(cfg.tracking), {"process": os.getpid()}, {}, "race"
-        )
+        tracker = RunTracker.start(TrackingStore(tracking), {"process": os.getpid()}, {}, "race")
         # Opening the store and creating the experiment take the store lock one process
         # at a time, which staggers them: line them up again where the datasets go in.
         barrier.wait(timeout=120)
@@ -175,7 +170,7 @@ def test_a_dataset_record_is_tried_again_once_only_after_a_refusal(
     client = mock.MagicMock()
     monkeypatch.setattr(TrackingStore, "client", client)
     run = mock.MagicMock()
-    store = TrackingStore(OmegaConf.create({"uri": "sqlite:///x.db", "retry_s": 0.3}))
+    store = TrackingStore(TrackingConfig(uri="sqlite:///x.db", retry_s=0.3))
     tracker = RunTracker(store, run)
     splits = {"test": Split("/data/test.npz", np.ones((4, 4, 4, 3)), np.arange(4))}
     loops: list[str] = []
@@ -227,7 +222,7 @@ def test_a_runs_lease_is_held_only_by_a_live_job(tmp_path: Path, caplog) -> None
     client.set_tag(run_id, LEASE_TAG, f"other-host:1:1 {far:.0f}")
     until = dt.datetime.fromtimestamp(round(far), dt.UTC).isoformat(timespec="seconds")
     with pytest.raises(RunOwnedError, match=f"its lease runs until {re.escape(until)}"):
-        refuse_if_owned(OmegaConf.create({"lease_s": 60}), client.get_run(run_id))
+        refuse_if_owned(60.0, client.get_run(run_id))
     # A tag that is not a lease counts as expired, with one warning line each.
     for garbage in ("otherhost:1:2 garbage", "garbage", "otherhost:x:2 99999999999", " 5"):
         client.set_tag(run_id, LEASE_TAG, garbage)

@@ -5,11 +5,14 @@ whether a command continues a search or starts another)."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import optuna
 import pytest
 from omegaconf import OmegaConf
 
+from ssgan.cli import compose_config
+from ssgan.config import PrunerConfig, SearchConfig, TuneAppConfig, typed
 from ssgan.errors import ConfigError
 from ssgan.sweeps.space import Param, enqueued_values, format_value, parse_space, study_name
 
@@ -59,30 +62,35 @@ def test_a_malformed_leaf_is_one_line_naming_it(leaf: object, message: str) -> N
 def test_enqueued_trials_become_dotted_values() -> None:
     z_size = {"type": "int", "low": 8, "high": 32}
     params = parse_space({"train": {"lr": LR}, "model": {"z_size": z_size}})
-    search = OmegaConf.create({"enqueue": [{"train": {"lr": 5e-4}, "model": {"z_size": 16}}]})
+    search = SearchConfig(enqueue=[{"train": {"lr": 5e-4}, "model": {"z_size": 16}}])
     assert enqueued_values(search, params) == [{"train.lr": 5e-4, "model.z_size": 16}]
     with pytest.raises(ConfigError, match=r"search.enqueue\[0\]: expected a mapping"):
-        enqueued_values(OmegaConf.create({"enqueue": [5e-4]}), params)
+        enqueued_values(SearchConfig(enqueue=[5e-4]), params)
 
 
 def test_a_bigger_budget_or_more_workers_continue_the_study_another_space_does_not() -> None:
-    search = OmegaConf.create({"name": "mine", "n_trials": 3, "storage": "", "workers": 1,
-                               "threads_per_worker": 0, "space": {"train": {"lr": LR}},
-                               "pruner": {"name": "median"}})  # fmt: skip
+    search = SearchConfig(name="mine", n_trials=3, space={"train": {"lr": LR}})
     name = study_name(search, ["experiment=smoke", "train.epochs=2"])
     assert name.startswith("mine-") and len(name) == len("mine-") + 10
-    grown = OmegaConf.merge(search, {"n_trials": 30, "workers": 4, "threads_per_worker": 2,
-                                     "storage": "sqlite:///optuna.db"})  # fmt: skip
+    grown = replace(search, n_trials=30, workers=4, threads_per_worker=2,
+                    storage="sqlite:///optuna.db")  # fmt: skip
     assert study_name(grown, ["train.epochs=2", "experiment=smoke"]) == name
     same_line = ["experiment=smoke", "train.epochs=2"]
-    no_pruner = OmegaConf.merge(search, {"pruner": {"name": "none"}})
-    wider = OmegaConf.merge(search, {"space": {"train": {"lr": {"high": 1e-2}}}})
+    no_pruner = replace(search, pruner=PrunerConfig(name="none"))
+    wider = replace(search, space={"train": {"lr": {**LR, "high": 1e-2}}})
     for other in (
         study_name(no_pruner, same_line),
         study_name(wider, same_line),
         study_name(search, ["experiment=smoke", "train.epochs=3"]),
     ):
         assert other != name
+
+
+def test_a_study_keeps_its_name_across_versions() -> None:
+    """The name is the study's key in its storage: the same command must find the study
+    it began (pinned: the name conf/search/ssgan_lr.yaml has had since searches began)."""
+    search = typed(compose_config("tune", ["search=ssgan_lr"]), TuneAppConfig).search
+    assert study_name(search, ["experiment=smoke", "train.epochs=2"]) == "ssgan_lr-c068ab04e8"
 
 
 def test_values_are_written_as_overrides_with_every_digit() -> None:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
-from omegaconf import OmegaConf
 
 from ssgan.cli import compose_config
+from ssgan.config import TrackingConfig
 from ssgan.tracking.store import TrackingError, TrackingStore, check_store
 from ssgan.training.run import train
 from tests.helpers.configs import tiny_overrides
@@ -19,7 +19,7 @@ from tests.helpers.processes import run_cli
 
 
 def _tracking(uri: str, timeout_s: float = 2.0):
-    return OmegaConf.create({"uri": uri, "timeout_s": timeout_s, "experiment": "ssgan"})
+    return TrackingConfig(uri=uri, timeout_s=timeout_s)
 
 
 @pytest.mark.unit

@@ -23,7 +23,7 @@ from ssgan.tracking.mlflow_model import download_run_model, saved_model_in
 from ssgan.tracking.store import TrackingStore
 from ssgan.training.run import train
 from ssgan.training.summary import RunSummary, TrainingState
-from tests.helpers.configs import tiny_overrides
+from tests.helpers.configs import tiny_overrides, typed_config
 from tests.helpers.mlflow_runs import logged_model_files
 from tests.helpers.processes import mlflow_server, run_cli
 from tests.helpers.repo import REPO_ROOT
@@ -202,6 +202,7 @@ def test_steps_per_loop_keeps_log_checkpoint_and_epoch_steps_exact(tmp_path: Pat
     from ssgan.data import load_data
     from ssgan.models.gan import SemiSupervisedGAN
     from ssgan.training.distribute import make_strategy
+    from ssgan.training.loop_options import LoopOptions
     from ssgan.training.trainer import Trainer
 
     cfg = compose_config(
@@ -209,14 +210,16 @@ def test_steps_per_loop_keeps_log_checkpoint_and_epoch_steps_exact(tmp_path: Pat
         [*tiny_overrides(tmp_path), "train.steps_per_loop=3", "train.checkpoint_every=5",
          "train.log_every=4", "train.steps_per_epoch=7", "train.sample_grid=false"],
     )  # fmt: skip
-    data = load_data(cfg.data, int(cfg.model.num_classes))
-    strategy = make_strategy(cfg.train)
-    gan = SemiSupervisedGAN(cfg.model, cfg.train, strategy)
+    settings = typed_config(cfg)
+    data = load_data(settings.data, settings.model.num_classes)
+    strategy = make_strategy(settings.train)
+    gan = SemiSupervisedGAN(settings.model, settings.train, strategy)
     calls: list[int] = []
     real_train_steps = gan.train_steps
     gan.train_steps = lambda b, count, step: calls.append(count) or real_train_steps(b, count, step)
     tracker, saved = _RecordingTracker(), []
-    trainer = Trainer(cfg, data, gan, tracker, tmp_path / "ckpt", strategy,
+    options = LoopOptions.from_config(settings.train, settings.data)
+    trainer = Trainer(options, data, gan, tracker, tmp_path / "ckpt", strategy,
                       after_save=lambda: saved.append(int(trainer.state.step.numpy())))  # fmt: skip
     summary = trainer.fit()
     assert summary.steps == 14 and sum(calls) == 14 and max(calls) == 3

@@ -22,6 +22,7 @@ from ssgan.benchmarks.machine import describe_machine  # noqa: E402
 from ssgan.benchmarks.serving import bench_serve  # noqa: E402
 from ssgan.benchmarks.training import bench_train_widths  # noqa: E402
 from ssgan.cli import compose_config  # noqa: E402
+from ssgan.config import TrainAppConfig, typed  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
@@ -166,8 +167,8 @@ def main(argv: list[str] | None = None) -> None:
             results["serve"].append({"model": model, "skipped": "time budget"})
         else:
             print(f"serve: model={model}", file=sys.stderr, flush=True)
-            cfg = compose_config("config", [f"model={model}", *extra])
-            results["serve"].append(bench_serve(cfg, requests))
+            cfg = typed(compose_config("config", [f"model={model}", *extra]), TrainAppConfig)
+            results["serve"].append(bench_serve(cfg.model, cfg.train.precision, requests))
         write(results, args.out)
     print(markdown(results))
 

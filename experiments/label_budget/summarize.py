@@ -30,7 +30,6 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
-from omegaconf import OmegaConf
 
 from ssgan.cli import user_errors
 from ssgan.config import TrackingConfig
@@ -368,9 +367,7 @@ def main() -> None:
         args.report = out / "report"
     default = "label_budget_ablation" if args.ablation else "label_budget"
     store = TrackingStore(
-        OmegaConf.structured(
-            TrackingConfig(uri=args.tracking_uri, experiment=args.experiment or default)
-        )
+        TrackingConfig(uri=args.tracking_uri, experiment=args.experiment or default)
     )
     with user_errors():
         if not args.ablation:

@@ -15,7 +15,6 @@ import argparse
 import time
 
 import numpy as np
-from omegaconf import OmegaConf
 
 from ssgan.runtime import start_tensorflow
 
@@ -44,10 +43,10 @@ def main() -> None:
     rng = np.random.default_rng(0)
     images = lambda: tf.constant(rng.uniform(-1, 1, (args.batch, 32, 32, 3)), tf.float32)  # noqa: E731
     batch = (images(), tf.constant(rng.integers(0, 10, args.batch)), images())
-    train = OmegaConf.structured(TrainConfig())
+    train = TrainConfig()
     gans = {}
     for name, changes in VARIANTS.items():
-        gan = SemiSupervisedGAN(OmegaConf.structured(ModelConfig(**changes)), train)
+        gan = SemiSupervisedGAN(ModelConfig(**changes), train)
         gan.train_step(batch)["d_loss"].numpy()  # trace
         gans[name] = gan
     best = dict.fromkeys(gans, float("inf"))

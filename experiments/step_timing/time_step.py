@@ -25,13 +25,12 @@ CHILD = """
 import json, sys, time
 from ssgan.runtime import start_tensorflow; start_tensorflow()
 import numpy as np, tensorflow as tf
-from omegaconf import OmegaConf
 from ssgan.config import ModelConfig, TrainConfig
 from ssgan.training.distribute import make_strategy
 from ssgan.models.gan import SemiSupervisedGAN
 precision, jit, batch, steps, rounds = sys.argv[1], sys.argv[2] == "1", *map(int, sys.argv[3:6])
-model = OmegaConf.structured(ModelConfig())
-train = OmegaConf.structured(TrainConfig(precision=precision, jit_compile=jit))
+model = ModelConfig()
+train = TrainConfig(precision=precision, jit_compile=jit)
 gan = SemiSupervisedGAN(model, train, make_strategy(train))
 rng = np.random.default_rng(0)
 images = lambda: tf.constant(rng.uniform(-1, 1, (batch, 32, 32, 3)).astype(np.float32))

@@ -12,6 +12,7 @@ from ssgan.benchmarks.machine import describe_machine
 from ssgan.benchmarks.serving import bench_serve
 from ssgan.benchmarks.training import BENCH_DATA, SMOKE_STEP_FACTOR, bench_train_widths
 from ssgan.cli import compose_config
+from ssgan.config import TrainAppConfig, typed
 from ssgan.config_checks import validate_train_config
 from ssgan.errors import UserError
 
@@ -73,7 +74,8 @@ def run_benchmark(options: BenchOptions) -> dict[str, Any]:
     else:
         cfg = compose_config("config", [*BENCH_DATA, *overrides])
         validate_train_config(cfg)
-        results = bench_serve(cfg, options.requests)
+        settings = typed(cfg, TrainAppConfig)
+        results = bench_serve(settings.model, settings.train.precision, options.requests)
     machine = describe_machine()
     return {"machine": machine, **results} if options.json else {**machine, **results}
 

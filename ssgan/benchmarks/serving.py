@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
-from omegaconf import DictConfig
 
 from ssgan.benchmarks.machine import time_calls
+from ssgan.config import ModelConfig
 from ssgan.serving.images import encode_jpeg
 
 
@@ -21,7 +21,7 @@ def _percentiles(samples: list[float]) -> tuple[float, float]:
     return float(np.percentile(values, 50)), float(np.percentile(values, 99))
 
 
-def bench_serve(cfg: DictConfig, requests: int) -> dict[str, Any]:
+def bench_serve(model: ModelConfig, precision: str, requests: int) -> dict[str, Any]:
     """Latency and throughput of ``serving_default`` on JPEG bytes vs the bare network
     (at batch 64 both in 5 alternating rounds of 8 calls, best of each)."""
     from ssgan.models.networks import build_discriminator
@@ -32,9 +32,9 @@ def bench_serve(cfg: DictConfig, requests: int) -> dict[str, Any]:
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(256, 32, 32, 3), dtype=np.uint8)
     jpegs = [encode_jpeg(image) for image in images]
-    set_precision(str(cfg.train.precision))
-    classifier = build_discriminator(cfg.model)
-    results: dict[str, Any] = {"model": str(cfg.model.name)}
+    set_precision(precision)
+    classifier = build_discriminator(model)
+    results: dict[str, Any] = {"model": model.name}
     with tempfile.TemporaryDirectory(prefix="ssgan-bench-") as tmp:
         export_saved_model(classifier, Path(tmp) / "model", warmup_images=images)
         serve = tf.saved_model.load(str(Path(tmp) / "model")).signatures["serving_default"]

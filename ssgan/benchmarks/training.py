@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
-from omegaconf import DictConfig
 
 from ssgan.benchmarks.flops import step_flops
 from ssgan.benchmarks.machine import cpu_seconds, kernel_share, matmul_peak_flops
 from ssgan.cli import compose_config
+from ssgan.config import TrainAppConfig, typed
+from ssgan.training.loop_options import LoopOptions
 
 # Small data so the benchmark does not wait on generating 50k synthetic digits; the
 # model and the batch stay at their defaults.
@@ -47,12 +49,12 @@ class _Loop:
     continues it for more steps, so nothing restarts inside the timing."""
 
     def __init__(
-        self, cfg: DictConfig, data: Any, gan: Any, tracker: Any, workdir: Path, warmup: int
+        self, options: LoopOptions, data: Any, gan: Any, tracker: Any, workdir: Path, warmup: int
     ) -> None:
         from ssgan.training.trainer import Trainer
 
         strategy = gan.strategy
-        self.trainer = Trainer(cfg, data, gan, tracker, workdir, strategy)
+        self.trainer = Trainer(options, data, gan, tracker, workdir, strategy)
         self.trainer.progress = False
         self.trainer.start()
         self.trainer.run_until(warmup)  # tracing, pipeline start-up
@@ -80,7 +82,7 @@ def pipeline_batches_per_sec(data: Any, batch_size: int, batches: int = 200) -> 
     return batches / (time.perf_counter() - start)
 
 
-def bench_train(cfg: DictConfig, steps: int, warmup: int, rounds: int = 3) -> dict[str, Any]:
+def bench_train(cfg: TrainAppConfig, steps: int, warmup: int, rounds: int = 3) -> dict[str, Any]:
     """Images/s of the full loop and of the bare step at one width, side by side.
 
     (a) bare step: the compiled single step called back to back on one batch already in
@@ -97,8 +99,8 @@ def bench_train(cfg: DictConfig, steps: int, warmup: int, rounds: int = 3) -> di
     from ssgan.training.distribute import make_strategy
 
     keras.utils.set_random_seed(0)
-    data = load_data(cfg.data, int(cfg.model.num_classes))
-    batch = int(cfg.data.batch_size)
+    data = load_data(cfg.data, cfg.model.num_classes)
+    batch = cfg.data.batch_size
     strategy = make_strategy(cfg.train)
 
     # One GAN for the three (one trace of each compiled function): each loop keeps its
@@ -119,8 +121,9 @@ def bench_train(cfg: DictConfig, steps: int, warmup: int, rounds: int = 3) -> di
         outputs["d_loss"].numpy()  # waits for the last step
         return (time.perf_counter() - start) / steps
 
-    cfg.train.steps_per_epoch = 10**9  # no epoch end (evaluation) inside the timing
-    cfg.train.sample_grid = False
+    # No epoch end (evaluation) inside the timing.
+    loop_train = replace(cfg.train, steps_per_epoch=10**9, sample_grid=False)
+    options = LoopOptions.from_config(loop_train, cfg.data)
     seconds: dict[str, list[float]] = {"bare": [], "logged": [], "quiet": []}
     # CPU time (user, system) spent inside each kind of timed round, summed over rounds.
     cpu = {kind: [0.0, 0.0] for kind in seconds}
@@ -133,11 +136,12 @@ def bench_train(cfg: DictConfig, steps: int, warmup: int, rounds: int = 3) -> di
         cpu[kind][1] += after[1] - before[1]
 
     with tempfile.TemporaryDirectory(prefix="ssgan-bench-") as tmp:
-        cfg.tracking.uri = f"sqlite:///{tmp}/mlflow.db"
-        cfg.tracking.artifact_root = f"{tmp}/artifacts"
-        tracker = RunTracker.start(TrackingStore(cfg.tracking), {}, {}, "bench")
-        logged = _Loop(cfg, data, bare_gan, tracker, Path(tmp) / "logged", warmup)
-        quiet = _Loop(cfg, data, bare_gan, _DiscardingTracker(), Path(tmp) / "quiet", warmup)
+        tracking = replace(
+            cfg.tracking, uri=f"sqlite:///{tmp}/mlflow.db", artifact_root=f"{tmp}/artifacts"
+        )
+        tracker = RunTracker.start(TrackingStore(tracking), {}, {}, "bench")
+        logged = _Loop(options, data, bare_gan, tracker, Path(tmp) / "logged", warmup)
+        quiet = _Loop(options, data, bare_gan, _DiscardingTracker(), Path(tmp) / "quiet", warmup)
         for _ in range(rounds):
             timed("bare", bare_seconds_per_step)
             timed("logged", lambda: logged.time(steps))
@@ -146,16 +150,16 @@ def bench_train(cfg: DictConfig, steps: int, warmup: int, rounds: int = 3) -> di
     bare_seconds, loop_step, quiet_step = (min(seconds[k]) for k in ("bare", "logged", "quiet"))
 
     pipeline_rate = pipeline_batches_per_sec(data, batch)
-    flops = step_flops(bare_gan, batch, str(cfg.train.mode))
+    flops = step_flops(bare_gan, batch, cfg.train.mode)
     bare_rate = batch / bare_seconds
     loop_rate = batch / loop_step
     return {
-        "model": str(cfg.model.name),
-        "mode": str(cfg.train.mode),
+        "model": cfg.model.name,
+        "mode": cfg.train.mode,
         "batch_size": batch,
-        "precision": str(cfg.train.precision),
-        "strategy": str(cfg.train.strategy),
-        "steps_per_loop": int(cfg.train.steps_per_loop),
+        "precision": cfg.train.precision,
+        "strategy": cfg.train.strategy,
+        "steps_per_loop": cfg.train.steps_per_loop,
         "timed_steps_per_round": steps,
         "full_loop_images_per_sec": loop_rate,
         "bare_step_images_per_sec": bare_rate,
@@ -192,7 +196,8 @@ def bench_train_widths(
         cfg = compose_config("config", [*BENCH_DATA, *overrides, *extra])
         validate_train_config(cfg)
         factor = SMOKE_STEP_FACTOR if width == "smoke" else 1
-        results[width] = bench_train(cfg, steps * factor, warmup * factor, rounds)
+        settings = typed(cfg, TrainAppConfig)
+        results[width] = bench_train(settings, steps * factor, warmup * factor, rounds)
     peak = matmul_peak_flops()
     results["matmul_peak_flops_per_sec"] = peak
     for width in widths:

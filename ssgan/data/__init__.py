@@ -12,9 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
 
-from ssgan.config import RenderConfig
+from ssgan.config import DataConfig, RenderConfig
 from ssgan.data.split import balanced_label_budget, validation_split
 from ssgan.errors import DataError
 
@@ -37,28 +36,26 @@ class SemiSupervisedData:
     files: dict[str, str] = field(default_factory=dict)
 
 
-def raw_splits(cfg: DictConfig) -> tuple[dict[str, np.ndarray], str, dict[str, str]]:
+def raw_splits(cfg: DataConfig) -> tuple[dict[str, np.ndarray], str, dict[str, str]]:
     # Imported here so `python -m ssgan.data.synthetic` does not find itself pre-imported.
     from ssgan.data import svhn, synthetic
 
-    root = Path(str(cfg.root)).expanduser()
+    root = Path(cfg.root).expanduser()
     if cfg.name == "synthetic":
         arrays, key = synthetic.load_synthetic(
             root,
-            seed=int(cfg.synthetic_seed),
-            train_size=int(cfg.train_size),
-            test_size=int(cfg.test_size),
-            workers=int(cfg.num_workers),
-            settings=render_settings(cfg),
+            seed=cfg.synthetic_seed,
+            train_size=cfg.train_size,
+            test_size=cfg.test_size,
+            workers=cfg.num_workers,
+            settings=cfg.render or RenderConfig(),
         )
         cache = str(synthetic.cache_file(root, key))
         source = f"synthetic-v{synthetic.GENERATOR_VERSION}-{key}"  # the version, readable
         return arrays, source, {"train": cache, "test": cache}
     if cfg.name == "svhn":
         splits = ["train", "test"] + (["extra"] if cfg.use_extra else [])
-        loaded = svhn.load_splits(
-            root, splits, verify=bool(cfg.verify), download=bool(cfg.download)
-        )
+        loaded = svhn.load_splits(root, splits, verify=cfg.verify, download=cfg.download)
         arrays = {}
         for split in splits:
             arrays[f"{split}_x"], arrays[f"{split}_y"] = loaded[split]
@@ -68,26 +65,18 @@ def raw_splits(cfg: DictConfig) -> tuple[dict[str, np.ndarray], str, dict[str, s
     raise DataError(f"data.name={cfg.name} is not a data set: allowed svhn, synthetic")
 
 
-def render_settings(cfg: DictConfig) -> RenderConfig:
-    """The synthetic renderer's strengths from ``data.render`` (defaults where absent)."""
-    render = cfg.get("render")
-    if render is None:
-        return RenderConfig()
-    return RenderConfig(**OmegaConf.to_container(render, resolve=True))  # type: ignore[arg-type]
-
-
-def load_data(data_cfg: DictConfig, num_classes: int = 10) -> SemiSupervisedData:
+def load_data(data_cfg: DataConfig, num_classes: int = 10) -> SemiSupervisedData:
     """Load (downloading or generating if needed), split and budget one data set."""
     arrays, source, files = raw_splits(data_cfg)
     train_x, train_y = arrays["train_x"], arrays["train_y"]
-    if int(data_cfg.val_size) >= len(train_x):
+    if data_cfg.val_size >= len(train_x):
         raise DataError(
             f"data.val_size={data_cfg.val_size} leaves no training images: the training set "
             f"holds {len(train_x)}"
         )
-    seed = int(data_cfg.seed)
-    pool, val = validation_split(len(train_x), int(data_cfg.val_size), seed)
-    labelled = balanced_label_budget(train_y, pool, int(data_cfg.num_labeled), num_classes, seed)
+    seed = data_cfg.seed
+    pool, val = validation_split(len(train_x), data_cfg.val_size, seed)
+    labelled = balanced_label_budget(train_y, pool, data_cfg.num_labeled, num_classes, seed)
     unlabelled_x = train_x[pool]
     if "extra_x" in arrays:
         unlabelled_x = np.concatenate([unlabelled_x, arrays["extra_x"]])

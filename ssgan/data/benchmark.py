@@ -14,15 +14,15 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-
-from omegaconf import DictConfig
+from dataclasses import replace
 
 from ssgan.cli import compose_config, user_errors
+from ssgan.config import DataConfig, TrainAppConfig, typed
 from ssgan.data import load_data
 from ssgan.runtime import start_tensorflow
 
 
-def time_load(data_cfg: DictConfig, num_classes: int) -> tuple[float, float]:
+def time_load(data_cfg: DataConfig, num_classes: int) -> tuple[float, float]:
     """Seconds of a cold load (generating for synthetic) and of a second, cached load."""
     start = time.perf_counter()
     load_data(data_cfg, num_classes)
@@ -32,12 +32,12 @@ def time_load(data_cfg: DictConfig, num_classes: int) -> tuple[float, float]:
     return cold, time.perf_counter() - start
 
 
-def stream_rate(data_cfg: DictConfig, num_classes: int, steps: int, warmup: int = 20) -> float:
+def stream_rate(data_cfg: DataConfig, num_classes: int, steps: int, warmup: int = 20) -> float:
     """Batches/s of the training stream, read as fast as it goes."""
     from ssgan.data.pipeline import train_batches  # TensorFlow: after main() started it
 
     data = load_data(data_cfg, num_classes)
-    batches = iter(train_batches(data, int(data_cfg.batch_size), int(data_cfg.seed)))
+    batches = iter(train_batches(data, data_cfg.batch_size, data_cfg.seed))
     for _ in range(warmup):
         next(batches)
     start = time.perf_counter()
@@ -55,13 +55,13 @@ def main() -> None:
     parser.add_argument("--root", help="data.root for the run (default: a temporary folder)")
     args = parser.parse_args()
     with user_errors(), tempfile.TemporaryDirectory(prefix="ssgan-data-bench-") as tmp:
-        cfg = compose_config("config", args.overrides)
-        cfg.data.root = args.root or tmp
-        num_classes = int(cfg.model.num_classes)
-        cold, cached = time_load(cfg.data, num_classes)
-        if cfg.data.name == "synthetic":
-            count = int(cfg.data.train_size) + int(cfg.data.test_size)
-            workers = int(cfg.data.num_workers) or "one per core"
+        cfg = typed(compose_config("config", args.overrides), TrainAppConfig)
+        data_cfg = replace(cfg.data, root=args.root or tmp)
+        num_classes = cfg.model.num_classes
+        cold, cached = time_load(data_cfg, num_classes)
+        if data_cfg.name == "synthetic":
+            count = data_cfg.train_size + data_cfg.test_size
+            workers = data_cfg.num_workers or "one per core"
             print(
                 f"synthetic generation: {count} images in {cold:.1f} s = {count / cold:.0f} "
                 f"images/s (workers: {workers})"
@@ -69,8 +69,8 @@ def main() -> None:
         else:
             print(f"svhn first load: {cold:.1f} s")
         print(f"second load (cached): {cached:.2f} s")
-        rate = stream_rate(cfg.data, num_classes, args.steps)
-        batch = int(cfg.data.batch_size)
+        rate = stream_rate(data_cfg, num_classes, args.steps)
+        batch = data_cfg.batch_size
         print(f"train_batches: {rate:.0f} batches/s at batch {batch} = {rate * batch:.0f} images/s")
 
 

@@ -19,9 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
-
-from ssgan.config import DATA_STATS_SPLITS
+from ssgan.config import DATA_STATS_SPLITS, DataConfig
 from ssgan.data import raw_splits, svhn_reference
 from ssgan.data.statistics import SplitStatistics, split_statistics
 from ssgan.data.svhn_reference import Reference
@@ -51,14 +49,14 @@ class Row:
     reference: Reference | None
 
 
-def measure(data_cfg: DictConfig, split: str) -> Measurement:
+def measure(data_cfg: DataConfig, split: str) -> Measurement:
     """Load (generating or downloading as training does) and measure ``split``."""
     if split not in DATA_STATS_SPLITS:
         allowed = ", ".join(DATA_STATS_SPLITS)
         raise ConfigError(f"split={split} is not a valid choice: allowed {allowed}")
     arrays, source, _ = raw_splits(data_cfg)
     statistics = split_statistics(arrays[f"{split}_x"], arrays[f"{split}_y"])
-    return Measurement(str(data_cfg.name), split, source, statistics)
+    return Measurement(data_cfg.name, split, source, statistics)
 
 
 def comparison_rows(statistics: SplitStatistics, split: str) -> list[Row]:

@@ -13,8 +13,8 @@ from typing import Any
 import keras
 import numpy as np
 import tensorflow as tf
-from omegaconf import DictConfig
 
+from ssgan.config import ModelConfig, TrainConfig
 from ssgan.errors import ConfigError
 from ssgan.models import losses
 from ssgan.models.averaging import (
@@ -42,24 +42,24 @@ class SemiSupervisedGAN:
 
     def __init__(
         self,
-        model_cfg: DictConfig,
-        train_cfg: DictConfig,
+        model: ModelConfig,
+        train: TrainConfig,
         strategy: tf.distribute.Strategy | None = None,
     ) -> None:
-        self.model_cfg, self.train_cfg = model_cfg, train_cfg
+        self.model, self.train = model, train
         self.strategy = strategy or tf.distribute.get_strategy()
-        self.supervised_only = train_cfg.mode == "supervised"
+        self.supervised_only = train.mode == "supervised"
         with self.strategy.scope():
-            self.generator = build_generator(model_cfg)
-            self.discriminator = build_discriminator(model_cfg)
+            self.generator = build_generator(model)
+            self.discriminator = build_discriminator(model)
             self.d_optimizer = self._adam()
             self.g_optimizer = self._adam()
             self.d_optimizer.build(self.discriminator.trainable_variables)
             self.g_optimizer.build(self.generator.trainable_variables)
-            self.rng = tf.random.Generator.from_seed(int(train_cfg.seed) + 1)
+            self.rng = tf.random.Generator.from_seed(train.seed + 1)
             self.ema_discriminator = None
-            if float(train_cfg.ema_decay) > 0.0:
-                self.ema_discriminator = build_discriminator(model_cfg)
+            if train.ema_decay > 0.0:
+                self.ema_discriminator = build_discriminator(model)
                 self.ema_discriminator.set_weights(self.discriminator.get_weights())
                 # Updates averaged so far: the warm-up of the decay counts them.
                 self.ema_updates = tf.Variable(0, dtype=tf.int64, trainable=False)
@@ -75,22 +75,22 @@ class SemiSupervisedGAN:
         self._moving_statistics = [
             v for v in self.discriminator.non_trainable_variables if "moving_" in v.path
         ]
-        if bool(train_cfg.jit_compile) and self.strategy.num_replicas_in_sync > 1:
+        if train.jit_compile and self.strategy.num_replicas_in_sync > 1:
             raise ConfigError(
                 f"train.jit_compile=true works with one replica only, not "
-                f"train.strategy={train_cfg.strategy} with "
+                f"train.strategy={train.strategy} with "
                 f"{self.strategy.num_replicas_in_sync}: set train.jit_compile=false"
             )
-        self._step = tf.function(self._distributed_step, jit_compile=bool(train_cfg.jit_compile))
+        self._step = tf.function(self._distributed_step, jit_compile=train.jit_compile)
         # Not jit-compiled itself (it reads the input iterator); under XLA it calls the
         # compiled step. ``count`` is a tensor, so calls of any length share one trace.
         self._loop = tf.function(self._steps_on_device)
 
     def _adam(self) -> keras.optimizers.Optimizer:
         adam = keras.optimizers.Adam(
-            learning_rate=float(self.train_cfg.lr),
-            beta_1=float(self.train_cfg.beta1),
-            epsilon=float(self.train_cfg.adam_epsilon),
+            learning_rate=self.train.lr,
+            beta_1=self.train.beta1,
+            epsilon=self.train.adam_epsilon,
         )
         if keras.mixed_precision.global_policy().compute_dtype == "float16":
             # float16 gradients underflow: scale the loss up, the gradients back down,
@@ -116,9 +116,9 @@ class SemiSupervisedGAN:
     def fixed_noise(self, count: int, stream: int = SAMPLE_NOISE) -> tf.Tensor:
         """``count`` z vectors from the training distribution, the same every time for a
         given ``train.seed`` and ``stream``, drawn without touching the training stream."""
-        seed = np.random.SeedSequence([int(self.train_cfg.seed), stream]).generate_state(1)[0]
+        seed = np.random.SeedSequence([self.train.seed, stream]).generate_state(1)[0]
         rng = tf.random.Generator.from_seed(int(seed))
-        return latent_noise(rng, count, int(self.model_cfg.z_size))
+        return latent_noise(rng, count, self.model.z_size)
 
     def set_learning_rate(self, lr: float) -> None:
         self.d_optimizer.learning_rate.assign(lr)
@@ -232,7 +232,7 @@ class SemiSupervisedGAN:
 
     def _noise(self, batch_size: tf.Tensor) -> tf.Tensor:
         """Training noise, from the checkpointed random generator."""
-        return latent_noise(self.rng, batch_size, int(self.model_cfg.z_size))
+        return latent_noise(self.rng, batch_size, self.model.z_size)
 
     def _supervised_update(self, labelled: tf.Tensor, labels: tf.Tensor) -> dict[str, tf.Tensor]:
         with tf.GradientTape() as tape:
@@ -263,7 +263,7 @@ class SemiSupervisedGAN:
             unsupervised = losses.unsupervised_discriminator_loss(
                 real_logits=real_logits, fake_logits=fake_logits
             )
-            d_loss = supervised + float(self.train_cfg.unsupervised_weight) * unsupervised
+            d_loss = supervised + self.train.unsupervised_weight * unsupervised
             to_minimise = self._gradient_target(d_loss, self.d_optimizer)
         self._apply(tape, to_minimise, self.discriminator, self.d_optimizer)
         with tf.GradientTape() as tape:
@@ -273,7 +273,7 @@ class SemiSupervisedGAN:
             g_loss = losses.feature_matching_loss(
                 real_features=tf.stop_gradient(real_features),
                 fake_features=fake_features,
-                kind=str(self.train_cfg.feature_matching),
+                kind=self.train.feature_matching,
             )
             to_minimise = self._gradient_target(g_loss, self.g_optimizer)
         self._apply(tape, to_minimise, self.generator, self.g_optimizer)
@@ -331,7 +331,7 @@ class SemiSupervisedGAN:
         weights (weight norm's fixed scales, dropout seeds) are constants: copied."""
         if self.ema_discriminator is None:
             return
-        decay = ema_decay_at(float(self.train_cfg.ema_decay), self.ema_updates)
+        decay = ema_decay_at(self.train.ema_decay, self.ema_updates)
         averaged, live = self.ema_discriminator, self.discriminator
         update_average(averaged.trainable_weights, live.trainable_weights, decay)
         statistics = {

@@ -20,7 +20,8 @@ from typing import Any, Literal
 
 import keras
 import tensorflow as tf
-from omegaconf import DictConfig
+
+from ssgan.config import ModelConfig
 
 IMAGE_SHAPE = (32, 32, 3)
 # A shape as Keras passes it to build(): ints, and None where unknown (the batch).
@@ -29,18 +30,18 @@ Shape = tuple[Any, ...]
 ConvSpec = tuple[int, int, int, str]
 
 
-def build_generator(model_cfg: DictConfig) -> keras.Model:
+def build_generator(model: ModelConfig) -> keras.Model:
     """z [B, z_size] -> images [B, 32, 32, 3] in [-1, 1]."""
-    if model_cfg.name == "improved_gan":
-        return _improved_generator(model_cfg)
-    return _tutorial_generator(model_cfg)
+    if model.name == "improved_gan":
+        return _improved_generator(model)
+    return _tutorial_generator(model)
 
 
-def build_discriminator(model_cfg: DictConfig) -> keras.Model:
+def build_discriminator(model: ModelConfig) -> keras.Model:
     """images [B, 32, 32, 3] in [-1, 1] -> (logits [B, num_classes], features [B, F])."""
-    if model_cfg.name == "improved_gan":
-        return _improved_discriminator(model_cfg)
-    return _tutorial_discriminator(model_cfg)
+    if model.name == "improved_gan":
+        return _improved_discriminator(model)
+    return _tutorial_discriminator(model)
 
 
 # -- dropout ----------------------------------------------------------------------------
@@ -86,10 +87,10 @@ class ByteMaskDropout(keras.layers.Layer):
         return {**super().get_config(), "rate": self.rate, "seed": self.seed}
 
 
-def build_dropout(rate: float, model_cfg: DictConfig, name: str) -> keras.layers.Layer:
+def build_dropout(rate: float, model: ModelConfig, name: str) -> keras.layers.Layer:
     """Keras' Dropout, or ``ByteMaskDropout`` with ``model.dropout_mask=byte`` (faster
     masks, the rate rounded to 1/256; docs/model.md)."""
-    if model_cfg.get("dropout_mask", "uniform") == "byte":
+    if model.dropout_mask == "byte":
         return ByteMaskDropout(rate, name=name)
     return keras.layers.Dropout(rate, name=name)
 
@@ -97,11 +98,11 @@ def build_dropout(rate: float, model_cfg: DictConfig, name: str) -> keras.layers
 # -- tutorial ---------------------------------------------------------------------------
 
 
-def _tutorial_generator(cfg: DictConfig) -> keras.Model:
+def _tutorial_generator(model: ModelConfig) -> keras.Model:
     """Dense to 4x4x(4w), transposed 5x5 stride-2 convolutions to 8x8x(2w), 16x16x(w),
     32x32x3 (w = g_size_mult); batch norm and leaky ReLU between, tanh out."""
-    width, alpha = int(cfg.g_size_mult), float(cfg.leaky_alpha)
-    z = keras.Input((int(cfg.z_size),), name="z")
+    width, alpha = model.g_size_mult, model.leaky_alpha
+    z = keras.Input((model.z_size,), name="z")
     h = keras.layers.Dense(4 * 4 * width * 4, name="project")(z)
     h = keras.layers.Reshape((4, 4, width * 4))(h)
     h = keras.layers.BatchNormalization(name="project_bn")(h)
@@ -129,12 +130,12 @@ _TUTORIAL_CONVS = (
 )
 
 
-def _tutorial_discriminator(cfg: DictConfig) -> keras.Model:
+def _tutorial_discriminator(model: ModelConfig) -> keras.Model:
     """Input dropout, seven 3x3 convolutions (32 -> 16 -> 8 -> 4 -> 4 -> 4 -> 2 -> 2),
     global average pooling -> features, dense -> class logits."""
-    width, alpha, drop = int(cfg.d_size_mult), float(cfg.leaky_alpha), float(cfg.drop_rate)
+    width, alpha, drop = model.d_size_mult, model.leaky_alpha, model.drop_rate
     images = keras.Input(IMAGE_SHAPE, name="images")
-    h = build_dropout(drop / 2.5, cfg, "input_dropout")(images)
+    h = build_dropout(drop / 2.5, model, "input_dropout")(images)
     for index, (mult, stride, batch_norm, dropout) in enumerate(_TUTORIAL_CONVS, start=1):
         # Each convolution reads the previous one's output. The seventh works on the
         # sixth's 2x2 map, so it pads ("same") where the original's "valid" could not.
@@ -145,11 +146,9 @@ def _tutorial_discriminator(cfg: DictConfig) -> keras.Model:
             h = keras.layers.BatchNormalization(name=f"conv{index}_bn")(h)
         h = keras.layers.LeakyReLU(negative_slope=alpha, name=f"conv{index}_act")(h)
         if dropout:
-            h = build_dropout(drop, cfg, f"conv{index}_dropout")(h)
+            h = build_dropout(drop, model, f"conv{index}_dropout")(h)
     features = keras.layers.GlobalAveragePooling2D(name="features")(h)
-    logits = keras.layers.Dense(int(cfg.num_classes), dtype="float32", name="class_logits")(
-        features
-    )
+    logits = keras.layers.Dense(model.num_classes, dtype="float32", name="class_logits")(features)
     features = keras.layers.Activation("linear", dtype="float32", name="features_out")(features)
     return keras.Model(images, [logits, features], name="discriminator")
 
@@ -291,13 +290,13 @@ def _all_layers(model: keras.Model) -> list[keras.layers.Layer]:
     return found
 
 
-def _improved_discriminator(cfg: DictConfig) -> keras.Model:
+def _improved_discriminator(model: ModelConfig) -> keras.Model:
     """64/64/64(s2) - 128/128/128(s2) - 128 valid - NIN 128 x2, as the reference code:
     dropout 0.2 on the input and ``drop_rate`` after each stride-2 block, lReLU, weight
     norm everywhere (g fixed after init except in the output layer), no batch norm."""
-    scale = int(cfg.d_size_mult) / 64.0
+    scale = model.d_size_mult / 64.0
     narrow, wide = max(1, round(64 * scale)), max(1, round(128 * scale))
-    alpha, drop = float(cfg.leaky_alpha), float(cfg.drop_rate)
+    alpha, drop = model.leaky_alpha, model.drop_rate
     plan: tuple[ConvSpec | Literal["dropout"], ...] = (
         (narrow, 3, 1, "same"),
         (narrow, 3, 1, "same"),
@@ -312,30 +311,30 @@ def _improved_discriminator(cfg: DictConfig) -> keras.Model:
         (wide, 1, 1, "same"),
     )
     images = keras.Input(IMAGE_SHAPE, name="images")
-    h = build_dropout(0.2, cfg, "input_dropout")(images)
+    h = build_dropout(0.2, model, "input_dropout")(images)
     for index, layer in enumerate(plan, start=1):
         if layer == "dropout":
-            h = build_dropout(drop, cfg, f"dropout{index}")(h)
+            h = build_dropout(drop, model, f"dropout{index}")(h)
             continue
         filters, kernel, stride, padding = layer
         h = WeightNormConv2D(filters, kernel, stride, padding, name=f"wn_conv{index}")(h)
         h = keras.layers.LeakyReLU(negative_slope=alpha, name=f"wn_conv{index}_act")(h)
     features = keras.layers.GlobalAveragePooling2D(name="features")(h)
     logits = WeightNormDense(
-        int(cfg.num_classes), init_scale=0.1, train_scale=True, dtype="float32",
+        model.num_classes, init_scale=0.1, train_scale=True, dtype="float32",
         name="class_logits",
     )(features)  # fmt: skip
     features = keras.layers.Activation("linear", dtype="float32", name="features_out")(features)
     return keras.Model(images, [logits, features], name="discriminator")
 
 
-def _improved_generator(cfg: DictConfig) -> keras.Model:
+def _improved_generator(model: ModelConfig) -> keras.Model:
     """z -> dense 4x4x(8w) -> deconv 8x8x(4w) -> 16x16x(2w) -> 32x32x3 (w = g_size_mult,
     512/256/128 at 64 as the reference): batch norm without scale and ReLU, then a
     weight-normalised tanh output layer."""
-    width = int(cfg.g_size_mult)
+    width = model.g_size_mult
     init = keras.initializers.RandomNormal(0.0, 0.05)
-    z = keras.Input((int(cfg.z_size),), name="z")
+    z = keras.Input((model.z_size,), name="z")
     h = keras.layers.Dense(4 * 4 * width * 8, kernel_initializer=init, name="project")(z)
     h = keras.layers.BatchNormalization(scale=False, name="project_bn")(h)
     h = keras.layers.ReLU()(h)

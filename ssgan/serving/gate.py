@@ -8,6 +8,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from ssgan.config import PromoteAppConfig
 from ssgan.serving.contract import ExportError, verify_saved_model
 from ssgan.serving.labels import stable_version
 from ssgan.serving.repository import PromoteError, ServingFolder, read_provenance
@@ -29,9 +30,9 @@ from ssgan.tracking.store import TrackingStore
 from ssgan.tracking.tags import GIT_DIRTY_TAG
 
 
-def check_run(cfg: DictConfig, store: TrackingStore) -> Run:
+def check_run(cfg: PromoteAppConfig, store: TrackingStore) -> Run:
     """The MLflow run, refused unless FINISHED with a ``model/`` artifact."""
-    run_id = str(cfg.run_id)
+    run_id = cfg.run_id
     run = get_run(store, run_id)
     if run.info.status != "FINISHED":
         raise PromoteError(
@@ -47,7 +48,7 @@ def check_run(cfg: DictConfig, store: TrackingStore) -> Run:
 
 
 def verify_run_model(
-    cfg: DictConfig, store: TrackingStore, run: Run, model_dir: Path, scratch: Path
+    cfg: PromoteAppConfig, store: TrackingStore, run: Run, model_dir: Path, scratch: Path
 ) -> dict[str, Any]:
     """Contract check, then the run's recorded verification set: the model must give the
     scores recorded when the run exported it. No training data is needed (or made)."""
@@ -75,21 +76,21 @@ def verify_run_model(
     except VerificationError as err:
         raise PromoteError(f"run {run_id}: {err}") from err
     checked = check_model(model_dir, record)
-    if not checked["max_score_difference"] <= float(cfg.score_tolerance):
+    if not checked["max_score_difference"] <= cfg.score_tolerance:
         raise PromoteError(
             f"the model of run {run_id} does not give the scores recorded for its "
             f"{checked['images']} verification images (largest difference "
             f"{checked['max_score_difference']:.4g} > score_tolerance={cfg.score_tolerance}): "
             "it is not the model the run measured; not promoted"
         )
-    if abs(record["test_accuracy"] - logged) > float(cfg.accuracy_tolerance):
+    if abs(record["test_accuracy"] - logged) > cfg.accuracy_tolerance:
         raise PromoteError(
             f"run {run_id} logged export/test_accuracy {logged:.4f} but its verification set "
             f"records {record['test_accuracy']:.4f} on its test set "
             f"(accuracy_tolerance={cfg.accuracy_tolerance}): not promoted"
         )
     accuracy = record["test_accuracy"]
-    if accuracy < float(cfg.min_accuracy):
+    if accuracy < cfg.min_accuracy:
         raise PromoteError(
             f"test accuracy {accuracy:.4f} is below min_accuracy={cfg.min_accuracy}: not promoted"
         )

@@ -28,6 +28,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from ssgan.config import PromoteAppConfig, typed
 from ssgan.config_checks import PROMOTE_CHOICES, PROMOTE_RANGES, check_table
 from ssgan.errors import ConfigError
 from ssgan.serving.gate import check_beats_live, check_run, provenance_record, verify_run_model
@@ -132,22 +133,28 @@ def validate_promote_config(cfg: DictConfig) -> None:
         )
 
 
-def promote(cfg: DictConfig, on_file_copied: FileHook | None = None) -> PromotionResult:
-    """Run the action the config asks for: ``list=true`` lists versions; ``run_id=`` promotes
-    a run into a new version labelled ``label``; ``version=`` moves ``label`` to an existing
-    version. ``bundle=`` then writes the hand-over bundle of the labelled versions.
+def promote_settings(cfg: DictConfig) -> PromoteAppConfig:
+    """The composed promote config, checked (:func:`validate_promote_config`), as the
+    frozen value :func:`promote` takes."""
+    validate_promote_config(cfg)
+    return typed(cfg, PromoteAppConfig)
+
+
+def promote(cfg: PromoteAppConfig, on_file_copied: FileHook | None = None) -> PromotionResult:
+    """Run the action the settings ask for: ``list=true`` lists versions; ``run_id=``
+    promotes a run into a new version labelled ``label``; ``version=`` moves ``label`` to an
+    existing version. ``bundle=`` then writes the hand-over bundle of the labelled versions.
     ``on_file_copied`` is called after each file copied into staging (a test hook).
 
     Returns what happened (:func:`describe` words it).
     """
-    validate_promote_config(cfg)
     folder = ServingFolder.of(cfg)
     if cfg.list:
         return PromotionResult("list", versions=list_versions(folder))
     store = TrackingStore(cfg.tracking)  # opened when first used
     if cfg.run_id:
         result = _promote_run(cfg, store, folder, on_file_copied)
-    elif int(cfg.version):
+    elif cfg.version:
         result = _move_label(cfg, store, folder)
     else:
         result = PromotionResult("bundle")
@@ -155,13 +162,13 @@ def promote(cfg: DictConfig, on_file_copied: FileHook | None = None) -> Promotio
         from ssgan.serving.bundle import write_bundle  # only the hand-over needs the manifests
 
         labels = current_labels(folder)
-        bundle = write_bundle(Path(str(cfg.bundle)), folder, labels, str(cfg.image))
+        bundle = write_bundle(Path(cfg.bundle), folder, labels, cfg.image)
         result = replace(result, bundle=bundle)
     return result
 
 
 def _promote_run(
-    cfg: DictConfig,
+    cfg: PromoteAppConfig,
     store: TrackingStore,
     folder: ServingFolder,
     on_file_copied: FileHook | None,
@@ -195,7 +202,7 @@ def _promote_run(
 
 
 def _publish(
-    cfg: DictConfig,
+    cfg: PromoteAppConfig,
     folder: ServingFolder,
     model_dir: Path,
     staging: Path,
@@ -232,13 +239,15 @@ def _publish(
         os.rename(staged, root / str(version))
         fsync_path(root)
         # Only then the label: models.config never names a version that is not complete.
-        dropped = set_label(folder, str(cfg.label), version)[1]
+        dropped = set_label(folder, cfg.label, version)[1]
     return version, dropped
 
 
-def _move_label(cfg: DictConfig, store: TrackingStore, folder: ServingFolder) -> PromotionResult:
+def _move_label(
+    cfg: PromoteAppConfig, store: TrackingStore, folder: ServingFolder
+) -> PromotionResult:
     """``label=<label> version=<N>``: point the label at an existing, verified version."""
-    version, label, root = int(cfg.version), str(cfg.label), folder.root
+    version, label, root = cfg.version, cfg.label, folder.root
     check_labellable(root, version)  # before the lock, so a refusal creates no lock file
     with locked(root):
         record = check_labellable(root, version)
@@ -258,7 +267,7 @@ def _move_label(cfg: DictConfig, store: TrackingStore, folder: ServingFolder) ->
 
 
 def _result(
-    cfg: DictConfig,
+    cfg: PromoteAppConfig,
     store: TrackingStore,
     folder: ServingFolder,
     version: int,
@@ -327,7 +336,7 @@ def format_versions(root: Path, rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def describe(cfg: DictConfig, result: PromotionResult) -> str:
+def describe(cfg: PromoteAppConfig, result: PromotionResult) -> str:
     """What the command line prints for a promote's result."""
     lines = []
     if result.action == "promote":
@@ -361,7 +370,7 @@ def describe(cfg: DictConfig, result: PromotionResult) -> str:
     return "\n".join(lines)
 
 
-def _describe_promote(cfg: DictConfig, result: PromotionResult) -> str:
+def _describe_promote(cfg: PromoteAppConfig, result: PromotionResult) -> str:
     run_id, version = cfg.run_id, result.version
     labelled = f"labelled {'+'.join(result.labels)}" if result.labels else "not labelled"
     if not result.already:

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from omegaconf import DictConfig
-
+from ssgan.config import PromoteAppConfig
 from ssgan.errors import UserError, first_line
 from ssgan.serving.labels import current_labels
 from ssgan.serving.models_config import LABELS
@@ -41,13 +40,13 @@ class Recorded:
     removed_aliases: set[str] = field(default_factory=set)
 
 
-def alias_for(cfg: DictConfig, label: str) -> str:
+def alias_for(cfg: PromoteAppConfig, label: str) -> str:
     """The registry alias that follows ``label`` (``alias`` for stable, ``canary_alias``)."""
-    return str(cfg.alias) if label == "stable" else str(cfg.canary_alias)
+    return cfg.alias if label == "stable" else cfg.canary_alias
 
 
 def record_in_mlflow(
-    cfg: DictConfig,
+    cfg: PromoteAppConfig,
     store: TrackingStore,
     folder: ServingFolder,
     run_id: str | None,
@@ -72,7 +71,7 @@ def record_in_mlflow(
 
 
 def _sync_mlflow(
-    cfg: DictConfig,
+    cfg: PromoteAppConfig,
     store: TrackingStore,
     folder: ServingFolder,
     run_id: str | None,
@@ -98,15 +97,15 @@ def _sync_mlflow(
             continue
         tags = {SERVING_VERSION_TAG: str(number), SERVING_ROOT_TAG: str(root.resolve())}
         registry[number], created = registered_version(
-            store, str(cfg.model_name), owner, tags, MODEL_ARTIFACT
+            store, cfg.model_name, owner, tags, MODEL_ARTIFACT
         )
         if created:
             written.append(f"registry version {registry[number]} (version {number})")
-    aliases = registry_aliases(store, str(cfg.model_name))
+    aliases = registry_aliases(store, cfg.model_name)
     for label, number in sorted(labels.items()):
         alias = alias_for(cfg, label)
         if number in registry and aliases.get(alias) != registry[number]:
-            set_registry_alias(store, str(cfg.model_name), alias, registry[number])
+            set_registry_alias(store, cfg.model_name, alias, registry[number])
             written.append(f"alias {alias} -> registry version {registry[number]}")
     # A label models.config no longer has (dropped because its version folder is gone):
     # its alias would keep models:/<name>@<alias> on that version. Only an alias on a
@@ -115,8 +114,8 @@ def _sync_mlflow(
         alias = alias_for(cfg, label)
         if label in labels or alias not in aliases:
             continue
-        tags = alias_version_tags(store, str(cfg.model_name), alias)
+        tags = alias_version_tags(store, cfg.model_name, alias)
         if tags.get(SERVING_ROOT_TAG) == str(root.resolve()):
-            delete_registry_alias(store, str(cfg.model_name), alias)
+            delete_registry_alias(store, cfg.model_name, alias)
             recorded.removed_aliases.add(alias)
     return recorded

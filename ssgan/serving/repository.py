@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
-
+from ssgan.config import PromoteAppConfig
 from ssgan.errors import UserError
 from ssgan.serving.models_config import MODELS_CONFIG
 
@@ -44,12 +43,12 @@ class ServingFolder:
     server_path: str = "/models"
 
     @classmethod
-    def of(cls, promote_cfg: DictConfig) -> ServingFolder:
+    def of(cls, promote_cfg: PromoteAppConfig) -> ServingFolder:
         """The folder named by promote's ``serving_dir``, ``model_name``, ``server_model_dir``."""
         return cls(
-            Path(str(promote_cfg.serving_dir)),
-            str(promote_cfg.model_name),
-            str(promote_cfg.server_model_dir),
+            Path(promote_cfg.serving_dir),
+            promote_cfg.model_name,
+            promote_cfg.server_model_dir,
         )
 
     @property

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
-from omegaconf import DictConfig
 from tensorflow.core.protobuf import saved_model_pb2
 
+from ssgan.config import ModelConfig
 from ssgan.models.networks import build_discriminator
 from ssgan.serving.contract import CLASSIFY_METHOD, NUM_CLASSES, ExportError, verify_saved_model
 from ssgan.serving.images import decode_images, encode_png, parse_image_examples
@@ -133,7 +133,7 @@ def score_saved_model(
 
 
 def export_from_checkpoint(
-    model_cfg: DictConfig,
+    model: ModelConfig,
     checkpoint_dir: Path,
     export_dir: Path,
     *,
@@ -145,7 +145,7 @@ def export_from_checkpoint(
     latest = tf.train.latest_checkpoint(str(checkpoint_dir))
     if latest is None:
         raise ExportError(f"{checkpoint_dir} holds no checkpoint")
-    classifier = build_discriminator(model_cfg)
+    classifier = build_discriminator(model)
     key = "ema_discriminator" if use_ema else "discriminator"
     try:
         status = tf.train.Checkpoint(**{key: classifier}).read(latest).expect_partial()
@@ -154,6 +154,6 @@ def export_from_checkpoint(
     except (AssertionError, ValueError, tf.errors.InvalidArgumentError) as err:
         raise ExportError(
             f"checkpoint {latest} has no '{key}' weights matching model "
-            f"'{model_cfg.name}' (use_ema={use_ema}; is model.* the run's config?)"
+            f"'{model.name}' (use_ema={use_ema}; is model.* the run's config?)"
         ) from err
     return export_saved_model(classifier, export_dir, warmup_images=warmup_images)

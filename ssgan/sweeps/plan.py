@@ -17,6 +17,7 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig
 
 from ssgan.cli import check_overrides, compose_config, refuse_control_characters
+from ssgan.config import SearchConfig, TrackingConfig, TuneAppConfig, typed
 from ssgan.config_checks import validate_train_config
 from ssgan.errors import ConfigError, first_line
 from ssgan.job_context import NO_JOB, JobContext
@@ -29,7 +30,7 @@ from ssgan.tracking.store import TrackingStore
 class Plan:
     """A checked search: nothing has been written when one exists."""
 
-    search: DictConfig
+    search: SearchConfig
     base: DictConfig  # the composed training config every trial starts from
     base_overrides: list[str]
     params: list[space_lib.Param]
@@ -43,12 +44,17 @@ class Plan:
     @property
     def lease_s(self) -> float:
         """How long a dead worker's trial stays taken (the run lease's period)."""
-        return float(self.base.tracking.lease_s)
+        return self.tracking.lease_s
+
+    @cached_property
+    def tracking(self) -> TrackingConfig:
+        """The tracking section every trial records into."""
+        return typed(self.base.tracking, TrackingConfig)
 
     @cached_property
     def store(self) -> TrackingStore:
         """The tracking store of the parent run and the trials (opened when first used)."""
-        return TrackingStore(self.base.tracking)
+        return TrackingStore(self.tracking)
 
 
 def split_argv(argv: list[str]) -> tuple[list[str], list[str], list[str]]:
@@ -89,8 +95,9 @@ def prepare(argv: list[str]) -> Plan:
     _refuse_sweeps(base_overrides)
     if launcher:  # a launcher or launcher key Hydra does not know: one line, now
         check_overrides("tune_workers", launcher, lambda cfg: None)
-    search = compose_config("tune", search_overrides).search
-    space_lib.check_search(search)
+    composed = compose_config("tune", search_overrides)
+    space_lib.check_search(composed.search)
+    search = typed(composed, TuneAppConfig).search
     check_overrides("config", base_overrides, validate_train_config)
     base = compose_config("config", base_overrides)
     if base.resume:
@@ -109,7 +116,7 @@ def prepare(argv: list[str]) -> Plan:
         params=params,
         first_trials=first,
         study_name=name,
-        storage=storage_location(search, str(base.tracking.uri), name),
+        storage=storage_location(search, base.tracking.uri, name),
         command="python -m ssgan.tune " + shlex.join(argv),
         launcher=launcher,
     )

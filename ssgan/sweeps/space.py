@@ -187,13 +187,11 @@ def base_values(params: list[Param], base: DictConfig) -> dict[str, Any]:
     return values
 
 
-def enqueued_values(search: DictConfig, params: list[Param]) -> list[dict[str, Any]]:
+def enqueued_values(search: SearchConfig, params: list[Param]) -> list[dict[str, Any]]:
     """``search.enqueue`` entries as {dotted key: value}; keys must be searched keys."""
     known = {p.key: p for p in params}
     trials = []
-    entries = OmegaConf.to_container(search.enqueue, resolve=True)
-    assert isinstance(entries, list)  # the schema's type for search.enqueue
-    for i, entry in enumerate(entries):
+    for i, entry in enumerate(search.enqueue):
         if not isinstance(entry, dict):
             raise ConfigError(
                 f"search.enqueue[{i}]: expected a mapping like {{train: {{lr: 0.001}}}}"
@@ -250,49 +248,48 @@ def check_search(search: DictConfig) -> None:
         )
 
 
-def make_sampler(search: DictConfig, offset: int = 0) -> optuna.samplers.BaseSampler:
+def make_sampler(search: SearchConfig, offset: int = 0) -> optuna.samplers.BaseSampler:
     """The configured sampler, seeded with ``search.seed + offset`` (the trial's number:
     trial k draws from its own stream, whichever worker runs it)."""
-    seed = int(search.seed) + offset
+    seed = search.seed + offset
     if search.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
-    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=int(search.n_random_trials))
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=search.n_random_trials)
 
 
-def make_pruner(pruner: DictConfig) -> optuna.pruners.BasePruner:
+def make_pruner(pruner: PrunerConfig) -> optuna.pruners.BasePruner:
     """The configured pruner; steps are 1-based epochs, the value validation accuracy."""
     name = pruner.name
     if name == "median":
         return optuna.pruners.MedianPruner(
-            n_startup_trials=int(pruner.n_startup_trials), n_warmup_steps=int(pruner.n_warmup_steps)
+            n_startup_trials=pruner.n_startup_trials, n_warmup_steps=pruner.n_warmup_steps
         )
     if name == "percentile":
         return optuna.pruners.PercentilePruner(
-            float(pruner.percentile),
-            n_startup_trials=int(pruner.n_startup_trials),
-            n_warmup_steps=int(pruner.n_warmup_steps),
+            pruner.percentile,
+            n_startup_trials=pruner.n_startup_trials,
+            n_warmup_steps=pruner.n_warmup_steps,
         )
     if name == "threshold":
         return optuna.pruners.ThresholdPruner(
-            lower=float(pruner.lower), n_warmup_steps=int(pruner.n_warmup_steps)
+            lower=pruner.lower, n_warmup_steps=pruner.n_warmup_steps
         )
     if name == "successive_halving":
         return optuna.pruners.SuccessiveHalvingPruner(
-            min_resource=int(pruner.min_resource), reduction_factor=int(pruner.reduction_factor)
+            min_resource=pruner.min_resource, reduction_factor=pruner.reduction_factor
         )
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner(
-            min_resource=int(pruner.min_resource), reduction_factor=int(pruner.reduction_factor)
+            min_resource=pruner.min_resource, reduction_factor=pruner.reduction_factor
         )
     return optuna.pruners.NopPruner()
 
 
-def study_name(search: DictConfig, base_overrides: list[str]) -> str:
+def study_name(search: SearchConfig, base_overrides: list[str]) -> str:
     """``<search name>-<hash>``: the same command finds the same study again; another
     space, pruner or set of training overrides is another study. ``n_trials`` is left
     out, so a finished search can be given a bigger budget and continue."""
-    identity = OmegaConf.to_container(search, resolve=True)
-    assert isinstance(identity, dict)  # a DictConfig's container
+    identity = dataclasses.asdict(search)
     for key in _NOT_IDENTITY:
         identity.pop(key, None)
     text = json.dumps({"search": identity, "overrides": sorted(base_overrides)}, sort_keys=True)

@@ -14,10 +14,10 @@ import sqlite3
 from pathlib import Path
 
 import optuna
-from omegaconf import DictConfig
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 
+from ssgan.config import SearchConfig
 from ssgan.errors import UserError, first_line
 from ssgan.sweeps.journal_tail import drop_torn_tail
 
@@ -36,11 +36,11 @@ def is_url(storage: str) -> bool:
     return "://" in storage
 
 
-def storage_location(search: DictConfig, tracking_uri: str, study_name: str) -> str:
+def storage_location(search: SearchConfig, tracking_uri: str, study_name: str) -> str:
     """``search.storage``; else the journal beside the MLflow store, unless the study was
     begun in the old default ``optuna.db`` there (the same command continues it there)."""
     if search.storage:
-        storage = str(search.storage)
+        storage = search.storage
         return storage if is_url(storage) else str(Path(storage).resolve())
     folder = _store_folder(tracking_uri).resolve()
     legacy = folder / LEGACY_SQLITE_NAME

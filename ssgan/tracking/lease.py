@@ -14,12 +14,9 @@ from pathlib import Path
 
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
-from omegaconf import DictConfig, OmegaConf
 
 from ssgan.tracking.store import TrackingError
 from ssgan.tracking.tags import LEASE_TAG
-
-DEFAULT_LEASE_S = 60.0
 
 
 class RunOwnedError(TrackingError):
@@ -47,12 +44,11 @@ def lease_value(lease_s: float) -> str:
     return f"{_this_process()} {time.time() + lease_s:.0f}"
 
 
-def refuse_if_owned(tracking_cfg: DictConfig, run: Run) -> None:
+def refuse_if_owned(lease_s: float, run: Run) -> None:
     """RunOwnedError (one line) while another live job owns ``run``."""
     owner = live_owner(run)
     if owner is None:
         return
-    lease_s = OmegaConf.select(tracking_cfg, "lease_s", default=DEFAULT_LEASE_S)
     held_by, _, expires = run.data.tags[LEASE_TAG].rpartition(" ")
     if held_by.split(":")[0] == socket.gethostname():
         frees = "the run is free as soon as that process ends"
@@ -60,7 +56,7 @@ def refuse_if_owned(tracking_cfg: DictConfig, run: Run) -> None:
         until = dt.datetime.fromtimestamp(float(expires), dt.UTC).isoformat(timespec="seconds")
         frees = (
             f"its lease runs until {until} and frees the run then, unless that job's "
-            f"heartbeat renews it (every tracking.lease_s/3 = {float(lease_s) / 3:g} s there)"
+            f"heartbeat renews it (every tracking.lease_s/3 = {lease_s / 3:g} s there)"
         )
     raise RunOwnedError(
         f"run {run.info.run_id} is being trained by another job ({owner}): one job trains a "

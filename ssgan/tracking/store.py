@@ -18,10 +18,10 @@ from pathlib import Path
 import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
-from omegaconf import DictConfig, OmegaConf
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, ExecutionContext
 
+from ssgan.config import TrackingConfig
 from ssgan.errors import UserError
 
 
@@ -39,7 +39,6 @@ def _is_local_sqlite(uri: str) -> bool:
 
 
 ALLOWED_URIS = "sqlite:///PATH (a local SQLite file) or http(s)://HOST:PORT (an MLflow server)"
-DEFAULT_TIMEOUT_S = 10.0
 DEFAULT_RETRY_S = 120.0
 _SQLITE_HEADER = b"SQLite format 3\x00"
 # The statement MLflow opens every SQLite session with (mlflow/store/db/utils.py); MLflow
@@ -90,12 +89,11 @@ def mlflow_engines(client: MlflowClient) -> list[object]:
     return [e for e in (getattr(s, "engine", None) for s in stores) if e is not None]
 
 
-def check_store(tracking_cfg: DictConfig) -> None:
+def check_store(settings: TrackingConfig) -> None:
     """Refuse a ``tracking.uri`` that cannot work, in one line, before any work starts:
     an unknown scheme, a SQLite file whose folder cannot be created or that is not a
     SQLite database, an MLflow server that does not answer within ``tracking.timeout_s``."""
-    uri = str(tracking_cfg.uri)
-    timeout = _timeout_s(tracking_cfg)
+    uri, timeout = settings.uri, settings.timeout_s
     scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
     if scheme == "sqlite":
         _check_sqlite(uri)
@@ -104,10 +102,6 @@ def check_store(tracking_cfg: DictConfig) -> None:
         _check_server(uri, timeout)
     else:
         raise TrackingError(f"tracking.uri={uri} is not a tracking store: allowed {ALLOWED_URIS}")
-
-
-def _timeout_s(tracking_cfg: DictConfig) -> float:
-    return float(OmegaConf.select(tracking_cfg, "timeout_s", default=DEFAULT_TIMEOUT_S))
 
 
 def _check_sqlite(uri: str) -> None:
@@ -186,9 +180,9 @@ class TrackingStore:
     Build it once from the tracking section and pass it down. Nothing is read or created
     until it is used (:meth:`open` checks it at once); the first use opens the store."""
 
-    def __init__(self, tracking_cfg: DictConfig) -> None:
-        self.cfg = tracking_cfg
-        self.uri = str(tracking_cfg.uri)
+    def __init__(self, settings: TrackingConfig) -> None:
+        self.settings = settings
+        self.uri = settings.uri
         self._checked = False
         self._client: MlflowClient | None = None
         self._experiment_id: str | None = None
@@ -197,11 +191,11 @@ class TrackingStore:
 
     @property
     def experiment(self) -> str:
-        return str(self.cfg.experiment)
+        return self.settings.experiment
 
     @property
     def artifact_root(self) -> str:
-        return str(self.cfg.artifact_root)
+        return self.settings.artifact_root
 
     @property
     def is_local(self) -> bool:
@@ -209,16 +203,16 @@ class TrackingStore:
         return _is_local_sqlite(self.uri)
 
     @classmethod
-    def open(cls, tracking_cfg: DictConfig) -> TrackingStore:
+    def open(cls, settings: TrackingConfig) -> TrackingStore:
         """The store, checked now (:meth:`check`): before any work starts."""
-        store = cls(tracking_cfg)
+        store = cls(settings)
         store.check()
         return store
 
     def check(self) -> None:
         """:func:`check_store`, once for this store."""
         if not self._checked:
-            check_store(self.cfg)
+            check_store(self.settings)
             self._checked = True
 
     @property
@@ -238,7 +232,7 @@ class TrackingStore:
             # Opening a store creates or migrates its schema (MLflow then caches the store
             # in the process); two processes doing it at once corrupt a fresh database.
             client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
-            busy_ms = max(1, int(_timeout_s(self.cfg) * 1000))
+            busy_ms = max(1, int(self.settings.timeout_s * 1000))
             for engine in mlflow_engines(client):
                 _bound_busy_wait(engine, busy_ms)
             client.search_registered_models(max_results=1)

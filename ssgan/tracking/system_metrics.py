@@ -13,15 +13,13 @@ import importlib.util
 
 from mlflow.environment_variables import MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING
 from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
-from omegaconf import DictConfig, OmegaConf
 
 from ssgan.tracking.store import TrackingError
 
 
-def wanted(tracking_cfg: DictConfig) -> bool:
+def wanted(asked: bool) -> bool:
     """Whether this run should record system metrics; refused in one line without psutil."""
-    on = bool(OmegaConf.select(tracking_cfg, "system_metrics", default=False))
-    on = on or bool(MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING.get())
+    on = asked or bool(MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING.get())
     if on and importlib.util.find_spec("psutil") is None:
         raise TrackingError(
             "system metrics (tracking.system_metrics=true or MLFLOW_ENABLE_SYSTEM_METRICS_"

@@ -13,15 +13,14 @@ from typing import Any
 import numpy as np
 from mlflow.entities import Metric, Param, Run, RunTag
 from mlflow.exceptions import MlflowException
-from omegaconf import OmegaConf
 
 from ssgan.errors import disk_full_reason, first_line
 from ssgan.tracking.datasets import Split, dataset_inputs
-from ssgan.tracking.lease import DEFAULT_LEASE_S, Heartbeat, lease_value, refuse_if_owned
+from ssgan.tracking.lease import Heartbeat, lease_value, refuse_if_owned
 from ssgan.tracking.mlflow_model import log_pyfunc_model
 from ssgan.tracking.provenance import run_context_tags
 from ssgan.tracking.runs import get_run
-from ssgan.tracking.store import DEFAULT_RETRY_S, TrackingStore, TrackingWriteError
+from ssgan.tracking.store import TrackingStore, TrackingWriteError
 from ssgan.tracking.system_metrics import start_monitor
 from ssgan.tracking.system_metrics import wanted as system_metrics_wanted
 from ssgan.tracking.tags import ERROR_TAG, LEASE_TAG
@@ -110,10 +109,10 @@ class RunTracker:
         self.client = store.client
         self.run_id = run.info.run_id
         self.artifact_uri = run.info.artifact_uri
-        self.retry_s = float(OmegaConf.select(store.cfg, "retry_s", default=DEFAULT_RETRY_S))
+        self.retry_s = store.settings.retry_s
         self._last_step: dict[str, int] = {}
         self._metrics = _MetricWriter(self._write_metrics)
-        self.lease_s = float(OmegaConf.select(store.cfg, "lease_s", default=DEFAULT_LEASE_S))
+        self.lease_s = store.settings.lease_s
         self._heartbeat: Heartbeat | None = None
         self._synced: dict[Path, tuple[int, int]] = {}
         self._system_metrics: Any = None
@@ -124,9 +123,11 @@ class RunTracker:
     ) -> RunTracker:
         """A new training run in ``tracking.experiment``, its lease taken."""
         client = store.client
-        system_metrics = system_metrics_wanted(store.cfg)  # refused before a run exists
+        system_metrics = system_metrics_wanted(
+            store.settings.system_metrics
+        )  # refused before a run exists
         exp_id = store.experiment_id()
-        lease_s = float(OmegaConf.select(store.cfg, "lease_s", default=DEFAULT_LEASE_S))
+        lease_s = store.settings.lease_s
         tags = {**run_context_tags(), **tags, LEASE_TAG: lease_value(lease_s)}
         run = client.create_run(exp_id, run_name=run_name, tags=tags)
         tracker = cls(store, run)
@@ -140,10 +141,10 @@ class RunTracker:
     def resume(cls, store: TrackingStore, run_id: str) -> RunTracker:
         """Take over ``run_id``: refused (RunOwnedError) while another live job owns it.
         On a local store the check and the take-over happen under the store's lock."""
-        system_metrics = system_metrics_wanted(store.cfg)
+        system_metrics = system_metrics_wanted(store.settings.system_metrics)
         with store.lock():
             run = get_run(store, run_id)
-            refuse_if_owned(store.cfg, run)
+            refuse_if_owned(store.settings.lease_s, run)
             tracker = cls(store, run)
             client = tracker.client
             tracker._retrying(

@@ -17,28 +17,28 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
-from omegaconf import DictConfig
 
+from ssgan.config import TrainConfig
 from ssgan.errors import ConfigError
 from ssgan.tracking.tags import WORKERS_TAG
 
 _POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 
 
-def make_strategy(train_cfg: DictConfig) -> tf.distribute.Strategy:
+def make_strategy(train: TrainConfig) -> tf.distribute.Strategy:
     """The tf.distribute strategy named by ``train.strategy``; also sets the precision.
 
     Call it before any network is built (the precision policy applies to layers built
     afterwards) and, for ``multi_worker``, before any other TensorFlow op runs.
     """
-    set_precision(str(train_cfg.precision))
-    name = str(train_cfg.strategy)
+    set_precision(train.precision)
+    name = train.strategy
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
         if tf.config.list_physical_devices("GPU"):
             return tf.distribute.MirroredStrategy()  # NCCL all-reduce between GPUs
-        _split_cpu(int(train_cfg.get("cpu_replicas", 0)))
+        _split_cpu(train.cpu_replicas)
         # Between CPU devices: reduce on one device. The default collective all-reduce
         # can launch D's and G's gradient reductions in different orders on different
         # devices, which aborts the step ("Shape mismatch in the collective instance").
@@ -78,10 +78,10 @@ def set_precision(precision: str) -> None:
     keras.mixed_precision.set_global_policy(_POLICIES[precision])
 
 
-def enable_determinism(train_cfg: DictConfig) -> None:
+def enable_determinism(train: TrainConfig) -> None:
     """With ``train.deterministic=true``: op determinism, so a run (and a resumed run)
     repeats bit for bit on CPU; ops without a deterministic kernel then raise."""
-    if bool(train_cfg.deterministic):
+    if train.deterministic:
         tf.config.experimental.enable_op_determinism()
 
 
@@ -117,11 +117,11 @@ class WorkerRole:
         return private
 
 
-def worker_role(train_cfg: DictConfig) -> WorkerRole:
+def worker_role(train: TrainConfig) -> WorkerRole:
     """This process's role, from ``TF_CONFIG`` under ``train.strategy=multi_worker``
     (the ``chief`` task, else worker 0, is the chief); the only worker otherwise."""
     raw = os.environ.get("TF_CONFIG")
-    if str(train_cfg.strategy) != "multi_worker" or not raw:
+    if train.strategy != "multi_worker" or not raw:
         return WorkerRole()
     _check_tf_config()
     config = json.loads(raw)

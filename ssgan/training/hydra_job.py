@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import logging
 
-from omegaconf import DictConfig
-
+from ssgan.config import TrainAppConfig
 from ssgan.job_context import JobContext
 from ssgan.tracking.runs import PARENT_TAG
 from ssgan.tracking.tags import OUTPUT_DIR_TAG, SWEEP_ID_TAG, SWEEP_JOB_TAG
@@ -34,10 +33,10 @@ def link_run(tracker: RunTracker | FollowerTracker, chief: bool, job: JobContext
         tracker.set_tags({OUTPUT_DIR_TAG: str(folder)})
 
 
-def run_name(cfg: DictConfig, job: JobContext) -> str:
+def run_name(cfg: TrainAppConfig, job: JobContext) -> str:
     """A new run's name: ``tracking.run_name``, else model, mode and the overrides' values."""
     if cfg.tracking.run_name:
-        return str(cfg.tracking.run_name)
+        return cfg.tracking.run_name
     shown = [
         o.split(".")[-1]
         for o in job.overrides

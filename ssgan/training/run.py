@@ -18,7 +18,7 @@ import tensorflow as tf
 from omegaconf import DictConfig, OmegaConf
 
 from ssgan import plots
-from ssgan.config import flatten
+from ssgan.config import ModelConfig, TrackingConfig, TrainAppConfig, flatten, typed
 from ssgan.config_checks import validate_train_config
 from ssgan.data import SemiSupervisedData, load_data
 from ssgan.errors import DiskFullError, UserError, disk_full_reason, first_line
@@ -45,6 +45,7 @@ from ssgan.training.distribute import (
 from ssgan.training.hydra_job import link_run, log, run_name, sweep_tags
 from ssgan.training.interface import EpochHook, StopTraining
 from ssgan.training.job import checkpoints_on_stop, install_handlers, stop_signals
+from ssgan.training.loop_options import LoopOptions
 from ssgan.training.peers import wait_for_workers
 from ssgan.training.resume import resumed_config, this_job_key, unfinished_run_of_this_job
 from ssgan.training.summary import RunSummary
@@ -84,7 +85,8 @@ def train(
     the Hydra job this run is part of (its entry point builds it; none by default).
     """
     validate_train_config(cfg)
-    store = TrackingStore.open(cfg.tracking)  # one that cannot work stops before any work
+    # One that cannot work stops before any work (the run's own config may differ: resume).
+    store = TrackingStore.open(typed(cfg.tracking, TrackingConfig))
     given = _Inputs(on_epoch_end, tags or {}, job)
     with stop_signals():
         if cfg.resume == "auto":
@@ -109,20 +111,23 @@ class _Inputs:
 
 
 def _run(cfg: DictConfig, store: TrackingStore, run_id: str | None, given: _Inputs) -> RunSummary:
-    keras.utils.set_random_seed(int(cfg.train.seed))
-    enable_determinism(cfg.train)
+    """Train the run ``cfg`` describes (the composed config, or a resumed run's own): it
+    is written out as the run's record; below here its typed values travel."""
+    settings = typed(cfg, TrainAppConfig)
+    keras.utils.set_random_seed(settings.train.seed)
+    enable_determinism(settings.train)
     # Data first: a missing file or bad label budget must stop before a run is created.
-    data = load_data(cfg.data, int(cfg.model.num_classes))
+    data = load_data(settings.data, settings.model.num_classes)
     check_stop()  # a stop asked for while the data loaded ends here, before a run exists
-    role = worker_role(cfg.train)
-    wait_for_workers(role, float(cfg.train.worker_wait_s))
-    strategy = make_strategy(cfg.train)
+    role = worker_role(settings.train)
+    wait_for_workers(role, settings.train.worker_wait_s)
+    strategy = make_strategy(settings.train)
     install_handlers()  # TensorFlow's multi-worker runtime replaces the SIGTERM handler
-    gan = SemiSupervisedGAN(cfg.model, cfg.train, strategy)
-    tracker = _open_run(store, cfg, data, run_id, role, strategy, given)
+    gan = SemiSupervisedGAN(settings.model, settings.train, strategy)
+    tracker = _open_run(store, cfg, settings, data, run_id, role, strategy, given)
     _announce(tracker, role, resumed=run_id is not None, job=given.job)
     try:
-        summary = _fit_and_export(cfg, data, gan, tracker, strategy, role, given)
+        summary = _fit_and_export(settings, data, gan, tracker, strategy, role, given)
         tracker.finish("FINISHED")
     except KeyboardInterrupt as err:
         stopped = str(err) or "interrupted (Ctrl-C)"
@@ -156,6 +161,7 @@ def _as_user_error(err: BaseException, run_id: str) -> BaseException:
 def _open_run(
     store: TrackingStore,
     cfg: DictConfig,
+    settings: TrainAppConfig,
     data: SemiSupervisedData,
     run_id: str | None,
     role: WorkerRole,
@@ -172,8 +178,9 @@ def _open_run(
     try:
         if run_id is None:
             replicas = {tag_names.REPLICAS_TAG: str(strategy.num_replicas_in_sync)}
-            tags = {**_run_tags(cfg, data, given.job), **role.tags, **replicas, **given.tags}
-            tracker = RunTracker.start(store, flatten(cfg), tags, run_name(cfg, given.job))
+            tags = {**_run_tags(cfg, settings, data, given.job), **role.tags, **replicas}
+            name = run_name(settings, given.job)
+            tracker = RunTracker.start(store, flatten(cfg), {**tags, **given.tags}, name)
             tracker.log_text(OmegaConf.to_yaml(cfg), "config/config.yaml")
             tracker.log_array(data.labelled_indices, "data/labelled_indices.npy")
             tracker.log_datasets(data.fingerprint, _splits(data))
@@ -226,7 +233,7 @@ def _announce(tracker: JobTracker, role: WorkerRole, resumed: bool, job: JobCont
 
 
 def _fit_and_export(
-    cfg: DictConfig,
+    settings: TrainAppConfig,
     data: SemiSupervisedData,
     gan: SemiSupervisedGAN,
     tracker: JobTracker,
@@ -240,8 +247,9 @@ def _fit_and_export(
         checkpoint_dir = role.checkpoint_dir(run_checkpoints, private)
         if not role.chief:
             after_save = None
+        options = LoopOptions.from_config(settings.train, settings.data)
         trainer = Trainer(
-            cfg, data, gan, tracker, checkpoint_dir, strategy, after_save, given.on_epoch_end
+            options, data, gan, tracker, checkpoint_dir, strategy, after_save, given.on_epoch_end
         )
         trainer.restore_latest()
         try:
@@ -255,7 +263,9 @@ def _fit_and_export(
         assert isinstance(tracker, RunTracker)  # the chief records the run
         # The folder's name is the SavedModel's name inside the MLflow Model.
         export_dir = Path(tmp) / SAVED_MODEL_KEY
-        export_accuracy = _export_best(cfg, data, checkpoint_dir / "best", export_dir, tracker)
+        export_accuracy = _export_best(
+            settings.model, data, checkpoint_dir / "best", export_dir, tracker
+        )
         summary = replace(summary, export_test_accuracy=export_accuracy)
         tracker.log_metrics(summary.to_metrics(), summary.steps)
         examples = [encode_png(image) for image in data.test_x[:INPUT_EXAMPLE_IMAGES]]
@@ -296,7 +306,7 @@ def _run_checkpoints(tracker: JobTracker, scratch: Path) -> tuple[Path, Any]:
 
 
 def _export_best(
-    cfg: DictConfig,
+    model: ModelConfig,
     data: SemiSupervisedData,
     best_checkpoint: Path,
     export_dir: Path,
@@ -306,14 +316,14 @@ def _export_best(
     exported serving signature (PNG bytes in, as a client would send). The run records a
     verification set with them, which promote checks the model against anywhere."""
     export_from_checkpoint(
-        cfg.model, best_checkpoint, export_dir, warmup_images=data.test_x[:WARMUP_IMAGES]
+        model, best_checkpoint, export_dir, warmup_images=data.test_x[:WARMUP_IMAGES]
     )
     scores = score_saved_model(export_dir, data.test_x)
     verification = export_dir.parent / Path(VERIFICATION_ARTIFACT).name
     save_verification_set(verification, data.test_x, data.test_y, scores)
     tracker.log_artifact(verification, str(Path(VERIFICATION_ARTIFACT).parent))
     predictions = np.argmax(scores, axis=-1)
-    counts = plots.confusion_matrix(data.test_y, predictions, int(cfg.model.num_classes))
+    counts = plots.confusion_matrix(data.test_y, predictions, model.num_classes)
     for name, figure in (
         ("plots/confusion_matrix.png", plots.confusion_figure(counts)),
         ("plots/per_class_accuracy.png", plots.per_class_figure(plots.per_class_accuracy(counts))),
@@ -323,11 +333,14 @@ def _export_best(
     return float(np.mean(predictions == data.test_y))
 
 
-def _run_tags(cfg: DictConfig, data: SemiSupervisedData, job: JobContext) -> dict[str, str]:
+def _run_tags(
+    cfg: DictConfig, settings: TrainAppConfig, data: SemiSupervisedData, job: JobContext
+) -> dict[str, str]:
+    """A new run's tags; its job key is a hash of the config it writes out (``cfg``)."""
     return {
-        tag_names.MODE_TAG: str(cfg.train.mode),
-        tag_names.MODEL_TAG: str(cfg.model.name),
-        tag_names.DATA_TAG: str(cfg.data.name),
+        tag_names.MODE_TAG: settings.train.mode,
+        tag_names.MODEL_TAG: settings.model.name,
+        tag_names.DATA_TAG: settings.data.name,
         tag_names.DATA_FINGERPRINT_TAG: data.fingerprint,
         tag_names.OVERRIDES_TAG: " ".join(job.overrides),
         tag_names.JOB_KEY_TAG: this_job_key(cfg, job),

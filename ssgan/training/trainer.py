@@ -20,7 +20,6 @@ from typing import Any, NoReturn
 
 import numpy as np
 import tensorflow as tf
-from omegaconf import DictConfig
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
@@ -32,6 +31,7 @@ from ssgan.preprocess import from_model_range, to_model_range
 from ssgan.stopping import check_stop
 from ssgan.training.interface import CheckpointError, EpochHook, NonFiniteLossError, Tracker
 from ssgan.training.job import checkpoint_before_stop
+from ssgan.training.loop_options import LoopOptions
 from ssgan.training.summary import RunSummary, TrainingState
 
 log = logging.getLogger("ssgan.train")
@@ -52,48 +52,30 @@ def _unreadable(path: str) -> str | None:
     return None
 
 
-def steps_per_epoch(cfg: DictConfig, data: SemiSupervisedData) -> int:
+def steps_per_epoch(options: LoopOptions, data: SemiSupervisedData) -> int:
     """``train.steps_per_epoch``, or one pass over the pool an epoch is measured in."""
-    if cfg.train.steps_per_epoch > 0:
-        return int(cfg.train.steps_per_epoch)
-    pool = len(data.labelled_x) if cfg.train.mode == "supervised" else len(data.unlabelled_x)
-    return max(1, math.ceil(pool / cfg.data.batch_size))
+    if options.steps_per_epoch > 0:
+        return options.steps_per_epoch
+    pool = len(data.labelled_x) if options.mode == "supervised" else len(data.unlabelled_x)
+    return max(1, math.ceil(pool / options.batch_size))
 
 
-def learning_rate(train_cfg: DictConfig, epoch: int) -> float:
-    """Learning rate for a 0-based epoch.
-
-    ``constant``: ``lr * lr_decay**epoch``. ``linear_decay``: the schedule of Salimans et
-    al.'s SVHN code, constant up to epoch s = ``train.lr_decay_start_epoch`` (null: two
-    thirds of ``train.epochs``), then linearly towards 0 at ``train.epochs``:
-    ``lr * min(1, (epochs - epoch) / (epochs - s))`` (the reference: s = 600 of 900).
-    """
-    lr = float(train_cfg.lr) * float(train_cfg.lr_decay) ** epoch
-    if train_cfg.lr_schedule == "linear_decay":
-        epochs = float(train_cfg.epochs)
-        start = train_cfg.lr_decay_start_epoch
-        start = 2.0 * epochs / 3.0 if start is None else float(start)
-        lr *= min(1.0, (epochs - epoch) / (epochs - start))
-    return lr
-
-
-def initialisation_images(cfg: DictConfig, data: SemiSupervisedData) -> tf.Tensor:
+def initialisation_images(options: LoopOptions, data: SemiSupervisedData) -> tf.Tensor:
     """The first ``train.init_batch_size`` unlabelled images of the run's stream (0: one
     training batch), in [-1, 1]: what data-dependent initialisation measures D on."""
-    batch_size = int(cfg.data.batch_size)
-    count = int(cfg.train.init_batch_size) or batch_size
-    stream = train_batches(data, batch_size, int(cfg.data.seed))
-    batches = stream.take(math.ceil(count / batch_size))
+    count = options.init_batch_size or options.batch_size
+    stream = train_batches(data, options.batch_size, options.data_seed)
+    batches = stream.take(math.ceil(count / options.batch_size))
     return tf.concat([unlabelled for _, _, unlabelled in batches], axis=0)[:count]
 
 
-def statistics_images(cfg: DictConfig, data: SemiSupervisedData) -> np.ndarray:
+def statistics_images(options: LoopOptions, data: SemiSupervisedData) -> np.ndarray:
     """Real training images, in [-1, 1], that the averaged classifier's batch-norm
     statistics are measured on: ``train.ema_bn_images`` of the pool the mode trains on
     (labelled images for the supervised baseline), the same random subset every time."""
-    pool = data.labelled_x if cfg.train.mode == "supervised" else data.unlabelled_x
-    count = min(int(cfg.train.ema_bn_images), len(pool))
-    rng = np.random.default_rng([int(cfg.data.seed), 3])
+    pool = data.labelled_x if options.mode == "supervised" else data.unlabelled_x
+    count = min(options.ema_bn_images, len(pool))
+    rng = np.random.default_rng([options.data_seed, 3])
     chosen = np.sort(rng.choice(len(pool), count, replace=False))
     return to_model_range(pool[chosen]).numpy()
 
@@ -119,7 +101,7 @@ class Trainer:
 
     def __init__(
         self,
-        cfg: DictConfig,
+        options: LoopOptions,
         data: SemiSupervisedData,
         gan: Any,
         tracker: Tracker,
@@ -128,12 +110,12 @@ class Trainer:
         after_save: Callable[[], None] | None = None,
         on_epoch_end: EpochHook | None = None,
     ) -> None:
-        self.cfg, self.data, self.gan, self.tracker = cfg, data, gan, tracker
+        self.options, self.data, self.gan, self.tracker = options, data, gan, tracker
         self.strategy = strategy
         self.after_save = after_save
         self.on_epoch_end = on_epoch_end
-        self.steps_per_epoch = steps_per_epoch(cfg, data)
-        self.total_steps = self.steps_per_epoch * int(cfg.train.epochs)
+        self.steps_per_epoch = steps_per_epoch(options, data)
+        self.total_steps = self.steps_per_epoch * options.epochs
         self.state = TrainingState()
         self.checkpoint = tf.train.Checkpoint(
             step=self.state.step,
@@ -232,8 +214,8 @@ class Trainer:
         if self.gan.ema_discriminator is None or step == self._statistics_step:
             return
         if self._statistics_images is None:
-            self._statistics_images = statistics_images(self.cfg, self.data)
-        batch = int(self.cfg.train.eval_batch_size)
+            self._statistics_images = statistics_images(self.options, self.data)
+        batch = self.options.eval_batch_size
         self.gan.refresh_classifier_statistics(self._statistics_images, batch)
         self._statistics_step = step
 
@@ -253,7 +235,7 @@ class Trainer:
     def start(self) -> None:
         """Open the input stream at the restored step; initialise a fresh model."""
         start = int(self.state.step.numpy())
-        batch_size, seed = int(self.cfg.data.batch_size), int(self.cfg.data.seed)
+        batch_size, seed = self.options.batch_size, self.options.data_seed
         dataset = train_batches(self.data, batch_size, seed, start_step=start)
         if self.strategy.num_replicas_in_sync > 1:
             dataset = self.strategy.experimental_distribute_dataset(dataset)
@@ -261,7 +243,7 @@ class Trainer:
         if start == 0:
             # Data-dependent initialisation (weight-normalised models): D on the first
             # train.init_batch_size unlabelled images, G on one batch of noise.
-            self.gan.initialize(initialisation_images(self.cfg, self.data), batch_size)
+            self.gan.initialize(initialisation_images(self.options, self.data), batch_size)
         self._epoch: int | None = None  # the epoch under way; None between two
         self._bar: tqdm[NoReturn] | None = None
         self._rate = 0.0
@@ -280,14 +262,14 @@ class Trainer:
                 step += count
                 self._bar.update(count)
                 self._window_steps += count
-                if step % self.cfg.train.log_every == 0 or step % self.steps_per_epoch == 0:
+                if step % self.options.log_every == 0 or step % self.steps_per_epoch == 0:
                     self._log_losses(losses, step)
                 if step % self.steps_per_epoch == 0:
                     self._bar.close()
                     self._end_epoch(self._epoch, step)
                     self._save()
                     self._epoch = None
-                elif step % self.cfg.train.checkpoint_every == 0:
+                elif step % self.options.checkpoint_every == 0:
                     self._save()
                 elif checkpoint_before_stop():
                     self._save()  # asked to stop (SIGTERM...): keep every step done so far
@@ -301,11 +283,11 @@ class Trainer:
     def _chunk(self, step: int, target: int) -> int:
         """Steps for the next compiled call: ``train.steps_per_loop``, cut short so that
         every epoch end, checkpoint and log step falls on the end of a call."""
-        count = min(int(self.cfg.train.steps_per_loop), target - step)
+        count = min(self.options.steps_per_loop, target - step)
         for every in (
             self.steps_per_epoch,
-            int(self.cfg.train.checkpoint_every),
-            int(self.cfg.train.log_every),
+            self.options.checkpoint_every,
+            self.options.log_every,
         ):
             count = min(count, every - step % every)
         return count
@@ -313,11 +295,11 @@ class Trainer:
     def _begin_epoch(self, step: int) -> None:
         epoch = step // self.steps_per_epoch
         self._epoch = epoch
-        self.gan.set_learning_rate(learning_rate(self.cfg.train, epoch))
+        self.gan.set_learning_rate(self.options.learning_rate(epoch))
         self._bar = tqdm(
             total=self.steps_per_epoch,
             initial=step - epoch * self.steps_per_epoch,
-            desc=f"epoch {epoch + 1}/{self.cfg.train.epochs}",
+            desc=f"epoch {epoch + 1}/{self.options.epochs}",
             unit="step",
             leave=False,
             disable=None if self.progress is None else not self.progress,
@@ -326,7 +308,7 @@ class Trainer:
 
     def _log_losses(self, losses: dict[str, float], step: int) -> None:
         elapsed = time.perf_counter() - self._window_start
-        self._rate = self._window_steps * int(self.cfg.data.batch_size) / max(elapsed, 1e-9)
+        self._rate = self._window_steps * self.options.batch_size / max(elapsed, 1e-9)
         assert self._bar is not None  # called within an epoch
         self._bar.set_postfix(
             d=f"{losses['d_loss']:.3f}", g=f"{losses['g_loss']:.3f}", img_s=f"{self._rate:.0f}"
@@ -345,7 +327,7 @@ class Trainer:
             key, value = next((k, v) for k, v in losses.items() if not math.isfinite(v))
             raise NonFiniteLossError(
                 f"train/{key} became {value} at step {step + int(finite_steps) + 1}: "
-                f"training diverged (try a lower train.lr than {self.cfg.train.lr})"
+                f"training diverged (try a lower train.lr than {self.options.lr})"
             )
         return losses
 
@@ -359,13 +341,13 @@ class Trainer:
     def _evaluate_and_log(self, epoch: int, step: int) -> dict[str, float]:
         self._refresh_classifier()
         classifier = self.gan.classifier()
-        batch = int(self.cfg.train.eval_batch_size)
+        batch = self.options.eval_batch_size
         val = accuracy(classifier, self.data.val_x, self.data.val_y, batch)
         test = accuracy(classifier, self.data.test_x, self.data.test_y, batch)
         metrics = {
             "val/accuracy": val,
             "test/accuracy": test,
-            "train/lr": learning_rate(self.cfg.train, epoch),
+            "train/lr": self.options.learning_rate(epoch),
         }
         if val > float(self.state.best_val_accuracy.numpy()):
             self.state.best_val_accuracy.assign(val)
@@ -373,11 +355,11 @@ class Trainer:
             self.state.best_epoch.assign(epoch + 1)
             self._save_best()
         self.tracker.log_metrics(metrics, step)
-        if self.cfg.train.sample_grid and self.cfg.train.mode == "ssgan":
+        if self.options.sample_grid and self.options.mode == "ssgan":
             samples = from_model_range(self.gan.generator(self.sample_z, training=False)).numpy()
             self.tracker.log_image(image_grid(samples), f"samples/epoch_{epoch + 1:03d}.png")
         log.info(
-            f"epoch {epoch + 1}/{self.cfg.train.epochs}: val/accuracy {val:.4f} "
+            f"epoch {epoch + 1}/{self.options.epochs}: val/accuracy {val:.4f} "
             f"test/accuracy {test:.4f} (step {step})"
         )
         return metrics

@@ -7,6 +7,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from omegaconf import DictConfig
+
+from ssgan.config import TrainAppConfig, typed
+
 # One synthetic data cache for the session: the smoke set is rendered once, not by every
 # test (the cache is keyed by every parameter that changes pixels, locked while written
 # and renamed into place, so tests and their subprocesses share it safely).
@@ -23,3 +27,8 @@ def tiny_overrides(root: Path) -> list[str]:
         f"tracking.uri=sqlite:///{root / 'mlruns' / 'mlflow.db'}",
         f"tracking.artifact_root={root / 'mlruns' / 'artifacts'}",
     ]
+
+
+def typed_config(cfg: DictConfig) -> TrainAppConfig:
+    """A composed training config as the frozen value the commands pass below them."""
+    return typed(cfg, TrainAppConfig)

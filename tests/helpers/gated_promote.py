@@ -14,7 +14,7 @@ from ssgan.runtime import start_tensorflow
 start_tensorflow()  # as python -m ssgan.promote does, before the imports below load it
 
 from ssgan.cli import compose_config  # noqa: E402
-from ssgan.serving.promotion import describe, promote  # noqa: E402
+from ssgan.serving.promotion import describe, promote, promote_settings  # noqa: E402
 
 
 def main(gate: Path, overrides: list[str]) -> None:
@@ -22,8 +22,8 @@ def main(gate: Path, overrides: list[str]) -> None:
         while gate.exists():
             time.sleep(0.01)
 
-    cfg = compose_config("promote", overrides)
-    print(describe(cfg, promote(cfg, on_file_copied=hold)), flush=True)
+    settings = promote_settings(compose_config("promote", overrides))
+    print(describe(settings, promote(settings, on_file_copied=hold)), flush=True)
 
 
 if __name__ == "__main__":

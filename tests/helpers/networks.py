@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 import tensorflow as tf
-from omegaconf import OmegaConf
+
+from ssgan.config import ModelConfig, TrainConfig
 
 
-def model_cfg(name: str = "tutorial", **extra) -> OmegaConf:
-    base = dict(name=name, z_size=8, g_size_mult=4, d_size_mult=4, drop_rate=0.5)
-    base |= dict(leaky_alpha=0.2, num_classes=10)
-    return OmegaConf.create({**base, **extra})
+def model_cfg(name: str = "tutorial", **extra) -> ModelConfig:
+    """A tiny ``model.*`` section (the schema's defaults otherwise)."""
+    return ModelConfig(**{"name": name, "z_size": 8, "g_size_mult": 4, "d_size_mult": 4, **extra})
 
 
-def train_cfg(**extra) -> OmegaConf:
-    base = dict(mode="ssgan", lr=3e-4, beta1=0.5, feature_matching="squared_l2")
-    base |= dict(unsupervised_weight=1.0, ema_decay=0.0, seed=0, jit_compile=False)
-    base |= dict(strategy="default", precision="fp32", adam_epsilon=1e-7)
-    return OmegaConf.create({**base, **extra})
+def train_cfg(**extra) -> TrainConfig:
+    """A ``train.*`` section: the schema's defaults and ``extra``."""
+    return TrainConfig(**extra)
 
 
 def gan_batch(seed: int = 0, size: int = 16):

@@ -13,13 +13,16 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from ssgan.cli import compose_config
+from ssgan.config import PromoteAppConfig
 from ssgan.data import SemiSupervisedData, load_data
 from ssgan.models.networks import build_discriminator
 from ssgan.serving.images import encode_png
+from ssgan.serving.promotion import promote_settings
 from ssgan.serving.saved_model import export_saved_model, score_saved_model
 from ssgan.serving.verification import save_verification_set
 from ssgan.tracking.store import TrackingStore
 from ssgan.tracking.tracker import RunTracker
+from tests.helpers.configs import typed_config
 
 
 @dataclass
@@ -47,7 +50,7 @@ def make_store(root: Path) -> Store:
             "data.num_workers=1",
         ],
     )
-    return Store(root, cfg, load_data(cfg.data, int(cfg.model.num_classes)))
+    return Store(root, cfg, load_data(typed_config(cfg).data, cfg.model.num_classes))
 
 
 def export_discriminator(store: Store, seed: int) -> Path:
@@ -125,5 +128,7 @@ def overrides(store: Store, serving: Path, run_id: str = "", *extra: str) -> lis
     ]
 
 
-def promote_cfg(store: Store, serving: Path, run_id: str = "", *extra: str) -> DictConfig:
-    return compose_config("promote", overrides(store, serving, run_id, *extra))
+def promote_cfg(store: Store, serving: Path, run_id: str = "", *extra: str) -> PromoteAppConfig:
+    """promote's settings for ``run_id`` in ``serving``, composed and checked as the command
+    does (a bad override raises ConfigError here)."""
+    return promote_settings(compose_config("promote", overrides(store, serving, run_id, *extra)))
