@@ -100,6 +100,9 @@ class TrainConfig:
     deterministic: bool = False  # op-determinism: bit-identical runs and resumes on CPU
     log_every: int = 50  # steps between train/ metrics
     checkpoint_every: int = 500  # steps between checkpoints (plus one per epoch)
+    # Also checkpoint once this many seconds passed since the last one (0 = off): a
+    # preempted or killed job loses at most this much work whatever a step costs.
+    checkpoint_every_s: float = 600.0
     steps_per_loop: int = 10  # steps per compiled call; calls end at every log, checkpoint
     eval_batch_size: int = 500
     sample_grid: bool = True  # 8x8 generator samples per epoch under samples/

@@ -71,6 +71,7 @@ RANGES: dict[str, Range] = {
     "train.ema_bn_images": (1, None, True),
     "train.log_every": (1, None, True),
     "train.checkpoint_every": (1, None, True),
+    "train.checkpoint_every_s": (0.0, None, True),
     "train.steps_per_loop": (1, None, True),
     "train.cpu_replicas": (0, 64, True),
     "train.worker_wait_s": (0.0, None, False),

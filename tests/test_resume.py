@@ -86,7 +86,7 @@ def test_full_disk_fails_the_run_in_one_line_and_resume_completes_it(
     """A file-size limit (ulimit -f) stands in for a full disk: the first checkpoint
     (about 3 MB with these widths) cannot be written, the store (about 1 MB) can."""
     overrides = [*tiny_overrides(tmp_path), "model.d_size_mult=32", "model.g_size_mult=16",
-                 "train.epochs=1", "train.steps_per_epoch=4",
+                 "train.epochs=1", "train.steps_per_epoch=4", "train.log_every=1",
                  "train.checkpoint_every=2"]  # fmt: skip
     load_data(compose_config("config", overrides).data)  # the data cache, before the limit
     limit = 2 * 1024 * 1024
@@ -111,11 +111,17 @@ def test_full_disk_fails_the_run_in_one_line_and_resume_completes_it(
     promote = run_cli("ssgan.promote", f"run_id={run_id}", *overrides[2:4], cwd=tmp_path)
     assert promote.returncode == 2 and f"run {run_id} is FAILED, not FINISHED" in promote.stderr
 
-    # Space freed: resume=<run_id>, as the error line advises, completes the same run.
+    # Space freed: resume=<run_id>, as the error line advises, completes the same run. It
+    # logged steps 1 and 2 but never completed a checkpoint: it starts again from step 0.
     resumed = run_cli("ssgan.train", *overrides, f"resume={run_id}", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "ended before its first complete checkpoint: it starts again from step 0" in (
+        resumed.stderr
+    )
     run = client.get_run(run_id)
     assert run.info.status == "FINISHED" and "ssgan.error" not in run.data.tags
+    assert run.data.tags["ssgan.restarted_after_step"] == "2"
+    assert run.data.tags["ssgan.checkpoint_step"] == "4"
     # The model is an MLflow Model now: its SavedModel is inside it, not in the run's model/.
     tracking = compose_config("config", overrides).tracking
     local = download_run_model(TrackingStore(tracking), run_id, tmp_path / "downloaded")
@@ -146,6 +152,7 @@ def test_resume_auto_tells_apart_commands_whose_overrides_match(tmp_path: Path) 
     cfg_a, cfg_b = (compose_config("config", line, folders[n]) for n in ("a", "b"))
     assert (cfg_a.model.z_size, cfg_b.model.z_size) == (16, 32)
     killed = create_run(TrackingStore(cfg_a.tracking), "a", {JOB_KEY_TAG: this_job_key(cfg_a)}, {})
+    killed.log_text("model: {}\n", "config/config.yaml")  # it got as far as recording it
     killed.finish("KILLED")
     assert unfinished_run_of_this_job(cfg_b, TrackingStore(cfg_b.tracking)) is None
     assert unfinished_run_of_this_job(cfg_a, TrackingStore(cfg_a.tracking)) == killed.run_id
@@ -153,3 +160,59 @@ def test_resume_auto_tells_apart_commands_whose_overrides_match(tmp_path: Path) 
     moved = cfg_a.copy()
     moved.data.root, moved.tracking.run_name = str(tmp_path / "elsewhere"), "renamed"
     assert unfinished_run_of_this_job(moved, TrackingStore(moved.tracking)) == killed.run_id
+
+
+@pytest.mark.integration
+def test_a_run_that_never_recorded_its_config_is_ended_not_resumed_forever(
+    tmp_path: Path,
+) -> None:
+    """A job killed between creating its run and recording the run's config left it
+    RUNNING without one: resume=auto failed on it forever. Now resume=auto ends it FAILED
+    and continues the job's previous unfinished run (or starts a new one); resume=<id>
+    ends it and says so in one line."""
+    from ssgan.errors import UserError
+    from ssgan.tracking.tags import ERROR_TAG, JOB_KEY_TAG
+    from ssgan.tracking.tracker import create_run
+    from ssgan.training.resume import resumed_config, this_job_key, unfinished_run_of_this_job
+
+    cfg = compose_config("config", [*tiny_overrides(tmp_path), "resume=auto"])
+    store = TrackingStore(cfg.tracking)
+    key = {JOB_KEY_TAG: this_job_key(cfg)}
+    older = create_run(store, "older", key, {})
+    older.log_text("model: {}\n", "config/config.yaml")
+    older.finish("KILLED")
+    assert unfinished_run_of_this_job(cfg, store) == older.run_id
+    bare = create_run(store, "bare", key, {})  # RUNNING, no config, no live owner
+    assert unfinished_run_of_this_job(cfg, store) == older.run_id
+    client = store.client
+    ended = client.get_run(bare.run_id)
+    assert ended.info.status == "FAILED" and "never trained" in ended.data.tags[ERROR_TAG]
+
+    other = create_run(store, "other", key, {})
+    cfg.resume = other.run_id
+    with pytest.raises(UserError, match="never recorded its config .* marked FAILED") as err:
+        resumed_config(cfg, store)
+    assert "\n" not in str(err.value)
+    assert client.get_run(other.run_id).info.status == "FAILED"
+
+
+@pytest.mark.integration
+def test_a_run_that_cannot_record_its_config_is_marked_failed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The config write refused (a read-only artifact folder, an unencodable path): the
+    run used to stay RUNNING without a config; now it is FAILED and the line says why."""
+    from ssgan.errors import UserError
+    from ssgan.tracking.tracker import RunTracker
+
+    def refused(self: RunTracker, text: str, artifact_file: str) -> None:
+        raise PermissionError(13, "Permission denied", artifact_file)
+
+    monkeypatch.setattr(RunTracker, "log_text", refused)
+    cfg = compose_config("config", tiny_overrides(tmp_path))
+    with pytest.raises(UserError, match="could not record its config") as err:
+        train(cfg)
+    assert "Permission denied" in str(err.value) and "\n" not in str(err.value)
+    client = MlflowClient(cfg.tracking.uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("ssgan").experiment_id])
+    assert run.info.status == "FAILED" and "Permission denied" in run.data.tags["ssgan.error"]

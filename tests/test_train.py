@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import mlflow
@@ -182,6 +183,7 @@ class _RecordingTracker:
 
     def __init__(self) -> None:
         self.metrics: dict[str, list[int]] = {}
+        self.checkpoints: list[int] = []
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
         for key in metrics:
@@ -192,6 +194,9 @@ class _RecordingTracker:
 
     def flush(self) -> None:
         pass
+
+    def log_checkpoint(self, step: int) -> None:
+        self.checkpoints.append(step)
 
 
 @pytest.mark.integration
@@ -226,8 +231,14 @@ def test_steps_per_loop_keeps_log_checkpoint_and_epoch_steps_exact(tmp_path: Pat
     assert calls == [3, 1, 1, 2, 1, 2, 2, 2]  # cut at 3|4|5|7 and 8|10|12|14
     assert tracker.metrics["train/d_loss"] == [4, 7, 8, 12, 14]  # log steps and epoch ends
     assert tracker.metrics["val/accuracy"] == [7, 14]
-    assert saved == [5, 7, 10, 14]
+    assert saved == [5, 7, 10, 14] and tracker.checkpoints == saved
     assert gan._loop.experimental_get_tracing_count() == 1
+
+    # By time as well (train.checkpoint_every_s): once due, at the end of the next call.
+    timed = replace(options, checkpoint_every=1000, checkpoint_every_s=1e-9, epochs=1)
+    tracker = _RecordingTracker()
+    Trainer(timed, data, gan, tracker, tmp_path / "timed", strategy).fit()
+    assert tracker.checkpoints == [3, 4, 7]  # calls end at 3 and 4 (a log step) and 7
 
 
 @pytest.mark.e2e

@@ -43,6 +43,9 @@ class _DiscardingTracker:
     def flush(self) -> None:
         pass
 
+    def log_checkpoint(self, step: int) -> None:
+        del step
+
 
 class _Loop:
     """The framework's own loop, opened once and kept running: each :meth:`time` call

@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ssgan.config import drop_removed_keys
 from ssgan.tracking.store import TrackingError, TrackingStore
+from ssgan.tracking.tags import ERROR_TAG
 
 RUN_ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
 CONFIG_ARTIFACT = "config/config.yaml"
@@ -88,6 +89,12 @@ def load_run_config(store: TrackingStore, run_id: str) -> DictConfig:
 
 def set_run_tags(store: TrackingStore, run_id: str, tags: dict[str, str]) -> None:
     store.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+
+def mark_failed(store: TrackingStore, run_id: str, reason: str) -> None:
+    """End another job's run as FAILED, saying why (its job is gone: see the lease)."""
+    set_run_tags(store, run_id, {ERROR_TAG: reason})
+    store.client.set_terminated(run_id, status="FAILED")
 
 
 def search_runs(store: TrackingStore, filter_string: str = "") -> Iterable[Run]:

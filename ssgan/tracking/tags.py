@@ -22,6 +22,10 @@ WORKERS_TAG = "ssgan.workers"  # processes of a multi-worker job (set by its chi
 LEASE_TAG = "ssgan.lease"  # "host:pid:start expiry": the live job that owns the run
 STOPPED_EARLY_TAG = "ssgan.stopped_early"  # why training stopped before its last epoch
 ERROR_TAG = "ssgan.error"  # why the run last failed or stopped; gone once it FINISHES
+CHECKPOINT_STEP_TAG = "ssgan.checkpoint_step"  # the step of the run's newest checkpoint
+# Set when a run that died before its first checkpoint started again from step 0: the
+# last step its first attempt logged (those steps keep that attempt's metrics).
+RESTARTED_TAG = "ssgan.restarted_after_step"
 
 # Provenance: the environment a run was made in
 GIT_DIRTY_TAG = "ssgan.git_dirty"  # "true" when the checkout had uncommitted changes

@@ -23,7 +23,7 @@ from ssgan.tracking.runs import get_run
 from ssgan.tracking.store import TrackingStore, TrackingWriteError
 from ssgan.tracking.system_metrics import start_monitor
 from ssgan.tracking.system_metrics import wanted as system_metrics_wanted
-from ssgan.tracking.tags import ERROR_TAG, LEASE_TAG
+from ssgan.tracking.tags import CHECKPOINT_STEP_TAG, ERROR_TAG, LEASE_TAG
 
 # MLflow's log_batch limits (per call): keep well inside them.
 _MAX_PARAMS_PER_BATCH = 100
@@ -305,6 +305,10 @@ class RunTracker:
         self._metrics.join()
         self._raise_lost_metrics()
 
+    def log_checkpoint(self, step: int) -> None:
+        """Record that the run has a complete checkpoint at ``step`` (resume reads it)."""
+        self.set_tags({CHECKPOINT_STEP_TAG: str(step)})
+
     def finish(self, status: str, error: str | None = None) -> None:
         """Mark the run FINISHED, FAILED (with the error as a tag) or KILLED.
 
@@ -350,6 +354,9 @@ class FollowerTracker:
 
     def flush(self) -> None:
         """Nothing is queued."""
+
+    def log_checkpoint(self, step: int) -> None:
+        """Nothing: the chief records the run's checkpoints."""
 
     def finish(self, status: str, error: str | None = None) -> None:
         """Nothing: the chief records how the run ended."""

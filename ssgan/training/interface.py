@@ -25,6 +25,8 @@ class Tracker(Protocol):
 
     def flush(self) -> None: ...
 
+    def log_checkpoint(self, step: int) -> None: ...
+
 
 class CheckpointError(UserError):
     """No checkpoint of the run can be read back, or one cannot be written."""

@@ -23,6 +23,7 @@ class LoopOptions:
     eval_batch_size: int
     log_every: int
     checkpoint_every: int
+    checkpoint_every_s: float  # 0 = by steps and epochs only
     steps_per_loop: int
     sample_grid: bool
     lr: float
@@ -43,6 +44,7 @@ class LoopOptions:
             eval_batch_size=train.eval_batch_size,
             log_every=train.log_every,
             checkpoint_every=train.checkpoint_every,
+            checkpoint_every_s=train.checkpoint_every_s,
             steps_per_loop=train.steps_per_loop,
             sample_grid=train.sample_grid,
             lr=train.lr,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+import logging
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -13,17 +13,26 @@ from ssgan.config import REMOVED_KEYS, flatten
 from ssgan.config_checks import validate_train_config
 from ssgan.errors import UserError
 from ssgan.job_context import NO_JOB, JobContext
-from ssgan.tracking.lease import refuse_if_owned
+from ssgan.tracking.lease import live_owner, refuse_if_owned
 from ssgan.tracking.runs import (
+    CONFIG_ARTIFACT,
+    Run,
     get_run,
     has_artifact,
     load_run_config,
+    mark_failed,
     metric_history,
     search_runs,
+    set_run_tags,
 )
 from ssgan.tracking.store import TrackingStore
-from ssgan.tracking.tags import JOB_KEY_TAG
+from ssgan.tracking.tags import CHECKPOINT_STEP_TAG, JOB_KEY_TAG, RESTARTED_TAG
 from ssgan.training.job import job_key
+
+log = logging.getLogger("ssgan.train")
+
+# Why a run without a config is ended: nothing can resume it, and it never trained.
+NO_CONFIG = "its job ended before recording the run's config (the run never trained)"
 
 # What may differ on resume: where the store and the data files are, not what is trained.
 RESUME_MAY_CHANGE = ("tracking.", "data.root", "data.download", "data.verify", "data.num_workers")
@@ -39,10 +48,16 @@ def resumed_config(
     run = get_run(store, cfg.resume)
     if run.info.status == "FINISHED":
         raise UserError(f"resume={cfg.resume}: that run already FINISHED; nothing to resume")
-    refuse_if_owned(cfg.tracking, run)  # a live job's run has no checkpoint yet, maybe
+    refuse_if_owned(store.settings.lease_s, run)  # a live job's run has no checkpoint yet, maybe
+    if not has_artifact(store, run.info.run_id, CONFIG_ARTIFACT):
+        mark_failed(store, run.info.run_id, NO_CONFIG)
+        raise UserError(
+            f"resume={cfg.resume}: the run never recorded its config (its job ended while "
+            "starting it, before any training): it is now marked FAILED; start a new run"
+        )
     stored = load_run_config(store, cfg.resume)
     _refuse_ignored_overrides(cfg, stored, job)
-    _refuse_lost_checkpoints(cfg, store, run)
+    _check_checkpoints(cfg, store, run)
     for key in RESUME_MAY_CHANGE:
         OmegaConf.update(stored, key.rstrip("."), OmegaConf.select(cfg, key.rstrip(".")))
     stored.resume = None
@@ -56,8 +71,14 @@ def unfinished_run_of_this_job(
     """The newest unfinished run this job started (what ``resume=auto`` continues)."""
     key = this_job_key(cfg, job)
     runs = search_runs(store, f"tags.`{JOB_KEY_TAG}` = '{key}' and attributes.status != 'FINISHED'")
-    newest = max(runs, key=lambda r: r.info.start_time, default=None)
-    return newest.info.run_id if newest is not None else None
+    for run in sorted(runs, key=lambda r: r.info.start_time, reverse=True):
+        run_id = run.info.run_id
+        if live_owner(run) is not None or has_artifact(store, run_id, CONFIG_ARTIFACT):
+            return run_id  # (a live job's run is refused by name when it is resumed)
+        # Its job died between creating it and recording its config: it never trained.
+        mark_failed(store, run_id, NO_CONFIG)
+        log.warning(f"run {run_id} of this job never recorded its config: marked FAILED")
+    return None
 
 
 def this_job_key(cfg: DictConfig, job: JobContext = NO_JOB) -> str:
@@ -122,15 +143,26 @@ def _overridden_keys(job: JobContext) -> list[str] | None:
     return keys
 
 
-def _refuse_lost_checkpoints(cfg: DictConfig, store: TrackingStore, run: Any) -> None:
+def _check_checkpoints(cfg: DictConfig, store: TrackingStore, run: Run) -> None:
     """A run that trained (it logged training metrics) but has no checkpoint any more
-    would restart from step 0 under its old curves: refuse instead."""
+    cannot continue where it stopped: refused. One that never completed a checkpoint
+    (it died before its first, :data:`CHECKPOINT_STEP_TAG` unset) starts again from step
+    0 in the same run: the steps its first attempt logged keep those metrics (the tracker
+    logs no step twice) and :data:`RESTARTED_TAG` says up to which step that is."""
     trained = [key for key in run.data.metrics if key.startswith("train/")]
     run_id = run.info.run_id
-    if trained and not has_artifact(store, run_id, "checkpoints/last/checkpoint"):
-        last = max(int(m.step) for m in metric_history(store, run_id, trained[0]))
+    if not trained or has_artifact(store, run_id, "checkpoints/last/checkpoint"):
+        return
+    last = max(int(m.step) for m in metric_history(store, run_id, trained[0]))
+    if CHECKPOINT_STEP_TAG in run.data.tags:
         raise UserError(
             f"resume={cfg.resume}: the run logged training up to step {last} but its "
             "checkpoints/ artifact is gone, so it cannot continue from where it stopped; "
             "start a new run"
         )
+    log.warning(
+        f"run {run_id} ended before its first complete checkpoint: it starts again from "
+        f"step 0 in the same run (its metrics up to step {last} stay those of its first "
+        "attempt)"
+    )
+    set_run_tags(store, run_id, {RESTARTED_TAG: str(last)})

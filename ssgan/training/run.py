@@ -32,7 +32,7 @@ from ssgan.tracking import tags as tag_names
 from ssgan.tracking.datasets import Split
 from ssgan.tracking.mlflow_model import SAVED_MODEL_KEY
 from ssgan.tracking.provenance import environment_tags
-from ssgan.tracking.runs import download_artifacts, get_run
+from ssgan.tracking.runs import CONFIG_ARTIFACT, download_artifacts, get_run
 from ssgan.tracking.store import TrackingStore, TrackingWriteError
 from ssgan.tracking.tracker import FollowerTracker, RunTracker
 from ssgan.training.distribute import (
@@ -181,9 +181,7 @@ def _open_run(
             tags = {**_run_tags(cfg, settings, data, given.job), **role.tags, **replicas}
             name = run_name(settings, given.job)
             tracker = RunTracker.start(store, flatten(cfg), {**tags, **given.tags}, name)
-            tracker.log_text(OmegaConf.to_yaml(cfg), "config/config.yaml")
-            tracker.log_array(data.labelled_indices, "data/labelled_indices.npy")
-            tracker.log_datasets(data.fingerprint, _splits(data))
+            _record_inputs(tracker, cfg, data)
         else:
             tracker = RunTracker.resume(store, run_id)
     except BaseException:
@@ -191,6 +189,27 @@ def _open_run(
         raise
     share_run_id(strategy, role, tracker.run_id)
     return tracker
+
+
+def _record_inputs(tracker: RunTracker, cfg: DictConfig, data: SemiSupervisedData) -> None:
+    """What a new run is trained from: its config (what resume reads), its labelled
+    subset and its datasets. A run that cannot record them is ended, not left RUNNING
+    without a config that nothing could resume."""
+    try:
+        tracker.log_text(OmegaConf.to_yaml(cfg), CONFIG_ARTIFACT)
+        tracker.log_array(data.labelled_indices, "data/labelled_indices.npy")
+        tracker.log_datasets(data.fingerprint, _splits(data))
+    except KeyboardInterrupt as err:
+        _finish_after_error(tracker, "KILLED", str(err) or "interrupted (Ctrl-C)")
+        raise
+    except Exception as err:
+        reason = disk_full_reason(err) or first_line(err)
+        shown = UserError(
+            f"run {tracker.run_id} could not record its config and data ({reason}): it is "
+            "marked FAILED; once that is fixed the same command starts a new run"
+        )
+        _finish_after_error(tracker, "FAILED", f"{type(err).__name__}: {reason}", shown)
+        raise shown from err
 
 
 def _splits(data: SemiSupervisedData) -> dict[str, Split]:

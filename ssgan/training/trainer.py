@@ -184,6 +184,10 @@ class Trainer:
         self._write_checkpoint(self.manager)
         if self.after_save is not None:
             self.after_save()
+        self._last_save = time.monotonic()
+        # The run's record says a checkpoint exists: one missing later was lost, while a
+        # run without this never got one and may start again (training/resume.py).
+        self.tracker.log_checkpoint(int(self.state.step.numpy()))
 
     def _save_best(self) -> None:
         """The classifier of the best validation epoch, what the run finally exports."""
@@ -245,6 +249,7 @@ class Trainer:
             # train.init_batch_size unlabelled images, G on one batch of noise.
             self.gan.initialize(initialisation_images(self.options, self.data), batch_size)
         self._epoch: int | None = None  # the epoch under way; None between two
+        self._last_save = time.monotonic()
         self._bar: tqdm[NoReturn] | None = None
         self._rate = 0.0
 
@@ -269,11 +274,16 @@ class Trainer:
                     self._end_epoch(self._epoch, step)
                     self._save()
                     self._epoch = None
-                elif step % self.options.checkpoint_every == 0:
+                elif step % self.options.checkpoint_every == 0 or self._checkpoint_due():
                     self._save()
                 elif checkpoint_before_stop():
                     self._save()  # asked to stop (SIGTERM...): keep every step done so far
                 check_stop()
+
+    def _checkpoint_due(self) -> bool:
+        """``train.checkpoint_every_s`` passed since the last checkpoint (or the start)."""
+        every = self.options.checkpoint_every_s
+        return every > 0 and time.monotonic() - self._last_save >= every
 
     def _bar_and_log_lines(self) -> contextlib.AbstractContextManager:
         """While the progress bar shows (terminals only), log lines print above it."""
