@@ -269,3 +269,30 @@ def test_two_stores_in_one_process_do_not_interfere(tmp_path: Path) -> None:
             get_run(store, runs[other].run_id)
         stores[other].use_in_fluent_api()  # the other store's fluent call came last
         assert list(runs_dataframe(store)["run_id"]) == [runs[name].run_id]
+
+
+@pytest.mark.integration
+def test_a_deleted_run_or_experiment_is_named_with_how_to_restore_it(tmp_path: Path) -> None:
+    """A run deleted while it trained said resume would continue it (resume refused it); a
+    deleted experiment made every new run an MlflowException traceback."""
+    from ssgan.errors import UserError
+    from ssgan.tracking.store import RunDeletedError
+    from ssgan.tracking.tracker import RunTracker
+    from ssgan.training.resume import resumed_config
+
+    cfg = compose_config("config", tiny_overrides(tmp_path))
+    store = TrackingStore(TrackingConfig(uri=cfg.tracking.uri, retry_s=0.5))
+    tracker = RunTracker.start(store, {}, {}, "deleted")
+    run_id = tracker.run_id
+    store.client.delete_run(run_id)
+    with pytest.raises(RunDeletedError, match=f"mlflow runs restore --run-id {run_id}"):
+        tracker.set_tags({"a": "b"})
+    cfg.resume = run_id
+    with pytest.raises(UserError, match=r"the run is deleted .* \(mlflow runs restore") as err:
+        resumed_config(cfg, store)
+    assert "\n" not in str(err.value)
+
+    store.client.delete_experiment(store.experiment_id())
+    fresh = TrackingStore(TrackingConfig(uri=cfg.tracking.uri))
+    with pytest.raises(TrackingError, match="mlflow experiments restore --experiment-id"):
+        fresh.experiment_id()

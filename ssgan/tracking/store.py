@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
+from mlflow.entities import Experiment
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from sqlalchemy import event
@@ -32,6 +33,10 @@ class TrackingError(UserError):
 class TrackingWriteError(TrackingError):
     """The store refused a write for longer than ``tracking.retry_s``: the run's record
     would have holes, so the run must not end FINISHED."""
+
+
+class RunDeletedError(TrackingWriteError):
+    """The run was deleted while it trained: nothing more can be written to it."""
 
 
 def _is_local_sqlite(uri: str) -> bool:
@@ -283,16 +288,27 @@ class TrackingStore:
             self._experiment_id = self._get_or_create_experiment()
         return self._experiment_id
 
+    def _active(self, experiment: Experiment) -> str:
+        """The id of ``experiment``; refused in one line while it is deleted (MLflow keeps
+        a deleted experiment's name, and refuses every new run in it)."""
+        if experiment.lifecycle_stage != "deleted":
+            return str(experiment.experiment_id)
+        raise TrackingError(
+            f"experiment '{experiment.name}' is deleted in the tracking store {self.uri}: "
+            f"restore it (mlflow experiments restore --experiment-id "
+            f"{experiment.experiment_id}) or name another with tracking.experiment=NAME"
+        )
+
     def _get_or_create_experiment(self) -> str:
         client, name = self.client, self.experiment
         existing = client.get_experiment_by_name(name)
         if existing is not None:
-            return existing.experiment_id
+            return self._active(existing)
         location = Path(self.artifact_root).resolve().as_uri() if self.is_local else None
         with self.lock():
             existing = client.get_experiment_by_name(name)
             if existing is not None:
-                return existing.experiment_id
+                return self._active(existing)
             try:
                 # The kind tag makes MLflow 3's UI open the experiment on its training-runs
                 # view.

@@ -20,7 +20,7 @@ from ssgan.tracking.lease import Heartbeat, lease_value, refuse_if_owned
 from ssgan.tracking.mlflow_model import log_pyfunc_model
 from ssgan.tracking.provenance import run_context_tags
 from ssgan.tracking.runs import get_run
-from ssgan.tracking.store import TrackingStore, TrackingWriteError
+from ssgan.tracking.store import RunDeletedError, TrackingStore, TrackingWriteError
 from ssgan.tracking.system_metrics import start_monitor
 from ssgan.tracking.system_metrics import wanted as system_metrics_wanted
 from ssgan.tracking.tags import CHECKPOINT_STEP_TAG, ERROR_TAG, LEASE_TAG
@@ -171,6 +171,13 @@ class RunTracker:
                 return call(*args, **kwargs)
             except Exception as err:  # classified below: only store outages are retried
                 if not _is_transient(err):
+                    if self._deleted():
+                        raise RunDeletedError(
+                            f"run {self.run_id} was deleted from the tracking store while it "
+                            f"trained: it stops here; restore it (mlflow runs restore --run-id "
+                            f"{self.run_id}), then resume={self.run_id} continues it from its "
+                            "last checkpoint"
+                        ) from err
                     raise TrackingWriteError(
                         f"the tracking store {self.store.uri} refused to {what} ({_reason(err)})"
                     ) from err
@@ -181,6 +188,13 @@ class RunTracker:
                     ) from err
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+    def _deleted(self) -> bool:
+        """Whether the run was deleted (what a refused write to it most often means)."""
+        try:
+            return self.client.get_run(self.run_id).info.lifecycle_stage == "deleted"
+        except Exception:  # the store cannot even be read: not a deleted run
+            return False
 
     def _write_metrics(self, batch: list[Metric]) -> None:
         self._retrying("log metrics", self.client.log_batch, self.run_id, metrics=batch)
@@ -218,6 +232,8 @@ class RunTracker:
 
     def _raise_lost_metrics(self) -> None:
         error = self._metrics.error
+        if isinstance(error, RunDeletedError):
+            raise RunDeletedError(str(error))  # what to do is the same for every write
         if error is not None:
             raise TrackingWriteError(
                 f"run {self.run_id}: {self._metrics.lost} metric points were not recorded: {error}"

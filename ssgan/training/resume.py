@@ -48,6 +48,11 @@ def resumed_config(
     run = get_run(store, cfg.resume)
     if run.info.status == "FINISHED":
         raise UserError(f"resume={cfg.resume}: that run already FINISHED; nothing to resume")
+    if run.info.lifecycle_stage == "deleted":
+        raise UserError(
+            f"resume={cfg.resume}: the run is deleted in the tracking store; restore it "
+            f"(mlflow runs restore --run-id {cfg.resume}), then resume it"
+        )
     refuse_if_owned(store.settings.lease_s, run)  # a live job's run has no checkpoint yet, maybe
     if not has_artifact(store, run.info.run_id, CONFIG_ARTIFACT):
         mark_failed(store, run.info.run_id, NO_CONFIG)

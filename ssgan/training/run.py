@@ -33,7 +33,7 @@ from ssgan.tracking.datasets import Split
 from ssgan.tracking.mlflow_model import SAVED_MODEL_KEY
 from ssgan.tracking.provenance import environment_tags
 from ssgan.tracking.runs import CONFIG_ARTIFACT, download_artifacts, get_run
-from ssgan.tracking.store import TrackingStore, TrackingWriteError
+from ssgan.tracking.store import RunDeletedError, TrackingStore, TrackingWriteError
 from ssgan.tracking.tracker import FollowerTracker, RunTracker
 from ssgan.training.distribute import (
     WorkerRole,
@@ -230,6 +230,8 @@ def _finish_after_error(
     user sees (the store still says RUNNING, not FINISHED)."""
     try:
         tracker.finish(status, error=error)
+    except RunDeletedError as deleted:
+        raise deleted from cause  # its status cannot be written: the line says what to do
     except TrackingWriteError as record_err:
         first = str(cause) if isinstance(cause, UserError) else error
         if not isinstance(cause, TrackingWriteError):
