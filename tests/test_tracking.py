@@ -296,3 +296,18 @@ def test_a_deleted_run_or_experiment_is_named_with_how_to_restore_it(tmp_path: P
     fresh = TrackingStore(TrackingConfig(uri=cfg.tracking.uri))
     with pytest.raises(TrackingError, match="mlflow experiments restore --experiment-id"):
         fresh.experiment_id()
+
+
+@pytest.mark.unit
+def test_a_refused_write_names_the_databases_reason_not_sqlalchemys_note() -> None:
+    """A store file replaced mid-run failed after its retries 'because' of SQLAlchemy's
+    autoflush note; the line now gives what the database said."""
+    from ssgan.tracking.tracker import _reason
+
+    err = RuntimeError(
+        "(raised as a result of Query-invoked autoflush; consider using a session.no_autoflush"
+        " block if this flush is occurring prematurely)\n"
+        "(sqlite3.OperationalError) attempt to write a readonly database\n[SQL: INSERT ...]"
+    )
+    assert _reason(err) == "(sqlite3.OperationalError) attempt to write a readonly database"
+    assert _reason(RuntimeError()) == "RuntimeError"

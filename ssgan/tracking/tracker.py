@@ -48,7 +48,11 @@ def _is_transient(err: BaseException) -> bool:
 
 
 def _reason(err: BaseException) -> str:
-    return first_line(err)[:200]
+    """The error's first line; for SQLAlchemy's, the database's own words rather than
+    its note that the error "was raised as a result of Query-invoked autoflush"."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    told = [line for line in lines if not line.startswith("(raised as a result of")]
+    return (told[0] if told else first_line(err))[:200]
 
 
 class _MetricWriter:
