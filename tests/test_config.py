@@ -135,6 +135,26 @@ def test_every_float_key_refuses_nan_and_infinity(config_name: str) -> None:
 
 
 @pytest.mark.unit
+@pytest.mark.parametrize(
+    ("config_name", "override", "line"),
+    [
+        ("tune", "search.pruner.lower=1.5",
+         "search.pruner.lower=1.5 is out of range: allowed >= 0.0 and <= 1.0"),
+        ("promote", "tracking.timeout_s=0",
+         "tracking.timeout_s=0.0 is out of range: allowed > 0.0 and <= 3600.0"),
+    ],
+)  # fmt: skip
+def test_search_and_promote_ranges_that_were_missing(
+    config_name: str, override: str, line: str
+) -> None:
+    """The threshold pruner compares with a validation accuracy; promote opens the same
+    MLflow store as training and checks its settings the same way."""
+    with pytest.raises(ConfigError) as refused:
+        VALIDATORS[config_name](compose_config(config_name, [override]))
+    assert str(refused.value) == line
+
+
+@pytest.mark.unit
 def test_a_newline_in_an_mlflow_name_from_a_config_file_is_refused() -> None:
     """A run name or experiment with a newline (from an experiment file, where Hydra's
     parser lets it through) used to reach MLflow; ``a/b`` is a fine experiment name."""
