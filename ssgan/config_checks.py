@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterator, Mapping
+from typing import Any, NamedTuple
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from ssgan.config import (
     DATA_STATS_SPLITS,
@@ -39,46 +39,79 @@ RENDER_SHARES = (
     "motion_blur", "low_res", "saturation",
 )  # fmt: skip
 
-# key -> (lowest allowed, highest allowed, whether the lowest itself is allowed)
-Range = tuple[float, float | None, bool]
+
+class Range(NamedTuple):
+    """The numbers a key allows: from ``low`` to ``high`` (None: no upper end), each end
+    itself allowed or not. Every allowed number is finite: nan and ±inf never are."""
+
+    low: float
+    high: float | None = None
+    low_ok: bool = True
+    high_ok: bool = True
+
+    def allows(self, value: float) -> bool:
+        """Whether ``value`` is a finite number between the ends."""
+        above = value >= self.low if self.low_ok else value > self.low
+        below = self.high is None or (value <= self.high if self.high_ok else value < self.high)
+        return math.isfinite(value) and above and below
+
+    def __str__(self) -> str:
+        """What an error line says is allowed: ``>= 0.0 and < 1.0``."""
+        lower = f">= {self.low}" if self.low_ok else f"> {self.low}"
+        if self.high is None:
+            return lower
+        return f"{lower} and {'<=' if self.high_ok else '<'} {self.high}"
+
+
+# The MLflow store's settings, in every command that opens one.
+TRACKING_RANGES: dict[str, Range] = {
+    "tracking.timeout_s": Range(0.0, 3600.0, low_ok=False),
+    "tracking.retry_s": Range(0.0),
+    "tracking.lease_s": Range(1.0),
+}
+
 RANGES: dict[str, Range] = {
-    "model.z_size": (1, 4096, True),
-    "model.g_size_mult": (1, 1024, True),
-    "model.d_size_mult": (1, 1024, True),
-    "model.drop_rate": (0.0, 0.99, True),
-    "model.leaky_alpha": (0.0, 1.0, True),
-    "model.num_classes": (2, 1000, True),
-    "data.num_labeled": (1, None, True),
-    "data.val_size": (0, None, True),
-    "data.batch_size": (1, 65_536, True),
-    "data.train_size": (1, None, True),
-    "data.test_size": (1, None, True),
-    "data.num_workers": (0, 256, True),
-    **{f"data.render.{key}": (0.0, 1.0, True) for key in RENDER_SHARES},
-    "data.render.defocus": (0.0, 4.0, True),
-    "data.render.noise": (0.0, 64.0, True),
-    "data.render.jpeg_min_quality": (1, 100, True),
-    "data.render.jpeg_max_quality": (1, 100, True),
-    "train.epochs": (1, None, True),
-    "train.steps_per_epoch": (0, None, True),
-    "train.lr": (0.0, 10.0, False),
-    "train.beta1": (0.0, 1.0, True),
-    "train.adam_epsilon": (0.0, 1.0, False),
-    "train.init_batch_size": (0, None, True),
-    "train.lr_decay": (0.0, 1.0, False),
-    "train.unsupervised_weight": (0.0, None, True),
-    "train.ema_decay": (0.0, 1.0, True),
-    "train.ema_bn_images": (1, None, True),
-    "train.log_every": (1, None, True),
-    "train.checkpoint_every": (1, None, True),
-    "train.checkpoint_every_s": (0.0, None, True),
-    "train.steps_per_loop": (1, None, True),
-    "train.cpu_replicas": (0, 64, True),
-    "train.worker_wait_s": (0.0, None, False),
-    "train.eval_batch_size": (1, None, True),
-    "tracking.timeout_s": (0.0, 3600.0, False),
-    "tracking.retry_s": (0.0, None, True),
-    "tracking.lease_s": (1.0, None, True),
+    "model.z_size": Range(1, 4096),
+    "model.g_size_mult": Range(1, 1024),
+    "model.d_size_mult": Range(1, 1024),
+    "model.drop_rate": Range(0.0, 0.99),  # Keras' Dropout needs a rate below 1
+    "model.leaky_alpha": Range(0.0, 1.0),
+    "model.num_classes": Range(2, 1000),
+    "data.num_labeled": Range(1),
+    # Model selection reads validation accuracy: with no images it is 0 every epoch.
+    "data.val_size": Range(1),
+    "data.batch_size": Range(1, 65_536),
+    "data.train_size": Range(1),
+    "data.test_size": Range(1),
+    "data.num_workers": Range(0, 256),
+    **{f"data.render.{key}": Range(0.0, 1.0) for key in RENDER_SHARES},
+    "data.render.defocus": Range(0.0, 4.0),
+    "data.render.noise": Range(0.0, 64.0),
+    "data.render.jpeg_min_quality": Range(1, 100),
+    "data.render.jpeg_max_quality": Range(1, 100),
+    "train.epochs": Range(1),
+    "train.steps_per_epoch": Range(0),
+    # Adam moves each weight by about lr a step: beyond 1 that dwarfs the weights (lr=10
+    # ended with losses near 1e4).
+    "train.lr": Range(0.0, 1.0, low_ok=False),
+    # Adam divides by 1 - beta1**t: at 1 that is 0 and the first step is nan.
+    "train.beta1": Range(0.0, 1.0, high_ok=False),
+    "train.adam_epsilon": Range(0.0, 1.0, low_ok=False),  # Adam divides by sqrt(v) + eps
+    "train.init_batch_size": Range(0),
+    "train.lr_decay": Range(0.0, 1.0, low_ok=False),  # 0 would stop learning after epoch 1
+    "train.unsupervised_weight": Range(0.0),  # a negative weight would reward a worse D
+    # At 1 an EMA keeps its old value and never takes in the weights; the warm-up would
+    # silently make it another kind of average.
+    "train.ema_decay": Range(0.0, 1.0, high_ok=False),
+    "train.ema_bn_images": Range(1),
+    "train.log_every": Range(1),
+    "train.checkpoint_every": Range(1),
+    "train.checkpoint_every_s": Range(0.0),  # 0 = by steps and epochs only
+    "train.steps_per_loop": Range(1),
+    "train.cpu_replicas": Range(0, 64),
+    "train.worker_wait_s": Range(0.0, low_ok=False),
+    "train.eval_batch_size": Range(1),
+    **TRACKING_RANGES,
 }
 
 
@@ -88,23 +121,25 @@ SAMPLERS = ("tpe", "random")
 PRUNERS = ("none", "median", "percentile", "threshold", "successive_halving", "hyperband")
 SEARCH_CHOICES = {"search.sampler": SAMPLERS, "search.pruner.name": PRUNERS}
 SEARCH_RANGES: dict[str, Range] = {
-    "search.n_trials": (1, None, True),
-    "search.n_random_trials": (0, None, True),
-    "search.workers": (1, None, True),
-    "search.threads_per_worker": (0, None, True),
-    "search.pruner.n_startup_trials": (0, None, True),
-    "search.pruner.n_warmup_steps": (0, None, True),
-    "search.pruner.percentile": (0.0, 100.0, True),
-    "search.pruner.min_resource": (1, None, True),
-    "search.pruner.reduction_factor": (2, None, True),
+    "search.n_trials": Range(1),
+    "search.n_random_trials": Range(0),
+    "search.workers": Range(1),
+    "search.threads_per_worker": Range(0),
+    "search.pruner.n_startup_trials": Range(0),
+    "search.pruner.n_warmup_steps": Range(0),
+    "search.pruner.percentile": Range(0.0, 100.0),
+    "search.pruner.lower": Range(0.0, 1.0),  # compared with a validation accuracy
+    "search.pruner.min_resource": Range(1),
+    "search.pruner.reduction_factor": Range(2),
 }
 VERSION_LABELS = ("stable", "canary")  # a served version's labels (TF Serving's models.config)
 PROMOTE_CHOICES = {"label": VERSION_LABELS}
 PROMOTE_RANGES: dict[str, Range] = {
-    "version": (0, None, True),
-    "min_accuracy": (0.0, 1.0, True),
-    "accuracy_tolerance": (0.0, 1.0, True),
-    "score_tolerance": (0.0, 1.0, True),
+    "version": Range(0),
+    "min_accuracy": Range(0.0, 1.0),
+    "accuracy_tolerance": Range(0.0, 1.0),
+    "score_tolerance": Range(0.0, 1.0),
+    **TRACKING_RANGES,
 }
 
 
@@ -125,7 +160,8 @@ def check_table(
     prefix: str = "",
 ) -> None:
     """The table-driven checks of every key under ``prefix`` ("" = all): a choice from its
-    list, a number in its range; one ConfigError line naming key, value and what is allowed."""
+    list, a number in its range, and every other number finite; one ConfigError line
+    naming key, value and what is allowed."""
     for key, allowed in choices.items():
         value = _get(cfg, key)
         if key.startswith(prefix) and value not in allowed and not _absent_section(cfg, key):
@@ -133,18 +169,39 @@ def check_table(
     for key, limits in ranges.items():
         if key.startswith(prefix) and not _absent_section(cfg, key):
             _check_range(key, _get(cfg, key), limits)
+    # Keys without a range (and numbers in search.space, search.enqueue): nan compares False
+    # with everything, so it would pass any later check and fail deep in the maths.
+    for key, value in _numbers(cfg, ""):
+        if key.startswith(prefix) and key not in ranges and not math.isfinite(value):
+            raise ConfigError(f"{key}={value} is {_not_finite(value)}: allowed finite numbers")
 
 
 def _check_range(key: str, value: Any, limits: Range) -> None:
-    low, high, low_ok = limits
-    if isinstance(value, float) and math.isnan(value):
-        raise ConfigError(f"{key}=nan is not a number: allowed values are finite numbers")
-    too_low = value < low if low_ok else value <= low
-    too_high = high is not None and value > high
-    if too_low or too_high:
-        lower = f">= {low}" if low_ok else f"> {low}"
-        allowed = lower if high is None else f"{lower} and <= {high}"
-        raise ConfigError(f"{key}={value} is out of range: allowed {allowed}")
+    """One line naming the key, the value and the range when the range refuses it."""
+    if not math.isfinite(value):
+        raise ConfigError(f"{key}={value} is {_not_finite(value)}: allowed {limits}")
+    if not limits.allows(value):
+        raise ConfigError(f"{key}={value} is out of range: allowed {limits}")
+
+
+def _not_finite(value: float) -> str:
+    """How an error line names nan and ±inf."""
+    return "not a number" if math.isnan(value) else "not a finite number"
+
+
+def _numbers(node: Any, path: str) -> Iterator[tuple[str, float]]:
+    """Every float written in the config, by dotted key (``search.enqueue[0].train.lr``);
+    interpolations are left to the keys they point at."""
+    if isinstance(node, DictConfig | ListConfig):
+        node = OmegaConf.to_container(node, resolve=False, throw_on_missing=False)
+    if isinstance(node, dict):
+        for key, child in node.items():
+            yield from _numbers(child, f"{path}.{key}" if path else str(key))
+    elif isinstance(node, list):
+        for i, child in enumerate(node):
+            yield from _numbers(child, f"{path}[{i}]")
+    elif isinstance(node, float):
+        yield path, node
 
 
 def labelled_pool_size(data: DictConfig) -> int:

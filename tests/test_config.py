@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import math
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,8 +23,15 @@ from ssgan.config import (
     flatten,
     typed,
 )
-from ssgan.config_checks import validate_train_config
+from ssgan.config_checks import (
+    PROMOTE_CHOICES,
+    PROMOTE_RANGES,
+    check_table,
+    validate_data_stats_config,
+    validate_train_config,
+)
 from ssgan.errors import ConfigError
+from ssgan.sweeps.space import check_search
 from ssgan.training.loop_options import LoopOptions
 from tests.helpers.processes import run_cli
 
@@ -55,7 +65,17 @@ CONF = Path(__file__).resolve().parents[1] / "conf"
         ("data.render.class_frequencies=zipf", ["class_frequencies=zipf", "svhn, uniform"]),
         ("data.render.jpeg_min_quality=95", ["jpeg_min_quality=95", "jpeg_max_quality=90"]),
         ("data.render.noise=nan", ["data.render.noise=nan", "not a number"]),
-        ("train.lr=nan", ["train.lr=nan", "not a number"]),
+        ("train.lr=nan", ["train.lr=nan is not a number: allowed > 0.0 and <= 1.0"]),
+        ("train.lr=10", ["train.lr=10.0 is out of range: allowed > 0.0 and <= 1.0"]),
+        ("train.lr=inf", ["train.lr=inf is not a finite number: allowed > 0.0 and <= 1.0"]),
+        ("data.val_size=0", ["data.val_size=0 is out of range: allowed >= 1"]),
+        ("model.drop_rate=nan", ["model.drop_rate=nan is not a number: allowed >= 0.0 and"]),
+        ("train.ema_decay=nan", ["train.ema_decay=nan is not a number: allowed >= 0.0 and <"]),
+        ("train.ema_decay=1", ["train.ema_decay=1.0 is out of range: allowed >= 0.0 and < 1.0"]),
+        ("train.beta1=1.0", ["train.beta1=1.0 is out of range: allowed >= 0.0 and < 1.0"]),
+        ("train.unsupervised_weight=inf", ["unsupervised_weight=inf is not a finite number"]),
+        ("train.worker_wait_s=inf", ["train.worker_wait_s=inf is not a finite number"]),
+        ("tracking.retry_s=inf", ["tracking.retry_s=inf is not a finite number: allowed >= 0"]),
         ("model.image_size=32", ["model.image_size was removed", "32x32"]),
     ],
 )
@@ -66,6 +86,72 @@ def test_bad_override_is_one_clear_line(override: str, expected: list[str]) -> N
     assert "\n" not in message
     for fragment in expected:
         assert fragment in message
+
+
+@pytest.mark.unit
+def test_the_ends_the_maths_can_use_stay_allowed() -> None:
+    """The tightened ranges keep their usable ends: Adam's rate up to 1 and beta1 from 0,
+    an average as slow as the reference's, one validation image, no unlabelled loss."""
+    check_overrides(
+        "config",
+        ["train.lr=1.0", "train.beta1=0.0", "train.ema_decay=0.9999", "data.val_size=1",
+         "train.unsupervised_weight=0", "model.drop_rate=0.99", "tracking.retry_s=0"],
+        validate_train_config,
+    )  # fmt: skip
+
+
+def _check_promote(cfg: DictConfig) -> None:
+    """promote's table checks (the first thing validate_promote_config does; importing it
+    would load TensorFlow)."""
+    check_table(cfg, PROMOTE_CHOICES, PROMOTE_RANGES)
+
+
+VALIDATORS: dict[str, Callable[[DictConfig], None]] = {
+    "config": validate_train_config,
+    "data_stats": validate_data_stats_config,
+    "tune": lambda cfg: check_search(cfg.search),
+    "promote": _check_promote,
+}
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("config_name", sorted(VALIDATORS))
+def test_every_float_key_refuses_nan_and_infinity(config_name: str) -> None:
+    """Every float a command's config holds (schema keys with or without a range, search
+    space bounds): nan and +-inf are one line naming the key, the value and what is
+    allowed, whatever check comes later."""
+    cfg = compose_config(config_name, [])
+    keys = [key for key, value in flatten(cfg).items() if isinstance(value, float)]
+    assert len(keys) >= 2
+    for key in keys:
+        for bad in (math.nan, math.inf, -math.inf):
+            changed = copy.deepcopy(cfg)
+            OmegaConf.update(changed, key, bad, merge=False)
+            with pytest.raises(ConfigError) as refused:
+                VALIDATORS[config_name](changed)
+            message = str(refused.value)
+            assert message.startswith(f"{key}={bad} is not a "), message
+            assert ": allowed " in message and "\n" not in message
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("config_name", "override", "line"),
+    [
+        ("tune", "search.pruner.lower=1.5",
+         "search.pruner.lower=1.5 is out of range: allowed >= 0.0 and <= 1.0"),
+        ("promote", "tracking.timeout_s=0",
+         "tracking.timeout_s=0.0 is out of range: allowed > 0.0 and <= 3600.0"),
+    ],
+)  # fmt: skip
+def test_search_and_promote_ranges_that_were_missing(
+    config_name: str, override: str, line: str
+) -> None:
+    """The threshold pruner compares with a validation accuracy; promote opens the same
+    MLflow store as training and checks its settings the same way."""
+    with pytest.raises(ConfigError) as refused:
+        VALIDATORS[config_name](compose_config(config_name, [override]))
+    assert str(refused.value) == line
 
 
 @pytest.mark.unit
@@ -117,11 +203,20 @@ def test_svhn_label_budget_checked_against_its_size() -> None:
 
 
 @pytest.mark.e2e
-def test_cli_bad_override_exits_2_without_traceback_or_files(tmp_path: Path) -> None:
-    result = run_cli("ssgan.train", "model.z_size=0", cwd=tmp_path)
+@pytest.mark.parametrize(
+    ("override", "line"),
+    [
+        ("model.z_size=0", "error: model.z_size=0 is out of range: allowed >= 1 and <= 4096"),
+        ("train.lr=nan", "error: train.lr=nan is not a number: allowed > 0.0 and <= 1.0"),
+    ],
+)
+def test_cli_bad_override_exits_2_without_traceback_or_files(
+    tmp_path: Path, override: str, line: str
+) -> None:
+    result = run_cli("ssgan.train", override, cwd=tmp_path)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
-    assert lines == ["error: model.z_size=0 is out of range: allowed >= 1 and <= 4096"]
+    assert lines == [line]
     assert "Traceback" not in result.stdout + result.stderr
     assert list(tmp_path.iterdir()) == []  # no mlruns/, no outputs/
 
