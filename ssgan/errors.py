@@ -6,7 +6,13 @@ import errno
 
 # A full disk, a file-size limit (ulimit -f) or a quota: no retry helps until space is freed.
 _DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
-_DISK_FULL_TEXTS = ("No space left on device", "File too large", "Disk quota exceeded")
+# What the OS, TensorFlow and SQLite (SQLITE_FULL) say when a disk is full.
+_DISK_FULL_TEXTS = (
+    "No space left on device",
+    "File too large",
+    "Disk quota exceeded",
+    "database or disk is full",
+)
 
 
 def first_line(err: BaseException) -> str:

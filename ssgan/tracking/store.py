@@ -23,7 +23,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, ExecutionContext
 
 from ssgan.config import TrackingConfig
-from ssgan.errors import UserError
+from ssgan.errors import UserError, disk_full_reason, first_line
 
 
 class TrackingError(UserError):
@@ -236,12 +236,31 @@ class TrackingStore:
         with self.lock():
             # Opening a store creates or migrates its schema (MLflow then caches the store
             # in the process); two processes doing it at once corrupt a fresh database.
-            client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
-            busy_ms = max(1, int(self.settings.timeout_s * 1000))
-            for engine in mlflow_engines(client):
-                _bound_busy_wait(engine, busy_ms)
-            client.search_registered_models(max_results=1)
+            db = Path(self.uri[len("sqlite:///") :])
+            fresh = not db.exists()
+            try:
+                client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+                busy_ms = max(1, int(self.settings.timeout_s * 1000))
+                for engine in mlflow_engines(client):
+                    _bound_busy_wait(engine, busy_ms)
+                client.search_registered_models(max_results=1)
+            except Exception as err:  # any failure to open it: one line, not SQLAlchemy's
+                raise self._unopenable(db, fresh, err) from err
         return client
+
+    def _unopenable(self, db: Path, fresh: bool, err: Exception) -> TrackingError:
+        """Why the SQLite store could not be created or opened. A store this process was
+        creating (under the lock, so no one else was) is removed: half a schema would
+        make every later run fail on it."""
+        reason = disk_full_reason(err) or first_line(err)[:200]
+        if not fresh:
+            return TrackingError(f"cannot open the tracking store {self.uri} ({reason})")
+        for partial in (db, db.with_name(db.name + "-journal"), db.with_name(db.name + "-wal")):
+            partial.unlink(missing_ok=True)
+        return TrackingError(
+            f"cannot create the tracking store {self.uri} ({reason}); nothing is left of it: "
+            "free space or point tracking.uri elsewhere, then run the command again"
+        )
 
     def use_in_fluent_api(self) -> None:
         """Point MLflow's process-wide tracking and registry URI at this store. Some MLflow
