@@ -7,6 +7,7 @@ import contextlib
 import http.server
 import json
 import threading
+import time
 from concurrent import futures
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from ssgan.serving.clients import PredictError, check_rest_url
 from ssgan.serving.images import encode_jpeg, encode_png
 from ssgan.serving.prediction import PredictOptions, check_options, parser
 from ssgan.serving.saved_model import export_saved_model
+from tests.helpers.hostile_inputs import trickling_server
 from tests.helpers.processes import run_cli
 
 TINY = ModelConfig(name="tutorial", z_size=8, g_size_mult=4, d_size_mult=4)
@@ -438,3 +440,76 @@ def test_options_are_built_from_the_command_line() -> None:
 def test_options_that_cannot_work_are_refused(options: PredictOptions, expected: str) -> None:
     with pytest.raises(PredictError, match=expected):
         check_options(options)
+
+
+def _png(path: Path, width: int = 32, height: int = 32) -> Path:
+    path.write_bytes(encode_png(np.full((height, width, 3), 128, np.uint8)))
+    return path
+
+
+@pytest.mark.e2e
+def test_rest_timeout_bounds_the_whole_request_as_users_run_it(tmp_path: Path) -> None:
+    """A server that sends a 200 header (Content-Length: 100000) and then one byte at a
+    time: urlopen's timeout bounded each read, so --timeout never fired and the command ran
+    as long as the bytes came (issue 32, item 8). Now it ends at the deadline, one line,
+    and the server sees the client leave within the timeout and a small margin."""
+    image = _png(tmp_path / "a.png")
+    with trickling_server(headers_too=False) as (url, seen):
+        result = run_cli("ssgan.predict", str(image), "--rest-url", url, "--timeout", "2",
+                         cwd=tmp_path)  # fmt: skip
+        assert seen.done.wait(20)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == (
+        f"error: no complete answer from TF Serving at {url} within --timeout 2 s\n"
+    )
+    assert seen.client_left and seen.ended - seen.arrived < 2 + 1.5, seen
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("headers_too", [False, True], ids=["body", "header"])
+def test_rest_timeout_ends_a_trickled_answer(tmp_path: Path, capsys, headers_too: bool) -> None:
+    """The deadline covers the whole answer: a trickled body, and a header line that never
+    ends (each byte comes well within any per-read timeout)."""
+    image = _png(tmp_path / "a.png")
+    with trickling_server(headers_too=headers_too) as (url, _):
+        started = time.monotonic()
+        with pytest.raises(SystemExit) as exited:
+            predict_main([str(image), "--rest-url", url, "--timeout", "1.5"])
+        elapsed = time.monotonic() - started
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == (
+        f"error: no complete answer from TF Serving at {url} within --timeout 1.5 s\n"
+    )
+    assert 1.5 <= elapsed < 1.5 + 1.0
+
+
+class _SilentGrpcServing(prediction_service_pb2_grpc.PredictionServiceServicer):
+    """Takes the call and answers nothing until released."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def Predict(self, request, context):  # noqa: N802 (gRPC's naming)
+        self.release.wait(30)
+        context.abort(grpc.StatusCode.UNAVAILABLE, "released")
+
+
+@pytest.mark.e2e
+def test_grpc_timeout_is_the_whole_calls_deadline(tmp_path: Path, capsys) -> None:
+    """gRPC's ``timeout`` was already a deadline for the whole call; a call past it is now
+    the same one line as over REST (it was "failed: DEADLINE_EXCEEDED Deadline Exceeded")."""
+    image = _png(tmp_path / "a.png")
+    servicer = _SilentGrpcServing()
+    with _grpc_serving(servicer) as target:
+        try:
+            started = time.monotonic()
+            with pytest.raises(SystemExit) as exited:
+                predict_main([str(image), "--grpc", target, "--timeout", "1.5"])
+            elapsed = time.monotonic() - started
+        finally:
+            servicer.release.set()
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == (
+        f"error: no complete answer from TF Serving at {target} within --timeout 1.5 s\n"
+    )
+    assert 1.5 <= elapsed < 1.5 + 1.5

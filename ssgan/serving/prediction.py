@@ -202,7 +202,9 @@ def parser() -> argparse.ArgumentParser:
     described.add_argument("--signature", default="serving_default",
                            help="serving_default or predict_images")  # fmt: skip
     described.add_argument("--batch-size", type=int, default=64)
-    described.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
+    described.add_argument("--timeout", type=float, default=30.0,
+                           help="seconds per request, all of it: connect, send, whole answer "
+                           "(default 30)")  # fmt: skip
     described.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return described
 
