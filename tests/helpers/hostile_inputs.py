@@ -1,14 +1,20 @@
 """Inputs that used to hang predict or exhaust its memory: a server that trickles its
-answer."""
+answer, files that are not what their names say, a PNG header claiming huge dimensions;
+and a TF Serving REST stand-in with fixed scores to send the readable ones to."""
 
 from __future__ import annotations
 
 import contextlib
 import http.server
+import json
+import os
+import struct
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 
 @dataclass
@@ -72,3 +78,58 @@ def trickling_server(
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextlib.contextmanager
+def fixed_scores_server() -> Iterator[tuple[str, list[int]]]:
+    """A TF Serving REST stand-in that answers every instance with the same ten scores
+    (digit 3 most likely); yields its URL and the size of each batch it was sent."""
+    batches: list[int] = []
+    scores = [0.05] * 10
+    scores[3] = 0.55
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            batches.append(len(body["instances"]))
+            reply = json.dumps({"predictions": [scores] * len(body["instances"])}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(reply)))
+            self.end_headers()
+            self.wfile.write(reply)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1/models/ssgan", batches
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def png_header_only(path: Path, width: int, height: int) -> Path:
+    """A PNG that declares width x height 1-bit pixels; its data is a few bytes, so the
+    claim costs nothing unless someone decodes it."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+                     + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))  # fmt: skip
+    return path
+
+
+def fifo_and_device_named_png(folder: Path) -> list[Path]:
+    """``fifo.png``, a FIFO with no writer (opening it to read waits for one), and
+    ``zero.png``, a symlink to /dev/zero (reading it never ends)."""
+    fifo, zero = folder / "fifo.png", folder / "zero.png"
+    os.mkfifo(fifo)
+    zero.symlink_to("/dev/zero")
+    return [fifo, zero]
