@@ -11,9 +11,12 @@ Scores image files (JPEG, PNG, GIF, BMP; folders are searched) with one of:
   (``--label stable`` asks for a version label; over REST, ``.../labels/stable`` in the URL).
 
 Prints one row per file (predicted digit and its probability), or JSON with ``--json``.
-Files that cannot be read as images, and images the model cannot decode, are reported on
-stderr and skipped; the others are still scored. Exit status: 0 every file scored,
-1 some files skipped (the rest printed), 2 nothing scored or a bad option (one line).
+Files that are not regular files or not images, files and images over the budgets
+(``--max-file-mb``, ``--max-megapixels``) and images the model cannot decode are reported
+on stderr and skipped; the others are still scored, in requests bounded by
+``--batch-size`` and ``--max-batch-megapixels``, each within ``--timeout`` as a whole
+(docs/serving.md). Exit status: 0 every file scored, 1 some files skipped (the rest
+printed), 2 nothing scored or a bad option (one line).
 """
 
 from __future__ import annotations

@@ -6,7 +6,10 @@ import base64
 import contextlib
 import http.server
 import json
+import subprocess
+import sys
 import threading
+import time
 from concurrent import futures
 from pathlib import Path
 
@@ -23,8 +26,21 @@ from ssgan.models.networks import build_discriminator
 from ssgan.predict import main as predict_main
 from ssgan.serving.clients import PredictError, check_rest_url
 from ssgan.serving.images import encode_jpeg, encode_png
-from ssgan.serving.prediction import PredictOptions, check_options, parser
+from ssgan.serving.prediction import (
+    PredictOptions,
+    ReadLimits,
+    UnreadableFileError,
+    check_options,
+    parser,
+    read_image,
+)
 from ssgan.serving.saved_model import export_saved_model
+from tests.helpers.hostile_inputs import (
+    fifo_and_device_named_png,
+    fixed_scores_server,
+    png_header_only,
+    trickling_server,
+)
 from tests.helpers.processes import run_cli
 
 TINY = ModelConfig(name="tutorial", z_size=8, g_size_mult=4, d_size_mult=4)
@@ -303,31 +319,56 @@ def test_an_image_the_model_cannot_decode_is_skipped_and_the_rest_scored(
     assert "1 of 3 files skipped" in captured.err and "Traceback" not in captured.err
 
 
-def _png_header_only(path: Path, width: int, height: int) -> Path:
-    """A PNG that declares width x height 1-bit pixels (Pillow's bomb check reads only
-    the header, so the image data need not be there)."""
-    import struct
-    import zlib
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-        )
-
-    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-                     + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))  # fmt: skip
-    return path
-
-
 @pytest.mark.e2e
 def test_bad_inputs_and_options_are_one_line_each(served: dict, tmp_path: Path, capsys) -> None:
     """Each bad input: its exit status and one line (two with the skipped-files count).
     Two cases run as a user runs them (a process: no traceback); the rest call main()."""
-    bomb = _png_header_only(tmp_path / "bomb.png", 20000, 20000)
+    bomb = png_header_only(tmp_path / "bomb.png", 20000, 20000)  # above Pillow's own limit
+    photo = png_header_only(tmp_path / "photo.png", 10000, 6000)  # 60 MP: below it
     a_png, model = str(served["images"] / "a.png"), str(served["model"])
+    big = tmp_path / "big.png"  # a readable image, only larger than the limit given
+    big.write_bytes(encode_png(np.random.default_rng(1).integers(0, 256, (64, 64, 3), np.uint8)))
+    limit = (big.stat().st_size + Path(a_png).stat().st_size) // 2
+    big_line = f"{big.stat().st_size:,} bytes, above the --max-file-mb limit ({limit:,} bytes)"
     cases = [
-        ([str(bomb), a_png, "--model", model], 1, "skipped", "too large to decode safely"),
+        (
+            [str(bomb), a_png, "--model", model],
+            1,
+            f"skipped {bomb}: 20000x20000 pixels (400 megapixels)",
+            "above the --max-megapixels limit (50)",
+        ),
+        (
+            [str(photo), a_png, "--model", model],
+            1,
+            f"skipped {photo}: 10000x6000 pixels (60 megapixels)",
+            "above the --max-megapixels limit (50)",
+        ),
+        (
+            [a_png, str(photo), "--model", model, "--max-megapixels", "59.9"],
+            1,
+            f"skipped {photo}",
+            "above the --max-megapixels limit (59.9)",
+        ),
+        (
+            [str(big), a_png, "--model", model, "--max-file-mb", repr(limit / 2**20)],
+            1,
+            f"skipped {big}: ",
+            big_line,
+        ),
+        ([a_png, "--model", model, "--max-file-mb", "0"], 2, "error: --max-file-mb 0", "MiB"),
+        (
+            [a_png, "--model", model, "--max-megapixels", "-1"],
+            2,
+            "error: --max-megapixels -1",
+            "positive number of megapixels",
+        ),
+        (
+            [a_png, "--model", model, "--max-batch-megapixels", "nan"],
+            2,
+            "error: --max-batch-megapixels nan",
+            "positive",
+        ),
+        ([a_png, "--rest-url", ""], 2, "error: --rest-url is empty", "REST URL"),
         ([a_png], 2, "error: one of the arguments", "--model"),
         ([a_png, "--rest-url", "http://127.0.0.1:9"], 2, "error: --rest-url", "/v1/models/NAME"),
         ([a_png, "--rest-url", "localhost:8501/v1/models/ssgan"], 2, "error: --rest-url", "NAME"),
@@ -388,13 +429,13 @@ def test_a_folder_is_read_a_batch_at_a_time(
     for i in range(12):
         (folder / f"{i:02d}.png").write_bytes((served["images"] / "a.png").read_bytes())
     read, held = [], []
-    reading = Path.read_bytes
+    reading = prediction.read_image
 
-    def counted(path: Path) -> bytes:
+    def counted(path: Path, limits: ReadLimits) -> tuple[bytes, int]:
         read.append(path)
-        return reading(path)
+        return reading(path, limits)
 
-    monkeypatch.setattr(Path, "read_bytes", counted)
+    monkeypatch.setattr(prediction, "read_image", counted)
     scorer = prediction.local_scorer
 
     def watched(*args, **kwargs):
@@ -414,11 +455,15 @@ def test_a_folder_is_read_a_batch_at_a_time(
 
 @pytest.mark.unit
 def test_options_are_built_from_the_command_line() -> None:
-    argv = ["a.png", "pics", "--grpc", "localhost:8500", "--label", "canary", "--batch-size", "8"]
+    argv = ["a.png", "pics", "--grpc", "localhost:8500", "--label", "canary", "--batch-size",
+            "8", "--max-file-mb", "2.5", "--max-megapixels", "12", "--max-batch-megapixels",
+            "30"]  # fmt: skip
     options = PredictOptions.from_args(parser().parse_args(argv))
     assert options == PredictOptions(
-        images=("a.png", "pics"), grpc="localhost:8500", label="canary", batch_size=8
-    )
+        images=("a.png", "pics"), grpc="localhost:8500", label="canary", batch_size=8,
+        max_file_mb=2.5, max_megapixels=12.0, max_batch_megapixels=30.0,
+    )  # fmt: skip
+    assert options.read_limits == ReadLimits(file_bytes=2_621_440, pixels=12_000_000)
     check_options(options)
     defaults = PredictOptions.from_args(parser().parse_args(["a.png", "--model", "m", "--json"]))
     assert defaults == PredictOptions(images=("a.png",), model="m", json=True)
@@ -433,8 +478,187 @@ def test_options_are_built_from_the_command_line() -> None:
         (PredictOptions(images=("a",), model="m", timeout=float("nan")), "--timeout nan"),
         (PredictOptions(images=("a",), model="m", signature="classify"), "--signature classify"),
         (PredictOptions(images=("a",), model="m", label="stable"), "--label stable is for --grpc"),
+        (PredictOptions(images=("a",), model="m", max_file_mb=0), "--max-file-mb 0 must"),
+        (PredictOptions(images=("a",), model="m", max_megapixels=-2), "--max-megapixels -2"),
+        (
+            PredictOptions(images=("a",), model="m", max_batch_megapixels=float("inf")),
+            "--max-batch-megapixels inf must be a positive number of megapixels",
+        ),
     ],
 )
 def test_options_that_cannot_work_are_refused(options: PredictOptions, expected: str) -> None:
     with pytest.raises(PredictError, match=expected):
         check_options(options)
+
+
+def _png(path: Path, width: int = 32, height: int = 32) -> Path:
+    path.write_bytes(encode_png(np.full((height, width, 3), 128, np.uint8)))
+    return path
+
+
+@pytest.mark.e2e
+def test_rest_timeout_bounds_the_whole_request_as_users_run_it(tmp_path: Path) -> None:
+    """A server that sends a 200 header (Content-Length: 100000) and then one byte at a
+    time: urlopen's timeout bounded each read, so --timeout never fired and the command ran
+    as long as the bytes came (issue 32, item 8). Now it ends at the deadline, one line,
+    and the server sees the client leave within the timeout and a small margin."""
+    image = _png(tmp_path / "a.png")
+    with trickling_server(headers_too=False) as (url, seen):
+        result = run_cli("ssgan.predict", str(image), "--rest-url", url, "--timeout", "2",
+                         cwd=tmp_path)  # fmt: skip
+        assert seen.done.wait(20)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == (
+        f"error: no complete answer from TF Serving at {url} within --timeout 2 s\n"
+    )
+    assert seen.client_left and seen.ended - seen.arrived < 2 + 1.5, seen
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("headers_too", [False, True], ids=["body", "header"])
+def test_rest_timeout_ends_a_trickled_answer(tmp_path: Path, capsys, headers_too: bool) -> None:
+    """The deadline covers the whole answer: a trickled body, and a header line that never
+    ends (each byte comes well within any per-read timeout)."""
+    image = _png(tmp_path / "a.png")
+    with trickling_server(headers_too=headers_too) as (url, _):
+        started = time.monotonic()
+        with pytest.raises(SystemExit) as exited:
+            predict_main([str(image), "--rest-url", url, "--timeout", "1.5"])
+        elapsed = time.monotonic() - started
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == (
+        f"error: no complete answer from TF Serving at {url} within --timeout 1.5 s\n"
+    )
+    assert 1.5 <= elapsed < 1.5 + 1.0
+
+
+class _SilentGrpcServing(prediction_service_pb2_grpc.PredictionServiceServicer):
+    """Takes the call and answers nothing until released."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def Predict(self, request, context):  # noqa: N802 (gRPC's naming)
+        self.release.wait(30)
+        context.abort(grpc.StatusCode.UNAVAILABLE, "released")
+
+
+@pytest.mark.e2e
+def test_grpc_timeout_is_the_whole_calls_deadline(tmp_path: Path, capsys) -> None:
+    """gRPC's ``timeout`` was already a deadline for the whole call; a call past it is now
+    the same one line as over REST (it was "failed: DEADLINE_EXCEEDED Deadline Exceeded")."""
+    image = _png(tmp_path / "a.png")
+    servicer = _SilentGrpcServing()
+    with _grpc_serving(servicer) as target:
+        try:
+            started = time.monotonic()
+            with pytest.raises(SystemExit) as exited:
+                predict_main([str(image), "--grpc", target, "--timeout", "1.5"])
+            elapsed = time.monotonic() - started
+        finally:
+            servicer.release.set()
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == (
+        f"error: no complete answer from TF Serving at {target} within --timeout 1.5 s\n"
+    )
+    assert 1.5 <= elapsed < 1.5 + 1.5
+
+
+# What the command may take in the test below; a regression that reads /dev/zero whole
+# then stops with a MemoryError instead of taking the machine's memory.
+_ADDRESS_SPACE = 3 << 30
+
+
+@pytest.mark.e2e
+def test_a_fifo_or_a_device_named_png_is_skipped_by_name(tmp_path: Path) -> None:
+    """A folder holding a FIFO named *.png (reading it waited for a writer forever) and a
+    symlink to /dev/zero named *.png (read until the OOM killer came), beside an image
+    and a symlink to it: the two are skipped, one line each, before anything is read;
+    the images are scored (issue 32, item 9)."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    good = _png(folder / "good.png")
+    (folder / "link.png").symlink_to(good)
+    fifo, zero = fifo_and_device_named_png(folder)
+    (folder / "album.png").mkdir()  # a folder named like an image is searched, not a file
+    capped = (
+        "import resource, runpy, sys; "
+        f"resource.setrlimit(resource.RLIMIT_AS, ({_ADDRESS_SPACE}, {_ADDRESS_SPACE})); "
+        "runpy.run_module('ssgan.predict', run_name='__main__')"
+    )
+    with fixed_scores_server() as (url, batches):
+        result = subprocess.run(
+            [sys.executable, "-c", capped, str(folder), "--rest-url", url],
+            cwd=tmp_path, capture_output=True, text=True, timeout=240,
+        )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.splitlines() == [
+        f"skipped {fifo}: not a regular file (a FIFO)",
+        f"skipped {zero}: not a regular file (a character device)",
+        "2 of 4 files skipped",
+    ]
+    rows = [line.split() for line in result.stdout.splitlines()[1:]]
+    assert [(Path(r[0]).name, r[1]) for r in rows] == [("good.png", "3"), ("link.png", "3")]
+    assert batches == [2]
+
+
+@pytest.mark.unit
+def test_only_regular_files_within_the_budgets_are_read(tmp_path: Path) -> None:
+    """What each kind of file reads as, with the limits given (nothing here is decoded)."""
+    good = _png(tmp_path / "good.png", 40, 25)
+    (tmp_path / "link.png").symlink_to(good)
+    (tmp_path / "null.png").symlink_to("/dev/null")
+    (tmp_path / "folder.png").mkdir()
+    png_header_only(tmp_path / "claims.png", 3000, 2000)
+    limits = ReadLimits(file_bytes=good.stat().st_size, pixels=1000)
+    assert read_image(good, limits) == (good.read_bytes(), 1000)
+    assert read_image(tmp_path / "link.png", limits) == (good.read_bytes(), 1000)
+    refused = {
+        "null.png": "not a regular file (a character device)",
+        "folder.png": "not a regular file (a folder)",
+        "claims.png": "3000x2000 pixels (6 megapixels), above the --max-megapixels limit (0.001)",
+        "missing.png": "not a readable image (No such file or directory)",
+    }
+    for name, reason in refused.items():
+        with pytest.raises(UnreadableFileError) as err:
+            read_image(tmp_path / name, limits)
+        assert str(err.value) == reason, name
+    smaller = ReadLimits(file_bytes=good.stat().st_size - 1, pixels=1000)
+    with pytest.raises(UnreadableFileError, match="bytes, above the --max-file-mb limit"):
+        read_image(good, smaller)
+
+
+@pytest.mark.integration
+def test_a_batch_holds_at_most_the_pixel_budget(
+    served: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """Six images of 100x100 and one of 200x200 pixels, 25,000 pixels a batch: two small
+    ones a request, the large one alone; --batch-size still caps the count. Before, a
+    batch was --batch-size images whatever their size (64 large photos: ~12 GB)."""
+    from ssgan.serving import prediction
+
+    folder = tmp_path / "sizes"
+    folder.mkdir()
+    for name, side in [("a", 100), ("b", 100), ("c", 200), ("d", 100), ("e", 100), ("f", 100)]:
+        _png(folder / f"{name}.png", side, side)
+    sizes = []
+    scorer = prediction.local_scorer
+
+    def watched(*args, **kwargs):
+        score = scorer(*args, **kwargs)
+
+        def scored(blobs: list[bytes]) -> np.ndarray:
+            sizes.append(len(blobs))
+            return score(blobs)
+
+        return scored
+
+    monkeypatch.setattr(prediction, "local_scorer", watched)
+    model = str(served["model"])
+    predict_main([str(folder), "--model", model, "--max-batch-megapixels", "0.025", "--json"])
+    assert len(json.loads(capsys.readouterr().out)) == 6
+    assert sizes == [2, 1, 2, 1]
+    sizes.clear()
+    predict_main([str(folder), "--model", model, "--max-batch-megapixels", "1", "--batch-size",
+                  "4", "--json"])  # fmt: skip
+    assert sizes == [4, 2]

@@ -4,11 +4,13 @@ REST or gRPC. A request the model refuses as input raises :class:`ImagesRefusedE
 from __future__ import annotations
 
 import base64
+import contextlib
+import http.client
 import json
+import socket
 import tempfile
-import urllib.error
+import threading
 import urllib.parse
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,9 @@ import numpy as np
 from ssgan.errors import UserError, first_line
 
 MODEL_URI_SCHEMES = ("models:/", "runs:/")
+# A REST answer holds ten scores an image; anything near this size is not TF Serving's.
+MAX_ANSWER_BYTES = 64 << 20
+_CHUNK_BYTES = 1 << 16
 
 
 class PredictError(UserError):
@@ -147,29 +152,106 @@ def rest_request_body(blobs: list[bytes], signature: str) -> dict:
     }
 
 
-def scores_from_rest_response(response: dict) -> np.ndarray:
+def scores_from_rest_response(response: Any) -> np.ndarray:
     """``predictions`` is a list of score rows (one output) or of {"scores": ...} objects."""
-    if "predictions" not in response:
+    if not isinstance(response, dict) or "predictions" not in response:
         raise PredictError(f"the server answered without predictions: {response}")
     rows = [row["scores"] if isinstance(row, dict) else row for row in response["predictions"]]
     return np.asarray(rows, np.float32)
 
 
 def score_rest(url: str, blobs: list[bytes], *, signature: str, timeout: float) -> np.ndarray:
+    """Scores of ``blobs`` from TF Serving's REST API; ``timeout`` bounds the whole request."""
     body = json.dumps(rest_request_body(blobs, signature)).encode()
-    request = urllib.request.Request(
-        url.rstrip("/") + ":predict", data=body, headers={"Content-Type": "application/json"}
-    )
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as reply:
-            return scores_from_rest_response(json.loads(reply.read()))
-    except urllib.error.HTTPError as err:
-        detail = err.read().decode(errors="replace")[:300]
-        if err.code == 400:  # TF Serving: the request's input was invalid
-            raise ImagesRefusedError(f"TF Serving at {url} answered 400: {detail}") from err
-        raise PredictError(f"TF Serving at {url} answered {err.code}: {detail}") from err
-    except (urllib.error.URLError, OSError, ValueError) as err:
+        status, answer = _post_within(url.rstrip("/") + ":predict", body, timeout)
+    except (OSError, ValueError, http.client.HTTPException) as err:
+        # HTTPException: a server that hangs up mid-answer (IncompleteRead, BadStatusLine).
         raise PredictError(f"cannot reach TF Serving at {url} ({err})") from err
+    except _DeadlinePassedError as err:
+        raise _timed_out(url, timeout) from err
+    if len(answer) > MAX_ANSWER_BYTES:
+        raise PredictError(f"TF Serving at {url} answered more than {MAX_ANSWER_BYTES} bytes")
+    if status >= 300:
+        detail = answer.decode(errors="replace")[:300]
+        if status == 400:  # TF Serving: the request's input was invalid
+            raise ImagesRefusedError(f"TF Serving at {url} answered 400: {detail}")
+        raise PredictError(f"TF Serving at {url} answered {status}: {detail}")
+    try:
+        parsed = json.loads(answer)
+    except ValueError as err:
+        raise PredictError(f"TF Serving at {url} answered {status} but not with JSON") from err
+    return scores_from_rest_response(parsed)
+
+
+def _timed_out(server: str, timeout: float) -> PredictError:
+    return PredictError(f"no complete answer from TF Serving at {server} within --timeout "
+                        f"{timeout:g} s")  # fmt: skip
+
+
+class _DeadlinePassedError(Exception):
+    """The deadline passed before the exchange ended."""
+
+
+def _post_within(url: str, body: bytes, timeout: float) -> tuple[int, bytes]:
+    """POST ``body`` (JSON) to ``url``: the answer's status and body, all within ``timeout``
+    seconds (name lookup, connect, send, headers, body), or :class:`_DeadlinePassedError`.
+
+    A socket timeout bounds each read, so a server that trickles a byte a second never
+    trips it. The exchange runs in a daemon thread; at the deadline the caller stops
+    waiting and shuts its socket down, which ends a read in progress at once. The server
+    is reached directly (http.client), not through a proxy from the environment."""
+    parts = urllib.parse.urlsplit(url)
+    kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    connection = kind(parts.hostname or "", parts.port, timeout=timeout)
+    target = parts.path + (f"?{parts.query}" if parts.query else "")
+    headers = {"Content-Type": "application/json", "Connection": "close"}
+    answers: list[tuple[int, bytes]] = []
+    failures: list[BaseException] = []
+    opened: list[socket.socket] = []  # kept: the connection lets go of it at the answer
+    gave_up = threading.Event()
+
+    def exchange() -> None:
+        try:
+            connection.connect()
+            opened.append(connection.sock)
+            if gave_up.is_set():  # connected after the caller looked for a socket to cut
+                return
+            connection.request("POST", target, body, headers)
+            reply = connection.getresponse()
+            answers.append((reply.status, _read_capped(reply, gave_up)))
+        except BaseException as err:  # raised again in the caller's thread
+            failures.append(err)
+        finally:
+            connection.close()
+
+    worker = threading.Thread(target=exchange, name="ssgan-rest-request", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        gave_up.set()
+        for sock in opened:
+            with contextlib.suppress(OSError):  # already closed by the worker
+                sock.shutdown(socket.SHUT_RDWR)
+        raise _DeadlinePassedError
+    if failures:
+        raise failures[0]
+    return answers[0]
+
+
+def _read_capped(reply: http.client.HTTPResponse, gave_up: threading.Event) -> bytes:
+    """The body a chunk at a time (``read1``: what has arrived, never waiting for a whole
+    buffer) until its end, ``MAX_ANSWER_BYTES`` + 1 bytes (the caller refuses that), or
+    the caller giving up."""
+    chunks: list[bytes] = []
+    size = 0
+    while not gave_up.is_set() and size <= MAX_ANSWER_BYTES:
+        chunk = reply.read1(min(_CHUNK_BYTES, MAX_ANSWER_BYTES + 1 - size))
+        if not chunk:
+            break
+        size += len(chunk)
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def score_grpc(
@@ -181,6 +263,8 @@ def score_grpc(
     timeout: float,
     label: str = "",
 ) -> np.ndarray:
+    """Scores of ``blobs`` from TF Serving's gRPC PredictionService; ``timeout`` is the
+    call's deadline (connecting included)."""
     import grpc
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
@@ -195,7 +279,9 @@ def score_grpc(
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
         try:
             reply = stub.Predict(request, timeout=timeout)
-        except grpc.RpcError as err:
+        except grpc.RpcError as err:  # ``timeout`` is the whole call's deadline
+            if err.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise _timed_out(target, timeout) from err
             if err.code() == grpc.StatusCode.INVALID_ARGUMENT:
                 raise ImagesRefusedError(f"TF Serving at {target}: {err.details()}") from err
             raise PredictError(

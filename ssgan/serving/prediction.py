@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import argparse
 import functools
+import io
 import itertools
 import math
+import os
+import stat
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -30,6 +33,13 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".bmp"}
 # Signatures that take encoded images under the input name ``images``.
 IMAGE_SIGNATURES = ("serving_default", "predict_images")
 EXIT_SOME_SKIPPED = 1
+# The budgets' defaults (options --max-file-mb, --max-megapixels, --max-batch-megapixels;
+# docs/serving.md). Decoding one 50-megapixel PNG peaked at 1.6 GB and eight at 2.9 GB
+# (issue 32): without a pixel budget a batch of 64 such images would need ~12 GB.
+MAX_FILE_MB = 64.0
+MAX_MEGAPIXELS = 50.0
+MAX_BATCH_MEGAPIXELS = 100.0
+_MIB = 1 << 20
 
 
 @dataclass
@@ -46,39 +56,114 @@ def image_files(paths: list[str]) -> list[Path]:
     for name in paths:
         path = Path(name)
         if path.is_dir():
-            found.extend(sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES))
+            named = (p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+            # A folder named like an image is searched (rglob), not listed as a file.
+            found.extend(sorted(p for p in named if not p.is_dir()))
         else:
             found.append(path)
     return found
 
 
-def read_images(files: list[Path]) -> tuple[list[Path], list[bytes]]:
-    """Bytes of the files that are readable images; the others are reported and skipped."""
-    good, blobs = [], []
-    for path in files:
+class UnreadableFileError(Exception):
+    """A file that is skipped; its message says why, in one line without the file's name."""
+
+
+@dataclass(frozen=True)
+class ReadLimits:
+    """What one file may hold: bytes on disk, and pixels (width x height, from its header)."""
+
+    file_bytes: int
+    pixels: int
+
+
+def read_image(path: Path, limits: ReadLimits) -> tuple[bytes, int]:
+    """The bytes of an image file and its pixel count, within ``limits``; or
+    :class:`UnreadableFileError`: not a regular file, too large, not an image."""
+    try:
+        # O_NONBLOCK: a FIFO opens at once, not when a writer comes, so fstat can refuse it.
+        # The open file is checked, not its name, so nothing can be swapped in between.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as err:
+        raise UnreadableFileError(f"not a readable image ({err.strerror or err})") from err
+    try:
+        info = os.fstat(fd)  # of the target: a symlink to a regular image is fine
+        if not stat.S_ISREG(info.st_mode):
+            kind = _FILE_KINDS.get(stat.S_IFMT(info.st_mode), "a special file")
+            raise UnreadableFileError(f"not a regular file ({kind})")
+        if info.st_size > limits.file_bytes:
+            raise UnreadableFileError(f"{info.st_size:,} bytes, {_above(limits)}")
+        with open(fd, "rb", closefd=False) as file:
+            data = file.read(limits.file_bytes + 1)  # no more: it may grow after fstat
+    except OSError as err:
+        raise UnreadableFileError(f"not a readable image ({err.strerror or err})") from err
+    finally:
+        os.close(fd)
+    if len(data) > limits.file_bytes:
+        raise UnreadableFileError(f"it grew while read, {_above(limits)}")
+    return data, _checked_pixels(data, limits.pixels)
+
+
+_FILE_KINDS = {stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device",
+               stat.S_IFBLK: "a block device", stat.S_IFSOCK: "a socket",
+               stat.S_IFDIR: "a folder"}  # fmt: skip
+
+
+def _above(limits: ReadLimits) -> str:
+    return f"above the --max-file-mb limit ({limits.file_bytes:,} bytes)"
+
+
+def _checked_pixels(data: bytes, budget: int) -> int:
+    """The image's width x height from its header (nothing decoded), at most ``budget``;
+    then Pillow's structural check of the file."""
+    limit = Image.MAX_IMAGE_PIXELS
+    # Our budget decides, not Pillow's fixed bomb limit (which would hide the size); the
+    # header is read before any pixel, so the check below comes before decoding.
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+            if width * height > budget:
+                raise UnreadableFileError(
+                    f"{width}x{height} pixels ({width * height / 1e6:.3g} megapixels), above "
+                    f"the --max-megapixels limit ({budget / 1e6:g})"
+                )
+            image.verify()
+    except UnidentifiedImageError as err:  # its message names the in-memory buffer
+        raise UnreadableFileError("not a readable image (not a format Pillow knows)") from err
+    except (OSError, SyntaxError, ValueError) as err:
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else err
+        raise UnreadableFileError(f"not a readable image ({reason})") from err
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+    return width * height
+
+
+def readable_batches(
+    paths: list[Path], size: int, limits: ReadLimits, batch_pixels: int
+) -> Iterator[tuple[list[Path], list[bytes]]]:
+    """The readable images in batches of at most ``size`` images and ``batch_pixels``
+    pixels (a larger image goes alone), each file read when its batch fills: a folder of
+    any size is never held in memory whole. Unreadable files are named and skipped."""
+    files: list[Path] = []
+    blobs: list[bytes] = []
+    pixels = 0
+    for path in paths:
         try:
-            data = path.read_bytes()
-            with Image.open(path) as image:
-                image.verify()
-        except Image.DecompressionBombError as err:
-            print(f"skipped {path}: image too large to decode safely ({err})", file=sys.stderr)
+            data, count = read_image(path, limits)
+        except UnreadableFileError as err:
+            print(f"skipped {path}: {err}", file=sys.stderr)
             continue
-        except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as err:
-            reason = err.strerror if isinstance(err, OSError) and err.strerror else err
-            print(f"skipped {path}: not a readable image ({reason})", file=sys.stderr)
-            continue
-        good.append(path)
-        blobs.append(data)
-    return good, blobs
-
-
-def readable_batches(paths: list[Path], size: int) -> Iterator[tuple[list[Path], list[bytes]]]:
-    """The readable images of each ``size`` files in turn: a folder of any size is read a
-    batch at a time, never held in memory whole."""
-    for start in range(0, len(paths), size):
-        files, blobs = read_images(paths[start : start + size])
-        if blobs:
+        if blobs and pixels + count > batch_pixels:
             yield files, blobs
+            files, blobs, pixels = [], [], 0
+        files.append(path)
+        blobs.append(data)
+        pixels += count
+        if len(blobs) == size:
+            yield files, blobs
+            files, blobs, pixels = [], [], 0
+    if blobs:
+        yield files, blobs
 
 
 @dataclass(frozen=True)
@@ -98,6 +183,9 @@ class PredictOptions:
     batch_size: int = 64
     timeout: float = 30.0
     json: bool = False
+    max_file_mb: float = MAX_FILE_MB
+    max_megapixels: float = MAX_MEGAPIXELS
+    max_batch_megapixels: float = MAX_BATCH_MEGAPIXELS
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> PredictOptions:
@@ -105,13 +193,21 @@ class PredictOptions:
         return cls(images=tuple(args.images), model=args.model, rest=args.rest,
                    grpc=args.grpc, tracking_uri=args.tracking_uri, model_name=args.model_name,
                    label=args.label, signature=args.signature, batch_size=args.batch_size,
-                   timeout=args.timeout, json=args.json)  # fmt: skip
+                   timeout=args.timeout, json=args.json, max_file_mb=args.max_file_mb,
+                   max_megapixels=args.max_megapixels,
+                   max_batch_megapixels=args.max_batch_megapixels)  # fmt: skip
+
+    @property
+    def read_limits(self) -> ReadLimits:
+        """The per-file budgets in bytes and pixels."""
+        return ReadLimits(int(self.max_file_mb * _MIB), int(self.max_megapixels * 1e6))
 
 
 def predict(options: PredictOptions) -> tuple[list[Prediction], int]:
     """Score the readable images; return the predictions and how many files were skipped."""
     paths = image_files(list(options.images))
-    batches = readable_batches(paths, options.batch_size)
+    batch_pixels = int(options.max_batch_megapixels * 1e6)
+    batches = readable_batches(paths, options.batch_size, options.read_limits, batch_pixels)
     first = next(batches, None)  # before the model loads: nothing readable is an error
     if first is None:
         raise PredictError("no readable image among the given files")
@@ -202,7 +298,18 @@ def parser() -> argparse.ArgumentParser:
     described.add_argument("--signature", default="serving_default",
                            help="serving_default or predict_images")  # fmt: skip
     described.add_argument("--batch-size", type=int, default=64)
-    described.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
+    described.add_argument("--timeout", type=float, default=30.0,
+                           help="seconds per request, all of it: connect, send, whole answer "
+                           "(default 30)")  # fmt: skip
+    described.add_argument("--max-file-mb", type=float, default=MAX_FILE_MB,
+                           help="skip (naming it) a file larger than this many MiB "
+                           f"(default {MAX_FILE_MB:g})")  # fmt: skip
+    described.add_argument("--max-megapixels", type=float, default=MAX_MEGAPIXELS,
+                           help="skip (naming it) an image of more pixels, read from its "
+                           f"header before decoding (default {MAX_MEGAPIXELS:g})")  # fmt: skip
+    described.add_argument("--max-batch-megapixels", type=float, default=MAX_BATCH_MEGAPIXELS,
+                           help="pixels of one request: a batch closes before it would pass "
+                           f"this (default {MAX_BATCH_MEGAPIXELS:g})")  # fmt: skip
     described.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return described
 
@@ -223,8 +330,13 @@ def check_options(options: PredictOptions) -> None:
             raise PredictError(f"{option} is empty: give {_WHERE[option]}")
     if options.batch_size < 1:
         raise PredictError(f"--batch-size {options.batch_size} must be at least 1")
-    if not (options.timeout > 0 and math.isfinite(options.timeout)):
-        raise PredictError(f"--timeout {options.timeout:g} must be a positive number of seconds")
+    for name, number, unit in (("--timeout", options.timeout, "seconds"),
+                                ("--max-file-mb", options.max_file_mb, "MiB"),
+                                ("--max-megapixels", options.max_megapixels, "megapixels"),
+                                ("--max-batch-megapixels", options.max_batch_megapixels,
+                                 "megapixels")):  # fmt: skip
+        if not (number > 0 and math.isfinite(number)):
+            raise PredictError(f"{name} {number:g} must be a positive number of {unit}")
     if options.signature not in IMAGE_SIGNATURES:
         raise PredictError(
             f"--signature {options.signature} is not one predict can send images to: allowed "
