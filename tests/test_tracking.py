@@ -311,3 +311,24 @@ def test_a_refused_write_names_the_databases_reason_not_sqlalchemys_note() -> No
     )
     assert _reason(err) == "(sqlite3.OperationalError) attempt to write a readonly database"
     assert _reason(RuntimeError()) == "RuntimeError"
+
+
+@pytest.mark.integration
+def test_a_store_that_cannot_be_created_is_one_line_and_leaves_no_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """mlflow.db on a disk that filled while MLflow created its schema: a SQLAlchemy
+    traceback, and half a database every later run failed on."""
+    import sqlite3
+
+    from mlflow.tracking import MlflowClient
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(MlflowClient, "search_registered_models", full)
+    db = tmp_path / "mlflow.db"
+    store = TrackingStore(TrackingConfig(uri=f"sqlite:///{db}"))
+    with pytest.raises(TrackingError, match=r"cannot create .*\(database or disk is full\)"):
+        store.experiment_id()  # the first use opens (here: creates) the store
+    assert not db.exists()
