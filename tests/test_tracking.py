@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -228,7 +229,7 @@ def test_the_store_lock_is_reentrant_within_one_store_only(tmp_path: Path) -> No
 @pytest.mark.integration
 def test_the_experiment_is_created_once_and_then_remembered(tmp_path: Path) -> None:
     cfg = _tracking(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    cfg.artifact_root = str(tmp_path / "artifacts")
+    cfg = replace(cfg, artifact_root=str(tmp_path / "artifacts"))
     store = TrackingStore(cfg)
     assert store.find_experiment_id() is None  # reading creates nothing
     created = store.experiment_id()
@@ -254,7 +255,7 @@ def test_two_stores_in_one_process_do_not_interfere(tmp_path: Path) -> None:
     stores = {}
     for name in ("a", "b"):
         cfg = _tracking(f"sqlite:///{tmp_path / name / 'mlflow.db'}")
-        cfg.artifact_root = str(tmp_path / name / "artifacts")
+        cfg = replace(cfg, artifact_root=str(tmp_path / name / "artifacts"))
         stores[name] = TrackingStore(cfg)
     before = mlflow.get_tracking_uri()
     runs = {name: create_run(store, f"run-{name}", {}, {}) for name, store in stores.items()}
