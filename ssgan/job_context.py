@@ -12,13 +12,13 @@ processes or on other machines; it is named to them in a file in the sweep folde
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
+
+from ssgan.files import write_atomically
 
 SWEEP_PARENT_FILE = "sweep_parent_run_id"  # in the sweep folder: the grid's parent run id
 
@@ -69,16 +69,7 @@ NO_JOB = JobContext()  # outside a Hydra job: tests calling ``train(cfg)``, ssga
 def write_sweep_parent(sweep_dir: Path, run_id: str) -> None:
     """Name the sweep's parent run in its folder; a reader sees the whole id or no file."""
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    fd, staged = tempfile.mkstemp(dir=sweep_dir, prefix=f".{SWEEP_PARENT_FILE}-")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(run_id + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(staged, sweep_dir / SWEEP_PARENT_FILE)
-    except BaseException:
-        Path(staged).unlink(missing_ok=True)
-        raise
+    write_atomically(sweep_dir / SWEEP_PARENT_FILE, run_id + "\n")
 
 
 def read_sweep_parent(sweep_dir: Path) -> str | None:

@@ -23,7 +23,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 PACKAGE = REPO / "ssgan"
 ENTRY_POINTS = {"train", "tune", "report", "promote", "predict", "export", "bench", "data_stats"}
-BASE = {"ssgan", "allocator", "config", "config_checks", "cli", "console", "errors",
+BASE = {"ssgan", "allocator", "config", "config_checks", "cli", "console", "errors", "files",
         "hydra_help", "job_context", "job_paths", "preprocess", "plots", "runtime",
         "stopping"}  # fmt: skip
 # What each part may import besides itself; "entry" may import anything but entry points.

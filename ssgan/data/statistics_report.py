@@ -9,9 +9,7 @@ it was made, written whole or not at all.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import secrets
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -19,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ssgan import files
 from ssgan.config import DATA_STATS_SPLITS, DataConfig
 from ssgan.data import raw_splits, svhn_reference
 from ssgan.data.statistics import SplitStatistics, split_statistics
@@ -185,20 +184,11 @@ def check_output(output: str) -> Path | None:
 
 
 def write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` whole or not at all: into a temporary file in the same
-    folder (the same file system, so the rename is atomic), then ``os.replace``."""
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    """Write ``text`` to ``path`` whole or not at all (:func:`ssgan.files.write_atomically`);
+    a failure is one line."""
     try:
-        with open(temporary, "x", encoding="utf-8") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException as err:
-        with contextlib.suppress(OSError):
-            temporary.unlink()
-        if not isinstance(err, OSError):
-            raise
+        files.write_atomically(path, text)
+    except OSError as err:
         reason = disk_full_reason(err)
         if reason:
             raise DiskFullError(f"cannot write {path}: {reason}; free some space") from err

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import fcntl
 import hashlib
 import json
 import logging
@@ -31,6 +30,7 @@ from tqdm import tqdm
 from ssgan.config import RenderConfig
 from ssgan.data.render import font_paths, render
 from ssgan.errors import DataError
+from ssgan.files import exclusive_lock
 from ssgan.stopping import check_stop
 
 # Bump when the renderer changes: it is part of the cache key and so of every run's data
@@ -212,13 +212,13 @@ def _cannot_write(folder: Path, err: OSError) -> DataError:
 @contextlib.contextmanager
 def _cache_lock(path: Path) -> Iterator[None]:
     """Exclusive, across processes, while one set is generated and written."""
+    lock = path.with_name(f".{path.name}.lock")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(path.with_name(f".{path.name}.lock"), "w")  # noqa: SIM115
+        lock.touch()
     except OSError as err:
         raise _cannot_write(path.parent, err) from err
-    with handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    with exclusive_lock(lock):
         yield
 
 

@@ -5,7 +5,6 @@ gets or creates the experiment."""
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import math
 import os
 import re
@@ -24,6 +23,7 @@ from sqlalchemy.engine import Connection, ExecutionContext
 
 from ssgan.config import TrackingConfig
 from ssgan.errors import UserError, disk_full_reason, first_line
+from ssgan.files import exclusive_lock
 
 
 class TrackingError(UserError):
@@ -284,9 +284,7 @@ class TrackingStore:
             if self._lock_depth == 0:
                 db_path = Path(self.uri[len("sqlite:///") :])
                 db_path.parent.mkdir(parents=True, exist_ok=True)
-                handle = held.enter_context(open(db_path.with_name(db_path.name + ".lock"), "a"))
-                fcntl.flock(handle, fcntl.LOCK_EX)
-                held.callback(fcntl.flock, handle, fcntl.LOCK_UN)
+                held.enter_context(exclusive_lock(db_path.with_name(db_path.name + ".lock")))
             self._lock_depth += 1
             try:
                 yield

@@ -127,9 +127,7 @@ class RunTracker:
     ) -> RunTracker:
         """A new training run in ``tracking.experiment``, its lease taken."""
         client = store.client
-        system_metrics = system_metrics_wanted(
-            store.settings.system_metrics
-        )  # refused before a run exists
+        system_metrics = system_metrics_wanted(store.settings.system_metrics)  # before a run
         exp_id = store.experiment_id()
         lease_s = store.settings.lease_s
         tags = {**run_context_tags(), **tags, LEASE_TAG: lease_value(lease_s)}
