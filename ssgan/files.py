@@ -10,9 +10,12 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import socket
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 
 def fsync_folder(path: Path) -> None:
@@ -41,13 +44,44 @@ def write_atomically(path: Path, data: str | bytes) -> None:
     fsync_folder(path.parent)
 
 
+class LockBusyError(OSError):
+    """Another process held the lock for longer than the caller would wait."""
+
+    def __init__(self, lock_file: Path, holder: str, waited_s: float) -> None:
+        super().__init__(f"{lock_file} is held by {holder or 'another process'}")
+        self.lock_file, self.holder, self.waited_s = lock_file, holder, waited_s
+
+
 @contextlib.contextmanager
-def exclusive_lock(lock_file: Path) -> Iterator[None]:
+def exclusive_lock(lock_file: Path, wait_s: float | None = None) -> Iterator[None]:
     """Hold an exclusive flock on ``lock_file`` (created if needed) for the block: one
-    process at a time, across processes; released by the kernel if the holder dies."""
-    with open(lock_file, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    process at a time, across processes; released by the kernel if the holder dies. With
+    ``wait_s``, give up after that long (:class:`LockBusyError` names the holder: a holder
+    that is alive but stopped, say by SIGSTOP, would otherwise block everyone for good)."""
+    with open(lock_file, "a+") as handle:
+        _acquire(handle, lock_file, wait_s)
         try:
+            # Who holds it, for whoever waits in vain (the lock is the flock, not this text).
+            handle.truncate(0)
+            handle.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.ctime()}\n")
+            handle.flush()
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _acquire(handle: IO[str], lock_file: Path, wait_s: float | None) -> None:
+    if wait_s is None:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        return
+    started = time.monotonic()
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            waited = time.monotonic() - started
+            if waited >= wait_s:
+                handle.seek(0)
+                raise LockBusyError(lock_file, handle.read().strip(), waited) from None
+            time.sleep(min(0.05, wait_s - waited))
