@@ -378,3 +378,22 @@ def test_an_export_removes_what_a_killed_export_left_and_keeps_a_live_ones(
     older.mkdir()  # and once the live export's lock is free, it is dead too
     assert remove_dead_exports(target) == [live, older]  # what ssgan.export says it removed
     assert {p.name for p in tmp_path.iterdir()} == {"model", other.name}
+
+
+@pytest.mark.integration
+def test_the_export_command_says_what_a_killed_export_left_and_it_removed(
+    smoke_run: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ssgan.export import main
+
+    out = tmp_path / "exported"
+    dead = tmp_path / ".exported.partial-0dead"  # its export was killed: its lock is free
+    (dead / "variables").mkdir(parents=True)
+    dead.with_name(dead.name + ".lock").touch()
+    run_id, uri = smoke_run["summary"].run_id, smoke_run["cfg"].tracking.uri
+    main([run_id, "--output", str(out), "--tracking-uri", uri])
+    assert capsys.readouterr().out.splitlines()[-2:] == [
+        f"removed {dead}, left by a killed export",
+        f"exported {out}",
+    ]
+    assert {p.name for p in tmp_path.iterdir()} == {"exported"}
