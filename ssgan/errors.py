@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import errno
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 
 # A full disk, a file-size limit (ulimit -f) or a quota: no retry helps until space is freed.
 _DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
@@ -13,6 +18,9 @@ _DISK_FULL_TEXTS = (
     "Disk quota exceeded",
     "database or disk is full",
 )
+# Less free than this in the temp folder's file system after a write failed for want of
+# space: that file system is the full one (what the failed write took is freed by then).
+_NEARLY_FULL = 64 * 2**20
 
 
 def first_line(err: BaseException) -> str:
@@ -42,15 +50,86 @@ class DiskFullError(UserError):
     """A write failed for want of disk space (or a file-size limit)."""
 
 
-def disk_full_reason(err: BaseException) -> str | None:
+def disk_full_reason(err: BaseException, written: str | Path | None = None) -> str | None:
     """The OS's words when ``err`` (or what caused it) is a full disk, else None. TF's
-    file errors carry the OS message, not an errno."""
+    file errors carry the OS message, not an errno. ``written``: the folder the failed
+    work was writing, when known; a failure there while its file system is nearly out of
+    space counts as a full disk too (MLflow's download hides the OS error behind "please
+    ensure that the path is correct"). When the temp folder is the full one (``written``
+    or a path the error names lies in it, or its file system is nearly full now) the
+    words name it: the place to free, or to move ``TMPDIR`` away from."""
+    words = next(filter(None, map(_disk_full_words, _chain(err))), None)
+    if words is None and written is not None and _free(written) < _NEARLY_FULL:
+        words = "No space left on device"
+    if words is None:
+        return None
+    temp = _full_temp_folder(err, written)
+    return words if temp is None else f"{words} in {temp}"
+
+
+def _free(folder: str | Path) -> float:
+    """Free bytes in ``folder``'s file system (the nearest existing folder up); inf when
+    it cannot be read."""
+    path = os.path.abspath(folder)
+    while not os.path.isdir(path) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+    try:
+        return shutil.disk_usage(path).free
+    except OSError:
+        return float("inf")
+
+
+def _chain(err: BaseException) -> Iterator[BaseException]:
     seen: BaseException | None = err
     while seen is not None:
-        if isinstance(seen, OSError) and seen.errno in _DISK_FULL_ERRNOS:
-            return seen.strerror or str(seen)
-        for text in _DISK_FULL_TEXTS:
-            if text in str(seen):
-                return text
+        yield seen
         seen = seen.__cause__ or seen.__context__
-    return None
+
+
+def _disk_full_words(err: BaseException) -> str | None:
+    if isinstance(err, OSError) and err.errno in _DISK_FULL_ERRNOS:
+        return err.strerror or str(err)
+    return next((text for text in _DISK_FULL_TEXTS if text in str(err)), None)
+
+
+def _full_temp_folder(err: BaseException, written: str | Path | None) -> str | None:
+    """'the temp folder /x (TMPDIR, on the file system at /x; 0 B free now)' when the temp
+    folder is where a disk-full ``err`` struck, else None."""
+    temp = tempfile.gettempdir()
+    forms = {temp, os.path.realpath(temp)}
+    paths = [written] + [
+        getattr(seen, attr, None) for seen in _chain(err) for attr in ("filename", "filename2")
+    ]
+    named = any(_inside(path, forms) for path in paths) or any(
+        form + os.sep in str(seen) for seen in _chain(err) for form in forms
+    )  # TF's file errors name the file in their message
+    free = _free(temp)
+    if not named and free >= _NEARLY_FULL:
+        return None
+    now = "" if free == float("inf") else f"; {_size(free)} free now"
+    return f"the temp folder {temp} (TMPDIR, on the file system at {_mount_point(temp)}{now})"
+
+
+def _inside(path: object, folders: set[str]) -> bool:
+    if not isinstance(path, (str, Path)):
+        return False
+    real = os.path.realpath(path)
+    return any(
+        real == folder or real.startswith(folder.rstrip(os.sep) + os.sep) for folder in folders
+    )
+
+
+def _mount_point(folder: str) -> str:
+    path = os.path.realpath(folder)
+    while not os.path.ismount(path):
+        path = os.path.dirname(path)
+    return path
+
+
+def _size(n_bytes: float) -> str:
+    size = float(n_bytes)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024:
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TiB"

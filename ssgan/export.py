@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ssgan.data.synthetic import sample_crops
 from ssgan.serving.contract import ExportError
-from ssgan.serving.saved_model import export_from_checkpoint
+from ssgan.serving.saved_model import export_from_checkpoint, remove_dead_exports
 from ssgan.serving.warmup import WARMUP_BATCH
 
 
@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> None:
         output = Path(args.output)
         if output.exists():
             raise ExportError(f"--output {output} already exists: choose a new directory")
+        removed = remove_dead_exports(output)  # what exports of it killed earlier left
         store = TrackingStore(tracking)
         cfg = typed(load_run_config(store, args.run_id), TrainAppConfig)
         with tempfile.TemporaryDirectory() as tmp:
@@ -50,6 +51,7 @@ def main(argv: list[str] | None = None) -> None:
             export_from_checkpoint(
                 cfg.model, local, output, warmup_images=sample_crops(WARMUP_BATCH), use_ema=use_ema
             )
+    print("".join(f"removed {path}, left by a killed export\n" for path in removed), end="")
     print(f"exported {output}")
     sys.stdout.flush()
 

@@ -40,8 +40,7 @@ def main() -> None:
     if plan.search.workers == 1 and not plan.launcher:
         sys.exit(run_worker(argv, plan))
     start = start_with_launcher if plan.launcher else start_local
-    status = start(plan, argv)
-    sys.exit(status or search_outcome(plan))  # a worker's error line or stop already said
+    sys.exit(search_outcome(plan, start(plan, argv)))  # 0: the search completed
 
 
 if __name__ == "__main__":

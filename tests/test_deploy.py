@@ -256,6 +256,30 @@ def test_a_killed_bundles_staging_is_removed_and_said_a_live_ones_is_kept(
 
 
 @pytest.mark.integration
+def test_the_printed_commands_work_pasted_into_a_shell_for_a_folder_with_spaces(
+    store: Store, serving: Path, tmp_path: Path
+) -> None:
+    """The build and apply lines used to be unquoted: a space split the path in two."""
+    out = tmp_path / "hand over" / "ssgan v1"
+    out.parent.mkdir()
+    cfg = promote_cfg(store, serving, "", f"bundle={out}")
+    result = promote(cfg)
+    build = [result.bundle["image"], str(out / "image")]
+    for line, command, args in (
+        (result.bundle["build"], "docker", ["build", "-t", *build]),
+        (result.bundle["apply"], "kubectl", ["apply", "-k", str(out / "k8s" / "base")]),
+    ):
+        assert f"  {line.split()[1]}: {line}" in describe(cfg, result)
+        # The shell's own parsing: the command, stubbed, prints each argument it was given.
+        shown = subprocess.run(
+            ["bash", "-c", f"{command}() {{ printf '%s\\n' \"$@\"; }}; {line}"],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        assert shown.stdout.splitlines() == args
+        assert Path(args[-1]).is_dir()
+
+
+@pytest.mark.integration
 def test_bundle_refusals_leave_nothing(
     store: Store, serving: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import shutil
+import signal
 import struct
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +21,12 @@ from ssgan.models.networks import build_discriminator
 from ssgan.preprocess import to_model_range
 from ssgan.serving.contract import CLASSIFY_METHOD, ExportError, verify_saved_model
 from ssgan.serving.images import decode_images, encode_jpeg, encode_png
-from ssgan.serving.saved_model import export_from_checkpoint, export_saved_model, score_saved_model
+from ssgan.serving.saved_model import (
+    export_from_checkpoint,
+    export_saved_model,
+    remove_dead_exports,
+    score_saved_model,
+)
 from ssgan.serving.warmup import read_warmup_requests, write_warmup_requests
 
 TINY = ModelConfig(name="tutorial", z_size=8, g_size_mult=4, d_size_mult=4)
@@ -313,3 +321,79 @@ def test_export_from_checkpoint_takes_the_named_weights(exported: dict, tmp_path
     with pytest.raises(ExportError, match="holds no checkpoint"):
         export_from_checkpoint(TINY, tmp_path / "nowhere", tmp_path / "bad", warmup_images=images)
     assert not (tmp_path / "bad").exists()
+
+
+# An export stalled while it writes its staging folder, to be killed there.
+_STALLED_EXPORT = """
+import sys, time
+import numpy as np
+import tensorflow as tf
+from ssgan.config import ModelConfig
+from ssgan.models.networks import build_discriminator
+from ssgan.serving.saved_model import export_saved_model
+
+def stalled(module, folder, **kwargs):
+    (open(folder + "/partial.bin", "wb")).write(b"x" * 1024)
+    print("writing", flush=True)
+    time.sleep(600)
+
+tf.saved_model.save = stalled
+classifier = build_discriminator(
+    ModelConfig(name="tutorial", z_size=8, g_size_mult=4, d_size_mult=4)
+)
+export_saved_model(classifier, sys.argv[1], warmup_images=np.zeros((1, 32, 32, 3), np.uint8))
+"""
+
+
+@pytest.mark.integration
+def test_an_export_removes_what_a_killed_export_left_and_keeps_a_live_ones(
+    exported: dict, tmp_path: Path
+) -> None:
+    """kill -9 during an export used to leave its .NAME.partial-*/ beside it for good."""
+    target = tmp_path / "model"
+    killed = subprocess.Popen(
+        [sys.executable, "-c", _STALLED_EXPORT, str(target)], stdout=subprocess.PIPE, text=True
+    )
+    assert killed.stdout is not None and killed.stdout.readline() == "writing\n"
+    killed.send_signal(signal.SIGKILL)
+    killed.wait(timeout=60)
+    (dead,) = [p for p in tmp_path.glob(".model.partial-*") if p.is_dir()]
+    assert (dead / "partial.bin").is_file()
+    older = tmp_path / ".model.partial-k2x9q0zw"  # an earlier version's scrap: no lock file
+    older.mkdir()
+    live = tmp_path / ".model.partial-1live"
+    live.mkdir()
+    other = tmp_path / ".other.partial-0dead"  # another export's name: not this one's to judge
+    other.mkdir()
+    with open(live.with_name(live.name + ".lock"), "a+") as owner:
+        fcntl.flock(owner, fcntl.LOCK_EX)  # an export of the same name, still writing
+        export_saved_model(exported["classifier"], target, warmup_images=exported["images"][:2])
+    verify_saved_model(target)
+    assert {p.name for p in tmp_path.iterdir()} == {
+        "model",
+        live.name,
+        live.name + ".lock",
+        other.name,
+    }
+    older.mkdir()  # and once the live export's lock is free, it is dead too
+    assert remove_dead_exports(target) == [live, older]  # what ssgan.export says it removed
+    assert {p.name for p in tmp_path.iterdir()} == {"model", other.name}
+
+
+@pytest.mark.integration
+def test_the_export_command_says_what_a_killed_export_left_and_it_removed(
+    smoke_run: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ssgan.export import main
+
+    out = tmp_path / "exported"
+    dead = tmp_path / ".exported.partial-0dead"  # its export was killed: its lock is free
+    (dead / "variables").mkdir(parents=True)
+    dead.with_name(dead.name + ".lock").touch()
+    run_id, uri = smoke_run["summary"].run_id, smoke_run["cfg"].tracking.uri
+    main([run_id, "--output", str(out), "--tracking-uri", uri])
+    assert capsys.readouterr().out.splitlines()[-2:] == [
+        f"removed {dead}, left by a killed export",
+        f"exported {out}",
+    ]
+    assert {p.name for p in tmp_path.iterdir()} == {"exported"}

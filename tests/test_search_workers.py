@@ -4,12 +4,14 @@ trials queued again and continued, and (slow) real workers started, killed and r
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import optuna
@@ -29,6 +31,7 @@ from ssgan.sweeps.trial_lease import (
     retried_numbers,
     retry_of,
 )
+from ssgan.sweeps.workers import WorkerEnd, search_outcome
 from ssgan.tracking.lease import lease_value
 from ssgan.tracking.tracker import create_run
 from ssgan.training.summary import RunSummary
@@ -164,6 +167,44 @@ def test_a_retried_trial_continues_its_predecessors_run(
 
 
 @pytest.mark.integration
+def test_the_command_fails_only_when_its_search_did_not_complete(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """After its workers end, ``search.workers=N`` exits by the study: short of the budget,
+    one line with how each worker ended and the worst status; complete, 0 and a line
+    naming the dead worker's trial and the trial that continued it."""
+    plan = prepare([*SMOKE, "search.n_trials=2", *tiny_overrides(tmp_path)])
+    study, created = search.open_study(plan)
+    search.parent_run(plan, study, created)
+    held = study.ask()  # worker 0's trial: its lease names worker 0, which then died
+    trials.trial_values(plan, study, held)
+    held.set_user_attr(LEASE_ATTR, DEAD_HERE)
+    assert requeue_dead_trials(study, plan.lease_s) == [held.number]
+    pid = int(DEAD_HERE.split(":")[1])
+    killed = WorkerEnd("worker 0", 128 + signal.SIGKILL, pid, killed_by=signal.SIGKILL)
+    stopped = WorkerEnd("worker 1", 130, pid - 1)  # Ctrl-C: it gave its trial back
+
+    assert search_outcome(plan, [killed, stopped]) == 137
+    assert capsys.readouterr().err == (
+        f"error: the workers ended before the search did (0 of 2 trials; worker 0 (pid {pid}) "
+        f"was killed by SIGKILL; worker 1 (pid {pid - 1}) exited 130); their lines above say "
+        "why; run the same command to continue it\n"
+    )
+    for _ in range(2):  # the retry of worker 0's trial, and the last trial
+        trial = study.ask()
+        trials.trial_values(plan, study, trial)
+        study.tell(trial, 0.5)
+    (retry,) = [t.number for t in study.trials if held.number in retried_numbers(t)]
+    assert search_outcome(plan, [killed, replace(stopped, status=0)]) == 0
+    shown = capsys.readouterr()
+    assert shown.err == (
+        f"warning: worker 0 (pid {pid}) was killed by SIGKILL during trial {held.number}; "
+        f"trial {retry} continued it; the search completed\n"
+    )
+    assert "trials: 2 complete, 0 pruned, 0 failed" in shown.out
+
+
+@pytest.mark.integration
 def test_an_rdb_storage_without_its_driver_is_one_line(tmp_path: Path) -> None:
     plan = prepare(
         [*SMOKE, "search.storage=postgresql://ssgan@localhost/optuna", *tiny_overrides(tmp_path)]
@@ -214,7 +255,7 @@ def test_workers_share_a_search_and_a_killed_workers_trial_is_resumed(tmp_path: 
     )
     seen: list[str] = []
     pids: dict[str, str] = {}
-    victim = killed_run = None
+    victim = killed_run = victim_name = None
     for line in first.stdout:  # the first worker to start a run is the victim
         seen.append(line)
         worker = line.split("]")[0] + "]"
@@ -222,6 +263,7 @@ def test_workers_share_a_search_and_a_killed_workers_trial_is_resumed(tmp_path: 
             pids[worker] = line.split("(worker pid ")[1].split(")")[0]
         if line.split("] ", 1)[-1].startswith("run_id:"):
             victim, killed_run = pids[worker], line.split("run_id: ")[1].split()[0]
+            victim_name = worker.strip("[]")
             break
     assert killed_run, "".join(seen)
     reader = _read_lines(first, seen)
@@ -238,8 +280,17 @@ def test_workers_share_a_search_and_a_killed_workers_trial_is_resumed(tmp_path: 
         "ssgan.tune", *args, "search.workers=2", "hydra/launcher=submitit_local",
         cwd=tmp_path, timeout=900,
     )  # fmt: skip
-    assert first.wait(timeout=900) == 128 + signal.SIGKILL
+    # The first command's search completed (its other worker waited for every trial), so
+    # it succeeds, and says which worker was killed and which trial continued its own.
+    assert first.wait(timeout=900) == 0, "".join(seen)[-3000:]
     reader.join()
+    said = re.findall(
+        rf"^warning: {victim_name} \(pid {victim}\) was killed by SIGKILL during trial "
+        r"(\d+); trial (\d+) continued it; the search completed$",
+        "".join(seen),
+        re.MULTILINE,
+    )
+    assert len(said) == 1, "".join(seen)[-3000:]
     output = (
         "".join(seen)
         + again.stdout
@@ -270,6 +321,8 @@ def test_workers_share_a_search_and_a_killed_workers_trial_is_resumed(tmp_path: 
     )
     counted = [t for t in study.trials if search.counts(t)]
     assert len(counted) == 4 and all(t.state == TrialState.COMPLETE for t in counted)
+    (held, after), *_ = said
+    assert int(held) in retried_numbers(study.trials[int(after)]), said
     assert sorted(t.user_attrs["mlflow_run_id"] for t in counted) == sorted(
         r.info.run_id for r in children
     )

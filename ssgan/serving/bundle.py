@@ -27,6 +27,7 @@ import fcntl
 import hashlib
 import json
 import re
+import shlex
 import shutil
 import string
 import uuid
@@ -129,8 +130,9 @@ def write_bundle(
         "removed": [str(path) for path in removed],
         "path": str(target),
         "image": image,
-        "build": f"docker build -t {image} {target / 'image'}",
-        "apply": f"kubectl apply -k {target / 'k8s' / 'base'}",
+        # Quoted: the lines are pasted into a shell, and a folder may have a space in it.
+        "build": shlex.join(["docker", "build", "-t", image, str(target / "image")]),
+        "apply": shlex.join(["kubectl", "apply", "-k", str(target / "k8s" / "base")]),
     }
 
 

@@ -17,8 +17,9 @@ discriminator runs in inference mode, so an image's scores never depend on its b
 
 from __future__ import annotations
 
+import fcntl
 import shutil
-import tempfile
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -73,25 +74,63 @@ def export_saved_model(
     if export_dir.exists() and (not export_dir.is_dir() or any(export_dir.iterdir())):
         raise ExportError(f"export directory {export_dir} already exists and is not empty")
     export_dir.parent.mkdir(parents=True, exist_ok=True)
+    remove_dead_exports(export_dir)
     # Build and verify in a sibling folder, then rename: a failed export leaves nothing.
-    staging = Path(tempfile.mkdtemp(prefix=f".{export_dir.name}.partial-", dir=export_dir.parent))
+    staging = export_dir.parent / f".{export_dir.name}.partial-{uuid.uuid4().hex}"
+    owner_lock = _owner_lock(staging)
     try:
-        module = ServingModule(classifier)
-        signatures = {
-            "predict_images": module.predict_images,
-            "serving_default": module.serving_default,
-            "classify": module.classify,
-        }
-        tf.saved_model.save(module, str(staging), signatures=signatures)
-        _set_method_name(staging, "classify", CLASSIFY_METHOD)
-        write_warmup_requests(staging / "assets.extra" / WARMUP_FILE, warmup_images)
-        verify_saved_model(staging)
-        if export_dir.exists():
-            export_dir.rmdir()
-        staging.rename(export_dir)
+        with open(owner_lock, "a+") as owner:
+            # Locked before the folder exists and held until it is renamed or removed: an
+            # export killed meanwhile leaves it unlocked, and the next export removes it.
+            fcntl.flock(owner, fcntl.LOCK_EX)
+            staging.mkdir()
+            _write_saved_model(classifier, staging, warmup_images)
+            if export_dir.exists():
+                export_dir.rmdir()
+            staging.rename(export_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        owner_lock.unlink(missing_ok=True)
     return export_dir
+
+
+def _write_saved_model(classifier: tf.keras.Model, folder: Path, warmup_images: np.ndarray) -> None:
+    """The SavedModel, its warm-up requests, checked against the contract, in ``folder``."""
+    module = ServingModule(classifier)
+    signatures = {
+        "predict_images": module.predict_images,
+        "serving_default": module.serving_default,
+        "classify": module.classify,
+    }
+    tf.saved_model.save(module, str(folder), signatures=signatures)
+    _set_method_name(folder, "classify", CLASSIFY_METHOD)
+    write_warmup_requests(folder / "assets.extra" / WARMUP_FILE, warmup_images)
+    verify_saved_model(folder)
+
+
+def _owner_lock(staging: Path) -> Path:
+    return staging.with_name(staging.name + ".lock")
+
+
+def remove_dead_exports(export_dir: Path) -> list[Path]:
+    """Remove what killed exports to ``export_dir`` left beside it (their staging folders
+    ``.NAME.partial-*``, whose owner lock is free); a live export's folder is left alone.
+    Returns what was removed."""
+    removed = []
+    for staging in sorted(Path(export_dir).parent.glob(f".{Path(export_dir).name}.partial-*")):
+        if staging.name.endswith(".lock") or not staging.is_dir():
+            continue
+        try:
+            with open(_owner_lock(staging), "a+") as owner:
+                fcntl.flock(owner, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                shutil.rmtree(staging, ignore_errors=True)
+        except BlockingIOError:
+            continue  # a live export is writing it
+        except OSError:  # no lock to open (a read-only folder): nothing can be writing
+            shutil.rmtree(staging, ignore_errors=True)
+        _owner_lock(staging).unlink(missing_ok=True)
+        removed.append(staging)
+    return removed
 
 
 def _set_method_name(export_dir: Path, signature: str, method: str) -> None:

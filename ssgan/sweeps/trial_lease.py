@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import socket
 import threading
 import warnings
 from collections.abc import Iterator
@@ -65,6 +66,14 @@ def is_dead(trial: FrozenTrial, lease_s: float) -> bool:
     if value is None:
         return True  # taken more than a lease period ago and never leased
     return owner_alive(str(value), f"trial {trial.number}") is None
+
+
+def leased_by(trial: FrozenTrial, pid: int) -> bool:
+    """Whether ``trial``'s lease names process ``pid`` of this host (as
+    :func:`ssgan.tracking.lease.lease_value` writes it: ``host:pid:start expiry``)."""
+    owner = str(trial.user_attrs.get(LEASE_ATTR, "")).rpartition(" ")[0]
+    host, _, rest = owner.partition(":")
+    return host == socket.gethostname() and rest.split(":")[0] == str(pid)
 
 
 def retry_of(trial: FrozenTrial) -> int | None:

@@ -4,7 +4,9 @@ of a Hydra launcher (``hydra/launcher=submitit_slurm``: a SLURM array, one worke
 Every worker is the same ``ssgan.tune`` command with ``search.workers=1``; they share the
 study through its storage, so starting N of them is only starting, passing stop signals
 on and waiting. Local workers run in their own sessions: a Ctrl-C reaches them once,
-from here. The study, not the workers' exit statuses, holds the search's outcome.
+from here. The study, not the workers' exit statuses, holds the search's outcome: the
+command succeeds when the search completed, even if a worker died on the way (another
+worker continued its trial).
 """
 
 from __future__ import annotations
@@ -16,16 +18,42 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import IO
+
+from optuna import Study
+from optuna.trial import TrialState
 
 from ssgan.errors import UserError
 from ssgan.job_context import NO_JOB, JobContext
 from ssgan.sweeps.plan import Plan, prepare, split_argv
 from ssgan.sweeps.storage import load_existing
-from ssgan.sweeps.study import PARENT_ATTR, outcome, run_search
+from ssgan.sweeps.study import PARENT_ATTR, budget, counts, outcome, run_search
+from ssgan.sweeps.trial_lease import leased_by, retried_numbers
 
 _WORKER_KEYS = ("search.workers", "search.threads_per_worker")
+
+
+@dataclass(frozen=True)
+class WorkerEnd:
+    """How a worker process (or the launcher of the workers) ended: its name in the lines,
+    its pid, its exit status as a shell shows it, and the signal that killed it, if one did."""
+
+    name: str
+    status: int
+    pid: int | None = None
+    killed_by: int | None = None
+
+    def said(self) -> str:
+        """'worker 0 (pid 123) was killed by SIGKILL', 'worker 1 (pid 124) exited 2'."""
+        who = self.name if self.pid is None else f"{self.name} (pid {self.pid})"
+        if self.killed_by is None:
+            return f"{who} exited {self.status}"
+        try:
+            name = signal.Signals(self.killed_by).name
+        except ValueError:
+            name = f"signal {self.killed_by}"
+        return f"{who} was killed by {name}"
 
 
 def limit_threads(threads: int) -> None:
@@ -56,8 +84,8 @@ def _copy_lines(stream: IO[str], prefix: str) -> None:
         sys.stdout.flush()
 
 
-def start_local(plan: Plan, argv: list[str]) -> int:
-    """Run ``search.workers`` worker processes here; the worst exit status of them."""
+def start_local(plan: Plan, argv: list[str]) -> list[WorkerEnd]:
+    """Run ``search.workers`` worker processes here; how each of them ended."""
     command = [sys.executable, "-m", "ssgan.tune", *worker_argv(plan, argv)]
     workers = [
         subprocess.Popen(
@@ -87,14 +115,19 @@ def start_local(plan: Plan, argv: list[str]) -> int:
         # a dead worker a zombie for as long as an earlier one lives).
         while any(w.poll() is None for w in workers):
             time.sleep(0.2)
-        codes = [w.wait() for w in workers]
         for copier in copiers:
             copier.join()
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-    # A worker killed by signal N (Popen: -N) ends this command as a shell would show it.
-    return max((128 - code if code < 0 else code for code in codes), default=0)
+    return [_ended(f"worker {i}", w.wait(), w.pid) for i, w in enumerate(workers)]
+
+
+def _ended(name: str, returncode: int, pid: int | None = None) -> WorkerEnd:
+    """A process killed by signal N (Popen: -N) shows as a shell would show it: 128+N."""
+    if returncode < 0:
+        return WorkerEnd(name, 128 - returncode, pid, killed_by=-returncode)
+    return WorkerEnd(name, returncode, pid)
 
 
 def hydra_string(text: str) -> str:
@@ -104,9 +137,9 @@ def hydra_string(text: str) -> str:
     return "'" + re.sub(r"(\\+)$", lambda m: m.group(1) * 2, text) + "'"
 
 
-def start_with_launcher(plan: Plan, argv: list[str]) -> int:
+def start_with_launcher(plan: Plan, argv: list[str]) -> list[WorkerEnd]:
     """Run the workers as the jobs of a Hydra multirun (``ssgan.sweeps.worker_jobs``) with
-    the launcher the command chose; that process's exit status."""
+    the launcher the command chose; how that process ended."""
     quoted = ",".join(hydra_string(a) for a in worker_argv(plan, argv))
     command = [
         sys.executable,
@@ -117,7 +150,7 @@ def start_with_launcher(plan: Plan, argv: list[str]) -> int:
         f"argv=[{quoted}]",
         *plan.launcher,
     ]
-    return subprocess.run(command).returncode
+    return [_ended("the workers' launcher", subprocess.run(command).returncode)]
 
 
 def run_worker(argv: list[str], plan: Plan | None = None, job: JobContext = NO_JOB) -> int:
@@ -143,23 +176,47 @@ def run_worker(argv: list[str], plan: Plan | None = None, job: JobContext = NO_J
     return 0
 
 
-def search_outcome(plan: Plan) -> int:
-    """After the workers ended: the search's summary, or one line saying how far it got."""
+def search_outcome(plan: Plan, ended: list[WorkerEnd]) -> int:
+    """After the workers ended: the command's exit status, which says whether the search
+    completed (the study counts all ``search.n_trials`` trials). 0 with its summary, and a
+    line for each worker that ended badly on the way; else one line saying how far it got
+    and which workers ended how, and the worst worker's status (130: Ctrl-C, 137: kill
+    -9), or 1 when every worker exited 0, 2 when no trial completed."""
     study = load_existing(plan.storage, plan.study_name)
-    parent_id = study.user_attrs.get(PARENT_ATTR, "") if study else ""
-    try:
-        summary = outcome(plan, study, parent_id) if study else None
-    except UserError as err:
-        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
-        return 2
-    if summary is None or summary.n_counted < plan.search.n_trials:
-        have = summary.n_counted if summary else 0
+    n_trials = plan.search.n_trials
+    have = len(budget(study, n_trials).counted) if study else 0
+    bad = [end for end in ended if end.status]
+    if study is None or have < n_trials:
+        how = "; ".join(end.said() for end in bad) or "every worker exited 0"
         print(
-            f"error: the workers ended before the search did ({have} of "
-            f"{plan.search.n_trials} trials); their lines above say why; run the same "
-            "command to continue it",
+            f"error: the workers ended before the search did ({have} of {n_trials} trials; "
+            f"{how}); their lines above say why; run the same command to continue it",
             file=sys.stderr,
         )
-        return 1
+        return max((end.status for end in bad), default=1)
+    try:
+        summary = outcome(plan, study, study.user_attrs.get(PARENT_ATTR, ""))
+    except UserError as err:  # every trial was counted, none completed
+        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
+        return 2
+    for end in bad:  # not a failure of the search: other workers finished its work
+        said = f"{end.said()}{_continued(study, end)}"
+        print(f"warning: {said}; the search completed", file=sys.stderr)
     print(summary.text())
     return 0
+
+
+def _continued(study: Study, end: WorkerEnd) -> str:
+    """' during trial 1; trial 4 continued it': the trial the worker held when it ended (its
+    lease names the worker's pid; released, so failed and uncounted) and the counted
+    trial that continued it."""
+    if end.pid is None:
+        return ""
+    trials = study.get_trials(deepcopy=False)
+    for held in trials:
+        if held.state != TrialState.FAIL or counts(held) or not leased_by(held, end.pid):
+            continue  # not a trial this worker held and gave up (released, queued again)
+        after = [t.number for t in trials if counts(t) and held.number in retried_numbers(t)]
+        if after:
+            return f" during trial {held.number}; trial {after[0]} continued it"
+    return ""

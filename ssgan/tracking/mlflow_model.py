@@ -22,7 +22,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, DataType, Schema
 from mlflow.types.schema import Array
 
-from ssgan.errors import first_line
+from ssgan.errors import DiskFullError, disk_full_reason, first_line
 from ssgan.tracking.runs import MODEL_ARTIFACT, RUN_ID_PATTERN
 from ssgan.tracking.store import TrackingError, TrackingStore
 
@@ -134,6 +134,11 @@ def download_model(store: TrackingStore, model_uri: str, dst_dir: Path) -> Path:
             artifact_uri=model_uri, dst_path=str(dst_dir), tracking_uri=uri
         )
     except (MlflowException, OSError) as err:
+        full = disk_full_reason(err, written=dst_dir)
+        if full is not None:  # not a missing model: no room to copy it here
+            raise DiskFullError(
+                f"model {model_uri} could not be downloaded into {dst_dir}: {full}"
+            ) from err
         reason = first_line(err)[:200]
         raise TrackingError(
             f"model {model_uri} was not found in the tracking store {uri} "

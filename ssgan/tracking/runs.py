@@ -17,6 +17,7 @@ from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig, OmegaConf
 
 from ssgan.config import drop_removed_keys
+from ssgan.errors import DiskFullError, disk_full_reason
 from ssgan.tracking.store import TrackingError, TrackingStore
 from ssgan.tracking.tags import ERROR_TAG
 
@@ -56,6 +57,12 @@ def download_artifacts(
             tracking_uri=store.uri,
         )
     except (MlflowException, OSError) as err:
+        full = disk_full_reason(err, written=dst_dir)
+        if full is not None:  # not a missing artifact: no room to copy it here
+            raise DiskFullError(
+                f"run {run_id}'s artifact '{artifact_path}' could not be downloaded into "
+                f"{dst_dir}: {full}"
+            ) from err
         raise TrackingError(
             f"run {run_id} has no artifact '{artifact_path}' (was it exported? see `mlflow ui`)"
         ) from err
