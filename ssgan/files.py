@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import shutil
 import socket
 import time
 import uuid
@@ -85,3 +86,50 @@ def _acquire(handle: IO[str], lock_file: Path, wait_s: float | None) -> None:
                 handle.seek(0)
                 raise LockBusyError(lock_file, handle.read().strip(), waited) from None
             time.sleep(min(0.05, wait_s - waited))
+
+
+@contextlib.contextmanager
+def staged_folder(target: Path, kind: str) -> Iterator[Path]:
+    """A fresh hidden folder beside ``target`` (``.NAME.<kind>-<hex>``) to build it in,
+    renamed to ``target`` (which must be absent or an empty folder) when the block ends
+    normally, removed otherwise: ``target`` appears whole or not at all. This process owns
+    the folder through an flock on ``<folder>.lock``, taken before the folder exists and
+    held until it is renamed or removed, so one left by a killed process is told apart
+    from a live one (:func:`remove_abandoned`)."""
+    staging = target.parent / f".{target.name}.{kind}-{uuid.uuid4().hex}"
+    lock = _owner_lock(staging)
+    try:
+        with open(lock, "a+") as owner:
+            fcntl.flock(owner, fcntl.LOCK_EX)
+            staging.mkdir()
+            yield staging
+            if target.exists():
+                target.rmdir()  # empty (callers check); a rename cannot replace it portably
+            staging.rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        lock.unlink(missing_ok=True)
+
+
+def remove_abandoned(target: Path, kind: str) -> list[Path]:
+    """Remove the :func:`staged_folder` folders for ``target`` whose owner died (their
+    lock is free); a live owner's folder is left alone. Returns what was removed."""
+    removed = []
+    for staging in sorted(target.parent.glob(f".{target.name}.{kind}-*")):
+        if staging.name.endswith(".lock") or not staging.is_dir():
+            continue
+        try:
+            with open(_owner_lock(staging), "a+") as owner:
+                fcntl.flock(owner, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                shutil.rmtree(staging, ignore_errors=True)
+        except BlockingIOError:
+            continue  # its owner is alive and writing it
+        except OSError:  # no lock to open (a read-only folder): nothing can be writing
+            shutil.rmtree(staging, ignore_errors=True)
+        _owner_lock(staging).unlink(missing_ok=True)
+        removed.append(staging)
+    return removed
+
+
+def _owner_lock(staging: Path) -> Path:
+    return staging.with_name(staging.name + ".lock")

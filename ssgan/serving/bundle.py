@@ -23,20 +23,19 @@ complete or absent.
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 import hashlib
 import json
 import re
 import shlex
 import shutil
 import string
-import uuid
 from pathlib import Path
 from typing import Any
 
 import yaml
 from tensorflow_serving.config.model_server_config_pb2 import ModelServerConfig
 
+from ssgan.files import remove_abandoned, staged_folder
 from ssgan.serving.labels import check_labellable, dangling_labels
 from ssgan.serving.models_config import MODELS_CONFIG, to_text, with_labels
 from ssgan.serving.repository import PromoteError, ServingFolder
@@ -107,25 +106,16 @@ def write_bundle(
         )
     records = {version: check_labellable(folder.root, version) for version in set(labels.values())}
     image = image_ref(repository, folder.model_name, labels)
-    removed = _remove_dead_staging(target)
-    staging = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex}"
-    owner_lock = _owner_lock(staging)
+    # Written in .NAME.tmp-<hex> beside it, then renamed: what a killed bundle left of
+    # its own, the next bundle of the same name removes.
+    removed = remove_abandoned(target, "tmp")
     try:
-        with open(owner_lock, "a+") as owner:
-            # Held while the bundle is written: a bundle killed meanwhile leaves its
-            # staging folder unlocked, and the next bundle of the same name removes it.
-            fcntl.flock(owner, fcntl.LOCK_EX)
+        with staged_folder(target, "tmp") as staging:
             _write_contents(folder, labels, records, image, staging)
-            if target.exists():
-                target.rmdir()  # empty, checked above; rename cannot replace it portably
-            staging.rename(target)
     except OSError as err:
         raise PromoteError(
             f"bundle={target}: could not write it ({err.strerror or err}); nothing was left"
         ) from err
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-        owner_lock.unlink(missing_ok=True)
     return {
         "removed": [str(path) for path in removed],
         "path": str(target),
@@ -134,30 +124,6 @@ def write_bundle(
         "build": shlex.join(["docker", "build", "-t", image, str(target / "image")]),
         "apply": shlex.join(["kubectl", "apply", "-k", str(target / "k8s" / "base")]),
     }
-
-
-def _owner_lock(staging: Path) -> Path:
-    return staging.with_name(staging.name + ".lock")
-
-
-def _remove_dead_staging(target: Path) -> list[Path]:
-    """Remove the staging folders of bundles of ``target`` that were killed (their owner
-    lock is free); a live bundle's folder is left alone. Returns what was removed."""
-    removed = []
-    for staging in sorted(target.parent.glob(f".{target.name}.tmp-*")):
-        if not staging.is_dir():
-            continue
-        try:
-            with open(_owner_lock(staging), "a+") as owner:
-                fcntl.flock(owner, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                shutil.rmtree(staging, ignore_errors=True)
-        except BlockingIOError:
-            continue  # a live bundle is writing it
-        except OSError:
-            shutil.rmtree(staging, ignore_errors=True)
-        _owner_lock(staging).unlink(missing_ok=True)
-        removed.append(staging)
-    return removed
 
 
 def _write_contents(

@@ -17,9 +17,6 @@ discriminator runs in inference mode, so an image's scores never depend on its b
 
 from __future__ import annotations
 
-import fcntl
-import shutil
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +24,7 @@ import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
 from ssgan.config import ModelConfig
+from ssgan.files import remove_abandoned, staged_folder
 from ssgan.models.networks import build_discriminator
 from ssgan.serving.contract import CLASSIFY_METHOD, NUM_CLASSES, ExportError, verify_saved_model
 from ssgan.serving.images import decode_images, encode_png, parse_image_examples
@@ -75,22 +73,10 @@ def export_saved_model(
         raise ExportError(f"export directory {export_dir} already exists and is not empty")
     export_dir.parent.mkdir(parents=True, exist_ok=True)
     remove_dead_exports(export_dir)
-    # Build and verify in a sibling folder, then rename: a failed export leaves nothing.
-    staging = export_dir.parent / f".{export_dir.name}.partial-{uuid.uuid4().hex}"
-    owner_lock = _owner_lock(staging)
-    try:
-        with open(owner_lock, "a+") as owner:
-            # Locked before the folder exists and held until it is renamed or removed: an
-            # export killed meanwhile leaves it unlocked, and the next export removes it.
-            fcntl.flock(owner, fcntl.LOCK_EX)
-            staging.mkdir()
-            _write_saved_model(classifier, staging, warmup_images)
-            if export_dir.exists():
-                export_dir.rmdir()
-            staging.rename(export_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-        owner_lock.unlink(missing_ok=True)
+    # Built and verified in a sibling folder, then renamed: a failed export leaves nothing,
+    # and what a killed one left, the next export removes.
+    with staged_folder(export_dir, _STAGING) as staging:
+        _write_saved_model(classifier, staging, warmup_images)
     return export_dir
 
 
@@ -108,29 +94,13 @@ def _write_saved_model(classifier: tf.keras.Model, folder: Path, warmup_images: 
     verify_saved_model(folder)
 
 
-def _owner_lock(staging: Path) -> Path:
-    return staging.with_name(staging.name + ".lock")
+_STAGING = "partial"  # an export is built in .NAME.partial-<hex> beside its folder
 
 
 def remove_dead_exports(export_dir: Path) -> list[Path]:
     """Remove what killed exports to ``export_dir`` left beside it (their staging folders
-    ``.NAME.partial-*``, whose owner lock is free); a live export's folder is left alone.
-    Returns what was removed."""
-    removed = []
-    for staging in sorted(Path(export_dir).parent.glob(f".{Path(export_dir).name}.partial-*")):
-        if staging.name.endswith(".lock") or not staging.is_dir():
-            continue
-        try:
-            with open(_owner_lock(staging), "a+") as owner:
-                fcntl.flock(owner, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                shutil.rmtree(staging, ignore_errors=True)
-        except BlockingIOError:
-            continue  # a live export is writing it
-        except OSError:  # no lock to open (a read-only folder): nothing can be writing
-            shutil.rmtree(staging, ignore_errors=True)
-        _owner_lock(staging).unlink(missing_ok=True)
-        removed.append(staging)
-    return removed
+    ``.NAME.partial-*``); a live export's folder is left alone. Returns what was removed."""
+    return remove_abandoned(Path(export_dir), _STAGING)
 
 
 def _set_method_name(export_dir: Path, signature: str, method: str) -> None:
