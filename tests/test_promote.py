@@ -39,6 +39,7 @@ from ssgan.serving.promotion import (
     format_versions,
     list_versions,
     promote,
+    promote_settings,
     validate_promote_config,
 )
 from ssgan.serving.promotion_result import PromotionResult
@@ -152,7 +153,7 @@ def test_same_run_again_does_nothing_unless_forced_and_rollback(
     assert promote(promote_cfg(store, serving, runs["a"], "force=true")).version == 4
     states = [
         (r["version"], r["state"])
-        for r in list_versions(ServingFolder.of(promote_cfg(store, serving)))
+        for r in list_versions(ServingFolder.of(promote_cfg(store, serving, "", "list=true")))
     ]
     assert states == [(1, "unlabelled"), (2, "unlabelled"), (3, "removed"), (4, "stable")]
 
@@ -637,7 +638,8 @@ def test_bad_input_is_one_line_and_changes_nothing(
     extra = bad_case(case, store, runs, tmp_path)
     before_serving, before_scratch = snapshot(served), snapshot(tmp_path)
     with pytest.raises(UserError) as caught:
-        promote(compose_config("promote", [*overrides(store, served, runs["a"]), *extra]))
+        cfg = compose_config("promote", [*overrides(store, served, runs["a"]), *extra])
+        promote(promote_settings(cfg))  # checked and typed as the command does
     message = str(caught.value)
     assert BAD_INPUT[case] in message, message
     assert "\n" not in message
