@@ -434,6 +434,54 @@ def test_rerun_repairs_what_mlflow_refused_to_record(
     assert repaired.recorded and aliases(store)["production"] == runs["a"]
 
 
+@pytest.mark.integration
+def test_a_rerun_removes_a_registry_version_registered_twice(
+    store: Store, runs: dict[str, str], tmp_path: Path
+) -> None:
+    """Issue 32 item 7: a race registered serving version 1 twice, and a rerun moved the
+    aliases to the lower registry version but left both. It keeps the lowest only."""
+    serving = tmp_path / "serving"
+    root = serving / "twice"
+    cfg = promote_cfg(store, serving, runs["a"], "model_name=twice")
+    promote(cfg)
+    client = MlflowClient(tracking_uri=store.cfg.tracking.uri)
+    (kept,) = registry_versions(store, "twice", root)["1"]
+    first = client.get_model_version("twice", kept)
+    # What the racing promote left: another registry version with the same tags, and the
+    # alias on it.
+    extra = client.create_model_version(
+        "twice", source=first.source, run_id=runs["a"], tags=first.tags
+    ).version
+    client.set_registered_model_alias("twice", "production", extra)
+    again = promote(cfg)
+    assert again.already and registry_versions(store, "twice", root) == {"1": [kept]}
+    assert client.get_registered_model("twice").aliases == {"production": kept}
+    assert f"removed registry version {extra} (duplicate of version 1)" in describe(cfg, again)
+    assert promote(cfg).recorded == []
+
+
+@pytest.mark.integration
+def test_a_registered_model_created_meanwhile_by_another_promote_is_used(
+    store: Store, runs: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 32 item 12: two first promotes into a new model name at once (two serving
+    folders sharing the registry, say): the one that found no registered model and then
+    lost the race to create it exited 2 "Registered Model ... already exists"."""
+    create = MlflowClient.create_registered_model
+    other = MlflowClient(tracking_uri=store.cfg.tracking.uri)
+
+    def lose_the_race(self: MlflowClient, name: str, *args, **kwargs):
+        create(other, name)  # the other promote gets there first
+        return create(self, name, *args, **kwargs)
+
+    monkeypatch.setattr(MlflowClient, "create_registered_model", lose_the_race)
+    serving = tmp_path / "serving"
+    result = promote(promote_cfg(store, serving, runs["a"], "model_name=meanwhile"))
+    assert result.version == 1 and not result.already
+    (registered,) = registry_versions(store, "meanwhile", serving / "meanwhile")["1"]
+    assert other.get_registered_model("meanwhile").aliases == {"production": registered}
+
+
 # -- stale staging, concurrency and kill -9 --------------------------------------------------
 
 
@@ -505,6 +553,88 @@ def test_concurrent_promotes_get_distinct_versions(
         for file, digest in record["sha256"].items():  # not overwritten by the other
             assert hashlib.sha256((folder / file).read_bytes()).hexdigest() == digest
     assert not list(root.glob(".staging-*"))
+
+
+RACING_PROMOTES = Path(__file__).parent / "helpers" / "racing_promotes.py"
+RACE_ROUNDS = 6
+
+
+def registry_versions(store: Store, name: str, root: Path) -> dict[str, list[str]]:
+    """Serving version -> the registry versions of model ``name`` that carry it for the
+    serving folder ``root`` (its ``ssgan.serving_version`` and ``ssgan.serving_root`` tags)."""
+    client = MlflowClient(tracking_uri=store.cfg.tracking.uri)
+    found: dict[str, list[str]] = {}
+    for entry in client.search_model_versions(f"name='{name}'"):
+        if entry.tags.get("ssgan.serving_root") == str(root.resolve()):
+            found.setdefault(entry.tags["ssgan.serving_version"], []).append(entry.version)
+    return found
+
+
+@pytest.mark.e2e
+def test_racing_promotes_register_each_serving_version_once(
+    store: Store, runs: dict[str, str], tmp_path: Path
+) -> None:
+    """Issue 32 items 7 and 12: two promotes of different runs into one model name, stable
+    and canary, released together at the copy step, sometimes registered one serving
+    version twice in the MLflow registry, and two first promotes into a new model name
+    could fail with "Registered Model ... already exists". Each round promotes into a new
+    model name, so every round races both."""
+    serving = tmp_path / "serving"
+    gates = tmp_path / "gates"
+    gates.mkdir()
+    for number in range(RACE_ROUNDS):
+        (gates / str(number)).touch()
+    env = dict(os.environ)
+    env.pop("MLFLOW_TRACKING_URI", None)
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                str(RACING_PROMOTES),
+                str(gates),
+                str(RACE_ROUNDS),
+                *overrides(store, serving, runs[name], f"label={label}"),
+            ],
+            cwd=store.root,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        for name, label in (("a", "stable"), ("b", "canary"))
+    ]
+    for number in range(RACE_ROUNDS):
+        # Both are mid-copy in this round's model; released together, they race to
+        # number, label and register.
+        wait_for_copies(serving / f"race{number}", 2, procs)
+        (gates / str(number)).unlink()
+    outputs = [p.communicate(timeout=600) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outputs
+    client = MlflowClient(tracking_uri=store.cfg.tracking.uri)
+    wrong = []  # every round is checked, so a failure says how many rounds went wrong
+    for number in range(RACE_ROUNDS):
+        name = f"race{number}"
+        said = [out.splitlines()[number] for out, _ in outputs]
+        if not all(line.startswith("promoted run ") for line in said):
+            wrong.append((number, said))
+            continue
+        labels = served_by_config(serving, name)[2]
+        registered = registry_versions(store, name, serving / name)
+        one_each = registered.keys() == {"1", "2"} and all(
+            len(found) == 1 for found in registered.values()
+        )
+        aliased = client.get_registered_model(name).aliases
+        if (
+            sorted(labels.values()) != [1, 2]
+            or not one_each
+            or aliased
+            != {
+                "production": registered[str(labels["stable"])][0],
+                "canary": registered[str(labels["canary"])][0],
+            }
+        ):
+            wrong.append((number, labels, registered, aliased))
+    assert wrong == [], f"{len(wrong)} of {RACE_ROUNDS} rounds went wrong"
 
 
 @pytest.mark.e2e
