@@ -37,7 +37,6 @@ from ssgan.errors import ConfigError, UserError
 from ssgan.serving.promotion import (
     describe,
     format_versions,
-    list_versions,
     promote,
     promote_settings,
     validate_promote_config,
@@ -49,6 +48,7 @@ from ssgan.serving.verification import (
     fingerprint_test_set,
     load_verification_set,
 )
+from ssgan.serving.version_log import list_versions
 from tests.helpers.configs import typed_config
 from tests.helpers.files import snapshot
 from tests.helpers.processes import run_cli
@@ -169,12 +169,13 @@ def test_a_damaged_version_log_is_one_line_and_changes_nothing(
     promote(promote_cfg(store, serving, runs["a"]))
     log = root / ".versions.jsonl"
     good = log.read_text()
+    line = len(good.splitlines()) + 1  # version 1's records, then the bad one
     for bad in ('{"version": 99999999999999999999999}', '{"version": -3}', '{"version": true}',
                 '["version", 2]'):  # fmt: skip
         log.write_text(good + bad + "\n")
         before = snapshot(serving)
         for args in ((runs["b"], "force=true", "label=canary"), ("", "list=true")):
-            with pytest.raises(UserError, match=r"\.versions\.jsonl line 2 is not") as caught:
+            with pytest.raises(UserError, match=rf"\.versions\.jsonl line {line} is not") as caught:
                 promote(promote_cfg(store, serving, *args))
             assert "\n" not in str(caught.value) and "correct or delete that line" in str(
                 caught.value
@@ -659,6 +660,81 @@ def test_killed_mid_copy_leaves_no_partial_version(
     assert result.version == 2
     tf.saved_model.load(str(root / "2"))
     assert not list(root.glob(".staging-*"))  # the dead promote's staging was cleaned
+
+
+HELD_PROMOTE = Path(__file__).parent / "helpers" / "held_promote.py"
+
+
+def kill_promote_at(point: str, store: Store, serving: Path, *args: str) -> None:
+    """A promote process stopped at ``point`` (tests/helpers/held_promote.py), then killed
+    there with SIGKILL."""
+    ready = serving.parent / f"ready-{point}"
+    env = dict(os.environ)
+    env.pop("MLFLOW_TRACKING_URI", None)
+    victim = subprocess.Popen(
+        [sys.executable, str(HELD_PROMOTE), str(ready), point, *overrides(store, serving, *args)],
+        cwd=store.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.time() + 240
+    while not ready.exists():
+        assert victim.poll() is None and time.time() < deadline, victim.communicate()
+        time.sleep(0.01)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+
+
+def states(store: Store, serving: Path) -> list[tuple[int, str]]:
+    listed = promote(promote_cfg(store, serving, "", "list=true")).versions
+    return [(row["version"], row["state"]) for row in listed]
+
+
+@pytest.mark.e2e
+def test_killed_before_its_label_the_same_command_again_applies_it(
+    store: Store, runs: dict[str, str], tmp_path: Path
+) -> None:
+    """Issue 32 item 11: a promote killed between its version's rename and its label;
+    the same command again said "already served ... (not labelled)" and labelled nothing."""
+    serving = tmp_path / "serving"
+    promote(promote_cfg(store, serving, runs["a"]))
+    kill_promote_at("label", store, serving, runs["b"], "label=canary")
+    assert version_dirs(serving / "ssgan") == ["1", "2"]
+    assert served_by_config(serving)[2] == {"stable": 1}
+    assert states(store, serving) == [
+        (1, "stable"),
+        (2, "unlabelled (promote stopped: run it again)"),
+    ]
+    cfg = promote_cfg(store, serving, runs["b"], "label=canary")
+    again = promote(cfg)
+    assert again.version == 2 and again.labels == ["canary"]
+    assert describe(cfg, again).startswith(f"promoted run {runs['b']} as version 2: ")
+    assert describe(cfg, again).endswith("(labelled canary)")
+    assert served_by_config(serving)[1:] == ([1, 2], {"stable": 1, "canary": 2})
+    assert aliases(store)["canary"] == runs["b"] and aliases(store)["production"] == runs["a"]
+    assert version_dirs(serving / "ssgan") == ["1", "2"]
+    # Finished: a third run is the ordinary "already served", and a label moved away
+    # since is not put back.
+    promote(promote_cfg(store, serving, "", "label=canary", "version=1"))
+    third = promote(cfg)
+    assert third.already and third.version == 2 and third.labels == []
+    assert served_by_config(serving)[2] == {"stable": 1, "canary": 1}
+
+
+@pytest.mark.e2e
+def test_killed_before_its_rename_the_number_is_not_listed_as_removed(
+    store: Store, runs: dict[str, str], tmp_path: Path
+) -> None:
+    """Issue 32 item 11: a promote killed after logging its number, before the rename:
+    list=true showed that number, never served, as "removed"."""
+    serving = tmp_path / "serving"
+    promote(promote_cfg(store, serving, runs["a"]))
+    kill_promote_at("rename", store, serving, runs["b"])
+    assert version_dirs(serving / "ssgan") == ["1"]
+    never = (2, "never served (its promote stopped before finishing)")
+    assert states(store, serving) == [(1, "stable"), never]
+    # The number stays handed out; the same command again promotes into the next one.
+    assert promote(promote_cfg(store, serving, runs["b"])).version == 3
+    assert states(store, serving) == [(1, "unlabelled"), never, (3, "stable")]
+    assert not list((serving / "ssgan").glob(".staging-*"))
 
 
 # -- bad input: one line, nothing changed ----------------------------------------------------
