@@ -50,6 +50,7 @@ from ssgan.serving.verification import (
 )
 from ssgan.serving.version_log import list_versions
 from tests.helpers.configs import typed_config
+from tests.helpers.faults import DISK_FULL, NOT_PERMITTED, READ_ONLY, failing_writes
 from tests.helpers.files import snapshot
 from tests.helpers.processes import run_cli
 from tests.helpers.promoted_runs import (
@@ -735,6 +736,72 @@ def test_killed_before_its_rename_the_number_is_not_listed_as_removed(
     assert promote(promote_cfg(store, serving, runs["b"])).version == 3
     assert states(store, serving) == [(1, "unlabelled"), never, (3, "stable")]
     assert not list((serving / "ssgan").glob(".staging-*"))
+
+
+@pytest.mark.integration
+def test_a_full_disk_during_the_copy_is_one_line_and_changes_nothing(
+    store: Store, runs: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 32 item 13: the serving disk filling up during the copy was a traceback."""
+    serving = tmp_path / "serving"
+    promote(promote_cfg(store, serving, runs["a"]))
+    before = snapshot(serving)
+    # The staging folder's lock file and two model files fit; then the disk is full.
+    failing_writes(monkeypatch, serving, DISK_FULL, allowed=3, name_contains="/.staging-")
+    with pytest.raises(UserError) as caught:
+        promote(promote_cfg(store, serving, runs["b"]))
+    message = str(caught.value)
+    assert re.search(r"^cannot write \S*/ssgan/\.staging-\w+/model\S* \(No space left", message)
+    assert "free space on the disk of" in message and "run the same command again" in message
+    assert "\n" not in message and snapshot(serving) == before
+    monkeypatch.undo()
+    assert promote(promote_cfg(store, serving, runs["b"])).version == 2
+
+
+@pytest.mark.integration
+def test_an_unwritable_models_config_is_one_line_and_the_rerun_labels(
+    store: Store, runs: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 32 item 13: models.config that cannot be written after the version's rename
+    was a traceback, and the rerun said "already served (not labelled)" without labelling."""
+    serving = tmp_path / "serving"
+    promote(promote_cfg(store, serving, runs["a"]))
+    config_before = (serving / "models.config").read_bytes()
+    failing_writes(monkeypatch, serving, NOT_PERMITTED, name_contains=".models.config")
+    cfg = promote_cfg(store, serving, runs["b"], "label=canary")
+    with pytest.raises(UserError) as caught:
+        promote(cfg)
+    message = str(caught.value)
+    assert message.startswith(f"version 2 is in {serving / 'ssgan' / '2'}, not labelled canary ")
+    assert f"cannot write {serving / 'models.config'} (Permission denied)" in message
+    assert message.endswith("then run the same command again to label it") and "\n" not in message
+    assert (serving / "models.config").read_bytes() == config_before  # the old one, whole
+    monkeypatch.undo()
+    again = promote(cfg)
+    assert again.version == 2 and again.labels == ["canary"]
+    assert served_by_config(serving)[2] == {"stable": 1, "canary": 2}
+    assert aliases(store)["canary"] == runs["b"]
+
+
+@pytest.mark.integration
+def test_a_label_move_in_a_read_only_serving_folder_is_one_line_and_changes_nothing(
+    store: Store, runs: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 32 item 13: a label move in a read-only serving folder was a traceback."""
+    serving = tmp_path / "serving"
+    promote(promote_cfg(store, serving, runs["a"]))
+    promote(promote_cfg(store, serving, runs["b"], "label=canary"))
+    before, aliased = snapshot(serving), aliases(store)
+    failing_writes(monkeypatch, serving, READ_ONLY)
+    with pytest.raises(UserError) as caught:
+        promote(promote_cfg(store, serving, "", "label=stable", "version=2"))
+    message = str(caught.value)
+    assert message.startswith("cannot ") and "(Read-only file system): make " in message
+    assert str(serving) in message and "writable, then run the same command again" in message
+    assert "\n" not in message and snapshot(serving) == before and aliases(store) == aliased
+    monkeypatch.undo()
+    promote(promote_cfg(store, serving, "", "label=stable", "version=2"))
+    assert served_by_config(serving)[2] == {"stable": 2, "canary": 2}
 
 
 # -- bad input: one line, nothing changed ----------------------------------------------------

@@ -41,6 +41,7 @@ from ssgan.serving.promotion_result import PromotionResult
 from ssgan.serving.registry_sync import alias_for, record_in_mlflow
 from ssgan.serving.repository import (
     PROVENANCE,
+    PromoteError,
     ServingFolder,
     check_writable,
     copy_tree,
@@ -250,7 +251,13 @@ def _publish(
 def _label_published(cfg: PromoteAppConfig, folder: ServingFolder, version: int) -> dict[str, int]:
     """Point ``cfg.label`` at the published ``version`` and log it done; under the lock.
     Returns the labels dropped because their version is gone."""
-    dropped = set_label(folder, cfg.label, version)[1]
+    try:
+        dropped = set_label(folder, cfg.label, version)[1]
+    except PromoteError as err:
+        raise PromoteError(
+            f"version {version} is in {folder.root / str(version)}, not labelled {cfg.label} "
+            f"yet: {err} to label it"
+        ) from err
     log_version(folder.root, {"version": version, DONE: True})
     return dropped
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ssgan.config import PromoteAppConfig
-from ssgan.errors import UserError
+from ssgan.errors import UserError, disk_full_reason
 from ssgan.serving.models_config import MODELS_CONFIG
 
 PROVENANCE = Path("assets.extra") / "provenance.json"
@@ -29,6 +29,17 @@ STAGING_LOCK = "owner.lock"  # held by the promote writing the staging folder wh
 
 class PromoteError(UserError):
     """A run, model or serving directory that cannot be promoted."""
+
+
+def write_error(path: Path, err: OSError, what: str = "write") -> PromoteError:
+    """One line for a file promote could not write (a full disk, a read-only folder):
+    which file, why, and what to do before running the command again."""
+    full = disk_full_reason(err)
+    advice = f"free space on the disk of {path.parent}" if full else f"make {path.parent} writable"
+    return PromoteError(
+        f"cannot {what} {path} ({full or err.strerror or err}): {advice}, then run the "
+        "same command again"
+    )
 
 
 @dataclass(frozen=True)
@@ -139,7 +150,12 @@ def locked(root: Path) -> Iterator[None]:
     flock is released by the kernel when the holder dies, so a killed promote never
     leaves the serving directory locked.
     """
-    with open(root / LOCK_FILE, "a+") as handle:
+    path = root / LOCK_FILE
+    try:
+        handle = open(path, "a+")  # noqa: SIM115  (closed by the with below)
+    except OSError as err:
+        raise write_error(path, err, "lock") from err
+    with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -191,7 +207,17 @@ def copy_tree(
     """Copy files one by one, fsync each file and folder; return SHA-256 of the bytes written.
 
     ``on_file_copied(target)`` is called after each file (tests hold a copy mid-way with it).
+    A write that fails (a full disk) is one line naming the file.
     """
+    try:
+        return _copy_tree(source, destination, on_file_copied)
+    except OSError as err:
+        raise write_error(Path(err.filename or destination), err) from err
+
+
+def _copy_tree(
+    source: Path, destination: Path, on_file_copied: Callable[[Path], None] | None
+) -> dict[str, str]:
     hashes: dict[str, str] = {}
     destination.mkdir()
     for path in sorted(source.rglob("*")):
@@ -217,9 +243,12 @@ def copy_tree(
 
 
 def write_json(path: Path, record: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as handle:
-        handle.write(json.dumps(record, indent=2, sort_keys=True) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    fsync_path(path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w") as handle:
+            handle.write(json.dumps(record, indent=2, sort_keys=True) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        fsync_path(path.parent)
+    except OSError as err:
+        raise write_error(path, err) from err

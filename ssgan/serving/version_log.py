@@ -18,6 +18,7 @@ from ssgan.serving.repository import (
     is_version,
     read_provenance,
     served_versions,
+    write_error,
 )
 
 VERSION_LOG = ".versions.jsonl"  # every version number ever handed out, one JSON per line
@@ -99,15 +100,18 @@ def next_version(root: Path) -> int:
 def log_version(root: Path, entry: dict[str, Any]) -> None:
     """Append and fsync one log line before the version appears, so it is never reused."""
     path = root / VERSION_LOG
-    with open(path, "a+b") as handle:
-        line = (json.dumps(entry, sort_keys=True) + "\n").encode()
-        if handle.seek(0, os.SEEK_END) > 0:
-            handle.seek(-1, os.SEEK_END)
-            if handle.read(1) != b"\n":
-                line = b"\n" + line  # end the line a killed promote left unfinished
-        handle.write(line)
-        handle.flush()
-        os.fsync(handle.fileno())
+    try:
+        with open(path, "a+b") as handle:
+            line = (json.dumps(entry, sort_keys=True) + "\n").encode()
+            if handle.seek(0, os.SEEK_END) > 0:
+                handle.seek(-1, os.SEEK_END)
+                if handle.read(1) != b"\n":
+                    line = b"\n" + line  # end the line a killed promote left unfinished
+            handle.write(line)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as err:  # a line cut short by a full disk is skipped when read
+        raise write_error(path, err) from err
 
 
 def list_versions(folder: ServingFolder) -> list[dict[str, Any]]:
