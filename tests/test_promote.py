@@ -37,7 +37,6 @@ from ssgan.errors import ConfigError, UserError
 from ssgan.serving.promotion import (
     describe,
     format_versions,
-    list_versions,
     promote,
     validate_promote_config,
 )
@@ -48,7 +47,9 @@ from ssgan.serving.verification import (
     fingerprint_test_set,
     load_verification_set,
 )
+from ssgan.serving.version_log import list_versions
 from tests.helpers.configs import typed_config
+from tests.helpers.faults import DISK_FULL, NOT_PERMITTED, READ_ONLY, failing_writes
 from tests.helpers.files import snapshot
 from tests.helpers.processes import run_cli
 from tests.helpers.promoted_runs import (
@@ -168,12 +169,13 @@ def test_a_damaged_version_log_is_one_line_and_changes_nothing(
     promote(promote_cfg(store, serving, runs["a"]))
     log = root / ".versions.jsonl"
     good = log.read_text()
+    line = len(good.splitlines()) + 1  # version 1's records, then the bad one
     for bad in ('{"version": 99999999999999999999999}', '{"version": -3}', '{"version": true}',
                 '["version", 2]'):  # fmt: skip
         log.write_text(good + bad + "\n")
         before = snapshot(serving)
         for args in ((runs["b"], "force=true", "label=canary"), ("", "list=true")):
-            with pytest.raises(UserError, match=r"\.versions\.jsonl line 2 is not") as caught:
+            with pytest.raises(UserError, match=rf"\.versions\.jsonl line {line} is not") as caught:
                 promote(promote_cfg(store, serving, *args))
             assert "\n" not in str(caught.value) and "correct or delete that line" in str(
                 caught.value
@@ -433,6 +435,54 @@ def test_rerun_repairs_what_mlflow_refused_to_record(
     assert repaired.recorded and aliases(store)["production"] == runs["a"]
 
 
+@pytest.mark.integration
+def test_a_rerun_removes_a_registry_version_registered_twice(
+    store: Store, runs: dict[str, str], tmp_path: Path
+) -> None:
+    """Issue 32 item 7: a race registered serving version 1 twice, and a rerun moved the
+    aliases to the lower registry version but left both. It keeps the lowest only."""
+    serving = tmp_path / "serving"
+    root = serving / "twice"
+    cfg = promote_cfg(store, serving, runs["a"], "model_name=twice")
+    promote(cfg)
+    client = MlflowClient(tracking_uri=store.cfg.tracking.uri)
+    (kept,) = registry_versions(store, "twice", root)["1"]
+    first = client.get_model_version("twice", kept)
+    # What the racing promote left: another registry version with the same tags, and the
+    # alias on it.
+    extra = client.create_model_version(
+        "twice", source=first.source, run_id=runs["a"], tags=first.tags
+    ).version
+    client.set_registered_model_alias("twice", "production", extra)
+    again = promote(cfg)
+    assert again.already and registry_versions(store, "twice", root) == {"1": [kept]}
+    assert client.get_registered_model("twice").aliases == {"production": kept}
+    assert f"removed registry version {extra} (duplicate of version 1)" in describe(cfg, again)
+    assert promote(cfg).recorded == []
+
+
+@pytest.mark.integration
+def test_a_registered_model_created_meanwhile_by_another_promote_is_used(
+    store: Store, runs: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 32 item 12: two first promotes into a new model name at once (two serving
+    folders sharing the registry, say): the one that found no registered model and then
+    lost the race to create it exited 2 "Registered Model ... already exists"."""
+    create = MlflowClient.create_registered_model
+    other = MlflowClient(tracking_uri=store.cfg.tracking.uri)
+
+    def lose_the_race(self: MlflowClient, name: str, *args, **kwargs):
+        create(other, name)  # the other promote gets there first
+        return create(self, name, *args, **kwargs)
+
+    monkeypatch.setattr(MlflowClient, "create_registered_model", lose_the_race)
+    serving = tmp_path / "serving"
+    result = promote(promote_cfg(store, serving, runs["a"], "model_name=meanwhile"))
+    assert result.version == 1 and not result.already
+    (registered,) = registry_versions(store, "meanwhile", serving / "meanwhile")["1"]
+    assert other.get_registered_model("meanwhile").aliases == {"production": registered}
+
+
 # -- stale staging, concurrency and kill -9 --------------------------------------------------
 
 
@@ -506,6 +556,88 @@ def test_concurrent_promotes_get_distinct_versions(
     assert not list(root.glob(".staging-*"))
 
 
+RACING_PROMOTES = Path(__file__).parent / "helpers" / "racing_promotes.py"
+RACE_ROUNDS = 6
+
+
+def registry_versions(store: Store, name: str, root: Path) -> dict[str, list[str]]:
+    """Serving version -> the registry versions of model ``name`` that carry it for the
+    serving folder ``root`` (its ``ssgan.serving_version`` and ``ssgan.serving_root`` tags)."""
+    client = MlflowClient(tracking_uri=store.cfg.tracking.uri)
+    found: dict[str, list[str]] = {}
+    for entry in client.search_model_versions(f"name='{name}'"):
+        if entry.tags.get("ssgan.serving_root") == str(root.resolve()):
+            found.setdefault(entry.tags["ssgan.serving_version"], []).append(entry.version)
+    return found
+
+
+@pytest.mark.e2e
+def test_racing_promotes_register_each_serving_version_once(
+    store: Store, runs: dict[str, str], tmp_path: Path
+) -> None:
+    """Issue 32 items 7 and 12: two promotes of different runs into one model name, stable
+    and canary, released together at the copy step, sometimes registered one serving
+    version twice in the MLflow registry, and two first promotes into a new model name
+    could fail with "Registered Model ... already exists". Each round promotes into a new
+    model name, so every round races both."""
+    serving = tmp_path / "serving"
+    gates = tmp_path / "gates"
+    gates.mkdir()
+    for number in range(RACE_ROUNDS):
+        (gates / str(number)).touch()
+    env = dict(os.environ)
+    env.pop("MLFLOW_TRACKING_URI", None)
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                str(RACING_PROMOTES),
+                str(gates),
+                str(RACE_ROUNDS),
+                *overrides(store, serving, runs[name], f"label={label}"),
+            ],
+            cwd=store.root,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        for name, label in (("a", "stable"), ("b", "canary"))
+    ]
+    for number in range(RACE_ROUNDS):
+        # Both are mid-copy in this round's model; released together, they race to
+        # number, label and register.
+        wait_for_copies(serving / f"race{number}", 2, procs)
+        (gates / str(number)).unlink()
+    outputs = [p.communicate(timeout=600) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outputs
+    client = MlflowClient(tracking_uri=store.cfg.tracking.uri)
+    wrong = []  # every round is checked, so a failure says how many rounds went wrong
+    for number in range(RACE_ROUNDS):
+        name = f"race{number}"
+        said = [out.splitlines()[number] for out, _ in outputs]
+        if not all(line.startswith("promoted run ") for line in said):
+            wrong.append((number, said))
+            continue
+        labels = served_by_config(serving, name)[2]
+        registered = registry_versions(store, name, serving / name)
+        one_each = registered.keys() == {"1", "2"} and all(
+            len(found) == 1 for found in registered.values()
+        )
+        aliased = client.get_registered_model(name).aliases
+        if (
+            sorted(labels.values()) != [1, 2]
+            or not one_each
+            or aliased
+            != {
+                "production": registered[str(labels["stable"])][0],
+                "canary": registered[str(labels["canary"])][0],
+            }
+        ):
+            wrong.append((number, labels, registered, aliased))
+    assert wrong == [], f"{len(wrong)} of {RACE_ROUNDS} rounds went wrong"
+
+
 @pytest.mark.e2e
 def test_killed_mid_copy_leaves_no_partial_version(
     store: Store, runs: dict[str, str], tmp_path: Path
@@ -528,6 +660,147 @@ def test_killed_mid_copy_leaves_no_partial_version(
     assert result.version == 2
     tf.saved_model.load(str(root / "2"))
     assert not list(root.glob(".staging-*"))  # the dead promote's staging was cleaned
+
+
+HELD_PROMOTE = Path(__file__).parent / "helpers" / "held_promote.py"
+
+
+def kill_promote_at(point: str, store: Store, serving: Path, *args: str) -> None:
+    """A promote process stopped at ``point`` (tests/helpers/held_promote.py), then killed
+    there with SIGKILL."""
+    ready = serving.parent / f"ready-{point}"
+    env = dict(os.environ)
+    env.pop("MLFLOW_TRACKING_URI", None)
+    victim = subprocess.Popen(
+        [sys.executable, str(HELD_PROMOTE), str(ready), point, *overrides(store, serving, *args)],
+        cwd=store.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.time() + 240
+    while not ready.exists():
+        assert victim.poll() is None and time.time() < deadline, victim.communicate()
+        time.sleep(0.01)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+
+
+def states(store: Store, serving: Path) -> list[tuple[int, str]]:
+    listed = promote(promote_cfg(store, serving, "", "list=true")).versions
+    return [(row["version"], row["state"]) for row in listed]
+
+
+@pytest.mark.e2e
+def test_killed_before_its_label_the_same_command_again_applies_it(
+    store: Store, runs: dict[str, str], tmp_path: Path
+) -> None:
+    """Issue 32 item 11: a promote killed between its version's rename and its label;
+    the same command again said "already served ... (not labelled)" and labelled nothing."""
+    serving = tmp_path / "serving"
+    promote(promote_cfg(store, serving, runs["a"]))
+    kill_promote_at("label", store, serving, runs["b"], "label=canary")
+    assert version_dirs(serving / "ssgan") == ["1", "2"]
+    assert served_by_config(serving)[2] == {"stable": 1}
+    assert states(store, serving) == [
+        (1, "stable"),
+        (2, "unlabelled (promote stopped: run it again)"),
+    ]
+    cfg = promote_cfg(store, serving, runs["b"], "label=canary")
+    again = promote(cfg)
+    assert again.version == 2 and again.labels == ["canary"]
+    assert describe(cfg, again).startswith(f"promoted run {runs['b']} as version 2: ")
+    assert describe(cfg, again).endswith("(labelled canary)")
+    assert served_by_config(serving)[1:] == ([1, 2], {"stable": 1, "canary": 2})
+    assert aliases(store)["canary"] == runs["b"] and aliases(store)["production"] == runs["a"]
+    assert version_dirs(serving / "ssgan") == ["1", "2"]
+    # Finished: a third run is the ordinary "already served", and a label moved away
+    # since is not put back.
+    promote(promote_cfg(store, serving, "", "label=canary", "version=1"))
+    third = promote(cfg)
+    assert third.already and third.version == 2 and third.labels == []
+    assert served_by_config(serving)[2] == {"stable": 1, "canary": 1}
+
+
+@pytest.mark.e2e
+def test_killed_before_its_rename_the_number_is_not_listed_as_removed(
+    store: Store, runs: dict[str, str], tmp_path: Path
+) -> None:
+    """Issue 32 item 11: a promote killed after logging its number, before the rename:
+    list=true showed that number, never served, as "removed"."""
+    serving = tmp_path / "serving"
+    promote(promote_cfg(store, serving, runs["a"]))
+    kill_promote_at("rename", store, serving, runs["b"])
+    assert version_dirs(serving / "ssgan") == ["1"]
+    never = (2, "never served (its promote stopped before finishing)")
+    assert states(store, serving) == [(1, "stable"), never]
+    # The number stays handed out; the same command again promotes into the next one.
+    assert promote(promote_cfg(store, serving, runs["b"])).version == 3
+    assert states(store, serving) == [(1, "unlabelled"), never, (3, "stable")]
+    assert not list((serving / "ssgan").glob(".staging-*"))
+
+
+@pytest.mark.integration
+def test_a_full_disk_during_the_copy_is_one_line_and_changes_nothing(
+    store: Store, runs: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 32 item 13: the serving disk filling up during the copy was a traceback."""
+    serving = tmp_path / "serving"
+    promote(promote_cfg(store, serving, runs["a"]))
+    before = snapshot(serving)
+    # The staging folder's lock file and two model files fit; then the disk is full.
+    failing_writes(monkeypatch, serving, DISK_FULL, allowed=3, name_contains="/.staging-")
+    with pytest.raises(UserError) as caught:
+        promote(promote_cfg(store, serving, runs["b"]))
+    message = str(caught.value)
+    assert re.search(r"^cannot write \S*/ssgan/\.staging-\w+/model\S* \(No space left", message)
+    assert "free space on the disk of" in message and "run the same command again" in message
+    assert "\n" not in message and snapshot(serving) == before
+    monkeypatch.undo()
+    assert promote(promote_cfg(store, serving, runs["b"])).version == 2
+
+
+@pytest.mark.integration
+def test_an_unwritable_models_config_is_one_line_and_the_rerun_labels(
+    store: Store, runs: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 32 item 13: models.config that cannot be written after the version's rename
+    was a traceback, and the rerun said "already served (not labelled)" without labelling."""
+    serving = tmp_path / "serving"
+    promote(promote_cfg(store, serving, runs["a"]))
+    config_before = (serving / "models.config").read_bytes()
+    failing_writes(monkeypatch, serving, NOT_PERMITTED, name_contains=".models.config")
+    cfg = promote_cfg(store, serving, runs["b"], "label=canary")
+    with pytest.raises(UserError) as caught:
+        promote(cfg)
+    message = str(caught.value)
+    assert message.startswith(f"version 2 is in {serving / 'ssgan' / '2'}, not labelled canary ")
+    assert f"cannot write {serving / 'models.config'} (Permission denied)" in message
+    assert message.endswith("then run the same command again to label it") and "\n" not in message
+    assert (serving / "models.config").read_bytes() == config_before  # the old one, whole
+    monkeypatch.undo()
+    again = promote(cfg)
+    assert again.version == 2 and again.labels == ["canary"]
+    assert served_by_config(serving)[2] == {"stable": 1, "canary": 2}
+    assert aliases(store)["canary"] == runs["b"]
+
+
+@pytest.mark.integration
+def test_a_label_move_in_a_read_only_serving_folder_is_one_line_and_changes_nothing(
+    store: Store, runs: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 32 item 13: a label move in a read-only serving folder was a traceback."""
+    serving = tmp_path / "serving"
+    promote(promote_cfg(store, serving, runs["a"]))
+    promote(promote_cfg(store, serving, runs["b"], "label=canary"))
+    before, aliased = snapshot(serving), aliases(store)
+    failing_writes(monkeypatch, serving, READ_ONLY)
+    with pytest.raises(UserError) as caught:
+        promote(promote_cfg(store, serving, "", "label=stable", "version=2"))
+    message = str(caught.value)
+    assert message.startswith("cannot ") and "(Read-only file system): make " in message
+    assert str(serving) in message and "writable, then run the same command again" in message
+    assert "\n" not in message and snapshot(serving) == before and aliases(store) == aliased
+    monkeypatch.undo()
+    promote(promote_cfg(store, serving, "", "label=stable", "version=2"))
+    assert served_by_config(serving)[2] == {"stable": 2, "canary": 2}
 
 
 # -- bad input: one line, nothing changed ----------------------------------------------------

@@ -9,16 +9,19 @@ from pathlib import Path
 
 import pytest
 
-from ssgan.serving.promotion import format_versions, list_versions
+from ssgan.serving.promotion import format_versions
 from ssgan.serving.repository import (
     PROVENANCE,
-    VERSION_LOG,
     PromoteError,
     ServingFolder,
     is_version,
+    served_versions,
+)
+from ssgan.serving.version_log import (
+    VERSION_LOG,
+    list_versions,
     log_version,
     next_version,
-    served_versions,
     version_log,
 )
 

@@ -16,6 +16,7 @@ from ssgan.serving.repository import (
     locked,
     read_provenance,
     served_versions,
+    write_error,
 )
 
 
@@ -67,7 +68,10 @@ def set_label(folder: ServingFolder, label: str, version: int) -> tuple[int | No
             kept = {other: n for other, n in labels.items() if other not in dropped}
             kept[label] = version
             updated = with_labels(config, folder.model_name, folder.server_base_path, kept)
-            write_atomically(folder.models_config, updated)
+            try:
+                write_atomically(folder.models_config, updated)
+            except OSError as err:  # the old file is untouched: nothing half-written
+                raise write_error(folder.models_config, err) from err
     return previous, dropped
 
 

@@ -46,6 +46,10 @@ def read(path: Path) -> ModelServerConfig:
         text = path.read_text()
     except FileNotFoundError:
         return ModelServerConfig()
+    except OSError as err:
+        raise ServingConfigError(
+            f"cannot read {path} ({err.strerror or err}): make it a readable file, or remove it"
+        ) from err
     return parse(text, path)
 
 

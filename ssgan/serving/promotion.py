@@ -35,28 +35,31 @@ from ssgan.serving.gate import check_beats_live, check_run, provenance_record, v
 from ssgan.serving.labels import (
     check_labellable,
     current_labels,
-    dangling_labels,
     set_label,
 )
-from ssgan.serving.models_config import LABELS
 from ssgan.serving.promotion_result import PromotionResult
 from ssgan.serving.registry_sync import alias_for, record_in_mlflow
 from ssgan.serving.repository import (
     PROVENANCE,
+    PromoteError,
     ServingFolder,
     check_writable,
     copy_tree,
     fsync_path,
     locked,
-    log_version,
-    next_version,
     prepare_root,
     read_provenance,
-    served_versions,
     staging_folder,
-    version_log,
     version_of_run,
     write_json,
+)
+from ssgan.serving.version_log import (
+    DONE,
+    list_versions,
+    log_version,
+    next_version,
+    unfinished_versions,
+    version_log,
 )
 from ssgan.tracking.mlflow_model import download_run_model, saved_model_in
 from ssgan.tracking.runs import load_run_config
@@ -64,7 +67,6 @@ from ssgan.tracking.store import TrackingStore
 
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-# An image repository without a tag: [registry[:port]/]path, lowercase (Docker's grammar).
 # An image repository by Docker's reference grammar (distribution/reference): an optional
 # registry host (dot-separated DNS labels, an optional port) and lowercase path components
 # joined by '.', '_', '__' or runs of '-'; at most 255 characters in all.
@@ -181,6 +183,8 @@ def _promote_run(
     run_id = run.info.run_id
     holder = version_of_run(root, run_id)
     if holder is not None and not cfg.force:
+        if holder in unfinished_versions(version_log(root)):
+            return _finish(cfg, store, folder, holder, run_id)
         return _result(cfg, store, folder, holder, already=True, run_id=run_id)
     run_cfg = load_run_config(store, run_id)
     # Download and verify outside the serving directory: a refused model changes nothing.
@@ -233,14 +237,46 @@ def _publish(
                 "run_id": record["run_id"],
                 "promoted_at": record["promoted_at"],
                 "verified_test_accuracy": record["verified_test_accuracy"],
+                DONE: False,  # until labelled: a rerun of this command finishes it
             },
         )
         # One rename within one file system: TF Serving sees the whole version or nothing.
         os.rename(staged, root / str(version))
         fsync_path(root)
         # Only then the label: models.config never names a version that is not complete.
-        dropped = set_label(folder, cfg.label, version)[1]
+        dropped = _label_published(cfg, folder, version)
     return version, dropped
+
+
+def _label_published(cfg: PromoteAppConfig, folder: ServingFolder, version: int) -> dict[str, int]:
+    """Point ``cfg.label`` at the published ``version`` and log it done; under the lock.
+    Returns the labels dropped because their version is gone."""
+    try:
+        dropped = set_label(folder, cfg.label, version)[1]
+    except PromoteError as err:
+        raise PromoteError(
+            f"version {version} is in {folder.root / str(version)}, not labelled {cfg.label} "
+            f"yet: {err} to label it"
+        ) from err
+    log_version(folder.root, {"version": version, DONE: True})
+    return dropped
+
+
+def _finish(
+    cfg: PromoteAppConfig, store: TrackingStore, folder: ServingFolder, version: int, run_id: str
+) -> PromotionResult:
+    """The same command again after its promote stopped between publishing ``version``
+    and labelling it (killed, or models.config unwritable): label it as asked now."""
+    dropped: dict[str, int] = {}
+    with locked(folder.root):
+        if version in unfinished_versions(version_log(folder.root)):  # not finished meanwhile
+            if cfg.must_beat_live:
+                record = read_provenance(folder.root / str(version))
+                check_beats_live(folder, {"accuracy": record["verified_test_accuracy"], **record})
+            dropped = _label_published(cfg, folder, version)
+    return replace(
+        _result(cfg, store, folder, version, already=False, run_id=run_id), dropped=dropped
+    )
 
 
 def _move_label(
@@ -288,37 +324,6 @@ def _result(
         recorded=recorded.written,
         removed_aliases=sorted(recorded.removed_aliases),
     )
-
-
-def list_versions(folder: ServingFolder) -> list[dict[str, Any]]:
-    """Every version handed out: folders with their run, accuracy and labels, and numbers
-    whose folder was removed (saying so where a label still names one)."""
-    rows: dict[int, dict[str, Any]] = {}
-    root = folder.root
-    for entry in version_log(root):
-        rows[entry["version"]] = {
-            "version": entry["version"],
-            "run_id": entry.get("run_id", "?"),
-            "test_accuracy": entry.get("verified_test_accuracy"),
-            "promoted_at": entry.get("promoted_at", "?"),
-            "state": "removed",
-        }
-    labels = current_labels(folder)
-    for version in served_versions(root):
-        record = read_provenance(root / str(version))
-        named = [label for label in LABELS if labels.get(label) == version]
-        rows[version] = {
-            "version": version,
-            "run_id": record.get("run_id", "?"),
-            "test_accuracy": record.get("verified_test_accuracy"),
-            "promoted_at": record.get("promoted_at", "?"),
-            "state": ",".join(named) or "unlabelled",
-        }
-    for label, version in sorted(dangling_labels(folder).items()):
-        row = rows.setdefault(version, {"version": version, "run_id": "?",
-                                        "test_accuracy": None, "promoted_at": "?"})  # fmt: skip
-        row["state"] = f"removed, yet models.config labels it {label}"
-    return [rows[v] for v in sorted(rows)]
 
 
 def format_versions(root: Path, rows: list[dict[str, Any]]) -> str:

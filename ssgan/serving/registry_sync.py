@@ -9,10 +9,11 @@ from ssgan.config import PromoteAppConfig
 from ssgan.errors import UserError, first_line
 from ssgan.serving.labels import current_labels
 from ssgan.serving.models_config import LABELS
-from ssgan.serving.repository import PromoteError, ServingFolder, read_provenance
+from ssgan.serving.repository import PromoteError, ServingFolder, locked, read_provenance
 from ssgan.tracking.registry import (
     alias_version_tags,
     delete_registry_alias,
+    delete_registry_version,
     registered_version,
     registry_aliases,
     set_registry_alias,
@@ -55,11 +56,17 @@ def record_in_mlflow(
     """Make MLflow agree with the serving folder: the run's tag names its version, each
     labelled version (and ``version``) has a registry version, each label's registry alias
     points at it. Writes only what is missing or wrong, so running it again after a
-    failure repairs. Returns what it had to write and remove."""
+    failure repairs. Returns what it had to write and remove.
+
+    Runs under the model folder's lock, which the caller must not hold: the registry's
+    "find the version tagged N, else create it" is two requests, and two promotes
+    finishing together would both create. Under the lock the labels read here are also
+    the ones the aliases end up following."""
     root = folder.root
     where = f"version {version} is in {root / str(version)}" if version else f"{root} is"
     try:
-        return _sync_mlflow(cfg, store, folder, run_id, version)
+        with locked(root):
+            return _sync_mlflow(cfg, store, folder, run_id, version)
     except UserError as err:
         problem = str(err)
     except Exception as err:  # the serving folder is already changed: say so, one line
@@ -91,22 +98,28 @@ def _sync_mlflow(
             written.append(f"run tag {PROMOTED_VERSION_TAG}={version}")
     labels = current_labels(folder)
     registry: dict[int, str] = {}
+    duplicates: dict[int, tuple[str, ...]] = {}
     for number in sorted({*labels.values(), *([version] if version else [])}):
         owner = read_provenance(root / str(number)).get("run_id")
         if not owner:
             continue
         tags = {SERVING_VERSION_TAG: str(number), SERVING_ROOT_TAG: str(root.resolve())}
-        registry[number], created = registered_version(
-            store, cfg.model_name, owner, tags, MODEL_ARTIFACT
-        )
-        if created:
-            written.append(f"registry version {registry[number]} (version {number})")
+        found = registered_version(store, cfg.model_name, owner, tags, MODEL_ARTIFACT)
+        registry[number], duplicates[number] = found.version, found.duplicates
+        if found.created:
+            written.append(f"registry version {found.version} (version {number})")
     aliases = registry_aliases(store, cfg.model_name)
     for label, number in sorted(labels.items()):
         alias = alias_for(cfg, label)
         if number in registry and aliases.get(alias) != registry[number]:
             set_registry_alias(store, cfg.model_name, alias, registry[number])
             written.append(f"alias {alias} -> registry version {registry[number]}")
+    # One serving version, one registry version: the lowest is kept (the aliases now
+    # point at it); the others a race registered (before this ran under the lock) go.
+    for number, extra in sorted(duplicates.items()):
+        for duplicate in extra:
+            delete_registry_version(store, cfg.model_name, duplicate)
+            written.append(f"removed registry version {duplicate} (duplicate of version {number})")
     # A label models.config no longer has (dropped because its version folder is gone):
     # its alias would keep models:/<name>@<alias> on that version. Only an alias on a
     # version of this serving folder is removed: another folder may share the registry.

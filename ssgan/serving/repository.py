@@ -17,19 +17,29 @@ from pathlib import Path
 from typing import Any
 
 from ssgan.config import PromoteAppConfig
-from ssgan.errors import UserError
+from ssgan.errors import UserError, disk_full_reason
 from ssgan.serving.models_config import MODELS_CONFIG
 
 PROVENANCE = Path("assets.extra") / "provenance.json"
 # TF Serving only looks at folders named by an integer, so dot-names are invisible to it.
 LOCK_FILE = ".promote.lock"
-VERSION_LOG = ".versions.jsonl"  # every version number ever handed out, one JSON per line
 STAGING_PREFIX = ".staging-"
 STAGING_LOCK = "owner.lock"  # held by the promote writing the staging folder while it lives
 
 
 class PromoteError(UserError):
     """A run, model or serving directory that cannot be promoted."""
+
+
+def write_error(path: Path, err: OSError, what: str = "write") -> PromoteError:
+    """One line for a file promote could not write (a full disk, a read-only folder):
+    which file, why, and what to do before running the command again."""
+    full = disk_full_reason(err)
+    advice = f"free space on the disk of {path.parent}" if full else f"make {path.parent} writable"
+    return PromoteError(
+        f"cannot {what} {path} ({full or err.strerror or err}): {advice}, then run the "
+        "same command again"
+    )
 
 
 @dataclass(frozen=True)
@@ -93,65 +103,12 @@ def read_provenance(version_dir: Path) -> dict[str, Any]:
         return {}
 
 
-def version_log(root: Path) -> list[dict[str, Any]]:
-    """The log of handed-out versions; a line cut short by a killed promote is skipped.
-
-    The file is untrusted input: a record whose version is not a number TF Serving
-    accepts stops everything with one line that names the line and how to repair it."""
-    path = root / VERSION_LOG
-    try:
-        lines = path.read_text().splitlines()
-    except OSError:
-        return []
-    entries = []
-    for number, line in enumerate(lines, start=1):
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue  # cut short by a killed promote
-        if not isinstance(entry, dict) or not is_version(entry.get("version")):
-            shown = line if len(line) <= 80 else line[:77] + "..."
-            raise PromoteError(
-                f"{path} line {number} is not a version record ({shown}): versions are "
-                f"integers from 1 to {MAX_VERSION}; correct or delete that line (the log "
-                "only keeps numbers from being handed out twice)"
-            )
-        entries.append(entry)
-    return entries
-
-
 def version_of_run(root: Path, run_id: str) -> int | None:
     """The highest version serving ``run_id``'s model, if any."""
     for version in reversed(served_versions(root)):
         if read_provenance(root / str(version)).get("run_id") == run_id:
             return version
     return None
-
-
-def next_version(root: Path) -> int:
-    """The lowest number above every one handed out or present; checked before use."""
-    used = [entry["version"] for entry in version_log(root)]
-    version = max([0, *used, *served_versions(root)]) + 1
-    if not is_version(version):
-        raise PromoteError(
-            f"{root}: every version number up to {MAX_VERSION} is taken (see {VERSION_LOG}); "
-            "promote into a new model_name"
-        )
-    return version
-
-
-def log_version(root: Path, entry: dict[str, Any]) -> None:
-    """Append and fsync one log line before the version appears, so it is never reused."""
-    path = root / VERSION_LOG
-    with open(path, "a+b") as handle:
-        line = (json.dumps(entry, sort_keys=True) + "\n").encode()
-        if handle.seek(0, os.SEEK_END) > 0:
-            handle.seek(-1, os.SEEK_END)
-            if handle.read(1) != b"\n":
-                line = b"\n" + line  # end the line a killed promote left unfinished
-        handle.write(line)
-        handle.flush()
-        os.fsync(handle.fileno())
 
 
 def check_writable(root: Path) -> None:
@@ -193,7 +150,12 @@ def locked(root: Path) -> Iterator[None]:
     flock is released by the kernel when the holder dies, so a killed promote never
     leaves the serving directory locked.
     """
-    with open(root / LOCK_FILE, "a+") as handle:
+    path = root / LOCK_FILE
+    try:
+        handle = open(path, "a+")  # noqa: SIM115  (closed by the with below)
+    except OSError as err:
+        raise write_error(path, err, "lock") from err
+    with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -245,7 +207,17 @@ def copy_tree(
     """Copy files one by one, fsync each file and folder; return SHA-256 of the bytes written.
 
     ``on_file_copied(target)`` is called after each file (tests hold a copy mid-way with it).
+    A write that fails (a full disk) is one line naming the file.
     """
+    try:
+        return _copy_tree(source, destination, on_file_copied)
+    except OSError as err:
+        raise write_error(Path(err.filename or destination), err) from err
+
+
+def _copy_tree(
+    source: Path, destination: Path, on_file_copied: Callable[[Path], None] | None
+) -> dict[str, str]:
     hashes: dict[str, str] = {}
     destination.mkdir()
     for path in sorted(source.rglob("*")):
@@ -271,9 +243,12 @@ def copy_tree(
 
 
 def write_json(path: Path, record: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as handle:
-        handle.write(json.dumps(record, indent=2, sort_keys=True) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    fsync_path(path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w") as handle:
+            handle.write(json.dumps(record, indent=2, sort_keys=True) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        fsync_path(path.parent)
+    except OSError as err:
+        raise write_error(path, err) from err

@@ -2,11 +2,40 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from mlflow.exceptions import MlflowException
 
 from ssgan.tracking.mlflow_model import logged_model_of
 from ssgan.tracking.runs import MODEL_ARTIFACT
 from ssgan.tracking.store import TrackingStore
+
+
+@dataclass(frozen=True)
+class Registered:
+    """The registry version that stands for one thing (``version``), whether this call
+    created it, and any ``duplicates`` carrying the same tags (a race before the registry
+    sync was serialised could register one serving version twice)."""
+
+    version: str
+    created: bool
+    duplicates: tuple[str, ...] = ()
+
+
+def ensure_registered_model(store: TrackingStore, name: str) -> None:
+    """Create registered model ``name`` unless it exists; another process creating it at
+    the same moment is not an error (its creation is as good as ours)."""
+    client = store.client
+    try:
+        client.get_registered_model(name)
+        return
+    except MlflowException:
+        pass
+    try:
+        client.create_registered_model(name)
+    except MlflowException as err:
+        if err.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
 
 
 def registered_version(
@@ -15,21 +44,19 @@ def registered_version(
     run_id: str,
     tags: dict[str, str],
     artifact_path: str = MODEL_ARTIFACT,
-) -> tuple[str, bool]:
-    """The registry version of model ``name`` carrying all ``tags``, created (from the
-    run's ``artifact_path``) when none does. Returns ``(version, created)``: calling it
-    again after a failure repairs, and never registers the same thing twice."""
+) -> Registered:
+    """The registry version of model ``name`` carrying all ``tags`` (the lowest, when
+    several do), created from the run's ``artifact_path`` when none does. Calling it
+    again after a failure repairs. Check and create are two requests: callers that may
+    race serialise them (the serving folder's lock)."""
     client = store.client
-    try:
-        client.get_registered_model(name)
-    except MlflowException:
-        client.create_registered_model(name)
+    ensure_registered_model(store, name)
     query = " and ".join(
         [f"name='{name}'", *(f"tags.`{key}`='{value}'" for key, value in tags.items())]
     )
-    found = client.search_model_versions(query)
+    found = sorted(int(v.version) for v in client.search_model_versions(query))
     if found:
-        return str(min(int(v.version) for v in found)), False
+        return Registered(str(found[0]), False, tuple(str(v) for v in found[1:]))
     run = client.get_run(run_id)
     model = logged_model_of(client, run)
     if model is not None:  # the run's MLflow Model: models:/<name>@<alias> loads it
@@ -39,7 +66,11 @@ def registered_version(
     version = client.create_model_version(
         name, source=source, run_id=run_id, tags=tags, model_id=model_id
     )
-    return str(version.version), True
+    return Registered(str(version.version), True)
+
+
+def delete_registry_version(store: TrackingStore, name: str, version: str) -> None:
+    store.client.delete_model_version(name, version)
 
 
 def registry_aliases(store: TrackingStore, name: str) -> dict[str, str]:
