@@ -159,6 +159,41 @@ def test_same_run_again_does_nothing_unless_forced_and_rollback(
 
 
 @pytest.mark.integration
+def test_a_promote_that_keeps_the_lock_is_named_not_waited_on_for_good(
+    store: Store, runs: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A promote stopped (SIGSTOP) while it held the folder's lock blocked every other
+    promote for good; now one waits LOCK_WAIT_S, then names the holder in one line."""
+    import threading
+
+    from ssgan.files import exclusive_lock
+
+    serving = tmp_path / "serving"
+    promote(promote_cfg(store, serving, runs["a"]))
+    held, release = threading.Event(), threading.Event()
+
+    def stopped_promote() -> None:
+        with exclusive_lock(serving / "ssgan" / repository_module.LOCK_FILE):
+            held.set()
+            release.wait(60)
+
+    holder = threading.Thread(target=stopped_promote)
+    holder.start()
+    monkeypatch.setattr(repository_module, "LOCK_WAIT_S", 0.5)
+    try:
+        assert held.wait(30)
+        before = snapshot(serving)
+        with pytest.raises(UserError, match=r"another promote has held .*\.promote\.lock") as err:
+            promote(promote_cfg(store, serving, runs["b"]))
+        assert f"pid {os.getpid()} on " in str(err.value) and "\n" not in str(err.value)
+        assert snapshot(serving) == before
+    finally:
+        release.set()
+        holder.join()
+    assert promote(promote_cfg(store, serving, runs["b"])).version == 2  # free again
+
+
+@pytest.mark.integration
 def test_a_damaged_version_log_is_one_line_and_changes_nothing(
     store: Store, runs: dict[str, str], tmp_path: Path
 ) -> None:

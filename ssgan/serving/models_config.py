@@ -9,14 +9,12 @@ models in the same file are kept as they are.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import uuid
 from pathlib import Path
 
 from google.protobuf import text_format
 from tensorflow_serving.config.model_server_config_pb2 import ModelConfig, ModelServerConfig
 
+from ssgan import files
 from ssgan.config_checks import VERSION_LABELS
 from ssgan.errors import UserError
 
@@ -93,18 +91,4 @@ def to_text(config: ModelServerConfig) -> str:
 def write_atomically(path: Path, config: ModelServerConfig) -> None:
     """Write ``config`` to a temporary file beside ``path``, fsync, rename over ``path``:
     TF Serving's config poll reads the old file or the new one, never half of one."""
-    temporary = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex}")
-    try:
-        with open(temporary, "w") as handle:
-            handle.write(to_text(config))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.rename(temporary, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            temporary.unlink()
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    files.write_atomically(path, to_text(config))

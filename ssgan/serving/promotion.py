@@ -31,6 +31,7 @@ from omegaconf import DictConfig
 from ssgan.config import PromoteAppConfig, typed
 from ssgan.config_checks import PROMOTE_CHOICES, PROMOTE_RANGES, check_table
 from ssgan.errors import ConfigError
+from ssgan.files import fsync_folder
 from ssgan.serving.gate import check_beats_live, check_run, provenance_record, verify_run_model
 from ssgan.serving.labels import (
     check_labellable,
@@ -45,7 +46,6 @@ from ssgan.serving.repository import (
     ServingFolder,
     check_writable,
     copy_tree,
-    fsync_path,
     locked,
     prepare_root,
     read_provenance,
@@ -242,7 +242,7 @@ def _publish(
         )
         # One rename within one file system: TF Serving sees the whole version or nothing.
         os.rename(staged, root / str(version))
-        fsync_path(root)
+        fsync_folder(root)
         # Only then the label: models.config never names a version that is not complete.
         dropped = _label_published(cfg, folder, version)
     return version, dropped

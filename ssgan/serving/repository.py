@@ -18,6 +18,7 @@ from typing import Any
 
 from ssgan.config import PromoteAppConfig
 from ssgan.errors import UserError, disk_full_reason
+from ssgan.files import LockBusyError, exclusive_lock, fsync_folder, write_atomically
 from ssgan.serving.models_config import MODELS_CONFIG
 
 PROVENANCE = Path("assets.extra") / "provenance.json"
@@ -143,24 +144,34 @@ def prepare_root(root: Path) -> None:
         ) from err
 
 
+# How long a promote waits for another one's lock on a folder. Copying a model and
+# recording it in MLflow takes seconds to minutes; a holder that keeps it longer is stopped
+# (SIGSTOP, a suspended terminal) or hung, and waiting on it would never end.
+LOCK_WAIT_S = 600.0
+
+
 @contextlib.contextmanager
 def locked(root: Path) -> Iterator[None]:
     """Exclusive lock on ``root`` for cleaning, numbering and renaming.
 
     flock is released by the kernel when the holder dies, so a killed promote never
-    leaves the serving directory locked.
+    leaves the serving directory locked; a live holder that keeps it past
+    :data:`LOCK_WAIT_S` is named in one line.
     """
     path = root / LOCK_FILE
     try:
-        handle = open(path, "a+")  # noqa: SIM115  (closed by the with below)
-    except OSError as err:
-        raise write_error(path, err, "lock") from err
-    with handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
+        with exclusive_lock(path, wait_s=LOCK_WAIT_S):
             yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    except LockBusyError as busy:
+        raise PromoteError(
+            f"another promote has held {path} for over {busy.waited_s:.0f} s "
+            f"({busy.holder or 'holder unknown'}): it may be stopped or hung; let it finish "
+            "or end that process, then run the same command again"
+        ) from busy
+    except OSError as err:
+        if err.filename != str(path):
+            raise
+        raise write_error(path, err, "lock") from err
 
 
 @contextlib.contextmanager
@@ -191,14 +202,6 @@ def _remove_stale_staging(root: Path) -> None:
         except OSError:
             pass  # no lock file at all: not one of ours in working order
         shutil.rmtree(staging, ignore_errors=True)
-
-
-def fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def copy_tree(
@@ -237,18 +240,14 @@ def _copy_tree(
         if on_file_copied is not None:
             on_file_copied(target)
     for folder in sorted((p for p in destination.rglob("*") if p.is_dir()), reverse=True):
-        fsync_path(folder)
-    fsync_path(destination)
+        fsync_folder(folder)
+    fsync_folder(destination)
     return hashes
 
 
 def write_json(path: Path, record: dict[str, Any]) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "w") as handle:
-            handle.write(json.dumps(record, indent=2, sort_keys=True) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        fsync_path(path.parent)
+        write_atomically(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
     except OSError as err:
         raise write_error(path, err) from err
