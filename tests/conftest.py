@@ -23,15 +23,28 @@ from tests.helpers.configs import tiny_overrides
 from tests.helpers.promoted_runs import Store, make_store, two_good_runs
 from tests.helpers.tiers import tier_problems
 
+SLOW_GROUP = "slow"  # xdist_group of the slow tests (their node ids end in @slow then)
+
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselects: an untiered test is never hidden
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     problems = tier_problems(items)
     if problems:
         raise pytest.UsageError(
             "every test needs exactly one tier marker (unit, integration or e2e; see "
             "pyproject.toml):\n" + "\n".join(problems)
         )
+    # Under pytest-xdist's `--dist loadgroup` (the whole suite's command, .ci/run) the
+    # tests marked slow run one after another on one worker, never two at once: each
+    # trains in several subprocesses (two TensorFlow workers, a search's workers, a
+    # tracking server), and two of them side by side on a 2-core machine starve each
+    # other (a 55 s test took 320 s beside another, on a busy machine) and leave a long
+    # tail. The biggest group, xdist hands it out first; the other worker runs the rest.
+    # (Tried first, before xdist's own hook reads the marker; a no-op without xdist.)
+    if config.pluginmanager.hasplugin("xdist"):
+        for item in items:
+            if item.get_closest_marker("slow"):
+                item.add_marker(pytest.mark.xdist_group(SLOW_GROUP))
 
 
 @pytest.fixture(autouse=True)
