@@ -3,6 +3,7 @@ check that every collected test has exactly one tier (unit, integration, e2e).""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,28 +24,26 @@ from tests.helpers.configs import tiny_overrides
 from tests.helpers.promoted_runs import Store, make_store, two_good_runs
 from tests.helpers.tiers import tier_problems
 
-SLOW_GROUP = "slow"  # xdist_group of the slow tests (their node ids end in @slow then)
-
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselects: an untiered test is never hidden
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     problems = tier_problems(items)
     if problems:
         raise pytest.UsageError(
             "every test needs exactly one tier marker (unit, integration or e2e; see "
             "pyproject.toml):\n" + "\n".join(problems)
         )
-    # Under pytest-xdist's `--dist loadgroup` (the whole suite's command, .ci/run) the
-    # tests marked slow run one after another on one worker, never two at once: each
-    # trains in several subprocesses (two TensorFlow workers, a search's workers, a
-    # tracking server), and two of them side by side on a 2-core machine starve each
-    # other (a 55 s test took 320 s beside another, on a busy machine) and leave a long
-    # tail. The biggest group, xdist hands it out first; the other worker runs the rest.
-    # (Tried first, before xdist's own hook reads the marker; a no-op without xdist.)
-    if config.pluginmanager.hasplugin("xdist"):
-        for item in items:
-            if item.get_closest_marker("slow"):
-                item.add_marker(pytest.mark.xdist_group(SLOW_GROUP))
+    # Under pytest-xdist (the whole suite's command, .ci/run: -n auto --dist worksteal) the
+    # tests marked slow come first, so the first worker starts on them while the second
+    # runs the light tests, and an idle worker steals light tests from the end of the
+    # other's queue. In file order they ended the run two at a time (test_scaleout.py's),
+    # and each trains in several subprocesses: on 2 cores a 55 s test took 320 s beside
+    # another. (`--dist loadgroup` with an xdist_group would keep them on one worker, but
+    # pytest-xdist 3.8 cannot name groups under pytest 9: it sets item._nodeid, which
+    # pytest 9 no longer reads, and the groups are silently ignored.) A serial run keeps
+    # file order; the workers all sort alike, as xdist requires.
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 @pytest.fixture(autouse=True)

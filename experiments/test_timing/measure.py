@@ -116,7 +116,7 @@ def timed_pytest(args: list[str], junit: Path) -> Run:
 
 def node_id(case: ET.Element) -> str:
     """A JUnit test case's pytest node id, without the ``@group`` that ``--dist
-    loadgroup`` appends to the tests of an ``xdist_group`` (tests/conftest.py)."""
+    loadgroup`` would append to the tests of an ``xdist_group``."""
     module = case.get("classname", "").replace(".", "/") + ".py"
     return re.sub(r"@\w+$", "", f"{module}::{case.get('name')}")
 
