@@ -3,6 +3,7 @@ check that every collected test has exactly one tier (unit, integration, e2e).""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,6 +33,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             "every test needs exactly one tier marker (unit, integration or e2e; see "
             "pyproject.toml):\n" + "\n".join(problems)
         )
+    # Under pytest-xdist (the whole suite's command, .ci/run: -n auto --dist worksteal) the
+    # tests marked slow come first, so the first worker starts on them while the second
+    # runs the light tests, and an idle worker steals light tests from the end of the
+    # other's queue. In file order they ended the run two at a time (test_scaleout.py's),
+    # and each trains in several subprocesses: on 2 cores (also busy with other work) a
+    # 55 s test took 320 s beside another. (`--dist loadgroup` with an xdist_group would
+    # keep them on one worker, but pytest-xdist 3.8 cannot name groups under pytest 9.2:
+    # it sets item._nodeid, which pytest 9.2 no longer reads, so groups are silently
+    # ignored; pytest-dev/pytest-xdist#1386.) A serial run keeps file order; the workers
+    # all sort alike, as xdist requires.
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 @pytest.fixture(autouse=True)
