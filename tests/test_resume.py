@@ -16,7 +16,7 @@ from ssgan.data import load_data
 from ssgan.tracking.mlflow_model import download_run_model, saved_model_in
 from ssgan.tracking.store import TrackingStore
 from ssgan.training.run import train
-from tests.helpers.configs import tiny_overrides
+from tests.helpers.configs import tiny_overrides, typed_config
 from tests.helpers.processes import run_cli
 
 
@@ -88,7 +88,7 @@ def test_full_disk_fails_the_run_in_one_line_and_resume_completes_it(
     overrides = [*tiny_overrides(tmp_path), "model.d_size_mult=32", "model.g_size_mult=16",
                  "train.epochs=1", "train.steps_per_epoch=4", "train.log_every=1",
                  "train.checkpoint_every=2"]  # fmt: skip
-    load_data(compose_config("config", overrides).data)  # the data cache, before the limit
+    load_data(typed_config(compose_config("config", overrides)).data)  # the cache, first
     limit = 2 * 1024 * 1024
 
     def small_files() -> None:
