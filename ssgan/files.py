@@ -62,10 +62,15 @@ def exclusive_lock(lock_file: Path, wait_s: float | None = None) -> Iterator[Non
     with open(lock_file, "a+") as handle:
         _acquire(handle, lock_file, wait_s)
         try:
-            # Who holds it, for whoever waits in vain (the lock is the flock, not this text).
-            handle.truncate(0)
-            handle.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.ctime()}\n")
-            handle.flush()
+            # Who holds it, for whoever waits in vain (the lock is the flock, not this
+            # text); left as it is when this process held it last, so a command that
+            # changes nothing leaves the file's bytes alone too.
+            holder = f"pid {os.getpid()} on {socket.gethostname()}\n"
+            handle.seek(0)
+            if handle.read() != holder:
+                handle.truncate(0)
+                handle.write(holder)
+                handle.flush()
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)

@@ -27,11 +27,11 @@ from tests.helpers.processes import run_cli
 
 FAST = ["train.sample_grid=false", "train.steps_per_epoch=4", "train.checkpoint_every=4"]
 # Trials 0 and 1 train one epoch, trial 2 three; the threshold pruner (every accuracy
-# is below 1.01) may act from epoch 2 on, so exactly trial 2 is pruned, after epoch 2.
+# is below 1.0) may act from epoch 2 on, so exactly trial 2 is pruned, after epoch 2.
 PRUNE_ONE = [
     "search=smoke",
     "search.pruner.name=threshold",
-    "search.pruner.lower=1.01",
+    "search.pruner.lower=1.0",
     "search.pruner.n_warmup_steps=2",
     "+search.space.train.epochs={type:categorical,choices:[1,3]}",
     "search.enqueue=[{train:{epochs:1}},{train:{epochs:1}},{train:{epochs:3}}]",
