@@ -79,7 +79,8 @@ def _one_line(err: Exception, override: str | None) -> str:
         for line in lines[start:]:
             if line.endswith(":"):  # the next section (the config search path)
                 break
-            options.append(line)
+            if not line.endswith("_schema"):  # a method's schema, not a user's choice
+                options.append(line)
         message += f" (available: {', '.join(options)})"
     return f"{where}: {message}"
 
@@ -156,12 +157,13 @@ def default_tracking(uri: str | None = None) -> TrackingConfig:
 
 
 def _culprit(err: Exception, overrides: list[str]) -> str | None:
+    """The override the error names: the one with the longest key found in its text
+    (``method.threshold=…``, not ``method=…``, for an error about method.threshold)."""
     text = str(err)
-    for override in overrides:
-        key = override.split("=", 1)[0].lstrip("+~")
-        if key and key in text:
-            return override
-    return None
+    named = [
+        (len(key), o) for o in overrides if (key := o.split("=", 1)[0].lstrip("+~")) in text and key
+    ]
+    return max(named)[1] if named else None
 
 
 # Hydra flags that take a value as the next argument.

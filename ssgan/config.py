@@ -14,6 +14,8 @@ from typing import Any, TypeVar
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
+from ssgan.method_config import METHOD_SCHEMAS, MethodConfig
+
 T = TypeVar("T")
 
 
@@ -80,9 +82,9 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """``train.*``: the method, the optimiser and the loop (docs/training.md)."""
+    """``train.*``: the optimiser and the loop (docs/training.md); the method is
+    ``method.*`` (:mod:`ssgan.method_config`)."""
 
-    mode: str = "ssgan"  # ssgan | supervised (same discriminator, labelled images only)
     epochs: int = 10
     steps_per_epoch: int = 0  # 0 = one pass over the unlabelled pool per epoch
     lr: float = 3e-4  # Adam, as in the tutorial
@@ -92,8 +94,6 @@ class TrainConfig:
     lr_decay_start_epoch: int | None = None  # linear_decay: None = 2/3 of the epochs
     adam_epsilon: float = 1e-7  # Keras' default; 1e-4 approximates the reference code's
     init_batch_size: int = 0  # images data-dependent init (improved_gan) sees; 0 = one batch
-    feature_matching: str = "squared_l2"  # squared_l2 (paper) | l1 (reference code)
-    unsupervised_weight: float = 1.0
     ema_decay: float = 0.0  # > 0: evaluate and export averaged D weights (e.g. 0.999)
     ema_bn_images: int = 2048  # real images the average's batch-norm statistics come from
     seed: int = 0
@@ -137,6 +137,7 @@ class TrackingConfig:
 @dataclass(frozen=True)
 class TrainAppConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)  # conf/method/ picks the schema
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
@@ -213,15 +214,36 @@ class RemovedKey:
 
 
 # Overrides and presets that set these get one line saying so; configs stored by earlier
-# runs still load (the key is dropped) and keep their job keys (the value is still
-# hashed, see training/resume.py), so those runs resume and promote as before.
+# runs still load (:func:`upgrade_stored_config`) and keep their job keys (the value is
+# still hashed, see training/resume.py), so those runs resume and promote as before.
 REMOVED_KEYS = {
     "model.image_size": RemovedKey(32, "the networks read 32x32 images only; drop the key"),
+    "train.mode": RemovedKey(
+        "ssgan", f"choose the method with method=<name> ({', '.join(METHOD_SCHEMAS)})"
+    ),
+    "train.feature_matching": RemovedKey(
+        "squared_l2", "it is method.feature_matching (method=ssgan or badgan)"
+    ),
+    "train.unsupervised_weight": RemovedKey(
+        1.0, "it is method.unsupervised_weight (method=ssgan or badgan)"
+    ),
 }
 
+# train.* keys that became method.* keys when methods became a config group.
+MOVED_TO_METHOD = ("feature_matching", "unsupervised_weight")
 
-def drop_removed_keys(cfg: DictConfig) -> DictConfig:
-    """``cfg`` (a config an earlier run stored) without the keys in :data:`REMOVED_KEYS`."""
+
+def upgrade_stored_config(cfg: DictConfig) -> DictConfig:
+    """``cfg`` (a config an earlier run stored) in today's layout: keys in
+    :data:`REMOVED_KEYS` dropped, and a run from before the ``method`` group given the
+    method its ``train.mode`` named (``ssgan`` keeps its feature-matching keys)."""
+    train = cfg.get("train")
+    if "method" not in cfg and isinstance(train, DictConfig):
+        name = str(train.get("mode", "ssgan"))
+        method: dict[str, Any] = {"name": name}
+        if name == "ssgan":
+            method |= {key: train[key] for key in MOVED_TO_METHOD if key in train}
+        cfg.method = method
     for dotted in REMOVED_KEYS:
         section, _, key = dotted.rpartition(".")
         node = OmegaConf.select(cfg, section) if section else cfg
@@ -246,6 +268,10 @@ def register_schemas() -> None:
     store = ConfigStore.instance()
     for name, schema in SCHEMAS.items():
         store.store(name=name, node=_composable(OmegaConf.structured(schema)))
+    for name, method in METHOD_SCHEMAS.items():  # conf/method/<name>.yaml selects these
+        store.store(
+            group="method", name=f"{name}_schema", node=_composable(OmegaConf.structured(method))
+        )
 
 
 SCHEMAS: dict[str, type] = {
@@ -273,7 +299,12 @@ def typed(cfg: DictConfig, schema: type[T]) -> T:
     """The composed (and checked) config as its frozen schema value: what a command
     passes below it instead of the DictConfig (docs/architecture.md, "small values
     travel")."""
-    node = OmegaConf.merge(_composable(OmegaConf.structured(schema)), cfg)
+    base = _composable(OmegaConf.structured(schema))
+    if isinstance(cfg.get("method"), DictConfig) and "method" in base:
+        # The method's own schema: a stored (untyped) config's method keys need it.
+        name = str(cfg.method.get("name", "ssgan"))
+        base.method = _composable(OmegaConf.structured(METHOD_SCHEMAS.get(name, MethodConfig)))
+    node = OmegaConf.merge(base, cfg)
     value = OmegaConf.to_object(node)
     assert isinstance(value, schema)
     return value

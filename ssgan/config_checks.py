@@ -26,9 +26,8 @@ CHOICES = {
     "model.dropout_mask": ("uniform", "byte"),
     "data.name": ("svhn", "synthetic"),
     "data.render.class_frequencies": ("svhn", "uniform"),
-    "train.mode": ("ssgan", "supervised"),
     "train.lr_schedule": ("constant", "linear_decay"),
-    "train.feature_matching": ("squared_l2", "l1"),
+    "method.feature_matching": ("squared_l2", "l1"),
     "train.strategy": ("default", "mirrored", "multi_worker"),
     "train.precision": ("fp32", "bf16", "fp16"),
 }
@@ -99,7 +98,21 @@ RANGES: dict[str, Range] = {
     "train.adam_epsilon": Range(0.0, 1.0, low_ok=False),  # Adam divides by sqrt(v) + eps
     "train.init_batch_size": Range(0),
     "train.lr_decay": Range(0.0, 1.0, low_ok=False),  # 0 would stop learning after epoch 1
-    "train.unsupervised_weight": Range(0.0),  # a negative weight would reward a worse D
+    "method.unsupervised_weight": Range(0.0),  # a negative weight would reward a worse D
+    "method.entropy_weight": Range(0.0),
+    "method.pull_away_weight": Range(0.0),
+    "method.consistency_weight": Range(0.0),
+    "method.rampup": Range(0.0, 1.0),
+    # A teacher decay of 1 never takes in the student's weights.
+    "method.teacher_decay": Range(0.0, 1.0, high_ok=False),
+    "method.teacher_decay_after": Range(0.0, 1.0, high_ok=False),
+    "method.translate": Range(0, 16),  # pixels of a 32-pixel image
+    "method.input_noise": Range(0.0),
+    "method.threshold": Range(0.0, 1.0),  # a confidence
+    "method.unlabelled_ratio": Range(1, 64),
+    "method.unlabelled_weight": Range(0.0),
+    "method.strong_ops": Range(0, 8),
+    "method.cutout": Range(0.0, 1.0),
     # At 1 an EMA keeps its old value and never takes in the weights; the warm-up would
     # silently make it another kind of average.
     "train.ema_decay": Range(0.0, 1.0, high_ok=False),
@@ -149,7 +162,11 @@ def _get(cfg: DictConfig, dotted: str) -> Any:
 
 def _absent_section(cfg: DictConfig, key: str) -> bool:
     """True for a key of an optional section the config leaves out (``data.render`` of
-    ``data=svhn``)."""
+    ``data=svhn``) or of another method than the one chosen (``method.threshold`` of
+    ``method=ssgan``: each method's schema has its own keys)."""
+    if key.startswith("method."):
+        method = _get(cfg, "method")
+        return not isinstance(method, DictConfig) or key.split(".", 1)[1] not in method
     return key.startswith("data.render.") and _get(cfg, "data.render") is None
 
 
@@ -227,6 +244,12 @@ def validate_train_config(cfg: DictConfig) -> None:
             f"at least one image per class (>= {model.num_classes})"
         )
     _check_schedule(cfg.train)
+    if cfg.method.name == "mean_teacher" and cfg.train.ema_decay > 0:
+        raise ConfigError(
+            f"train.ema_decay={cfg.train.ema_decay} does not apply to method=mean_teacher: "
+            "its teacher is the average it evaluates (method.teacher_decay); set "
+            "train.ema_decay=0"
+        )
     _check_render(data.render)
     _check_init_batch(cfg.train, data)
     _check_names(cfg.tracking)

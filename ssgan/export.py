@@ -8,11 +8,11 @@ from ssgan.runtime import start_tensorflow
 start_tensorflow()  # first: quietly, allocator set, before the imports below load TensorFlow
 
 import argparse
-import sys
 import tempfile
 from pathlib import Path
 
 from ssgan.data.synthetic import sample_crops
+from ssgan.method_config import evaluates_an_average
 from ssgan.serving.contract import ExportError
 from ssgan.serving.saved_model import export_from_checkpoint, remove_dead_exports
 from ssgan.serving.warmup import WARMUP_BATCH
@@ -46,14 +46,13 @@ def main(argv: list[str] | None = None) -> None:
             local = download_artifacts(
                 store, args.run_id, f"checkpoints/{args.checkpoint}", Path(tmp)
             )
-            # "best" holds the evaluated classifier (already the averaged one under EMA).
-            use_ema = args.checkpoint == "last" and cfg.train.ema_decay > 0
+            use_ema = args.checkpoint == "last"  # "best" holds the classifier it evaluated
+            use_ema = use_ema and evaluates_an_average(cfg.method, cfg.train.ema_decay)
             export_from_checkpoint(
                 cfg.model, local, output, warmup_images=sample_crops(WARMUP_BATCH), use_ema=use_ema
             )
     print("".join(f"removed {path}, left by a killed export\n" for path in removed), end="")
-    print(f"exported {output}")
-    sys.stdout.flush()
+    print(f"exported {output}", flush=True)
 
 
 if __name__ == "__main__":

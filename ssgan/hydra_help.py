@@ -13,7 +13,12 @@ def _group_listing(*groups: str) -> str:
     if not GlobalHydra.instance().is_initialized():
         return ", ".join(groups)  # resolved outside a Hydra app (e.g. --cfg all --resolve)
     loader = GlobalHydra.instance().config_loader()
-    return "\n".join(f"{g}: {', '.join(sorted(loader.get_group_options(g)))}" for g in groups)
+    listing = []
+    for group in groups:
+        # ``<name>_schema`` options are the method group's schemas, not choices.
+        options = [o for o in loader.get_group_options(group) if not o.endswith("_schema")]
+        listing.append(f"{group}: {', '.join(sorted(options))}")
+    return "\n".join(listing)
 
 
 def register_help_resolver() -> None:

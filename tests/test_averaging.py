@@ -17,11 +17,10 @@ from ssgan.models.averaging import (
     reestimate_batch_norm,
     update_average,
 )
-from ssgan.models.gan import SemiSupervisedGAN
 from ssgan.training import run
 from tests.helpers.configs import tiny_overrides
 from tests.helpers.datasets import prototype_digits
-from tests.helpers.networks import gan_batch, model_cfg, train_cfg
+from tests.helpers.networks import build, gan_batch, model_cfg, train_cfg
 
 
 @pytest.mark.unit
@@ -49,10 +48,10 @@ def test_average_of_known_values() -> None:
 
 @pytest.mark.integration
 def test_gan_average_is_the_warmed_up_combination_of_its_iterates() -> None:
-    plain = SemiSupervisedGAN(model_cfg(), train_cfg())  # ema_decay=0: D itself
+    plain = build(model_cfg(), train_cfg())  # ema_decay=0: D itself
     assert plain.classifier() is plain.discriminator
     assert "ema_discriminator" not in plain.checkpoint_objects()
-    gan = SemiSupervisedGAN(model_cfg(), train_cfg(ema_decay=0.9))
+    gan = build(model_cfg(), train_cfg(ema_decay=0.9))
     average = gan.classifier()
     assert average is not gan.discriminator
     assert gan.checkpoint_objects()["ema_discriminator"] is average
@@ -81,7 +80,7 @@ def _inputs_at_inference(model: keras.Model, layer, images: np.ndarray) -> np.nd
 
 @pytest.mark.integration
 def test_reestimated_statistics_are_those_of_the_averages_own_activations() -> None:
-    gan = SemiSupervisedGAN(model_cfg(), train_cfg(ema_decay=0.9))
+    gan = build(model_cfg(), train_cfg(ema_decay=0.9))
     for step in range(3):
         gan.train_step(gan_batch(seed=step))
     images = gan_batch(seed=7, size=40)[2].numpy()
@@ -111,7 +110,7 @@ def test_reestimation_without_batch_norm_changes_nothing() -> None:
     assert reestimate_batch_norm(model, np.zeros((3, 4), np.float32), 2) == 0
     for a, b in zip(before, model.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
-    plain = SemiSupervisedGAN(model_cfg(), train_cfg())
+    plain = build(model_cfg(), train_cfg())
     assert plain.refresh_classifier_statistics(np.zeros((2, 32, 32, 3), np.float32), 2) == 0
 
 

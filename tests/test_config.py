@@ -49,7 +49,9 @@ CONF = Path(__file__).resolve().parents[1] / "conf"
         ("data.num_labeled=5", ["data.num_labeled=5", ">= 10"]),
         ("train.lr=-0.001", ["train.lr=-0.001", "allowed > 0.0"]),
         ("train.cpu_replicas=-1", ["train.cpu_replicas=-1", "allowed >= 0 and <= 64"]),
-        ("train.mode=unsupervised", ["train.mode=unsupervised", "ssgan, supervised"]),
+        ("train.mode=supervised", ["train.mode was removed", "method=<name>", "fixmatch"]),
+        ("method=pimodel", ["method=pimodel", "available: badgan, fixmatch, mean_teacher"]),
+        ("method.threshold=0.5", ["unknown key 'method.threshold'"]),
         ("data=mnist", ["data=mnist", "available: svhn, synthetic"]),
         ("data.verify=maybe", ["data.verify", "'maybe'", "bool"]),
         ("+extra_key=1", ["unknown key 'extra_key'"]),
@@ -73,7 +75,7 @@ CONF = Path(__file__).resolve().parents[1] / "conf"
         ("train.ema_decay=nan", ["train.ema_decay=nan is not a number: allowed >= 0.0 and <"]),
         ("train.ema_decay=1", ["train.ema_decay=1.0 is out of range: allowed >= 0.0 and < 1.0"]),
         ("train.beta1=1.0", ["train.beta1=1.0 is out of range: allowed >= 0.0 and < 1.0"]),
-        ("train.unsupervised_weight=inf", ["unsupervised_weight=inf is not a finite number"]),
+        ("method.unsupervised_weight=inf", ["unsupervised_weight=inf is not a finite number"]),
         ("train.worker_wait_s=inf", ["train.worker_wait_s=inf is not a finite number"]),
         ("tracking.retry_s=inf", ["tracking.retry_s=inf is not a finite number: allowed >= 0"]),
         ("model.image_size=32", ["model.image_size was removed", "32x32"]),
@@ -95,7 +97,7 @@ def test_the_ends_the_maths_can_use_stay_allowed() -> None:
     check_overrides(
         "config",
         ["train.lr=1.0", "train.beta1=0.0", "train.ema_decay=0.9999", "data.val_size=1",
-         "train.unsupervised_weight=0", "model.drop_rate=0.99", "tracking.retry_s=0"],
+         "method.unsupervised_weight=0", "model.drop_rate=0.99", "tracking.retry_s=0"],
         validate_train_config,
     )  # fmt: skip
 
@@ -283,6 +285,10 @@ def test_option_files_hold_only_what_differs_from_the_schema(option: str) -> Non
     group = option.split("/")[0]
     schemas = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig,
                "tracking": TrackingConfig, "search": SearchConfig}  # fmt: skip
+    from ssgan.method_config import METHOD_SCHEMAS
+
+    if group == "method":
+        schemas["method"] = METHOD_SCHEMAS[option.split("/")[1].removesuffix(".yaml")]
     if group not in schemas:
         pytest.skip(f"{group}/ has no schema section")
     values = OmegaConf.load(CONF / option)
@@ -304,14 +310,35 @@ def test_a_run_stored_with_a_removed_key_keeps_its_job_key() -> None:
     """Configs stored by earlier runs hold model.image_size: its job key (the fingerprint
     resume=auto matches on) is the one today's composition gives, and loading the stored
     config drops the key."""
-    from ssgan.config import drop_removed_keys
+    from ssgan.config import upgrade_stored_config
     from ssgan.training.resume import config_fingerprint
 
     today = compose_config("config", [])
     stored = OmegaConf.create(OmegaConf.to_container(today))
     stored.model.image_size = 32
     assert config_fingerprint(stored) == config_fingerprint(today)
-    assert "image_size" not in drop_removed_keys(stored).model
+    assert "image_size" not in upgrade_stored_config(stored).model
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("method", ["ssgan", "supervised"])
+def test_a_run_from_before_the_method_group_resumes_as_its_method(method: str) -> None:
+    """A config stored before ``method=`` had ``train.mode`` (and the feature-matching
+    keys under ``train``): it loads as that method, with its values, and keeps its job key."""
+    from ssgan.config import TrainAppConfig, typed, upgrade_stored_config
+    from ssgan.training.resume import config_fingerprint
+
+    today = compose_config("config", [f"method={method}", "method.unsupervised_weight=0.5"]
+                           if method == "ssgan" else [f"method={method}"])  # fmt: skip
+    stored = OmegaConf.create(OmegaConf.to_container(today))
+    stored.pop("method")
+    stored.train.mode = method
+    stored.train.feature_matching = "squared_l2"
+    stored.train.unsupervised_weight = 0.5 if method == "ssgan" else 1.0
+    assert config_fingerprint(stored) == config_fingerprint(today)
+    upgraded = typed(upgrade_stored_config(stored), TrainAppConfig)
+    assert upgraded.method == typed(today, TrainAppConfig).method
+    assert not hasattr(upgraded.train, "mode")
 
 
 @pytest.mark.unit
@@ -329,7 +356,7 @@ def test_default_tracking_is_the_training_configs_tracking_section(monkeypatch) 
 
 def _loop_options(cfg: DictConfig) -> LoopOptions:
     settings = typed(cfg, TrainAppConfig)
-    return LoopOptions.from_config(settings.train, settings.data)
+    return LoopOptions.from_config(settings.train, settings.data, settings.method)
 
 
 @pytest.mark.unit

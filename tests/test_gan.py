@@ -12,9 +12,8 @@ import pytest
 import tensorflow as tf
 
 from ssgan.errors import ConfigError
-from ssgan.models.gan import SemiSupervisedGAN
 from ssgan.training.distribute import make_strategy, set_precision, worker_role
-from tests.helpers.networks import gan_batch, gan_stream, model_cfg, train_cfg
+from tests.helpers.networks import build, gan_batch, gan_stream, model_cfg, train_cfg
 
 
 def _finite(out: dict) -> bool:
@@ -24,7 +23,7 @@ def _finite(out: dict) -> bool:
 @pytest.mark.integration
 def test_steps_reduce_the_supervised_loss_on_a_fixed_batch() -> None:
     tf.keras.utils.set_random_seed(0)
-    gan = SemiSupervisedGAN(model_cfg(drop_rate=0.0), train_cfg(lr=3e-3))
+    gan = build(model_cfg(drop_rate=0.0), train_cfg(lr=3e-3))
     batch = gan_batch()
     first = float(gan.train_step(batch)["d_supervised_loss"])
     for _ in range(30):
@@ -37,16 +36,14 @@ def test_steps_reduce_the_supervised_loss_on_a_fixed_batch() -> None:
 
 
 @pytest.mark.integration
-def test_supervised_mode_leaves_the_generator_untouched() -> None:
-    gan = SemiSupervisedGAN(model_cfg(), train_cfg(mode="supervised"))
-    before = [w.copy() for w in gan.generator.get_weights()]
+def test_the_supervised_baseline_trains_only_the_classifier() -> None:
+    gan = build(model_cfg(), train_cfg(), "supervised")
+    assert not hasattr(gan, "generator")
     d_before = [w.copy() for w in gan.discriminator.get_weights()]
     rng_before = gan.rng.state.numpy().copy()
     out = gan.train_step(gan_batch())
-    assert float(out["g_loss"]) == 0.0 and float(out["d_unsupervised_loss"]) == 0.0
+    assert set(out) == {"d_loss", "d_supervised_loss"}
     assert float(out["d_loss"]) == float(out["d_supervised_loss"]) > 0.0
-    for a, b in zip(before, gan.generator.get_weights(), strict=True):
-        np.testing.assert_array_equal(a, b)
     assert any(not np.array_equal(a, b) for a, b in zip(d_before, gan.discriminator.get_weights(),
                                                          strict=True))  # fmt: skip
     np.testing.assert_array_equal(rng_before, gan.rng.state.numpy())  # no z drawn
@@ -55,12 +52,12 @@ def test_supervised_mode_leaves_the_generator_untouched() -> None:
 @pytest.mark.integration
 def test_initialize_is_data_dependent_for_improved_gan_only() -> None:
     images = gan_batch(size=32)[2]
-    tutorial = SemiSupervisedGAN(model_cfg(), train_cfg())
+    tutorial = build(model_cfg(), train_cfg())
     before = [w.copy() for w in tutorial.discriminator.get_weights()]
     tutorial.initialize(images)
     for a, b in zip(before, tutorial.discriminator.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
-    gan = SemiSupervisedGAN(model_cfg("improved_gan"), train_cfg(ema_decay=0.5))
+    gan = build(model_cfg("improved_gan"), train_cfg(ema_decay=0.5))
     rng_before = gan.rng.state.numpy().copy()
     gan.initialize(images)
     logits, _ = gan.discriminator(images, training=True)
@@ -76,7 +73,7 @@ def test_initialize_is_data_dependent_for_improved_gan_only() -> None:
 
 @pytest.mark.integration
 def test_set_learning_rate_reaches_both_optimizers() -> None:
-    gan = SemiSupervisedGAN(model_cfg(), train_cfg())
+    gan = build(model_cfg(), train_cfg())
     gan.set_learning_rate(1e-5)
     assert float(gan.d_optimizer.learning_rate) == pytest.approx(1e-5)
     assert float(gan.g_optimizer.learning_rate) == pytest.approx(1e-5)
@@ -87,7 +84,7 @@ def test_set_learning_rate_reaches_both_optimizers() -> None:
 def test_mixed_precision_step_runs(precision: str) -> None:
     set_precision(precision)
     try:
-        gan = SemiSupervisedGAN(model_cfg(), train_cfg(precision=precision))
+        gan = build(model_cfg(), train_cfg(precision=precision))
         out = gan.train_step(gan_batch())
         assert _finite(out)
         expected = {"bf16": "bfloat16", "fp16": "float16"}[precision]
@@ -105,14 +102,14 @@ def test_mixed_precision_step_runs(precision: str) -> None:
 
 @pytest.mark.integration
 def test_jit_compiled_step_runs() -> None:
-    gan = SemiSupervisedGAN(model_cfg(), train_cfg(jit_compile=True))
+    gan = build(model_cfg(), train_cfg(jit_compile=True))
     assert _finite(gan.train_step(gan_batch()))
 
 
 @pytest.mark.integration
 def test_generated_images_leave_batch_norm_statistics_alone() -> None:
     """Inference normalises with statistics of real images only."""
-    gan = SemiSupervisedGAN(model_cfg(), train_cfg())
+    gan = build(model_cfg(), train_cfg())
     fake = gan.generator(tf.random.uniform([8, 8]), training=False)
     before = [v.numpy().copy() for v in gan._moving_statistics]
     assert before, "the tutorial discriminator has batch norm"
@@ -141,6 +138,7 @@ def test_strategy_and_precision_errors_are_one_line(monkeypatch) -> None:
 START_TF = "from ssgan.runtime import start_tensorflow\nstart_tensorflow()\n"
 MIRRORED = textwrap.dedent(
     """
+    import pytest
     import tensorflow as tf
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(
@@ -148,10 +146,10 @@ MIRRORED = textwrap.dedent(
     import numpy as np
     from ssgan.training.distribute import make_strategy
     from ssgan.errors import ConfigError
-    from ssgan.models.gan import SemiSupervisedGAN
     from ssgan.models.networks import build_discriminator
     from ssgan.models import losses
-    from tests.helpers.networks import gan_batch, model_cfg, train_cfg
+    from ssgan.methods.base import ClassifierMethod
+    from tests.helpers.networks import build, gan_batch, model_cfg, train_cfg
     batch = gan_batch(size=16)
     mirrored = make_strategy(train_cfg(strategy="mirrored"))
     assert mirrored.num_replicas_in_sync == 2, mirrored.num_replicas_in_sync
@@ -165,7 +163,7 @@ MIRRORED = textwrap.dedent(
         with tf.GradientTape() as tape:
             logits, _ = d(images, training=False)
             loss = losses.supervised_loss(logits=logits, labels=labels)
-            target = SemiSupervisedGAN._gradient_target(loss, plain_adam)
+            target = ClassifierMethod._gradient_target(loss, plain_adam)
         return tape.gradient(target, d.trainable_variables)
     data = mirrored.experimental_distribute_dataset(
         tf.data.Dataset.from_tensors(batch[:2]))
@@ -181,9 +179,9 @@ MIRRORED = textwrap.dedent(
     for mode in ("supervised", "ssgan"):
         for name in ("default", "mirrored"):
             tf.keras.utils.set_random_seed(0)
-            cfg = train_cfg(strategy=name, mode=mode, ema_decay=0.9)
+            cfg = train_cfg(strategy=name, ema_decay=0.9)
             strategy = make_strategy(cfg)
-            gan = SemiSupervisedGAN(model_cfg(drop_rate=0.0), cfg, strategy)
+            gan = build(model_cfg(drop_rate=0.0), cfg, mode, strategy)
             stream = tf.data.Dataset.from_tensors(batch).repeat()
             if strategy.num_replicas_in_sync > 1:
                 stream = strategy.experimental_distribute_dataset(stream)
@@ -191,7 +189,9 @@ MIRRORED = textwrap.dedent(
             outs = [gan.train_step(next(steps)) for _ in range(2)]
             assert all(np.isfinite(float(v)) for out in outs for v in out.values())
             results[mode, name] = float(outs[0]["d_supervised_loss"])
-        assert abs(results[mode, "mirrored"] - results[mode, "default"]) < 1e-3, results
+        # Per-replica batch norm normalises each half-batch by its own statistics: the
+        # losses agree to about 0.1 %, not exactly (2b checks a batch-norm-free D exactly).
+        assert results[mode, "mirrored"] == pytest.approx(results[mode, "default"], rel=2e-3)
 
     # 2b. Whole steps, exactly: with a batch-norm-free D and no dropout (its input dropout
     # too, switched off here: masks are drawn per replica), three supervised
@@ -200,9 +200,9 @@ MIRRORED = textwrap.dedent(
     # step's gradient (scaling, all-reduce, clipping, Adam), not only its first loss.
     initial, after = None, {}
     for name in ("default", "mirrored"):
-        cfg = train_cfg(strategy=name, mode="supervised")
+        cfg = train_cfg(strategy=name)
         strategy = make_strategy(cfg)
-        gan = SemiSupervisedGAN(model_cfg("improved_gan", drop_rate=0.0), cfg, strategy)
+        gan = build(model_cfg("improved_gan", drop_rate=0.0), cfg, "supervised", strategy)
         if initial is None:
             initial = [w.copy() for w in gan.discriminator.get_weights()]
         gan.discriminator.set_weights(initial)
@@ -224,8 +224,8 @@ MIRRORED = textwrap.dedent(
 
     # 3. XLA is for one replica: asking for it with two is a one-line config error.
     try:
-        SemiSupervisedGAN(model_cfg(), train_cfg(strategy="mirrored", jit_compile=True),
-                          mirrored)
+        build(model_cfg(), train_cfg(strategy="mirrored", jit_compile=True), "ssgan",
+              mirrored)
         raise AssertionError("expected ConfigError")
     except ConfigError as err:
         assert "train.jit_compile=true works with one replica only" in str(err)
@@ -246,14 +246,14 @@ def test_mirrored_strategy_on_two_logical_cpus() -> None:
 
 @pytest.mark.integration
 def test_loop_stops_at_the_first_nonfinite_step_without_counting_it() -> None:
-    gan = SemiSupervisedGAN(model_cfg(), train_cfg())
+    gan = build(model_cfg(), train_cfg())
     step = tf.Variable(0, dtype=tf.int64)
     batches = iter(gan_stream(nan_at=2))  # the third step's batch
     losses, finite_steps = gan.train_steps(batches, 5, step)
     assert int(finite_steps) == 2 and int(step.numpy()) == 2
     assert not np.isfinite(float(losses["d_loss"]))
     assert gan.d_optimizer.iterations.numpy() == 3  # the loop did not go on after it
-    losses, finite_steps = SemiSupervisedGAN(model_cfg(), train_cfg()).train_steps(
+    losses, finite_steps = build(model_cfg(), train_cfg()).train_steps(
         iter(gan_stream()), 3, tf.Variable(0, dtype=tf.int64)
     )
     assert int(finite_steps) == 3 and _finite(losses)
@@ -263,15 +263,14 @@ LOOP_EQUALS_STEPS = textwrap.dedent(
     """
     import numpy as np, tensorflow as tf
     tf.config.experimental.enable_op_determinism()
-    from ssgan.models.gan import SemiSupervisedGAN
-    from tests.helpers.networks import gan_stream, model_cfg, train_cfg
+    from tests.helpers.networks import build, gan_stream, model_cfg, train_cfg
 
     def fresh(mode):
         tf.keras.utils.set_random_seed(0)
-        return SemiSupervisedGAN(model_cfg(), train_cfg(mode=mode, ema_decay=0.9))
+        return build(model_cfg(), train_cfg(ema_decay=0.9), mode)
 
     def state(gan):
-        models = [gan.discriminator, gan.generator, gan.ema_discriminator]
+        models = [gan.discriminator, gan.ema_discriminator] + gan.networks()
         return [w.numpy() for m in models for w in m.weights] + [gan.rng.state.numpy()]
 
     for mode in ("ssgan", "supervised"):
@@ -310,7 +309,7 @@ def test_steps_in_one_call_equal_single_steps_bit_for_bit() -> None:
 def test_sample_grids_draw_z_as_training_does(monkeypatch, tmp_path) -> None:
     """Grids used to draw z ~ N(0, 1) while training draws U(-1, 1): one function now."""
     from ssgan.cli import compose_config
-    from ssgan.models import gan as gan_module
+    from ssgan.methods import gan as gan_module
     from ssgan.training.distribute import make_strategy
     from ssgan.training.loop_options import LoopOptions
     from ssgan.training.trainer import Trainer
@@ -320,11 +319,11 @@ def test_sample_grids_draw_z_as_training_does(monkeypatch, tmp_path) -> None:
     real = gan_module.latent_noise
     monkeypatch.setattr(gan_module, "latent_noise", lambda *args: draws.append(args) or real(*args))
     cfg = typed_config(compose_config("config", tiny_overrides(tmp_path)))
-    gan = SemiSupervisedGAN(cfg.model, cfg.train)
+    gan = build(cfg.model, cfg.train)
     gan.train_step(gan_batch(size=8))
     assert len(draws) == 2 and draws[0][0] is gan.rng  # D step and G step
     rng_state = gan.rng.state.numpy().copy()
-    options = LoopOptions.from_config(cfg.train, cfg.data)
+    options = LoopOptions.from_config(cfg.train, cfg.data, cfg.method)
     trainer = Trainer(options, None, gan, None, tmp_path, make_strategy(cfg.train))
     assert len(draws) == 3  # the grid's noise came through the same function
     np.testing.assert_array_equal(rng_state, gan.rng.state.numpy())  # training stream untouched
@@ -350,12 +349,12 @@ def test_initialisation_sees_train_init_batch_size_images(tmp_path) -> None:
     cfg = typed_config(
         compose_config("config", tiny_overrides(tmp_path) + ["train.init_batch_size=50"])
     )
-    options = LoopOptions.from_config(cfg.train, cfg.data)
+    options = LoopOptions.from_config(cfg.train, cfg.data, cfg.method)
     first_two = [u.numpy() for _, _, u in train_batches(data, 32, 0).take(2)]
     images = initialisation_images(options, data).numpy()
     np.testing.assert_array_equal(images, np.concatenate(first_two)[:50])
     one_batch = replace(options, init_batch_size=0)  # one training batch, as before the key
     np.testing.assert_array_equal(initialisation_images(one_batch, data).numpy(), first_two[0])
-    gan = SemiSupervisedGAN(model_cfg("improved_gan"), train_cfg())
+    gan = build(model_cfg("improved_gan"), train_cfg())
     gan.initialize(images, noise_count=32)  # D on 50 images, G on a batch of 32 z
     assert _finite(gan.train_step(gan_batch()))

@@ -141,7 +141,7 @@ def test_study_scripts_compose_valid_configs() -> None:
         for labels in (100, 1000):
             check_overrides(
                 "config",
-                ["experiment=label_budget", f"train.mode={mode}", f"data.num_labeled={labels}"],
+                ["experiment=label_budget", f"method={mode}", f"data.num_labeled={labels}"],
                 validate_train_config,
             )
     small = ["experiment=label_budget_small", "data.num_labeled=1000", "train.seed=1"]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from ssgan.models.gan import SemiSupervisedGAN
 from ssgan.models.networks import (
     ByteMaskDropout,
     WeightNormConv2D,
@@ -15,7 +16,7 @@ from ssgan.models.networks import (
     build_discriminator,
     build_generator,
 )
-from tests.helpers.networks import model_cfg, train_cfg
+from tests.helpers.networks import build, model_cfg, train_cfg
 
 pytestmark = pytest.mark.integration
 
@@ -99,10 +100,10 @@ def test_weight_norm_data_dependent_init(layer, inputs, axes) -> None:
     assert not np.allclose(layer(x).numpy(), first, atol=0.1 * layer.init_scale)
 
 
-def _trained_gan(name: str) -> tuple[SemiSupervisedGAN, np.ndarray]:
+def _trained_gan(name: str) -> tuple[Any, np.ndarray]:
     rng = np.random.default_rng(0)
     images = rng.uniform(-1, 1, (64, 32, 32, 3)).astype(np.float32)
-    gan = SemiSupervisedGAN(model_cfg(name), train_cfg())
+    gan = build(model_cfg(name), train_cfg())
     gan.initialize(tf.constant(images))
     labels = tf.constant(rng.integers(0, 10, 16))
     for _ in range(3):  # moves the batch-norm moving statistics away from their init
@@ -151,8 +152,8 @@ def test_byte_mask_dropout_masks_follow_the_checkpointed_seed_state() -> None:
     assert [layer.name for layer in layers] == [
         "input_dropout", "conv1_dropout", "conv3_dropout", "conv6_dropout",
     ]  # fmt: skip
-    # The seed states are what training checkpoints (SemiSupervisedGAN._layer_rng_states).
-    gan = SemiSupervisedGAN(model_cfg(dropout_mask="byte"), train_cfg())
+    # The seed states are what training checkpoints (ClassifierMethod._layer_rng_states).
+    gan = build(model_cfg(dropout_mask="byte"), train_cfg())
     states = gan._layer_rng_states.states
     assert sum(isinstance(layer, ByteMaskDropout) for layer in gan.discriminator.layers) == 4
     assert len(states) == 4 and all("seed_generator_state" in v.path for v in states)

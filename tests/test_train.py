@@ -72,12 +72,13 @@ def test_smoke_run_records_params_tags_metrics_artifacts(smoke_run: dict) -> Non
     assert run.info.status == "FINISHED"
     params = run.data.params
     assert params["model.z_size"] == "16"
-    assert params["train.mode"] == "ssgan"
+    assert params["method.name"] == "ssgan"
     assert params["data.num_labeled"] == "100"
     tags = run.data.tags
     for key in ("ssgan.data_fingerprint", "ssgan.tensorflow_version", "ssgan.mlflow_version"):
         assert tags[key]
-    assert tags["ssgan.mode"] == "ssgan"
+    assert tags["ssgan.method"] == "ssgan"
+    assert float(tags["ssgan.step_flops"]) > 0
     metrics = run.data.metrics
     for key in (
         "train/d_loss",
@@ -134,13 +135,15 @@ def test_runs_filter_by_param(smoke_run: dict) -> None:
 
 
 @pytest.mark.integration
-def test_supervised_mode_trains_the_same_discriminator(tmp_path: Path) -> None:
-    cfg = compose_config("config", [*tiny_overrides(tmp_path), "train.mode=supervised"])
+def test_supervised_method_trains_the_same_discriminator(tmp_path: Path) -> None:
+    cfg = compose_config("config", [*tiny_overrides(tmp_path), "method=supervised"])
     summary = train(cfg)
     run = _client(cfg).get_run(summary.run_id)
     assert run.info.status == "FINISHED"
-    assert run.data.params["train.mode"] == "supervised"
-    assert run.data.metrics["train/g_loss"] == 0.0
+    assert run.data.params["method.name"] == "supervised"
+    assert "train/g_loss" not in run.data.metrics and "train/d_supervised_loss" in run.data.metrics
+    assert 0.0 <= run.data.metrics["test/balanced_accuracy"] <= 1.0
+    assert not [a for a in _client(cfg).list_artifacts(run.info.run_id) if a.path == "samples"]
     assert 0.0 <= summary.export_test_accuracy <= 1.0
 
 
@@ -151,9 +154,9 @@ def test_divergence_marks_run_failed_with_the_error(
 ) -> None:
     """A NaN loss stops the run at once with a clear error naming its step, also when the
     step is inside a multi-step call; the run is FAILED."""
-    from ssgan.models import gan as gan_module
+    from ssgan.methods import base as gan_module
 
-    real_step = gan_module.SemiSupervisedGAN._replica_step
+    real_step = gan_module.ClassifierMethod._replica_step
 
     def diverging_step(self, batch):
         losses = dict(real_step(self, batch))
@@ -162,7 +165,7 @@ def test_divergence_marks_run_failed_with_the_error(
         losses["d_loss"] = tf.where(diverged, float("nan"), losses["d_loss"])
         return losses
 
-    monkeypatch.setattr(gan_module.SemiSupervisedGAN, "_replica_step", diverging_step)
+    monkeypatch.setattr(gan_module.ClassifierMethod, "_replica_step", diverging_step)
     cfg = compose_config(
         "config", [*tiny_overrides(tmp_path), f"train.steps_per_loop={steps_per_loop}"]
     )
@@ -205,10 +208,10 @@ def test_steps_per_loop_keeps_log_checkpoint_and_epoch_steps_exact(tmp_path: Pat
     checkpoint and epoch end still lands on its exact step, and one trace serves all
     call lengths."""
     from ssgan.data import load_data
-    from ssgan.models.gan import SemiSupervisedGAN
     from ssgan.training.distribute import make_strategy
     from ssgan.training.loop_options import LoopOptions
     from ssgan.training.trainer import Trainer
+    from tests.helpers.networks import build
 
     cfg = compose_config(
         "config",
@@ -218,12 +221,12 @@ def test_steps_per_loop_keeps_log_checkpoint_and_epoch_steps_exact(tmp_path: Pat
     settings = typed_config(cfg)
     data = load_data(settings.data, settings.model.num_classes)
     strategy = make_strategy(settings.train)
-    gan = SemiSupervisedGAN(settings.model, settings.train, strategy)
+    gan = build(settings.model, settings.train, "ssgan", strategy)
     calls: list[int] = []
     real_train_steps = gan.train_steps
     gan.train_steps = lambda b, count, step: calls.append(count) or real_train_steps(b, count, step)
     tracker, saved = _RecordingTracker(), []
-    options = LoopOptions.from_config(settings.train, settings.data)
+    options = LoopOptions.from_config(settings.train, settings.data, settings.method)
     trainer = Trainer(options, data, gan, tracker, tmp_path / "ckpt", strategy,
                       after_save=lambda: saved.append(int(trainer.state.step.numpy())))  # fmt: skip
     summary = trainer.fit()

@@ -130,7 +130,7 @@ def test_search_runs_children_under_a_parent_and_prunes_one(tmp_path: Path) -> N
     out = tmp_path / "report"
     write_report(_store(tmp_path), parent.info.run_id, out)
     text = (out / "report.md").read_text()
-    assert "| trial | train.lr | train.unsupervised_weight | train.epochs |" in text
+    assert "| trial | train.lr | method.unsupervised_weight | train.epochs |" in text
     assert text.count("| enqueued |") == 3
     plots = {p.name for p in (out / "plots").iterdir()}
     assert {"optuna_history.png", "optuna_importances.png"} <= plots
@@ -223,7 +223,7 @@ def test_baseline_needs_the_base_values_inside_the_space(tmp_path: Path) -> None
         {
             "train.lr": 3e-4,
             "train.beta1": 0.5,
-            "train.unsupervised_weight": 1.0,
+            "method.unsupervised_weight": 1.0,
             "model.drop_rate": 0.5,
             "model.d_size_mult": 8,
             "model.g_size_mult": 8,

@@ -6,7 +6,7 @@
 # STUDY_OUT=DIR writes the table to DIR instead of the repository.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-small=(experiment=label_budget_small train.mode=ssgan data.num_labeled=1000 train.seed=1)
+small=(experiment=label_budget_small method=ssgan data.num_labeled=1000 train.seed=1)
 python -m ssgan.train "${small[@]}" tracking.run_name=small "$@"
 python -m ssgan.train "${small[@]}" model.d_size_mult=64 model.g_size_mult=32 \
     tracking.run_name=width "$@"

@@ -8,5 +8,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 python -m ssgan.train -m experiment=label_budget \
-    train.mode=ssgan,supervised data.num_labeled=100,1000 train.seed=0,1,2 "$@"
+    method=ssgan,supervised data.num_labeled=100,1000 train.seed=0,1,2 "$@"
 python experiments/label_budget/summarize.py ${STUDY_OUT:+--out "$STUDY_OUT"}

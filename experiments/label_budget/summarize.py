@@ -59,14 +59,19 @@ ABLATION = {
 
 # -- the study ------------------------------------------------------------------------------
 
+# The swept method as runs record it: method.name (train.mode in sweeps made before the
+# method group).
+METHOD_KEYS = ("method.name", "train.mode")
+
 
 def errors_by_budget(sweep: Sweep) -> dict[tuple[str, int], tuple[float, float, int]]:
     """{(mode, labels): (mean test error, std, finished runs)} from the report's rows."""
     keys = [k for k in sweep.swept if k not in sweep.pooled]
-    if set(keys) != {"train.mode", "data.num_labeled"}:
+    method = next((k for k in keys if k in METHOD_KEYS), "method.name")
+    if set(keys) != {method, "data.num_labeled"}:
         raise UserError(
             f"run {sweep.parent.info.run_id} swept {', '.join(keys) or 'nothing'} (seeds "
-            "pooled), not train.mode and data.num_labeled: is it the label-budget sweep?"
+            "pooled), not method and data.num_labeled: is it the label-budget sweep?"
         )
     out = {}
     for row in group_rows(sweep, [METRIC]):
@@ -74,7 +79,7 @@ def errors_by_budget(sweep: Sweep) -> dict[tuple[str, int], tuple[float, float, 
         if row[METRIC] is None:
             continue
         mean, std = row[METRIC]
-        out[(str(where["train.mode"]), int(where["data.num_labeled"]))] = (
+        out[(str(where[method]), int(where["data.num_labeled"]))] = (
             1.0 - mean,
             std or 0.0,
             row["runs"] - row["pruned"] - row["failed"],
@@ -110,7 +115,7 @@ def finished_runs(sweep: Sweep) -> list[dict]:
         out.append(
             {
                 "run_id": run.run_id,
-                "mode": params["train.mode"],
+                "mode": params.get("method.name", params.get("train.mode")),
                 "labels": int(params["data.num_labeled"]),
                 "seed": int(params.get("train.seed", 0)),
                 "error": 1.0 - run.metrics[METRIC],

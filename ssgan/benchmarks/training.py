@@ -13,10 +13,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ssgan.benchmarks.flops import step_flops
 from ssgan.benchmarks.machine import cpu_seconds, kernel_share, matmul_peak_flops
 from ssgan.cli import compose_config
 from ssgan.config import TrainAppConfig, typed
+from ssgan.method_config import unlabelled_ratio
 from ssgan.training.loop_options import LoopOptions
 
 # Small data so the benchmark does not wait on generating 50k synthetic digits; the
@@ -96,7 +96,7 @@ def bench_train(cfg: TrainAppConfig, steps: int, warmup: int, rounds: int = 3) -
     """
     from ssgan.data import load_data
     from ssgan.data.pipeline import train_batches
-    from ssgan.models.gan import SemiSupervisedGAN
+    from ssgan.methods import build_method
     from ssgan.tracking.store import TrackingStore
     from ssgan.tracking.tracker import RunTracker
     from ssgan.training.distribute import make_strategy
@@ -108,12 +108,14 @@ def bench_train(cfg: TrainAppConfig, steps: int, warmup: int, rounds: int = 3) -
 
     # One GAN for the three (one trace of each compiled function): each loop keeps its
     # own step counter and input stream; what the weights learn does not matter here.
-    bare_gan = SemiSupervisedGAN(cfg.model, cfg.train, strategy)
-    in_memory = next(iter(train_batches(data, batch, 0)))
+    bare_gan = build_method(cfg.model, cfg.train, cfg.method, steps, strategy)
+    unlabelled = batch * unlabelled_ratio(cfg.method)
+    in_memory = next(iter(train_batches(data, batch, 0, 0, unlabelled)))
     if strategy.num_replicas_in_sync > 1:
         in_memory = next(iter(strategy.experimental_distribute_dataset(
             tf.data.Dataset.from_tensors(in_memory))))  # fmt: skip
-    bare_gan.initialize(train_batches(data, batch, 0).take(1).get_single_element()[2])
+    first = train_batches(data, batch, 0, 0, unlabelled).take(1).get_single_element()
+    bare_gan.initialize(first[2])
     for _ in range(warmup):
         bare_gan.train_step(in_memory)["d_loss"].numpy()
 
@@ -126,7 +128,7 @@ def bench_train(cfg: TrainAppConfig, steps: int, warmup: int, rounds: int = 3) -
 
     # No epoch end (evaluation) inside the timing.
     loop_train = replace(cfg.train, steps_per_epoch=10**9, sample_grid=False)
-    options = LoopOptions.from_config(loop_train, cfg.data)
+    options = LoopOptions.from_config(loop_train, cfg.data, cfg.method)
     seconds: dict[str, list[float]] = {"bare": [], "logged": [], "quiet": []}
     # CPU time (user, system) spent inside each kind of timed round, summed over rounds.
     cpu = {kind: [0.0, 0.0] for kind in seconds}
@@ -153,12 +155,12 @@ def bench_train(cfg: TrainAppConfig, steps: int, warmup: int, rounds: int = 3) -
     bare_seconds, loop_step, quiet_step = (min(seconds[k]) for k in ("bare", "logged", "quiet"))
 
     pipeline_rate = pipeline_batches_per_sec(data, batch)
-    flops = step_flops(bare_gan, batch, cfg.train.mode)
+    flops = bare_gan.step_flops(batch)
     bare_rate = batch / bare_seconds
     loop_rate = batch / loop_step
     return {
         "model": cfg.model.name,
-        "mode": cfg.train.mode,
+        "method": cfg.method.name,
         "batch_size": batch,
         "precision": cfg.train.precision,
         "strategy": cfg.train.strategy,

@@ -47,26 +47,34 @@ class PermutationStream:
 
 
 def _uint8_batches(
-    data: SemiSupervisedData, batch_size: int, seed: int, start_step: int
+    data: SemiSupervisedData, batch_size: int, unlabelled_size: int, seed: int, start_step: int
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     labelled = PermutationStream(len(data.labelled_x), seed, _LABELLED)
     unlabelled = PermutationStream(len(data.unlabelled_x), seed, _UNLABELLED)
     step = start_step
     while True:
         chosen = labelled.indices(step * batch_size, batch_size)
-        pool = unlabelled.indices(step * batch_size, batch_size)
+        pool = unlabelled.indices(step * unlabelled_size, unlabelled_size)
         yield data.labelled_x[chosen], data.labelled_y[chosen], data.unlabelled_x[pool]
         step += 1
 
 
 def train_batches(
-    data: SemiSupervisedData, batch_size: int, seed: int, start_step: int = 0
+    data: SemiSupervisedData,
+    batch_size: int,
+    seed: int,
+    start_step: int = 0,
+    unlabelled_batch_size: int | None = None,
 ) -> tf.data.Dataset:
-    """Endless ``(labelled_images, labels, unlabelled_images)``; images float32 in [-1, 1]."""
-    image_spec = tf.TensorSpec([batch_size, 32, 32, 3], tf.uint8)
+    """Endless ``(labelled_images, labels, unlabelled_images)``, ``batch_size`` labelled
+    and ``unlabelled_batch_size`` (default the same) unlabelled images a step; images
+    float32 in [-1, 1]."""
+    unlabelled_size = unlabelled_batch_size or batch_size
+    labelled_spec = tf.TensorSpec([batch_size, 32, 32, 3], tf.uint8)
+    unlabelled_spec = tf.TensorSpec([unlabelled_size, 32, 32, 3], tf.uint8)
     dataset = tf.data.Dataset.from_generator(
-        lambda: _uint8_batches(data, batch_size, seed, start_step),
-        output_signature=(image_spec, tf.TensorSpec([batch_size], tf.int64), image_spec),
+        lambda: _uint8_batches(data, batch_size, unlabelled_size, seed, start_step),
+        output_signature=(labelled_spec, tf.TensorSpec([batch_size], tf.int64), unlabelled_spec),
     )
     dataset = dataset.map(
         lambda x, y, u: (to_model_range(x), y, to_model_range(u)),

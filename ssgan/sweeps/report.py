@@ -104,13 +104,22 @@ def load_sweep(store: TrackingStore, parent_id: str) -> Sweep:
         )
         for r in children
     ]
-    declared = [k for k in parent.data.tags.get(SWEPT_PARAMS_TAG, "").split(",") if k]
+    declared = [
+        _as_param(k, runs) for k in parent.data.tags.get(SWEPT_PARAMS_TAG, "").split(",") if k
+    ]
     # A swept config group (model=a,b) or preset is no param: compare what varied then.
     known = declared and all(any(k in r.params for r in runs) for k in declared)
     swept = declared if known else _varying(runs)
     pooled = [k for k in swept if k.rsplit(".", 1)[-1].endswith("seed")]
     kind = parent.data.tags.get(SWEEP_KIND_TAG, "grid")
     return Sweep(parent, kind, runs, swept, pooled, deleted)
+
+
+def _as_param(key: str, runs: list[SweepRun]) -> str:
+    """A swept key as runs record it: a config group (``method=a,b``) by its ``name``."""
+    if not any(key in r.params for r in runs) and any(f"{key}.name" in r.params for r in runs):
+        return f"{key}.name"
+    return key
 
 
 def _varying(runs: list[SweepRun]) -> list[str]:

@@ -16,7 +16,7 @@ from mlflow.entities import Metric, Run, RunTag, ViewType
 from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig, OmegaConf
 
-from ssgan.config import drop_removed_keys
+from ssgan.config import upgrade_stored_config
 from ssgan.errors import DiskFullError, disk_full_reason
 from ssgan.tracking.store import TrackingError, TrackingStore
 from ssgan.tracking.tags import ERROR_TAG
@@ -91,7 +91,7 @@ def load_run_config(store: TrackingStore, run_id: str) -> DictConfig:
         cfg = OmegaConf.load(path)
     if not isinstance(cfg, DictConfig):
         raise TrackingError(f"run {run_id}'s {CONFIG_ARTIFACT} artifact is not a config mapping")
-    return drop_removed_keys(cfg)
+    return upgrade_stored_config(cfg)
 
 
 def set_run_tags(store: TrackingStore, run_id: str, tags: dict[str, str]) -> None:

@@ -8,7 +8,7 @@ attributes are not MLflow tags and stay with the search code.
 from __future__ import annotations
 
 # A training run (written when the run starts, unless said otherwise)
-MODE_TAG = "ssgan.mode"  # the training objective, train.mode
+METHOD_TAG = "ssgan.method"  # the training method, method.name (before it: ssgan.mode)
 MODEL_TAG = "ssgan.model"  # the network family, model.name
 DATA_TAG = "ssgan.data"  # the data set, data.name
 DATA_FINGERPRINT_TAG = "ssgan.data_fingerprint"  # the exact data the run saw
@@ -18,6 +18,7 @@ SWEEP_ID_TAG = "ssgan.sweep_id"  # a multirun job's sweep folder
 SWEEP_JOB_TAG = "ssgan.sweep_job"  # a multirun job's number in its sweep
 OUTPUT_DIR_TAG = "ssgan.hydra_output_dir"  # the Hydra output folder of the run's job
 REPLICAS_TAG = "ssgan.replicas"  # replicas in sync under a distribution strategy
+STEP_FLOPS_TAG = "ssgan.step_flops"  # FLOPs of one training step (the method's count)
 WORKERS_TAG = "ssgan.workers"  # processes of a multi-worker job (set by its chief)
 LEASE_TAG = "ssgan.lease"  # "host:pid:start expiry": the live job that owns the run
 STOPPED_EARLY_TAG = "ssgan.stopped_early"  # why training stopped before its last epoch

@@ -34,7 +34,7 @@ def link_run(tracker: RunTracker | FollowerTracker, chief: bool, job: JobContext
 
 
 def run_name(cfg: TrainAppConfig, job: JobContext) -> str:
-    """A new run's name: ``tracking.run_name``, else model, mode and the overrides' values."""
+    """A new run's name: ``tracking.run_name``, else model, method and the overrides' values."""
     if cfg.tracking.run_name:
         return cfg.tracking.run_name
     shown = [
@@ -42,7 +42,7 @@ def run_name(cfg: TrainAppConfig, job: JobContext) -> str:
         for o in job.overrides
         if not o.startswith(("tracking.", "hydra", "data.root", "resume"))
     ]
-    base = f"{cfg.model.name}-{cfg.train.mode}"
+    base = f"{cfg.model.name}-{cfg.method.name}"
     return base + ("-" + ",".join(shown) if shown else "")
 
 

@@ -6,17 +6,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ssgan.config import DataConfig, TrainConfig
+from ssgan.method_config import MethodConfig, trains_on_labels_only, unlabelled_ratio
 
 
 @dataclass(frozen=True)
 class LoopOptions:
-    """``train.*`` and ``data.*`` values :class:`~ssgan.training.trainer.Trainer` uses
-    (docs/training.md has each key's meaning)."""
+    """``train.*``, ``data.*`` and ``method.*`` values :class:`~ssgan.training.trainer.Trainer`
+    uses (docs/training.md has each key's meaning)."""
 
-    mode: str  # ssgan | supervised: which pool an epoch is measured in
+    labels_only: bool  # the baseline: an epoch is a pass over the labelled pool
     epochs: int
-    steps_per_epoch: int  # 0 = one pass over that pool
-    batch_size: int
+    steps_per_epoch: int  # 0 = one pass over the pool the method reads
+    batch_size: int  # labelled images a step
+    unlabelled_batch_size: int  # unlabelled images a step (FixMatch: mu x batch_size)
     data_seed: int  # the input stream's seed (data.seed)
     init_batch_size: int  # 0 = one batch
     ema_bn_images: int
@@ -32,12 +34,13 @@ class LoopOptions:
     lr_decay_start_epoch: int | None
 
     @classmethod
-    def from_config(cls, train: TrainConfig, data: DataConfig) -> LoopOptions:
+    def from_config(cls, train: TrainConfig, data: DataConfig, method: MethodConfig) -> LoopOptions:
         return cls(
-            mode=train.mode,
+            labels_only=trains_on_labels_only(method),
             epochs=train.epochs,
             steps_per_epoch=train.steps_per_epoch,
             batch_size=data.batch_size,
+            unlabelled_batch_size=data.batch_size * unlabelled_ratio(method),
             data_seed=data.seed,
             init_batch_size=train.init_batch_size,
             ema_bn_images=train.ema_bn_images,

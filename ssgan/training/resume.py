@@ -6,10 +6,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from ssgan.config import REMOVED_KEYS, flatten
+from ssgan.config import MOVED_TO_METHOD, REMOVED_KEYS, flatten
 from ssgan.config_checks import validate_train_config
 from ssgan.errors import UserError
 from ssgan.job_context import NO_JOB, JobContext
@@ -99,12 +100,27 @@ def config_fingerprint(cfg: DictConfig) -> str:
     """A hash of what ``cfg`` trains: every key but :data:`RESUME_MAY_CHANGE` and ``resume``."""
     trained = {
         key: str(value)
-        for key, value in flatten(cfg).items()
+        for key, value in _in_earlier_layout(flatten(cfg)).items()
         if not key.startswith(RESUME_MAY_CHANGE) and key != "resume"
     }
     # Runs started before a key was removed hashed it too: their jobs keep their keys.
-    trained |= {key: str(removed.value) for key, removed in REMOVED_KEYS.items()}
+    for key, removed in REMOVED_KEYS.items():
+        trained.setdefault(key, str(removed.value))
     return hashlib.sha256(json.dumps(trained, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _in_earlier_layout(flat: dict[str, Any]) -> dict[str, Any]:
+    """The two methods that existed before the ``method`` group as those runs hashed
+    them (``train.mode``, ``train.feature_matching``, ``train.unsupervised_weight``), so
+    a job started before keeps its key; other methods as they are."""
+    name = flat.get("method.name")
+    if name not in ("ssgan", "supervised"):
+        return flat
+    earlier = {key: value for key, value in flat.items() if not key.startswith("method.")}
+    earlier["train.mode"] = name
+    for key in MOVED_TO_METHOD:
+        earlier[f"train.{key}"] = flat.get(f"method.{key}", REMOVED_KEYS[f"train.{key}"].value)
+    return earlier
 
 
 def _refuse_ignored_overrides(cfg: DictConfig, stored: DictConfig, job: JobContext) -> None:

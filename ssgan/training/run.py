@@ -23,7 +23,8 @@ from ssgan.config_checks import validate_train_config
 from ssgan.data import SemiSupervisedData, load_data
 from ssgan.errors import DiskFullError, UserError, disk_full_reason, first_line
 from ssgan.job_context import NO_JOB, JobContext
-from ssgan.models.gan import SemiSupervisedGAN
+from ssgan.methods import build_method
+from ssgan.methods.base import ClassifierMethod
 from ssgan.serving.images import encode_png
 from ssgan.serving.saved_model import export_from_checkpoint, score_saved_model
 from ssgan.serving.verification import VERIFICATION_ARTIFACT, save_verification_set
@@ -49,7 +50,7 @@ from ssgan.training.loop_options import LoopOptions
 from ssgan.training.peers import wait_for_workers
 from ssgan.training.resume import resumed_config, this_job_key, unfinished_run_of_this_job
 from ssgan.training.summary import RunSummary
-from ssgan.training.trainer import Trainer
+from ssgan.training.trainer import Trainer, steps_per_epoch
 
 WARMUP_IMAGES = 32
 INPUT_EXAMPLE_IMAGES = 2  # test images saved with the MLflow Model as its input example
@@ -123,11 +124,14 @@ def _run(cfg: DictConfig, store: TrackingStore, run_id: str | None, given: _Inpu
     wait_for_workers(role, settings.train.worker_wait_s)
     strategy = make_strategy(settings.train)
     install_handlers()  # TensorFlow's multi-worker runtime replaces the SIGTERM handler
-    gan = SemiSupervisedGAN(settings.model, settings.train, strategy)
-    tracker = _open_run(store, cfg, settings, data, run_id, role, strategy, given)
+    options = LoopOptions.from_config(settings.train, settings.data, settings.method)
+    total_steps = steps_per_epoch(options, data) * options.epochs
+    gan = build_method(settings.model, settings.train, settings.method, total_steps, strategy)
+    compute = {tag_names.STEP_FLOPS_TAG: f"{gan.step_flops(settings.data.batch_size):.6g}"}
+    tracker = _open_run(store, cfg, settings, data, run_id, role, strategy, given, compute)
     _announce(tracker, role, resumed=run_id is not None, job=given.job)
     try:
-        summary = _fit_and_export(settings, data, gan, tracker, strategy, role, given)
+        summary = _fit_and_export(settings, options, data, gan, tracker, strategy, role, given)
         tracker.finish("FINISHED")
     except KeyboardInterrupt as err:
         stopped = str(err) or "interrupted (Ctrl-C)"
@@ -167,6 +171,7 @@ def _open_run(
     role: WorkerRole,
     strategy: tf.distribute.Strategy,
     given: _Inputs,
+    compute: dict[str, str],
 ) -> JobTracker:
     """The chief creates or resumes the run and tells the other workers its id; they
     follow it without writing to it. One job, one run."""
@@ -178,7 +183,7 @@ def _open_run(
     try:
         if run_id is None:
             replicas = {tag_names.REPLICAS_TAG: str(strategy.num_replicas_in_sync)}
-            tags = {**_run_tags(cfg, settings, data, given.job), **role.tags, **replicas}
+            tags = {**_run_tags(cfg, settings, data, given.job), **role.tags, **replicas, **compute}
             name = run_name(settings, given.job)
             tracker = RunTracker.start(store, flatten(cfg), {**tags, **given.tags}, name)
             _record_inputs(tracker, cfg, data)
@@ -255,8 +260,9 @@ def _announce(tracker: JobTracker, role: WorkerRole, resumed: bool, job: JobCont
 
 def _fit_and_export(
     settings: TrainAppConfig,
+    options: LoopOptions,
     data: SemiSupervisedData,
-    gan: SemiSupervisedGAN,
+    gan: ClassifierMethod,
     tracker: JobTracker,
     strategy: tf.distribute.Strategy,
     role: WorkerRole,
@@ -268,7 +274,6 @@ def _fit_and_export(
         checkpoint_dir = role.checkpoint_dir(run_checkpoints, private)
         if not role.chief:
             after_save = None
-        options = LoopOptions.from_config(settings.train, settings.data)
         trainer = Trainer(
             options, data, gan, tracker, checkpoint_dir, strategy, after_save, given.on_epoch_end
         )
@@ -359,7 +364,7 @@ def _run_tags(
 ) -> dict[str, str]:
     """A new run's tags; its job key is a hash of the config it writes out (``cfg``)."""
     return {
-        tag_names.MODE_TAG: settings.train.mode,
+        tag_names.METHOD_TAG: settings.method.name,
         tag_names.MODEL_TAG: settings.model.name,
         tag_names.DATA_TAG: settings.data.name,
         tag_names.DATA_FINGERPRINT_TAG: data.fingerprint,

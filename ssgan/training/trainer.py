@@ -1,6 +1,6 @@
 """The training loop: steps, per-epoch evaluation, checkpoints, samples, metrics.
 
-The maths of one step lives in :mod:`ssgan.models.gan`; this module decides when to step,
+The maths of one step lives in the method (:mod:`ssgan.methods`); this module decides when to step,
 evaluate, checkpoint and log. Resuming is exact: the checkpoint holds the models,
 optimizers, the latent-noise RNG and the global step, and the input pipeline's batch for
 step ``s`` is a pure function of the data seed and ``s``.
@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import numpy as np
 import tensorflow as tf
@@ -26,6 +26,8 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from ssgan.data import SemiSupervisedData
 from ssgan.data.pipeline import eval_batches, train_batches
 from ssgan.errors import disk_full_reason, first_line
+from ssgan.methods.base import ClassifierMethod
+from ssgan.methods.gan import FeatureMatchingGAN
 from ssgan.plots import image_grid
 from ssgan.preprocess import from_model_range, to_model_range
 from ssgan.stopping import check_stop
@@ -36,7 +38,6 @@ from ssgan.training.summary import RunSummary, TrainingState
 
 log = logging.getLogger("ssgan.train")
 
-LOSS_KEYS = ("d_loss", "g_loss", "d_supervised_loss", "d_unsupervised_loss")
 SAMPLE_GRID = 8  # 8x8 generator samples per epoch
 
 
@@ -56,24 +57,26 @@ def steps_per_epoch(options: LoopOptions, data: SemiSupervisedData) -> int:
     """``train.steps_per_epoch``, or one pass over the pool an epoch is measured in."""
     if options.steps_per_epoch > 0:
         return options.steps_per_epoch
-    pool = len(data.labelled_x) if options.mode == "supervised" else len(data.unlabelled_x)
-    return max(1, math.ceil(pool / options.batch_size))
+    if options.labels_only:
+        return max(1, math.ceil(len(data.labelled_x) / options.batch_size))
+    return max(1, math.ceil(len(data.unlabelled_x) / options.unlabelled_batch_size))
 
 
 def initialisation_images(options: LoopOptions, data: SemiSupervisedData) -> tf.Tensor:
     """The first ``train.init_batch_size`` unlabelled images of the run's stream (0: one
     training batch), in [-1, 1]: what data-dependent initialisation measures D on."""
     count = options.init_batch_size or options.batch_size
-    stream = train_batches(data, options.batch_size, options.data_seed)
-    batches = stream.take(math.ceil(count / options.batch_size))
+    size = options.unlabelled_batch_size
+    stream = train_batches(data, options.batch_size, options.data_seed, 0, size)
+    batches = stream.take(math.ceil(count / size))
     return tf.concat([unlabelled for _, _, unlabelled in batches], axis=0)[:count]
 
 
 def statistics_images(options: LoopOptions, data: SemiSupervisedData) -> np.ndarray:
     """Real training images, in [-1, 1], that the averaged classifier's batch-norm
-    statistics are measured on: ``train.ema_bn_images`` of the pool the mode trains on
+    statistics are measured on: ``train.ema_bn_images`` of the pool the method trains on
     (labelled images for the supervised baseline), the same random subset every time."""
-    pool = data.labelled_x if options.mode == "supervised" else data.unlabelled_x
+    pool = data.labelled_x if options.labels_only else data.unlabelled_x
     count = min(options.ema_bn_images, len(pool))
     rng = np.random.default_rng([options.data_seed, 3])
     chosen = np.sort(rng.choice(len(pool), count, replace=False))
@@ -82,13 +85,19 @@ def statistics_images(options: LoopOptions, data: SemiSupervisedData) -> np.ndar
 
 def accuracy(
     classifier: tf.keras.Model, images: np.ndarray, labels: np.ndarray, batch: int
-) -> float:
-    """Top-1 accuracy in inference mode (moving BN statistics, no dropout)."""
-    correct = 0
-    for batch_images, batch_labels in eval_batches(images, labels, batch):
+) -> tuple[float, float]:
+    """Top-1 accuracy in inference mode (moving BN statistics, no dropout), over all
+    images and balanced (the mean of the per-class accuracies of the classes present:
+    SVHN's classes are far from equal, 1 is five times as common as 9)."""
+    predicted = []
+    for batch_images, _ in eval_batches(images, labels, batch):
         logits, _ = _predict(classifier, batch_images)
-        correct += int(tf.reduce_sum(tf.cast(tf.argmax(logits, -1) == batch_labels, tf.int32)))
-    return correct / max(len(labels), 1)
+        predicted.append(tf.argmax(logits, -1).numpy())
+    if not len(labels):
+        return 0.0, 0.0
+    right = np.concatenate(predicted) == labels
+    per_class = [right[labels == k].mean() for k in np.unique(labels)]
+    return float(right.mean()), float(np.mean(per_class))
 
 
 @tf.function(reduce_retracing=True)
@@ -97,13 +106,13 @@ def _predict(classifier: tf.keras.Model, images: tf.Tensor) -> tuple[tf.Tensor, 
 
 
 class Trainer:
-    """Runs ``train.epochs`` epochs of ``gan.train_step`` with evaluation and checkpoints."""
+    """Runs ``train.epochs`` epochs of the method's steps with evaluation and checkpoints."""
 
     def __init__(
         self,
         options: LoopOptions,
         data: SemiSupervisedData,
-        gan: Any,
+        gan: ClassifierMethod,
         tracker: Tracker,
         checkpoint_dir: Path,
         strategy: tf.distribute.Strategy,
@@ -138,7 +147,9 @@ class Trainer:
         self._statistics_step = -1  # the step the averaged classifier's statistics are for
         # Fixed noise so sample grids of successive epochs are comparable; drawn from the
         # training distribution, or the grids would show inputs G never trained on.
-        self.sample_z = gan.fixed_noise(SAMPLE_GRID * SAMPLE_GRID)
+        self.sample_z: tf.Tensor | None = None
+        if isinstance(gan, FeatureMatchingGAN):
+            self.sample_z = gan.fixed_noise(SAMPLE_GRID * SAMPLE_GRID)
 
     # -- checkpoints -------------------------------------------------------------------
 
@@ -240,7 +251,9 @@ class Trainer:
         """Open the input stream at the restored step; initialise a fresh model."""
         start = int(self.state.step.numpy())
         batch_size, seed = self.options.batch_size, self.options.data_seed
-        dataset = train_batches(self.data, batch_size, seed, start_step=start)
+        dataset = train_batches(
+            self.data, batch_size, seed, start, self.options.unlabelled_batch_size
+        )
         if self.strategy.num_replicas_in_sync > 1:
             dataset = self.strategy.experimental_distribute_dataset(dataset)
         self._batches = iter(dataset)
@@ -320,9 +333,8 @@ class Trainer:
         elapsed = time.perf_counter() - self._window_start
         self._rate = self._window_steps * self.options.batch_size / max(elapsed, 1e-9)
         assert self._bar is not None  # called within an epoch
-        self._bar.set_postfix(
-            d=f"{losses['d_loss']:.3f}", g=f"{losses['g_loss']:.3f}", img_s=f"{self._rate:.0f}"
-        )
+        shown = {key.removesuffix("_loss"): f"{value:.3f}" for key, value in losses.items()}
+        self._bar.set_postfix(shown | {"img_s": f"{self._rate:.0f}"})
         self.tracker.log_metrics(
             {f"train/{k}": v for k, v in losses.items()} | {"train/images_per_sec": self._rate},
             step,
@@ -332,7 +344,7 @@ class Trainer:
     def _steps(self, step: int, count: int) -> dict[str, float]:
         """Run ``count`` steps from global step ``step`` in one call; their mean losses."""
         outputs, finite_steps = self.gan.train_steps(self._batches, count, self.state.step)
-        losses = {key: float(outputs[key]) for key in LOSS_KEYS}
+        losses = {key: float(outputs[key]) for key in self.gan.metric_keys}
         if int(finite_steps) < count:
             key, value = next((k, v) for k, v in losses.items() if not math.isfinite(v))
             raise NonFiniteLossError(
@@ -352,11 +364,13 @@ class Trainer:
         self._refresh_classifier()
         classifier = self.gan.classifier()
         batch = self.options.eval_batch_size
-        val = accuracy(classifier, self.data.val_x, self.data.val_y, batch)
-        test = accuracy(classifier, self.data.test_x, self.data.test_y, batch)
+        val, val_balanced = accuracy(classifier, self.data.val_x, self.data.val_y, batch)
+        test, test_balanced = accuracy(classifier, self.data.test_x, self.data.test_y, batch)
         metrics = {
             "val/accuracy": val,
             "test/accuracy": test,
+            "val/balanced_accuracy": val_balanced,
+            "test/balanced_accuracy": test_balanced,
             "train/lr": self.options.learning_rate(epoch),
         }
         if val > float(self.state.best_val_accuracy.numpy()):
@@ -365,8 +379,8 @@ class Trainer:
             self.state.best_epoch.assign(epoch + 1)
             self._save_best()
         self.tracker.log_metrics(metrics, step)
-        if self.options.sample_grid and self.options.mode == "ssgan":
-            samples = from_model_range(self.gan.generator(self.sample_z, training=False)).numpy()
+        if self.options.sample_grid and isinstance(self.gan, FeatureMatchingGAN):
+            samples = from_model_range(self.gan.samples(self.sample_z)).numpy()
             self.tracker.log_image(image_grid(samples), f"samples/epoch_{epoch + 1:03d}.png")
         log.info(
             f"epoch {epoch + 1}/{self.options.epochs}: val/accuracy {val:.4f} "

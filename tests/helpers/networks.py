@@ -39,3 +39,11 @@ def gan_stream(size: int = 16, nan_at: int | None = None) -> tf.data.Dataset:
         return images[0], labels, images[1]
 
     return tf.data.Dataset.range(1_000_000).map(batch)
+
+
+def build(model, train, method: str = "ssgan", strategy=None, total_steps: int = 0, **keys):
+    """The method ``method`` (its schema's defaults, and ``keys``) on tiny sections."""
+    from ssgan.method_config import METHOD_SCHEMAS
+    from ssgan.methods import build_method
+
+    return build_method(model, train, METHOD_SCHEMAS[method](**keys), total_steps, strategy)

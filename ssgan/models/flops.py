@@ -1,8 +1,7 @@
-"""FLOP counts of the networks' forward passes and of one training step."""
+"""FLOP counts of the networks' forward passes (each method counts its step from them:
+``ClassifierMethod.step_flops``)."""
 
 from __future__ import annotations
-
-from typing import Any
 
 import keras
 import numpy as np
@@ -36,21 +35,3 @@ def _leaf_layers(model: keras.Model) -> list[keras.layers.Layer]:
         else:
             leaves.append(layer)
     return leaves
-
-
-def step_flops(gan: Any, batch_size: int, mode: str) -> float:
-    """FLOPs of one training step, counted from the networks' forward cost.
-
-    Backpropagation costs about twice the forward pass (input and weight gradients).
-    SSGAN step (Salimans et al. 2016): D update = G forward on B noise vectors, D forward
-    + backward on 3B images (labelled, unlabelled, generated); G update = G forward +
-    backward on B, D forward + input-gradient on B generated images, D forward on B real
-    images for the feature statistics. Supervised: D forward + backward on B.
-    """
-    d = layer_forward_flops(gan.discriminator)
-    if mode == "supervised":
-        return 3.0 * d * batch_size
-    g = layer_forward_flops(gan.generator)
-    d_update = g + 3.0 * 3.0 * d
-    g_update = 3.0 * g + 2.0 * d + d
-    return (d_update + g_update) * batch_size
