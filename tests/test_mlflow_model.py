@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import importlib.util
+import io
 import json
 import os
 import signal
@@ -21,6 +23,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
+from PIL import Image
 
 from ssgan.cli import compose_config
 from ssgan.data import load_data
@@ -28,7 +31,7 @@ from ssgan.predict import main as predict_main
 from ssgan.serving.images import encode_png
 from ssgan.serving.promotion import promote, promote_settings
 from ssgan.serving.saved_model import score_saved_model
-from ssgan.tracking.mlflow_model import download_run_model, saved_model_in
+from ssgan.tracking.mlflow_model import MODEL_CODE, download_run_model, saved_model_in
 from ssgan.tracking.store import TrackingStore
 from ssgan.tracking.tracker import RunTracker
 from tests.helpers.configs import typed_config
@@ -110,6 +113,37 @@ def test_the_runs_model_is_an_mlflow_model_that_loads_and_is_in_the_models_tab(
     # The registry version promote made points at the model, not at a file path.
     version = MlflowClient(cfg.tracking.uri).get_model_version_by_alias("ssgan", "production")
     assert version.source == model_uri
+
+
+@pytest.mark.unit
+def test_the_pyfunc_takes_image_bytes_or_base64_text_of_them_and_refuses_the_rest() -> None:
+    """The tensor formats of `mlflow models serve` pass base64 text on as bytes (or as
+    str); the DataFrame formats pass the decoded image. Either way the same bytes go to
+    the SavedModel; anything else is one line."""
+    spec = importlib.util.spec_from_file_location("ssgan_pyfunc_model", MODEL_CODE)
+    assert spec is not None and spec.loader is not None
+    pyfunc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pyfunc)  # the file MLflow runs: it imports nothing of ssgan
+    for kind in ("PNG", "JPEG", "GIF", "BMP", "WEBP"):
+        buffer = io.BytesIO()
+        Image.new("RGB", (8, 8), (200, 30, 30)).save(buffer, kind)
+        image = buffer.getvalue()
+        text = base64.b64encode(image)
+        for value in (image, text, text.decode(), text[:40] + b"\n" + text[40:]):
+            assert pyfunc.image_bytes(value) == image, (kind, value[:12])
+    for value, words in (
+        (b"hello", "image 3 is not a JPEG, PNG, GIF or BMP image, nor base64 text of one"),
+        (base64.b64encode(b"hello"), "(base64 text of 5 bytes starting with b'hello')"),
+        (b"", "(0 bytes)"),
+        (7, "image 3 is of type int, not encoded image bytes"),
+    ):
+        with pytest.raises(pyfunc.BadImageError) as refused:
+            pyfunc.image_bytes(value, 3)
+        error = refused.value
+        assert words in error.message and "\n" not in error.message
+        assert error.error_code == "INVALID_PARAMETER_VALUE"
+        error.message = f"Failed to predict data '{value!r}'. \nError: {error.message}"
+        assert "Failed to predict" not in error.message  # the scoring server's prefix
 
 
 def _request_bodies(blob: bytes) -> dict[str, tuple[str, str]]:

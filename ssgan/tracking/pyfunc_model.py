@@ -31,8 +31,10 @@ from mlflow.pyfunc import PythonModel
 
 ARTIFACT = "saved_model"  # the key of the SavedModel in the model's artifacts
 INPUT_COLUMN = "image"  # encoded JPEG/PNG/GIF/BMP bytes, one image per row
-# The first bytes of the formats the serving graph decodes (tf.io.decode_image).
-IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
+# The first bytes of the formats the serving graph decodes (tf.io.decode_image): JPEG,
+# PNG, GIF, BMP, and JPEG XL (bare and in its container); WebP is RIFF….WEBP.
+IMAGE_MAGIC: tuple[bytes, ...] = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a")
+IMAGE_MAGIC += (b"BM", b"\xff\x0a", b"\x00\x00\x00\x0cJXL \r\n\x87\n")
 
 
 class SavedModelDigits(PythonModel):
@@ -96,17 +98,17 @@ def image_bytes(value: Any, index: int = 0) -> bytes:
         value = value.encode("ascii", "replace")
     elif not isinstance(value, (bytes, bytearray, memoryview)):
         raise BadImageError(
-            f"image {index} is a {type(value).__name__}, not encoded image bytes "
+            f"image {index} is of type {type(value).__name__}, not encoded image bytes "
             "(send JPEG/PNG/GIF/BMP bytes, base64-encoded in JSON)"
         )
     data = bytes(value)
-    if data.startswith(IMAGE_MAGIC):
+    if is_image(data):
         return data
     try:
         decoded = base64.b64decode(b"".join(data.split()), validate=True)
     except (binascii.Error, ValueError):
         decoded = b""
-    if decoded.startswith(IMAGE_MAGIC):
+    if is_image(decoded):
         return decoded
     if decoded:  # base64 text, but not of an image
         what = f"base64 text of {len(decoded)} bytes starting with {decoded[:12]!r}"
@@ -115,6 +117,11 @@ def image_bytes(value: Any, index: int = 0) -> bytes:
     raise BadImageError(
         f"image {index} is not a JPEG, PNG, GIF or BMP image, nor base64 text of one ({what})"
     )
+
+
+def is_image(data: bytes) -> bool:
+    """Whether ``data`` starts as an image the serving graph decodes."""
+    return data.startswith(IMAGE_MAGIC) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
 
 
 def tf_reason(err: tf.errors.OpError) -> str:
