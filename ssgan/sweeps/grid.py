@@ -151,7 +151,7 @@ def finish_grid(parent: RunTracker, status: str) -> None:
     parent.set_tags(tags)
     if runs:
         try:
-            write_report(parent.store, parent.run_id, out_dir=None)
+            write_report(parent.store, parent.run_id, out_dir=None, ending=status)
         except Exception as err:  # the sweep's runs are recorded; a report is optional
             print(f"warning: no report on the parent run: {err}", file=sys.stderr)
     parent.finish(status)
