@@ -132,15 +132,21 @@ def _hydra_on(search: SearchPath) -> Iterator[None]:
 
 
 def compose_config(
-    config_name: str | None, overrides: list[str], search: SearchPath | None = None
+    config_name: str | None,
+    overrides: list[str],
+    search: SearchPath | None = None,
+    with_hydra: bool = False,
 ) -> DictConfig:
     """Compose ``conf/<config_name>.yaml`` (None: only what ``overrides`` add) with
-    overrides, raising ConfigError on failure."""
+    overrides, raising ConfigError on failure; ``with_hydra``: with its ``hydra`` node
+    (the sweeper's ``params``, say)."""
     register_schemas()
     register_help_resolver()
     try:
         with _hydra_on(search or SearchPath()):
-            return compose(config_name=config_name, overrides=overrides)
+            return compose(
+                config_name=config_name, overrides=overrides, return_hydra_config=with_hydra
+            )
     except (HydraException, OmegaConfBaseException, ValueError) as err:
         culprit = _culprit(err, overrides)
         raise ConfigError(_one_line(err, culprit)) from err
