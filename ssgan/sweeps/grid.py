@@ -17,7 +17,13 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from ssgan.cli import compose_config, overrides_only, search_path, sweep_expansions
+from ssgan.cli import (
+    compose_config,
+    multirun_overrides,
+    overrides_only,
+    search_path,
+    sweep_expansions,
+)
 from ssgan.job_context import write_sweep_parent
 from ssgan.stopping import check_stop
 from ssgan.tracking.runs import child_runs, get_run
@@ -91,9 +97,13 @@ def start_grid(argv: list[str]) -> RunTracker:
     names it to the jobs)."""
     overrides = overrides_only(argv)
     search, config_name = search_path(argv, "config")  # --config-dir experiments too
-    first = next(sweep_expansions(overrides))[0]
-    base = compose_config(config_name, first, search, with_hydra=True)
-    swept = swept_values(base.hydra.sweeper.get("params"), overrides)
+    lines = multirun_overrides(config_name, overrides, search)  # with the config's sweep
+    base = compose_config(config_name, next(sweep_expansions(lines))[0], search)
+    swept = {
+        o.get_key_element(): ",".join(str(v) for v in o.sweep_string_iterator())
+        for o in OverridesParser.create().parse_overrides(lines)
+        if o.is_sweep_override()
+    }
     parent = create_run(
         TrackingStore(base.tracking),
         run_name="sweep-" + ",".join(k.split(".")[-1] for k in swept),
@@ -107,22 +117,6 @@ def start_grid(argv: list[str]) -> RunTracker:
     )
     print(f"sweep parent run: {parent.run_id}", flush=True)
     return parent
-
-
-def swept_values(params: DictConfig | None, overrides: list[str]) -> dict[str, str]:
-    """``{key: "v1,v2,…"}`` for each key the multirun sweeps, read as Hydra's basic sweeper
-    reads them: the config's ``hydra.sweeper.params`` (e.g. set in an experiment preset)
-    first, then the command line's overrides, the later of the same key winning (a plain
-    ``key=value`` on the command line stops a config-file sweep of that key)."""
-    lines = [f"{key!s}={value!s}" for key, value in (params or {}).items()]
-    final = {o.get_key_element(): o for o in OverridesParser.create().parse_overrides(lines)}
-    for o in OverridesParser.create().parse_overrides(overrides):
-        final[o.get_key_element()] = o
-    return {
-        key: ",".join(str(v) for v in o.sweep_string_iterator())
-        for key, o in final.items()
-        if o.is_sweep_override()
-    }
 
 
 class SweepParentFile(Callback):
