@@ -133,15 +133,21 @@ def _hydra_on(search: SearchPath) -> Iterator[None]:
 
 
 def compose_config(
-    config_name: str | None, overrides: list[str], search: SearchPath | None = None
+    config_name: str | None,
+    overrides: list[str],
+    search: SearchPath | None = None,
+    with_hydra: bool = False,
 ) -> DictConfig:
     """Compose ``conf/<config_name>.yaml`` (None: only what ``overrides`` add) with
-    overrides, raising ConfigError on failure."""
+    overrides, raising ConfigError on failure; ``with_hydra``: with its ``hydra`` node
+    (the sweeper's ``params``, say)."""
     register_schemas()
     register_help_resolver()
     try:
         with _hydra_on(search or SearchPath()):
-            return compose(config_name=config_name, overrides=overrides)
+            return compose(
+                config_name=config_name, overrides=overrides, return_hydra_config=with_hydra
+            )
     except (HydraException, OmegaConfBaseException, ValueError) as err:
         culprit = _culprit(err, overrides)
         raise ConfigError(_one_line(err, culprit)) from err
@@ -227,6 +233,32 @@ def overrides_only(argv: list[str]) -> list[str]:
     return overrides
 
 
+def multirun_overrides(
+    config_name: str | None, overrides: list[str], search: SearchPath | None = None
+) -> list[str]:
+    """The override lines Hydra's basic sweeper expands into a multirun's jobs: the
+    config's ``hydra.sweeper.params`` (a sweep written in a config file, e.g. an
+    experiment preset), then ``overrides``; of two lines for one key the later is kept,
+    in the earlier's place. The params are read from the config as Hydra composes a
+    multirun's: without the sweep overrides."""
+    parser = OverridesParser.create()
+    try:
+        given = parser.parse_overrides(overrides)
+    except HydraException as err:
+        raise ConfigError(f"cannot parse overrides: {first_line(err)}") from err
+    fixed = [o.input_line or "" for o in given if not o.is_sweep_override()]
+    params = compose_config(config_name, fixed, search, with_hydra=True).hydra.sweeper.get("params")
+    lines = [f"{key!s}={value!s}" for key, value in (params or {}).items()]
+    try:
+        from_config = parser.parse_overrides(lines)
+    except HydraException as err:
+        raise ConfigError(f"hydra.sweeper.params: {first_line(err)}") from err
+    final: dict[str, str] = {}
+    for override in [*from_config, *given]:
+        final[override.get_key_element()] = override.input_line or ""
+    return list(final.values())
+
+
 def refuse_control_characters(overrides: list[str]) -> None:
     """A newline (or other control character) in an override: one line saying so, where
     Hydra's parser would only say ``LexerNoViableAltException``."""
@@ -251,6 +283,8 @@ def check_overrides(
     search, config_name = search_path(argv, config_name)
     overrides = overrides_only(argv)
     refuse_control_characters(overrides)
+    if "-m" in argv or "--multirun" in argv:  # a sweep in the config is checked too
+        overrides = multirun_overrides(config_name, overrides, search)
     try:
         expansions = list(sweep_expansions(overrides))
     except HydraException as err:

@@ -14,6 +14,7 @@ from ssgan.cli import (
     CONFIG_DIR,
     SearchPath,
     check_overrides,
+    multirun_overrides,
     overrides_only,
     refuse_control_characters,
     search_path,
@@ -58,6 +59,45 @@ def test_configs_are_looked_up_where_hydra_main_looks(
         search_path(["--config-dir=nowhere"], "config")
     assert str(refused.value).startswith(
         f"--config-dir nowhere: there is no folder {tmp_path / 'nowhere'} (give the folder"
+    )
+
+
+def test_a_sweep_written_in_a_preset_is_expanded_and_checked_like_one_on_the_command_line(
+    tmp_path: Path,
+) -> None:
+    """Issue 33 item 4: ``hydra.sweeper.params`` in a preset (Hydra's documented way to
+    write a sweep in a config file) is swept as the basic sweeper sweeps it, and its
+    values are checked before any job, as the command line's are."""
+    from ssgan.config_checks import validate_train_config
+
+    presets = tmp_path / "experiment"
+    presets.mkdir()
+    for name, values in (("swept", "8,16"), ("bad", "8,-3")):
+        sweep = f"hydra:\n  sweeper:\n    params:\n      model.z_size: {values}\n"
+        (presets / f"{name}.yaml").write_text("# @package _global_\n" + sweep)
+    (presets / "seeds.yaml").write_text(
+        "# @package _global_\nhydra:\n  sweeper:\n    params:\n      train.seed: 1,2\n"
+    )
+    search = SearchPath(CONFIG_DIR, (str(tmp_path),))
+    # The config's params first; a command-line line of the same key replaces it in place.
+    assert multirun_overrides("config", ["experiment=swept", "train.lr=0.1,0.2"], search) == [
+        "model.z_size=8,16", "experiment=swept", "train.lr=0.1,0.2"
+    ]  # fmt: skip
+    assert multirun_overrides("config", ["experiment=swept", "model.z_size=4"], search) == [
+        "model.z_size=4", "experiment=swept"
+    ]  # fmt: skip
+    # A swept preset is not composed when the sweeper's params are read (Hydra leaves the
+    # sweep overrides out of a multirun's config too).
+    assert multirun_overrides("config", ["experiment=seeds,swept"], search) == [
+        "experiment=seeds,swept"
+    ]
+    argv = ["-m", "--config-dir", str(tmp_path)]
+    check_overrides("config", [*argv, "experiment=swept"], validate_train_config)
+    with pytest.raises(ConfigError) as refused:
+        check_overrides("config", [*argv, "experiment=bad"], validate_train_config)
+    assert str(refused.value) == (
+        "model.z_size=-3 is out of range: allowed >= 1 and <= 4096 "
+        "(in sweep value 'model.z_size=-3')"
     )
 
 

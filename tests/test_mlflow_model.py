@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import importlib.util
+import io
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -20,6 +23,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
+from PIL import Image
 
 from ssgan.cli import compose_config
 from ssgan.data import load_data
@@ -27,7 +31,7 @@ from ssgan.predict import main as predict_main
 from ssgan.serving.images import encode_png
 from ssgan.serving.promotion import promote, promote_settings
 from ssgan.serving.saved_model import score_saved_model
-from ssgan.tracking.mlflow_model import download_run_model, saved_model_in
+from ssgan.tracking.mlflow_model import MODEL_CODE, download_run_model, saved_model_in
 from ssgan.tracking.store import TrackingStore
 from ssgan.tracking.tracker import RunTracker
 from tests.helpers.configs import typed_config
@@ -111,35 +115,123 @@ def test_the_runs_model_is_an_mlflow_model_that_loads_and_is_in_the_models_tab(
     assert version.source == model_uri
 
 
+@pytest.mark.unit
+def test_the_pyfunc_takes_image_bytes_or_base64_text_of_them_and_refuses_the_rest() -> None:
+    """The tensor formats of `mlflow models serve` pass base64 text on as bytes (or as
+    str); the DataFrame formats pass the decoded image. Either way the same bytes go to
+    the SavedModel; anything else is one line."""
+    spec = importlib.util.spec_from_file_location("ssgan_pyfunc_model", MODEL_CODE)
+    assert spec is not None and spec.loader is not None
+    pyfunc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pyfunc)  # the file MLflow runs: it imports nothing of ssgan
+    for kind in ("PNG", "JPEG", "GIF", "BMP", "WEBP"):
+        buffer = io.BytesIO()
+        Image.new("RGB", (8, 8), (200, 30, 30)).save(buffer, kind)
+        image = buffer.getvalue()
+        text = base64.b64encode(image)
+        for value in (image, text, text.decode(), text[:40] + b"\n" + text[40:]):
+            assert pyfunc.image_bytes(value) == image, (kind, value[:12])
+    for value, words in (
+        (b"hello", "image 3 is not a JPEG, PNG, GIF or BMP image, nor base64 text of one"),
+        (base64.b64encode(b"hello"), "(base64 text of 5 bytes starting with b'hello')"),
+        (b"", "(0 bytes)"),
+        (7, "image 3 is of type int, not encoded image bytes"),
+    ):
+        with pytest.raises(pyfunc.BadImageError) as refused:
+            pyfunc.image_bytes(value, 3)
+        error = refused.value
+        assert words in error.message and "\n" not in error.message
+        assert error.error_code == "INVALID_PARAMETER_VALUE"
+        error.message = f"Failed to predict data '{value!r}'. \nError: {error.message}"
+        assert "Failed to predict" not in error.message  # the scoring server's prefix
+
+
+def _request_bodies(blob: bytes) -> dict[str, tuple[str, str]]:
+    """The image as each request format of `mlflow models serve` carries it:
+    {format: (content type, body)}."""
+    text = base64.b64encode(blob).decode()
+    json_bodies = {
+        "dataframe_split": {"dataframe_split": {"columns": ["image"], "data": [[text]]}},
+        "dataframe_records": {"dataframe_records": [{"image": text}]},
+        "inputs (columns)": {"inputs": {"image": [text]}},
+        "inputs (records)": {"inputs": [{"image": text}]},
+        "inputs (tensor)": {"inputs": [text]},
+        "instances (records)": {"instances": [{"image": text}]},
+        "instances (tensor)": {"instances": [text]},
+    }
+    bodies = {name: ("application/json", json.dumps(body)) for name, body in json_bodies.items()}
+    return bodies | {"csv": ("text/csv", f"image\n{text}\n")}
+
+
+def _post(url: str, content_type: str, body: str) -> tuple[int, dict]:
+    request = urllib.request.Request(url, body.encode(), {"Content-Type": content_type})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as refused:
+        return refused.code, json.loads(refused.read())
+
+
 @pytest.mark.e2e
-def test_mlflow_models_serve_answers_an_image(smoke_run: dict, tmp_path: Path) -> None:
-    """A real `mlflow models serve` process on loopback scores a base64 JSON image."""
+def test_mlflow_models_serve_answers_every_request_format(smoke_run: dict, tmp_path: Path) -> None:
+    """A real `mlflow models serve` process on loopback gives the same digit and scores for
+    an image in every request format MLflow documents (the tensor formats carry base64
+    text that MLflow does not decode), and answers what is not an image with one line;
+    `mlflow models predict -t json` takes the tensor format too."""
     cfg, run_id = smoke_run["cfg"], smoke_run["summary"].run_id
     blobs, pixels = _images(smoke_run, 1)
+    local = saved_model_in(download_run_model(TrackingStore(cfg.tracking), run_id, tmp_path))
+    expected = score_saved_model(local, pixels)[0]
     port = free_ports(1)[0]
     env = {**os.environ, "MLFLOW_TRACKING_URI": str(cfg.tracking.uri)}
+    model = f"runs:/{run_id}/model"
     server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"runs:/{run_id}/model",
+        [sys.executable, "-m", "mlflow", "models", "serve", "-m", model,
          "--env-manager", "local", "-p", str(port), "-h", "127.0.0.1"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
+    bad = {"not an image": b"hello, not an image", "truncated": blobs[0][:60]}
     try:
         wait_until_answered(f"{url}/ping", server, 180, "mlflow models serve")
-        body = {"dataframe_split": {"columns": ["image"],
-                                    "data": [[base64.b64encode(blobs[0]).decode()]]}}  # fmt: skip
-        request = urllib.request.Request(
-            f"{url}/invocations", json.dumps(body).encode(), {"Content-Type": "application/json"}
-        )
-        answer = json.loads(urllib.request.urlopen(request, timeout=60).read())
+        answers = {
+            name: _post(f"{url}/invocations", kind, body)
+            for name, (kind, body) in _request_bodies(blobs[0]).items()
+        }
+        refusals = {
+            (name, form): _post(f"{url}/invocations", *_request_bodies(blob)[form])
+            for name, blob in bad.items()
+            for form in ("dataframe_split", "inputs (columns)")
+        }
     finally:
         os.killpg(server.pid, signal.SIGTERM)  # the server and its uvicorn worker
         server.wait(timeout=30)
-    local = saved_model_in(download_run_model(TrackingStore(cfg.tracking), run_id, tmp_path))
-    expected = score_saved_model(local, pixels)
-    [prediction] = answer["predictions"]
-    assert prediction["digit"] == int(np.argmax(expected[0]))
-    np.testing.assert_allclose(prediction["scores"], expected[0], atol=1e-5)
+    for name, (status, answer) in answers.items():
+        assert status == 200, (name, answer)
+        [prediction] = answer["predictions"]
+        assert prediction["digit"] == int(np.argmax(expected)), name
+        np.testing.assert_allclose(prediction["scores"], expected, atol=1e-5, err_msg=name)
+    for name, (status, answer) in refusals.items():
+        assert status == 400, (name, answer)
+        assert answer["error_code"] == "INVALID_PARAMETER_VALUE", (name, answer)
+        assert "stack_trace" not in answer, name
+        message = answer["message"]
+        assert len(message.splitlines()) == 1 and len(message) < 300, (name, message)
+        assert "Traceback" not in message and "node" not in message, (name, message)
+    for form in ("dataframe_split", "inputs (columns)"):
+        assert "is not a JPEG, PNG, GIF or BMP" in refusals["not an image", form][1]["message"]
+        assert "could not be decoded" in refusals["truncated", form][1]["message"]
+    # `mlflow models predict -t json` reads the same tensor format from a file.
+    request = tmp_path / "request.json"
+    request.write_text(_request_bodies(blobs[0])["inputs (columns)"][1])
+    predicted = subprocess.run(
+        [sys.executable, "-m", "mlflow", "models", "predict", "-m", model, "-i", str(request),
+         "-t", "json", "-o", str(tmp_path / "out.json"), "--env-manager", "local"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert predicted.returncode == 0, predicted.stderr[-2000:]
+    [prediction] = json.loads((tmp_path / "out.json").read_text())["predictions"]
+    assert prediction["digit"] == int(np.argmax(expected))
 
 
 @pytest.mark.integration

@@ -518,6 +518,35 @@ def test_a_registered_model_created_meanwhile_by_another_promote_is_used(
     assert other.get_registered_model("meanwhile").aliases == {"production": registered}
 
 
+@pytest.mark.integration
+def test_the_registry_version_is_linked_from_its_logged_model(
+    store: Store, runs: dict[str, str], tmp_path: Path
+) -> None:
+    """Issue 33 item 2: on the SQLite store the LoggedModel had no ``mlflow.modelVersions``
+    tag (a tracking server sets it, the SQL registry store does not), so the Models tab
+    showed no registered version. The tag as the server writes it, once; a lost one is
+    written again by a rerun."""
+    serving = tmp_path / "serving"
+    cfg = promote_cfg(store, serving, runs["a"], "model_name=linked")
+    promote(cfg)
+    client = MlflowClient(tracking_uri=store.cfg.tracking.uri)
+    version = client.get_model_version_by_alias("linked", "production")
+    model_id = version.source.removeprefix("models:/")
+    assert model_id.startswith("m-")
+    wanted = [{"name": "linked", "version": int(version.version)}]
+
+    def listed() -> list:  # this model's entries (other tests promote the same run)
+        tags = client.get_logged_model(model_id).tags
+        entries = json.loads(tags.get("mlflow.modelVersions", "[]"))
+        return [entry for entry in entries if entry["name"] == "linked"]
+
+    assert listed() == wanted
+    assert promote(cfg).already and listed() == wanted  # a rerun does not list it twice
+    client.delete_logged_model_tag(model_id, "mlflow.modelVersions")
+    promote(cfg)
+    assert listed() == wanted
+
+
 # -- stale staging, concurrency and kill -9 --------------------------------------------------
 
 

@@ -14,8 +14,9 @@ from ssgan import report as report_command
 from ssgan.config import TrackingConfig
 from ssgan.errors import UserError
 from ssgan.sweeps import report
+from ssgan.sweeps.grid import finish_grid
 from ssgan.tracking.store import TrackingStore
-from ssgan.tracking.tracker import create_run
+from ssgan.tracking.tracker import RunTracker, create_run
 
 pytestmark = pytest.mark.integration
 
@@ -31,6 +32,13 @@ ACCURACY = {
 
 @pytest.fixture
 def grid_sweep(tmp_path: Path) -> tuple:
+    tracking, parent = _sweep_with_its_runs(tmp_path)
+    parent.finish("FINISHED")
+    return tracking, parent.run_id
+
+
+def _sweep_with_its_runs(tmp_path: Path) -> tuple[TrackingStore, RunTracker]:
+    """A grid sweep's parent run, still RUNNING, and its finished and failed jobs."""
     tracking = TrackingStore(
         TrackingConfig(
             uri=f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}",
@@ -65,8 +73,29 @@ def grid_sweep(tmp_path: Path) -> tuple:
         params={"train.mode": "ssgan", "data.num_labeled": 100, "train.seed": 2},
     )
     failed.finish("FAILED", error="NonFiniteLossError: diverged")
-    parent.finish("FINISHED")
-    return tracking, parent.run_id
+    return tracking, parent
+
+
+def test_the_report_a_grid_sweep_logs_as_it_ends_is_complete(tmp_path: Path) -> None:
+    """Issue 33 item 3: the report logged when a sweep ended said "Partial report: the
+    sweep is still running" (it is logged before the parent run is ended). Read back from
+    the parent run: partial while the sweep runs, complete once it has ended."""
+    tracking, parent = _sweep_with_its_runs(tmp_path)
+    client = MlflowClient(tracking_uri=tracking.uri)
+
+    def logged(where: str) -> str:
+        (tmp_path / where).mkdir()
+        path = client.download_artifacts(parent.run_id, "report/report.md", str(tmp_path / where))
+        return Path(path).read_text()
+
+    report.write_report(tracking, parent.run_id, out_dir=None)  # during the sweep
+    assert "**Partial report**: the sweep is still running (9 finished)" in logged("during")
+    finish_grid(parent, "FINISHED")
+    assert client.get_run(parent.run_id).info.status == "FINISHED"
+    text = logged("ended")
+    assert "Partial report" not in text
+    assert "- status: FINISHED: the sweep has ended; this report is complete" in text
+    assert "| ssgan | 1000 |" in text
 
 
 def test_report_groups_by_swept_settings_with_seeds_pooled(grid_sweep, tmp_path: Path) -> None:

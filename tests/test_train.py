@@ -374,6 +374,37 @@ def test_multirun_sweep_gives_one_tagged_run_per_job(tmp_path: Path) -> None:
     assert (tmp_path / "reports" / parent.info.run_id / "plots").is_dir()
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_a_sweep_defined_in_a_preset_names_its_parent_run(tmp_path: Path) -> None:
+    """Issue 33 item 4: a sweep set in a config file (``hydra.sweeper.params`` in an
+    experiment preset, Hydra's documented way) ran its jobs under a parent run named
+    ``sweep-`` with no swept keys, no ``sweep.*`` params and no best values."""
+    presets = tmp_path / "conf" / "experiment"
+    presets.mkdir(parents=True)
+    smoke = (REPO_ROOT / "conf" / "experiment" / "smoke.yaml").read_text()
+    sweep = "hydra:\n  sweeper:\n    params:\n      model.z_size: 8,16\n"
+    (presets / "swept.yaml").write_text(smoke + sweep)
+    store = [o for o in tiny_overrides(tmp_path) if o != "experiment=smoke"]
+    result = run_cli(
+        "ssgan.train", "-m", "--config-dir", str(tmp_path / "conf"), "experiment=swept",
+        *store, "train.epochs=1", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    everything = client.search_runs([client.get_experiment_by_name("ssgan").experiment_id])
+    (parent,) = [r for r in everything if "ssgan.sweep_kind" in r.data.tags]
+    runs = [r for r in everything if r is not parent]
+    assert all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in runs)
+    assert sorted(r.data.params["model.z_size"] for r in runs) == ["16", "8"]
+    assert parent.info.run_name == "sweep-z_size"
+    assert parent.data.tags["ssgan.swept_params"] == "model.z_size"
+    assert parent.data.params["sweep.model.z_size"] == "8,16"
+    best = max(runs, key=lambda r: r.data.metrics["best/val_accuracy"])
+    assert parent.data.tags["ssgan.best_run_id"] == best.info.run_id
+    assert parent.data.tags["ssgan.best.model.z_size"] == best.data.params["model.z_size"]
+
+
 def _uri_flag(root: Path) -> list[str]:
     return ["--tracking-uri", f"sqlite:///{root / 'mlruns' / 'mlflow.db'}"]
 

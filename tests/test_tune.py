@@ -125,6 +125,11 @@ def test_search_runs_children_under_a_parent_and_prunes_one(tmp_path: Path) -> N
     assert parent.data.tags["ssgan.best_run_id"] == children[best.number].info.run_id
     assert parent.data.metrics["best/val_accuracy"] == best.value
     assert summary.complete == 2 and summary.pruned == 1
+    # The report the search logged as it ended (before the test writes one): complete.
+    logged_copy = client.download_artifacts(parent.info.run_id, "report/report.md", str(tmp_path))
+    logged_text = Path(logged_copy).read_text()
+    assert parent.info.status == "FINISHED" and "Partial report" not in logged_text
+    assert "- status: FINISHED: the sweep has ended; this report is complete" in logged_text
 
     # The report: on disk and on the parent run, one row per trial, Optuna's plots.
     out = tmp_path / "report"

@@ -17,7 +17,13 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from ssgan.cli import compose_config, overrides_only, search_path, sweep_expansions
+from ssgan.cli import (
+    compose_config,
+    multirun_overrides,
+    overrides_only,
+    search_path,
+    sweep_expansions,
+)
 from ssgan.job_context import write_sweep_parent
 from ssgan.stopping import check_stop
 from ssgan.tracking.runs import child_runs, get_run
@@ -91,10 +97,11 @@ def start_grid(argv: list[str]) -> RunTracker:
     names it to the jobs)."""
     overrides = overrides_only(argv)
     search, config_name = search_path(argv, "config")  # --config-dir experiments too
-    base = compose_config(config_name, next(sweep_expansions(overrides))[0], search)
+    lines = multirun_overrides(config_name, overrides, search)  # with the config's sweep
+    base = compose_config(config_name, next(sweep_expansions(lines))[0], search)
     swept = {
         o.get_key_element(): ",".join(str(v) for v in o.sweep_string_iterator())
-        for o in OverridesParser.create().parse_overrides(overrides)
+        for o in OverridesParser.create().parse_overrides(lines)
         if o.is_sweep_override()
     }
     parent = create_run(
@@ -151,7 +158,7 @@ def finish_grid(parent: RunTracker, status: str) -> None:
     parent.set_tags(tags)
     if runs:
         try:
-            write_report(parent.store, parent.run_id, out_dir=None)
+            write_report(parent.store, parent.run_id, out_dir=None, ending=status)
         except Exception as err:  # the sweep's runs are recorded; a report is optional
             print(f"warning: no report on the parent run: {err}", file=sys.stderr)
     parent.finish(status)

@@ -283,7 +283,7 @@ def optuna_figures(parent: Run) -> tuple[dict[str, Any], list[str]]:
     return figures, notes
 
 
-def _header(sweep: Sweep, metrics: list[str]) -> str:
+def _header(sweep: Sweep, metrics: list[str], status: str) -> str:
     tags = sweep.parent.data.tags
     outcomes = [r.outcome for r in sweep.runs]
     counts = ", ".join(f"{outcomes.count(o)} {o}" for o in sorted(set(outcomes)))
@@ -299,7 +299,7 @@ def _header(sweep: Sweep, metrics: list[str]) -> str:
         f"- metrics: {', '.join(metrics)}: mean ± sample std over finished runs; "
         "pruned runs count but keep only partial metrics",
     ]
-    if sweep.parent.info.status == "RUNNING":  # workers are still at it
+    if status == "RUNNING":  # workers are still at it
         budget = f" of {tags[N_TRIALS_TAG]} trials" if N_TRIALS_TAG in tags else ""
         finished = sum(o not in ("running", "killed") for o in outcomes)
         lines.insert(
@@ -307,6 +307,8 @@ def _header(sweep: Sweep, metrics: list[str]) -> str:
             f"**Partial report**: the sweep is still running ({finished}{budget} finished); "
             "write it again when it ends.\n",
         )
+    else:
+        lines.insert(3, f"- status: {status}: the sweep has ended; this report is complete")
     if BEST_TRIAL_TAG in tags:
         best = [
             f"{k.removeprefix(BEST_PARAM_PREFIX)}={v}"
@@ -325,9 +327,14 @@ def write_report(
     parent_id: str,
     out_dir: Path | None,
     metrics: list[str] | tuple[str, ...] = DEFAULT_METRICS,
+    ending: str | None = None,
 ) -> str:
     """Write ``report.md`` and ``plots/`` to ``out_dir`` (a temporary folder if None),
-    log them on the parent run under ``report/``; return where they are."""
+    log them on the parent run under ``report/``; return where they are.
+
+    ``ending``: the status the sweep's end is about to give the parent run (it logs the
+    report first, so a parent is never FINISHED without it); else the run's own status
+    says whether the report is partial."""
     sweep = load_sweep(store, parent_id)
     metrics = list(metrics)
     logged = sorted({k for r in sweep.runs for k in r.metrics})
@@ -351,7 +358,8 @@ def write_report(
         for name, figure in figures.items():
             figure.savefig(folder / "plots" / name, dpi=110)
             plt.close(figure)
-        text = [_header(sweep, metrics), "", markdown_table(sweep, metrics), ""]
+        status = ending or sweep.parent.info.status
+        text = [_header(sweep, metrics, status), "", markdown_table(sweep, metrics), ""]
         text += [f"![{name}](plots/{name})" for name in figures]
         text += [f"\n_{note}_" for note in notes]
         (folder / "report.md").write_text("\n".join(text) + "\n")

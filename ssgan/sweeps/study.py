@@ -301,11 +301,11 @@ def finish(plan: Plan, study: optuna.Study, parent: RunTracker) -> SearchOutcome
         failed = budget(study, plan.search.n_trials).counted
         parent.set_tags({TRIALS_FAILED_TAG: str(sum(t.state == TrialState.FAIL for t in failed))})
         with contextlib.suppress(Exception):  # e.g. no run logged its metrics: optional
-            write_report(plan.store, parent.run_id, out_dir=None)
+            write_report(plan.store, parent.run_id, out_dir=None, ending="FAILED")
         raise
     parent.set_tags(result.parent_tags())
     parent.log_metrics(result.to_metrics(), result.n_counted)
-    report = write_report(plan.store, parent.run_id, out_dir=None)
+    report = write_report(plan.store, parent.run_id, out_dir=None, ending="FINISHED")
     parent.finish("FINISHED")
     return replace(result, report=str(report))
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from mlflow.exceptions import MlflowException
+from mlflow.utils.mlflow_tags import MLFLOW_MODEL_VERSIONS
 
 from ssgan.tracking.mlflow_model import logged_model_of
 from ssgan.tracking.runs import MODEL_ARTIFACT
@@ -54,8 +56,13 @@ def registered_version(
     query = " and ".join(
         [f"name='{name}'", *(f"tags.`{key}`='{value}'" for key, value in tags.items())]
     )
-    found = sorted(int(v.version) for v in client.search_model_versions(query))
+    versions = {int(v.version): v for v in client.search_model_versions(query)}
+    found = sorted(versions)
     if found:
+        kept = versions[found[0]]
+        kept_model = kept.model_id or _logged_model_id(kept.source)
+        if kept_model:  # repairs a link a failure after creating the version left out
+            link_logged_model(store, kept_model, name, str(kept.version))
         return Registered(str(found[0]), False, tuple(str(v) for v in found[1:]))
     run = client.get_run(run_id)
     model = logged_model_of(client, run)
@@ -66,7 +73,34 @@ def registered_version(
     version = client.create_model_version(
         name, source=source, run_id=run_id, tags=tags, model_id=model_id
     )
+    if model_id is not None:
+        link_logged_model(store, model_id, name, str(version.version))
     return Registered(str(version.version), True)
+
+
+def _logged_model_id(source: str | None) -> str | None:
+    """The LoggedModel id of a version's ``models:/m-…`` source (the SQL registry store
+    keeps no model id on its versions)."""
+    if source and source.startswith("models:/m-") and "/" not in source[len("models:/") :]:
+        return source.removeprefix("models:/")
+    return None
+
+
+def link_logged_model(store: TrackingStore, model_id: str, name: str, version: str) -> None:
+    """List registry version ``name``/``version`` in the LoggedModel's ``mlflow.modelVersions``
+    tag, which the Models tab reads, unless it is listed already.
+
+    A tracking server sets that tag itself when a version is created from a model id; the
+    SQLite store does not (its ``create_model_version`` keeps the model id on the version
+    only). The tag is what MLflow's server writes (``AbstractStore.set_model_versions_tags``):
+    a JSON list of ``{"name": …, "version": <int>}``, appended to."""
+    client = store.client
+    tag = client.get_logged_model(model_id).tags.get(MLFLOW_MODEL_VERSIONS)
+    listed = json.loads(tag) if tag else []
+    if any(v.get("name") == name and str(v.get("version")) == version for v in listed):
+        return
+    entry = {"name": name, "version": int(version)}
+    client.set_logged_model_tags(model_id, {MLFLOW_MODEL_VERSIONS: json.dumps([*listed, entry])})
 
 
 def delete_registry_version(store: TrackingStore, name: str, version: str) -> None:
