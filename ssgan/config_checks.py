@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import typing
 from collections.abc import Iterator, Mapping
 from typing import Any, NamedTuple
 
@@ -212,7 +213,7 @@ def labelled_pool_size(data: DictConfig) -> int:
 
 def validate_train_config(cfg: DictConfig) -> None:
     """Raise ConfigError with one line naming the key, the value and what is allowed."""
-    _check_top_level_keys(cfg, TrainAppConfig)
+    check_unknown_keys(cfg, TrainAppConfig)
     check_table(cfg, CHOICES, RANGES)
     data, model = cfg.data, cfg.model
     pool = labelled_pool_size(data)
@@ -237,20 +238,36 @@ def validate_train_config(cfg: DictConfig) -> None:
         )
 
 
-def _check_top_level_keys(cfg: DictConfig, schema: type) -> None:
-    """``+key=value`` adds keys even to a structured config: refuse those not in ``schema``."""
+def check_unknown_keys(cfg: DictConfig, schema: type, prefix: str = "") -> None:
+    """``+key=value`` adds keys even to a structured config, at any depth: refuse one the
+    schema does not have, in one line naming it and the keys its section allows."""
+    hints = typing.get_type_hints(schema)
     allowed = [f.name for f in dataclasses.fields(schema)]
     unknown = sorted({str(key) for key in cfg} - set(allowed))
     if unknown:
+        where = f"keys of {prefix.rstrip('.')} are" if prefix else "top-level keys are"
         raise ConfigError(
-            f"unknown key '{unknown[0]}': allowed top-level keys are {', '.join(allowed)}"
+            f"unknown key '{prefix}{unknown[0]}': allowed {where} {', '.join(allowed)}"
         )
+    for name in allowed:
+        section = _dataclass_in(hints[name])
+        node = _get(cfg, name)
+        if section is not None and isinstance(node, DictConfig):
+            check_unknown_keys(node, section, f"{prefix}{name}.")
+
+
+def _dataclass_in(hint: Any) -> type | None:
+    """The schema a field holds: ``RenderConfig`` for ``RenderConfig | None``."""
+    for candidate in (hint, *typing.get_args(hint)):
+        if dataclasses.is_dataclass(candidate) and isinstance(candidate, type):
+            return candidate
+    return None
 
 
 def validate_data_stats_config(cfg: DictConfig) -> None:
     """The data statistics command's checks: its split, and the data keys as training
     checks them (what a data set is made of, not the label budget it is not split into)."""
-    _check_top_level_keys(cfg, DataStatsAppConfig)
+    check_unknown_keys(cfg, DataStatsAppConfig)
     if cfg.split not in DATA_STATS_SPLITS:
         raise ConfigError(
             f"split={cfg.split} is not a valid choice: allowed {', '.join(DATA_STATS_SPLITS)}"
