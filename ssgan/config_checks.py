@@ -8,7 +8,9 @@ store — and raise :class:`ConfigError`, which the entry points print as one li
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import math
+import re
 import typing
 from collections.abc import Iterator, Mapping
 from typing import Any, NamedTuple
@@ -144,6 +146,45 @@ PROMOTE_RANGES: dict[str, Range] = {
 }
 
 
+# The MLflow stores ``tracking.uri`` may name. A PostgreSQL store needs its driver, an
+# optional extra; the store itself is checked when a command opens it
+# (ssgan/tracking/store.py), these only by their URI, before Hydra writes anything.
+ALLOWED_URIS = (
+    "sqlite:///PATH (a local SQLite file), http(s)://HOST:PORT (an MLflow server) or "
+    "postgresql://USER@HOST/DB (with pip install 'ssgan[postgres]')"
+)
+POSTGRES_DRIVERS = {  # SQLAlchemy's name for each driver -> the module it imports
+    "postgresql": "psycopg2",
+    "postgresql+psycopg2": "psycopg2",
+    "postgresql+psycopg": "psycopg",
+    "postgresql+pg8000": "pg8000",
+}
+
+
+def check_tracking_uri(uri: str) -> None:
+    """One line for a ``tracking.uri`` no command could open: an unknown scheme, a plain-file
+    store (which MLflow 3 deprecates), a PostgreSQL store without its driver."""
+    scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
+    shown = re.sub(r"(//[^/:@]*:)[^/@]*@", r"\1***@", uri)  # never echo a password
+    if scheme in ("sqlite", "http", "https"):
+        return
+    if scheme in POSTGRES_DRIVERS:
+        driver = POSTGRES_DRIVERS[scheme]
+        if importlib.util.find_spec(driver) is None:
+            raise ConfigError(
+                f"tracking.uri={shown}: a PostgreSQL store needs the {driver} driver, which is "
+                "not installed: pip install 'ssgan[postgres]' (the project's postgres extra)"
+            )
+        return
+    if uri.lower().startswith("file:"):
+        raise ConfigError(
+            f"tracking.uri={shown} is a plain-file store, which MLflow 3 deprecates (it has no "
+            "Model Registry, which promote uses): use sqlite:///mlflow.db, or move its runs "
+            "there with mlflow migrate-filestore --source FOLDER --target sqlite:///mlflow.db"
+        )
+    raise ConfigError(f"tracking.uri={shown} is not a tracking store: allowed {ALLOWED_URIS}")
+
+
 def _get(cfg: DictConfig, dotted: str) -> Any:
     return OmegaConf.select(cfg, dotted, throw_on_missing=False)
 
@@ -277,8 +318,10 @@ def validate_data_stats_config(cfg: DictConfig) -> None:
 
 
 def _check_names(tracking: DictConfig) -> None:
-    """MLflow names are one line: a newline or other control character breaks every
-    listing and log line that shows them."""
+    """A store some command could open (:func:`check_tracking_uri`), and MLflow names on
+    one line: a newline or other control character breaks every listing and log line
+    that shows them."""
+    check_tracking_uri(str(tracking.uri))
     for key in ("experiment", "run_name"):
         value = str(tracking[key])
         if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):

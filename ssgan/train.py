@@ -11,11 +11,11 @@ from omegaconf import DictConfig
 
 from ssgan.cli import CONFIG_DIR, check_overrides, user_errors
 from ssgan.config import register_schemas
-from ssgan.config_checks import validate_train_config
 from ssgan.job_context import JobContext
 from ssgan.job_paths import anchor_paths
 from ssgan.runtime import start_tensorflow
 from ssgan.sweeps.grid import grid_parent, is_grid_sweep, parent_callback, start_grid
+from ssgan.training.hydra_job import check_train_config
 from ssgan.training.job import pass_on
 
 
@@ -48,7 +48,7 @@ def main() -> None:
     register_schemas()
     parent = None
     with user_errors():
-        check_overrides("config", sys.argv[1:], validate_train_config)
+        check_overrides("config", sys.argv[1:], check_train_config)
         if is_grid_sweep(sys.argv[1:]):
             parent = start_grid(sys.argv[1:])
     with grid_parent(parent, sys.argv[1:]):

@@ -76,7 +76,7 @@ def test_chdir_run_uses_the_launch_folders_store_and_data_and_links_its_folder(
     # warnings from logging the model (the data cache's notice is the one line there).
     assert [line for line in result.stderr.splitlines() if "synthetic" not in line] == []
     assert (tmp_path / "data" / "synthetic").is_dir()
-    client = MlflowClient(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")  # MLflow's default store
     run = client.get_run(run_id)
     assert run.data.tags["ssgan.hydra_output_dir"] == str(folder.resolve())
     assert run.data.params["data.root"] == str(tmp_path.resolve() / "data")

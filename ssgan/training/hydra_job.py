@@ -11,15 +11,27 @@ from __future__ import annotations
 
 import logging
 
-from ssgan.config import TrainAppConfig
+from omegaconf import DictConfig
+
+from ssgan.config import TrackingConfig, TrainAppConfig, typed
+from ssgan.config_checks import validate_train_config
 from ssgan.job_context import JobContext
 from ssgan.tracking.runs import PARENT_TAG
+from ssgan.tracking.store import check_store
 from ssgan.tracking.tags import OUTPUT_DIR_TAG, SWEEP_ID_TAG, SWEEP_JOB_TAG
 from ssgan.tracking.tracker import FollowerTracker, RunTracker
 
 RUN_ID_FILE = "mlflow_run_id"
 
 log = logging.getLogger("ssgan.train")
+
+
+def check_train_config(cfg: DictConfig) -> None:
+    """The training config's checks and its store's (a server that does not answer, a
+    SQLite file that cannot be made): ``ssgan.train`` runs them before Hydra starts, so a
+    refused store leaves no output folder behind."""
+    validate_train_config(cfg)
+    check_store(typed(cfg.tracking, TrackingConfig))
 
 
 def link_run(tracker: RunTracker | FollowerTracker, chief: bool, job: JobContext) -> None:
