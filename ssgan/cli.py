@@ -26,6 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from ssgan.config import REMOVED_KEYS, TrackingConfig, register_schemas, typed
+from ssgan.console import echo
 from ssgan.errors import ConfigError, UserError, first_line
 from ssgan.hydra_help import register_help_resolver
 
@@ -53,7 +54,7 @@ def user_errors() -> Iterator[None]:
         yield
     except UserError as err:
         message = " ".join(str(err).split())
-        print(f"error: {message}", file=sys.stderr)
+        echo(f"error: {message}", error=True)  # also into the job's log file, if any
         sys.exit(2)
 
 

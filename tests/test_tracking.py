@@ -410,3 +410,19 @@ def test_a_store_that_cannot_be_created_is_one_line_and_leaves_no_database(
     with pytest.raises(TrackingError, match=r"cannot create .*\(database or disk is full\)"):
         store.experiment_id()  # the first use opens (here: creates) the store
     assert not db.exists()
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("status", ["FINISHED", "FAILED", "KILLED"])
+def test_a_run_that_ended_loses_its_lease(tmp_path: Path, status: str) -> None:
+    """``ssgan.lease`` names the live job that owns a run: once the run ended no job does
+    (a search's trial runs end the same way)."""
+    from ssgan.tracking.tags import LEASE_TAG
+    from ssgan.tracking.tracker import RunTracker
+
+    store = TrackingStore(_tracking(f"sqlite:///{tmp_path / 'mlflow.db'}"))
+    tracker = RunTracker.start(store, {"a": 1}, {}, "leased")
+    assert LEASE_TAG in store.client.get_run(tracker.run_id).data.tags
+    tracker.finish(status, error=None if status == "FINISHED" else "stopped")
+    run = store.client.get_run(tracker.run_id)
+    assert run.info.status == status and LEASE_TAG not in run.data.tags

@@ -256,6 +256,8 @@ def test_missing_data_stops_before_any_run(tmp_path: Path) -> None:
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")
     assert "data=synthetic" in result.stderr
     assert not (tmp_path / "mlruns").exists()
+    (log,) = (tmp_path / "outputs").glob("*/*/train.log")  # the error line is logged too
+    assert log.read_text().strip().endswith(result.stderr.strip())
 
 
 def _latest_step(checkpoint_dir: Path) -> int:
