@@ -55,10 +55,10 @@ JOB_FILES_ARTIFACT = "hydra"  # + the output folder's path from the launch folde
 def attach_job_files(
     tracker: RunTracker | FollowerTracker, job: JobContext, last_lines: str = ""
 ) -> None:
-    """Before the run ends (FINISHED or not): ``last_lines`` (its summary) into the job's
-    log, then the log and the ``.hydra/`` files as the run's artifacts under
-    ``hydra/<output folder>/`` (each job of a resumed run keeps its own). Best effort: a
-    copy that fails leaves the run's record as it is."""
+    """When the run ends (before a FINISHED run is marked so, after a failed or stopped
+    run's status): ``last_lines`` (its summary) into the job's log, then the log and the
+    ``.hydra/`` files as the run's artifacts under ``hydra/<output folder>/`` (each job of
+    a resumed run keeps its own). Best effort: a copy that fails changes nothing else."""
     folder = job.output_dir
     if last_lines:
         to_log_files(last_lines)

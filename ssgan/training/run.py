@@ -133,8 +133,8 @@ def _run(cfg: DictConfig, store: TrackingStore, run_id: str | None, given: _Inpu
         tracker.finish("FINISHED")
     except KeyboardInterrupt as err:
         stopped = str(err) or "interrupted (Ctrl-C)"
-        attach_job_files(tracker, given.job)
         _finish_after_error(tracker, "KILLED", stopped)
+        attach_job_files(tracker, given.job)  # after its status: that matters first
         raise StoppedRun(stopped, tracker.run_id, err) from err
     except BaseException as err:
         shown = _as_user_error(err, tracker.run_id)
@@ -143,8 +143,8 @@ def _run(cfg: DictConfig, store: TrackingStore, run_id: str | None, given: _Inpu
                 f"a worker of this job was lost ({first_line(err)}): run the "
                 f"same command with resume={tracker.run_id} on every worker to continue"
             )
-        attach_job_files(tracker, given.job)
         _finish_after_error(tracker, "FAILED", f"{type(shown).__name__}: {shown}", shown)
+        attach_job_files(tracker, given.job)
         if shown is not err:
             raise shown from err
         raise
