@@ -22,10 +22,11 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 from hydra.initialize import get_gh_backup, restore_gh_from_backup
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from ssgan.config import REMOVED_KEYS, TrackingConfig, register_schemas, typed
+from ssgan.console import echo
 from ssgan.errors import ConfigError, UserError, first_line
 from ssgan.hydra_help import register_help_resolver
 
@@ -53,7 +54,7 @@ def user_errors() -> Iterator[None]:
         yield
     except UserError as err:
         message = " ".join(str(err).split())
-        print(f"error: {message}", file=sys.stderr)
+        echo(f"error: {message}", error=True)  # also into the job's log file, if any
         sys.exit(2)
 
 
@@ -153,11 +154,41 @@ def compose_config(
         raise ConfigError(_one_line(err, culprit)) from err
 
 
+# MLflow 3's own default store (ours too), and the one earlier versions made by default.
+DEFAULT_STORE = "sqlite:///mlflow.db"
+EARLIER_DEFAULT_STORE = "sqlite:///mlruns/mlflow.db"
+
+
+def keep_earlier_default_store(cfg: DictConfig, overrides: list[str]) -> bool:
+    """When ``cfg`` has the default store only by default, and the launch folder holds an
+    earlier version's store (``mlruns/mlflow.db``) but no ``mlflow.db``: keep using it
+    (through MLFLOW_TRACKING_URI, which this process's jobs and workers inherit) and say
+    in one line how to move it to MLflow's default place. True when it did so."""
+    if (
+        "MLFLOW_TRACKING_URI" in os.environ
+        or OmegaConf.select(cfg, "tracking.uri") != DEFAULT_STORE
+        or any(o.lstrip("+~").startswith("tracking.uri=") for o in overrides)
+        or Path("mlflow.db").exists()
+        or not Path("mlruns/mlflow.db").is_file()
+    ):
+        return False
+    os.environ["MLFLOW_TRACKING_URI"] = EARLIER_DEFAULT_STORE
+    print(
+        f"note: using {EARLIER_DEFAULT_STORE}, an earlier version's default store; "
+        f"`mv mlruns/mlflow.db mlflow.db` moves it to today's default {DEFAULT_STORE} "
+        "(MLflow's own, which `mlflow ui` opens)",
+        file=sys.stderr,
+    )
+    return True
+
+
 def default_tracking(uri: str | None = None) -> TrackingConfig:
     """The tracking section a training run gets by default (``conf/tracking/default.yaml``),
     with ``uri`` if given: the store of a command that takes ``--tracking-uri``. Composes
     that group alone, not the whole config."""
     composed = compose_config(None, ["+tracking=default"])
+    if not uri and keep_earlier_default_store(composed, []):
+        composed = compose_config(None, ["+tracking=default"])
     tracking = typed(composed.tracking, TrackingConfig)
     return replace(tracking, uri=uri) if uri else tracking
 
@@ -291,6 +322,8 @@ def check_overrides(
         raise ConfigError(f"cannot parse overrides: {first_line(err)}") from err
     for composed_overrides, value in expansions:
         cfg = compose_config(config_name, composed_overrides, search)
+        if value is None and keep_earlier_default_store(cfg, overrides):
+            cfg = compose_config(config_name, composed_overrides, search)
         try:
             validate(cfg)
         except ConfigError as err:

@@ -117,9 +117,10 @@ class TrainConfig:
 class TrackingConfig:
     """``tracking.*``: the MLflow store (docs/tracking.md)."""
 
-    uri: str = "sqlite:///mlruns/mlflow.db"  # conf/tracking/ lets MLFLOW_TRACKING_URI win
-    artifact_root: str = "mlruns/artifacts"  # where a new experiment keeps its artifacts
-    experiment: str = "ssgan"
+    # MLflow 3's own default store, so `mlflow ui` in the launch folder finds the runs
+    uri: str = "sqlite:///mlflow.db"  # conf/tracking/ lets MLFLOW_TRACKING_URI win
+    artifact_root: str = "mlruns"  # where a new experiment keeps its artifacts (as MLflow)
+    experiment: str = "ssgan"  # conf/tracking/ lets MLFLOW_EXPERIMENT_NAME win
     run_name: str = ""  # empty = built from the command-line overrides
     # One request to the store (HTTP, or waiting for a locked SQLite file) may take this
     # long before it counts as failed; failed writes are retried for retry_s, then the run

@@ -8,7 +8,10 @@ store — and raise :class:`ConfigError`, which the entry points print as one li
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import math
+import re
+import typing
 from collections.abc import Iterator, Mapping
 from typing import Any, NamedTuple
 
@@ -20,6 +23,7 @@ from ssgan.config import (
     TrainAppConfig,
 )
 from ssgan.errors import ConfigError
+from ssgan.method_config import METHOD_SCHEMAS, MethodConfig
 
 CHOICES = {
     "model.name": ("tutorial", "improved_gan"),
@@ -156,6 +160,45 @@ PROMOTE_RANGES: dict[str, Range] = {
 }
 
 
+# The MLflow stores ``tracking.uri`` may name. A PostgreSQL store needs its driver, an
+# optional extra; the store itself is checked when a command opens it
+# (ssgan/tracking/store.py), these only by their URI, before Hydra writes anything.
+ALLOWED_URIS = (
+    "sqlite:///PATH (a local SQLite file), http(s)://HOST:PORT (an MLflow server) or "
+    "postgresql://USER@HOST/DB (with pip install 'ssgan[postgres]')"
+)
+POSTGRES_DRIVERS = {  # SQLAlchemy's name for each driver -> the module it imports
+    "postgresql": "psycopg2",
+    "postgresql+psycopg2": "psycopg2",
+    "postgresql+psycopg": "psycopg",
+    "postgresql+pg8000": "pg8000",
+}
+
+
+def check_tracking_uri(uri: str) -> None:
+    """One line for a ``tracking.uri`` no command could open: an unknown scheme, a plain-file
+    store (which MLflow 3 deprecates), a PostgreSQL store without its driver."""
+    scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
+    shown = re.sub(r"(//[^/:@]*:)[^/@]*@", r"\1***@", uri)  # never echo a password
+    if scheme in ("sqlite", "http", "https"):
+        return
+    if scheme in POSTGRES_DRIVERS:
+        driver = POSTGRES_DRIVERS[scheme]
+        if importlib.util.find_spec(driver) is None:
+            raise ConfigError(
+                f"tracking.uri={shown}: a PostgreSQL store needs the {driver} driver, which is "
+                "not installed: pip install 'ssgan[postgres]' (the project's postgres extra)"
+            )
+        return
+    if uri.lower().startswith("file:"):
+        raise ConfigError(
+            f"tracking.uri={shown} is a plain-file store, which MLflow 3 deprecates (it has no "
+            "Model Registry, which promote uses): use sqlite:///mlflow.db, or move its runs "
+            "there with mlflow migrate-filestore --source FOLDER --target sqlite:///mlflow.db"
+        )
+    raise ConfigError(f"tracking.uri={shown} is not a tracking store: allowed {ALLOWED_URIS}")
+
+
 def _get(cfg: DictConfig, dotted: str) -> Any:
     return OmegaConf.select(cfg, dotted, throw_on_missing=False)
 
@@ -229,7 +272,7 @@ def labelled_pool_size(data: DictConfig) -> int:
 
 def validate_train_config(cfg: DictConfig) -> None:
     """Raise ConfigError with one line naming the key, the value and what is allowed."""
-    _check_top_level_keys(cfg, TrainAppConfig)
+    check_unknown_keys(cfg, TrainAppConfig)
     check_table(cfg, CHOICES, RANGES)
     data, model = cfg.data, cfg.model
     pool = labelled_pool_size(data)
@@ -260,20 +303,44 @@ def validate_train_config(cfg: DictConfig) -> None:
         )
 
 
-def _check_top_level_keys(cfg: DictConfig, schema: type) -> None:
-    """``+key=value`` adds keys even to a structured config: refuse those not in ``schema``."""
+def check_unknown_keys(cfg: DictConfig, schema: type, prefix: str = "") -> None:
+    """``+key=value`` adds keys even to a structured config, at any depth: refuse one the
+    schema does not have, in one line naming it and the keys its section allows."""
+    hints = typing.get_type_hints(schema)
     allowed = [f.name for f in dataclasses.fields(schema)]
     unknown = sorted({str(key) for key in cfg} - set(allowed))
     if unknown:
+        where = f"keys of {prefix.rstrip('.')} are" if prefix else "top-level keys are"
         raise ConfigError(
-            f"unknown key '{unknown[0]}': allowed top-level keys are {', '.join(allowed)}"
+            f"unknown key '{prefix}{unknown[0]}': allowed {where} {', '.join(allowed)}"
         )
+    for name in allowed:
+        section = _dataclass_in(hints[name])
+        node = _get(cfg, name)
+        if section is not None and isinstance(node, DictConfig):
+            check_unknown_keys(node, _section_schema(node, section), f"{prefix}{name}.")
+
+
+def _section_schema(node: DictConfig, declared: type) -> type:
+    """The schema a section really has: the method's own (``method=fixmatch``: its
+    FixMatchMethod keys, not only MethodConfig's), else the one the field declares."""
+    if issubclass(declared, MethodConfig):
+        return METHOD_SCHEMAS.get(str(node.get("name")), declared)
+    return declared
+
+
+def _dataclass_in(hint: Any) -> type | None:
+    """The schema a field holds: ``RenderConfig`` for ``RenderConfig | None``."""
+    for candidate in (hint, *typing.get_args(hint)):
+        if dataclasses.is_dataclass(candidate) and isinstance(candidate, type):
+            return candidate
+    return None
 
 
 def validate_data_stats_config(cfg: DictConfig) -> None:
     """The data statistics command's checks: its split, and the data keys as training
     checks them (what a data set is made of, not the label budget it is not split into)."""
-    _check_top_level_keys(cfg, DataStatsAppConfig)
+    check_unknown_keys(cfg, DataStatsAppConfig)
     if cfg.split not in DATA_STATS_SPLITS:
         raise ConfigError(
             f"split={cfg.split} is not a valid choice: allowed {', '.join(DATA_STATS_SPLITS)}"
@@ -283,8 +350,10 @@ def validate_data_stats_config(cfg: DictConfig) -> None:
 
 
 def _check_names(tracking: DictConfig) -> None:
-    """MLflow names are one line: a newline or other control character breaks every
-    listing and log line that shows them."""
+    """A store some command could open (:func:`check_tracking_uri`), and MLflow names on
+    one line: a newline or other control character breaks every listing and log line
+    that shows them."""
+    check_tracking_uri(str(tracking.uri))
     for key in ("experiment", "run_name"):
         value = str(tracking[key])
         if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):

@@ -1,6 +1,5 @@
-"""Entry point: ``python -m ssgan.train [overrides]`` (also ``ssgan-train``): Hydra composes
-the config, :func:`ssgan.training.run.train` does the run (tests call it directly), a grid
-sweep (``-m``) gets a parent run (:mod:`ssgan.sweeps.grid`)."""
+"""Entry point: ``python -m ssgan.train [overrides]`` (also ``ssgan-train``): Hydra composes the
+config, :func:`ssgan.training.run.train` runs it, a sweep (``-m``) gets a parent run."""
 
 from __future__ import annotations
 
@@ -11,11 +10,12 @@ from omegaconf import DictConfig
 
 from ssgan.cli import CONFIG_DIR, check_overrides, user_errors
 from ssgan.config import register_schemas
-from ssgan.config_checks import validate_train_config
+from ssgan.console import echo
 from ssgan.job_context import JobContext
 from ssgan.job_paths import anchor_paths
 from ssgan.runtime import start_tensorflow
 from ssgan.sweeps.grid import grid_parent, is_grid_sweep, parent_callback, start_grid
+from ssgan.training.hydra_job import check_train_config
 from ssgan.training.job import pass_on
 
 
@@ -29,16 +29,16 @@ def _hydra_main(cfg: DictConfig) -> None:
         try:
             summary = train(cfg, job=job)
         except StoppedRun as stopped:
-            print(
+            echo(
                 f"{stopped}: run {stopped.run_id} is marked KILLED; continue it with "
                 f"python -m ssgan.train resume={stopped.run_id}",
-                file=sys.stderr,
+                error=True,
             )
             if stopped.signal is not None:
                 pass_on(stopped.signal)  # e.g. submitit's handler, which requeues the job
             sys.exit(stopped.exit_status)
         except KeyboardInterrupt as stopped:
-            print(f"{str(stopped) or 'interrupted'}: before a run was started", file=sys.stderr)
+            echo(f"{str(stopped) or 'interrupted'}: before a run was started", error=True)
             sys.exit(getattr(stopped, "exit_status", 130))
     print(summary.text())
 
@@ -48,7 +48,7 @@ def main() -> None:
     register_schemas()
     parent = None
     with user_errors():
-        check_overrides("config", sys.argv[1:], validate_train_config)
+        check_overrides("config", sys.argv[1:], check_train_config)
         if is_grid_sweep(sys.argv[1:]):
             parent = start_grid(sys.argv[1:])
     with grid_parent(parent, sys.argv[1:]):

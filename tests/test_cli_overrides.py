@@ -122,3 +122,22 @@ def test_a_user_error_is_one_line_on_stderr_and_exit_status_2(capsys) -> None:
         raise UserError("data.root=/nowhere:\n   cannot create   it")
     assert stopped.value.code == 2
     assert capsys.readouterr().err == "error: data.root=/nowhere: cannot create it\n"
+
+
+def test_an_error_line_also_goes_to_the_jobs_log_file(tmp_path: Path, capsys) -> None:
+    """Hydra's job logging has a file handler (train.log): the ``error:`` line the user
+    sees is written there too, and only once on the terminal."""
+    import logging
+
+    handler = logging.FileHandler(tmp_path / "train.log")
+    logging.getLogger().addHandler(handler)
+    try:
+        with pytest.raises(SystemExit) as stopped, user_errors():
+            raise UserError("data.root=/nowhere cannot be created")
+    finally:
+        logging.getLogger().removeHandler(handler)
+        handler.close()
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err == "error: data.root=/nowhere cannot be created\n"
+    log = (tmp_path / "train.log").read_text()
+    assert log == "error: data.root=/nowhere cannot be created\n"

@@ -91,6 +91,32 @@ def test_bad_override_is_one_clear_line(override: str, expected: list[str]) -> N
 
 
 @pytest.mark.unit
+@pytest.mark.parametrize(
+    ("config_name", "override", "line"),
+    [
+        ("config", "+model.new_key=1", "unknown key 'model.new_key': allowed keys of model are "
+         "name, z_size, g_size_mult"),
+        ("config", "+data.render.glare=0.5", "unknown key 'data.render.glare': allowed keys "
+         "of data.render are class_frequencies,"),
+        ("config", "+tracking.tag=x", "unknown key 'tracking.tag': allowed keys of tracking "
+         "are uri, artifact_root, experiment"),
+        ("data_stats", "+data.colour=red", "unknown key 'data.colour': allowed keys of data "
+         "are name, root,"),
+    ],
+)  # fmt: skip
+def test_an_added_key_a_section_does_not_have_is_refused_by_name(
+    config_name: str, override: str, line: str
+) -> None:
+    """``+section.key=…`` is refused like a top-level key: it would be logged as a param and
+    named in the run, and do nothing. ``ssgan.tune``'s training overrides are checked by
+    the same call (ssgan/sweeps/plan.py)."""
+    with pytest.raises(ConfigError) as caught:
+        check_overrides(config_name, [override], VALIDATORS[config_name])
+    assert str(caught.value).startswith(line)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.unit
 def test_the_ends_the_maths_can_use_stay_allowed() -> None:
     """The tightened ranges keep their usable ends: Adam's rate up to 1 and beta1 from 0,
     an average as slow as the reference's, one validation image, no unlabelled loss."""

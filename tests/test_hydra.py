@@ -3,6 +3,9 @@ log and output folder tied to its MLflow run, and each command's own --help."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -60,7 +63,10 @@ def test_chdir_run_uses_the_launch_folders_store_and_data_and_links_its_folder(
 ) -> None:
     """hydra.job.chdir=true with the default relative paths: the store and the data cache
     are the launch folder's; the output folder holds the job's log and the run id, and the
-    run names the folder."""
+    run names the folder. The store is MLflow's default, so MLflow's own tools started in
+    the launch folder find the run; its params show the paths as written (as without
+    chdir); the log, its summary lines included, and .hydra/ are the run's artifacts; the
+    ended run holds no lease and names the installed ssgan's version."""
     result = run_cli("ssgan.train", "experiment=smoke", "hydra.job.chdir=true",
                      "train.epochs=1", "train.sample_grid=false", cwd=tmp_path,
                      env={"SSGAN_DATA_ROOT": "data"})  # fmt: skip
@@ -76,7 +82,33 @@ def test_chdir_run_uses_the_launch_folders_store_and_data_and_links_its_folder(
     # warnings from logging the model (the data cache's notice is the one line there).
     assert [line for line in result.stderr.splitlines() if "synthetic" not in line] == []
     assert (tmp_path / "data" / "synthetic").is_dir()
-    client = MlflowClient(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")  # MLflow's default store
     run = client.get_run(run_id)
     assert run.data.tags["ssgan.hydra_output_dir"] == str(folder.resolve())
-    assert run.data.params["data.root"] == str(tmp_path.resolve() / "data")
+    assert run.data.params["data.root"] == "data"  # as written, not the anchored path
+    assert run.data.params["tracking.uri"] == "sqlite:///mlflow.db"
+    assert run.data.params["tracking.artifact_root"] == "mlruns"
+    assert (tmp_path / "mlruns").is_dir() and not (folder / "mlruns").exists()
+    assert "ssgan.lease" not in run.data.tags and run.data.tags["ssgan.version"]
+    summary = result.stdout.strip().splitlines()[-1]
+    assert summary.startswith("best val accuracy") and summary in log
+    where = folder.relative_to(tmp_path)
+    attached = Path(client.download_artifacts(run_id, f"hydra/{where}", str(tmp_path / "got")))
+    assert sorted(str(p.relative_to(attached)) for p in attached.rglob("*") if p.is_file()) == [
+        ".hydra/config.yaml",
+        ".hydra/hydra.yaml",
+        ".hydra/overrides.yaml",
+        "train.log",
+    ]
+    assert summary in (attached / "train.log").read_text()
+    found = subprocess.run(
+        [sys.executable, "-c", "import mlflow; "
+         "print(*mlflow.search_runs(search_all_experiments=True).run_id)"],
+        cwd=tmp_path, capture_output=True, text=True, env=_without_mlflow_settings(),
+    )  # fmt: skip
+    assert found.stdout.split() == [run_id], found.stderr
+
+
+def _without_mlflow_settings() -> dict[str, str]:
+    """The environment with no MLFLOW_* variable: MLflow's defaults, as `mlflow ui` has."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}

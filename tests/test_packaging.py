@@ -101,4 +101,12 @@ def test_wheel_installed_in_a_fresh_environment_trains_from_an_empty_folder(tmp_
         cwd=empty, capture_output=True, text=True, env=_env(), timeout=300,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
-    assert "model: models:/m-" in run.stdout and (empty / "mlruns" / "mlflow.db").is_file()
+    assert "model: models:/m-" in run.stdout and (empty / "mlflow.db").is_file()
+    # No git checkout: the run names its code by the installed package's version.
+    run_id = run.stdout.split("run_id: ")[1].split()[0]
+    tags = subprocess.run(
+        [python, "-c", f"import mlflow; print(mlflow.get_run('{run_id}').data.tags)"],
+        cwd=empty, capture_output=True, text=True, env=_env(),
+    )  # fmt: skip
+    version = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert f"'ssgan.version': '{version}'" in tags.stdout, tags.stderr

@@ -1009,6 +1009,8 @@ def test_validate_rejects_bad_numbers_and_allows_list_without_run() -> None:
         ("min_accuracy=1.5", "min_accuracy=1.5 is out of range"),
         ("accuracy_tolerance=-0.1", "accuracy_tolerance=-0.1 is out of range"),
         ("serving_dir=' '", "serving_dir is empty"),
+        ("+tracking.token=x", "unknown key 'tracking.token': allowed keys of tracking are uri,"),
+        ("+labels=x", "unknown key 'labels': allowed top-level keys are run_id, model_name,"),
     ):
         with pytest.raises(ConfigError, match=words):
             validate_promote_config(compose_config("promote", ["run_id=" + "0" * 32, override]))

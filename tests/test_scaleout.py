@@ -414,6 +414,7 @@ def test_two_workers_against_a_tracking_server_are_one_run(tmp_path: Path) -> No
             assert len(steps) == len(set(steps)), key
         uploaded = Path(client.download_artifacts(run_id, "checkpoints/last", str(tmp_path)))
     assert not (tmp_path / "mlruns").exists()  # nothing went to a local store
+    assert not (tmp_path / "mlflow.db").exists()
     _assert_worker1_holds_the_same_state(uploaded, tmp_path)
 
 

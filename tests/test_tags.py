@@ -24,3 +24,18 @@ def test_no_two_names_share_a_tag() -> None:
     assert len(values) == len(set(values))
     prefix = tags.BEST_PARAM_PREFIX
     assert not [v for v in values if v != prefix and v.startswith(prefix)]
+
+
+def test_a_run_without_a_git_checkout_records_the_installed_version(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A wheel in a virtual environment has no checkout: the package metadata's version is
+    what names the code that ran."""
+    import importlib.metadata
+
+    from ssgan.tracking import provenance
+
+    monkeypatch.setattr(provenance, "git_state", lambda start=None: {})
+    recorded = provenance.run_context_tags()
+    assert recorded[tags.SSGAN_VERSION_TAG] == importlib.metadata.version("ssgan")
+    assert "mlflow.source.git.commit" not in recorded or recorded["mlflow.source.git.commit"]

@@ -29,7 +29,8 @@ def _tracking(uri: str, timeout_s: float = 2.0):
     [
         ("foo://bar", "is not a tracking store: allowed sqlite:///PATH"),
         ("garbage", "is not a tracking store"),
-        ("file:///tmp/mlruns", "is not a tracking store"),
+        ("file:///tmp/mlruns", "is a plain-file store, which MLflow 3 deprecates"),
+        ("file:mlruns", "is a plain-file store"),
         ("sqlite://", "is not a SQLite file store"),
         ("sqlite:////proc/x/mlflow.db", "cannot create the folder /proc/x"),
     ],
@@ -38,6 +39,78 @@ def test_unusable_tracking_uris_are_one_line(uri: str, says: str) -> None:
     with pytest.raises(TrackingError, match="tracking.uri=") as info:
         check_store(_tracking(uri))
     assert says in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.unit
+def test_a_postgresql_store_needs_only_its_driver(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A team's PostgreSQL store is accepted once its driver (the postgres extra) is
+    installed, and refused in one line naming the extra without it; neither connects."""
+    import importlib.util
+
+    uri = "postgresql://me:secret@db.example/ssgan"
+    with pytest.raises(TrackingError) as refused:
+        check_store(_tracking(uri))
+    line = str(refused.value)
+    assert line == (
+        "tracking.uri=postgresql://me:***@db.example/ssgan: a PostgreSQL store needs the "
+        "psycopg2 driver, which is not installed: pip install 'ssgan[postgres]' (the "
+        "project's postgres extra)"
+    )
+    real = importlib.util.find_spec
+    installed = lambda name, *a: object() if name == "psycopg2" else real(name, *a)  # noqa: E731
+    monkeypatch.setattr(importlib.util, "find_spec", installed)
+    check_store(_tracking(uri))  # accepted: opening it is MLflow's (SQLAlchemy's) job
+    with pytest.raises(TrackingError, match="needs the pg8000 driver"):
+        check_store(_tracking("postgresql+pg8000://me@db.example/ssgan"))
+
+
+@pytest.mark.unit
+def test_the_default_store_and_experiment_are_mlflows_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`mlflow ui` and mlflow.search_runs() with no arguments open the store runs go to
+    by default; MLFLOW_EXPERIMENT_NAME names the experiment unless tracking.experiment
+    does."""
+    from mlflow.store.tracking import DEFAULT_TRACKING_URI
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
+    default = compose_config("config", []).tracking
+    assert (default.uri, default.experiment) == (DEFAULT_TRACKING_URI, "ssgan")
+    assert TrackingConfig().uri == DEFAULT_TRACKING_URI
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "team-study")
+    assert compose_config("config", []).tracking.experiment == "team-study"
+    assert compose_config("promote", []).tracking.experiment == "team-study"
+    chosen = compose_config("config", ["tracking.experiment=mine"]).tracking.experiment
+    assert chosen == "mine"
+
+
+@pytest.mark.unit
+def test_an_earlier_versions_default_store_is_kept_with_one_line_on_moving_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ssgan.cli import check_overrides
+    from ssgan.config_checks import validate_train_config
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    (tmp_path / "mlruns").mkdir()
+    (tmp_path / "mlruns" / "mlflow.db").write_bytes(b"")
+    check_overrides("config", ["tracking.experiment=x"], validate_train_config)
+    assert compose_config("config", []).tracking.uri == "sqlite:///mlruns/mlflow.db"
+    note = capsys.readouterr().err.strip().splitlines()
+    assert note == [
+        "note: using sqlite:///mlruns/mlflow.db, an earlier version's default store; `mv "
+        "mlruns/mlflow.db mlflow.db` moves it to today's default sqlite:///mlflow.db "
+        "(MLflow's own, which `mlflow ui` opens)"
+    ]
+    # Moved (or a store named on the command line): the default is MLflow's again.
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    (tmp_path / "mlruns" / "mlflow.db").rename(tmp_path / "mlflow.db")
+    check_overrides("config", [], validate_train_config)
+    assert "MLFLOW_TRACKING_URI" not in __import__("os").environ
+    assert compose_config("config", []).tracking.uri == "sqlite:///mlflow.db"
 
 
 @pytest.mark.unit
@@ -52,6 +125,8 @@ def test_cli_refuses_bad_and_unreachable_stores_before_any_work(tmp_path: Path) 
     """Nothing listens on port 9: the command fails in seconds, before data are made."""
     for uri, says in (
         ("foo://bar", "is not a tracking store"),
+        ("file:./mlruns", "is a plain-file store, which MLflow 3 deprecates"),
+        ("postgresql://me:secret@db/ssgan", "pip install 'ssgan[postgres]'"),
         ("http://127.0.0.1:9", "does not answer within tracking.timeout_s=3"),
     ):
         started = time.monotonic()
@@ -61,7 +136,9 @@ def test_cli_refuses_bad_and_unreachable_stores_before_any_work(tmp_path: Path) 
         assert result.stderr.count("\n") == 1 and says in result.stderr, result.stderr
         assert "Traceback" not in result.stderr
         assert time.monotonic() - started < 60  # was 4 min 15 s of retries
-    assert not (tmp_path / "data").exists() and not (tmp_path / "mlruns").exists()
+        assert "secret" not in result.stderr
+        # The store's URI is checked before Hydra starts: no outputs/ folder, no data.
+        assert list(tmp_path.iterdir()) == [], (uri, list(tmp_path.iterdir()))
 
 
 @pytest.mark.e2e
@@ -333,3 +410,19 @@ def test_a_store_that_cannot_be_created_is_one_line_and_leaves_no_database(
     with pytest.raises(TrackingError, match=r"cannot create .*\(database or disk is full\)"):
         store.experiment_id()  # the first use opens (here: creates) the store
     assert not db.exists()
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("status", ["FINISHED", "FAILED", "KILLED"])
+def test_a_run_that_ended_loses_its_lease(tmp_path: Path, status: str) -> None:
+    """``ssgan.lease`` names the live job that owns a run: once the run ended no job does
+    (a search's trial runs end the same way)."""
+    from ssgan.tracking.tags import LEASE_TAG
+    from ssgan.tracking.tracker import RunTracker
+
+    store = TrackingStore(_tracking(f"sqlite:///{tmp_path / 'mlflow.db'}"))
+    tracker = RunTracker.start(store, {"a": 1}, {}, "leased")
+    assert LEASE_TAG in store.client.get_run(tracker.run_id).data.tags
+    tracker.finish(status, error=None if status == "FINISHED" else "stopped")
+    run = store.client.get_run(tracker.run_id)
+    assert run.info.status == status and LEASE_TAG not in run.data.tags

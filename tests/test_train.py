@@ -153,7 +153,9 @@ def test_divergence_marks_run_failed_with_the_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, steps_per_loop: int
 ) -> None:
     """A NaN loss stops the run at once with a clear error naming its step, also when the
-    step is inside a multi-step call; the run is FAILED."""
+    step is inside a multi-step call; the run is FAILED, with its Hydra job's log and
+    .hydra/ files attached all the same."""
+    from ssgan.job_context import JobContext
     from ssgan.methods import base as gan_module
 
     real_step = gan_module.ClassifierMethod._replica_step
@@ -169,14 +171,24 @@ def test_divergence_marks_run_failed_with_the_error(
     cfg = compose_config(
         "config", [*tiny_overrides(tmp_path), f"train.steps_per_loop={steps_per_loop}"]
     )
+    monkeypatch.chdir(tmp_path)
+    job = JobContext(output_dir=tmp_path / "outputs" / "job", launch_dir=tmp_path)
+    (tmp_path / "outputs" / "job" / ".hydra").mkdir(parents=True)
+    (tmp_path / "outputs" / "job" / ".hydra" / "overrides.yaml").write_text("- a=1\n")
+    (tmp_path / "outputs" / "job" / "train.log").write_text("run_id: …\n")
     with pytest.raises(UserError, match="train/d_loss became nan at step 3:"):
-        train(cfg)
+        train(cfg, job=job)
     runs = _client(cfg).search_runs(
         [_client(cfg).get_experiment_by_name(cfg.tracking.experiment).experiment_id]
     )
     assert [r.info.status for r in runs] == ["FAILED"]
     assert "NonFiniteLossError" in runs[0].data.tags["ssgan.error"]
     assert "train/d_loss" not in runs[0].data.metrics  # nothing logged past the failure
+    attached = _client(cfg).list_artifacts(runs[0].info.run_id, "hydra/outputs/job")
+    assert sorted(a.path for a in attached) == [
+        "hydra/outputs/job/.hydra",
+        "hydra/outputs/job/train.log",
+    ]
 
 
 class _RecordingTracker:
@@ -259,6 +271,8 @@ def test_missing_data_stops_before_any_run(tmp_path: Path) -> None:
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")
     assert "data=synthetic" in result.stderr
     assert not (tmp_path / "mlruns").exists()
+    (log,) = (tmp_path / "outputs").glob("*/*/train.log")  # the error line is logged too
+    assert log.read_text().strip().endswith(result.stderr.strip())
 
 
 def _latest_step(checkpoint_dir: Path) -> int:

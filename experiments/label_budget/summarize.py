@@ -14,7 +14,7 @@ validation accuracy against step for every run.
 Test error = 1 - best/test_accuracy: the test accuracy of the epoch chosen on the
 validation split (the test set is never used for choices). Mean ± sample std over seeds.
 The store is ``--tracking-uri``, by default ``$MLFLOW_TRACKING_URI`` or
-``sqlite:///mlruns/mlflow.db``, as for training.
+``sqlite:///mlflow.db``, as for training.
 """
 
 from __future__ import annotations
@@ -352,7 +352,7 @@ def main() -> None:
     parser.add_argument("--experiment", default=None)
     parser.add_argument(
         "--tracking-uri",
-        default=os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlruns/mlflow.db"),
+        default=os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db"),
     )
     parser.add_argument("--parent", default=None, help="the sweep's parent run (default: newest)")
     parser.add_argument("--plot", default=str(REPO / "docs" / "images" / "label_budget.png"))

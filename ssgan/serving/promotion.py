@@ -29,7 +29,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from ssgan.config import PromoteAppConfig, typed
-from ssgan.config_checks import PROMOTE_CHOICES, PROMOTE_RANGES, check_table
+from ssgan.config_checks import PROMOTE_CHOICES, PROMOTE_RANGES, check_table, check_unknown_keys
 from ssgan.errors import ConfigError
 from ssgan.files import fsync_folder
 from ssgan.serving.gate import check_beats_live, check_run, provenance_record, verify_run_model
@@ -81,6 +81,7 @@ FileHook = Callable[[Path], None]  # called with each file copied into staging
 
 def validate_promote_config(cfg: DictConfig) -> None:
     """One-line ConfigError for promote keys that cannot work."""
+    check_unknown_keys(cfg, PromoteAppConfig)
     check_table(cfg, PROMOTE_CHOICES, PROMOTE_RANGES)
     version = int(cfg.version)
     if cfg.run_id and version:

@@ -26,7 +26,7 @@ LEGACY_SQLITE_NAME = "optuna.db"  # the default before the journal: searches beg
 
 
 def _store_folder(tracking_uri: str) -> Path:
-    """The folder of a local MLflow store (``mlruns/`` for a tracking server)."""
+    """The folder of a local MLflow store (``mlruns/`` for a tracking server or database)."""
     if tracking_uri.startswith("sqlite:///"):
         return Path(tracking_uri[len("sqlite:///") :]).parent
     return Path("mlruns")

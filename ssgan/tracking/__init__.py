@@ -4,9 +4,9 @@
 ``lease`` keeps one live job per run, ``tracker`` writes a run's record, ``registry``
 names models, ``provenance`` records where a run's code came from.
 
-Default store: ``sqlite:///mlruns/mlflow.db`` with artifacts under ``mlruns/artifacts``
-(MLflow 3 refuses its old plain-file store). ``tracking.uri`` or ``MLFLOW_TRACKING_URI``
-point runs at a shared tracking server instead.
+Default store: MLflow 3's own, ``sqlite:///mlflow.db``, with artifacts under ``mlruns/``
+(plain-file stores, which MLflow 3 deprecates, are refused). ``tracking.uri`` or
+``MLFLOW_TRACKING_URI`` point runs at a tracking server or a PostgreSQL database instead.
 """
 
 import logging

@@ -118,4 +118,15 @@ class Heartbeat:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop renewing; a renewal under way ends first (it cannot outlive the lease's
+        removal when the run ends)."""
         self._stop.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=60)
+
+
+def release_lease(client: MlflowClient, run_id: str) -> None:
+    """Remove a run's lease once it ended (FINISHED, FAILED, KILLED): no job owns it any
+    more. Best effort: a lease left behind only says who last trained the run."""
+    with contextlib.suppress(Exception):
+        client.delete_tag(run_id, LEASE_TAG)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import subprocess
 from pathlib import Path
@@ -13,6 +14,7 @@ from ssgan.tracking.tags import (
     GIT_DIRTY_TAG,
     HOST_CPUS_TAG,
     MLFLOW_VERSION_TAG,
+    SSGAN_VERSION_TAG,
     TENSORFLOW_VERSION_TAG,
 )
 
@@ -38,8 +40,19 @@ def run_context_tags() -> dict[str, str]:
     """MLflow's own run context (``mlflow.user``, ``mlflow.source.name`` and ``.type``, the
     git commit, branch and repository of the entry file) over the git state of the
     package's checkout: MLflow finds git only when the started file lies in a checkout,
-    not for a console script in a virtual environment. ``ssgan.git_dirty`` is ours only."""
-    return {**git_state(), **resolve_tags()}
+    not for a console script in a virtual environment. ``ssgan.git_dirty`` is ours only,
+    and ``ssgan.version``, which names the code where there is no checkout (a wheel)."""
+    return {**ssgan_version(), **git_state(), **resolve_tags()}
+
+
+def ssgan_version() -> dict[str, str]:
+    """The installed ssgan's version from its package metadata: with no git checkout (a
+    wheel in a virtual environment) the only record of which code ran; empty when the
+    package is not installed (a bare PYTHONPATH)."""
+    try:
+        return {SSGAN_VERSION_TAG: importlib.metadata.version("ssgan")}
+    except importlib.metadata.PackageNotFoundError:
+        return {}
 
 
 def environment_tags() -> dict[str, str]:

@@ -22,7 +22,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, ExecutionContext
 
 from ssgan.config import TrackingConfig
-from ssgan.errors import UserError, disk_full_reason, first_line
+from ssgan.config_checks import check_tracking_uri
+from ssgan.errors import ConfigError, UserError, disk_full_reason, first_line
 from ssgan.files import exclusive_lock
 
 
@@ -43,7 +44,6 @@ def _is_local_sqlite(uri: str) -> bool:
     return uri.startswith("sqlite:///")
 
 
-ALLOWED_URIS = "sqlite:///PATH (a local SQLite file) or http(s)://HOST:PORT (an MLflow server)"
 DEFAULT_RETRY_S = 120.0
 _SQLITE_HEADER = b"SQLite format 3\x00"
 # The statement MLflow opens every SQLite session with (mlflow/store/db/utils.py); MLflow
@@ -96,8 +96,10 @@ def mlflow_engines(client: MlflowClient) -> list[object]:
 
 def check_store(settings: TrackingConfig) -> None:
     """Refuse a ``tracking.uri`` that cannot work, in one line, before any work starts:
-    an unknown scheme, a SQLite file whose folder cannot be created or that is not a
-    SQLite database, an MLflow server that does not answer within ``tracking.timeout_s``."""
+    an unknown scheme or a PostgreSQL store without its driver (:func:`check_tracking_uri`,
+    which the commands also run before Hydra starts), a SQLite file whose folder cannot be
+    created or that is not a SQLite database, an MLflow server that does not answer within
+    ``tracking.timeout_s``."""
     uri, timeout = settings.uri, settings.timeout_s
     scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
     if scheme == "sqlite":
@@ -106,7 +108,10 @@ def check_store(settings: TrackingConfig) -> None:
         _bound_http_client(timeout)
         _check_server(uri, timeout)
     else:
-        raise TrackingError(f"tracking.uri={uri} is not a tracking store: allowed {ALLOWED_URIS}")
+        try:
+            check_tracking_uri(uri)
+        except ConfigError as err:
+            raise TrackingError(str(err)) from err
 
 
 def _check_sqlite(uri: str) -> None:
@@ -316,12 +321,20 @@ class TrackingStore:
             f"{experiment.experiment_id}) or name another with tracking.experiment=NAME"
         )
 
+    def _artifact_location(self) -> str | None:
+        """Where a new experiment keeps its artifacts: ``tracking.artifact_root`` for a
+        database store (a folder, or a URI such as s3://…); a server chooses its own."""
+        if self.uri.startswith(("http://", "https://")):
+            return None
+        root = self.artifact_root
+        return root if "://" in root else Path(root).resolve().as_uri()
+
     def _get_or_create_experiment(self) -> str:
         client, name = self.client, self.experiment
         existing = client.get_experiment_by_name(name)
         if existing is not None:
             return self._active(existing)
-        location = Path(self.artifact_root).resolve().as_uri() if self.is_local else None
+        location = self._artifact_location()
         with self.lock():
             existing = client.get_experiment_by_name(name)
             if existing is not None:

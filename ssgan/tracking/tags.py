@@ -32,6 +32,7 @@ RESTARTED_TAG = "ssgan.restarted_after_step"
 GIT_DIRTY_TAG = "ssgan.git_dirty"  # "true" when the checkout had uncommitted changes
 TENSORFLOW_VERSION_TAG = "ssgan.tensorflow_version"  # TensorFlow that trained the run
 MLFLOW_VERSION_TAG = "ssgan.mlflow_version"  # MLflow that recorded the run
+SSGAN_VERSION_TAG = "ssgan.version"  # the installed ssgan's version (its package metadata)
 HOST_CPUS_TAG = "ssgan.host_cpus"  # CPU count of the machine that trained the run
 
 # Promotion: on the promoted run, and on its Model Registry version (several serving

@@ -16,7 +16,7 @@ from mlflow.exceptions import MlflowException
 
 from ssgan.errors import disk_full_reason, first_line
 from ssgan.tracking.datasets import Split, dataset_inputs
-from ssgan.tracking.lease import Heartbeat, lease_value, refuse_if_owned
+from ssgan.tracking.lease import Heartbeat, lease_value, refuse_if_owned, release_lease
 from ssgan.tracking.mlflow_model import log_pyfunc_model
 from ssgan.tracking.provenance import run_context_tags
 from ssgan.tracking.runs import get_run
@@ -129,8 +129,7 @@ class RunTracker:
         client = store.client
         system_metrics = system_metrics_wanted(store.settings.system_metrics)  # before a run
         exp_id = store.experiment_id()
-        lease_s = store.settings.lease_s
-        tags = {**run_context_tags(), **tags, LEASE_TAG: lease_value(lease_s)}
+        tags = {**run_context_tags(), **tags, LEASE_TAG: lease_value(store.settings.lease_s)}
         run = client.create_run(exp_id, run_name=run_name, tags=tags)
         tracker = cls(store, run)
         tracker._heartbeat = Heartbeat(tracker.client, tracker.run_id, tracker.lease_s)
@@ -350,6 +349,7 @@ class RunTracker:
             self._retrying(
                 f"mark the run {status}", self.client.set_terminated, self.run_id, status=status
             )
+            release_lease(self.client, self.run_id)  # a run that ended has no owner
         finally:
             if status != "FINISHED" or self._metrics.error is None:
                 self._metrics.close()

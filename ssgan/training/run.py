@@ -23,6 +23,7 @@ from ssgan.config_checks import validate_train_config
 from ssgan.data import SemiSupervisedData, load_data
 from ssgan.errors import DiskFullError, UserError, disk_full_reason, first_line
 from ssgan.job_context import NO_JOB, JobContext
+from ssgan.job_paths import as_written
 from ssgan.methods import build_method
 from ssgan.methods.base import ClassifierMethod
 from ssgan.serving.images import encode_png
@@ -43,7 +44,7 @@ from ssgan.training.distribute import (
     share_run_id,
     worker_role,
 )
-from ssgan.training.hydra_job import link_run, log, run_name, sweep_tags
+from ssgan.training.hydra_job import attach_job_files, link_run, log, run_name, sweep_tags
 from ssgan.training.interface import EpochHook, StopTraining
 from ssgan.training.job import checkpoints_on_stop, install_handlers, stop_signals
 from ssgan.training.loop_options import LoopOptions
@@ -132,10 +133,12 @@ def _run(cfg: DictConfig, store: TrackingStore, run_id: str | None, given: _Inpu
     _announce(tracker, role, resumed=run_id is not None, job=given.job)
     try:
         summary = _fit_and_export(settings, options, data, gan, tracker, strategy, role, given)
+        attach_job_files(tracker, given.job, summary.text())  # the log, the summary in it
         tracker.finish("FINISHED")
     except KeyboardInterrupt as err:
         stopped = str(err) or "interrupted (Ctrl-C)"
         _finish_after_error(tracker, "KILLED", stopped)
+        attach_job_files(tracker, given.job)  # after its status: that matters first
         raise StoppedRun(stopped, tracker.run_id, err) from err
     except BaseException as err:
         shown = _as_user_error(err, tracker.run_id)
@@ -145,6 +148,7 @@ def _run(cfg: DictConfig, store: TrackingStore, run_id: str | None, given: _Inpu
                 f"same command with resume={tracker.run_id} on every worker to continue"
             )
         _finish_after_error(tracker, "FAILED", f"{type(shown).__name__}: {shown}", shown)
+        attach_job_files(tracker, given.job)
         if shown is not err:
             raise shown from err
         raise
@@ -185,7 +189,8 @@ def _open_run(
             replicas = {tag_names.REPLICAS_TAG: str(strategy.num_replicas_in_sync)}
             tags = {**_run_tags(cfg, settings, data, given.job), **role.tags, **replicas, **compute}
             name = run_name(settings, given.job)
-            tracker = RunTracker.start(store, flatten(cfg), {**tags, **given.tags}, name)
+            params = flatten(as_written(cfg, given.job))  # the same with hydra.job.chdir
+            tracker = RunTracker.start(store, params, {**tags, **given.tags}, name)
             _record_inputs(tracker, cfg, data)
         else:
             tracker = RunTracker.resume(store, run_id)
