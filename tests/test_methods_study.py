@@ -1,0 +1,103 @@
+"""The methods study: its runner's arms and resumption, and its summary from runs logged
+by hand into a real MLflow store (as training leaves them, without training)."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ssgan.config import TrackingConfig
+from ssgan.tracking.store import TrackingStore
+from ssgan.tracking.tracker import create_run
+from tests.helpers.repo import REPO_ROOT
+
+STUDY = REPO_ROOT / "experiments" / "methods"
+# The study's runner is a script, not a package module: loaded from its file.
+_spec = importlib.util.spec_from_file_location("methods_study_run", STUDY / "run.py")
+assert _spec is not None and _spec.loader is not None
+study_run = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(study_run)
+
+# Test errors per (labels, method), one per seed: FixMatch well below the baseline on
+# every seed; SSGAN at 0.7x (its 0.6 goal missed by 0.10); Mean Teacher within noise.
+ERRORS = {
+    (1000, "supervised"): [0.20, 0.22, 0.18], (1000, "ssgan"): [0.14, 0.154, 0.126],
+    (1000, "mean_teacher"): [0.19, 0.24, 0.17], (1000, "fixmatch"): [0.06, 0.07, 0.05],
+    (250, "supervised"): [0.5], (250, "ssgan"): [0.4],
+}  # fmt: skip
+FLOPS = {"supervised": 1e9, "ssgan": 5e9, "mean_teacher": 2.7e9, "fixmatch": 15e9}
+
+
+@pytest.mark.unit
+def test_the_runner_orders_arms_seed_by_seed_with_1000_labels_first() -> None:
+    arms = study_run.arms(["supervised", "fixmatch"], [1000, 250], 2)
+    assert arms[:4] == [("supervised", 1000, 0), ("fixmatch", 1000, 0),
+                        ("supervised", 250, 0), ("fixmatch", 250, 0)]  # fmt: skip
+    assert len(arms) == 8 and study_run.arm_name("fixmatch", 250, 1) == "methods-fixmatch-250-s1"
+
+
+def _log_study(tmp_path: Path) -> TrackingConfig:
+    tracking = TrackingConfig(
+        uri=f"sqlite:///{tmp_path / 'mlflow.db'}", experiment="methods",
+        artifact_root=str(tmp_path / "artifacts"),
+    )  # fmt: skip
+    store = TrackingStore(tracking)
+    for (labels, method), per_seed in ERRORS.items():
+        for seed, error in enumerate(per_seed):
+            run = create_run(
+                store, study_run.arm_name(method, labels, seed),
+                tags={"ssgan.step_flops": str(FLOPS[method]), "ssgan.data_fingerprint": "v5-x"},
+                params={"method.name": method, "data.num_labeled": labels, "train.seed": seed,
+                        "train.epochs": 2, "train.steps_per_epoch": 10},
+            )  # fmt: skip
+            run.log_metrics({"test/accuracy": 0.5, "test/balanced_accuracy": 0.4}, 10)
+            run.log_metrics({"test/accuracy": 1 - error, "test/balanced_accuracy": 0.9 - error,
+                             "best/test_accuracy": 1 - error, "best/epoch": 2}, 20)  # fmt: skip
+            run.finish("FINISHED")
+    return tracking
+
+
+@pytest.mark.e2e
+def test_the_summary_gives_table_goals_and_what_the_seeds_support(tmp_path: Path) -> None:
+    tracking = _log_study(tmp_path)
+    done = study_run.finished_names([f"tracking.uri={tracking.uri}"])
+    assert "methods-fixmatch-1000-s2" in done and len(done) == 14
+    summary = subprocess.run(
+        [sys.executable, str(STUDY / "summarize.py"), "--tracking-uri", tracking.uri,
+         "--out", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=300, cwd=REPO_ROOT,
+    )  # fmt: skip
+    assert summary.returncode == 0, summary.stderr[-2000:]
+    text = (tmp_path / "out" / "results.md").read_text()
+    # 1000 labels: FixMatch 6.0 % ± 1.0, ratios 0.30, 0.32, 0.28 by seed; FLOPs 15e9 x 20.
+    assert ("| FixMatch | 3 | 6.0% ± 1.0 | s0 6.0%, s1 7.0%, s2 5.0% | 0.30 (0.30, 0.32, 0.28) "
+            "| 16.0% ± 1.0 |") in text  # fmt: skip
+    assert "| 0.0 PFLOP |" in text and "### 250 labels" in text
+    assert "SSGAN: test error ≤ 0.6× supervised at 1000 labels: 0.70×" in text
+    assert "**not met**, by 0.10" in text
+    assert (
+        "the best method (FixMatch)" in text
+        and "0.30× (s0 0.30, s1 0.32, s2 0.28): **met**" in text
+    )
+    assert "FixMatch − supervised at 1000 labels: -14.0 points" in text
+    assert "Mean Teacher − supervised at 1000 labels: +0.0 points" in text
+    assert "not supported (the interval includes 0)" in text
+    assert "at 250 labels: -10.0 points (one seed: not testable)" in text
+    assert (tmp_path / "out" / "methods_compute.png").stat().st_size > 10_000
+
+
+@pytest.mark.e2e
+def test_the_summary_of_an_empty_store_is_one_line(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    summary = subprocess.run(
+        [sys.executable, str(STUDY / "summarize.py"), "--tracking-uri", uri,
+         "--out", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=300, cwd=REPO_ROOT,
+    )  # fmt: skip
+    assert summary.returncode != 0 and "Traceback" not in summary.stderr
+    assert summary.stderr.strip().splitlines()[-1].startswith("error: no finished runs")
+    assert not (tmp_path / "out").exists()
