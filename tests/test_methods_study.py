@@ -55,6 +55,9 @@ def _log_study(tmp_path: Path) -> TrackingConfig:
                         "train.epochs": 2, "train.steps_per_epoch": 10},
             )  # fmt: skip
             run.log_metrics({"test/accuracy": 0.5, "test/balanced_accuracy": 0.4}, 10)
+            for step in (5, 10, 15, 20):  # a minute apart, then a pause of an hour
+                stamp = 60_000 * (step // 5) + (3_600_000 if step == 20 else 0)
+                run.client.log_metric(run.run_id, "train/d_loss", 1.0, stamp, step)
             run.log_metrics({"test/accuracy": 1 - error, "test/balanced_accuracy": 0.9 - error,
                              "best/test_accuracy": 1 - error, "best/epoch": 2}, 20)  # fmt: skip
             run.finish("FINISHED")
@@ -76,7 +79,7 @@ def test_the_summary_gives_table_goals_and_what_the_seeds_support(tmp_path: Path
     # 1000 labels: FixMatch 6.0 % ± 1.0, ratios 0.30, 0.32, 0.28 by seed; FLOPs 15e9 x 20.
     assert ("| FixMatch | 3 | 6.0% ± 1.0 | s0 6.0%, s1 7.0%, s2 5.0% | 0.30 (0.30, 0.32, 0.28) "
             "| 16.0% ± 1.0 |") in text  # fmt: skip
-    assert "| 0.0 PFLOP |" in text and "### 250 labels" in text
+    assert "| 2.0 min | 0.0 PFLOP |" in text and "### 250 labels" in text  # pause left out
     assert "SSGAN: test error ≤ 0.6× supervised at 1000 labels: 0.70×" in text
     assert "**not met**, by 0.10" in text
     assert (

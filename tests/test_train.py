@@ -488,3 +488,39 @@ def test_remote_tracking_server_gets_checkpoints_and_model(tmp_path: Path) -> No
         listed = {a.path for a in MlflowClient(uri).list_artifacts(summary.run_id, "checkpoints")}
         assert {"checkpoints/last", "checkpoints/best"} <= listed
         assert not (tmp_path / "mlruns").exists()  # nothing went to the local default store
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("method", ["mean_teacher", "fixmatch"])
+def test_a_method_without_a_generator_trains_exports_and_promotes(
+    tmp_path: Path, method: str
+) -> None:
+    """Every method exports the same SavedModel contract and is promoted the same way;
+    Mean Teacher's exported classifier is its teacher, also from ``checkpoints/last``."""
+    from ssgan.serving.promotion import promote, promote_settings
+    from ssgan.serving.saved_model import export_from_checkpoint
+
+    overrides = [*tiny_overrides(tmp_path), f"method={method}", "method.unlabelled_ratio=2"
+                 if method == "fixmatch" else "method.rampup=0.5"]  # fmt: skip
+    cfg = compose_config("config", overrides)
+    summary = train(cfg)
+    client = _client(cfg)
+    run = client.get_run(summary.run_id)
+    assert run.info.status == "FINISHED" and run.data.tags["ssgan.method"] == method
+    assert not [a for a in client.list_artifacts(summary.run_id) if a.path == "samples"]
+    own = "train/pseudo_label_share" if method == "fixmatch" else "train/consistency_loss"
+    assert own in run.data.metrics and "train/g_loss" not in run.data.metrics
+    settings = typed_config(cfg)
+    if method == "mean_teacher":
+        last = tmp_path / "exported_last"
+        (tmp_path / "dl").mkdir()
+        local = client.download_artifacts(summary.run_id, "checkpoints/last", str(tmp_path / "dl"))
+        crops = np.zeros((2, 32, 32, 3), np.uint8)
+        export_from_checkpoint(settings.model, Path(local), last, warmup_images=crops, use_ema=True)
+        assert (last / "saved_model.pb").exists()
+    promoted = promote(promote_settings(compose_config("promote", [
+        f"run_id={summary.run_id}", f"serving_dir={tmp_path / 'serving'}",
+        f"tracking.uri={settings.tracking.uri}",
+        f"tracking.artifact_root={settings.tracking.artifact_root}",
+    ])))  # fmt: skip
+    assert Path(promoted.path, "saved_model.pb").exists()

@@ -81,7 +81,7 @@ def load_arms(store: TrackingStore) -> list[Arm]:
             seed=int(params["train.seed"]),
             error=1.0 - metrics["best/test_accuracy"],
             balanced_error=1.0 - balanced.get(best_step, float("nan")),
-            minutes=((run.info.end_time or 0) - run.info.start_time) / 60_000.0,
+            minutes=training_minutes(store, run.info.run_id),
             flops=step_flops * int(params["train.epochs"]) * steps_per_epoch,
             curve=[(step * step_flops, 1.0 - value) for step, value in tests],
             started=run.info.start_time / 1000.0,
@@ -94,6 +94,18 @@ def load_arms(store: TrackingStore) -> list[Arm]:
             f"of {store.settings.uri}: run experiments/methods/run.py first"
         )
     return arms
+
+
+def training_minutes(store: TrackingStore, run_id: str) -> float:
+    """Wall-clock of the run's training: the time between its logged losses (every
+    ``train.log_every`` steps), leaving out pauses (gaps over 10x the median gap: a run
+    stopped and resumed later), so an interrupted run is not counted longer."""
+    stamps = sorted(m.timestamp for m in metric_history(store, run_id, "train/d_loss"))
+    gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
+    if not gaps:
+        return float("nan")
+    typical = statistics.median(gaps)
+    return sum(g for g in gaps if g <= 10 * typical) / 60_000.0
 
 
 def _history(store: TrackingStore, run_id: str, key: str) -> list[tuple[int, float]]:
