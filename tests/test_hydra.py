@@ -80,3 +80,21 @@ def test_chdir_run_uses_the_launch_folders_store_and_data_and_links_its_folder(
     run = client.get_run(run_id)
     assert run.data.tags["ssgan.hydra_output_dir"] == str(folder.resolve())
     assert run.data.params["data.root"] == str(tmp_path.resolve() / "data")
+
+
+def test_a_full_output_folder_is_one_line_before_any_run(tmp_path: Path) -> None:
+    """Hydra writes the job's folder (``.hydra/config.yaml``) before the task runs; on a
+    full disk (here a file that is /dev/full) it printed its traceback. Now one line names
+    the folder, exit status 2, and no MLflow run exists."""
+    from tests.helpers.configs import tiny_overrides
+
+    out = tmp_path / "out"
+    (out / ".hydra").mkdir(parents=True)
+    (out / ".hydra" / "config.yaml").symlink_to("/dev/full")
+    result = run_cli("ssgan.train", *tiny_overrides(tmp_path), f"hydra.run.dir={out}", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == (
+        f"error: cannot write the job's output folder {out} (No space left on device): free "
+        "space there, or point hydra.run.dir (hydra.sweep.dir with -m) at a folder with room\n"
+    )
+    assert not (tmp_path / "mlruns" / "artifacts").exists()  # no run was started
