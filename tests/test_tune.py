@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
@@ -383,6 +384,8 @@ def test_a_job_its_launcher_lost_is_one_line_naming_its_log_and_run(
     left RUNNING (with how to continue it), exit status 1, the parent run FAILED. A job
     that printed its own ``error:`` line is named by it."""
     from ssgan.sweeps.grid import grid_parent
+    from ssgan.tracking.lease import lease_value
+    from ssgan.tracking.tags import LEASE_TAG
     from ssgan.tracking.tracker import create_run
 
     tracking = _store(tmp_path)
@@ -390,6 +393,8 @@ def test_a_job_its_launcher_lost_is_one_line_naming_its_log_and_run(
     argv = ["-m", "hydra/launcher=submitit_local"]
     killed, failed = (create_run(tracking, name, tags, {}) for name in ("killed", "failed"))
     left = create_run(tracking, "job", {"mlflow.parentRunId": killed.run_id}, {})
+    alive = {"mlflow.parentRunId": killed.run_id, LEASE_TAG: lease_value(60)}  # this process
+    other = create_run(tracking, "other job", alive, {})  # another job of the sweep, alive
     jobs = tmp_path / "multirun" / ".submitit" / "123"
     jobs.mkdir(parents=True)
     (jobs / "123_0_log.out").write_text("run_id: x (started)\n")
@@ -410,7 +415,8 @@ def test_a_job_its_launcher_lost_is_one_line_naming_its_log_and_run(
         "error: a job of this sweep ended without a result (killed, or out of memory or "
         f"time); its log: {jobs}/123_0_log.err and {jobs}/123_0_log.out; run {left.run_id} "
         f"is left RUNNING: python -m ssgan.train resume={left.run_id} (or the same command "
-        "with resume=auto) continues it from its last checkpoint\n"
+        "with resume=auto) continues it from its last checkpoint; run "
+        f"{other.run_id} is still trained by pid {os.getpid()} on {socket.gethostname()}\n"
     )
 
     (jobs / "123_0_log.err").write_text("warning: slow\nerror: data.root=/x: no such folder\n")

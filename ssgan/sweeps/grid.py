@@ -23,6 +23,7 @@ from omegaconf import DictConfig
 from ssgan.cli import compose_config, overrides_only, search_path, sweep_expansions
 from ssgan.job_context import write_sweep_parent
 from ssgan.stopping import check_stop
+from ssgan.tracking.lease import live_owner
 from ssgan.tracking.runs import child_runs, get_run
 from ssgan.tracking.store import TrackingStore
 from ssgan.tracking.tags import (
@@ -143,13 +144,18 @@ def job_failure(err: Exception, parent: RunTracker) -> str:
         runs = child_runs(parent.store, parent.run_id)
     except Exception:  # the line says what it can without the store
         runs = []
-    left = [r.info.run_id for r in runs if r.info.status == "RUNNING"]
+    running = [r for r in runs if r.info.status == "RUNNING"]
+    # A run whose job is alive (another job of the sweep) is not left: the others are.
+    held = {r.info.run_id: owner for r in running if (owner := live_owner(r))}
+    left = [r.info.run_id for r in running if r.info.run_id not in held]
     if left:
         what += (
             f"; run {', '.join(left)} is left RUNNING: python -m ssgan.train "
             f"resume={left[0]} (or the same command with resume=auto) continues it from "
             "its last checkpoint"
         )
+    for run_id, owner in held.items():
+        what += f"; run {run_id} is still trained by {owner}"
     return what
 
 
