@@ -27,7 +27,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from ssgan.config import REMOVED_KEYS, TrackingConfig, register_schemas, typed
 from ssgan.console import echo
-from ssgan.errors import ConfigError, UserError, first_line
+from ssgan.errors import ConfigError, UserError, disk_full_reason, first_line
 from ssgan.hydra_help import register_help_resolver
 
 
@@ -56,6 +56,59 @@ def user_errors() -> Iterator[None]:
         message = " ".join(str(err).split())
         echo(f"error: {message}", error=True)  # also into the job's log file, if any
         sys.exit(2)
+
+
+@contextlib.contextmanager
+def hydra_output_errors() -> Iterator[None]:
+    """Around a Hydra app: Hydra writes the job's output folder (``.hydra/``, its log)
+    before the task runs, and printed a traceback when it could not (a full disk, a
+    read-only folder). Hydra raises instead (``HYDRA_FULL_ERROR``); such an error is one
+    line naming the folder, exit status 2. Anything else is raised as before."""
+    before = os.environ.get("HYDRA_FULL_ERROR")
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        yield
+    except OSError as err:
+        if not _raised_in_hydra(err):
+            raise
+        # Closing a file on a full disk raises without a file name: the folder Hydra was
+        # writing then (its own variable; Hydra has forgotten the job by now).
+        written = _hydra_local(err, "output_dir")
+        folder = Path(err.filename).parent if err.filename else Path(written or ".")
+        folder = folder.parent if folder.name == ".hydra" else folder
+        reason = disk_full_reason(err) or err.strerror or first_line(err)
+        print(
+            f"error: cannot write the job's output folder {folder} ({reason}): free space "
+            "there, or point hydra.run.dir (hydra.sweep.dir with -m) at a folder with room",
+            file=sys.stderr,
+        )
+        sys.exit(2)
+    finally:
+        if before is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = before
+
+
+def _hydra_local(err: BaseException, name: str) -> str | None:
+    """The innermost value of local variable ``name`` along ``err``'s traceback."""
+    found, tb = None, err.__traceback__
+    while tb is not None:
+        if name in tb.tb_frame.f_locals:
+            found = str(tb.tb_frame.f_locals[name])
+        tb = tb.tb_next
+    return found
+
+
+def _raised_in_hydra(err: BaseException) -> bool:
+    """Whether ``err`` came from Hydra's own code, not from the task it ran."""
+    frames, tb = [], err.__traceback__
+    while tb is not None:
+        frames.append(tb.tb_frame.f_code.co_filename)
+        tb = tb.tb_next
+    task = os.path.dirname(os.path.abspath(__file__)) + os.sep  # the ssgan package
+    inside = [f for f in frames if f"{os.sep}hydra{os.sep}" in f or f.startswith(task)]
+    return bool(inside) and not inside[-1].startswith(task)
 
 
 def _one_line(err: Exception, override: str | None) -> str:

@@ -33,6 +33,15 @@ def first_line(err: BaseException) -> str:
     return type(err).__name__
 
 
+def tf_reason(message: str) -> str:
+    """The informative line of a TensorFlow error's message (not its "Graph execution
+    error:" header, the node it was detected at or that node's Python stack), at most 300
+    characters; "" when it has none."""
+    skip = ("Graph execution error", "Detected at node", "File ", "<stack", "[[")
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    return next((line[:300] for line in lines if not line.startswith(skip)), "")
+
+
 class UserError(Exception):
     """Bad input from a user: a config value, a file, a run id. The message is one line
     saying what was wrong, which key or file, and what is allowed."""
@@ -80,8 +89,12 @@ def _free(folder: str | Path) -> float:
 
 
 def _chain(err: BaseException) -> Iterator[BaseException]:
+    """``err`` and what caused it, each once: an exception object raised again while it
+    was being handled is its own context, a cycle."""
     seen: BaseException | None = err
-    while seen is not None:
+    visited: set[int] = set()
+    while seen is not None and id(seen) not in visited:
+        visited.add(id(seen))
         yield seen
         seen = seen.__cause__ or seen.__context__
 
@@ -100,14 +113,44 @@ def _full_temp_folder(err: BaseException, written: str | Path | None) -> str | N
     paths = [written] + [
         getattr(seen, attr, None) for seen in _chain(err) for attr in ("filename", "filename2")
     ]
-    named = any(_inside(path, forms) for path in paths) or any(
-        form + os.sep in str(seen) for seen in _chain(err) for form in forms
-    )  # TF's file errors name the file in their message
+    paths += [  # TF's file errors name the file in their message
+        found for seen in _chain(err) for form in forms for found in _paths_in(str(seen), form)
+    ]
+    # A folder mounted inside the temp folder (a disk of its own at /tmp/x) is not it.
+    named = any(_inside(path, forms) and _same_file_system(path, temp) for path in paths)
     free = _free(temp)
     if not named and free >= _NEARLY_FULL:
         return None
     now = "" if free == float("inf") else f"; {_size(free)} free now"
     return f"the temp folder {temp} (TMPDIR, on the file system at {_mount_point(temp)}{now})"
+
+
+def _paths_in(message: str, folder: str) -> list[str]:
+    """The paths under ``folder`` that ``message`` names (up to a space, ';' or quote)."""
+    start = folder.rstrip(os.sep) + os.sep
+    found, at = [], message.find(start)
+    while at >= 0:
+        end = len(message)
+        for stop in " ;'\"\n":
+            if (cut := message.find(stop, at)) >= 0:
+                end = min(end, cut)
+        found.append(message[at:end])
+        at = message.find(start, end)
+    return found
+
+
+def _same_file_system(path: object, folder: str) -> bool:
+    """Whether ``path`` (its nearest existing folder up: a failed write's file may be
+    gone) lies on ``folder``'s file system; True when that cannot be told."""
+    if not isinstance(path, (str, Path)):
+        return False
+    near = os.path.abspath(path)
+    while not os.path.exists(near) and os.path.dirname(near) != near:
+        near = os.path.dirname(near)
+    try:
+        return os.stat(near).st_dev == os.stat(folder).st_dev
+    except OSError:
+        return True
 
 
 def _inside(path: object, folders: set[str]) -> bool:

@@ -8,7 +8,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from ssgan.cli import CONFIG_DIR, check_overrides, user_errors
+from ssgan.cli import CONFIG_DIR, check_overrides, hydra_output_errors, user_errors
 from ssgan.config import register_schemas
 from ssgan.console import echo
 from ssgan.job_context import JobContext
@@ -51,7 +51,7 @@ def main() -> None:
         check_overrides("config", sys.argv[1:], check_train_config)
         if is_grid_sweep(sys.argv[1:]):
             parent = start_grid(sys.argv[1:])
-    with grid_parent(parent, sys.argv[1:]):
+    with grid_parent(parent, sys.argv[1:]), hydra_output_errors():
         sys.argv += parent_callback(parent)  # the jobs find the parent through it
         _hydra_main()
 

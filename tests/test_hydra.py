@@ -112,3 +112,21 @@ def test_chdir_run_uses_the_launch_folders_store_and_data_and_links_its_folder(
 def _without_mlflow_settings() -> dict[str, str]:
     """The environment with no MLFLOW_* variable: MLflow's defaults, as `mlflow ui` has."""
     return {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+
+
+def test_a_full_output_folder_is_one_line_before_any_run(tmp_path: Path) -> None:
+    """Hydra writes the job's folder (``.hydra/config.yaml``) before the task runs; on a
+    full disk (here a file that is /dev/full) it printed its traceback. Now one line names
+    the folder, exit status 2, and no MLflow run exists."""
+    from tests.helpers.configs import tiny_overrides
+
+    out = tmp_path / "out"
+    (out / ".hydra").mkdir(parents=True)
+    (out / ".hydra" / "config.yaml").symlink_to("/dev/full")
+    result = run_cli("ssgan.train", *tiny_overrides(tmp_path), f"hydra.run.dir={out}", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == (
+        f"error: cannot write the job's output folder {out} (No space left on device): free "
+        "space there, or point hydra.run.dir (hydra.sweep.dir with -m) at a folder with room\n"
+    )
+    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "mlruns").exists()  # no run

@@ -29,7 +29,7 @@ ERRORS = {
     (1000, "mean_teacher"): [0.19, 0.24, 0.17], (1000, "fixmatch"): [0.06, 0.07, 0.05],
     (250, "supervised"): [0.5], (250, "ssgan"): [0.4],
 }  # fmt: skip
-FLOPS = {"supervised": 1e9, "ssgan": 5e9, "mean_teacher": 2.7e9, "fixmatch": 15e9}
+FLOPS = {"supervised": 1e9, "ssgan": 5e9, "mean_teacher": 2.7e9, "fixmatch": 15e11}
 
 
 @pytest.mark.unit
@@ -76,10 +76,11 @@ def test_the_summary_gives_table_goals_and_what_the_seeds_support(tmp_path: Path
     )  # fmt: skip
     assert summary.returncode == 0, summary.stderr[-2000:]
     text = (tmp_path / "out" / "results.md").read_text()
-    # 1000 labels: FixMatch 6.0 % ± 1.0, ratios 0.30, 0.32, 0.28 by seed; FLOPs 15e9 x 20.
+    # 1000 labels: FixMatch 6.0 % ± 1.0, ratios 0.30, 0.32, 0.28 by seed; 15e11 FLOPs x 20
+    # steps = 30 TFLOP a run.
     assert ("| FixMatch | 3 | 6.0% ± 1.0 | s0 6.0%, s1 7.0%, s2 5.0% | 0.30 (0.30, 0.32, 0.28) "
-            "| 16.0% ± 1.0 |") in text  # fmt: skip
-    assert "| 2.0 min | 0.0 PFLOP |" in text and "### 250 labels" in text  # pause left out
+            "| 16.0% ± 1.0 |") in text and "| 30 TFLOP |" in text  # fmt: skip
+    assert "| 2.0 min | 0 TFLOP |" in text and "### 250 labels" in text  # pause left out
     assert "SSGAN: test error ≤ 0.6× supervised at 1000 labels: 0.70×" in text
     assert "**not met**, by 0.10" in text
     assert (

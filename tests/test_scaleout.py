@@ -391,6 +391,59 @@ def test_two_workers_are_one_run_and_survive_losing_a_worker(tmp_path: Path) -> 
 
 @pytest.mark.e2e
 @pytest.mark.slow
+def test_two_workers_whose_chiefs_disk_fills_fail_in_one_line_each_and_resume(
+    tmp_path: Path,
+) -> None:
+    """The run's artifacts on a small disk of their own (a tmpfs under the temp folder)
+    that fills at the chief's third checkpoint: the chief says so in one line naming that
+    folder (it used to blame the temp folder, which had gigabytes free), worker 1 in one
+    line quoting TensorFlow's reason (it said "Graph execution error:"), both exit 2, the
+    run is FAILED; once the disk is larger, resume on both workers finishes the run."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mount = ["mount", "-t", "tmpfs", "-o", "size=964k", "tmpfs", str(disk)]
+    if os.geteuid() != 0 or subprocess.run(mount, capture_output=True).returncode:
+        pytest.skip("needs root to mount a small tmpfs")
+    try:
+        overrides = [
+            *tiny_overrides(tmp_path), f"tracking.artifact_root={disk / 'artifacts'}",
+            "train.strategy=multi_worker", "train.steps_per_epoch=24",
+            "train.checkpoint_every=4", "train.log_every=2",
+        ]  # fmt: skip
+        workers = _start_workers(tmp_path, overrides)
+        for worker in workers:
+            worker.wait(timeout=300)
+        stderr = [(tmp_path / f"worker{i}" / "stderr.txt").read_text() for i in range(2)]
+        errors = [[line for line in e.splitlines() if line.startswith("error: ")] for e in stderr]
+        assert [w.returncode for w in workers] == [2, 2], stderr
+        assert [len(e) for e in errors] == [1, 1] and "Traceback" not in "".join(stderr), stderr
+        client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+        (run,) = client.search_runs([client.get_experiment_by_name("ssgan").experiment_id])
+        run_id = run.info.run_id
+        folder = disk / "artifacts" / run_id / "artifacts" / "checkpoints" / "last"
+        assert errors[0][0].startswith(
+            f"error: cannot write checkpoint ckpt-12 in {folder} (No space left on device): "
+        ), errors[0]
+        assert errors[1][0].startswith("error: a worker of this job was lost (")
+        assert "Graph execution error" not in errors[1][0] and f"resume={run_id}" in errors[1][0]
+        assert run.info.status == "FAILED"
+        assert not list(folder.glob("*temp*"))  # nothing half-written left
+
+        subprocess.run(["mount", "-o", "remount,size=64m", str(disk)], check=True)
+        workers = _start_workers(tmp_path, [*tiny_overrides(tmp_path), f"resume={run_id}"])
+        for index, worker in enumerate(workers):
+            log = tmp_path / f"worker{index}" / "stderr.txt"
+            assert worker.wait(timeout=600) == 0, log.read_text()
+        assert client.get_run(run_id).info.status == "FINISHED"
+        for key in client.get_run(run_id).data.metrics:
+            steps = [m.step for m in client.get_metric_history(run_id, key)]
+            assert len(steps) == len(set(steps)), key
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_two_workers_against_a_tracking_server_are_one_run(tmp_path: Path) -> None:
     """multi_worker with a real MLflow server and separate working folders (no shared
     file system for checkpoints): one run, one uploaded model, and the chief's uploaded
@@ -442,6 +495,48 @@ def test_checkpoint_uploads_send_only_new_or_changed_files(tiny_cfg, tmp_path: P
     assert (stored / "checkpoint").read_text() == "ckpt-2!"
 
 
+def _submitit_sweep(tmp_path: Path, *overrides: str) -> subprocess.Popen:
+    """A one-job grid sweep of a smoke run through the submitit launcher's local executor
+    (the SLURM path run here), continuing its own run (``resume=auto``)."""
+    return subprocess.Popen(
+        [
+            sys.executable, "-m", "ssgan.train", "-m", *tiny_overrides(tmp_path),
+            "resume=auto", "train.log_every=2", *overrides,
+            "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10",
+            f"hydra.sweep.dir={tmp_path / 'multirun'}",
+        ],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def _submitit_job(sweep: subprocess.Popen, tmp_path: Path, has: Any) -> Run:
+    """The sweep's job run once ``has(run)`` holds (it trains, it has a checkpoint)."""
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    # A generous deadline: on a loaded 2-core machine the job's start (TensorFlow import,
+    # tracing) has taken minutes. A sweep that ends first has failed: stop waiting then.
+    deadline = time.time() + 600
+    while sweep.poll() is None and time.time() < deadline:
+        experiment = client.get_experiment_by_name("ssgan")
+        children = [
+            r
+            for r in (client.search_runs([experiment.experiment_id]) if experiment else [])
+            if "mlflow.parentRunId" in r.data.tags and has(r)
+        ]
+        if children:
+            return children[0]
+        time.sleep(0.5)
+    sweep.kill()
+    _, stderr = sweep.communicate()
+    job_logs = "".join(p.read_text() for p in (tmp_path / "multirun").rglob("*_log.*"))
+    pytest.fail(f"the submitit job never got that far\n{stderr}\n{job_logs}")
+
+
+def _lease_pid(run: Run) -> int:
+    from ssgan.tracking.tags import LEASE_TAG
+
+    return int(run.data.tags[LEASE_TAG].split()[0].split(":")[1])
+
+
 @pytest.mark.e2e
 @pytest.mark.slow
 def test_submitit_requeue_continues_the_same_run(tmp_path: Path) -> None:
@@ -451,52 +546,66 @@ def test_submitit_requeue_continues_the_same_run(tmp_path: Path) -> None:
     checkpointing hook; the requeued job (``resume=auto``) continues the same run to
     FINISHED with every step logged once."""
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
-    from ssgan.tracking.tags import LEASE_TAG
-
-    sweep = subprocess.Popen(
-        [
-            sys.executable, "-m", "ssgan.train", "-m", *tiny_overrides(tmp_path),
-            "resume=auto", "train.steps_per_epoch=300", "train.log_every=2",
-            "train.checkpoint_every=1000", "train.steps_per_loop=1",
-            "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10",
-            f"hydra.sweep.dir={tmp_path / 'multirun'}",
-        ],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    sweep = _submitit_sweep(
+        tmp_path, "train.steps_per_epoch=300", "train.checkpoint_every=1000",
+        "train.steps_per_loop=1",
     )  # fmt: skip
-    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
-    # A generous deadline: on a loaded 2-core machine the job's start (TensorFlow import,
-    # tracing) has taken minutes. A sweep that ends first has failed: stop waiting then.
-    deadline = time.time() + 600
-    job = None
-    while job is None and sweep.poll() is None and time.time() < deadline:
-        experiment = client.get_experiment_by_name("ssgan")
-        children = [
-            r
-            for r in (client.search_runs([experiment.experiment_id]) if experiment else [])
-            if "mlflow.parentRunId" in r.data.tags and "train/d_loss" in r.data.metrics
-        ]
-        job = children[0] if children else None
-        time.sleep(0.5)
-    if job is None:
-        sweep.kill()
-        _, stderr = sweep.communicate()
-        job_logs = "".join(p.read_text() for p in (tmp_path / "multirun").rglob("*_log.*"))
-        pytest.fail(f"the submitit job never started training\n{stderr}\n{job_logs}")
+    job = _submitit_job(sweep, tmp_path, lambda run: "train/d_loss" in run.data.metrics)
     run_id = job.info.run_id
-    pid = int(job.data.tags[LEASE_TAG].split()[0].split(":")[1])
-    os.kill(pid, signal.SIGUSR2)
+    os.kill(_lease_pid(job), signal.SIGUSR2)
 
     stdout, stderr = sweep.communicate(timeout=600)
     assert sweep.returncode == 0, stderr
     job_logs = "".join(p.read_text() for p in (tmp_path / "multirun").rglob("*_log.*"))
     assert "stopped by SIGUSR2" in job_logs and "Requeued job" in job_logs, job_logs
     assert f"run_id: {run_id} (resumed)" in job_logs, job_logs
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("ssgan").experiment_id])
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     assert [r.info.run_id for r in children] == [run_id]  # one run, continued
     finished = client.get_run(run_id)
     assert finished.info.status == "FINISHED"
     assert finished.data.metrics["best/val_accuracy"] >= 0
+    for key in finished.data.metrics:
+        steps = [m.step for m in client.get_metric_history(run_id, key)]
+        assert len(steps) == len(set(steps)), key
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_a_submitit_job_killed_hard_is_one_line_and_the_same_command_continues_it(
+    tmp_path: Path,
+) -> None:
+    """``kill -9`` of a submitit job's process after a checkpoint: the launcher's parent
+    says so in one line (it printed submitit's traceback) naming the run left RUNNING,
+    exits 1 at once, and marks the sweep FAILED; the dead job's lease does not hold the
+    run, so the same command again continues that run from its checkpoint to FINISHED."""
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    from ssgan.tracking.tags import CHECKPOINT_STEP_TAG
+
+    settings = ["train.epochs=1", "train.steps_per_epoch=200", "train.checkpoint_every=10"]
+    sweep = _submitit_sweep(tmp_path, *settings)
+    job = _submitit_job(sweep, tmp_path, lambda run: CHECKPOINT_STEP_TAG in run.data.tags)
+    run_id = job.info.run_id
+    os.kill(_lease_pid(job), signal.SIGKILL)
+    _, stderr = sweep.communicate(timeout=120)
+    assert sweep.returncode == 1, stderr
+    lines = [line for line in stderr.splitlines() if line.startswith("error: ")]
+    assert "Traceback" not in stderr and len(lines) == 1, stderr
+    assert lines[0].startswith("error: a job of this sweep ended without a result (killed"), stderr
+    assert f"run {run_id} is left RUNNING: python -m ssgan.train resume={run_id}" in lines[0]
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    assert client.get_run(run_id).info.status == "RUNNING"
+    parent = client.get_run(job.data.tags["mlflow.parentRunId"])
+    assert parent.info.status == "FAILED"
+
+    again = _submitit_sweep(tmp_path, *settings)
+    _, stderr = again.communicate(timeout=600)
+    assert again.returncode == 0, stderr
+    job_logs = "".join(p.read_text() for p in (tmp_path / "multirun").rglob("*_log.*"))
+    assert f"run_id: {run_id} (resumed)" in job_logs, job_logs
+    finished = client.get_run(run_id)
+    assert finished.info.status == "FINISHED"
     for key in finished.data.metrics:
         steps = [m.step for m in client.get_metric_history(run_id, key)]
         assert len(steps) == len(set(steps)), key

@@ -5,7 +5,9 @@ read as a model that is not in the tracking store."""
 from __future__ import annotations
 
 import errno
+import os
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -58,6 +60,40 @@ def test_a_disk_full_error_names_the_temp_folder_only_when_it_struck_there(
     monkeypatch.setattr(shutil, "disk_usage", lambda _: usage._replace(free=4096))
     reason = str(disk_full_reason(bare))
     assert reason.startswith(named) and reason.endswith("; 4.0 KiB free now)"), reason
+
+
+@pytest.mark.unit
+def test_a_full_disk_of_its_own_inside_the_temp_folder_is_not_the_temp_folder(
+    temp: Path, tmp_path: Path
+) -> None:
+    """A folder under the temp folder that is another file system (``/tmp/x`` a disk of
+    its own, or a link to one) filling up is not the temp folder filling up: the line
+    used to send the user to free the temp folder, which had gigabytes free."""
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or shm.stat().st_dev == temp.stat().st_dev:
+        pytest.skip("needs /dev/shm on a file system of its own")
+    elsewhere = Path(tempfile.mkdtemp(dir=shm))
+    try:
+        (temp / "disk").symlink_to(elsewhere)
+        tf_style = tf.errors.ResourceExhaustedError(
+            None, None, f"{temp}/disk/ckpt-12_temp/part-0.data; No space left on device"
+        )
+        assert disk_full_reason(tf_style) == "No space left on device"
+    finally:
+        shutil.rmtree(elsewhere)
+    if os.geteuid() != 0:
+        return  # mounting a disk needs root: the link above stands for it
+    mounted = temp / "mounted"
+    mounted.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mounted)]).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        checkpoint = tf.train.Checkpoint(v=tf.Variable(tf.zeros([100_000])))
+        with pytest.raises(tf.errors.OpError) as caught:
+            checkpoint.write(str(mounted / "ckpt"))  # 400 kB into 64 kB, as TF reports it
+        assert disk_full_reason(caught.value) == "No space left on device"
+    finally:
+        subprocess.run(["umount", str(mounted)], check=True)
 
 
 @pytest.mark.integration

@@ -377,6 +377,41 @@ def test_a_deleted_run_or_experiment_is_named_with_how_to_restore_it(tmp_path: P
 
 
 @pytest.mark.unit
+def test_a_full_database_disk_is_not_waited_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite's "database or disk is full" reaches the tracker as MLflow's
+    TEMPORARILY_UNAVAILABLE: each write was retried for tracking.retry_s, so a chief whose
+    store's disk filled took three of them (metrics, error tag, status) to end, and its
+    other workers waited as long. It fails at the first try now; a locked store is still
+    retried. (A stand-in client: no store needed.)"""
+    from unittest import mock
+
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import TEMPORARILY_UNAVAILABLE
+
+    from ssgan.tracking.store import TrackingWriteError
+    from ssgan.tracking.tracker import RunTracker
+
+    client = mock.MagicMock()
+    monkeypatch.setattr(TrackingStore, "client", client)
+    tracker = RunTracker(
+        TrackingStore(TrackingConfig(uri="sqlite:///x.db", retry_s=60)), mock.MagicMock()
+    )
+    full = "(sqlite3.OperationalError) database or disk is full"
+    client.log_batch.side_effect = MlflowException(full, error_code=TEMPORARILY_UNAVAILABLE)
+    started = time.monotonic()
+    with pytest.raises(TrackingWriteError, match=r"refused to set tags \(.*database or disk"):
+        tracker.set_tags({"a": "b"})
+    assert time.monotonic() - started < 5 and client.log_batch.call_count == 1
+    locked = "(sqlite3.OperationalError) database is locked"
+    client.log_batch.side_effect = [
+        MlflowException(locked, error_code=TEMPORARILY_UNAVAILABLE),
+        None,
+    ]
+    tracker.set_tags({"a": "b"})  # retried, then accepted
+    assert client.log_batch.call_count == 3
+
+
+@pytest.mark.unit
 def test_a_refused_write_names_the_databases_reason_not_sqlalchemys_note() -> None:
     """A store file replaced mid-run failed after its retries 'because' of SQLAlchemy's
     autoflush note; the line now gives what the database said."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
@@ -378,6 +379,61 @@ def test_a_stop_after_a_trials_last_safe_point_ends_the_search_killed(
     assert len(calls) == 1 and stopped.value.exit_status == 128 + signal.SIGTERM
     (parent,) = _client(tmp_path).search_runs(["0", "1"], "tags.`ssgan.sweep_kind` = 'search'")
     assert parent.info.status == "KILLED"
+
+
+@pytest.mark.integration
+def test_a_job_its_launcher_lost_is_one_line_naming_its_log_and_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A grid sweep's job under submitit that died without a result (``kill -9``) made
+    Hydra print the launcher's traceback; now one line names the job's log and the run it
+    left RUNNING (with how to continue it), exit status 1, the parent run FAILED. A job
+    that printed its own ``error:`` line is named by it."""
+    from ssgan.sweeps.grid import grid_parent
+    from ssgan.tracking.lease import lease_value
+    from ssgan.tracking.tags import LEASE_TAG
+    from ssgan.tracking.tracker import create_run
+
+    tracking = _store(tmp_path)
+    tags = {"ssgan.sweep_kind": "grid", "ssgan.swept_params": ""}
+    argv = ["-m", "hydra/launcher=submitit_local"]
+    killed, failed = (create_run(tracking, name, tags, {}) for name in ("killed", "failed"))
+    left = create_run(tracking, "job", {"mlflow.parentRunId": killed.run_id}, {})
+    alive = {"mlflow.parentRunId": killed.run_id, LEASE_TAG: lease_value(60)}  # this process
+    other = create_run(tracking, "other job", alive, {})  # another job of the sweep, alive
+    jobs = tmp_path / "multirun" / ".submitit" / "123"
+    jobs.mkdir(parents=True)
+    (jobs / "123_0_log.out").write_text("run_id: x (started)\n")
+    (jobs / "123_0_log.err").write_text("")
+    # What submitit raises, word for word (submitit's own class is not imported here: its
+    # import ties a log handler to the stream this test captures, which pytest then closes).
+    lost = RuntimeError(
+        f"Job 123 (task: 0) with path {jobs}/123_0_result.pkl\n"
+        "has not produced any output (state: FINISHED)\n"
+        f"No error stream produced. Look at stdout: {jobs}/123_0_log.out\n" + "-" * 40
+    )
+    with pytest.raises(SystemExit) as exited, grid_parent(killed, argv):
+        assert os.environ["HYDRA_FULL_ERROR"] == "1"  # Hydra raises, we print
+        raise lost
+    assert exited.value.code == 1 and "HYDRA_FULL_ERROR" not in os.environ
+    line = capsys.readouterr().err
+    assert line == (
+        "error: a job of this sweep ended without a result (killed, or out of memory or "
+        f"time); its log: {jobs}/123_0_log.err and {jobs}/123_0_log.out; run {left.run_id} "
+        f"is left RUNNING: python -m ssgan.train resume={left.run_id} (or the same command "
+        "with resume=auto) continues it from its last checkpoint; run "
+        f"{other.run_id} is still trained by pid {os.getpid()} on {socket.gethostname()}\n"
+    )
+
+    (jobs / "123_0_log.err").write_text("warning: slow\nerror: data.root=/x: no such folder\n")
+    with pytest.raises(SystemExit), grid_parent(failed, argv):
+        raise lost
+    line = capsys.readouterr().err
+    assert line.count("\n") == 1 and line.startswith(
+        "error: a job of this sweep failed (data.root=/x: no such folder); its log: "
+    ), line
+    client = _client(tmp_path)
+    assert [client.get_run(p.run_id).info.status for p in (killed, failed)] == ["FAILED"] * 2
 
 
 @pytest.mark.integration

@@ -155,7 +155,7 @@ def table(arms: list[Arm], labels: int) -> str:
         lines.append(
             f"| {NAMES[method]} | {len(runs)} | {_mean_std([a.error for a in runs])} | {per_seed} "
             f"| {ratio} | {_mean_std([a.balanced_error for a in runs])} | {minutes:.1f} min "
-            f"| {flops / 1e15:.1f} PFLOP |"
+            f"| {flops / 1e12:,.0f} TFLOP |"
         )
     return "\n".join(lines)
 

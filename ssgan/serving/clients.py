@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ssgan.errors import UserError, first_line
+from ssgan.errors import UserError, first_line, tf_reason
 
 MODEL_URI_SCHEMES = ("models:/", "runs:/")
 # A REST answer holds ten scores an image; anything near this size is not TF Serving's.
@@ -69,7 +69,7 @@ def local_scorer(model_dir: Path, signature: str) -> Callable[[list[bytes]], np.
         try:
             return serve(images=tf.constant(blobs))["scores"].numpy()
         except tf.errors.InvalidArgumentError as err:
-            raise ImagesRefusedError(_first_reason(err.message)) from err
+            raise ImagesRefusedError(tf_reason(err.message) or "invalid input") from err
 
     return score
 
@@ -111,17 +111,6 @@ def _check_signature(model_dir: Path, name: str, serve: Any) -> None:
             f"and returns {', '.join(sorted(outputs)) or 'nothing'}, not encoded images as "
             "'images' and 'scores' (see docs/serving.md for the contract)"
         )
-
-
-def _first_reason(message: str) -> str:
-    """The informative line of a TF error (not "Graph execution error:" or a node name)."""
-    lines = [line.strip() for line in message.splitlines() if line.strip()]
-    useful = [
-        line
-        for line in lines
-        if not line.startswith(("Graph execution error", "Detected at node", "<stack", "[["))
-    ]
-    return (useful or lines or ["invalid input"])[0][:300]
 
 
 def check_rest_url(url: str) -> None:

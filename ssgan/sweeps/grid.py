@@ -6,14 +6,17 @@ folder (their :class:`~ssgan.job_context.JobContext` reads it and they record it
 
 from __future__ import annotations
 
+import os
+import re
 import shlex
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import CompactHydraException
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
@@ -26,6 +29,7 @@ from ssgan.cli import (
 )
 from ssgan.job_context import write_sweep_parent
 from ssgan.stopping import check_stop
+from ssgan.tracking.lease import live_owner
 from ssgan.tracking.runs import child_runs, get_run
 from ssgan.tracking.store import TrackingStore
 from ssgan.tracking.tags import (
@@ -75,9 +79,10 @@ def grid_parent(parent: RunTracker | None, argv: list[str] | None = None) -> Ite
         yield
         return
     status = "FAILED"
-    signals = stop_signals() if jobs_run_here(argv or []) else nullcontext()
+    # Jobs in launcher processes get their own signals; what their launcher raises is one line.
+    guard = stop_signals() if jobs_run_here(argv or []) else launcher_errors(parent)
     try:
-        with signals:
+        with guard:
             yield
             check_stop()  # asked to stop during the last job's export: the sweep ends
         status = "FINISHED"
@@ -90,6 +95,74 @@ def grid_parent(parent: RunTracker | None, argv: list[str] | None = None) -> Ite
         raise
     finally:
         finish_grid(parent, status)
+
+
+_FULL_ERROR = "HYDRA_FULL_ERROR"  # Hydra then raises what it would print a traceback of
+
+
+@contextmanager
+def launcher_errors(parent: RunTracker) -> Iterator[None]:
+    """Jobs in launcher processes (submitit, joblib): a job that failed, or ended without
+    a result (``kill -9``, out of memory or time), is one line on stderr naming its log and
+    the runs it left RUNNING, and exit status 1, not the launcher's traceback."""
+    before = os.environ.get(_FULL_ERROR)
+    os.environ[_FULL_ERROR] = "1"
+    try:
+        yield
+    except CompactHydraException as err:  # what Hydra prints as one line itself
+        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
+        sys.exit(1)
+    except Exception as err:
+        print(f"error: {job_failure(err, parent)}", file=sys.stderr)
+        sys.exit(1)
+    finally:
+        if before is None:
+            os.environ.pop(_FULL_ERROR, None)
+        else:
+            os.environ[_FULL_ERROR] = before
+
+
+def job_failure(err: Exception, parent: RunTracker) -> str:
+    """One line for a job the launcher reports as failed: the job's own error line when
+    its log has one, where its logs are, and how to continue the runs it left RUNNING."""
+    text = str(err)
+    result = re.search(r"(\S+)_result\.pkl", text)  # submitit: <folder>/<job>_<task>_result.pkl
+    logs = re.findall(r"\S+_log\.(?:err|out)", text)
+    if result:
+        logs = [f"{result.group(1)}_log.{kind}" for kind in ("err", "out")]
+    own = [
+        line.strip()
+        for log in logs
+        if os.path.isfile(log)
+        for line in Path(log).read_text(errors="replace").splitlines()
+        if line.startswith("error: ")
+    ]
+    if own:
+        what = f"a job of this sweep failed ({own[-1].removeprefix('error: ')})"
+    elif "has not produced any output" in text:
+        what = "a job of this sweep ended without a result (killed, or out of memory or time)"
+    else:
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        what = f"a job of this sweep failed ({type(err).__name__}: {lines[0] if lines else ''})"
+    if logs:
+        what += f"; its log: {' and '.join(logs)}"
+    try:
+        runs = child_runs(parent.store, parent.run_id)
+    except Exception:  # the line says what it can without the store
+        runs = []
+    running = [r for r in runs if r.info.status == "RUNNING"]
+    # A run whose job is alive (another job of the sweep) is not left: the others are.
+    held = {r.info.run_id: owner for r in running if (owner := live_owner(r))}
+    left = [r.info.run_id for r in running if r.info.run_id not in held]
+    if left:
+        what += (
+            f"; run {', '.join(left)} is left RUNNING: python -m ssgan.train "
+            f"resume={left[0]} (or the same command with resume=auto) continues it from "
+            "its last checkpoint"
+        )
+    for run_id, owner in held.items():
+        what += f"; run {run_id} is still trained by {owner}"
+    return what
 
 
 def start_grid(argv: list[str]) -> RunTracker:
@@ -156,7 +229,7 @@ def finish_grid(parent: RunTracker, status: str) -> None:
         tags |= {BEST_PARAM_PREFIX + k: best.data.params[k] for k in swept if k in best.data.params}
         parent.log_metrics({OBJECTIVE: best.data.metrics[OBJECTIVE]}, len(runs))
     parent.set_tags(tags)
-    if runs:
+    if done:  # a report compares finished runs: none, nothing to compare
         try:
             write_report(parent.store, parent.run_id, out_dir=None, ending=status)
         except Exception as err:  # the sweep's runs are recorded; a report is optional

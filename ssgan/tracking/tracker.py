@@ -41,8 +41,8 @@ _PERMANENT_ERRORS = {
 
 
 def _is_transient(err: BaseException) -> bool:
-    """A locked or unreachable store may recover; a refused value will not."""
-    if isinstance(err, MlflowException):
+    """A locked or unreachable store may recover; a refused value or a full disk will not."""
+    if isinstance(err, MlflowException) and disk_full_reason(err) is None:
         return err.error_code not in _PERMANENT_ERRORS
     return isinstance(err, OSError) and disk_full_reason(err) is None
 

@@ -21,7 +21,7 @@ from ssgan import plots
 from ssgan.config import ModelConfig, TrackingConfig, TrainAppConfig, flatten, typed
 from ssgan.config_checks import validate_train_config
 from ssgan.data import SemiSupervisedData, load_data
-from ssgan.errors import DiskFullError, UserError, disk_full_reason, first_line
+from ssgan.errors import DiskFullError, UserError, disk_full_reason, first_line, tf_reason
 from ssgan.job_context import NO_JOB, JobContext
 from ssgan.job_paths import as_written
 from ssgan.methods import build_method
@@ -143,9 +143,11 @@ def _run(cfg: DictConfig, store: TrackingStore, run_id: str | None, given: _Inpu
     except BaseException as err:
         shown = _as_user_error(err, tracker.run_id)
         if role.count > 1 and isinstance(err, tf.errors.OpError) and shown is err:
+            reason = tf_reason(str(err)) or first_line(err)
             shown = UserError(
-                f"a worker of this job was lost ({first_line(err)}): run the "
-                f"same command with resume={tracker.run_id} on every worker to continue"
+                f"a worker of this job was lost ({reason}): the other workers' output says "
+                f"why; then run the same command with resume={tracker.run_id} on every "
+                "worker to continue"
             )
         _finish_after_error(tracker, "FAILED", f"{type(shown).__name__}: {shown}", shown)
         attach_job_files(tracker, given.job)
