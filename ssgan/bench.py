@@ -3,8 +3,9 @@
 ``train`` times, in one process, (a) the framework's full loop (input pipeline, step,
 metric logging to a real MLflow store, checkpoints) and (b) a bare step of the same
 maths on tensors already in memory, and relates both to the machine's own float32
-matmul peak. ``serve`` times an exported model's ``serving_default`` signature on JPEG
-bytes against the discriminator alone on decoded tensors. Ratios are measured side by
+matmul peak, for the config's method or (``--methods``) several side by side. ``serve``
+times an exported model's ``serving_default`` signature on JPEG bytes against the
+discriminator alone on decoded tensors. Ratios are measured side by
 side in the same run, because these machines are noisy.
 """
 

@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 
 from ssgan.bench import main as bench_main
-from ssgan.benchmarks.command import BenchOptions, parser, run_benchmark
+from ssgan.benchmarks.command import (
+    BenchOptions,
+    chosen_methods,
+    parser,
+    print_results,
+    run_benchmark,
+)
 from ssgan.errors import UserError
 
 TINY = [
@@ -53,6 +59,60 @@ def test_train_benchmark_table_and_bad_widths(capsys, tmp_path: Path) -> None:
         bench_main(["train", "--widths", "huge"])
     assert exit_info.value.code == 2
     assert "--widths=huge: allowed" in capsys.readouterr().err
+
+
+@pytest.mark.integration
+def test_train_benchmark_times_several_methods_side_by_side(capsys, tmp_path: Path) -> None:
+    figures = _run(capsys, tmp_path, "train", "--methods", "supervised,fixmatch", "--widths",
+                   "smoke", "--steps", "1", "--warmup", "1", "--rounds", "1")  # fmt: skip
+    smoke = figures["smoke"]
+    assert list(smoke) == ["supervised", "fixmatch"]
+    for name, method in smoke.items():
+        assert method["method"] == name and method["step_share_of_peak"] > 0
+        for key in ("full_loop_images_per_sec", "bare_step_images_per_sec", "flops_per_step",
+                    "loop_to_bare_ratio", "input_pipeline_to_step_ratio"):  # fmt: skip
+            assert method[key] > 0, (name, key)
+    # FixMatch reads mu x batch unlabelled images a step and times its augmentation.
+    assert smoke["fixmatch"]["unlabelled_batch_size"] == 7 * smoke["fixmatch"]["batch_size"]
+    assert smoke["fixmatch"]["augmentation_share"] > 0
+    assert smoke["supervised"]["augmentation_share"] is None
+    assert smoke["fixmatch"]["flops_per_step"] > smoke["supervised"]["flops_per_step"]
+    print_results({k: v for k, v in figures.items() if k != "machine"}, as_json=False)
+    table = capsys.readouterr().out.splitlines()
+    header = next(line for line in table if line.startswith("smoke widths, methods"))
+    assert header.split()[-2:] == ["supervised", "fixmatch"]
+    assert any(line.split()[:1] == ["augmentation_share"] for line in table)
+
+
+@pytest.mark.unit
+def test_an_unknown_method_is_refused_in_one_line_before_any_work(capsys, tmp_path) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        bench_main(["train", "--methods", "fixmatch,nope", f"data.root={tmp_path}"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("error: --methods=fixmatch,nope: unknown method nope; allowed:")
+    assert list(tmp_path.iterdir()) == []  # no data generated
+    # A method.<key> override goes to every method listed: one that lacks it refuses it.
+    with pytest.raises(SystemExit) as exit_info:
+        bench_main(["train", "--methods", "fixmatch,supervised", "method.threshold=0.9",
+                    f"data.root={tmp_path}"])  # fmt: skip
+    assert exit_info.value.code == 2 and list(tmp_path.iterdir()) == []
+    assert "unknown key 'method.threshold'" in capsys.readouterr().err
+
+
+@pytest.mark.unit
+def test_methods_are_chosen_by_name_or_all() -> None:
+    assert chosen_methods("", ["method=fixmatch"]) is None  # the config's method
+    assert chosen_methods("all", []) == ["supervised", "ssgan", "badgan", "mean_teacher",
+                                         "fixmatch"]  # fmt: skip
+    assert chosen_methods("fixmatch,supervised,fixmatch", ["method.threshold=0.9"]) == [
+        "fixmatch", "supervised",
+    ]  # fmt: skip
+    with pytest.raises(UserError, match="method=ssgan: --methods picks the methods"):
+        chosen_methods("fixmatch", ["method=ssgan"])
+    with pytest.raises(UserError, match="only python -m ssgan.bench train"):
+        run_benchmark(BenchOptions(what="serve", methods="fixmatch"))
 
 
 @pytest.mark.integration

@@ -281,6 +281,25 @@ def test_fixmatch_learns_from_confident_pseudo_labels_only() -> None:
 # -- method=<name> on the command line ----------------------------------------------------
 
 
+@pytest.mark.integration
+@pytest.mark.parametrize("name", list(METHODS))
+def test_augmented_gives_the_copies_a_step_trains_on(name: str) -> None:
+    """What the training benchmark times as a method's augmentation: FixMatch's weak
+    labelled, weak and strong unlabelled images; Mean Teacher's teacher and student
+    copies of all of them; nothing for the others."""
+    labelled, _, unlabelled = _batch(name)
+    copies = _build(name).augmented(labelled, unlabelled)
+    shapes = [tuple(copy.shape) for copy in copies]
+    image = (32, 32, 3)
+    expected = {
+        "fixmatch": [(BATCH, *image), (BATCH * RATIO, *image), (BATCH * RATIO, *image)],
+        "mean_teacher": [(2 * BATCH, *image)] * 2,
+    }.get(name, [])
+    assert shapes == expected and METHODS[name].augments == bool(expected)
+    for copy in copies if name == "fixmatch" else []:  # Mean Teacher's noise is not clipped
+        assert float(tf.reduce_min(copy)) >= -1.0 and float(tf.reduce_max(copy)) <= 1.0
+
+
 @pytest.mark.unit
 @pytest.mark.parametrize("name", list(METHOD_SCHEMAS))
 def test_method_option_composes_into_its_schema(name: str) -> None:

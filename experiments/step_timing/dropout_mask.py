@@ -20,10 +20,10 @@ from ssgan.runtime import start_tensorflow
 
 start_tensorflow()  # quietly, the allocator set first, before the imports below load it
 
-from ssgan.benchmarks.flops import step_flops  # noqa: E402
 from ssgan.benchmarks.machine import matmul_peak_flops  # noqa: E402
 from ssgan.config import ModelConfig, TrainConfig  # noqa: E402
-from ssgan.models.gan import SemiSupervisedGAN  # noqa: E402
+from ssgan.method_config import FeatureMatchingMethod  # noqa: E402
+from ssgan.methods.gan import FeatureMatchingGAN  # noqa: E402
 
 VARIANTS = {
     "uniform (default)": {},
@@ -46,7 +46,7 @@ def main() -> None:
     train = TrainConfig()
     gans = {}
     for name, changes in VARIANTS.items():
-        gan = SemiSupervisedGAN(ModelConfig(**changes), train)
+        gan = FeatureMatchingGAN(ModelConfig(**changes), train, FeatureMatchingMethod())
         gan.train_step(batch)["d_loss"].numpy()  # trace
         gans[name] = gan
     best = dict.fromkeys(gans, float("inf"))
@@ -58,7 +58,7 @@ def main() -> None:
             out["d_loss"].numpy()  # waits for the last step
             best[name] = min(best[name], (time.perf_counter() - start) / args.steps)
     peak = matmul_peak_flops()
-    flops = step_flops(gans["uniform (default)"], args.batch, "ssgan")
+    flops = gans["uniform (default)"].step_flops(args.batch)
     base = best["uniform (default)"]
     print(f"tutorial model, batch {args.batch}; best of {args.rounds} x {args.steps} steps; "
           f"float32 matmul peak {peak / 1e9:.0f} GFLOP/s")  # fmt: skip

@@ -15,6 +15,7 @@ from ssgan.cli import compose_config
 from ssgan.config import TrainAppConfig, typed
 from ssgan.config_checks import validate_train_config
 from ssgan.errors import UserError
+from ssgan.method_config import METHOD_SCHEMAS
 
 
 def parser() -> argparse.ArgumentParser:
@@ -31,6 +32,9 @@ def parser() -> argparse.ArgumentParser:
     options.add_argument("--warmup", type=int, default=10, help="untimed steps first (train)")
     options.add_argument("--widths", default="default,smoke",
                          help="comma-separated: default (the config's), smoke (train)")  # fmt: skip
+    options.add_argument("--methods", default="",
+                         help="comma-separated method names, or all: each benchmarked side "
+                              "by side (train; default: the config's method)")  # fmt: skip
     options.add_argument("--requests", type=int, default=200,
                          help="single-image requests (serve)")  # fmt: skip
     options.add_argument("--json", action="store_true", help="print JSON")
@@ -48,6 +52,7 @@ class BenchOptions:
     rounds: int = 4
     warmup: int = 10
     widths: str = "default,smoke"
+    methods: str = ""  # comma-separated, or "all"; "" = the config's method
     requests: int = 200
     json: bool = False
 
@@ -56,7 +61,7 @@ class BenchOptions:
         """The options :func:`parser` parsed."""
         return cls(what=args.what, overrides=tuple(args.overrides), steps=args.steps,
                    rounds=args.rounds, warmup=args.warmup, widths=args.widths,
-                   requests=args.requests, json=args.json)  # fmt: skip
+                   methods=args.methods, requests=args.requests, json=args.json)  # fmt: skip
 
 
 def run_benchmark(options: BenchOptions) -> dict[str, Any]:
@@ -67,9 +72,13 @@ def run_benchmark(options: BenchOptions) -> dict[str, Any]:
         raise UserError(f"--widths={options.widths}: allowed a comma-separated list of "
                         f"default, smoke")  # fmt: skip
     overrides = list(options.overrides)
+    methods = chosen_methods(options.methods, overrides)
+    if methods and options.what != "train":
+        raise UserError(f"--methods={options.methods}: only python -m ssgan.bench train "
+                        f"benchmarks methods")  # fmt: skip
     if options.what == "train":
         results = bench_train_widths(
-            overrides, widths, options.steps, options.warmup, options.rounds
+            overrides, widths, options.steps, options.warmup, options.rounds, methods
         )
     else:
         cfg = compose_config("config", [*BENCH_DATA, *overrides])
@@ -80,6 +89,23 @@ def run_benchmark(options: BenchOptions) -> dict[str, Any]:
     return {"machine": machine, **results} if options.json else {**machine, **results}
 
 
+def chosen_methods(methods: str, overrides: list[str]) -> list[str] | None:
+    """The method names ``--methods`` lists (``all``: every registered method), in its
+    order; None without it. Refuses an unknown name, and a ``method=`` override beside it."""
+    if not methods:
+        return None
+    names = list(METHOD_SCHEMAS) if methods == "all" else [m for m in methods.split(",") if m]
+    unknown = [name for name in names if name not in METHOD_SCHEMAS]
+    if unknown or not names:
+        raise UserError(f"--methods={methods}: unknown method {', '.join(unknown) or '(none)'}"
+                        f"; allowed: all, or a comma-separated list of "
+                        f"{', '.join(METHOD_SCHEMAS)}")  # fmt: skip
+    picked = [o for o in overrides if o.split("=")[0].lstrip("+~") == "method"]
+    if picked:
+        raise UserError(f"{picked[0]}: --methods picks the methods; leave the override out")
+    return list(dict.fromkeys(names))
+
+
 def print_results(results: dict[str, Any], as_json: bool) -> None:
     if as_json:
         print(json.dumps(results, indent=2))
@@ -88,14 +114,22 @@ def print_results(results: dict[str, Any], as_json: bool) -> None:
     for key, value in results.items():
         if not isinstance(value, dict):
             print(f"{key:40s} {_shown(value)}")
-    if columns:
-        # Each column as wide as its widest figure, with two spaces between columns.
-        cells = {c: {k: _shown(v) for k, v in results[c].items()} for c in columns}
-        wide = {c: 2 + max(len(c), *map(len, cells[c].values())) for c in columns}
-        print(f"\n{'widths':40s}" + "".join(f"{c:>{wide[c]}s}" for c in columns))
-        for key in results[columns[0]]:
-            row = (f"{cells[c].get(key, 'None'):>{wide[c]}s}" for c in columns)
-            print(f"{key:40s}" + "".join(row))
+    by_method = [c for c in columns if all(isinstance(v, dict) for v in results[c].values())]
+    for width in by_method:  # --methods: a table per width, a column per method
+        _print_table(f"{width} widths, methods", results[width])
+    if columns and not by_method:
+        _print_table("widths", {c: results[c] for c in columns})
+
+
+def _print_table(title: str, columns: dict[str, dict[str, Any]]) -> None:
+    """A column of figures per key of ``columns``, a row per figure."""
+    # Each column as wide as its widest figure, with two spaces between columns.
+    cells = {c: {k: _shown(v) for k, v in figures.items()} for c, figures in columns.items()}
+    wide = {c: 2 + max(len(c), *map(len, cells[c].values())) for c in columns}
+    print(f"\n{title:40s}" + "".join(f"{c:>{wide[c]}s}" for c in columns))
+    for key in next(iter(columns.values())):
+        row = (f"{cells[c].get(key, 'None'):>{wide[c]}s}" for c in columns)
+        print(f"{key:40s}" + "".join(row))
 
 
 def _shown(value: Any) -> str:

@@ -33,6 +33,7 @@ class ClassifierMethod:
     # whole loss) and "d_supervised_loss" (its labelled cross-entropy) in every method.
     metric_keys: ClassVar[tuple[str, ...]] = ("d_loss", "d_supervised_loss")
     generates_images: ClassVar[bool] = False  # a generator whose samples the run logs
+    augments: ClassVar[bool] = False  # :meth:`augmented` draws the step's augmentations
 
     def __init__(
         self,
@@ -102,6 +103,13 @@ class ClassifierMethod:
     ) -> dict[str, tf.Tensor]:
         """One step on one replica; returns :attr:`metric_keys`' values."""
         raise NotImplementedError
+
+    def augmented(self, labelled: tf.Tensor, unlabelled: tf.Tensor) -> tuple[tf.Tensor, ...]:
+        """The augmented copies of one replica's batch that a step feeds its networks,
+        drawn from :attr:`rng` in the step's order (a method with :attr:`augments` calls
+        it from :meth:`_update`; the training benchmark times it alone); none here."""
+        del labelled, unlabelled
+        return ()
 
     # -- public interface -------------------------------------------------------------
 

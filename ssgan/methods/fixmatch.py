@@ -28,6 +28,7 @@ class FixMatch(ClassifierMethod):
         "d_loss", "d_supervised_loss", "unlabelled_loss", "pseudo_label_share",
     )  # fmt: skip
     method: FixMatchMethod
+    augments: ClassVar[bool] = True
 
     def step_flops(self, batch_size: int) -> float:
         """Forward + backward on B labelled and 2 mu B augmented unlabelled images (the
@@ -35,15 +36,19 @@ class FixMatch(ClassifierMethod):
         images = batch_size * (1 + 2 * self.method.unlabelled_ratio)
         return 3.0 * layer_forward_flops(self.discriminator) * images
 
+    def augmented(self, labelled: tf.Tensor, unlabelled: tf.Tensor) -> tuple[tf.Tensor, ...]:
+        """``(weak(x_l), weak(u), strong(u))``."""
+        shift = self.method.translate
+        return (
+            augment.weak(labelled, self.rng, shift),
+            augment.weak(unlabelled, self.rng, shift),
+            augment.strong(unlabelled, self.rng, self.method.strong_ops, self.method.cutout),
+        )
+
     def _update(
         self, labelled: tf.Tensor, labels: tf.Tensor, unlabelled: tf.Tensor
     ) -> dict[str, tf.Tensor]:
-        shift = self.method.translate
-        weak_labelled = augment.weak(labelled, self.rng, shift)
-        weak_unlabelled = augment.weak(unlabelled, self.rng, shift)
-        strong_unlabelled = augment.strong(
-            unlabelled, self.rng, self.method.strong_ops, self.method.cutout
-        )
+        weak_labelled, weak_unlabelled, strong_unlabelled = self.augmented(labelled, unlabelled)
         count, pool = tf.shape(labelled)[0], tf.shape(unlabelled)[0]
         with tf.GradientTape() as tape:
             # One forward pass over all three, as the paper's code: batch norm sees them

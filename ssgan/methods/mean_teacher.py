@@ -32,6 +32,7 @@ class MeanTeacher(ClassifierMethod):
         "d_loss", "d_supervised_loss", "consistency_loss", "consistency_weight",
     )  # fmt: skip
     method: MeanTeacherMethod
+    augments: ClassVar[bool] = True
 
     def _build_state(self) -> None:
         self.teacher = build_discriminator(self.model)
@@ -63,19 +64,25 @@ class MeanTeacher(ClassifierMethod):
         shifted = augment.weak(images, self.rng, self.method.translate)
         return augment.gaussian_noise(shifted, self.rng, self.method.input_noise)
 
+    def augmented(self, labelled: tf.Tensor, unlabelled: tf.Tensor) -> tuple[tf.Tensor, ...]:
+        """The teacher's and the student's perturbed copies of every image (labelled
+        first), in that order."""
+        images = tf.concat([labelled, unlabelled], axis=0)
+        return self._perturbed(images), self._perturbed(images)
+
     def _update(
         self, labelled: tf.Tensor, labels: tf.Tensor, unlabelled: tf.Tensor
     ) -> dict[str, tf.Tensor]:
-        images = tf.concat([labelled, unlabelled], axis=0)
+        for_teacher, for_student = self.augmented(labelled, unlabelled)
         # The teacher runs in training mode (dropout, its own batch statistics), as in the
         # paper; its output is a target only.
-        teacher_logits, _ = self.teacher(self._perturbed(images), training=True)
+        teacher_logits, _ = self.teacher(for_teacher, training=True)
         teacher_logits = tf.stop_gradient(teacher_logits)
         weight = self.method.consistency_weight * losses.sigmoid_rampup(
             step=self.updates, length=self._rampup_steps()
         )
         with tf.GradientTape() as tape:
-            logits, _ = self.discriminator(self._perturbed(images), training=True)
+            logits, _ = self.discriminator(for_student, training=True)
             count = tf.shape(labelled)[0]
             supervised = losses.supervised_loss(logits=logits[:count], labels=labels)
             consistency = losses.consistency_loss(
