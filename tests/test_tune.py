@@ -256,8 +256,12 @@ def test_report_refuses_a_run_that_is_not_a_sweep(smoke_run: dict, tmp_path: Pat
 @pytest.mark.parametrize(
     "preset", [[], ["experiment=label_budget"], ["experiment=improved_gan_svhn"]]
 )
-def test_ssgan_lr_holds_the_defaults_of_every_preset(tmp_path: Path, preset: list[str]) -> None:
+def test_ssgan_lr_holds_the_defaults_of_every_preset(
+    tmp_path: Path, preset: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The README's search command: its baseline trial is possible with every preset."""
+    monkeypatch.chdir(tmp_path)  # the default store is the launch folder's: an empty one
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     plan = prepare(["search=ssgan_lr", *preset, f"data.root={tmp_path}"])
     values, role = plan.first_trials[0]
     assert role == "baseline" and values["train.lr"] == plan.base.train.lr
