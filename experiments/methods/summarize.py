@@ -117,8 +117,10 @@ def _pct(value: float) -> str:
 
 
 def _mean_std(values: list[float]) -> str:
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{100 * statistics.fmean(values):.1f}% ± {100 * std:.1f}"
+    """Mean ± sample std in percent (one value: no spread to show)."""
+    if len(values) == 1:
+        return _pct(values[0])
+    return f"{100 * statistics.fmean(values):.1f}% ± {100 * statistics.stdev(values):.1f}"
 
 
 def by_seed(arms: list[Arm], method: str, labels: int) -> dict[int, Arm]:
@@ -250,8 +252,10 @@ def plot(arms: list[Arm], path: Path) -> None:
         points = min(len(r.curve) for r in runs)
         xs = [statistics.fmean(r.curve[i][0] for r in runs) for i in range(points)]
         ys = [statistics.fmean(r.curve[i][1] for r in runs) for i in range(points)]
-        ax.plot(xs, [100 * y for y in ys], marker="o", label=f"{NAMES[method]} ({len(runs)} seeds)")
+        seeds = f"{len(runs)} seed{'s' if len(runs) > 1 else ''}"
+        ax.plot(xs, [100 * y for y in ys], marker="o", label=f"{NAMES[method]} ({seeds})")
     ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("training compute (FLOPs, counted from the networks)")
     ax.set_ylabel("test error (%)")
     ax.set_title(f"Methods on synthetic digits, {labels} labels, mean over seeds")
