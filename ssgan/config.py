@@ -179,7 +179,9 @@ class SearchConfig:
 
 
 @dataclass(frozen=True)
-class TuneAppConfig:
+class TuneAppConfig(TrainAppConfig):
+    """``python -m ssgan.tune``: the training config every trial starts from, and the search."""
+
     search: SearchConfig = field(default_factory=SearchConfig)
 
 

@@ -8,7 +8,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from ssgan.cli import CONFIG_DIR, check_overrides, user_errors
+from ssgan.cli import CONFIG_DIR, check_overrides, complete_console_script, user_errors
 from ssgan.config import register_schemas
 from ssgan.console import echo
 from ssgan.job_context import JobContext
@@ -46,11 +46,10 @@ def _hydra_main(cfg: DictConfig) -> None:
 def main() -> None:
     start_tensorflow()  # before anything loads it: quietly, the allocator set first
     register_schemas()
-    parent = None
+    complete_console_script()  # -sc install=bash: for ssgan-train, which it can complete
     with user_errors():
         check_overrides("config", sys.argv[1:], check_train_config)
-        if is_grid_sweep(sys.argv[1:]):
-            parent = start_grid(sys.argv[1:])
+        parent = start_grid(sys.argv[1:]) if is_grid_sweep(sys.argv[1:]) else None
     with grid_parent(parent, sys.argv[1:]):
         sys.argv += parent_callback(parent)  # the jobs find the parent through it
         _hydra_main()

@@ -31,7 +31,7 @@ from ssgan.config_checks import (
     validate_train_config,
 )
 from ssgan.errors import ConfigError
-from ssgan.sweeps.space import check_search
+from ssgan.sweeps.space import check_tune_config
 from ssgan.training.loop_options import LoopOptions
 from tests.helpers.processes import run_cli
 
@@ -137,7 +137,7 @@ def _check_promote(cfg: DictConfig) -> None:
 VALIDATORS: dict[str, Callable[[DictConfig], None]] = {
     "config": validate_train_config,
     "data_stats": validate_data_stats_config,
-    "tune": lambda cfg: check_search(cfg.search),
+    "tune": check_tune_config,  # the search and the training config it holds
     "promote": _check_promote,
 }
 

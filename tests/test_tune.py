@@ -401,3 +401,74 @@ def test_a_stopped_grid_sweep_ends_killed(tmp_path: Path) -> None:
         "KILLED",
         "KILLED",
     ]
+
+
+@pytest.mark.unit
+def test_search_smoke_alone_trains_at_the_smoke_scale(tmp_path: Path) -> None:
+    """search=smoke brings the smoke experiment (seconds, not the full-size default); the
+    study is the one `search=smoke experiment=smoke` always made; a command line that
+    chooses another experiment keeps it."""
+    store = [f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}"]
+    alone = prepare(["search=smoke", *store])
+    assert (alone.base.model.z_size, alone.base.train.epochs) == (16, 2)
+    assert alone.base.train.steps_per_epoch == 8 and alone.base.data.train_size == 1200
+    assert alone.base_overrides == ["experiment=smoke", *store]
+    spelled = prepare(["search=smoke", "experiment=smoke", *store])
+    assert alone.study_name == spelled.study_name
+    other = prepare(["search=smoke", "experiment=label_budget_small", *store])
+    assert other.base_overrides == ["experiment=label_budget_small", *store]
+    assert prepare(["search=ssgan_lr", *store]).base_overrides == store  # no preset choice
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+@pytest.mark.unit
+def test_a_search_preset_from_the_users_folder(tmp_path: Path) -> None:
+    """--config-dir DIR: search=<name> from the user's folder; every worker gets the
+    folder (absolute) on its command line."""
+    from ssgan.sweeps.workers import worker_argv
+
+    (tmp_path / "mine" / "search").mkdir(parents=True)
+    (tmp_path / "mine" / "search" / "mine.yaml").write_text(
+        "name: mine\nn_trials: 2\nbaseline: false\n"
+        "space:\n  train:\n    lr: {type: float, low: 1.0e-4, high: 1.0e-3}\n"
+    )
+    argv = ["--config-dir", str(tmp_path / "mine"), "search=mine", *tiny_overrides(tmp_path)]
+    plan = prepare(argv)
+    assert (plan.search.name, plan.search.n_trials) == ("mine", 2)
+    assert plan.base_overrides == tiny_overrides(tmp_path)
+    assert worker_argv(plan, [*argv, "search.workers=2"])[:3] == [
+        "--config-dir", str(tmp_path / "mine"), "search=mine"
+    ]  # fmt: skip
+    with pytest.raises(ConfigError, match="--config-dir nowhere: there is no folder"):
+        prepare(["--config-dir", "nowhere", "search=mine", *tiny_overrides(tmp_path)])
+    assert not (tmp_path / "mlruns").exists()
+
+
+@pytest.mark.e2e
+def test_tune_takes_hydras_flags(tmp_path: Path) -> None:
+    """--help lists the search group and the training groups; --cfg job prints what the
+    trials start from and the search (search=smoke alone: the smoke scale), from the
+    user's --config-dir too; a bad override is one line; nothing is written."""
+    shown = run_cli("ssgan.tune", "--help", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert (
+        "search: smoke, ssgan_lr" in shown.stdout
+        and "model: improved_gan, tutorial" in shown.stdout
+    )
+    (tmp_path / "mine" / "search").mkdir(parents=True)
+    (tmp_path / "mine" / "search" / "mine.yaml").write_text(
+        "defaults:\n  - override /experiment@_global_.experiment: smoke\n"
+        "name: mine\nn_trials: 2\n"
+        "space:\n  train:\n    lr: {type: float, low: 1.0e-4, high: 1.0e-3}\n"
+    )
+    job = run_cli("ssgan.tune", "--config-dir", "mine", "search=mine", "--cfg", "job", cwd=tmp_path)
+    assert job.returncode == 0, job.stderr
+    assert "z_size: 16" in job.stdout and "name: mine" in job.stdout and "n_trials: 2" in job.stdout
+    bad = run_cli("ssgan.tune", "--cfg", "job", "search=nope", cwd=tmp_path)
+    assert bad.returncode == 2
+    assert (
+        bad.stderr.startswith("error: override 'search=nope'")
+        and "(available: smoke, ssgan_lr)" in bad.stderr
+    )
+    assert bad.stderr.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]

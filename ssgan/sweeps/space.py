@@ -248,6 +248,13 @@ def check_search(search: DictConfig) -> None:
         )
 
 
+def check_tune_config(cfg: DictConfig) -> None:
+    """A composed ``conf/tune.yaml``: its search settings, and the training config the
+    trials start from (ConfigError, one line)."""
+    check_search(cfg.search)
+    validate_train_config(OmegaConf.masked_copy(cfg, [str(k) for k in cfg if k != "search"]))
+
+
 def make_sampler(search: SearchConfig, offset: int = 0) -> optuna.samplers.BaseSampler:
     """The configured sampler, seeded with ``search.seed + offset`` (the trial's number:
     trial k draws from its own stream, whichever worker runs it)."""
