@@ -91,9 +91,11 @@ def _children(client: MlflowClient, parent_id: str) -> list:
 
 
 @pytest.mark.integration
-def test_search_runs_children_under_a_parent_and_prunes_one(tmp_path: Path) -> None:
+def test_search_runs_children_under_a_parent_and_prunes_one(tmp_path: Path, capsys) -> None:
     argv = PRUNE_ONE + tiny_overrides(tmp_path) + FAST
     summary = _search(argv)
+    storage = str(tmp_path / "mlruns" / "optuna.journal")
+    assert f"search {summary.study}: study storage {storage}\n" in capsys.readouterr().out
     client = _client(tmp_path)
     parent = client.get_run(summary.parent_run_id)
     assert parent.info.status == "FINISHED"
@@ -117,6 +119,7 @@ def test_search_runs_children_under_a_parent_and_prunes_one(tmp_path: Path) -> N
     study = load_existing(
         parent.data.tags["ssgan.optuna_storage"], parent.data.tags["ssgan.optuna_study"]
     )
+    assert study.metric_names == ["val_accuracy"]  # what optuna-dashboard calls it
     states = {t.number: t.state for t in study.trials}
     assert states == {0: TrialState.COMPLETE, 1: TrialState.COMPLETE, 2: TrialState.PRUNED}
     # The objective is the validation accuracy of the run, never the test accuracy.
@@ -442,6 +445,97 @@ def test_a_search_preset_from_the_users_folder(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="--config-dir nowhere: there is no folder"):
         prepare(["--config-dir", "nowhere", "search=mine", *tiny_overrides(tmp_path)])
     assert not (tmp_path / "mlruns").exists()
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("name", "sampler"),
+    [("tpe", "TPESampler"), ("random", "RandomSampler"), ("qmc", "QMCSampler"),
+     ("nsga2", "NSGAIISampler"), ("cmaes", "CmaEsSampler"), ("gp", "GPSampler")],
+)  # fmt: skip
+def test_every_optuna_sampler_is_offered_seeded(name: str, sampler: str) -> None:
+    """search.sampler: Optuna's samplers; the same seed proposes the same trials; one
+    whose package is missing is refused in one line naming what to install."""
+    import importlib.util
+
+    import optuna
+
+    from ssgan.config import SearchConfig
+    from ssgan.sweeps.space import check_sampler_installed, make_sampler
+
+    needs = {"cmaes": "cmaes", "gp": "torch"}.get(name)
+    if needs and importlib.util.find_spec(needs) is None:
+        with pytest.raises(ConfigError) as refused:
+            check_sampler_installed(name)
+        assert f"search.sampler={name} needs the {needs} package" in str(refused.value)
+        assert f"pip install 'ssgan[{name}]'" in str(refused.value)
+        return
+    check_sampler_installed(name)
+    search = SearchConfig(name="s", sampler=name, n_random_trials=2, seed=7)
+    assert type(make_sampler(search)).__name__ == sampler
+
+    def draws() -> list[dict]:
+        study = optuna.create_study(direction="maximize")
+        for _ in range(4):
+            study.sampler = make_sampler(search, offset=len(study.trials))
+            trial = study.ask()
+            x = trial.suggest_float("x", 0.0, 1.0)
+            study.tell(trial, x * (1 - trial.suggest_float("y", 0.0, 1.0)))
+        return [t.params for t in study.trials]
+
+    first = draws()
+    assert first == draws() and len({t["x"] for t in first}) == 4
+
+
+@pytest.mark.unit
+def test_a_missing_sampler_package_is_one_line_before_anything_is_written(
+    tmp_path: Path,
+) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("cmaes") is not None:
+        pytest.skip("cmaes is installed here")
+    with pytest.raises(ConfigError) as refused:
+        prepare(["search=smoke", *tiny_overrides(tmp_path), "search.sampler=cmaes"])
+    assert str(refused.value).startswith("search.sampler=cmaes needs the cmaes package")
+    assert "\n" not in str(refused.value) and not (tmp_path / "mlruns").exists()
+
+
+@pytest.mark.integration
+def test_the_study_names_its_objective(tmp_path: Path) -> None:
+    """optuna-dashboard shows the objective's name: the validation accuracy; a study
+    begun before it was named gets the name when a worker opens it again."""
+    plan = prepare(["search=smoke", *tiny_overrides(tmp_path)])
+    study, created = tune.open_study(plan)
+    assert created and study.metric_names == ["val_accuracy"]
+    study.set_metric_names(["Objective 0"])  # as an earlier version left it (unnamed)
+    again, created = tune.open_study(plan)
+    assert not created and again.metric_names == ["val_accuracy"]
+
+
+@pytest.mark.integration
+def test_a_search_prints_where_its_study_lives(
+    tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As a worker starts, the study's storage (optuna-dashboard opens it) is printed."""
+    plan = prepare(["search=smoke", *tiny_overrides(tmp_path)])
+    monkeypatch.setattr(tune, "_work", lambda *args: False)  # no trial: only the start
+    with pytest.raises(UserError, match="no trial completed"):
+        tune.run_search(plan)
+    storage = tmp_path / "mlruns" / "optuna.journal"
+    assert f"search {plan.study_name}: study storage {storage}\n" in capsys.readouterr().out
+
+
+@pytest.mark.unit
+def test_a_url_storage_is_shown_without_its_password() -> None:
+    from ssgan.sweeps.storage import shown_storage
+
+    assert (
+        shown_storage("postgresql://me:s3cr@t@db:5432/optuna")
+        == "postgresql://me:***@db:5432/optuna"
+    )
+    assert shown_storage("postgresql://me@db/optuna") == "postgresql://me@db/optuna"
+    assert shown_storage("/runs/optuna.journal") == "/runs/optuna.journal"
 
 
 @pytest.mark.e2e

@@ -174,6 +174,7 @@ def prepare(argv: list[str]) -> Plan:
     composed = compose_config("tune", search_overrides, path, with_hydra=True)
     space_lib.check_search(composed.search)
     search = typed(composed.search, SearchConfig)
+    space_lib.check_sampler_installed(search.sampler)
     base_overrides = preset_choices(composed, path, base_overrides) + base_overrides
     check_overrides("config", [*flags, *base_overrides], validate_train_config)
     base = compose_config("config", base_overrides, path)
