@@ -70,8 +70,6 @@ class Plan:
         return TrackingStore(self.tracking)
 
 
-# Training groups a search preset may choose in its defaults list (search/smoke.yaml).
-TRAINING_GROUPS = ("model", "method", "data", "train", "tracking", "experiment")
 _CONFIG_DIR_FLAGS = ("--config-dir", "-cd")
 
 
@@ -156,9 +154,12 @@ def preset_choices(composed: DictConfig, path: SearchPath, given: list[str]) -> 
     defaults = compose_config("config", [], path, with_hydra=True).hydra.runtime.choices
     on_command_line = {o.lstrip("+~").split("=", 1)[0] for o in given}
     return [
-        f"{group}={chosen[group]}"
-        for group in TRAINING_GROUPS
-        if group not in on_command_line and chosen.get(group) != defaults.get(group)
+        f"{group}={option}"
+        for group, option in chosen.items()
+        if group in defaults
+        and group not in on_command_line
+        and option != defaults[group]
+        and not group.startswith("hydra/")
     ]
 
 
