@@ -164,8 +164,10 @@ class SearchConfig:
 
     name: str = ""
     n_trials: int = 20
-    sampler: str = "tpe"  # tpe | random
-    n_random_trials: int = 5  # tpe: trials drawn at random before TPE models the results
+    sampler: str = "tpe"  # tpe | random | cmaes | gp | qmc | nsga2 (docs/search.md)
+    # tpe, cmaes, gp: trials drawn at random before the sampler models the results;
+    # nsga2: its population (at least 2)
+    n_random_trials: int = 5
     seed: int = 0  # sampler seed: an uninterrupted search proposes the same trials
     baseline: bool = True  # first trial: the base config's own values, for comparison
     # Empty = the journal file optuna.journal beside the MLflow store; a path (shared file
@@ -179,7 +181,9 @@ class SearchConfig:
 
 
 @dataclass(frozen=True)
-class TuneAppConfig:
+class TuneAppConfig(TrainAppConfig):
+    """``python -m ssgan.tune``: the training config every trial starts from, and the search."""
+
     search: SearchConfig = field(default_factory=SearchConfig)
 
 

@@ -134,7 +134,7 @@ RANGES: dict[str, Range] = {
 
 # The search command's settings (``search.*``, SearchConfig) and the promote command's
 # (PromoteAppConfig): checked by the same table-driven code as training's.
-SAMPLERS = ("tpe", "random")
+SAMPLERS = ("tpe", "random", "cmaes", "gp", "qmc", "nsga2")
 PRUNERS = ("none", "median", "percentile", "threshold", "successive_halving", "hyperband")
 SEARCH_CHOICES = {"search.sampler": SAMPLERS, "search.pruner.name": PRUNERS}
 SEARCH_RANGES: dict[str, Range] = {

@@ -1,6 +1,5 @@
-"""Entry point: ``python -m ssgan.data_stats [overrides]`` (also ``ssgan-data-stats``).
-
-Prints a data split's figures beside SVHN's published ones
+"""Entry point: ``python -m ssgan.data_stats [overrides]`` (also ``ssgan-data-stats``):
+prints a data split's figures beside SVHN's published ones
 (:mod:`ssgan.data.statistics_report`); ``output=FILE.md`` also writes them to a file
 headed by the machine, date, commit, generator version and command line.
 """
@@ -17,7 +16,7 @@ import hydra
 from omegaconf import DictConfig
 
 from ssgan.benchmarks.machine import describe_machine
-from ssgan.cli import CONFIG_DIR, check_overrides, user_errors
+from ssgan.cli import CONFIG_DIR, check_overrides, complete_console_script, user_errors
 from ssgan.config import DataStatsAppConfig, register_schemas, typed
 from ssgan.config_checks import validate_data_stats_config
 from ssgan.data import statistics_report as report
@@ -51,6 +50,7 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 def main() -> None:
     register_schemas()
+    complete_console_script()  # -sc install=bash: for the console script
     with user_errors():
         check_overrides("data_stats", sys.argv[1:], validate_data_stats_config)
     _hydra_main()

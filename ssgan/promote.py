@@ -14,7 +14,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from ssgan.cli import CONFIG_DIR, check_overrides, user_errors
+from ssgan.cli import CONFIG_DIR, check_overrides, complete_console_script, user_errors
 from ssgan.config import register_schemas
 from ssgan.job_context import JobContext
 from ssgan.job_paths import anchor_paths
@@ -43,6 +43,7 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 def main() -> None:
     register_schemas()
+    complete_console_script()  # -sc install=bash: for the console script
     with user_errors():
         check_overrides("promote", sys.argv[1:], validate_promote_config)
     _hydra_main()

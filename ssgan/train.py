@@ -8,7 +8,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from ssgan.cli import CONFIG_DIR, check_overrides, hydra_output_errors, user_errors
+from ssgan import cli
 from ssgan.config import register_schemas
 from ssgan.console import echo
 from ssgan.job_context import JobContext
@@ -19,13 +19,13 @@ from ssgan.training.hydra_job import check_train_config
 from ssgan.training.job import pass_on
 
 
-@hydra.main(config_path=CONFIG_DIR, config_name="config", version_base="1.3")
+@hydra.main(config_path=cli.CONFIG_DIR, config_name="config", version_base="1.3")
 def _hydra_main(cfg: DictConfig) -> None:
     start_tensorflow()  # a launcher may run this job in a process of its own: first there too
     from ssgan.training.run import StoppedRun, train
 
     anchor_paths(cfg, job := JobContext.from_hydra())  # hydra.job.chdir=true: same paths
-    with user_errors():
+    with cli.user_errors():
         try:
             summary = train(cfg, job=job)
         except StoppedRun as stopped:
@@ -46,12 +46,11 @@ def _hydra_main(cfg: DictConfig) -> None:
 def main() -> None:
     start_tensorflow()  # before anything loads it: quietly, the allocator set first
     register_schemas()
-    parent = None
-    with user_errors():
-        check_overrides("config", sys.argv[1:], check_train_config)
-        if is_grid_sweep(sys.argv[1:]):
-            parent = start_grid(sys.argv[1:])
-    with grid_parent(parent, sys.argv[1:]), hydra_output_errors():
+    cli.complete_console_script()  # -sc install=bash: for ssgan-train, which it can complete
+    with cli.user_errors():
+        cli.check_overrides("config", sys.argv[1:], check_train_config)
+        parent = start_grid(sys.argv[1:]) if is_grid_sweep(sys.argv[1:]) else None
+    with grid_parent(parent, sys.argv[1:]), cli.hydra_output_errors():
         sys.argv += parent_callback(parent)  # the jobs find the parent through it
         _hydra_main()
 

@@ -31,7 +31,7 @@ from ssgan.config_checks import (
     validate_train_config,
 )
 from ssgan.errors import ConfigError
-from ssgan.sweeps.space import check_search
+from ssgan.sweeps.space import check_tune_config
 from ssgan.training.loop_options import LoopOptions
 from tests.helpers.processes import run_cli
 
@@ -137,7 +137,7 @@ def _check_promote(cfg: DictConfig) -> None:
 VALIDATORS: dict[str, Callable[[DictConfig], None]] = {
     "config": validate_train_config,
     "data_stats": validate_data_stats_config,
-    "tune": lambda cfg: check_search(cfg.search),
+    "tune": check_tune_config,  # the search and the training config it holds
     "promote": _check_promote,
 }
 
@@ -253,7 +253,9 @@ def test_cli_bad_override_exits_2_without_traceback_or_files(
 def test_cli_help_and_cfg_show_groups_and_keys(tmp_path: Path) -> None:
     shown = run_cli("ssgan.train", "--help", cwd=tmp_path)
     assert shown.returncode == 0
-    assert "experiment: improved_gan_svhn, label_budget, label_budget_small, smoke" in shown.stdout
+    assert "experiment: improved_gan_svhn, label_budget, label_budget_small, methods, smoke" in (
+        shown.stdout
+    )
     assert "model: improved_gan, tutorial" in shown.stdout
     assert "search:" not in shown.stdout  # ssgan.tune's group, not a training one
     job = run_cli("ssgan.train", "--cfg", "job", "experiment=smoke", cwd=tmp_path)

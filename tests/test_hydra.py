@@ -50,7 +50,7 @@ def test_experiments_outside_the_repo_pass_the_early_checks(tmp_path: Path) -> N
 
 
 def test_promotes_help_lists_its_own_groups(tmp_path: Path) -> None:
-    """(ssgan.train's: tests/test_config.py; ssgan.tune's searches: its usage text.)"""
+    """(ssgan.train's: tests/test_config.py; ssgan.tune's: tests/test_tune.py.)"""
     promote = run_cli("ssgan.promote", "--help", cwd=tmp_path)
     assert promote.returncode == 0, promote.stderr
     groups = promote.stdout.split("== Configuration groups ==")[1].split("== Config ==")[0]
@@ -130,3 +130,52 @@ def test_a_full_output_folder_is_one_line_before_any_run(tmp_path: Path) -> None
         "space there, or point hydra.run.dir (hydra.sweep.dir with -m) at a folder with room\n"
     )
     assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "mlruns").exists()  # no run
+
+
+def _query(module: str, line: str, cwd: Path) -> list[str]:
+    """What the installed completer offers for ``line``: it runs the console script with
+    Hydra's query mode (``-sc query=bash``, the line in COMP_LINE)."""
+    asked = run_cli(module, "-sc", "query=bash", cwd=cwd, env={"COMP_LINE": line})
+    assert asked.returncode == 0, asked.stderr
+    return asked.stdout.split()
+
+
+def test_shell_completion_offers_the_projects_groups_and_keys(tmp_path: Path) -> None:
+    """docs/training.md, "Shell completion": ssgan-train and ssgan-tune complete groups,
+    their options and config keys (tune: its searches and the training config too)."""
+    offered = _query("ssgan.train", "ssgan-train method=", tmp_path)
+    assert {"method=supervised", "method=ssgan", "method=fixmatch"} <= set(offered)
+    assert _query("ssgan.train", "ssgan-train model.z", tmp_path) == ["model.z_size="]
+    assert _query("ssgan.tune", "ssgan-tune search=", tmp_path) == [
+        "search=smoke", "search=ssgan_lr"
+    ]  # fmt: skip
+    assert _query("ssgan.tune", "ssgan-tune search=smoke model.z", tmp_path) == ["model.z_size="]
+    assert "search.sampler=" in _query("ssgan.tune", "ssgan-tune search.sam", tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_the_completer_installed_from_python_m_completes_the_console_script(
+    tmp_path: Path,
+) -> None:
+    """`eval "$(python -m ssgan.train -sc install=bash)"` installs Hydra's completer for
+    ssgan-train (for `python`, Hydra's choice, it would never complete `python -m …`),
+    and pressing TAB after `ssgan-train method=f` offers fixmatch."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    script = (
+        f'eval "$({sys.executable} -m ssgan.train -sc install=bash)"\n'
+        "complete -p ssgan-train\n"
+        'COMP_LINE="ssgan-train method=f"; COMP_POINT=${#COMP_LINE}\n'
+        "COMP_WORDS=(ssgan-train method=f); COMP_CWORD=1\n"
+        "hydra_bash_completion\n"
+        'echo "offered: ${COMPREPLY[*]}"\n'
+    )
+    done = subprocess.run(
+        ["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert "-F hydra_bash_completion ssgan-train" in done.stdout
+    offered = done.stdout.split("offered: ")[1].split()
+    assert "method=fixmatch" in offered and all(o.startswith("method=f") for o in offered)
+    assert "note: shell completion is for the console script ssgan-train" in done.stderr

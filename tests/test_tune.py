@@ -92,9 +92,11 @@ def _children(client: MlflowClient, parent_id: str) -> list:
 
 
 @pytest.mark.integration
-def test_search_runs_children_under_a_parent_and_prunes_one(tmp_path: Path) -> None:
+def test_search_runs_children_under_a_parent_and_prunes_one(tmp_path: Path, capsys) -> None:
     argv = PRUNE_ONE + tiny_overrides(tmp_path) + FAST
     summary = _search(argv)
+    storage = str(tmp_path / "mlruns" / "optuna.journal")
+    assert f"search {summary.study}: study storage {storage}\n" in capsys.readouterr().out
     client = _client(tmp_path)
     parent = client.get_run(summary.parent_run_id)
     assert parent.info.status == "FINISHED"
@@ -118,6 +120,7 @@ def test_search_runs_children_under_a_parent_and_prunes_one(tmp_path: Path) -> N
     study = load_existing(
         parent.data.tags["ssgan.optuna_storage"], parent.data.tags["ssgan.optuna_study"]
     )
+    assert study.metric_names == ["val_accuracy"]  # what optuna-dashboard calls it
     states = {t.number: t.state for t in study.trials}
     assert states == {0: TrialState.COMPLETE, 1: TrialState.COMPLETE, 2: TrialState.PRUNED}
     # The objective is the validation accuracy of the run, never the test accuracy.
@@ -137,7 +140,7 @@ def test_search_runs_children_under_a_parent_and_prunes_one(tmp_path: Path) -> N
     out = tmp_path / "report"
     write_report(_store(tmp_path), parent.info.run_id, out)
     text = (out / "report.md").read_text()
-    assert "| trial | train.lr | method.unsupervised_weight | train.epochs |" in text
+    assert "| trial | train.lr | train.epochs | method.unsupervised_weight |" in text
     assert text.count("| enqueued |") == 3
     plots = {p.name for p in (out / "plots").iterdir()}
     assert {"optuna_history.png", "optuna_importances.png"} <= plots
@@ -461,3 +464,165 @@ def test_a_stopped_grid_sweep_ends_killed(tmp_path: Path) -> None:
         "KILLED",
         "KILLED",
     ]
+
+
+@pytest.mark.unit
+def test_search_smoke_alone_trains_at_the_smoke_scale(tmp_path: Path) -> None:
+    """search=smoke brings the smoke experiment (seconds, not the full-size default); the
+    study is the one `search=smoke experiment=smoke` always made; a command line that
+    chooses another experiment keeps it."""
+    store = [f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}"]
+    alone = prepare(["search=smoke", *store])
+    assert (alone.base.model.z_size, alone.base.train.epochs) == (16, 2)
+    assert alone.base.train.steps_per_epoch == 8 and alone.base.data.train_size == 1200
+    assert alone.base_overrides == ["experiment=smoke", *store]
+    spelled = prepare(["search=smoke", "experiment=smoke", *store])
+    assert alone.study_name == spelled.study_name
+    other = prepare(["search=smoke", "experiment=label_budget_small", *store])
+    assert other.base_overrides == ["experiment=label_budget_small", *store]
+    assert prepare(["search=ssgan_lr", *store]).base_overrides == store  # no preset choice
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+@pytest.mark.unit
+def test_a_search_preset_from_the_users_folder(tmp_path: Path) -> None:
+    """--config-dir DIR: search=<name> from the user's folder; every worker gets the
+    folder (absolute) on its command line."""
+    from ssgan.sweeps.workers import worker_argv
+
+    (tmp_path / "mine" / "search").mkdir(parents=True)
+    (tmp_path / "mine" / "search" / "mine.yaml").write_text(
+        "name: mine\nn_trials: 2\nbaseline: false\n"
+        "space:\n  train:\n    lr: {type: float, low: 1.0e-4, high: 1.0e-3}\n"
+    )
+    argv = ["--config-dir", str(tmp_path / "mine"), "search=mine", *tiny_overrides(tmp_path)]
+    plan = prepare(argv)
+    assert (plan.search.name, plan.search.n_trials) == ("mine", 2)
+    assert plan.base_overrides == tiny_overrides(tmp_path)
+    assert worker_argv(plan, [*argv, "search.workers=2"])[:3] == [
+        "--config-dir", str(tmp_path / "mine"), "search=mine"
+    ]  # fmt: skip
+    with pytest.raises(ConfigError, match="--config-dir nowhere: there is no folder"):
+        prepare(["--config-dir", "nowhere", "search=mine", *tiny_overrides(tmp_path)])
+    assert not (tmp_path / "mlruns").exists()
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("name", "sampler"),
+    [("tpe", "TPESampler"), ("random", "RandomSampler"), ("qmc", "QMCSampler"),
+     ("nsga2", "NSGAIISampler"), ("cmaes", "CmaEsSampler"), ("gp", "GPSampler")],
+)  # fmt: skip
+def test_every_optuna_sampler_is_offered_seeded(name: str, sampler: str) -> None:
+    """search.sampler: Optuna's samplers; the same seed proposes the same trials; one
+    whose package is missing is refused in one line naming what to install."""
+    import importlib.util
+
+    import optuna
+
+    from ssgan.config import SearchConfig
+    from ssgan.sweeps.space import check_sampler_installed, make_sampler
+
+    needs = {"cmaes": "cmaes", "gp": "torch"}.get(name)
+    if needs and importlib.util.find_spec(needs) is None:
+        with pytest.raises(ConfigError) as refused:
+            check_sampler_installed(name)
+        assert f"search.sampler={name} needs the {needs} package" in str(refused.value)
+        assert f"pip install 'ssgan[{name}]'" in str(refused.value)
+        return
+    check_sampler_installed(name)
+    search = SearchConfig(name="s", sampler=name, n_random_trials=2, seed=7)
+    assert type(make_sampler(search)).__name__ == sampler
+
+    def draws() -> list[dict]:
+        study = optuna.create_study(direction="maximize")
+        for _ in range(4):
+            study.sampler = make_sampler(search, offset=len(study.trials))
+            trial = study.ask()
+            x = trial.suggest_float("x", 0.0, 1.0)
+            study.tell(trial, x * (1 - trial.suggest_float("y", 0.0, 1.0)))
+        return [t.params for t in study.trials]
+
+    first = draws()
+    assert first == draws() and len({t["x"] for t in first}) == 4
+
+
+@pytest.mark.unit
+def test_a_missing_sampler_package_is_one_line_before_anything_is_written(
+    tmp_path: Path,
+) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("cmaes") is not None:
+        pytest.skip("cmaes is installed here")
+    with pytest.raises(ConfigError) as refused:
+        prepare(["search=smoke", *tiny_overrides(tmp_path), "search.sampler=cmaes"])
+    assert str(refused.value).startswith("search.sampler=cmaes needs the cmaes package")
+    assert "\n" not in str(refused.value) and not (tmp_path / "mlruns").exists()
+
+
+@pytest.mark.integration
+def test_the_study_names_its_objective(tmp_path: Path) -> None:
+    """optuna-dashboard shows the objective's name: the validation accuracy; a study
+    begun before it was named gets the name when a worker opens it again."""
+    plan = prepare(["search=smoke", *tiny_overrides(tmp_path)])
+    study, created = tune.open_study(plan)
+    assert created and study.metric_names == ["val_accuracy"]
+    study.set_metric_names(["Objective 0"])  # as an earlier version left it (unnamed)
+    again, created = tune.open_study(plan)
+    assert not created and again.metric_names == ["val_accuracy"]
+
+
+@pytest.mark.integration
+def test_a_search_prints_where_its_study_lives(
+    tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As a worker starts, the study's storage (optuna-dashboard opens it) is printed."""
+    plan = prepare(["search=smoke", *tiny_overrides(tmp_path)])
+    monkeypatch.setattr(tune, "_work", lambda *args: False)  # no trial: only the start
+    with pytest.raises(UserError, match="no trial completed"):
+        tune.run_search(plan)
+    storage = tmp_path / "mlruns" / "optuna.journal"
+    assert f"search {plan.study_name}: study storage {storage}\n" in capsys.readouterr().out
+
+
+@pytest.mark.unit
+def test_a_url_storage_is_shown_without_its_password() -> None:
+    from ssgan.sweeps.storage import shown_storage
+
+    assert (
+        shown_storage("postgresql://me:s3cr@t@db:5432/optuna")
+        == "postgresql://me:***@db:5432/optuna"
+    )
+    assert shown_storage("postgresql://me@db/optuna") == "postgresql://me@db/optuna"
+    assert shown_storage("/runs/optuna.journal") == "/runs/optuna.journal"
+
+
+@pytest.mark.e2e
+def test_tune_takes_hydras_flags(tmp_path: Path) -> None:
+    """--help lists the search group and the training groups; --cfg job prints what the
+    trials start from and the search (search=smoke alone: the smoke scale), from the
+    user's --config-dir too; a bad override is one line; nothing is written."""
+    shown = run_cli("ssgan.tune", "--help", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert (
+        "search: smoke, ssgan_lr" in shown.stdout
+        and "model: improved_gan, tutorial" in shown.stdout
+    )
+    (tmp_path / "mine" / "search").mkdir(parents=True)
+    (tmp_path / "mine" / "search" / "mine.yaml").write_text(
+        "defaults:\n  - override /experiment@_global_.experiment: smoke\n"
+        "name: mine\nn_trials: 2\n"
+        "space:\n  train:\n    lr: {type: float, low: 1.0e-4, high: 1.0e-3}\n"
+    )
+    job = run_cli("ssgan.tune", "--config-dir", "mine", "search=mine", "--cfg", "job", cwd=tmp_path)
+    assert job.returncode == 0, job.stderr
+    assert "z_size: 16" in job.stdout and "name: mine" in job.stdout and "n_trials: 2" in job.stdout
+    bad = run_cli("ssgan.tune", "--cfg", "job", "search=nope", cwd=tmp_path)
+    assert bad.returncode == 2
+    assert (
+        bad.stderr.startswith("error: override 'search=nope'")
+        and "(available: smoke, ssgan_lr)" in bad.stderr
+    )
+    assert bad.stderr.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]

@@ -12,8 +12,10 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import hashlib
+import importlib.util
 import json
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -248,13 +250,51 @@ def check_search(search: DictConfig) -> None:
         )
 
 
+def check_tune_config(cfg: DictConfig) -> None:
+    """A composed ``conf/tune.yaml``: its search settings, and the training config the
+    trials start from (ConfigError, one line)."""
+    check_search(cfg.search)
+    validate_train_config(OmegaConf.masked_copy(cfg, [str(k) for k in cfg if k != "search"]))
+
+
+# Samplers that need a package Optuna does not install: (module, what to install).
+SAMPLER_PACKAGES = {
+    "cmaes": ("cmaes", "pip install 'ssgan[cmaes]' (the cmaes package)"),
+    "gp": ("torch", "pip install 'ssgan[gp]' (PyTorch, which Optuna's GPSampler runs on)"),
+}
+
+
+def check_sampler_installed(sampler: str) -> None:
+    """ConfigError (one line) when ``sampler`` needs a package that is not installed."""
+    if sampler in SAMPLER_PACKAGES:
+        module, install = SAMPLER_PACKAGES[sampler]
+        if importlib.util.find_spec(module) is None:
+            raise ConfigError(
+                f"search.sampler={sampler} needs the {module} package, which is not "
+                f"installed: {install}, or choose another sampler"
+            )
+
+
 def make_sampler(search: SearchConfig, offset: int = 0) -> optuna.samplers.BaseSampler:
     """The configured sampler, seeded with ``search.seed + offset`` (the trial's number:
-    trial k draws from its own stream, whichever worker runs it)."""
+    trial k draws from its own stream, whichever worker runs it). ``qmc`` keeps
+    ``search.seed``: its sequence is one stream, trial k takes its k-th point."""
     seed = search.seed + offset
+    startup = search.n_random_trials
+    samplers = optuna.samplers
     if search.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=search.n_random_trials)
+        return samplers.RandomSampler(seed=seed)
+    if search.sampler == "cmaes":
+        return samplers.CmaEsSampler(seed=seed, n_startup_trials=startup)
+    if search.sampler == "gp":
+        return samplers.GPSampler(seed=seed, n_startup_trials=startup)
+    if search.sampler == "qmc":
+        with warnings.catch_warnings():  # "experimental" since Optuna 3.0, on every trial
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return samplers.QMCSampler(qmc_type="sobol", scramble=True, seed=search.seed)
+    if search.sampler == "nsga2":
+        return samplers.NSGAIISampler(seed=seed, population_size=max(2, startup))
+    return samplers.TPESampler(seed=seed, n_startup_trials=startup)
 
 
 def make_pruner(pruner: PrunerConfig) -> optuna.pruners.BasePruner:

@@ -10,6 +10,7 @@ file lock, which works for many processes on one machine and on a shared file sy
 from __future__ import annotations
 
 import contextlib
+import re
 import sqlite3
 from pathlib import Path
 
@@ -34,6 +35,11 @@ def _store_folder(tracking_uri: str) -> Path:
 
 def is_url(storage: str) -> bool:
     return "://" in storage
+
+
+def shown_storage(storage: str) -> str:
+    """``storage`` as a line may show it: a URL's password hidden."""
+    return re.sub(r"(://[^:/@]+:).*@", r"\1***@", storage)  # to the last @: the host
 
 
 def storage_location(search: SearchConfig, tracking_uri: str, study_name: str) -> str:

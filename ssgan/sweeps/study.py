@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+import warnings
 from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
@@ -27,7 +28,7 @@ from ssgan.stopping import check_stop
 from ssgan.sweeps import space as space_lib
 from ssgan.sweeps.outcome import SearchOutcome
 from ssgan.sweeps.plan import Plan
-from ssgan.sweeps.storage import open_storage
+from ssgan.sweeps.storage import open_storage, shown_storage
 from ssgan.sweeps.trial_lease import is_dead, requeue_dead_trials, retry_of
 from ssgan.sweeps.trials import ERROR_ATTR, ROLE_ATTR, run_trial
 from ssgan.tracking.runs import get_run
@@ -44,6 +45,7 @@ from ssgan.tracking.tags import (
 from ssgan.tracking.tracker import RunTracker, create_run, reopen_run
 from ssgan.training.job import stop_signals
 
+OBJECTIVE_NAME = "val_accuracy"  # each trial's value: its run's best/val_accuracy
 PARENT_ATTR = "ssgan.parent_run_id"
 ENQUEUED_ATTR = "ssgan.enqueued"
 EXCESS_ATTR = "ssgan.excess"  # a trial drawn after the budget was full (a race): not run
@@ -131,9 +133,20 @@ def open_study(plan: Plan) -> tuple[optuna.Study, bool]:
     try:
         study = optuna.create_study(direction="maximize", **kwargs)
     except DuplicatedStudyError:
-        return optuna.load_study(**kwargs), False
+        study = optuna.load_study(**kwargs)
+        _name_objective(study)  # a study begun before it was named
+        return study, False
+    _name_objective(study)
     _enqueue_first_trials(plan, study)
     return study, True
+
+
+def _name_objective(study: optuna.Study) -> None:
+    """Name the objective (optuna-dashboard shows the name, not "Objective 0")."""
+    if study.metric_names != [OBJECTIVE_NAME]:
+        with warnings.catch_warnings():  # experimental in Optuna, stable for years
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([OBJECTIVE_NAME])
 
 
 def _enqueue_first_trials(plan: Plan, study: optuna.Study) -> None:
@@ -194,6 +207,7 @@ def run_search(plan: Plan) -> SearchOutcome:
     with stop_signals():
         study, created = open_study(plan)
         parent = parent_run(plan, study, created)
+        print(f"search {plan.study_name}: study storage {shown_storage(plan.storage)}")
         print(f"search {plan.study_name}: parent run {parent.run_id} (worker pid {os.getpid()})")
         try:
             finisher = _work(plan, study, parent)

@@ -112,6 +112,7 @@ def run_trial(plan: Plan, study: optuna.Study, trial: optuna.Trial, parent_id: s
         plan.base_overrides
         + overrides
         + [f"tracking.run_name={plan.search.name}-trial-{trial.number}"],
+        plan.config_path,
     )
     cfg.resume = earlier.info.run_id if earlier is not None else None
     tags = {

@@ -75,7 +75,13 @@ def worker_argv(plan: Plan, argv: list[str]) -> list[str]:
     threads = plan.search.threads_per_worker
     if not threads and plan.search.workers > 1 and not plan.launcher:
         threads = max(1, (os.cpu_count() or 1) // plan.search.workers)
-    return [*kept, "search.workers=1", f"search.threads_per_worker={threads}", *training]
+    return [
+        *plan.config_flags,
+        *kept,
+        "search.workers=1",
+        f"search.threads_per_worker={threads}",
+        *training,
+    ]
 
 
 def _copy_lines(stream: IO[str], prefix: str) -> None:
