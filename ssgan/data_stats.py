@@ -16,7 +16,8 @@ import hydra
 from omegaconf import DictConfig
 
 from ssgan.benchmarks.machine import describe_machine
-from ssgan.cli import CONFIG_DIR, check_overrides, complete_console_script, user_errors
+from ssgan.cli import CONFIG_DIR, check_overrides, user_errors
+from ssgan.completion import complete_console_script
 from ssgan.config import DataStatsAppConfig, register_schemas, typed
 from ssgan.config_checks import validate_data_stats_config
 from ssgan.data import statistics_report as report
@@ -44,8 +45,7 @@ def _hydra_main(cfg: DictConfig) -> None:
             report.write_atomically(output, report.format_report(measurement, provenance))
     print(report.format_table(measurement))
     if output is not None:
-        print(f"written: {output}")
-    sys.stdout.flush()
+        print(f"written: {output}", flush=True)
 
 
 def main() -> None:

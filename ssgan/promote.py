@@ -14,7 +14,8 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from ssgan.cli import CONFIG_DIR, check_overrides, complete_console_script, user_errors
+from ssgan.cli import CONFIG_DIR, check_overrides, user_errors
+from ssgan.completion import complete_console_script
 from ssgan.config import register_schemas
 from ssgan.job_context import JobContext
 from ssgan.job_paths import anchor_paths

@@ -9,6 +9,7 @@ import hydra
 from omegaconf import DictConfig
 
 from ssgan import cli
+from ssgan.completion import complete_console_script
 from ssgan.config import register_schemas
 from ssgan.console import echo
 from ssgan.job_context import JobContext
@@ -46,7 +47,7 @@ def _hydra_main(cfg: DictConfig) -> None:
 def main() -> None:
     start_tensorflow()  # before anything loads it: quietly, the allocator set first
     register_schemas()
-    cli.complete_console_script()  # -sc install=bash: for ssgan-train, which it can complete
+    complete_console_script()  # -sc install=bash: for ssgan-train, which it can complete
     with cli.user_errors():
         cli.check_overrides("config", sys.argv[1:], check_train_config)
         parent = start_grid(sys.argv[1:]) if is_grid_sweep(sys.argv[1:]) else None

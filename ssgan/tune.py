@@ -18,7 +18,8 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from ssgan.cli import CONFIG_DIR, complete_console_script, user_errors
+from ssgan.cli import CONFIG_DIR, user_errors
+from ssgan.completion import complete_console_script
 from ssgan.config import register_schemas
 from ssgan.console import console_logging
 from ssgan.sweeps.plan import check_hydra_flags, hydra_flags, prepare
