@@ -34,7 +34,7 @@ PAGES = [
 ]
 README_MAX_LINES = 250
 # Results files whose figures the README must quote inside a marked block.
-README_QUOTES = ["experiments/label_budget/results.md"]
+README_QUOTES = ["experiments/methods/results.md", "experiments/test_timing/results.md"]
 # Modules of the old flat layout: ``ssgan/<name>.py`` or ``ssgan.<name>.<attr>`` is stale.
 REMOVED = {"model", "gan", "trainer", "run", "deploy", "sweep", "search", "serving_config",
            "verification", "losses", "averaging", "distribute"}  # fmt: skip
