@@ -256,8 +256,12 @@ def test_a_live_jobs_run_is_refused_sigterm_marks_it_killed_and_a_rerun_continue
     continues that run to FINISHED with every step logged once."""
     overrides = [
         *tiny_overrides(tmp_path),
+        # The lease, the signal and the resume, not the GAN: the classifier alone, whose step
+        # costs about a third of the GAN's; twice the GAN's steps keep the victim training
+        # for about two thirds as long (it must outlive the second job's start).
+        "method=supervised",
         "resume=auto",
-        "train.steps_per_epoch=400",
+        "train.steps_per_epoch=800",
         "train.checkpoint_every=1000",  # no periodic checkpoint: only the stop writes one
         "train.log_every=2",
         "train.steps_per_loop=1",
@@ -456,6 +460,7 @@ def test_submitit_requeue_continues_the_same_run(tmp_path: Path) -> None:
     sweep = subprocess.Popen(
         [
             sys.executable, "-m", "ssgan.train", "-m", *tiny_overrides(tmp_path),
+            "method=supervised",  # the signal, the requeue and the resume: a cheaper step
             "resume=auto", "train.steps_per_epoch=300", "train.log_every=2",
             "train.checkpoint_every=1000", "train.steps_per_loop=1",
             "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10",
