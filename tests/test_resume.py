@@ -38,7 +38,7 @@ def _as_if_it_failed(client: MlflowClient, run_id: str) -> None:
 def test_resume_refuses_ignored_overrides_falls_back_and_refuses_lost_checkpoints(
     tmp_path: Path,
 ) -> None:
-    overrides = tiny_overrides(tmp_path)
+    overrides = [*tiny_overrides(tmp_path), "method=supervised"]  # resume's rules, not the GAN's
     summary = train(compose_config("config", overrides))
     run_id = summary.run_id
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")

@@ -256,8 +256,12 @@ def test_a_live_jobs_run_is_refused_sigterm_marks_it_killed_and_a_rerun_continue
     continues that run to FINISHED with every step logged once."""
     overrides = [
         *tiny_overrides(tmp_path),
+        # The lease, the signal and the resume, not the GAN: the classifier alone, whose step
+        # costs about a third of the GAN's; twice the GAN's steps keep the victim training
+        # for about two thirds as long (it must outlive the second job's start).
+        "method=supervised",
         "resume=auto",
-        "train.steps_per_epoch=400",
+        "train.steps_per_epoch=800",
         "train.checkpoint_every=1000",  # no periodic checkpoint: only the stop writes one
         "train.log_every=2",
         "train.steps_per_loop=1",
@@ -451,6 +455,7 @@ def test_two_workers_against_a_tracking_server_are_one_run(tmp_path: Path) -> No
     with mlflow_server(tmp_path) as uri:
         overrides = [
             *tiny_overrides(tmp_path), f"tracking.uri={uri}", "train.strategy=multi_worker",
+            "method=supervised",  # one run, one model, one state: the classifier is enough
             "train.steps_per_epoch=8", "train.checkpoint_every=4", "train.log_every=2",
         ]  # fmt: skip
         workers = _start_workers(tmp_path, overrides)
@@ -547,7 +552,8 @@ def test_submitit_requeue_continues_the_same_run(tmp_path: Path) -> None:
     FINISHED with every step logged once."""
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     sweep = _submitit_sweep(
-        tmp_path, "train.steps_per_epoch=300", "train.checkpoint_every=1000",
+        tmp_path, "method=supervised",  # the signal, the requeue, the resume: a cheaper step
+        "train.steps_per_epoch=300", "train.checkpoint_every=1000",
         "train.steps_per_loop=1",
     )  # fmt: skip
     job = _submitit_job(sweep, tmp_path, lambda run: "train/d_loss" in run.data.metrics)

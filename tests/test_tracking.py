@@ -219,7 +219,8 @@ def test_store_locked_until_the_end_fails_loudly_never_finished(tmp_path: Path) 
     locker, ready, release = _locker(tmp_path, hold_s=300)
     try:
         result = run_cli("ssgan.train", *tiny_overrides(tmp_path), "tracking.timeout_s=0.5",
-                         "tracking.retry_s=2", cwd=tmp_path, timeout=240)  # fmt: skip
+                         "tracking.retry_s=2", "method=supervised",  # the store, not the GAN
+                         cwd=tmp_path, timeout=240)  # fmt: skip
     finally:
         release.touch()
         locker.wait(timeout=60)
