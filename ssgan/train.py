@@ -45,7 +45,8 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    start_tensorflow()  # before anything loads it: quietly, the allocator set first
+    # TensorFlow starts with the job (_hydra_main): nothing before it loads TensorFlow, so
+    # --help, --cfg, shell completion and a refused override answer without paying for it.
     register_schemas()
     complete_console_script()  # -sc install=bash: for ssgan-train, which it can complete
     with cli.user_errors():

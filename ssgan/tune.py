@@ -9,10 +9,6 @@ Hydra's own flags (``--help``, ``--cfg job``, ``--info``, ``-sc``) go to Hydra, 
 
 from __future__ import annotations
 
-from ssgan.runtime import start_tensorflow
-
-start_tensorflow()  # first: quietly, allocator set, before the imports below load TensorFlow
-
 import sys
 
 import hydra

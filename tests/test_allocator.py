@@ -67,3 +67,21 @@ def test_importing_the_package_starts_neither_tensorflow_nor_the_allocator() -> 
     assert probed.returncode == 0, probed.stderr
     assert probed.stdout.strip() == "False not configured"
     assert probed.stderr == ""
+
+
+def test_train_answers_help_and_refuses_a_bad_override_before_tensorflow_starts() -> None:
+    """TensorFlow starts with the training job: ``--cfg job``, shell completion and a
+    refused override answer in the seconds Hydra needs, not TensorFlow's import."""
+    probe = (
+        "import sys\n"
+        "from ssgan.train import main\n"
+        "sys.argv = ['ssgan-train', 'model.z_size=0']\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit as stop:\n"
+        "    print(stop.code, 'tensorflow' in sys.modules)\n"
+    )
+    probed = _describe(probe)
+    assert probed.returncode == 0, probed.stderr
+    assert probed.stdout.strip() == "2 False"
+    assert probed.stderr.startswith("error: model.z_size=0 is out of range")

@@ -34,6 +34,7 @@ from ssgan.sweeps.trial_lease import (
 from ssgan.sweeps.workers import WorkerEnd, search_outcome
 from ssgan.tracking.lease import lease_value
 from ssgan.tracking.tracker import create_run
+from ssgan.training import run as training_run
 from ssgan.training.summary import RunSummary
 from tests.helpers.configs import tiny_overrides
 from tests.helpers.processes import run_cli
@@ -152,7 +153,7 @@ def test_a_retried_trial_continues_its_predecessors_run(
     assert requeue_dead_trials(study, plan.lease_s) == [0, 1]
     resumed = []
     monkeypatch.setattr(
-        trials,
+        training_run,
         "train",
         lambda cfg, on_epoch_end=None, tags=None, job=None: (
             resumed.append(cfg.resume) or _trained(cfg.resume)
@@ -207,7 +208,11 @@ def test_the_command_fails_only_when_its_search_did_not_complete(
 @pytest.mark.integration
 def test_an_rdb_storage_without_its_driver_is_one_line(tmp_path: Path) -> None:
     plan = prepare(
-        [*SMOKE, "search.storage=postgresql://ssgan@localhost/optuna", *tiny_overrides(tmp_path)]
+        [
+            *SMOKE,
+            "search.storage=postgresql://ssgan@localhost/optuna",
+            *tiny_overrides(tmp_path, seeded=False),
+        ]
     )
     with pytest.raises(UserError, match=r"search.storage=postgresql://.*pip install"):
         search.run_search(plan)
@@ -362,7 +367,7 @@ def test_a_stopped_worker_gives_its_trial_back_and_the_next_one_resumes_it(
         started.append(f"resumed {cfg.resume}")
         return _trained(cfg.resume)
 
-    monkeypatch.setattr(trials, "train", stopped_mid_trial)
+    monkeypatch.setattr(training_run, "train", stopped_mid_trial)
     with pytest.raises(KeyboardInterrupt):
         search.run_search(plan)
     study = load_existing(plan.storage, plan.study_name)

@@ -22,6 +22,7 @@ from ssgan.sweeps.plan import prepare
 from ssgan.sweeps.report import load_sweep, write_report
 from ssgan.sweeps.storage import load_existing
 from ssgan.tracking.store import TrackingStore
+from ssgan.training import run as training_run
 from ssgan.training.summary import RunSummary
 from tests.helpers.configs import tiny_overrides
 from tests.helpers.processes import run_cli
@@ -204,7 +205,7 @@ def test_bad_search_configs_are_refused_before_anything_is_written(
     tmp_path: Path, override: str, message: str
 ) -> None:
     with pytest.raises(ConfigError) as err:
-        prepare(["search=smoke", *tiny_overrides(tmp_path), override])
+        prepare(["search=smoke", *tiny_overrides(tmp_path, seeded=False), override])
     assert message in str(err.value)
     assert "\n" not in str(err.value)
     assert not (tmp_path / "mlruns").exists()
@@ -217,7 +218,7 @@ def test_bad_search_config_on_the_command_line(tmp_path: Path) -> None:
         "search=smoke",
         "search.space.train.lr.low=0.01",
         "search.space.train.lr.high=0.001",
-        *tiny_overrides(tmp_path),
+        *tiny_overrides(tmp_path, seeded=False),
         cwd=tmp_path,
     )
     assert result.returncode == 2
@@ -280,7 +281,7 @@ def test_a_damaged_study_file_is_one_line_before_any_run(tmp_path: Path) -> None
     """A garbage study file used to end the search in a traceback: one line naming the
     file and the way out, before any run is written. The same for the journal (today's
     default) and a SQLite file (the default searches begun before it continue in)."""
-    argv = ["search=smoke", *tiny_overrides(tmp_path)]
+    argv = ["search=smoke", *tiny_overrides(tmp_path, seeded=False)]
     plan = prepare(argv)
     damaged = Path(plan.storage)
     damaged.parent.mkdir(parents=True)
@@ -339,7 +340,7 @@ def _fake_trials(monkeypatch: pytest.MonkeyPatch, trial) -> list:
         calls.append(cfg)
         return trial(cfg)
 
-    monkeypatch.setattr(trials, "train", fake_train)
+    monkeypatch.setattr(training_run, "train", fake_train)
     return calls
 
 
@@ -495,15 +496,16 @@ def test_a_search_preset_from_the_users_folder(tmp_path: Path) -> None:
         "name: mine\nn_trials: 2\nbaseline: false\n"
         "space:\n  train:\n    lr: {type: float, low: 1.0e-4, high: 1.0e-3}\n"
     )
-    argv = ["--config-dir", str(tmp_path / "mine"), "search=mine", *tiny_overrides(tmp_path)]
+    store = tiny_overrides(tmp_path, seeded=False)
+    argv = ["--config-dir", str(tmp_path / "mine"), "search=mine", *store]
     plan = prepare(argv)
     assert (plan.search.name, plan.search.n_trials) == ("mine", 2)
-    assert plan.base_overrides == tiny_overrides(tmp_path)
+    assert plan.base_overrides == store
     assert worker_argv(plan, [*argv, "search.workers=2"])[:3] == [
         "--config-dir", str(tmp_path / "mine"), "search=mine"
     ]  # fmt: skip
     with pytest.raises(ConfigError, match="--config-dir nowhere: there is no folder"):
-        prepare(["--config-dir", "nowhere", "search=mine", *tiny_overrides(tmp_path)])
+        prepare(["--config-dir", "nowhere", "search=mine", *store])
     assert not (tmp_path / "mlruns").exists()
 
 
@@ -556,7 +558,7 @@ def test_a_missing_sampler_package_is_one_line_before_anything_is_written(
     if importlib.util.find_spec("cmaes") is not None:
         pytest.skip("cmaes is installed here")
     with pytest.raises(ConfigError) as refused:
-        prepare(["search=smoke", *tiny_overrides(tmp_path), "search.sampler=cmaes"])
+        prepare(["search=smoke", *tiny_overrides(tmp_path, seeded=False), "search.sampler=cmaes"])
     assert str(refused.value).startswith("search.sampler=cmaes needs the cmaes package")
     assert "\n" not in str(refused.value) and not (tmp_path / "mlruns").exists()
 

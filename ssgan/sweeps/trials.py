@@ -16,6 +16,7 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
 from ssgan.cli import compose_config
+from ssgan.runtime import start_tensorflow
 from ssgan.sweeps import space as space_lib
 from ssgan.sweeps.plan import Plan
 from ssgan.sweeps.trial_lease import release, retried_numbers, trial_lease
@@ -30,7 +31,6 @@ from ssgan.tracking.tags import (
     TRIAL_TAG,
 )
 from ssgan.training.interface import NonFiniteLossError, StopTraining
-from ssgan.training.run import train
 
 OBJECTIVE = "val/accuracy"  # reported per epoch; the trial's value is its best epoch's
 ROLE_ATTR = "ssgan.role"  # baseline | enqueued | sampled
@@ -124,6 +124,11 @@ def run_trial(plan: Plan, study: optuna.Study, trial: optuna.Trial, parent_id: s
     }
     print(f"trial {trial.number}: {' '.join(overrides)}" + (" (resumed)" if cfg.resume else ""))
     reporter = EpochReporter(trial, set(frozen.intermediate_values))
+    # TensorFlow starts with the first trial a process trains: a search's flags, its
+    # checks and a launcher's parent process answer without paying for its import.
+    start_tensorflow()
+    from ssgan.training.run import train
+
     try:
         with trial_lease(trial, plan.lease_s):
             summary = train(cfg, on_epoch_end=reporter, tags=tags, job=plan.job)

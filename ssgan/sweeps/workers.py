@@ -26,6 +26,7 @@ from optuna.trial import TrialState
 
 from ssgan.errors import UserError
 from ssgan.job_context import NO_JOB, JobContext
+from ssgan.runtime import start_tensorflow
 from ssgan.sweeps.plan import Plan, prepare, split_argv
 from ssgan.sweeps.storage import load_existing
 from ssgan.sweeps.study import PARENT_ATTR, budget, counts, outcome, run_search
@@ -61,6 +62,7 @@ def limit_threads(threads: int) -> None:
     choice). Called before TensorFlow starts its runtime, the only time it can be set."""
     if threads <= 0:
         return
+    start_tensorflow()  # quietly and with the allocator set, as a trial would start it
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
