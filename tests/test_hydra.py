@@ -123,7 +123,9 @@ def test_a_full_output_folder_is_one_line_before_any_run(tmp_path: Path) -> None
     out = tmp_path / "out"
     (out / ".hydra").mkdir(parents=True)
     (out / ".hydra" / "config.yaml").symlink_to("/dev/full")
-    result = run_cli("ssgan.train", *tiny_overrides(tmp_path), f"hydra.run.dir={out}", cwd=tmp_path)
+    result = run_cli(
+        "ssgan.train", *tiny_overrides(tmp_path, seeded=False), f"hydra.run.dir={out}", cwd=tmp_path
+    )
     assert result.returncode == 2, result.stderr
     assert result.stderr == (
         f"error: cannot write the job's output folder {out} (No space left on device): free "

@@ -15,6 +15,7 @@ from ssgan.config import TrackingConfig
 from ssgan.tracking.store import TrackingStore
 from ssgan.tracking.tracker import create_run
 from tests.helpers.repo import REPO_ROOT
+from tests.helpers.stores import seeded_sqlite_uri
 
 SUMMARIZE = REPO_ROOT / "experiments" / "label_budget" / "summarize.py"
 START = datetime(2026, 1, 1)
@@ -49,7 +50,7 @@ def run_cli_script(script: Path, *args: str):
 def test_study_summary_gives_table_goals_and_curves(tmp_path: Path) -> None:
     """A sweep parent with 12 children, as ``ssgan.train -m`` leaves them."""
     tracking = TrackingConfig(
-        uri=f"sqlite:///{tmp_path / 'mlflow.db'}", experiment="label_budget",
+        uri=seeded_sqlite_uri(tmp_path / 'mlflow.db'), experiment="label_budget",
         artifact_root=str(tmp_path / "artifacts"),
     )  # fmt: skip
     store = TrackingStore(tracking)
@@ -97,7 +98,7 @@ def test_study_summary_gives_table_goals_and_curves(tmp_path: Path) -> None:
 
 @pytest.mark.e2e
 def test_ablation_summary_has_one_row_per_change(tmp_path: Path) -> None:
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = seeded_sqlite_uri(tmp_path / "mlflow.db")
     client = MlflowClient(uri)
     small = {
         "model.d_size_mult": 32, "model.g_size_mult": 16, "data.batch_size": 64,
@@ -123,10 +124,10 @@ def test_ablation_summary_has_one_row_per_change(tmp_path: Path) -> None:
 
 @pytest.mark.e2e
 def test_summary_of_an_empty_store_is_one_line(tmp_path: Path) -> None:
-    result = _summarize(f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path / "out")
+    result = _summarize(seeded_sqlite_uri(tmp_path / "mlflow.db"), tmp_path / "out")
     assert result.returncode != 0
     assert result.stderr.strip().splitlines()[-1].startswith("error: no sweep in experiment")
-    result = _summarize(f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path / "out", "--ablation")
+    result = _summarize(seeded_sqlite_uri(tmp_path / "mlflow.db"), tmp_path / "out", "--ablation")
     assert result.returncode != 0
     assert result.stderr.strip().splitlines()[-1].startswith("error: no finished runs")
 

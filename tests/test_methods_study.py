@@ -14,6 +14,7 @@ from ssgan.config import TrackingConfig
 from ssgan.tracking.store import TrackingStore
 from ssgan.tracking.tracker import create_run
 from tests.helpers.repo import REPO_ROOT
+from tests.helpers.stores import seeded_sqlite_uri
 
 STUDY = REPO_ROOT / "experiments" / "methods"
 # The study's runner is a script, not a package module: loaded from its file.
@@ -42,7 +43,7 @@ def test_the_runner_orders_arms_seed_by_seed_with_1000_labels_first() -> None:
 
 def _log_study(tmp_path: Path) -> TrackingConfig:
     tracking = TrackingConfig(
-        uri=f"sqlite:///{tmp_path / 'mlflow.db'}", experiment="methods",
+        uri=seeded_sqlite_uri(tmp_path / 'mlflow.db'), experiment="methods",
         artifact_root=str(tmp_path / "artifacts"),
     )  # fmt: skip
     store = TrackingStore(tracking)
@@ -96,7 +97,7 @@ def test_the_summary_gives_table_goals_and_what_the_seeds_support(tmp_path: Path
 
 @pytest.mark.e2e
 def test_the_summary_of_an_empty_store_is_one_line(tmp_path: Path) -> None:
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = seeded_sqlite_uri(tmp_path / "mlflow.db")
     summary = subprocess.run(
         [sys.executable, str(STUDY / "summarize.py"), "--tracking-uri", uri,
          "--out", str(tmp_path / "out")],

@@ -10,6 +10,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from ssgan.config import TrainAppConfig, typed
+from tests.helpers.stores import seeded_sqlite_uri
 
 # One synthetic data cache for the session: the smoke set is rendered once, not by every
 # test (the cache is keyed by every parameter that changes pixels, locked while written
@@ -18,13 +19,15 @@ SHARED_DATA_ROOT = Path(tempfile.mkdtemp(prefix="ssgan-test-data-"))
 atexit.register(shutil.rmtree, SHARED_DATA_ROOT, True)
 
 
-def tiny_overrides(root: Path) -> list[str]:
+def tiny_overrides(root: Path, *, seeded: bool = True) -> list[str]:
     """The smoke preset, with a private MLflow store under ``root`` and the session's
-    shared data cache."""
+    shared data cache. The store is seeded (:mod:`tests.helpers.stores`): it exists from
+    here on; ``seeded=False`` for a test that checks a command leaves ``root`` empty."""
+    db = root / "mlruns" / "mlflow.db"
     return [
         "experiment=smoke",
         f"data.root={SHARED_DATA_ROOT}",
-        f"tracking.uri=sqlite:///{root / 'mlruns' / 'mlflow.db'}",
+        f"tracking.uri={seeded_sqlite_uri(db) if seeded else f'sqlite:///{db}'}",
         f"tracking.artifact_root={root / 'mlruns' / 'artifacts'}",
     ]
 

@@ -23,6 +23,7 @@ from ssgan.serving.verification import save_verification_set
 from ssgan.tracking.store import TrackingStore
 from ssgan.tracking.tracker import RunTracker
 from tests.helpers.configs import typed_config
+from tests.helpers.stores import seeded_sqlite_uri
 
 
 @dataclass
@@ -38,7 +39,7 @@ def make_store(root: Path) -> Store:
         "config",
         [
             f"data.root={root / 'data'}",
-            f"tracking.uri=sqlite:///{root / 'mlruns' / 'mlflow.db'}",
+            f"tracking.uri={seeded_sqlite_uri(root / 'mlruns' / 'mlflow.db')}",
             f"tracking.artifact_root={root / 'mlruns' / 'artifacts'}",
             "model.d_size_mult=4",
             "model.g_size_mult=4",
