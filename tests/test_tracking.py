@@ -416,15 +416,15 @@ def test_a_full_database_disk_is_not_waited_on(monkeypatch: pytest.MonkeyPatch) 
 def test_a_refused_write_names_the_databases_reason_not_sqlalchemys_note() -> None:
     """A store file replaced mid-run failed after its retries 'because' of SQLAlchemy's
     autoflush note; the line now gives what the database said."""
-    from ssgan.tracking.tracker import _reason
+    from ssgan.tracking.store_errors import refusal_reason
 
     err = RuntimeError(
         "(raised as a result of Query-invoked autoflush; consider using a session.no_autoflush"
         " block if this flush is occurring prematurely)\n"
         "(sqlite3.OperationalError) attempt to write a readonly database\n[SQL: INSERT ...]"
     )
-    assert _reason(err) == "(sqlite3.OperationalError) attempt to write a readonly database"
-    assert _reason(RuntimeError()) == "RuntimeError"
+    assert refusal_reason(err) == "(sqlite3.OperationalError) attempt to write a readonly database"
+    assert refusal_reason(RuntimeError()) == "RuntimeError"
 
 
 @pytest.mark.integration
