@@ -1,5 +1,6 @@
-"""MLflow's own run context around a training run: ``mlflow.active_run()``, the fluent API
-in a callback, nested runs and ``MLFLOW_RUN_ID``; the status stays the tracker's."""
+"""RunTracker on MLflow's own mechanisms: its run context around a training run
+(``mlflow.active_run()``, the fluent API in a callback, nested runs, ``MLFLOW_RUN_ID``;
+the status stays the tracker's), log_batch's own splitting, its system-metrics monitor."""
 
 from __future__ import annotations
 
@@ -111,3 +112,31 @@ def test_mlflow_run_id_resumes_this_projects_runs_and_refuses_a_conflict(
         environment_run(cfg, store, theirs_id)
     with pytest.raises(UserError, match="MLFLOW_RUN_ID=0{32}: run_id=0{32} was not found"):
         environment_run(cfg, store, "0" * 32)
+
+
+@pytest.mark.integration
+def test_params_past_mlflows_batch_limit_go_in_one_call_that_mlflow_splits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tracker no longer splits params itself: MlflowClient.log_batch does, at
+    MLflow's per-request limit, and all of them are recorded."""
+    from mlflow.utils.validation import MAX_PARAMS_TAGS_PER_BATCH
+
+    store = _store(tmp_path)
+    calls: list[int] = []
+    real = store.client.log_batch
+
+    def counted(run_id: str, metrics=(), params=(), tags=(), **kwargs):
+        if params:
+            calls.append(len(params))
+        return real(run_id, metrics=metrics, params=params, tags=tags, **kwargs)
+
+    monkeypatch.setattr(store.client, "log_batch", counted)
+    count = 2 * MAX_PARAMS_TAGS_PER_BATCH + 50
+    params = {f"p.{i:03d}": i for i in range(count)}
+    tracker = RunTracker.start(store, params, {}, "many-params")
+    tracker.finish("FINISHED")
+    assert calls == [count]
+    assert store.client.get_run(tracker.run_id).data.params == {
+        k: str(v) for k, v in params.items()
+    }

@@ -30,10 +30,6 @@ from ssgan.tracking.system_metrics import start_monitor
 from ssgan.tracking.system_metrics import wanted as system_metrics_wanted
 from ssgan.tracking.tags import CHECKPOINT_STEP_TAG, ERROR_TAG, LEASE_TAG
 
-# MLflow's log_batch limits (per call): keep well inside them.
-_MAX_PARAMS_PER_BATCH = 100
-_MAX_METRICS_PER_BATCH = 1000
-
 
 class RunTracker:
     """One training run in MLflow: params, tags, batched background metrics, artifacts,
@@ -171,10 +167,11 @@ class RunTracker:
         self._retrying("log metrics", self.client.log_batch, self.run_id, metrics=batch)
 
     def _log_params(self, params: dict[str, Any]) -> None:
+        """All params in one call: MlflowClient.log_batch splits them into MLflow's
+        per-request limit (100) itself, and a retry of the whole call is safe (a param
+        logged again with the same value is accepted)."""
         items = [Param(k, "None" if v is None else str(v)) for k, v in params.items()]
-        for i in range(0, len(items), _MAX_PARAMS_PER_BATCH):
-            chunk = items[i : i + _MAX_PARAMS_PER_BATCH]
-            self._retrying("log params", self.client.log_batch, self.run_id, params=chunk)
+        self._retrying("log params", self.client.log_batch, self.run_id, params=items)
 
     def set_tags(self, tags: dict[str, str]) -> None:
         items = [RunTag(k, str(v)) for k, v in tags.items()]
@@ -198,8 +195,8 @@ class RunTracker:
         ]
         for metric in batch:
             self._last_step[metric.key] = int(step)
-        for i in range(0, len(batch), _MAX_METRICS_PER_BATCH):
-            self._metrics.put(batch[i : i + _MAX_METRICS_PER_BATCH])
+        if batch:  # one step's points: the writer's unit of retry and of loss counting
+            self._metrics.put(batch)  # (log_batch splits it at MLflow's limit if need be)
 
     def _raise_lost_metrics(self) -> None:
         error = self._metrics.error
