@@ -289,14 +289,16 @@ def test_system_metrics_are_recorded_when_asked(tiny_cfg, monkeypatch: pytest.Mo
     tracker = RunTracker.start(
         TrackingStore(tiny_cfg.tracking), params={}, tags={}, run_name="system"
     )
-    time.sleep(1.0)
-    tracker.finish("FINISHED")
+    with tracker.active():  # MLflow's monitor runs with the active run
+        time.sleep(1.0)
+        tracker.finish("FINISHED")
     metrics = MlflowClient(tiny_cfg.tracking.uri).get_run(tracker.run_id).data.metrics
     assert "system/cpu_utilization_percentage" in metrics
     assert "system/system_memory_usage_megabytes" in metrics
     tiny_cfg.tracking.system_metrics = False  # the default: none
     quiet = RunTracker.start(TrackingStore(tiny_cfg.tracking), params={}, tags={}, run_name="quiet")
-    quiet.finish("FINISHED")
+    with quiet.active():
+        quiet.finish("FINISHED")
     metrics = MlflowClient(tiny_cfg.tracking.uri).get_run(quiet.run_id).data.metrics
     assert not [key for key in metrics if key.startswith("system/")]
 

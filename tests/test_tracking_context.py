@@ -140,3 +140,30 @@ def test_params_past_mlflows_batch_limit_go_in_one_call_that_mlflow_splits(
     assert store.client.get_run(tracker.run_id).data.params == {
         k: str(v) for k, v in params.items()
     }
+
+
+@pytest.mark.integration
+def test_system_metrics_come_from_mlflows_monitor_and_continue_on_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``mlflow.start_run(log_system_metrics=True)`` samples while the run is active; a
+    resumed run's points continue its steps instead of writing step 0 again."""
+    import time
+    from dataclasses import replace
+
+    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.2")
+    settings = TrackingConfig(uri=f"sqlite:///{tmp_path / 'mlflow.db'}", system_metrics=True)
+    store = TrackingStore(settings)
+    key = "system/cpu_utilization_percentage"
+    first = RunTracker.start(store, {}, {}, "sampled")
+    with first.active():
+        time.sleep(1.0)
+        first.finish("KILLED", error="stopped")
+    steps = [m.step for m in store.client.get_metric_history(first.run_id, key)]
+    assert steps and steps == list(range(len(steps)))
+    again = RunTracker.resume(TrackingStore(replace(settings)), first.run_id)
+    with again.active():
+        time.sleep(1.0)
+        again.finish("FINISHED")
+    resumed = [m.step for m in store.client.get_metric_history(first.run_id, key)]
+    assert len(resumed) > len(steps) and resumed == list(range(len(resumed)))

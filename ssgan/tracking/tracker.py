@@ -26,7 +26,6 @@ from ssgan.tracking.run_context import (
 from ssgan.tracking.runs import get_run
 from ssgan.tracking.store import RunDeletedError, TrackingStore, TrackingWriteError
 from ssgan.tracking.store_errors import is_transient, refusal_reason
-from ssgan.tracking.system_metrics import start_monitor
 from ssgan.tracking.system_metrics import wanted as system_metrics_wanted
 from ssgan.tracking.tags import CHECKPOINT_STEP_TAG, ERROR_TAG, LEASE_TAG
 
@@ -55,7 +54,7 @@ class RunTracker:
         self.lease_s = store.settings.lease_s
         self._heartbeat: Heartbeat | None = None
         self._synced: dict[Path, tuple[int, int]] = {}
-        self._system_metrics: Any = None
+        self.system_metrics = False  # MLflow's monitor, started with the active run
         self._ended: str | None = None  # the status finish() wrote
 
     @classmethod
@@ -84,8 +83,7 @@ class RunTracker:
             tracker = cls(store, run)
         tracker._heartbeat = Heartbeat(tracker.client, tracker.run_id, tracker.lease_s)
         tracker._log_params(params)
-        if system_metrics:
-            tracker._system_metrics = start_monitor(store.uri, tracker.run_id, resumed=False)
+        tracker.system_metrics = system_metrics
         return tracker
 
     @classmethod
@@ -119,8 +117,7 @@ class RunTracker:
             )  # fmt: skip
             tracker._retrying("set the run RUNNING", client.update_run, run_id, status="RUNNING")
         tracker._heartbeat = Heartbeat(client, run_id, tracker.lease_s)
-        if system_metrics:
-            tracker._system_metrics = start_monitor(store.uri, run_id, resumed=True)
+        tracker.system_metrics = system_metrics
         for key in run.data.metrics:
             history = tracker._retrying(f"read {key}", client.get_metric_history, run_id, key)
             tracker._last_step[key] = max(m.step for m in history)
@@ -298,9 +295,13 @@ class RunTracker:
         """This run as MLflow's active run in this thread while the block runs (training):
         ``mlflow.active_run()`` is this run and a callback's ``mlflow.log_metric`` lands in
         it. The status stays :meth:`finish`'s: leaving the block ends the fluent run with
-        the status finish wrote, or RUNNING if none: never MLflow's default FINISHED."""
+        the status finish wrote, or RUNNING if none: never MLflow's default FINISHED. With
+        system metrics on, MLflow's monitor runs meanwhile (``log_system_metrics=True``;
+        on a resumed run it continues the ``system/*`` steps)."""
         self.store.use_in_fluent_api()  # the fluent API reaches the store by MLflow's URI
-        self._retrying("make it MLflow's active run", start_fluent_run, self.run_id, False)
+        self._retrying(
+            "make it MLflow's active run", start_fluent_run, self.run_id, self.system_metrics
+        )
         try:
             yield
         finally:
@@ -317,9 +318,6 @@ class RunTracker:
         """
         if self._heartbeat is not None:
             self._heartbeat.stop()
-        if self._system_metrics is not None:  # its last points go in before the status
-            self._system_metrics.finish()
-            self._system_metrics = None
         try:
             self._metrics.join()
             if status == "FINISHED":
