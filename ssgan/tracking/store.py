@@ -165,7 +165,13 @@ def _probe_folder(folder: Path, uri: str) -> None:
 
 def _bound_http_client(timeout: float) -> None:
     """MLflow retries an unreachable server for minutes by default: one request may take
-    ``tracking.timeout_s``, and RunTracker does the retrying (``tracking.retry_s``)."""
+    ``tracking.timeout_s``, and RunTracker does the retrying (``tracking.retry_s``).
+
+    Written into the process's environment because that is MLflow's only knob: its REST
+    store calls ``call_endpoint`` without a retry count or timeout, so ``http_request``
+    reads these variables on every request (mlflow/utils/rest_utils.py); MlflowClient
+    takes none per client. A value the user set wins, and the child processes of a job
+    inherit ours, which is what they need too."""
     ours = {
         "MLFLOW_HTTP_REQUEST_TIMEOUT": str(max(1, math.ceil(timeout))),
         "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",

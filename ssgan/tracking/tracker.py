@@ -1,4 +1,14 @@
-"""Writing one run's record: params, tags, batched background metrics, artifacts, status."""
+"""Writing one run's record: params, tags, batched background metrics, artifacts, status.
+
+On MLflow's own mechanisms where they give the same guarantees: the run is MLflow's
+active run while it trains (``mlflow.start_run(run_id=…)``, ``MLFLOW_RUN_ID``, nesting),
+its system metrics are MLflow's monitor's, ``log_batch`` splits params. Ours, and why
+(docs/tracking.md, "What the tracker keeps of its own"): the status (never FINISHED
+with holes: MLflow's ``end_run`` writes one unconditionally), the retry budget
+(``tracking.retry_s``: MLflow retries HTTP 7 times with growing backoff, and a locked
+SQLite store only by waiting 20 s on it), and the metric writer (MLflow's async logging
+tries a batch once and only logs a failure: we must know which points were lost).
+"""
 
 from __future__ import annotations
 
