@@ -289,14 +289,16 @@ def test_system_metrics_are_recorded_when_asked(tiny_cfg, monkeypatch: pytest.Mo
     tracker = RunTracker.start(
         TrackingStore(tiny_cfg.tracking), params={}, tags={}, run_name="system"
     )
-    time.sleep(1.0)
-    tracker.finish("FINISHED")
+    with tracker.active():  # MLflow's monitor runs with the active run
+        time.sleep(1.0)
+        tracker.finish("FINISHED")
     metrics = MlflowClient(tiny_cfg.tracking.uri).get_run(tracker.run_id).data.metrics
     assert "system/cpu_utilization_percentage" in metrics
     assert "system/system_memory_usage_megabytes" in metrics
     tiny_cfg.tracking.system_metrics = False  # the default: none
     quiet = RunTracker.start(TrackingStore(tiny_cfg.tracking), params={}, tags={}, run_name="quiet")
-    quiet.finish("FINISHED")
+    with quiet.active():
+        quiet.finish("FINISHED")
     metrics = MlflowClient(tiny_cfg.tracking.uri).get_run(quiet.run_id).data.metrics
     assert not [key for key in metrics if key.startswith("system/")]
 
@@ -317,6 +319,8 @@ def test_a_resumed_run_can_log_its_model_again(smoke_run: dict, tmp_path: Path) 
     blobs, _ = _images(smoke_run, 1)
     tracker = create_run(TrackingStore(cfg.tracking), "twice", {}, {})
     first = tracker.log_model(saved, blobs, 1)
-    assert tracker.log_model(saved, blobs, 2) == first
+    with tracker.active():  # a resumed run exports as MLflow's active run, linked already
+        assert tracker.log_model(saved, blobs, 2) == first
+        tracker.finish("FINISHED")
     run = MlflowClient(cfg.tracking.uri).get_run(tracker.run_id)
     assert [o.model_id for o in run.outputs.model_outputs] == [first.removeprefix("models:/")]

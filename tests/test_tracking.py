@@ -240,24 +240,29 @@ def test_store_locked_until_the_end_fails_loudly_never_finished(tmp_path: Path) 
 @pytest.mark.integration
 def test_busy_timeout_bound_holds_on_mlflows_engines_only(tmp_path: Path) -> None:
     """tracking.timeout_s bounds how long MLflow's own SQLite sessions wait for a lock,
-    by rewriting the statement MLflow opens them with; other engines keep theirs. Fails
-    if MLflow's text changes (the rewrite would silently stop) or the bound is lost."""
+    by rewriting the statement MLflow opens them with, on the store's file only (other
+    databases keep theirs), without reaching into MLflow's client. Fails if MLflow's text
+    changes (the rewrite would silently stop) or the bound is lost."""
     import inspect
 
     import mlflow.store.db.utils as mlflow_db
     import sqlalchemy
 
-    from ssgan.tracking.store import MLFLOW_BUSY_PRAGMA, mlflow_engines
+    import ssgan.tracking.store
+    from ssgan.tracking.store import MLFLOW_BUSY_PRAGMA
 
     assert MLFLOW_BUSY_PRAGMA.search(inspect.getsource(mlflow_db))
+    assert "_tracking_client" not in inspect.getsource(ssgan.tracking.store)
     cfg = _tracking(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}", timeout_s=0.75)
     client = TrackingStore(cfg).client
-    engines = mlflow_engines(client)
+    # MLflow's engines, reached here through its privates (the store needs none of them).
+    stores = (client._tracking_client.store, client._get_registry_client().store)
+    engines = [store.engine for store in stores]
     assert len(engines) == 2  # tracking and model registry
     seen: list[str] = []
     for engine in engines:
         sqlalchemy.event.listen(engine, "after_cursor_execute", lambda *a: seen.append(a[2]))
-    for store in (client._tracking_client.store, client._get_registry_client().store):
+    for store in stores:
         with store.ManagedSessionMaker() as session:  # opens as MLflow opens every session
             assert session.execute(sqlalchemy.text("PRAGMA busy_timeout")).scalar() == 750
     assert seen.count("PRAGMA busy_timeout = 750;") == 2  # MLflow's statement, rewritten
@@ -416,15 +421,15 @@ def test_a_full_database_disk_is_not_waited_on(monkeypatch: pytest.MonkeyPatch) 
 def test_a_refused_write_names_the_databases_reason_not_sqlalchemys_note() -> None:
     """A store file replaced mid-run failed after its retries 'because' of SQLAlchemy's
     autoflush note; the line now gives what the database said."""
-    from ssgan.tracking.tracker import _reason
+    from ssgan.tracking.store_errors import refusal_reason
 
     err = RuntimeError(
         "(raised as a result of Query-invoked autoflush; consider using a session.no_autoflush"
         " block if this flush is occurring prematurely)\n"
         "(sqlite3.OperationalError) attempt to write a readonly database\n[SQL: INSERT ...]"
     )
-    assert _reason(err) == "(sqlite3.OperationalError) attempt to write a readonly database"
-    assert _reason(RuntimeError()) == "RuntimeError"
+    assert refusal_reason(err) == "(sqlite3.OperationalError) attempt to write a readonly database"
+    assert refusal_reason(RuntimeError()) == "RuntimeError"
 
 
 @pytest.mark.integration

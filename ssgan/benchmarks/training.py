@@ -4,6 +4,7 @@ config's method or for several methods (``--methods``) in alternating rounds."""
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import time
 from dataclasses import replace
@@ -153,6 +154,9 @@ class _MethodBench:
         tracking = replace(cfg.tracking, uri=f"sqlite:///{workdir}/mlflow.db",
                            artifact_root=f"{workdir}/artifacts")  # fmt: skip
         self.tracker = RunTracker.start(TrackingStore(tracking), {}, {}, f"bench-{name}")
+        # The active run, as in training: MLflow's system-metrics monitor runs with it.
+        self._active = contextlib.ExitStack()
+        self._active.enter_context(self.tracker.active())
         self.logged = _Loop(options, data, gan, self.tracker, workdir / f"{name}-logged", warmup)
         self.quiet = _Loop(options, data, gan, _DiscardingTracker(), workdir / f"{name}-quiet",
                            warmup)  # fmt: skip
@@ -179,6 +183,7 @@ class _MethodBench:
     def figures(self) -> dict[str, Any]:
         """The method's figures from its best rounds (after :meth:`round`)."""
         self.tracker.finish("FINISHED")
+        self._active.close()
         cfg, batch = self.cfg, self.cfg.data.batch_size
         bare_seconds, loop_step, quiet_step = (
             min(self.seconds[k]) for k in ("bare", "logged", "quiet")

@@ -9,6 +9,7 @@ Runs logged before models were MLflow Models keep a plain SavedModel folder as t
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -66,13 +67,25 @@ def log_pyfunc_model(
     example = pd.DataFrame({INPUT_COLUMN: list(example_images)})
     store.use_in_fluent_api()  # Model.log writes through MLflow's global URI
     retrying(
-        "store the MLflow model", Model.log,
-        None, mlflow.pyfunc, name=MODEL_ARTIFACT, run_id=link_to, model_id=logged.model_id,
+        "store the MLflow model", _model_log,
+        link_to, name=MODEL_ARTIFACT, model_id=logged.model_id,
         step=step, python_model=str(MODEL_CODE),
         artifacts={SAVED_MODEL_KEY: str(saved_model_dir)},
         signature=SIGNATURE, input_example=example, pip_requirements=_requirements(),
     )  # fmt: skip
     return f"models:/{logged.model_id}"
+
+
+def _model_log(link_to: str | None, **kwargs: Any) -> None:
+    """``Model.log`` of the pyfunc, the run linked to it when ``link_to`` names it. Given no
+    run, Model.log links MLflow's active run, which the run being trained is (its link
+    exists already): MLflow's active run is per thread, so that call runs in a thread of
+    its own, where none is active."""
+    if link_to is not None:
+        Model.log(None, mlflow.pyfunc, run_id=link_to, **kwargs)
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ssgan-model") as pool:
+        pool.submit(Model.log, None, mlflow.pyfunc, run_id=None, **kwargs).result()
 
 
 def _requirements() -> list[str]:

@@ -19,7 +19,7 @@ from mlflow.entities import Experiment
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from sqlalchemy import event
-from sqlalchemy.engine import Connection, ExecutionContext
+from sqlalchemy.engine import Connection, Engine, ExecutionContext
 
 from ssgan.config import TrackingConfig
 from ssgan.config_checks import check_tracking_uri
@@ -47,7 +47,7 @@ def _is_local_sqlite(uri: str) -> bool:
 DEFAULT_RETRY_S = 120.0
 _SQLITE_HEADER = b"SQLite format 3\x00"
 # The statement MLflow opens every SQLite session with (mlflow/store/db/utils.py); MLflow
-# has no setting for it, so its engines (and only those) get it rewritten.
+# has no setting for it, so on a store's file it is rewritten (bound_busy_wait).
 # tests/test_tracking.py fails if MLflow's text or its engines change under this.
 MLFLOW_BUSY_PRAGMA = re.compile(r"\s*pragma\s+busy_timeout\s*=", re.IGNORECASE)
 # MLflow's HTTP client settings as the user's environment had them (those win over ours).
@@ -61,37 +61,43 @@ _USER_HTTP_ENV = {
 }
 
 
-def _bound_busy_wait(engine: object, busy_ms: int) -> None:
-    """Listen on one of MLflow's SQLite engines: its ``PRAGMA busy_timeout = 20000`` becomes
-    ``busy_ms`` (``tracking.timeout_s``), so a locked store is retried on our schedule, not
-    20 s a try. MLflow shares one engine per URI in a process: the last store opened on it
-    sets the value."""
-
-    def rewrite(
-        conn: Connection,
-        cursor: object,
-        statement: str,
-        parameters: object,
-        context: ExecutionContext | None,
-        executemany: bool,
-    ) -> tuple[str, object]:
-        ms = getattr(engine, "_ssgan_busy_ms", None)
-        if ms is not None and MLFLOW_BUSY_PRAGMA.match(statement):
-            statement = f"PRAGMA busy_timeout = {ms};"
-        return statement, parameters
-
-    if engine is None:
-        return
-    if getattr(engine, "_ssgan_busy_ms", None) is None:
-        event.listen(engine, "before_cursor_execute", rewrite, retval=True)
-    engine._ssgan_busy_ms = busy_ms  # type: ignore[attr-defined]  # our mark on it
+# tracking.timeout_s in ms for each SQLite file (the path its URI names) whose MLflow
+# sessions are bounded. MLflow keeps one engine per URI in a process: the last store
+# opened on a file sets its value.
+_BUSY_MS: dict[str, int] = {}
+_BUSY_LOCK = threading.Lock()
 
 
-def mlflow_engines(client: MlflowClient) -> list[object]:
-    """The SQLAlchemy engines behind a client's tracking and registry stores (none for a
-    tracking server)."""
-    stores = (client._tracking_client.store, client._get_registry_client().store)
-    return [e for e in (getattr(s, "engine", None) for s in stores) if e is not None]
+def _rewrite_busy_timeout(
+    conn: Connection,
+    cursor: object,
+    statement: str,
+    parameters: object,
+    context: ExecutionContext | None,
+    executemany: bool,
+) -> tuple[str, object]:
+    """SQLAlchemy's hook before every statement of every engine: MLflow's ``PRAGMA
+    busy_timeout = 20000`` on a bounded store's file becomes that store's bound; any other
+    statement, and every other database, is left as it is."""
+    ms = _BUSY_MS.get(conn.engine.url.database or "")
+    if ms is not None and MLFLOW_BUSY_PRAGMA.match(statement):
+        statement = f"PRAGMA busy_timeout = {ms};"
+    return statement, parameters
+
+
+def bound_busy_wait(db_path: str, busy_ms: int) -> None:
+    """MLflow's sessions on the SQLite file ``db_path`` wait at most ``busy_ms``
+    (``tracking.timeout_s``) for a lock, so a locked store is retried on our schedule, not
+    20 s a try. Neither MLflow nor SQLAlchemy offers this: MLflow runs ``PRAGMA
+    busy_timeout = 20000`` at the start of every session, after the connection is made,
+    so the sqlite driver's own ``?timeout=`` (connect argument) is overridden, and no
+    MLflow setting changes it. The hook is SQLAlchemy's public event API on all engines
+    (``event.listen(Engine, …)``), matching the store's file: no private attribute of
+    MLflow's client is needed to find its engines."""
+    with _BUSY_LOCK:
+        if not event.contains(Engine, "before_cursor_execute", _rewrite_busy_timeout):
+            event.listen(Engine, "before_cursor_execute", _rewrite_busy_timeout, retval=True)
+        _BUSY_MS[db_path] = busy_ms
 
 
 def check_store(settings: TrackingConfig) -> None:
@@ -159,7 +165,13 @@ def _probe_folder(folder: Path, uri: str) -> None:
 
 def _bound_http_client(timeout: float) -> None:
     """MLflow retries an unreachable server for minutes by default: one request may take
-    ``tracking.timeout_s``, and RunTracker does the retrying (``tracking.retry_s``)."""
+    ``tracking.timeout_s``, and RunTracker does the retrying (``tracking.retry_s``).
+
+    Written into the process's environment because that is MLflow's only knob: its REST
+    store calls ``call_endpoint`` without a retry count or timeout, so ``http_request``
+    reads these variables on every request (mlflow/utils/rest_utils.py); MlflowClient
+    takes none per client. A value the user set wins, and the child processes of a job
+    inherit ours, which is what they need too."""
     ours = {
         "MLFLOW_HTTP_REQUEST_TIMEOUT": str(max(1, math.ceil(timeout))),
         "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
@@ -244,10 +256,9 @@ class TrackingStore:
             db = Path(self.uri[len("sqlite:///") :])
             fresh = not db.exists()
             try:
-                client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
                 busy_ms = max(1, int(self.settings.timeout_s * 1000))
-                for engine in mlflow_engines(client):
-                    _bound_busy_wait(engine, busy_ms)
+                bound_busy_wait(self.uri[len("sqlite:///") :], busy_ms)  # before its first session
+                client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
                 client.search_registered_models(max_results=1)
             except Exception as err:  # any failure to open it: one line, not SQLAlchemy's
                 raise self._unopenable(db, fresh, err) from err

@@ -1,98 +1,43 @@
-"""Writing one run's record: params, tags, batched background metrics, artifacts, status."""
+"""Writing one run's record: params, tags, batched background metrics, artifacts, status.
+
+On MLflow's own mechanisms where they give the same guarantees: the run is MLflow's
+active run while it trains (``mlflow.start_run(run_id=…)``, ``MLFLOW_RUN_ID``, nesting),
+its system metrics are MLflow's monitor's, ``log_batch`` splits params. Ours, and why
+(docs/tracking.md, "What the tracker keeps of its own"): the status (never FINISHED
+with holes: MLflow's ``end_run`` writes one unconditionally), the retry budget
+(``tracking.retry_s``: MLflow retries HTTP 7 times with growing backoff, and a locked
+SQLite store only by waiting 20 s on it), and the metric writer (MLflow's async logging
+tries a batch once and only logs a failure: we must know which points were lost).
+"""
 
 from __future__ import annotations
 
-import queue
+import contextlib
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from mlflow.entities import Metric, Param, Run, RunTag
-from mlflow.exceptions import MlflowException
 
-from ssgan.errors import disk_full_reason, first_line
 from ssgan.tracking.datasets import Split, dataset_inputs
 from ssgan.tracking.lease import Heartbeat, lease_value, refuse_if_owned, release_lease
+from ssgan.tracking.metric_writer import MetricWriter
 from ssgan.tracking.mlflow_model import log_pyfunc_model
 from ssgan.tracking.provenance import run_context_tags
+from ssgan.tracking.run_context import (
+    PARENT_RUN_TAG,
+    enclosing_run,
+    end_fluent_run,
+    start_fluent_run,
+)
 from ssgan.tracking.runs import get_run
 from ssgan.tracking.store import RunDeletedError, TrackingStore, TrackingWriteError
-from ssgan.tracking.system_metrics import start_monitor
+from ssgan.tracking.store_errors import is_transient, refusal_reason
 from ssgan.tracking.system_metrics import wanted as system_metrics_wanted
 from ssgan.tracking.tags import CHECKPOINT_STEP_TAG, ERROR_TAG, LEASE_TAG
-
-# MLflow's log_batch limits (per call): keep well inside them.
-_MAX_PARAMS_PER_BATCH = 100
-_MAX_METRICS_PER_BATCH = 1000
-# MLflow error codes that no retry can fix (a bad value, a deleted run): fail at once.
-_PERMANENT_ERRORS = {
-    "INVALID_PARAMETER_VALUE",
-    "RESOURCE_DOES_NOT_EXIST",
-    "RESOURCE_ALREADY_EXISTS",
-    "INVALID_STATE",
-    "BAD_REQUEST",
-    "PERMISSION_DENIED",
-    "UNAUTHENTICATED",
-}
-
-
-def _is_transient(err: BaseException) -> bool:
-    """A locked or unreachable store may recover; a refused value or a full disk will not."""
-    if isinstance(err, MlflowException) and disk_full_reason(err) is None:
-        return err.error_code not in _PERMANENT_ERRORS
-    return isinstance(err, OSError) and disk_full_reason(err) is None
-
-
-def _reason(err: BaseException) -> str:
-    """The error's first line; for SQLAlchemy's, the database's own words rather than
-    its note that the error "was raised as a result of Query-invoked autoflush"."""
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    told = [line for line in lines if not line.startswith("(raised as a result of")]
-    return (told[0] if told else first_line(err))[:200]
-
-
-class _MetricWriter:
-    """Sends metric batches from a background thread, so the training loop never waits on
-    the store, each batch retried as one idempotent unit by ``write``."""
-
-    def __init__(self, write: Callable[[list[Metric]], None]) -> None:
-        self._write = write
-        self._queue: queue.Queue[list[Metric] | None] = queue.Queue()
-        self.error: TrackingWriteError | None = None
-        self.lost = 0  # metric points that could not be written
-        self._thread = threading.Thread(target=self._drain, name="ssgan-metrics", daemon=True)
-        self._thread.start()
-
-    def put(self, batch: list[Metric]) -> None:
-        self._queue.put(batch)
-
-    def _drain(self) -> None:
-        while True:
-            batch = self._queue.get()
-            try:
-                if batch is None:
-                    return
-                if self.error is not None:
-                    self.lost += len(batch)  # the store already gave up: do not wait again
-                    continue
-                try:
-                    self._write(batch)
-                except TrackingWriteError as err:
-                    self.error, self.lost = err, self.lost + len(batch)
-            finally:
-                self._queue.task_done()
-
-    def join(self) -> None:
-        """Wait until every queued batch is written or given up on."""
-        self._queue.join()
-
-    def close(self) -> None:
-        self._queue.put(None)
-        self._thread.join(timeout=5)
 
 
 class RunTracker:
@@ -115,27 +60,55 @@ class RunTracker:
         self.artifact_uri = run.info.artifact_uri
         self.retry_s = store.settings.retry_s
         self._last_step: dict[str, int] = {}
-        self._metrics = _MetricWriter(self._write_metrics)
+        self._metrics = MetricWriter(self._write_metrics)
         self.lease_s = store.settings.lease_s
         self._heartbeat: Heartbeat | None = None
         self._synced: dict[Path, tuple[int, int]] = {}
-        self._system_metrics: Any = None
+        self.system_metrics = False  # MLflow's monitor, started with the active run
+        self._ended: str | None = None  # the status finish() wrote
 
     @classmethod
     def start(
-        cls, store: TrackingStore, params: dict[str, Any], tags: dict[str, str], run_name: str
+        cls,
+        store: TrackingStore,
+        params: dict[str, Any],
+        tags: dict[str, str],
+        run_name: str,
+        run_id: str | None = None,
     ) -> RunTracker:
-        """A new training run in ``tracking.experiment``, its lease taken."""
-        client = store.client
+        """A new training run in ``tracking.experiment``, its lease taken; nested under
+        MLflow's active run in this thread when there is one in this store. With ``run_id``
+        (what ``MLFLOW_RUN_ID`` names): that existing run, made elsewhere and never trained
+        (``mlflow run`` makes one), records this training instead of a new run."""
         system_metrics = system_metrics_wanted(store.settings.system_metrics)  # before a run
-        exp_id = store.experiment_id()
-        tags = {**run_context_tags(), **tags, LEASE_TAG: lease_value(store.settings.lease_s)}
-        run = client.create_run(exp_id, run_name=run_name, tags=tags)
-        tracker = cls(store, run)
+        tags = {**tags, LEASE_TAG: lease_value(store.settings.lease_s)}
+        if run_id is not None:
+            tracker = cls._adopt(store, run_id, tags)
+        else:
+            parent = enclosing_run(store)
+            if parent is not None:
+                tags.setdefault(PARENT_RUN_TAG, parent)
+            tags = {**run_context_tags(), **tags}
+            run = store.client.create_run(store.experiment_id(), run_name=run_name, tags=tags)
+            tracker = cls(store, run)
         tracker._heartbeat = Heartbeat(tracker.client, tracker.run_id, tracker.lease_s)
         tracker._log_params(params)
-        if system_metrics:
-            tracker._system_metrics = start_monitor(store.uri, tracker.run_id, resumed=False)
+        tracker.system_metrics = system_metrics
+        return tracker
+
+    @classmethod
+    def _adopt(cls, store: TrackingStore, run_id: str, tags: dict[str, str]) -> RunTracker:
+        """``run_id`` taken over to record a new training (under the store's lock, like a
+        resume); the source tags its maker set (``mlflow run``'s project, its commit) stay."""
+        with store.lock():
+            run = get_run(store, run_id)
+            refuse_if_owned(store.settings.lease_s, run)
+            tracker = cls(store, run)
+            context = {k: v for k, v in run_context_tags().items() if k not in run.data.tags}
+            tracker.set_tags({**context, **tags})
+            tracker._retrying(
+                "set the run RUNNING", tracker.client.update_run, run_id, status="RUNNING"
+            )
         return tracker
 
     @classmethod
@@ -154,8 +127,7 @@ class RunTracker:
             )  # fmt: skip
             tracker._retrying("set the run RUNNING", client.update_run, run_id, status="RUNNING")
         tracker._heartbeat = Heartbeat(client, run_id, tracker.lease_s)
-        if system_metrics:
-            tracker._system_metrics = start_monitor(store.uri, run_id, resumed=True)
+        tracker.system_metrics = system_metrics
         for key in run.data.metrics:
             history = tracker._retrying(f"read {key}", client.get_metric_history, run_id, key)
             tracker._last_step[key] = max(m.step for m in history)
@@ -171,7 +143,7 @@ class RunTracker:
             try:
                 return call(*args, **kwargs)
             except Exception as err:  # classified below: only store outages are retried
-                if not _is_transient(err):
+                if not is_transient(err):
                     if self._deleted():
                         raise RunDeletedError(
                             f"run {self.run_id} was deleted from the tracking store while it "
@@ -179,13 +151,14 @@ class RunTracker:
                             f"{self.run_id}), then resume={self.run_id} continues it from its "
                             "last checkpoint"
                         ) from err
+                    why = refusal_reason(err)
                     raise TrackingWriteError(
-                        f"the tracking store {self.store.uri} refused to {what} ({_reason(err)})"
+                        f"the tracking store {self.store.uri} refused to {what} ({why})"
                     ) from err
                 if time.monotonic() + delay > deadline:
                     raise TrackingWriteError(
                         f"could not {what} in the tracking store {self.store.uri} "
-                        f"within tracking.retry_s={self.retry_s:g} ({_reason(err)})"
+                        f"within tracking.retry_s={self.retry_s:g} ({refusal_reason(err)})"
                     ) from err
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
@@ -201,10 +174,11 @@ class RunTracker:
         self._retrying("log metrics", self.client.log_batch, self.run_id, metrics=batch)
 
     def _log_params(self, params: dict[str, Any]) -> None:
+        """All params in one call: MlflowClient.log_batch splits them into MLflow's
+        per-request limit (100) itself, and a retry of the whole call is safe (a param
+        logged again with the same value is accepted)."""
         items = [Param(k, "None" if v is None else str(v)) for k, v in params.items()]
-        for i in range(0, len(items), _MAX_PARAMS_PER_BATCH):
-            chunk = items[i : i + _MAX_PARAMS_PER_BATCH]
-            self._retrying("log params", self.client.log_batch, self.run_id, params=chunk)
+        self._retrying("log params", self.client.log_batch, self.run_id, params=items)
 
     def set_tags(self, tags: dict[str, str]) -> None:
         items = [RunTag(k, str(v)) for k, v in tags.items()]
@@ -228,8 +202,8 @@ class RunTracker:
         ]
         for metric in batch:
             self._last_step[metric.key] = int(step)
-        for i in range(0, len(batch), _MAX_METRICS_PER_BATCH):
-            self._metrics.put(batch[i : i + _MAX_METRICS_PER_BATCH])
+        if batch:  # one step's points: the writer's unit of retry and of loss counting
+            self._metrics.put(batch)  # (log_batch splits it at MLflow's limit if need be)
 
     def _raise_lost_metrics(self) -> None:
         error = self._metrics.error
@@ -258,7 +232,7 @@ class RunTracker:
         try:
             self._retrying("record the datasets", self.client.log_inputs, self.run_id, inputs)
         except TrackingWriteError as err:
-            if err.__cause__ is not None and _is_transient(err.__cause__):
+            if err.__cause__ is not None and is_transient(err.__cause__):
                 raise  # the store stayed unreachable for tracking.retry_s: do not wait again
             # MLflow adds a dataset row after checking that none exists, so runs recording
             # the same new data at once can all pass the check: the unique key then refuses
@@ -326,6 +300,24 @@ class RunTracker:
         """Record that the run has a complete checkpoint at ``step`` (resume reads it)."""
         self.set_tags({CHECKPOINT_STEP_TAG: str(step)})
 
+    @contextlib.contextmanager
+    def active(self) -> Iterator[None]:
+        """This run as MLflow's active run in this thread while the block runs (training):
+        ``mlflow.active_run()`` is this run and a callback's ``mlflow.log_metric`` lands in
+        it. The status stays :meth:`finish`'s: leaving the block ends the fluent run with
+        the status finish wrote, or RUNNING if none: never MLflow's default FINISHED. With
+        system metrics on, MLflow's monitor runs meanwhile (``log_system_metrics=True``;
+        on a resumed run it continues the ``system/*`` steps)."""
+        self.store.use_in_fluent_api()  # the fluent API reaches the store by MLflow's URI
+        self._retrying(
+            "make it MLflow's active run", start_fluent_run, self.run_id, self.system_metrics
+        )
+        try:
+            yield
+        finally:
+            self.store.use_in_fluent_api()
+            end_fluent_run(self.run_id, self._ended or "RUNNING")
+
     def finish(self, status: str, error: str | None = None) -> None:
         """Mark the run FINISHED, FAILED (with the error as a tag) or KILLED.
 
@@ -336,9 +328,6 @@ class RunTracker:
         """
         if self._heartbeat is not None:
             self._heartbeat.stop()
-        if self._system_metrics is not None:  # its last points go in before the status
-            self._system_metrics.finish()
-            self._system_metrics = None
         try:
             self._metrics.join()
             if status == "FINISHED":
@@ -349,6 +338,7 @@ class RunTracker:
             self._retrying(
                 f"mark the run {status}", self.client.set_terminated, self.run_id, status=status
             )
+            self._ended = status
             release_lease(self.client, self.run_id)  # a run that ended has no owner
         finally:
             if status != "FINISHED" or self._metrics.error is None:
@@ -375,6 +365,10 @@ class FollowerTracker:
 
     def log_checkpoint(self, step: int) -> None:
         """Nothing: the chief records the run's checkpoints."""
+
+    def active(self) -> contextlib.AbstractContextManager[None]:
+        """Nothing: the chief's process has the active run (it records; this one does not)."""
+        return contextlib.nullcontext()
 
     def finish(self, status: str, error: str | None = None) -> None:
         """Nothing: the chief records how the run ended."""

@@ -71,6 +71,37 @@ def resumed_config(
     return stored, run.info.run_id
 
 
+def environment_run(
+    cfg: DictConfig, store: TrackingStore, run_id: str
+) -> tuple[DictConfig, str | None]:
+    """What ``MLFLOW_RUN_ID=<run_id>`` asks of this job, as for MLflow's own ``start_run``:
+    to record into that run. A run this project started (it has a job key or a config)
+    is continued as ``resume=<run_id>`` would (also under ``resume=auto``: the variable
+    names the run); a run made elsewhere that never trained (``mlflow run`` makes one and
+    sets the variable) records this training. Returns the config to train and the run to
+    record a new training into (None: resume, or a new run); ``resume=`` another run is
+    refused in one line."""
+    name = f"MLFLOW_RUN_ID={run_id}"
+    if cfg.resume not in (None, "", "auto", run_id):
+        raise UserError(
+            f"{name} and resume={cfg.resume} name different runs: unset MLFLOW_RUN_ID or "
+            "drop resume="
+        )
+    try:
+        run = get_run(store, run_id)
+    except UserError as err:
+        raise UserError(f"{name}: {err}") from err
+    cfg = cfg.copy()
+    if JOB_KEY_TAG in run.data.tags or has_artifact(store, run_id, CONFIG_ARTIFACT):
+        cfg.resume = run_id
+        return cfg, None
+    if run.info.status == "FINISHED" or run.info.lifecycle_stage == "deleted":
+        state = "deleted" if run.info.lifecycle_stage == "deleted" else "FINISHED"
+        raise UserError(f"{name} names a run that is {state}: unset MLFLOW_RUN_ID or name another")
+    cfg.resume = None
+    return cfg, run_id
+
+
 def unfinished_run_of_this_job(
     cfg: DictConfig, store: TrackingStore, job: JobContext = NO_JOB
 ) -> str | None:

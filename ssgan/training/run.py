@@ -34,6 +34,7 @@ from ssgan.tracking import tags as tag_names
 from ssgan.tracking.datasets import Split
 from ssgan.tracking.mlflow_model import SAVED_MODEL_KEY
 from ssgan.tracking.provenance import environment_tags
+from ssgan.tracking.run_context import run_id_from_environment
 from ssgan.tracking.runs import CONFIG_ARTIFACT, download_artifacts, get_run
 from ssgan.tracking.store import RunDeletedError, TrackingStore, TrackingWriteError
 from ssgan.tracking.tracker import FollowerTracker, RunTracker
@@ -49,7 +50,12 @@ from ssgan.training.interface import EpochHook, StopTraining
 from ssgan.training.job import checkpoints_on_stop, install_handlers, stop_signals
 from ssgan.training.loop_options import LoopOptions
 from ssgan.training.peers import wait_for_workers
-from ssgan.training.resume import resumed_config, this_job_key, unfinished_run_of_this_job
+from ssgan.training.resume import (
+    environment_run,
+    resumed_config,
+    this_job_key,
+    unfinished_run_of_this_job,
+)
 from ssgan.training.summary import RunSummary
 from ssgan.training.trainer import Trainer, steps_per_epoch
 
@@ -85,12 +91,17 @@ def train(
     (FINISHED, its metrics so far, no exported model; the summary says ``stopped_early``).
     ``tags`` are added to a new run's tags (a sweep's parent, a trial number). ``job`` is
     the Hydra job this run is part of (its entry point builds it; none by default).
+    ``MLFLOW_RUN_ID`` names the run to record into (:func:`environment_run`). While it
+    trains, the run is MLflow's active run in this process (nested in the caller's).
     """
     validate_train_config(cfg)
     # One that cannot work stops before any work (the run's own config may differ: resume).
     store = TrackingStore.open(typed(cfg.tracking, TrackingConfig))
     given = _Inputs(on_epoch_end, tags or {}, job)
     with stop_signals():
+        named = run_id_from_environment()  # MLFLOW_RUN_ID, as for mlflow.start_run
+        if named:
+            cfg, given.into_run = environment_run(cfg, store, named)
         if cfg.resume == "auto":
             unfinished = unfinished_run_of_this_job(cfg, store, job)
             if unfinished is None:
@@ -110,6 +121,7 @@ class _Inputs:
     on_epoch_end: EpochHook | None
     tags: dict[str, str]
     job: JobContext
+    into_run: str | None = None  # an existing run, never trained, to record into
 
 
 def _run(cfg: DictConfig, store: TrackingStore, run_id: str | None, given: _Inputs) -> RunSummary:
@@ -130,30 +142,31 @@ def _run(cfg: DictConfig, store: TrackingStore, run_id: str | None, given: _Inpu
     gan = build_method(settings.model, settings.train, settings.method, total_steps, strategy)
     compute = {tag_names.STEP_FLOPS_TAG: f"{gan.step_flops(settings.data.batch_size):.6g}"}
     tracker = _open_run(store, cfg, settings, data, run_id, role, strategy, given, compute)
-    _announce(tracker, role, resumed=run_id is not None, job=given.job)
-    try:
-        summary = _fit_and_export(settings, options, data, gan, tracker, strategy, role, given)
-        attach_job_files(tracker, given.job, summary.text())  # the log, the summary in it
-        tracker.finish("FINISHED")
-    except KeyboardInterrupt as err:
-        stopped = str(err) or "interrupted (Ctrl-C)"
-        _finish_after_error(tracker, "KILLED", stopped)
-        attach_job_files(tracker, given.job)  # after its status: that matters first
-        raise StoppedRun(stopped, tracker.run_id, err) from err
-    except BaseException as err:
-        shown = _as_user_error(err, tracker.run_id)
-        if role.count > 1 and isinstance(err, tf.errors.OpError) and shown is err:
-            reason = tf_reason(str(err)) or first_line(err)
-            shown = UserError(
-                f"a worker of this job was lost ({reason}): the other workers' output says "
-                f"why; then run the same command with resume={tracker.run_id} on every "
-                "worker to continue"
-            )
-        _finish_after_error(tracker, "FAILED", f"{type(shown).__name__}: {shown}", shown)
-        attach_job_files(tracker, given.job)
-        if shown is not err:
-            raise shown from err
-        raise
+    with tracker.active():  # MLflow's active run while it trains: the chief's process
+        _announce(tracker, role, resumed=run_id is not None, job=given.job)
+        try:
+            summary = _fit_and_export(settings, options, data, gan, tracker, strategy, role, given)
+            attach_job_files(tracker, given.job, summary.text())  # the log, the summary in it
+            tracker.finish("FINISHED")
+        except KeyboardInterrupt as err:
+            stopped = str(err) or "interrupted (Ctrl-C)"
+            _finish_after_error(tracker, "KILLED", stopped)
+            attach_job_files(tracker, given.job)  # after its status: that matters first
+            raise StoppedRun(stopped, tracker.run_id, err) from err
+        except BaseException as err:
+            shown = _as_user_error(err, tracker.run_id)
+            if role.count > 1 and isinstance(err, tf.errors.OpError) and shown is err:
+                reason = tf_reason(str(err)) or first_line(err)
+                shown = UserError(
+                    f"a worker of this job was lost ({reason}): the other workers' output says "
+                    f"why; then run the same command with resume={tracker.run_id} on every "
+                    "worker to continue"
+                )
+            _finish_after_error(tracker, "FAILED", f"{type(shown).__name__}: {shown}", shown)
+            attach_job_files(tracker, given.job)
+            if shown is not err:
+                raise shown from err
+            raise
     return summary
 
 
@@ -192,7 +205,8 @@ def _open_run(
             tags = {**_run_tags(cfg, settings, data, given.job), **role.tags, **replicas, **compute}
             name = run_name(settings, given.job)
             params = flatten(as_written(cfg, given.job))  # the same with hydra.job.chdir
-            tracker = RunTracker.start(store, params, {**tags, **given.tags}, name)
+            tags = {**tags, **given.tags}
+            tracker = RunTracker.start(store, params, tags, name, run_id=given.into_run)
             _record_inputs(tracker, cfg, data)
         else:
             tracker = RunTracker.resume(store, run_id)
