@@ -121,9 +121,10 @@ def test_methods_are_chosen_by_name_or_all() -> None:
         "fixmatch", "supervised",
     ]  # fmt: skip
     # The config Hydra composes is the first listed method's, so a key they share composes.
-    listed = ["bench.methods=[fixmatch,mean_teacher]", "method.translate=2"]
-    assert with_first_method(listed) == [*listed, "method=fixmatch"]
-    assert with_first_method(["bench.methods=[all]"])[-1] == "method=supervised"
+    listed = ["--cfg", "job", "bench.methods=[fixmatch,mean_teacher]", "method.translate=2"]
+    assert with_first_method(listed) == [*listed[:2], "method=fixmatch", *listed[2:]]
+    every = ["bench.methods=[all]"]
+    assert with_first_method(every) == ["method=supervised", *every]
     assert with_first_method(["method.translate=2"]) == ["method.translate=2"]
     with pytest.raises(UserError, match="method=ssgan: bench.methods picks the methods"):
         with_first_method(["bench.methods=[fixmatch]", "method=ssgan"])

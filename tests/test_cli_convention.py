@@ -110,6 +110,9 @@ def test_the_program_name_follows_argv0(monkeypatch: pytest.MonkeyPatch) -> None
          ["name: serve", "requests: 200", "uri: sqlite:///elsewhere.db", "threshold: 0.95"],
          ["steps:", "widths:"]),
         ("bench", [], ["name: train", "steps: 40", "- smoke", "z_size: 100"], ["requests:"]),
+        # The first listed method's config, so a key the listed methods share composes.
+        ("bench", ["bench.methods=[fixmatch,mean_teacher]", "method.translate=2"],
+         ["name: fixmatch", "translate: 2", "- mean_teacher"], []),
     ],
 )  # fmt: skip
 def test_cfg_job_prints_the_composed_config(

@@ -63,8 +63,11 @@ def with_first_method(argv: list[str]) -> list[str]:
     names = [str(name) for name in (value if isinstance(value, list) else [value])]
     if names == ["all"]:
         names = list(METHOD_SCHEMAS)
-    # An unknown or missing name: left to the bench's own check, which names it.
-    return [*argv, f"method={names[0]}"] if names and names[0] in METHOD_SCHEMAS else argv
+    if not names or names[0] not in METHOD_SCHEMAS:
+        return argv  # left to the bench's own check, which names what is wrong
+    # Beside bench.methods: Hydra takes its overrides as one run of arguments.
+    at = argv.index(listed[-1])
+    return [*argv[:at], f"method={names[0]}", *argv[at:]]
 
 
 @dataclass(frozen=True)
