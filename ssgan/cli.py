@@ -237,7 +237,7 @@ def keep_earlier_default_store(cfg: DictConfig, overrides: list[str]) -> bool:
 
 def default_tracking(uri: str | None = None) -> TrackingConfig:
     """The tracking section a training run gets by default (``conf/tracking/default.yaml``),
-    with ``uri`` if given: the store of a command that takes ``--tracking-uri``. Composes
+    with ``uri`` if given: the store of ``ssgan.predict --tracking-uri``. Composes
     that group alone, not the whole config."""
     composed = compose_config(None, ["+tracking=default"])
     if not uri and keep_earlier_default_store(composed, []):

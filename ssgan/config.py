@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 
+from ssgan.bench_config import BENCH_SCHEMAS, BenchConfig
 from ssgan.method_config import METHOD_SCHEMAS, MethodConfig
 
 T = TypeVar("T")
@@ -268,15 +269,56 @@ class DataStatsAppConfig:
     output: str = ""  # a markdown file to write the table to; empty = print only
 
 
+# The metrics a sweep report tabulates unless ``metrics=[...]`` names others.
+REPORT_METRICS = ("best/val_accuracy", "best/test_accuracy")
+
+
+@dataclass(frozen=True)
+class ReportAppConfig:
+    """``python -m ssgan.report``: a sweep's tables and plots (docs/search.md)."""
+
+    parent_run_id: str = MISSING  # the sweep's parent run (the sweep prints it)
+    output: str = ""  # the folder to write; empty = reports/<parent_run_id>/
+    metrics: list[str] = field(default_factory=lambda: list(REPORT_METRICS))  # tabulated
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+
+@dataclass(frozen=True)
+class ExportAppConfig:
+    """``python -m ssgan.export``: a run's checkpoint as a new SavedModel (docs/serving.md)."""
+
+    run_id: str = MISSING  # the MLflow run whose checkpoint to export
+    output: str = MISSING  # the folder to create; it must not exist yet
+    checkpoint: str = "best"  # best (the classifier its best evaluation used) | last
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+
+@dataclass(frozen=True)
+class BenchAppConfig(TrainAppConfig):
+    """``python -m ssgan.bench``: the training config the benchmark measures, and the
+    benchmark (``bench=train|serve``, :mod:`ssgan.bench_config`)."""
+
+    bench: BenchConfig = field(default_factory=BenchConfig)  # conf/bench/ picks the schema
+
+
+# Sections whose schema is the one their group option names in ``name``: the declared
+# base, and the options' schemas.
+GROUP_SCHEMAS: dict[str, tuple[type[Any], dict[str, Any]]] = {
+    "method": (MethodConfig, METHOD_SCHEMAS),
+    "bench": (BenchConfig, BENCH_SCHEMAS),
+}
+
+
 def register_schemas() -> None:
     """Make the schemas available to the defaults lists in ``conf/``."""
     store = ConfigStore.instance()
     for name, schema in SCHEMAS.items():
         store.store(name=name, node=_composable(OmegaConf.structured(schema)))
-    for name, method in METHOD_SCHEMAS.items():  # conf/method/<name>.yaml selects these
-        store.store(
-            group="method", name=f"{name}_schema", node=_composable(OmegaConf.structured(method))
-        )
+    # conf/method/<name>.yaml and conf/bench/<name>.yaml select these
+    for group, (_, options) in GROUP_SCHEMAS.items():
+        for name, option in options.items():
+            node = _composable(OmegaConf.structured(option))
+            store.store(group=group, name=f"{name}_schema", node=node)
 
 
 SCHEMAS: dict[str, type] = {
@@ -284,6 +326,9 @@ SCHEMAS: dict[str, type] = {
     "promote_schema": PromoteAppConfig,
     "tune_schema": TuneAppConfig,
     "data_stats_schema": DataStatsAppConfig,
+    "report_schema": ReportAppConfig,
+    "export_schema": ExportAppConfig,
+    "bench_schema": BenchAppConfig,
 }
 
 
@@ -305,10 +350,12 @@ def typed(cfg: DictConfig, schema: type[T]) -> T:
     passes below it instead of the DictConfig (docs/architecture.md, "small values
     travel")."""
     base = _composable(OmegaConf.structured(schema))
-    if isinstance(cfg.get("method"), DictConfig) and "method" in base:
-        # The method's own schema: a stored (untyped) config's method keys need it.
-        name = str(cfg.method.get("name", "ssgan"))
-        base.method = _composable(OmegaConf.structured(METHOD_SCHEMAS.get(name, MethodConfig)))
+    for section, (declared, options) in GROUP_SCHEMAS.items():
+        if isinstance(cfg.get(section), DictConfig) and section in base:
+            # The option's own schema: a stored (untyped) config's method keys need it.
+            name = str(cfg[section].get("name", declared().name))
+            chosen = options.get(name, declared)
+            base[section] = _composable(OmegaConf.structured(chosen))
     node = OmegaConf.merge(base, cfg)
     value = OmegaConf.to_object(node)
     assert isinstance(value, schema)

@@ -19,11 +19,11 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from ssgan.config import (
     DATA_STATS_SPLITS,
+    GROUP_SCHEMAS,
     DataStatsAppConfig,
     TrainAppConfig,
 )
 from ssgan.errors import ConfigError
-from ssgan.method_config import METHOD_SCHEMAS, MethodConfig
 
 CHOICES = {
     "model.name": ("tutorial", "improved_gan"),
@@ -322,10 +322,11 @@ def check_unknown_keys(cfg: DictConfig, schema: type, prefix: str = "") -> None:
 
 
 def _section_schema(node: DictConfig, declared: type) -> type:
-    """The schema a section really has: the method's own (``method=fixmatch``: its
+    """The schema a section really has: its group option's own (``method=fixmatch``: its
     FixMatchMethod keys, not only MethodConfig's), else the one the field declares."""
-    if issubclass(declared, MethodConfig):
-        return METHOD_SCHEMAS.get(str(node.get("name")), declared)
+    for base, options in GROUP_SCHEMAS.values():
+        if issubclass(declared, base):
+            return options.get(str(node.get("name")), declared)
     return declared
 
 

@@ -1,7 +1,11 @@
-"""Each app's ``--help`` lists its own config groups: the ``${ssgan_groups:...}`` resolver
-that an app's ``hydra.help.template`` uses (Hydra's $APP_CONFIG_GROUPS lists every app's)."""
+"""Each app's ``--help``: its own config groups (the ``${ssgan_groups:...}`` resolver; Hydra's
+$APP_CONFIG_GROUPS lists every app's) and the program named as the user invoked it (the
+``${ssgan_app:...}`` resolver that every ``hydra.help.app_name`` in conf/ uses)."""
 
 from __future__ import annotations
+
+import sys
+from pathlib import Path
 
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
@@ -21,6 +25,15 @@ def _group_listing(*groups: str) -> str:
     return "\n".join(listing)
 
 
+def invocation(app: str) -> str:
+    """How the user started the command ``ssgan.<app>``: its console script's name
+    (``ssgan-data-stats``) when ``sys.argv[0]`` is one, else ``python -m ssgan.<app>``."""
+    script = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
+    return script if script.startswith("ssgan-") else f"python -m ssgan.{app}"
+
+
 def register_help_resolver() -> None:
     if not OmegaConf.has_resolver("ssgan_groups"):
         OmegaConf.register_new_resolver("ssgan_groups", _group_listing)
+    if not OmegaConf.has_resolver("ssgan_app"):
+        OmegaConf.register_new_resolver("ssgan_app", invocation)

@@ -1,22 +1,23 @@
 """Entry point: ``python -m ssgan.predict IMAGES... --model DIR`` (also ``ssgan-predict``);
-:mod:`ssgan.serving.prediction` does the work.
+:mod:`ssgan.serving.prediction` does the work. The one command with flags, not Hydra
+overrides: its image files are positional arguments, so shell globs work, and it needs a
+model folder, a server or a model URI, not conf/ (``--tracking-uri``: a URI's store).
 
 Scores image files (JPEG, PNG, GIF, BMP; folders are searched) with one of:
 
-* ``--model DIR`` -- a local SavedModel: a run's export, a promoted version
-  (``serving/ssgan/3``) or a model folder (``serving/ssgan``: its highest version);
+* ``--model DIR`` -- a local SavedModel (a run's export, ``serving/ssgan/3``, or
+  ``serving/ssgan``: its highest version), or ``models:/ssgan@production``;
 * ``--rest-url URL`` (or ``--rest``) -- a running TensorFlow Serving, REST API
   (``http://localhost:8501/v1/models/ssgan``), images sent as ``{"b64": ...}``;
 * ``--grpc HOST:PORT`` -- a running TensorFlow Serving, gRPC PredictionService
   (``--label stable`` asks for a version label; over REST, ``.../labels/stable`` in the URL).
 
 Prints one row per file (predicted digit and its probability), or JSON with ``--json``.
-Files that are not regular files or not images, files and images over the budgets
-(``--max-file-mb``, ``--max-megapixels``) and images the model cannot decode are reported
-on stderr and skipped; the others are still scored, in requests bounded by
-``--batch-size`` and ``--max-batch-megapixels``, each within ``--timeout`` as a whole
-(docs/serving.md). Exit status: 0 every file scored, 1 some files skipped (the rest
-printed), 2 nothing scored or a bad option (one line).
+Files that are not images, over the budgets (``--max-file-mb``, ``--max-megapixels``) or
+that the model cannot decode are reported on stderr and skipped; the others are scored in
+requests bounded by ``--batch-size`` and ``--max-batch-megapixels``, each within
+``--timeout`` (docs/serving.md). Exit status: 0 every file scored, 1 some files skipped
+(the rest printed), 2 nothing scored or a bad option (one line).
 """
 
 from __future__ import annotations

@@ -10,13 +10,9 @@ from pathlib import Path
 import pytest
 
 from ssgan.bench import main as bench_main
-from ssgan.benchmarks.command import (
-    BenchOptions,
-    chosen_methods,
-    parser,
-    print_results,
-    run_benchmark,
-)
+from ssgan.bench_config import ServeBenchConfig, TrainBenchConfig
+from ssgan.benchmarks.command import BenchOptions, print_results, run_benchmark, with_first_method
+from ssgan.command_checks import chosen_methods
 from ssgan.errors import UserError
 
 TINY = [
@@ -25,15 +21,24 @@ TINY = [
 ]
 
 
-def _run(capsys, tmp_path: Path, *args: str) -> dict:
-    bench_main([*args, *TINY, f"data.root={tmp_path}", "--json"])
+def _bench(monkeypatch: pytest.MonkeyPatch, *args: str) -> None:
+    """``python -m ssgan.bench args`` in this process."""
+    monkeypatch.setattr(sys, "argv", ["ssgan/bench.py", *args])
+    bench_main()
+
+
+def _run(monkeypatch, capsys, tmp_path: Path, *args: str) -> dict:
+    _bench(monkeypatch, *args, *TINY, f"data.root={tmp_path}", "bench.json=true")
     out = capsys.readouterr().out
     return json.loads(out[out.index("{") :])
 
 
 @pytest.mark.integration
-def test_train_benchmark_prints_ratios_and_flops_at_both_widths(capsys, tmp_path: Path) -> None:
-    figures = _run(capsys, tmp_path, "train", "--steps", "3", "--warmup", "1", "--rounds", "1")
+def test_train_benchmark_prints_ratios_and_flops_at_both_widths(
+    monkeypatch, capsys, tmp_path: Path
+) -> None:
+    figures = _run(monkeypatch, capsys, tmp_path, "bench.steps=3", "bench.warmup=1",
+                   "bench.rounds=1")  # fmt: skip
     assert figures["matmul_peak_flops_per_sec"] > 0 and figures["machine"]["cores"] >= 1
     for width in ("default", "smoke"):
         for key in ("full_loop_images_per_sec", "bare_step_images_per_sec",
@@ -50,21 +55,24 @@ def test_train_benchmark_prints_ratios_and_flops_at_both_widths(capsys, tmp_path
 
 
 @pytest.mark.integration
-def test_train_benchmark_table_and_bad_widths(capsys, tmp_path: Path) -> None:
-    bench_main(["train", *TINY, f"data.root={tmp_path}", "--steps", "2", "--warmup", "1",
-                "--rounds", "1", "--widths", "default"])  # fmt: skip
+def test_train_benchmark_table_and_bad_widths(monkeypatch, capsys, tmp_path: Path) -> None:
+    _bench(monkeypatch, *TINY, f"data.root={tmp_path}", "bench.steps=2", "bench.warmup=1",
+           "bench.rounds=1", "bench.widths=[default]")  # fmt: skip
     out = capsys.readouterr().out
     assert "host_cost_per_step_us" in out and "loop_to_bare_ratio" in out
     with pytest.raises(SystemExit) as exit_info:
-        bench_main(["train", "--widths", "huge"])
+        _bench(monkeypatch, "bench.widths=[huge]")
     assert exit_info.value.code == 2
-    assert "--widths=huge: allowed" in capsys.readouterr().err
+    assert "error: bench.widths=[huge]: allowed a list of default, smoke" in capsys.readouterr().err
 
 
 @pytest.mark.integration
-def test_train_benchmark_times_several_methods_side_by_side(capsys, tmp_path: Path) -> None:
-    figures = _run(capsys, tmp_path, "train", "--methods", "supervised,fixmatch", "--widths",
-                   "smoke", "--steps", "1", "--warmup", "1", "--rounds", "1")  # fmt: skip
+def test_train_benchmark_times_several_methods_side_by_side(
+    monkeypatch, capsys, tmp_path: Path
+) -> None:
+    figures = _run(monkeypatch, capsys, tmp_path, "bench.methods=[supervised,fixmatch]",
+                   "bench.widths=[smoke]", "bench.steps=1", "bench.warmup=1",
+                   "bench.rounds=1")  # fmt: skip
     smoke = figures["smoke"]
     assert list(smoke) == ["supervised", "fixmatch"]
     for name, method in smoke.items():
@@ -85,39 +93,46 @@ def test_train_benchmark_times_several_methods_side_by_side(capsys, tmp_path: Pa
 
 
 @pytest.mark.unit
-def test_an_unknown_method_is_refused_in_one_line_before_any_work(capsys, tmp_path) -> None:
+def test_an_unknown_method_is_refused_in_one_line_before_any_work(
+    monkeypatch, capsys, tmp_path
+) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        bench_main(["train", "--methods", "fixmatch,nope", f"data.root={tmp_path}"])
+        _bench(monkeypatch, "bench.methods=[fixmatch,nope]", f"data.root={tmp_path}")
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
-    assert err.startswith("error: --methods=fixmatch,nope: unknown method nope; allowed:")
+    assert err.startswith("error: bench.methods=[fixmatch,nope]: unknown method nope; allowed:")
     assert list(tmp_path.iterdir()) == []  # no data generated
     # A method.<key> override goes to every method listed: one that lacks it refuses it.
     with pytest.raises(SystemExit) as exit_info:
-        bench_main(["train", "--methods", "fixmatch,supervised", "method.threshold=0.9",
-                    f"data.root={tmp_path}"])  # fmt: skip
+        _bench(monkeypatch, "bench.methods=[fixmatch,supervised]", "method.threshold=0.9",
+               f"data.root={tmp_path}")  # fmt: skip
     assert exit_info.value.code == 2 and list(tmp_path.iterdir()) == []
     assert "unknown key 'method.threshold'" in capsys.readouterr().err
 
 
 @pytest.mark.unit
 def test_methods_are_chosen_by_name_or_all() -> None:
-    assert chosen_methods("", ["method=fixmatch"]) is None  # the config's method
-    assert chosen_methods("all", []) == ["supervised", "ssgan", "badgan", "mean_teacher",
-                                         "fixmatch"]  # fmt: skip
-    assert chosen_methods("fixmatch,supervised,fixmatch", ["method.threshold=0.9"]) == [
+    assert chosen_methods(TrainBenchConfig()) is None  # the config's method
+    assert chosen_methods(TrainBenchConfig(methods=["all"])) == [
+        "supervised", "ssgan", "badgan", "mean_teacher", "fixmatch",
+    ]  # fmt: skip
+    assert chosen_methods(TrainBenchConfig(methods=["fixmatch", "supervised", "fixmatch"])) == [
         "fixmatch", "supervised",
     ]  # fmt: skip
-    with pytest.raises(UserError, match="method=ssgan: --methods picks the methods"):
-        chosen_methods("fixmatch", ["method=ssgan"])
-    with pytest.raises(UserError, match="only python -m ssgan.bench train"):
-        run_benchmark(BenchOptions(what="serve", methods="fixmatch"))
+    # The config Hydra composes is the first listed method's, so a key they share composes.
+    listed = ["--cfg", "job", "bench.methods=[fixmatch,mean_teacher]", "method.translate=2"]
+    assert with_first_method(listed) == [*listed[:2], "method=fixmatch", *listed[2:]]
+    every = ["bench.methods=[all]"]
+    assert with_first_method(every) == ["method=supervised", *every]
+    assert with_first_method(["method.translate=2"]) == ["method.translate=2"]
+    with pytest.raises(UserError, match="method=ssgan: bench.methods picks the methods"):
+        with_first_method(["bench.methods=[fixmatch]", "method=ssgan"])
 
 
 @pytest.mark.integration
-def test_serve_benchmark_prints_latency_and_throughput(capsys, tmp_path: Path) -> None:
-    figures = _run(capsys, tmp_path, "serve", "--requests", "5")
+def test_serve_benchmark_prints_latency_and_throughput(monkeypatch, capsys, tmp_path) -> None:
+    figures = _run(monkeypatch, capsys, tmp_path, "bench=serve", "bench.requests=5")
     assert figures["latency_ms_p99"] >= figures["latency_ms_p50"] > 0
     for size in (1, 8, 64, 256):
         assert figures[f"signature_images_per_sec_batch{size}"] > 0
@@ -141,18 +156,21 @@ def test_dropout_mask_timing_prints_each_variant() -> None:
 
 
 @pytest.mark.unit
-def test_options_are_built_from_the_command_line() -> None:
-    argv = ["train", "train.precision=bf16", "--steps", "5", "model.z_size=8", "--json"]
-    options = BenchOptions.from_args(parser().parse_intermixed_args(argv))
-    assert options == BenchOptions(
-        what="train", overrides=("train.precision=bf16", "model.z_size=8"), steps=5, json=True
+def test_options_keep_the_training_overrides_and_leave_the_bench_keys_out() -> None:
+    job = ("bench=train", "train.precision=bf16", "bench.steps=5", "model.z_size=8",
+           "tracking.uri=sqlite:///elsewhere.db", "bench.json=true")  # fmt: skip
+    bench = TrainBenchConfig(steps=5, json=True)
+    assert BenchOptions.from_job(bench, job) == BenchOptions(
+        bench, ("train.precision=bf16", "model.z_size=8", "tracking.uri=sqlite:///elsewhere.db")
     )
-    assert BenchOptions.from_args(parser().parse_intermixed_args(["serve"])) == BenchOptions(
-        what="serve"
-    )
+    # Beside bench.methods, the method= that with_first_method added is not passed on.
+    listed = TrainBenchConfig(methods=["fixmatch", "mean_teacher"])
+    job = ("bench.methods=[fixmatch,mean_teacher]", "method.translate=2", "method=fixmatch")
+    assert BenchOptions.from_job(listed, job).overrides == ("method.translate=2",)
+    assert BenchOptions.from_job(ServeBenchConfig(), ("bench=serve",)).overrides == ()
 
 
 @pytest.mark.unit
 def test_bad_widths_are_refused_before_any_benchmark() -> None:
-    with pytest.raises(UserError, match="--widths=wide"):
-        run_benchmark(BenchOptions(what="train", widths="wide"))
+    with pytest.raises(UserError, match=r"bench.widths=\[wide\]"):
+        run_benchmark(BenchOptions(TrainBenchConfig(widths=["wide"])))

@@ -313,10 +313,10 @@ def test_option_files_hold_only_what_differs_from_the_schema(option: str) -> Non
     group = option.split("/")[0]
     schemas = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig,
                "tracking": TrackingConfig, "search": SearchConfig}  # fmt: skip
-    from ssgan.method_config import METHOD_SCHEMAS
+    from ssgan.config import GROUP_SCHEMAS
 
-    if group == "method":
-        schemas["method"] = METHOD_SCHEMAS[option.split("/")[1].removesuffix(".yaml")]
+    if group in GROUP_SCHEMAS:  # method/, bench/: each option its own schema
+        schemas[group] = GROUP_SCHEMAS[group][1][option.split("/")[1].removesuffix(".yaml")]
     if group not in schemas:
         pytest.skip(f"{group}/ has no schema section")
     values = OmegaConf.load(CONF / option)

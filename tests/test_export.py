@@ -382,7 +382,10 @@ def test_an_export_removes_what_a_killed_export_left_and_keeps_a_live_ones(
 
 @pytest.mark.integration
 def test_the_export_command_says_what_a_killed_export_left_and_it_removed(
-    smoke_run: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    smoke_run: dict,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from ssgan.export import main
 
@@ -391,7 +394,10 @@ def test_the_export_command_says_what_a_killed_export_left_and_it_removed(
     (dead / "variables").mkdir(parents=True)
     dead.with_name(dead.name + ".lock").touch()
     run_id, uri = smoke_run["summary"].run_id, smoke_run["cfg"].tracking.uri
-    main([run_id, "--output", str(out), "--tracking-uri", uri])
+    monkeypatch.chdir(tmp_path)  # Hydra writes nothing there (no outputs/, no .hydra/)
+    argv = ["ssgan/export.py", f"run_id={run_id}", f"output={out}", f"tracking.uri={uri}"]
+    monkeypatch.setattr(sys, "argv", argv)
+    main()
     assert capsys.readouterr().out.splitlines()[-2:] == [
         f"removed {dead}, left by a killed export",
         f"exported {out}",

@@ -127,7 +127,7 @@ def test_report_groups_by_swept_settings_with_seeds_pooled(grid_sweep, tmp_path:
 
 def test_report_refuses_a_metric_no_run_logged(grid_sweep, tmp_path: Path) -> None:
     tracking, parent_id = grid_sweep
-    with pytest.raises(UserError, match="--metric val/acc: no run of this sweep logged"):
+    with pytest.raises(UserError, match="metrics: val/acc: no run of this sweep logged"):
         report.write_report(tracking, parent_id, tmp_path / "out", ["val/acc"])
     assert not (tmp_path / "out").exists()
 
@@ -136,7 +136,7 @@ def test_report_command_prints_one_line_for_a_bad_run_id(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "argv", ["ssgan.report", "not-a-run"])
+    monkeypatch.setattr(sys, "argv", ["ssgan.report", "parent_run_id=not-a-run"])
     with pytest.raises(SystemExit) as done:
         report_command.main()
     assert done.value.code == 2
@@ -145,6 +145,26 @@ def test_report_command_prints_one_line_for_a_bad_run_id(
         err.startswith("error: run_id='not-a-run' is not an MLflow run id") and err.count("\n") == 1
     )
     assert not (tmp_path / "reports").exists()
+
+
+def test_report_command_reads_the_store_tracking_uri_names(
+    grid_sweep, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """``tracking.uri=…`` means to the report what it means to ``ssgan.train``; the default
+    folder is reports/<id>/ in the launch folder, where Hydra writes nothing of its own."""
+    tracking, parent_id = grid_sweep
+    launch = tmp_path / "launch"
+    launch.mkdir()
+    monkeypatch.chdir(launch)
+    argv = ["ssgan-report", f"parent_run_id={parent_id}", f"tracking.uri={tracking.uri}",
+            "metrics=[best/test_accuracy]"]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", argv)
+    report_command.main()
+    written = launch / "reports" / parent_id / "report.md"
+    assert capsys.readouterr().out == f"report: {written.relative_to(launch)}\n"
+    text = written.read_text()
+    assert "| train.mode | data.num_labeled | best/test_accuracy | runs | pruned | failed |" in text
+    assert [p.name for p in launch.iterdir()] == ["reports"]  # no outputs/, no mlflow.db
 
 
 def test_label_budget_summary_uses_the_report(

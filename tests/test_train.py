@@ -381,7 +381,9 @@ def test_multirun_sweep_gives_one_tagged_run_per_job(tmp_path: Path) -> None:
     assert "report/report.md" in [
         a.path for a in client.list_artifacts(parent.info.run_id, "report")
     ]
-    report = run_cli("ssgan.report", parent.info.run_id, *_uri_flag(tmp_path), cwd=tmp_path)
+    report = run_cli("ssgan.report", f"parent_run_id={parent.info.run_id}",
+                     f"tracking.uri=sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}",
+                     cwd=tmp_path)  # fmt: skip
     assert report.returncode == 0, report.stderr
     text = (tmp_path / "reports" / parent.info.run_id / "report.md").read_text()
     assert "| model.z_size | best/val_accuracy | best/test_accuracy | runs |" in text
@@ -419,10 +421,6 @@ def test_a_sweep_defined_in_a_preset_names_its_parent_run(tmp_path: Path) -> Non
     assert parent.data.tags["ssgan.best.model.z_size"] == best.data.params["model.z_size"]
 
 
-def _uri_flag(root: Path) -> list[str]:
-    return ["--tracking-uri", f"sqlite:///{root / 'mlruns' / 'mlflow.db'}"]
-
-
 @pytest.mark.integration
 def test_resume_of_unknown_or_finished_run_is_refused(smoke_run: dict, tmp_path: Path) -> None:
     cfg = smoke_run["cfg"].copy()
@@ -441,15 +439,16 @@ def test_export_cli_from_a_runs_checkpoint(smoke_run: dict, tmp_path: Path, whic
     cfg, run_id = smoke_run["cfg"], smoke_run["summary"].run_id
     out = tmp_path / "exported"
     result = run_cli(
-        "ssgan.export", run_id, "--checkpoint", which, "--output", str(out),
-        "--tracking-uri", cfg.tracking.uri, cwd=tmp_path,
+        "ssgan.export", f"run_id={run_id}", f"checkpoint={which}", f"output={out}",
+        f"tracking.uri={cfg.tracking.uri}", cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     loaded = tf.saved_model.load(str(out))
     assert {"serving_default", "predict_images", "classify"} <= set(loaded.signatures)
-    again = run_cli("ssgan.export", run_id, "--output", str(out), "--tracking-uri",
-                    cfg.tracking.uri, cwd=tmp_path)  # fmt: skip
+    again = run_cli("ssgan.export", f"run_id={run_id}", f"output={out}",
+                    f"tracking.uri={cfg.tracking.uri}", cwd=tmp_path)  # fmt: skip
     assert again.returncode == 2 and "already exists" in again.stderr
+    assert {p.name for p in tmp_path.iterdir()} == {"exported"}  # Hydra wrote nothing
 
 
 @pytest.mark.e2e

@@ -65,7 +65,7 @@ def test_a_search_outcome_prints_as_tune_printed_it() -> None:
         "parent_run_id: p1\n"
         "trials: 2 complete, 1 pruned, 0 failed\n"
         "best: trial 1 (run r1) val accuracy 0.2500: train.lr=0.0003 model.z_size=8\n"
-        "report: python -m ssgan.report p1"
+        "report: python -m ssgan.report parent_run_id=p1"
     )
     with_baseline = dataclasses.replace(OUTCOME, baseline_value=0.125)
     assert with_baseline.text().splitlines()[3] == (

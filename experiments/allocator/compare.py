@@ -2,7 +2,7 @@
 
     python experiments/allocator/compare.py [--pairs 2] [--steps 8] [bench overrides]
 
-Runs ``python -m ssgan.bench train --widths default --json`` in fresh processes, in turn
+Runs ``python -m ssgan.bench bench.widths=[default] bench.json=true`` in fresh processes, in turn
 with ``SSGAN_MALLOC=system`` (glibc's defaults) and ``SSGAN_MALLOC=tuned`` (the default,
 ssgan/allocator.py), ``--pairs`` times each, and writes
 ``experiments/allocator/results_<vector extension>.md`` (one file per kind of machine:
@@ -33,8 +33,8 @@ FIGURES = [
 
 
 def bench(choice: str, steps: int, overrides: list[str]) -> dict:
-    command = [sys.executable, "-m", "ssgan.bench", "train", "--widths", "default", "--json",
-               "--steps", str(steps), "--rounds", "2", "--warmup", "3", *overrides]  # fmt: skip
+    command = [sys.executable, "-m", "ssgan.bench", "bench.widths=[default]", "bench.json=true",
+               f"bench.steps={steps}", "bench.rounds=2", "bench.warmup=3", *overrides]  # fmt: skip
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True,
                           env={**os.environ, "SSGAN_MALLOC": choice})  # fmt: skip
     if done.returncode != 0:
@@ -71,7 +71,7 @@ def main() -> None:
 
 Written by `{command}` on {dt.date.today().isoformat()}: {machine["cpu"]}
 ({vector}), {machine["cores"]} cores, TensorFlow {machine["tensorflow"]}; default model and
-batch, `python -m ssgan.bench train --widths default`, runs in the order listed.
+batch, `python -m ssgan.bench bench.widths=[default]`, runs in the order listed.
 `system` is glibc's default malloc, `tuned` the project's default (ssgan/allocator.py).
 
 | allocator | run | {header} | matmul peak GFLOP/s |

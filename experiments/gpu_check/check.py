@@ -100,7 +100,7 @@ def markdown(results: dict[str, Any]) -> str:
             lines.extend(train_rows(entry))
     lines += [
         "",
-        "Serving (`python -m ssgan.bench serve`, JPEG requests through `serving_default`):",
+        "Serving (`python -m ssgan.bench bench=serve`, JPEG requests through `serving_default`):",
         "",
         "| model | 1 image p50 / p99 ms | signature img/s, batch 64 | network alone img/s "
         "| signature / network |",

@@ -4,7 +4,7 @@ Three discriminators at the default model and batch, timed in alternating rounds
 of each): Keras' masks (``model.dropout_mask=uniform``, a float32 uniform per element),
 ``model.dropout_mask=byte`` (one random byte per element) and no dropout at all
 (``model.drop_rate=0``: the bound on what any mask can save). Prints ms/step, images/s
-and the step's share of this machine's float32 matmul peak, as ``ssgan.bench train``.
+and the step's share of this machine's float32 matmul peak, as ``ssgan.bench`` measures it.
 
     python experiments/step_timing/dropout_mask.py [--batch 128] [--steps 10] [--rounds 5]
 """

@@ -1,5 +1,5 @@
-"""What recording MLflow's system metrics costs a training step: `python -m ssgan.bench
-train` at smoke widths, run alternately with tracking.system_metrics=false and =true
+"""What recording MLflow's system metrics costs a training step: `python -m ssgan.bench`
+at smoke widths, run alternately with tracking.system_metrics=false and =true
 (MLflow's default 10 s sampling), PAIRS times each; writes results.md beside this file.
 
     python experiments/system_metrics/measure.py [PAIRS]
@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCH = [sys.executable, "-m", "ssgan.bench", "train", "--widths", "smoke", "--json"]
+BENCH = [sys.executable, "-m", "ssgan.bench", "bench.widths=[smoke]", "bench.json=true"]
 
 
 def full_loop_rate(system_metrics: bool) -> float:
@@ -51,7 +51,7 @@ def main() -> None:
         f"{dt.date.today().isoformat()}, commit {_commit()}.",
         "",
         f"Machine: {cpu_name()}, {len(os.sched_getaffinity(0))} cores, "
-        f"avx512f {'yes' if avx512 else 'no'}. `python -m ssgan.bench train --widths smoke`, "
+        f"avx512f {'yes' if avx512 else 'no'}. `python -m ssgan.bench bench.widths=[smoke]`, "
         f"full loop (logging to SQLite), {pairs} alternating pairs, median.",
         "",
         "| system metrics | full loop images/s (each run) | median |",

@@ -1,109 +1,116 @@
-"""The ``python -m ssgan.bench`` command: its options, which benchmark they select, and the
-results printed as a table of figures or as JSON."""
+"""The ``python -m ssgan.bench`` command: its options (the ``bench`` config section and the
+training overrides), which benchmark they select, and the results printed as a table of
+figures or as JSON."""
 
 from __future__ import annotations
 
-import argparse
 import json
 from dataclasses import dataclass
 from typing import Any
 
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
+
+from ssgan.bench_config import BenchConfig, ServeBenchConfig, TrainBenchConfig
 from ssgan.benchmarks.machine import describe_machine
 from ssgan.benchmarks.serving import bench_serve
-from ssgan.benchmarks.training import BENCH_DATA, SMOKE_STEP_FACTOR, bench_train_widths
-from ssgan.cli import compose_config
+from ssgan.benchmarks.training import BENCH_DATA, bench_train_widths
+from ssgan.cli import compose_config, overrides_only
+from ssgan.command_checks import chosen_methods, chosen_widths
 from ssgan.config import TrainAppConfig, typed
 from ssgan.config_checks import validate_train_config
-from ssgan.errors import UserError
+from ssgan.errors import ConfigError
 from ssgan.method_config import METHOD_SCHEMAS
 
+# The flags the command took before it was a Hydra app, and their key=value forms.
+OLD_FLAGS = {
+    "--steps": "bench.steps=<n>",
+    "--rounds": "bench.rounds=<n>",
+    "--warmup": "bench.warmup=<n>",
+    "--widths": "bench.widths=[default,smoke]",
+    "--methods": "bench.methods=[supervised,fixmatch] (or [all])",
+    "--requests": "bench=serve bench.requests=<n>",
+    "--json": "bench.json=true",
+}
 
-def parser() -> argparse.ArgumentParser:
-    options = argparse.ArgumentParser(
-        prog="python -m ssgan.bench",
-        description="Benchmarks that print figures: the training loop and the serving signature.",
-    )
-    options.add_argument("what", choices=["train", "serve"])
-    options.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. train.precision=bf16")
-    options.add_argument("--steps", type=int, default=40,
-                         help=f"timed steps per round at default widths (train; smoke widths: "
-                              f"{SMOKE_STEP_FACTOR}x)")  # fmt: skip
-    options.add_argument("--rounds", type=int, default=4, help="alternating rounds (train)")
-    options.add_argument("--warmup", type=int, default=10, help="untimed steps first (train)")
-    options.add_argument("--widths", default="default,smoke",
-                         help="comma-separated: default (the config's), smoke (train)")  # fmt: skip
-    options.add_argument("--methods", default="",
-                         help="comma-separated method names, or all: each benchmarked side "
-                              "by side (train; default: the config's method)")  # fmt: skip
-    options.add_argument("--requests", type=int, default=200,
-                         help="single-image requests (serve)")  # fmt: skip
-    options.add_argument("--json", action="store_true", help="print JSON")
-    return options
+
+def _key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def is_bench_key(override: str) -> bool:
+    """Whether ``override`` sets the bench's own keys (``bench=serve``, ``bench.json=true``)
+    rather than the training config's."""
+    return _key(override) == "bench" or _key(override).startswith("bench.")
+
+
+def with_first_method(argv: list[str]) -> list[str]:
+    """``argv`` with ``method=<the first of bench.methods>`` added, when it lists methods:
+    the config Hydra composes is then the first method's, so a ``method.<key>`` override the
+    listed methods share (``method.translate=2``) composes. Refuses a ``method=`` override
+    beside ``bench.methods``, which picks the methods."""
+    overrides = overrides_only(argv)
+    listed = [o for o in overrides if _key(o) == "bench.methods"]
+    if not listed:
+        return argv
+    picked = [o for o in overrides if _key(o) == "method"]
+    if picked:
+        raise ConfigError(f"{picked[0]}: bench.methods picks the methods; leave the override out")
+    try:
+        value = OverridesParser.create().parse_override(listed[-1]).value()
+    except HydraException:  # Hydra's own check says what is wrong with it
+        return argv
+    names = [str(name) for name in (value if isinstance(value, list) else [value])]
+    if names == ["all"]:
+        names = list(METHOD_SCHEMAS)
+    if not names or names[0] not in METHOD_SCHEMAS:
+        return argv  # left to the bench's own check, which names what is wrong
+    # Beside bench.methods: Hydra takes its overrides as one run of arguments.
+    at = argv.index(listed[-1])
+    return [*argv[:at], f"method={names[0]}", *argv[at:]]
 
 
 @dataclass(frozen=True)
 class BenchOptions:
-    """Which benchmark to run (``what``: train or serve), on which config ``overrides``,
-    for how long, and whether to print JSON."""
+    """Which benchmark to run and its knobs (``bench``: a TrainBenchConfig or a
+    ServeBenchConfig), on which training config ``overrides``."""
 
-    what: str
-    overrides: tuple[str, ...] = ()
-    steps: int = 40
-    rounds: int = 4
-    warmup: int = 10
-    widths: str = "default,smoke"
-    methods: str = ""  # comma-separated, or "all"; "" = the config's method
-    requests: int = 200
-    json: bool = False
+    bench: BenchConfig
+    overrides: tuple[str, ...] = ()  # training overrides, as given on the command line
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace) -> BenchOptions:
-        """The options :func:`parser` parsed."""
-        return cls(what=args.what, overrides=tuple(args.overrides), steps=args.steps,
-                   rounds=args.rounds, warmup=args.warmup, widths=args.widths,
-                   methods=args.methods, requests=args.requests, json=args.json)  # fmt: skip
+    def from_job(cls, bench: BenchConfig, job_overrides: tuple[str, ...]) -> BenchOptions:
+        """The options of a Hydra job: its overrides less the bench's own keys, and less the
+        ``method=`` that :func:`with_first_method` added beside ``bench.methods``."""
+        methods = chosen_methods(bench)
+        overrides = [o for o in job_overrides if not is_bench_key(o)]
+        if methods:
+            overrides = [o for o in overrides if _key(o) != "method"]
+        return cls(bench, tuple(overrides))
 
 
 def run_benchmark(options: BenchOptions) -> dict[str, Any]:
     """The figures of the benchmark ``options`` select, with the machine they were measured
     on (under ``machine`` in JSON, first in the table)."""
-    widths = [w for w in options.widths.split(",") if w]
-    if not widths or set(widths) - {"default", "smoke"}:
-        raise UserError(f"--widths={options.widths}: allowed a comma-separated list of "
-                        f"default, smoke")  # fmt: skip
-    overrides = list(options.overrides)
-    methods = chosen_methods(options.methods, overrides)
-    if methods and options.what != "train":
-        raise UserError(f"--methods={options.methods}: only python -m ssgan.bench train "
-                        f"benchmarks methods")  # fmt: skip
-    if options.what == "train":
+    bench, overrides = options.bench, list(options.overrides)
+    if isinstance(bench, TrainBenchConfig):
         results = bench_train_widths(
-            overrides, widths, options.steps, options.warmup, options.rounds, methods
+            overrides,
+            chosen_widths(bench),
+            bench.steps,
+            bench.warmup,
+            bench.rounds,
+            chosen_methods(bench),
         )
-    else:
+    elif isinstance(bench, ServeBenchConfig):
         cfg = compose_config("config", [*BENCH_DATA, *overrides])
         validate_train_config(cfg)
         settings = typed(cfg, TrainAppConfig)
-        results = bench_serve(settings.model, settings.train.precision, options.requests)
+        results = bench_serve(settings.model, settings.train.precision, bench.requests)
+    else:
+        raise ConfigError(f"bench={bench.name} is not a benchmark: allowed train, serve")
     machine = describe_machine()
-    return {"machine": machine, **results} if options.json else {**machine, **results}
-
-
-def chosen_methods(methods: str, overrides: list[str]) -> list[str] | None:
-    """The method names ``--methods`` lists (``all``: every registered method), in its
-    order; None without it. Refuses an unknown name, and a ``method=`` override beside it."""
-    if not methods:
-        return None
-    names = list(METHOD_SCHEMAS) if methods == "all" else [m for m in methods.split(",") if m]
-    unknown = [name for name in names if name not in METHOD_SCHEMAS]
-    if unknown or not names:
-        raise UserError(f"--methods={methods}: unknown method {', '.join(unknown) or '(none)'}"
-                        f"; allowed: all, or a comma-separated list of "
-                        f"{', '.join(METHOD_SCHEMAS)}")  # fmt: skip
-    picked = [o for o in overrides if o.split("=")[0].lstrip("+~") == "method"]
-    if picked:
-        raise UserError(f"{picked[0]}: --methods picks the methods; leave the override out")
-    return list(dict.fromkeys(names))
+    return {"machine": machine, **results} if bench.json else {**machine, **results}
 
 
 def print_results(results: dict[str, Any], as_json: bool) -> None:
@@ -115,7 +122,7 @@ def print_results(results: dict[str, Any], as_json: bool) -> None:
         if not isinstance(value, dict):
             print(f"{key:40s} {_shown(value)}")
     by_method = [c for c in columns if all(isinstance(v, dict) for v in results[c].values())]
-    for width in by_method:  # --methods: a table per width, a column per method
+    for width in by_method:  # bench.methods: a table per width, a column per method
         _print_table(f"{width} widths, methods", results[width])
     if columns and not by_method:
         _print_table("widths", {c: results[c] for c in columns})

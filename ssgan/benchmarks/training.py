@@ -1,6 +1,6 @@
 """``python -m ssgan.bench train``: the full training loop against a bare step of the same
 maths on tensors in memory, both against the machine's matmul peak, side by side, for the
-config's method or for several methods (``--methods``) in alternating rounds."""
+config's method or for several methods (``bench.methods``) in alternating rounds."""
 
 from __future__ import annotations
 
@@ -266,7 +266,7 @@ def bench_train(cfgs: list[TrainAppConfig], steps: int, warmup: int,
 # stands in for a fast accelerator where the host's cost per step shows.
 SMOKE_WIDTHS = ["model.d_size_mult=8", "model.g_size_mult=8", "model.z_size=16",
                 "data.batch_size=32"]  # fmt: skip
-SMOKE_STEP_FACTOR = 5  # timed steps per round at smoke widths, relative to --steps
+SMOKE_STEP_FACTOR = 5  # timed steps per round at smoke widths, relative to bench.steps
 
 
 def bench_train_widths(

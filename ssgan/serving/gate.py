@@ -42,7 +42,7 @@ def check_run(cfg: PromoteAppConfig, store: TrackingStore) -> Run:
     if not has_model(store, run_id):
         raise PromoteError(
             f"run {run_id} has no exported model (no '{MODEL_ARTIFACT}/' artifact): export one "
-            "from its checkpoint with python -m ssgan.export"
+            f"from its checkpoint with python -m ssgan.export run_id={run_id} output=<folder>"
         )
     return run
 
@@ -62,7 +62,7 @@ def verify_run_model(
     if logged is None:
         raise PromoteError(
             f"run {run_id} logged no export/test_accuracy to check its model against: "
-            "re-export it with python -m ssgan.export"
+            f"re-export it with python -m ssgan.export run_id={run_id} output=<folder>"
         )
     if not has_artifact(store, run_id, VERIFICATION_ARTIFACT):
         raise PromoteError(

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from ssgan.hydra_help import invocation
 from ssgan.serving.clients import (
     ImagesRefusedError,
     PredictError,
@@ -267,7 +268,7 @@ class _OneLineParser(argparse.ArgumentParser):
 
 def parser() -> argparse.ArgumentParser:
     described = _OneLineParser(
-        prog="python -m ssgan.predict",
+        prog=invocation("predict"),  # ssgan-predict or python -m ssgan.predict, as invoked
         description="Read house-number digits in image files with an exported ssgan model. "
         "Exit status: 0 all scored, 1 some files skipped (reported on stderr), 2 error.",
     )

@@ -237,5 +237,5 @@ def finish_grid(parent: RunTracker, status: str) -> None:
     parent.finish(status)
     print(
         f"sweep parent run: {parent.run_id} ({status}); report: python -m ssgan.report "
-        f"{parent.run_id}"
+        f"parent_run_id={parent.run_id}"
     )

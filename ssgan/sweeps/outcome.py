@@ -71,5 +71,5 @@ class SearchOutcome:
             lines.append(
                 f"baseline (the base config's values): val accuracy {self.baseline_value:.4f}"
             )
-        lines.append(f"report: python -m ssgan.report {self.parent_run_id}")
+        lines.append(f"report: python -m ssgan.report parent_run_id={self.parent_run_id}")
         return "\n".join(lines)

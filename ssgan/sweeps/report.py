@@ -3,7 +3,7 @@
 Turns a sweep — a grid (``ssgan.train -m``) or a search (``ssgan.tune``) — into a
 markdown table and plots: each metric's mean ± sample std grouped by the swept settings,
 seeds pooled; each metric against each swept setting; for a search, Optuna's optimisation
-history and parameter importances. Written to ``--out`` (default ``reports/<id>/``) and
+history and parameter importances. Written to ``output=`` (default ``reports/<id>/``) and
 logged on the parent run under ``report/``.
 """
 
@@ -23,6 +23,7 @@ matplotlib.use("Agg")  # files only: no display, also on a head node without one
 import matplotlib.pyplot as plt
 import numpy as np
 
+from ssgan.config import REPORT_METRICS
 from ssgan.errors import UserError, first_line
 from ssgan.sweeps.storage import load_existing
 from ssgan.tracking.runs import Run, child_runs, get_run, log_artifacts_to
@@ -42,7 +43,7 @@ from ssgan.tracking.tags import (
     TRIAL_TAG,
 )
 
-DEFAULT_METRICS = ("best/val_accuracy", "best/test_accuracy")
+DEFAULT_METRICS = REPORT_METRICS  # the report command's default metrics
 REPORT_ARTIFACT = "report"
 # Keys that differ between a sweep's runs without being what was compared.
 _NEVER_SWEPT = ("tracking.run_name", "resume")
@@ -341,7 +342,7 @@ def write_report(
     for metric in metrics:
         if metric not in logged:
             raise UserError(
-                f"--metric {metric}: no run of this sweep logged it (logged: {', '.join(logged)})"
+                f"metrics: {metric}: no run of this sweep logged it (logged: {', '.join(logged)})"
             )
     with tempfile.TemporaryDirectory(prefix="ssgan-report-") as tmp:
         folder = Path(out_dir) if out_dir is not None else Path(tmp)
