@@ -45,8 +45,7 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    # TensorFlow starts with the job (_hydra_main): nothing before it loads TensorFlow, so
-    # --help, --cfg, shell completion and a refused override answer without paying for it.
+    # TensorFlow starts in _hydra_main: --help, --cfg and a refused override do without it.
     register_schemas()
     complete_console_script()  # -sc install=bash: for ssgan-train, which it can complete
     with cli.user_errors():

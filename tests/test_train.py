@@ -260,7 +260,7 @@ def test_steps_per_loop_keeps_log_checkpoint_and_epoch_steps_exact(tmp_path: Pat
 def test_missing_data_stops_before_any_run(tmp_path: Path) -> None:
     result = run_cli(
         "ssgan.train",
-        *tiny_overrides(tmp_path),
+        *tiny_overrides(tmp_path, seeded=False),
         "data=svhn",
         "data.download=false",
         "data.num_labeled=100",
@@ -484,7 +484,11 @@ def test_ctrl_c_marks_the_run_killed_and_it_can_resume(tmp_path: Path) -> None:
 def test_remote_tracking_server_gets_checkpoints_and_model(tmp_path: Path) -> None:
     """With an MLflow tracking server, checkpoints are uploaded and the model logged."""
     with mlflow_server(tmp_path) as uri:
-        overrides = [*tiny_overrides(tmp_path), f"tracking.uri={uri}", "method=supervised"]
+        overrides = [
+            *tiny_overrides(tmp_path, seeded=False),
+            f"tracking.uri={uri}",
+            "method=supervised",
+        ]
         cfg = compose_config("config", overrides)
         summary = train(cfg)
         assert summary.model_uri.startswith("models:/m-")
