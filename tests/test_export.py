@@ -403,3 +403,26 @@ def test_the_export_command_says_what_a_killed_export_left_and_it_removed(
         f"exported {out}",
     ]
     assert {p.name for p in tmp_path.iterdir()} == {"exported"}
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("run_id", "says"),
+    [("nope", "run_id='nope' is not an MLflow run id"), ("0" * 32, "was not found in the")],
+)
+def test_the_export_command_names_a_bad_run_id(
+    smoke_run: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch, run_id: str, says: str,
+) -> None:  # fmt: skip
+    from ssgan.export import main
+
+    monkeypatch.chdir(tmp_path)
+    uri = smoke_run["cfg"].tracking.uri
+    argv = ["ssgan/export.py", f"run_id={run_id}", "output=out", f"tracking.uri={uri}"]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as stop:
+        main()
+    assert stop.value.code == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: ") and error.count("\n") == 1 and says in error, error
+    assert list(tmp_path.iterdir()) == []

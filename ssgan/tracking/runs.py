@@ -85,7 +85,9 @@ def metric_history(store: TrackingStore, run_id: str, key: str) -> list[Metric]:
 
 
 def load_run_config(store: TrackingStore, run_id: str) -> DictConfig:
-    """The composed config a run was started with (its ``config/config.yaml`` artifact)."""
+    """The composed config a run was started with (its ``config/config.yaml`` artifact); a
+    malformed or unknown run id is one line saying so, not a missing artifact."""
+    get_run(store, run_id)
     with tempfile.TemporaryDirectory() as tmp:
         path = download_artifacts(store, run_id, CONFIG_ARTIFACT, Path(tmp))
         cfg = OmegaConf.load(path)
