@@ -113,8 +113,12 @@ def test_mlflow_run_id_resumes_this_projects_runs_and_refuses_a_conflict(
         environment_run(cfg, store, theirs_id)
     cfg.resume = None
     store.client.set_terminated(theirs_id)
-    with pytest.raises(UserError, match="names a run that is FINISHED"):
-        environment_run(cfg, store, theirs_id)
+    store.client.set_terminated(ours_id)  # a FINISHED run of ours, named the same way
+    for finished in (theirs_id, ours_id):
+        with pytest.raises(
+            UserError, match=f"MLFLOW_RUN_ID={finished} names a run that is FINISHED"
+        ):
+            environment_run(cfg, store, finished)
     with pytest.raises(UserError, match="MLFLOW_RUN_ID=0{32}: run_id=0{32} was not found"):
         environment_run(cfg, store, "0" * 32)
 

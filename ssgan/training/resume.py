@@ -91,13 +91,13 @@ def environment_run(
         run = get_run(store, run_id)
     except UserError as err:
         raise UserError(f"{name}: {err}") from err
+    if run.info.status == "FINISHED" or run.info.lifecycle_stage == "deleted":
+        state = "deleted" if run.info.lifecycle_stage == "deleted" else "FINISHED"
+        raise UserError(f"{name} names a run that is {state}: unset MLFLOW_RUN_ID or name another")
     cfg = cfg.copy()
     if JOB_KEY_TAG in run.data.tags or has_artifact(store, run_id, CONFIG_ARTIFACT):
         cfg.resume = run_id
         return cfg, None
-    if run.info.status == "FINISHED" or run.info.lifecycle_stage == "deleted":
-        state = "deleted" if run.info.lifecycle_stage == "deleted" else "FINISHED"
-        raise UserError(f"{name} names a run that is {state}: unset MLFLOW_RUN_ID or name another")
     cfg.resume = None
     return cfg, run_id
 
