@@ -3,15 +3,19 @@ check that every collected test has exactly one tier (unit, integration, e2e).""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import mlflow
 import pytest
 
 # The helpers assert too: rewritten like test modules, their failures show the values.
 pytest.register_assert_rewrite("tests.helpers")
 
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from ssgan.runtime import start_tensorflow
@@ -53,6 +57,27 @@ def no_stop_request_leaks() -> Iterator[None]:
     left by a test would stop the next test's training at its first safe point."""
     yield
     clear_stop()
+
+
+@pytest.fixture(autouse=True)
+def no_hydra_job_leaks() -> Iterator[None]:
+    """Hydra keeps the last app's config process-wide: a test that ran a command's
+    ``main()`` in-process (``--cfg job`` sets it without a job folder) would make the next
+    test's ``JobContext.from_hydra()`` read a job that is not there."""
+    yield
+    HydraConfig.instance().cfg = None
+    GlobalHydra.instance().clear()
+
+
+@pytest.fixture(autouse=True)
+def no_active_mlflow_run_leaks() -> Iterator[None]:
+    """MLflow's active run is process-wide: one a test leaves behind would become the
+    parent of the next test's run (in a serial run of the suite some test does; not yet
+    found which). Ended as KILLED, in whatever store it belongs to."""
+    yield
+    while mlflow.active_run() is not None:
+        with contextlib.suppress(Exception):  # MLflow drops it from its stack first
+            mlflow.end_run("KILLED")
 
 
 @pytest.fixture
