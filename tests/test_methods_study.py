@@ -59,6 +59,8 @@ def _log_study(tmp_path: Path) -> TrackingConfig:
             for step in (5, 10, 15, 20):  # a minute apart, then a pause of an hour
                 stamp = 60_000 * (step // 5) + (3_600_000 if step == 20 else 0)
                 run.client.log_metric(run.run_id, "train/d_loss", 1.0, stamp, step)
+                run.client.log_metric(run.run_id, "train/d_supervised_loss", 2 - step / 10,
+                                      stamp, step)  # fmt: skip
             run.log_metrics({"test/accuracy": 1 - error, "test/balanced_accuracy": 0.9 - error,
                              "best/test_accuracy": 1 - error, "best/epoch": 2}, 20)  # fmt: skip
             run.finish("FINISHED")
@@ -92,6 +94,8 @@ def test_the_summary_gives_table_goals_and_what_the_seeds_support(tmp_path: Path
     assert "Mean Teacher − supervised at 1000 labels: +0.0 points" in text
     assert "not supported (the interval includes 0)" in text
     assert "at 250 labels: -10.0 points (one seed: not testable)" in text
+    # Every fake run chose its last epoch; its labelled loss ended at 2 - 20/10 = 0.
+    assert "| FixMatch | 1000 | s0 2/2, s1 2/2, s2 2/2 | 3 of 3 | 0.00 |" in text
     assert (tmp_path / "out" / "methods_compute.png").stat().st_size > 10_000
 
 

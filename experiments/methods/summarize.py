@@ -61,6 +61,9 @@ class Arm:
     started: float = 0.0
     commit: str = ""
     fingerprint: str = ""
+    chosen_epoch: int = 0  # the epoch the validation split chose
+    epochs: int = 0
+    labelled_loss: float = float("nan")  # the supervised loss term over its last log
 
 
 def load_arms(store: TrackingStore) -> list[Arm]:
@@ -87,6 +90,9 @@ def load_arms(store: TrackingStore) -> list[Arm]:
             started=run.info.start_time / 1000.0,
             commit=tags.get("mlflow.source.git.commit", "")[:10],
             fingerprint=tags.get("ssgan.data_fingerprint", "?").split(":")[0],
+            chosen_epoch=int(metrics["best/epoch"]),
+            epochs=int(params["train.epochs"]),
+            labelled_loss=metrics.get("train/d_supervised_loss", float("nan")),
         ))  # fmt: skip
     if not arms:
         raise UserError(
@@ -159,6 +165,34 @@ def table(arms: list[Arm], labels: int) -> str:
             f"| {ratio} | {_mean_std([a.balanced_error for a in runs])} | {minutes:.1f} min "
             f"| {flops / 1e12:,.0f} TFLOP |"
         )
+    return "\n".join(lines)
+
+
+def budget(arms: list[Arm]) -> str:
+    """Whether each arm was still learning when its steps ran out: the epoch the validation
+    split chose, by seed, and how far the labelled images were fitted at the end."""
+    lines = [
+        "The epoch chosen on the validation split, by seed, out of the run's epochs: where it "
+        "is the last, the arm was still improving when its budget of steps ran out, and a "
+        "longer run could change its place in the table. Beside it, the supervised term of "
+        "the training loss (cross-entropy on the labelled batch, after the method's "
+        "perturbations) at the last logged step, mean over seeds.",
+        "",
+        "| method | labels | epoch chosen (by seed) | still improving at the end | labelled "
+        "cross-entropy at the end |",
+        "| --- | ---: | --- | ---: | ---: |",
+    ]
+    for labels in sorted({a.labels for a in arms}, reverse=True):
+        for method in METHODS:
+            seeds = by_seed(arms, method, labels)
+            if not seeds:
+                continue
+            runs = [seeds[s] for s in sorted(seeds)]
+            chosen = ", ".join(f"s{a.seed} {a.chosen_epoch}/{a.epochs}" for a in runs)
+            rising = sum(a.chosen_epoch == a.epochs for a in runs)
+            loss = statistics.fmean(a.labelled_loss for a in runs)
+            lines.append(f"| {NAMES[method]} | {labels} | {chosen} | {rising} of {len(runs)} "
+                         f"| {loss:.2f} |")  # fmt: skip
     return "\n".join(lines)
 
 
@@ -277,6 +311,7 @@ def results(arms: list[Arm]) -> str:
         *(table(arms, labels) for labels in budgets),
         "## Goals\n\n" + goals(arms),
         "## What the seeds support\n\n" + significance(arms),
+        "## Budget: still learning at the end?\n\n" + budget(arms),
         "![test error against compute](../../docs/images/methods_compute.png)",
     ]) + "\n"  # fmt: skip
 
