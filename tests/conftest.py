@@ -70,14 +70,18 @@ def no_hydra_job_leaks() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
-def no_active_mlflow_run_leaks() -> Iterator[None]:
+def no_active_mlflow_run_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
     """MLflow's active run is process-wide: one a test leaves behind would become the
-    parent of the next test's run (in a serial run of the suite some test does; not yet
-    found which). Ended as KILLED, in whatever store it belongs to."""
+    parent of the next test's run. It is ended (KILLED, in whatever store it belongs to)
+    and the test that left it fails, by name."""
     yield
-    while mlflow.active_run() is not None:
+    leaked = []
+    while (active := mlflow.active_run()) is not None:
+        leaked.append(active.info.run_id)
         with contextlib.suppress(Exception):  # MLflow drops it from its stack first
             mlflow.end_run("KILLED")
+    if leaked:
+        pytest.fail(f"{request.node.nodeid} left MLflow's active run {leaked} behind")
 
 
 @pytest.fixture

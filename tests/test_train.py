@@ -434,21 +434,21 @@ def test_resume_of_unknown_or_finished_run_is_refused(smoke_run: dict, tmp_path:
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("which", ["best", "last"])
-def test_export_cli_from_a_runs_checkpoint(smoke_run: dict, tmp_path: Path, which: str) -> None:
+def test_export_cli_from_a_runs_best_and_last_checkpoint(smoke_run: dict, tmp_path: Path) -> None:
     cfg, run_id = smoke_run["cfg"], smoke_run["summary"].run_id
-    out = tmp_path / "exported"
-    result = run_cli(
-        "ssgan.export", f"run_id={run_id}", f"checkpoint={which}", f"output={out}",
-        f"tracking.uri={cfg.tracking.uri}", cwd=tmp_path,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    loaded = tf.saved_model.load(str(out))
-    assert {"serving_default", "predict_images", "classify"} <= set(loaded.signatures)
-    again = run_cli("ssgan.export", f"run_id={run_id}", f"output={out}",
+    for which in ("best", "last"):
+        out = tmp_path / which
+        result = run_cli(
+            "ssgan.export", f"run_id={run_id}", f"checkpoint={which}", f"output={out}",
+            f"tracking.uri={cfg.tracking.uri}", cwd=tmp_path,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        loaded = tf.saved_model.load(str(out))
+        assert {"serving_default", "predict_images", "classify"} <= set(loaded.signatures)
+    again = run_cli("ssgan.export", f"run_id={run_id}", f"output={tmp_path / 'best'}",
                     f"tracking.uri={cfg.tracking.uri}", cwd=tmp_path)  # fmt: skip
     assert again.returncode == 2 and "already exists" in again.stderr
-    assert {p.name for p in tmp_path.iterdir()} == {"exported"}  # Hydra wrote nothing
+    assert {p.name for p in tmp_path.iterdir()} == {"best", "last"}  # Hydra wrote nothing
 
 
 @pytest.mark.e2e

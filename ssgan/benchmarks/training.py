@@ -4,7 +4,6 @@ config's method or for several methods (``bench.methods``) in alternating rounds
 
 from __future__ import annotations
 
-import contextlib
 import tempfile
 import time
 from dataclasses import replace
@@ -154,10 +153,12 @@ class _MethodBench:
         tracking = replace(cfg.tracking, uri=f"sqlite:///{workdir}/mlflow.db",
                            artifact_root=f"{workdir}/artifacts")  # fmt: skip
         self.tracker = RunTracker.start(TrackingStore(tracking), {}, {}, f"bench-{name}")
-        # The active run, as in training: MLflow's system-metrics monitor runs with it.
-        self._active = contextlib.ExitStack()
-        self._active.enter_context(self.tracker.active())
-        self.logged = _Loop(options, data, gan, self.tracker, workdir / f"{name}-logged", warmup)
+        # The active run while the logged loop runs, as in training (MLflow's system-metrics
+        # monitor runs with it); only then: with several methods side by side, runs kept
+        # active across rounds would nest, and all but the last would never be ended.
+        with self.tracker.active():
+            self.logged = _Loop(options, data, gan, self.tracker, workdir / f"{name}-logged",
+                                warmup)  # fmt: skip
         self.quiet = _Loop(options, data, gan, _DiscardingTracker(), workdir / f"{name}-quiet",
                            warmup)  # fmt: skip
         self.seconds: dict[str, list[float]] = {"bare": [], "logged": [], "quiet": [],
@@ -168,7 +169,8 @@ class _MethodBench:
     def round(self) -> None:
         """One timed round of each kind, in turn."""
         self._timed("bare", lambda: _in_calls(self._bare, self.steps, self.per_call))
-        self._timed("logged", lambda: self.logged.time(self.steps))
+        with self.tracker.active():  # entered and left outside the timing
+            self._timed("logged", lambda: self.logged.time(self.steps))
         self._timed("quiet", lambda: self.quiet.time(self.steps))
         if self.gan.augments:
             self._timed("augment", lambda: _in_calls(self._augment, self.steps, self.per_call))
@@ -183,7 +185,6 @@ class _MethodBench:
     def figures(self) -> dict[str, Any]:
         """The method's figures from its best rounds (after :meth:`round`)."""
         self.tracker.finish("FINISHED")
-        self._active.close()
         cfg, batch = self.cfg, self.cfg.data.batch_size
         bare_seconds, loop_step, quiet_step = (
             min(self.seconds[k]) for k in ("bare", "logged", "quiet")
