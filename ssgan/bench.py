@@ -12,10 +12,6 @@ the same run, because these machines are noisy.
 
 from __future__ import annotations
 
-from ssgan.runtime import start_tensorflow
-
-start_tensorflow()  # first: quietly, allocator set, before the imports below load TensorFlow
-
 import sys
 
 import hydra
@@ -34,10 +30,12 @@ from ssgan.completion import complete_console_script
 from ssgan.config import BenchAppConfig, register_schemas, typed
 from ssgan.job_context import JobContext
 from ssgan.old_flags import refuse_old_forms
+from ssgan.runtime import start_tensorflow
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="bench", version_base="1.3")
 def _hydra_main(cfg: DictConfig) -> None:
+    start_tensorflow()  # first: quietly, allocator set, before run_benchmark imports it
     job = JobContext.from_hydra()
     with user_errors():
         options = BenchOptions.from_job(typed(cfg, BenchAppConfig).bench, job.overrides)
@@ -47,6 +45,7 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 
 def main() -> None:
+    # TensorFlow starts in _hydra_main: --help, --cfg and a refused override do without it.
     register_schemas()
     complete_console_script()  # -sc install=bash: for the console script
     with user_errors():

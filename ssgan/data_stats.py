@@ -6,16 +6,11 @@ headed by the machine, date, commit, generator version and command line.
 
 from __future__ import annotations
 
-from ssgan.runtime import start_tensorflow
-
-start_tensorflow()  # first: quietly, allocator set, before the imports below load TensorFlow
-
 import sys
 
 import hydra
 from omegaconf import DictConfig
 
-from ssgan.benchmarks.machine import describe_machine
 from ssgan.cli import CONFIG_DIR, check_overrides, user_errors
 from ssgan.completion import complete_console_script
 from ssgan.config import DataStatsAppConfig, register_schemas, typed
@@ -23,6 +18,7 @@ from ssgan.config_checks import validate_data_stats_config
 from ssgan.data import statistics_report as report
 from ssgan.job_context import JobContext
 from ssgan.job_paths import anchor_paths
+from ssgan.runtime import start_tensorflow
 from ssgan.tracking.provenance import git_state
 
 
@@ -35,6 +31,9 @@ def commit() -> str:
 
 @hydra.main(config_path=CONFIG_DIR, config_name="data_stats", version_base="1.3")
 def _hydra_main(cfg: DictConfig) -> None:
+    start_tensorflow()  # first: quietly, allocator set, before describe_machine loads it
+    from ssgan.benchmarks.machine import describe_machine
+
     anchor_paths(cfg, JobContext.from_hydra())
     settings = typed(cfg, DataStatsAppConfig)
     with user_errors():
@@ -49,6 +48,7 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 
 def main() -> None:
+    # TensorFlow starts in _hydra_main: --help, --cfg and a refused override do without it.
     register_schemas()
     complete_console_script()  # -sc install=bash: for the console script
     with user_errors():

@@ -4,10 +4,6 @@ Serving (:mod:`ssgan.serving.saved_model`)."""
 
 from __future__ import annotations
 
-from ssgan.runtime import start_tensorflow
-
-start_tensorflow()  # first: quietly, allocator set, before the imports below load TensorFlow
-
 import sys
 
 import hydra
@@ -17,12 +13,10 @@ from ssgan.cli import CONFIG_DIR, check_overrides, user_errors
 from ssgan.command_checks import check_required, validate_export_config
 from ssgan.completion import complete_console_script
 from ssgan.config import ExportAppConfig, register_schemas, typed
-from ssgan.data.synthetic import sample_crops
 from ssgan.job_context import JobContext
 from ssgan.job_paths import anchor_paths
 from ssgan.old_flags import refuse_old_forms
-from ssgan.serving.checkpoint_export import export_run
-from ssgan.serving.warmup import WARMUP_BATCH
+from ssgan.runtime import start_tensorflow
 
 # The flags the command took before it was a Hydra app, and their key=value forms.
 OLD_FLAGS = {
@@ -34,6 +28,11 @@ OLD_FLAGS = {
 
 @hydra.main(config_path=CONFIG_DIR, config_name="export", version_base="1.3")
 def _hydra_main(cfg: DictConfig) -> None:
+    start_tensorflow()  # first: quietly, allocator set, before the imports below load it
+    from ssgan.data.synthetic import sample_crops
+    from ssgan.serving.checkpoint_export import export_run
+    from ssgan.serving.warmup import WARMUP_BATCH
+
     anchor_paths(cfg, JobContext.from_hydra())
     with user_errors():
         check_required(cfg, {"run_id": "<32-hex run id>", "output": "<new folder>"})
@@ -44,6 +43,7 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 
 def main() -> None:
+    # TensorFlow starts in _hydra_main: --help, --cfg and a refused override do without it.
     register_schemas()
     complete_console_script()  # -sc install=bash: for the console script
     with user_errors():

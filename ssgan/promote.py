@@ -5,10 +5,6 @@ and writes the hand-over bundle; :mod:`ssgan.serving.promotion` does the work.""
 
 from __future__ import annotations
 
-from ssgan.runtime import start_tensorflow
-
-start_tensorflow()  # first: quietly, allocator set, before the imports below load TensorFlow
-
 import sys
 
 import hydra
@@ -19,18 +15,16 @@ from ssgan.completion import complete_console_script
 from ssgan.config import register_schemas
 from ssgan.job_context import JobContext
 from ssgan.job_paths import anchor_paths
-from ssgan.serving.promotion import (
-    describe,
-    format_versions,
-    promote,
-    promote_settings,
-    validate_promote_config,
-)
-from ssgan.serving.repository import ServingFolder
+from ssgan.runtime import start_tensorflow
+from ssgan.serving.promote_checks import validate_promote_config
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="promote", version_base="1.3")
 def _hydra_main(cfg: DictConfig) -> None:
+    start_tensorflow()  # first: quietly, allocator set, before the imports below load it
+    from ssgan.serving.promotion import describe, format_versions, promote, promote_settings
+    from ssgan.serving.repository import ServingFolder
+
     anchor_paths(cfg, JobContext.from_hydra())
     with user_errors():
         settings = promote_settings(cfg)
@@ -43,6 +37,7 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 
 def main() -> None:
+    # TensorFlow starts in _hydra_main: --help, --cfg and a refused override do without it.
     register_schemas()
     complete_console_script()  # -sc install=bash: for the console script
     with user_errors():

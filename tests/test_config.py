@@ -24,13 +24,11 @@ from ssgan.config import (
     typed,
 )
 from ssgan.config_checks import (
-    PROMOTE_CHOICES,
-    PROMOTE_RANGES,
-    check_table,
     validate_data_stats_config,
     validate_train_config,
 )
 from ssgan.errors import ConfigError
+from ssgan.serving.promote_checks import validate_promote_config
 from ssgan.sweeps.space import check_tune_config
 from ssgan.training.loop_options import LoopOptions
 from tests.helpers.processes import run_cli
@@ -128,17 +126,11 @@ def test_the_ends_the_maths_can_use_stay_allowed() -> None:
     )  # fmt: skip
 
 
-def _check_promote(cfg: DictConfig) -> None:
-    """promote's table checks (the first thing validate_promote_config does; importing it
-    would load TensorFlow)."""
-    check_table(cfg, PROMOTE_CHOICES, PROMOTE_RANGES)
-
-
 VALIDATORS: dict[str, Callable[[DictConfig], None]] = {
     "config": validate_train_config,
     "data_stats": validate_data_stats_config,
     "tune": check_tune_config,  # the search and the training config it holds
-    "promote": _check_promote,
+    "promote": validate_promote_config,  # its table checks come first
 }
 
 

@@ -34,12 +34,8 @@ from ssgan.cli import compose_config
 from ssgan.config import PromoteAppConfig
 from ssgan.data import load_data
 from ssgan.errors import ConfigError, UserError
-from ssgan.serving.promotion import (
-    describe,
-    format_versions,
-    promote,
-    validate_promote_config,
-)
+from ssgan.serving.promote_checks import validate_promote_config
+from ssgan.serving.promotion import describe, format_versions, promote
 from ssgan.serving.promotion_result import PromotionResult
 from ssgan.serving.repository import ServingFolder
 from ssgan.serving.verification import (
@@ -1020,7 +1016,7 @@ def test_validate_rejects_bad_numbers_and_allows_list_without_run() -> None:
 def test_registry_alias_is_configurable_and_checked() -> None:
     from ssgan.cli import compose_config
     from ssgan.errors import ConfigError
-    from ssgan.serving.promotion import validate_promote_config
+    from ssgan.serving.promote_checks import validate_promote_config
 
     ok = compose_config("promote", ["run_id=" + "a" * 32, "alias=staging"])
     validate_promote_config(ok)

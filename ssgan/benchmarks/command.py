@@ -12,9 +12,6 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 
 from ssgan.bench_config import BenchConfig, ServeBenchConfig, TrainBenchConfig
-from ssgan.benchmarks.machine import describe_machine
-from ssgan.benchmarks.serving import bench_serve
-from ssgan.benchmarks.training import BENCH_DATA, bench_train_widths
 from ssgan.cli import compose_config, overrides_only
 from ssgan.command_checks import chosen_methods, chosen_widths
 from ssgan.config import TrainAppConfig, typed
@@ -92,6 +89,12 @@ class BenchOptions:
 def run_benchmark(options: BenchOptions) -> dict[str, Any]:
     """The figures of the benchmark ``options`` select, with the machine they were measured
     on (under ``machine`` in JSON, first in the table)."""
+    # Imported here: they load TensorFlow, and the entry point checks the overrides with
+    # this module's helpers before TensorFlow starts (start_tensorflow() runs before this).
+    from ssgan.benchmarks.machine import describe_machine
+    from ssgan.benchmarks.serving import bench_serve
+    from ssgan.benchmarks.training import BENCH_DATA, bench_train_widths
+
     bench, overrides = options.bench, list(options.overrides)
     if isinstance(bench, TrainBenchConfig):
         results = bench_train_widths(
