@@ -13,6 +13,11 @@ for it). A command that trains, exports, promotes, predicts or benchmarks calls
   so they are captured and only shown if the import fails (``TF_CPP_MIN_LOG_LEVEL``
   defaults to 3). Set ``SSGAN_TF_VERBOSE=1`` (and ``TF_CPP_MIN_LOG_LEVEL=0``) to see
   everything;
+* keeps scikit-learn out of TensorFlow's start: Keras imports it, when it is installed
+  (MLflow installs it), for its scikit-learn wrappers, which nothing here uses; that was
+  about 1 s of every command's start on a 2-core AMD EPYC (``experiments/test_timing``).
+  It is hidden during the import only: a later ``import sklearn`` works, and
+  ``keras.wrappers`` is the one thing left without it in the process;
 * sets the ``absl`` and ``tensorflow`` loggers to WARNING: TensorFlow's Python side logs
   at INFO (e.g. checkpoint sharding timings), which Hydra's job logging would print on
   every save.
@@ -20,10 +25,12 @@ for it). A command that trains, exports, promotes, predicts or benchmarks calls
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
 
 from ssgan.allocator import configure as configure_allocator
 
@@ -49,7 +56,8 @@ def _import_tensorflow_quietly() -> None:
     with tempfile.TemporaryFile() as captured:
         os.dup2(captured.fileno(), 2)
         try:
-            import tensorflow
+            with _without_sklearn():
+                import tensorflow
 
             # Device discovery prints its own notices (cuInit on CPU-only hosts): do it here.
             tensorflow.config.list_physical_devices()
@@ -61,3 +69,19 @@ def _import_tensorflow_quietly() -> None:
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+
+
+@contextlib.contextmanager
+def _without_sklearn() -> Iterator[None]:
+    """``import sklearn`` fails inside the block (a ``None`` entry in ``sys.modules`` is
+    Python's documented way to make an import raise ImportError), unless it was imported
+    before; Keras then falls back to its stand-in classes."""
+    if "sklearn" in sys.modules:
+        yield
+        return
+    sys.modules["sklearn"] = None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        if sys.modules.get("sklearn", 0) is None:
+            del sys.modules["sklearn"]

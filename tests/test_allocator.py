@@ -114,3 +114,22 @@ def test_other_commands_refuse_a_bad_override_before_tensorflow_starts(
     assert probed.returncode == 0, probed.stderr
     assert probed.stdout.strip() == "2 False"
     assert probed.stderr == f"error: {line}\n"  # one line
+
+
+def test_tensorflow_starts_without_sklearn_which_imports_later_as_usual() -> None:
+    """Keras would import scikit-learn as TensorFlow starts (about 1 s of every command's
+    start); it is kept out during the import only."""
+    probe = (
+        "import sys\n"
+        "from ssgan.runtime import start_tensorflow\n"
+        "start_tensorflow()\n"
+        "import keras, tensorflow as tf\n"
+        "before = 'sklearn' in sys.modules\n"
+        "layer = keras.layers.Dense(2)\n"
+        "print(before, layer(tf.zeros([1, 3])).shape)\n"
+        "import sklearn.base\n"
+        "print(sklearn.base.BaseEstimator.__name__)\n"
+    )
+    probed = _describe(probe)
+    assert probed.returncode == 0, probed.stderr
+    assert probed.stdout.split("\n")[:2] == ["False (1, 2)", "BaseEstimator"]
