@@ -140,6 +140,15 @@ def paired_ratios(arms: list[Arm], method: str, labels: int) -> dict[int, float]
     return {s: ours[s].error / base[s].error for s in sorted(ours.keys() & base.keys())}
 
 
+def arms_by_method(arms: list[Arm], labels: int) -> list[tuple[str, list[Arm]]]:
+    """Each method's runs at ``labels`` labels, seed by seed, in the table's order."""
+    return [
+        (method, [seeds[s] for s in sorted(seeds)])
+        for method in METHODS
+        if (seeds := by_seed(arms, method, labels))
+    ]
+
+
 def table(arms: list[Arm], labels: int) -> str:
     lines = [
         f"### {labels} labels",
@@ -148,11 +157,7 @@ def table(arms: list[Arm], labels: int) -> str:
         "| wall-clock per run | FLOPs per run |",
         "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |",
     ]
-    for method in METHODS:
-        seeds = by_seed(arms, method, labels)
-        if not seeds:
-            continue
-        runs = [seeds[s] for s in sorted(seeds)]
+    for method, runs in arms_by_method(arms, labels):
         per_seed = ", ".join(f"s{a.seed} {_pct(a.error)}" for a in runs)
         ratios = paired_ratios(arms, method, labels)
         ratio = f"{statistics.fmean(ratios.values()):.2f}" if ratios else "–"
@@ -183,11 +188,7 @@ def budget(arms: list[Arm]) -> str:
         "| --- | ---: | --- | ---: | ---: |",
     ]
     for labels in sorted({a.labels for a in arms}, reverse=True):
-        for method in METHODS:
-            seeds = by_seed(arms, method, labels)
-            if not seeds:
-                continue
-            runs = [seeds[s] for s in sorted(seeds)]
+        for method, runs in arms_by_method(arms, labels):
             chosen = ", ".join(f"s{a.seed} {a.chosen_epoch}/{a.epochs}" for a in runs)
             rising = sum(a.chosen_epoch == a.epochs for a in runs)
             loss = statistics.fmean(a.labelled_loss for a in runs)
