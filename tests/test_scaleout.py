@@ -591,7 +591,9 @@ def test_a_submitit_job_killed_hard_is_one_line_and_the_same_command_continues_i
     from ssgan.tracking.tags import CHECKPOINT_STEP_TAG
 
     # The supervised method: the launcher's plumbing is the point, not the GAN's step.
-    settings = ["method=supervised", "train.epochs=1", "train.steps_per_epoch=200",
+    # 600 steps: with 200 the job once finished (15 s from its start) before the test saw
+    # its first checkpoint and could kill it.
+    settings = ["method=supervised", "train.epochs=1", "train.steps_per_epoch=600",
                 "train.checkpoint_every=10"]  # fmt: skip
     sweep = _submitit_sweep(tmp_path, *settings)
     job = _submitit_job(sweep, tmp_path, lambda run: CHECKPOINT_STEP_TAG in run.data.tags)

@@ -481,8 +481,9 @@ def test_ctrl_c_marks_the_run_killed_and_it_can_resume(tmp_path: Path) -> None:
 
 @pytest.mark.e2e
 @pytest.mark.slow
-def test_remote_tracking_server_gets_checkpoints_and_model(tmp_path: Path) -> None:
-    """With an MLflow tracking server, checkpoints are uploaded and the model logged."""
+def test_remote_tracking_server_gets_checkpoints_and_model(tmp_path: Path, capsys) -> None:
+    """With an MLflow tracking server, checkpoints are uploaded and the model logged; the
+    run's link (MLflow prints it when a run ends) is printed once."""
     with mlflow_server(tmp_path) as uri:
         overrides = [
             *tiny_overrides(tmp_path, seeded=False),
@@ -495,6 +496,7 @@ def test_remote_tracking_server_gets_checkpoints_and_model(tmp_path: Path) -> No
         listed = {a.path for a in MlflowClient(uri).list_artifacts(summary.run_id, "checkpoints")}
         assert {"checkpoints/last", "checkpoints/best"} <= listed
         assert not (tmp_path / "mlruns").exists()  # nothing went to the local default store
+        assert capsys.readouterr().out.count("View run ") == 1
 
 
 @pytest.mark.integration

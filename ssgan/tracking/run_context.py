@@ -5,9 +5,11 @@ the run a job records into, as for MLflow's own ``mlflow.start_run``."""
 from __future__ import annotations
 
 import contextlib
+import os
+from collections.abc import Iterator
 
 import mlflow
-from mlflow.environment_variables import MLFLOW_RUN_ID
+from mlflow.environment_variables import MLFLOW_RUN_ID, MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from ssgan.tracking.store import TrackingStore
@@ -50,8 +52,26 @@ def end_fluent_run(run_id: str, status: str) -> None:
     """End the fluent run ``run_id`` if it is the active one. ``mlflow.end_run`` writes a
     status: the caller passes the one it already wrote (or RUNNING, what the store still
     shows when it wrote none), never MLflow's default FINISHED. Best effort: the run's
-    status was the tracker's to write, with its retries; this only leaves the context."""
+    status was the tracker's to write, with its retries; this only leaves the context.
+
+    With a tracking server MLflow prints the run's link each time a status is written: the
+    tracker's own write printed it, so this second write is told not to (MLflow's
+    ``MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT``)."""
     active = mlflow.active_run()
     if active is not None and active.info.run_id == run_id:
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(Exception), _link_not_printed():
             mlflow.end_run(status)
+
+
+@contextlib.contextmanager
+def _link_not_printed() -> Iterator[None]:
+    name = MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT.name
+    before = os.environ.get(name)
+    os.environ[name] = "true"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
