@@ -310,8 +310,13 @@ GROUP_SCHEMAS: dict[str, tuple[type[Any], dict[str, Any]]] = {
 
 
 def register_schemas() -> None:
-    """Make the schemas available to the defaults lists in ``conf/``."""
+    """Make the schemas available to the defaults lists in ``conf/``, once per process.
+
+    Building the structured nodes took a third of each composition (0.2 of 0.6 s); Hydra
+    deep-copies a stored node on every load, so storing them once is safe."""
     store = ConfigStore.instance()
+    if f"{next(iter(SCHEMAS))}.yaml" in store.repo:
+        return
     for name, schema in SCHEMAS.items():
         store.store(name=name, node=_composable(OmegaConf.structured(schema)))
     # conf/method/<name>.yaml and conf/bench/<name>.yaml select these
