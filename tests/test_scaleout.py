@@ -348,53 +348,6 @@ def _checkpoint_variables(folder: Path) -> dict[str, np.ndarray]:
 
 @pytest.mark.e2e
 @pytest.mark.slow
-def test_two_workers_are_one_run_and_survive_losing_a_worker(tmp_path: Path) -> None:
-    """multi_worker on two local processes: one run (the chief's), one model; worker 1 is
-    kill -9ed mid-run, the job is resumed on both: still one run, no step logged twice,
-    and both workers end with identical weights and batch-norm moving statistics."""
-    overrides = [
-        *tiny_overrides(tmp_path),
-        "train.strategy=multi_worker",
-        "train.steps_per_epoch=24",
-        "train.checkpoint_every=4",
-        "train.log_every=2",
-    ]
-    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
-    chief, other = _start_workers(tmp_path, overrides)
-    run = _wait_for_running_run(client, "train/d_loss")
-    checkpoints = Path(run.info.artifact_uri.removeprefix("file://")) / "checkpoints"
-    deadline = time.time() + 300
-    while time.time() < deadline and not (checkpoints / "last" / "ckpt-8.index").exists():
-        time.sleep(0.1)
-    other.kill()
-    other.wait()
-    chief.wait(timeout=120)  # the chief notices its lost peer: one line, run resumable
-    lost = (tmp_path / "worker0" / "stderr.txt").read_text()
-    assert chief.returncode == 2 and "a worker of this job was lost" in lost
-    assert "Traceback" not in lost
-
-    workers = _start_workers(tmp_path, [*tiny_overrides(tmp_path), f"resume={run.info.run_id}"])
-    for index, worker in enumerate(workers):
-        assert worker.wait(timeout=600) == 0, (tmp_path / f"worker{index}/stderr.txt").read_text()
-
-    experiment = client.get_experiment_by_name("ssgan")
-    runs = client.search_runs([experiment.experiment_id])
-    assert [r.info.run_id for r in runs] == [run.info.run_id]
-    finished = client.get_run(run.info.run_id)
-    assert finished.info.status == "FINISHED"
-    assert finished.data.tags["ssgan.workers"] == "2"
-    for key in finished.data.metrics:
-        steps = [m.step for m in client.get_metric_history(run.info.run_id, key)]
-        assert len(steps) == len(set(steps)), key
-    assert "MLmodel" in logged_model_files(client, run.info.run_id)  # one model, the chief's
-    outputs = [(tmp_path / f"worker{i}" / "stdout.txt").read_text() for i in range(2)]
-    assert "model: " in outputs[0] and "model: " not in outputs[1]  # only the chief exports
-
-    _assert_worker1_holds_the_same_state(checkpoints / "last", tmp_path)
-
-
-@pytest.mark.e2e
-@pytest.mark.slow
 def test_two_workers_whose_chiefs_disk_fills_fail_in_one_line_each_and_resume(
     tmp_path: Path,
 ) -> None:
@@ -448,33 +401,64 @@ def test_two_workers_whose_chiefs_disk_fills_fail_in_one_line_each_and_resume(
 
 @pytest.mark.e2e
 @pytest.mark.slow
-def test_two_workers_against_a_tracking_server_are_one_run(tmp_path: Path) -> None:
+def test_two_workers_against_a_tracking_server_are_one_run_and_survive_losing_a_worker(
+    tmp_path: Path,
+) -> None:
     """multi_worker with a real MLflow server and separate working folders (no shared
-    file system for checkpoints): one run, one uploaded model, and the chief's uploaded
-    checkpoint equals worker 1's private one, moving statistics included."""
+    file system for checkpoints). Worker 1 is kill -9ed mid-run: the chief says so in one
+    line and exits 2. The job resumed on both workers finishes the same run: one run, no
+    step logged twice, one uploaded model (only the chief exports), and the chief's
+    uploaded checkpoint equals worker 1's private one, moving statistics included."""
+
     with mlflow_server(tmp_path) as uri:
+        store = [*tiny_overrides(tmp_path, seeded=False), f"tracking.uri={uri}"]
         overrides = [
-            *tiny_overrides(tmp_path, seeded=False), f"tracking.uri={uri}",
-            "train.strategy=multi_worker",
+            *store, "train.strategy=multi_worker",
             "method=supervised",  # one run, one model, one state: the classifier is enough
-            "train.steps_per_epoch=8", "train.checkpoint_every=4", "train.log_every=2",
+            "train.steps_per_epoch=48", "train.checkpoint_every=4", "train.log_every=2",
         ]  # fmt: skip
-        workers = _start_workers(tmp_path, overrides)
-        for index, worker in enumerate(workers):
+        chief, other = _start_workers(tmp_path, overrides)
+        client = MlflowClient(uri)
+        run = _wait_for_uploaded_checkpoint(client, chief, step=8)
+        other.kill()
+        other.wait()
+        chief.wait(timeout=120)  # the chief notices its lost peer: one line, run resumable
+        lost = (tmp_path / "worker0" / "stderr.txt").read_text()
+        assert chief.returncode == 2 and "a worker of this job was lost" in lost
+        assert "Traceback" not in lost
+
+        run_id = run.info.run_id
+        for index, worker in enumerate(_start_workers(tmp_path, [*store, f"resume={run_id}"])):
             stderr = tmp_path / f"worker{index}" / "stderr.txt"
             assert worker.wait(timeout=600) == 0, stderr.read_text()
-        client = MlflowClient(uri)
         runs = client.search_runs([client.get_experiment_by_name("ssgan").experiment_id])
-        assert len(runs) == 1 and runs[0].info.status == "FINISHED"
-        run_id = runs[0].info.run_id
+        assert [r.info.run_id for r in runs] == [run_id]
+        finished = client.get_run(run_id)
+        assert finished.info.status == "FINISHED" and finished.data.tags["ssgan.workers"] == "2"
         assert "MLmodel" in logged_model_files(client, run_id)
-        for key in client.get_run(run_id).data.metrics:
+        for key in finished.data.metrics:
             steps = [m.step for m in client.get_metric_history(run_id, key)]
             assert len(steps) == len(set(steps)), key
         uploaded = Path(client.download_artifacts(run_id, "checkpoints/last", str(tmp_path)))
+    outputs = [(tmp_path / f"worker{i}" / "stdout.txt").read_text() for i in range(2)]
+    assert "model: " in outputs[0] and "model: " not in outputs[1]  # only the chief exports
     assert not (tmp_path / "mlruns").exists()  # nothing went to a local store
     assert not (tmp_path / "mlflow.db").exists()
     _assert_worker1_holds_the_same_state(uploaded, tmp_path)
+
+
+def _wait_for_uploaded_checkpoint(client: MlflowClient, chief: Any, step: int) -> Run:
+    """The job's run once the chief has uploaded the checkpoint of ``step`` or later."""
+    from ssgan.tracking.tags import CHECKPOINT_STEP_TAG
+
+    deadline = time.time() + 300
+    while time.time() < deadline and chief.poll() is None:
+        experiment = client.get_experiment_by_name("ssgan")
+        for run in client.search_runs([experiment.experiment_id]) if experiment else []:
+            if int(run.data.tags.get(CHECKPOINT_STEP_TAG, -1)) >= step:
+                return run
+        time.sleep(0.2)
+    raise AssertionError(f"the job uploaded no checkpoint of step {step} or later")
 
 
 @pytest.mark.integration
@@ -545,48 +529,18 @@ def _lease_pid(run: Run) -> int:
 
 @pytest.mark.e2e
 @pytest.mark.slow
-def test_submitit_requeue_continues_the_same_run(tmp_path: Path) -> None:
-    """The SLURM path through the submitit launcher's local executor: the job gets
-    SIGUSR2 (what submitit sends before a time limit or at preemption), checkpoints, marks
-    its run KILLED and hands the signal to submitit, which requeues the job through its
-    checkpointing hook; the requeued job (``resume=auto``) continues the same run to
-    FINISHED with every step logged once."""
-    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
-    sweep = _submitit_sweep(
-        tmp_path, "method=supervised",  # the signal, the requeue, the resume: a cheaper step
-        "train.steps_per_epoch=300", "train.checkpoint_every=1000",
-        "train.steps_per_loop=1",
-    )  # fmt: skip
-    job = _submitit_job(sweep, tmp_path, lambda run: "train/d_loss" in run.data.metrics)
-    run_id = job.info.run_id
-    os.kill(_lease_pid(job), signal.SIGUSR2)
-
-    stdout, stderr = sweep.communicate(timeout=600)
-    assert sweep.returncode == 0, stderr
-    job_logs = "".join(p.read_text() for p in (tmp_path / "multirun").rglob("*_log.*"))
-    assert "stopped by SIGUSR2" in job_logs and "Requeued job" in job_logs, job_logs
-    assert f"run_id: {run_id} (resumed)" in job_logs, job_logs
-    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
-    runs = client.search_runs([client.get_experiment_by_name("ssgan").experiment_id])
-    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
-    assert [r.info.run_id for r in children] == [run_id]  # one run, continued
-    finished = client.get_run(run_id)
-    assert finished.info.status == "FINISHED"
-    assert finished.data.metrics["best/val_accuracy"] >= 0
-    for key in finished.data.metrics:
-        steps = [m.step for m in client.get_metric_history(run_id, key)]
-        assert len(steps) == len(set(steps)), key
-
-
-@pytest.mark.e2e
-@pytest.mark.slow
 def test_a_submitit_job_killed_hard_is_one_line_and_the_same_command_continues_it(
     tmp_path: Path,
 ) -> None:
-    """``kill -9`` of a submitit job's process after a checkpoint: the launcher's parent
-    says so in one line (it printed submitit's traceback) naming the run left RUNNING,
-    exits 1 at once, and marks the sweep FAILED; the dead job's lease does not hold the
-    run, so the same command again continues that run from its checkpoint to FINISHED."""
+    """The SLURM path through the submitit launcher's local executor, one run through its
+    three ways of ending early. ``kill -9`` of the job after a checkpoint: the launcher's
+    parent says so in one line (it printed submitit's traceback) naming the run left
+    RUNNING, exits 1 at once, and marks the sweep FAILED; the dead job's lease does not
+    hold the run, so the same command again continues it. That job then gets SIGUSR2
+    (what submitit sends before a time limit or at preemption): it checkpoints, marks the
+    run KILLED and hands the signal to submitit, which requeues it through its
+    checkpointing hook; the requeued job (``resume=auto``) finishes the same run with
+    every step logged once."""
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     from ssgan.tracking.tags import CHECKPOINT_STEP_TAG
 
@@ -597,8 +551,8 @@ def test_a_submitit_job_killed_hard_is_one_line_and_the_same_command_continues_i
                 "train.checkpoint_every=10"]  # fmt: skip
     sweep = _submitit_sweep(tmp_path, *settings)
     job = _submitit_job(sweep, tmp_path, lambda run: CHECKPOINT_STEP_TAG in run.data.tags)
-    run_id = job.info.run_id
-    os.kill(_lease_pid(job), signal.SIGKILL)
+    run_id, killed_pid = job.info.run_id, _lease_pid(job)
+    os.kill(killed_pid, signal.SIGKILL)
     _, stderr = sweep.communicate(timeout=120)
     assert sweep.returncode == 1, stderr
     lines = [line for line in stderr.splitlines() if line.startswith("error: ")]
@@ -610,13 +564,25 @@ def test_a_submitit_job_killed_hard_is_one_line_and_the_same_command_continues_i
     parent = client.get_run(job.data.tags["mlflow.parentRunId"])
     assert parent.info.status == "FAILED"
 
+    killed_at = int(client.get_run(run_id).data.tags[CHECKPOINT_STEP_TAG])
     again = _submitit_sweep(tmp_path, *settings)
+    # The new job holds the run once it has written a checkpoint of its own.
+    job = _submitit_job(
+        again, tmp_path, lambda run: int(run.data.tags[CHECKPOINT_STEP_TAG]) > killed_at
+    )
+    assert _lease_pid(job) != killed_pid
+    os.kill(_lease_pid(job), signal.SIGUSR2)
     _, stderr = again.communicate(timeout=600)
     assert again.returncode == 0, stderr
     job_logs = "".join(p.read_text() for p in (tmp_path / "multirun").rglob("*_log.*"))
-    assert f"run_id: {run_id} (resumed)" in job_logs, job_logs
+    assert "stopped by SIGUSR2" in job_logs and "Requeued job" in job_logs, job_logs
+    assert job_logs.count(f"run_id: {run_id} (resumed)") == 2, job_logs
+    runs = client.search_runs([client.get_experiment_by_name("ssgan").experiment_id])
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert [r.info.run_id for r in children] == [run_id]  # one run, continued twice
     finished = client.get_run(run_id)
     assert finished.info.status == "FINISHED"
+    assert finished.data.metrics["best/val_accuracy"] >= 0
     for key in finished.data.metrics:
         steps = [m.step for m in client.get_metric_history(run_id, key)]
         assert len(steps) == len(set(steps)), key
