@@ -70,24 +70,26 @@ def test_train_benchmark_table_and_bad_widths(monkeypatch, capsys, tmp_path: Pat
 def test_train_benchmark_times_several_methods_side_by_side(
     monkeypatch, capsys, tmp_path: Path
 ) -> None:
+    # At the tiny default widths (TINY): the methods side by side are the point here, the
+    # smoke widths are timed by the test above.
     figures = _run(monkeypatch, capsys, tmp_path, "bench.methods=[supervised,fixmatch]",
-                   "bench.widths=[smoke]", "bench.steps=1", "bench.warmup=1",
+                   "bench.widths=[default]", "bench.steps=1", "bench.warmup=1",
                    "bench.rounds=1")  # fmt: skip
-    smoke = figures["smoke"]
-    assert list(smoke) == ["supervised", "fixmatch"]
-    for name, method in smoke.items():
+    tiny = figures["default"]
+    assert list(tiny) == ["supervised", "fixmatch"]
+    for name, method in tiny.items():
         assert method["method"] == name and method["step_share_of_peak"] > 0
         for key in ("full_loop_images_per_sec", "bare_step_images_per_sec", "flops_per_step",
                     "loop_to_bare_ratio", "input_pipeline_to_step_ratio"):  # fmt: skip
             assert method[key] > 0, (name, key)
     # FixMatch reads mu x batch unlabelled images a step and times its augmentation.
-    assert smoke["fixmatch"]["unlabelled_batch_size"] == 7 * smoke["fixmatch"]["batch_size"]
-    assert smoke["fixmatch"]["augmentation_share"] > 0
-    assert smoke["supervised"]["augmentation_share"] is None
-    assert smoke["fixmatch"]["flops_per_step"] > smoke["supervised"]["flops_per_step"]
+    assert tiny["fixmatch"]["unlabelled_batch_size"] == 7 * tiny["fixmatch"]["batch_size"]
+    assert tiny["fixmatch"]["augmentation_share"] > 0
+    assert tiny["supervised"]["augmentation_share"] is None
+    assert tiny["fixmatch"]["flops_per_step"] > tiny["supervised"]["flops_per_step"]
     print_results({k: v for k, v in figures.items() if k != "machine"}, as_json=False)
     table = capsys.readouterr().out.splitlines()
-    header = next(line for line in table if line.startswith("smoke widths, methods"))
+    header = next(line for line in table if line.startswith("default widths, methods"))
     assert header.split()[-2:] == ["supervised", "fixmatch"]
     assert any(line.split()[:1] == ["augmentation_share"] for line in table)
 
