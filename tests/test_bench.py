@@ -52,14 +52,18 @@ def test_train_benchmark_prints_ratios_and_flops_at_both_widths(
     assert figures["machine"]["allocator"].startswith("glibc malloc, mmap threshold 32 MiB")
     assert figures["smoke"]["batch_size"] == 32 and figures["default"]["batch_size"] == 16
     assert figures["smoke"]["timed_steps_per_round"] == 15  # smoke widths time 5x the steps
+    # As printed without bench.json: a column per width, a row per figure.
+    print_results({k: v for k, v in figures.items() if k != "machine"}, as_json=False)
+    table = capsys.readouterr().out.splitlines()
+    assert next(line for line in table if line.startswith("widths")).split()[1:] == [
+        "default", "smoke"
+    ]  # fmt: skip
+    for row in ("host_cost_per_step_us", "loop_to_bare_ratio", "matmul_peak_flops_per_sec"):
+        assert any(line.split()[:1] == [row] for line in table), row
 
 
-@pytest.mark.integration
-def test_train_benchmark_table_and_bad_widths(monkeypatch, capsys, tmp_path: Path) -> None:
-    _bench(monkeypatch, *TINY, f"data.root={tmp_path}", "bench.steps=2", "bench.warmup=1",
-           "bench.rounds=1", "bench.widths=[default]")  # fmt: skip
-    out = capsys.readouterr().out
-    assert "host_cost_per_step_us" in out and "loop_to_bare_ratio" in out
+@pytest.mark.unit
+def test_train_benchmark_refuses_a_bad_width_before_any_work(monkeypatch, capsys) -> None:
     with pytest.raises(SystemExit) as exit_info:
         _bench(monkeypatch, "bench.widths=[huge]")
     assert exit_info.value.code == 2
@@ -91,7 +95,8 @@ def test_train_benchmark_times_several_methods_side_by_side(
     table = capsys.readouterr().out.splitlines()
     header = next(line for line in table if line.startswith("default widths, methods"))
     assert header.split()[-2:] == ["supervised", "fixmatch"]
-    assert any(line.split()[:1] == ["augmentation_share"] for line in table)
+    for row in ("augmentation_share", "host_cost_per_step_us", "loop_to_bare_ratio"):
+        assert any(line.split()[:1] == [row] for line in table), row
 
 
 @pytest.mark.unit
