@@ -3,7 +3,9 @@ by hand into a real MLflow store (as training leaves them, without training)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +24,11 @@ _spec = importlib.util.spec_from_file_location("methods_study_run", STUDY / "run
 assert _spec is not None and _spec.loader is not None
 study_run = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(study_run)
+
+_bench_spec = importlib.util.spec_from_file_location("methods_bench", STUDY / "bench.py")
+assert _bench_spec is not None and _bench_spec.loader is not None
+study_bench = importlib.util.module_from_spec(_bench_spec)
+_bench_spec.loader.exec_module(study_bench)
 
 # Test errors per (labels, method), one per seed: FixMatch well below the baseline on
 # every seed; SSGAN at 0.7x (its 0.6 goal missed by 0.10); Mean Teacher within noise.
@@ -110,3 +117,31 @@ def test_the_summary_of_an_empty_store_is_one_line(tmp_path: Path) -> None:
     assert summary.returncode != 0 and "Traceback" not in summary.stderr
     assert summary.stderr.strip().splitlines()[-1].startswith("error: no finished runs")
     assert not (tmp_path / "out").exists()
+
+
+def _method_figures(loop: float, bare: float, augmentation: float | None) -> dict:
+    return {
+        "batch_size": 128, "full_loop_images_per_sec": loop, "bare_step_images_per_sec": bare,
+        "loop_to_bare_ratio": loop / bare, "augmentation_share": augmentation,
+        "input_pipeline_to_step_ratio": 12.5,
+    }  # fmt: skip
+
+
+@pytest.mark.unit
+def test_the_speed_table_gives_each_methods_ratio_and_the_loop_goals_verdict() -> None:
+    printed = "Loading...\n" + json.dumps({
+        "machine": {"cpu": "AMD EPYC", "vector_extension": "avx512", "cores": 2, "gpus": [],
+                    "tensorflow": "2.21.0"},
+        "default": {"supervised": _method_figures(990.0, 1000.0, None),
+                    "fixmatch": _method_figures(45.0, 50.0, 0.25)},
+        "matmul_peak_flops_per_sec": 1e11,
+    })  # fmt: skip
+    command = study_bench.bench_command(10, 3, ["train.steps_per_loop=4"])
+    assert command[1:5] == ["-m", "ssgan.bench", "experiment=methods", "bench.methods=[all]"]
+    assert command[-1] == "train.steps_per_loop=4"
+    when = dt.datetime(2026, 12, 6, 4, 30, tzinfo=dt.UTC)
+    text = study_bench.results(study_bench.figures_from(printed), command, when, "abc1234")
+    assert "on 2026-12-06 04:30 UTC" in text and "- code: commit abc1234" in text
+    assert "- machine: AMD EPYC with AVX512, 2 cores, GPUs: none, TensorFlow 2.21.0" in text
+    assert "| supervised | 990.0 | 1000.0 | 0.990 | met | — | 12.5× |" in text
+    assert "| fixmatch | 45.0 | 50.0 | 0.900 | missed by 0.05 | 25 % | 12.5× |" in text
