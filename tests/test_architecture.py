@@ -25,7 +25,7 @@ PACKAGE = REPO / "ssgan"
 ENTRY_POINTS = {"train", "tune", "report", "promote", "predict", "export", "bench", "data_stats"}
 BASE = {"ssgan", "allocator", "bench_config", "config", "config_checks", "cli",
         "command_checks", "completion", "console", "errors", "files", "hydra_help",
-        "job_context", "job_paths", "method_config", "old_flags", "preprocess", "plots",
+        "host", "job_context", "job_paths", "method_config", "old_flags", "preprocess", "plots",
         "runtime", "stopping"}  # fmt: skip
 # What each part may import besides itself; "entry" may import anything but entry points.
 ALLOWED = {

@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -19,16 +20,22 @@ from tests.helpers.repo import REPO_ROOT
 from tests.helpers.stores import seeded_sqlite_uri
 
 STUDY = REPO_ROOT / "experiments" / "methods"
-# The study's runner is a script, not a package module: loaded from its file.
-_spec = importlib.util.spec_from_file_location("methods_study_run", STUDY / "run.py")
-assert _spec is not None and _spec.loader is not None
-study_run = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(study_run)
 
-_bench_spec = importlib.util.spec_from_file_location("methods_bench", STUDY / "bench.py")
-assert _bench_spec is not None and _bench_spec.loader is not None
-study_bench = importlib.util.module_from_spec(_bench_spec)
-_bench_spec.loader.exec_module(study_bench)
+
+def _script(name: str) -> ModuleType:
+    """One of the study's scripts, loaded from its file (registered first: dataclasses look
+    their module up by name)."""
+    spec = importlib.util.spec_from_file_location(f"methods_{Path(name).stem}", STUDY / name)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+# The study's runner and bench are scripts, not package modules: loaded from their files.
+study_run = _script("run.py")
+study_bench = _script("bench.py")
 
 # Test errors per (labels, method), one per seed: FixMatch well below the baseline on
 # every seed; SSGAN at 0.7x (its 0.6 goal missed by 0.10); Mean Teacher within noise.
@@ -58,7 +65,8 @@ def _log_study(tmp_path: Path) -> TrackingConfig:
         for seed, error in enumerate(per_seed):
             run = create_run(
                 store, study_run.arm_name(method, labels, seed),
-                tags={"ssgan.step_flops": str(FLOPS[method]), "ssgan.data_fingerprint": "v5-x"},
+                tags={"ssgan.step_flops": str(FLOPS[method]), "ssgan.data_fingerprint": "v5-x",
+                      "ssgan.host_cpu": "AMD EPYC with AVX512", "ssgan.host_cpus": "2"},
                 params={"method.name": method, "data.num_labeled": labels, "train.seed": seed,
                         "train.epochs": 2, "train.steps_per_epoch": 10},
             )  # fmt: skip
@@ -103,7 +111,17 @@ def test_the_summary_gives_table_goals_and_what_the_seeds_support(tmp_path: Path
     assert "at 250 labels: -10.0 points (one seed: not testable)" in text
     # Every fake run chose its last epoch; its labelled loss ended at 2 - 20/10 = 0.
     assert "| FixMatch | 1000 | s0 2/2, s1 2/2, s2 2/2 | 3 of 3 | 0.00 |" in text
+    assert "AMD EPYC with AVX512, 2 cores (14 runs)" in text
     assert (tmp_path / "out" / "methods_compute.png").stat().st_size > 10_000
+    # The ledger carries the study to a machine whose store is empty: the same summary, and
+    # the runner skips every arm it holds.
+    ledger = tmp_path / "out" / "runs.jsonl"
+    assert len(ledger.read_text().splitlines()) == 14
+    assert study_run.ledger_names(ledger) == done
+    empty = seeded_sqlite_uri(tmp_path / "empty.db")
+    _script("summarize.py").main(["--tracking-uri", empty, "--out", str(tmp_path / "out")])
+    assert (tmp_path / "out" / "results.md").read_text() == text
+    assert len(ledger.read_text().splitlines()) == 14
 
 
 @pytest.mark.e2e

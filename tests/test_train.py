@@ -18,6 +18,7 @@ import pytest
 import tensorflow as tf
 from mlflow.tracking import MlflowClient
 
+from ssgan import host
 from ssgan.cli import compose_config
 from ssgan.errors import UserError
 from ssgan.tracking.mlflow_model import download_run_model, saved_model_in
@@ -79,6 +80,8 @@ def test_smoke_run_records_params_tags_metrics_artifacts(smoke_run: dict) -> Non
         assert tags[key]
     assert tags["ssgan.method"] == "ssgan"
     assert float(tags["ssgan.step_flops"]) > 0
+    assert tags["ssgan.host_cpus"] == str(os.cpu_count())
+    assert tags["ssgan.host_cpu"] == host.cpu().describe()  # the machine its wall-clock is from
     metrics = run.data.metrics
     for key in (
         "train/d_loss",

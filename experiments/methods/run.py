@@ -4,9 +4,11 @@ per arm, then the summary.
     python experiments/methods/run.py [--seeds 3] [--labels 250,1000] [--methods a,b]
                                       [--dry-run] [-- extra Hydra overrides]
 
-Resumable: an arm whose run (named ``methods-<method>-<labels>-s<seed>``) FINISHED in the
-store is skipped, and an interrupted one continues from its last checkpoint
-(``resume=auto``), so the same command picks the study up in a later session. Arms run
+Resumable: an arm (run name ``methods-<method>-<labels>-s<seed>``) in the study's ledger
+``runs.jsonl`` or FINISHED in the store is skipped, and an interrupted one continues from
+its last checkpoint (``resume=auto``), so the same command picks the study up in a later
+session; after each arm the summary adds it to the ledger, which is committed, so a fresh
+checkout on another machine goes on where the last one stopped. Arms run
 seed by seed, 1000 labels first, so that a partial study already pairs every method with
 the baseline on the same seeds. An arm that fails is reported and the study goes on.
 The store is the training default (``sqlite:///mlflow.db`` in this folder, or
@@ -16,6 +18,7 @@ The store is the training default (``sqlite:///mlflow.db`` in this folder, or
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import time
@@ -36,6 +39,12 @@ def arms(methods: list[str], budgets: list[int], seeds: int) -> list[tuple[str, 
     return [(m, b, s) for s in range(seeds) for b in budgets for m in methods]
 
 
+def ledger_names(ledger: Path) -> set[str]:
+    """Run names of the arms the study's ledger holds (summarize.py writes it)."""
+    lines = ledger.read_text().splitlines() if ledger.exists() else []
+    return {json.loads(line)["name"] for line in lines if line.strip()}
+
+
 def finished_names(overrides: list[str]) -> set[str]:
     """Run names of the study's FINISHED runs in the store the overrides point to."""
     from ssgan.cli import compose_config
@@ -54,11 +63,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--labels", default=",".join(map(str, BUDGETS)))
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--dry-run", action="store_true", help="list the arms left, run none")
+    parser.add_argument("--out", default=None, help="the ledger and summary here (summarize.py)")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every run")
     args = parser.parse_args(argv)
     budgets = [int(b) for b in args.labels.split(",")]
     todo = arms(args.methods.split(","), budgets, args.seeds)
-    done = finished_names(args.overrides)
+    done = finished_names(args.overrides) | ledger_names(Path(args.out or HERE) / "runs.jsonl")
+    summary = [sys.executable, str(HERE / "summarize.py"), *_summary_options(args)]
     failed = []
     for method, labels, seed in todo:
         name = arm_name(method, labels, seed)
@@ -73,13 +84,21 @@ def main(argv: list[str] | None = None) -> int:
         if subprocess.run(command, check=False).returncode != 0:
             failed.append(name)
             print(f"{name} failed (its run in the store says why); the study goes on", flush=True)
+        else:  # into the ledger at once: the session may end before the study does
+            subprocess.run(summary, check=False)
     if failed:
         print(f"failed arms: {', '.join(failed)} (run this command again to retry them)")
         return 1
-    if not args.dry_run:
-        summary = [sys.executable, str(HERE / "summarize.py"), *args.overrides]
-        return subprocess.run(summary, check=False).returncode
     return 0
+
+
+def _summary_options(args: argparse.Namespace) -> list[str]:
+    """summarize.py's options for the store the overrides name, and the ledger's folder."""
+    uri = [o.split("=", 1)[1] for o in args.overrides if o.startswith("tracking.uri=")]
+    return [
+        *(["--tracking-uri", uri[-1]] if uri else []),
+        *(["--out", args.out] if args.out else []),
+    ]
 
 
 if __name__ == "__main__":

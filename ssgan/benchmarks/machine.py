@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import os
-import platform
 import resource
 import time
-from pathlib import Path
 from typing import Any
 
 import tensorflow as tf
 
-from ssgan import allocator
+from ssgan import allocator, host
 
 
 def matmul_peak_flops(n: int = 2048, repeats: int = 10) -> float:
@@ -31,17 +29,10 @@ def matmul_peak_flops(n: int = 2048, repeats: int = 10) -> float:
 def describe_machine() -> dict[str, Any]:
     """CPU model and widest vector extension (machines of one model name differ in it),
     cores, GPUs, TensorFlow, and the memory allocator (:mod:`ssgan.allocator`)."""
-    model, flags = "", set[str]()
-    if Path("/proc/cpuinfo").exists():
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and not model:
-                model = line.split(":", 1)[1].strip()
-            elif line.startswith("flags") and not flags:
-                flags = set(line.split(":", 1)[1].split())
-    vector = next((name for name in ("avx512f", "avx2", "avx") if name in flags), "")
+    machine = host.cpu()
     return {
-        "cpu": model or platform.processor(),
-        "vector_extension": vector.removesuffix("f"),
+        "cpu": machine.model,
+        "vector_extension": machine.vector_extension,
         "cores": os.cpu_count(),
         "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
         "tensorflow": tf.__version__,

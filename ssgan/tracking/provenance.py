@@ -10,8 +10,10 @@ from pathlib import Path
 import mlflow
 from mlflow.tracking.context.registry import resolve_tags
 
+from ssgan import host
 from ssgan.tracking.tags import (
     GIT_DIRTY_TAG,
+    HOST_CPU_TAG,
     HOST_CPUS_TAG,
     MLFLOW_VERSION_TAG,
     SSGAN_VERSION_TAG,
@@ -62,4 +64,5 @@ def environment_tags() -> dict[str, str]:
         TENSORFLOW_VERSION_TAG: tf.__version__,
         MLFLOW_VERSION_TAG: mlflow.__version__,
         HOST_CPUS_TAG: str(os.cpu_count()),
+        HOST_CPU_TAG: host.cpu().describe(),
     }

@@ -34,6 +34,7 @@ TENSORFLOW_VERSION_TAG = "ssgan.tensorflow_version"  # TensorFlow that trained t
 MLFLOW_VERSION_TAG = "ssgan.mlflow_version"  # MLflow that recorded the run
 SSGAN_VERSION_TAG = "ssgan.version"  # the installed ssgan's version (its package metadata)
 HOST_CPUS_TAG = "ssgan.host_cpus"  # CPU count of the machine that trained the run
+HOST_CPU_TAG = "ssgan.host_cpu"  # its CPU model and vector extension (ssgan.host.Cpu)
 
 # Promotion: on the promoted run, and on its Model Registry version (several serving
 # folders may share one registry, hence the folder on each version)
