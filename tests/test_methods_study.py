@@ -55,6 +55,24 @@ def test_the_runner_orders_arms_seed_by_seed_with_1000_labels_first() -> None:
     assert len(arms) == 8 and study_run.arm_name("fixmatch", 250, 1) == "methods-fixmatch-250-s1"
 
 
+@pytest.mark.integration
+def test_the_runner_skips_the_arms_its_ledger_holds_on_a_machine_with_an_empty_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A fresh checkout on another machine: no store, the committed ledger only."""
+    ledger = tmp_path / "runs.jsonl"
+    ledger.write_text(
+        json.dumps({"name": "methods-supervised-1000-s0", "error": 0.1}) + "\n"
+        + json.dumps({"name": "methods-ssgan-1000-s0", "error": 0.1}) + "\n"
+    )  # fmt: skip
+    empty = seeded_sqlite_uri(tmp_path / "mlflow.db")
+    args = ["--dry-run", "--seeds", "2", "--labels", "1000", "--methods", "supervised,ssgan",
+            "--out", str(tmp_path), f"tracking.uri={empty}"]  # fmt: skip
+    assert study_run.main(args) == 0
+    planned = [line.split()[1].rstrip(":") for line in capsys.readouterr().out.splitlines()]
+    assert planned == ["methods-supervised-1000-s1", "methods-ssgan-1000-s1"]
+
+
 def _log_study(tmp_path: Path) -> TrackingConfig:
     tracking = TrackingConfig(
         uri=seeded_sqlite_uri(tmp_path / 'mlflow.db'), experiment="methods",
