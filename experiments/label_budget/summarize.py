@@ -31,6 +31,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 
+from ssgan import host
 from ssgan.cli import user_errors
 from ssgan.config import TrackingConfig
 from ssgan.errors import UserError
@@ -202,7 +203,7 @@ def provenance(store: TrackingStore, sweep: Sweep) -> str:
         get_run(store, r.run_id).data.tags.get("ssgan.data_fingerprint", "?").split(":")[0]
         for r in sweep.runs[:1]
     )  # one run says it: every run of the study reads the same data set
-    cpu, cores = _cpu_model(), os.cpu_count()
+    cpu, cores = host.cpu().describe(), os.cpu_count()
     return "\n".join([
         f"- started: {started:%Y-%m-%d %H:%M} UTC" if started else "- started: unknown",
         f"- machine: {cpu}, {cores} cores (where this summary was written)",
@@ -212,14 +213,6 @@ def provenance(store: TrackingStore, sweep: Sweep) -> str:
 
 
 UNRECORDED = "not recorded (run from a snapshot without .git: the study's README names it)"
-
-
-def _cpu_model() -> str:
-    cpuinfo = Path("/proc/cpuinfo")
-    text = cpuinfo.read_text() if cpuinfo.exists() else ""
-    models = [ln.split(":", 1)[1] for ln in text.splitlines() if ln.startswith("model name")]
-    model = models[0].strip() if models else "unknown CPU"
-    return model + (" with AVX-512" if " avx512f" in text else "")
 
 
 def wall_minutes(sweep: Sweep) -> float | None:

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from ssgan import host
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -51,13 +52,6 @@ def run_search(folder: Path, data_root: Path, overrides: list[str]) -> float:
     return time.perf_counter() - started
 
 
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
 def main() -> None:
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 1
     n_trials = int(sys.argv[2]) if len(sys.argv) > 2 else 6
@@ -80,15 +74,14 @@ def main() -> None:
 
 
 def write_results(seconds: dict[tuple[str, str], list[float]], rounds: int, n: int) -> None:
-    avx512 = " avx512f" in Path("/proc/cpuinfo").read_text()
     lines = [
         "# Search workers: trials per hour",
         "",
         f"Written by `python experiments/search_workers/measure.py {rounds} {n}` on "
         f"{dt.date.today().isoformat()}, commit {_commit()}.",
         "",
-        f"Machine: {cpu_name()}, {len(os.sched_getaffinity(0))} cores, "
-        f"avx512f {'yes' if avx512 else 'no'}. Each arm: one whole search of {n} trials "
+        f"Machine: {host.cpu().describe()}, {len(os.sched_getaffinity(0))} cores. "
+        f"Each arm: one whole search of {n} trials "
         f"(`{' '.join(SEARCH)}` plus the size's overrides) on a fresh store, start to "
         f"exit, arms alternating, {rounds} round(s), median.",
         "",

@@ -10,11 +10,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 from pathlib import Path
+
+from ssgan import host
 
 HERE = Path(__file__).resolve().parent
 BENCH = [sys.executable, "-m", "ssgan.bench", "bench.widths=[smoke]", "bench.json=true"]
@@ -29,13 +30,6 @@ def full_loop_rate(system_metrics: bool) -> float:
     return float(results["smoke"]["full_loop_images_per_sec"])
 
 
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
 def main() -> None:
     pairs = int(sys.argv[1]) if len(sys.argv) > 1 else 3
     rates: dict[bool, list[float]] = {False: [], True: []}
@@ -43,15 +37,14 @@ def main() -> None:
         for on in (False, True):
             rates[on].append(full_loop_rate(on))
     off, on = statistics.median(rates[False]), statistics.median(rates[True])
-    avx512 = " avx512f" in Path("/proc/cpuinfo").read_text()
     lines = [
         "# System metrics: cost per training step",
         "",
         f"Written by `python experiments/system_metrics/measure.py` on "
         f"{dt.date.today().isoformat()}, commit {_commit()}.",
         "",
-        f"Machine: {cpu_name()}, {len(os.sched_getaffinity(0))} cores, "
-        f"avx512f {'yes' if avx512 else 'no'}. `python -m ssgan.bench bench.widths=[smoke]`, "
+        f"Machine: {host.cpu().describe()}, {len(os.sched_getaffinity(0))} cores. "
+        "`python -m ssgan.bench bench.widths=[smoke]`, "
         f"full loop (logging to SQLite), {pairs} alternating pairs, median.",
         "",
         "| system metrics | full loop images/s (each run) | median |",

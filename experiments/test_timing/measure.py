@@ -48,6 +48,8 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
+from ssgan import host
+
 REPO = Path(__file__).resolve().parents[2]
 RESULTS = Path(__file__).resolve().parent / "results.md"
 CI_SCRIPT = REPO / ".ci" / "run"
@@ -63,13 +65,6 @@ def ci_command() -> list[str]:
     if words[:3] != ["python", "-m", "pytest"]:
         sys.exit(f"{CI_SCRIPT}: the last line is not a `python -m pytest` command: {last}")
     return words[3:]
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
 
 
 @dataclass
@@ -227,13 +222,14 @@ def main(argv: list[str] | None = None) -> None:
         breakdown.append(f"| its {count} {what} | {minutes(seconds)} |")
     rows = "\n".join(f"| {seconds:.1f} | `{name}` |" for seconds, name in sorted(times)[::-1][:10])
     command_rows, breakdown_rows = "\n".join(commands), "\n".join(breakdown)
+    machine = host.cpu().describe()
     how = "measure.py" + (f" --repeat {args.repeat}" if args.repeat > 1 else "")
     if args.select:
         how += f" --select {shlex.quote(args.select)}"
     args.out.write_text(f"""# Test suite timing
 
 Written by `python experiments/test_timing/{how}` on {dt.date.today().isoformat()},
-commit {commit}, on {cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}.
+commit {commit}, on {machine}, {os.cpu_count()} cores, Python {platform.python_version()}.
 
 Each command from start to exit (collection and worker start-up included):
 
