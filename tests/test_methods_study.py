@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib.util
 import json
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -181,3 +182,26 @@ def test_the_speed_table_gives_each_methods_ratio_and_the_loop_goals_verdict() -
     assert "- machine: AMD EPYC with AVX512, 2 cores, GPUs: none, TensorFlow 2.21.0" in text
     assert "| supervised | 990.0 | 1000.0 | 0.990 | met | — | 12.5× |" in text
     assert "| fixmatch | 45.0 | 50.0 | 0.900 | missed by 0.05 | 25 % | 12.5× |" in text
+
+
+@pytest.mark.unit
+def test_the_ui_picture_needs_the_studys_sqlite_store_with_its_experiment(tmp_path: Path) -> None:
+    """experiments/methods/mlflow_ui.py refuses in one line before it starts anything."""
+    ui = _script("mlflow_ui.py")
+    with pytest.raises(SystemExit, match=r"http://x: a sqlite:/// store is needed"):
+        ui.copy_store("http://x", tmp_path)
+    with pytest.raises(SystemExit, match=r"no such file"):
+        ui.copy_store(f"sqlite:///{tmp_path / 'absent.db'}", tmp_path)
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as db:
+        db.execute("CREATE TABLE experiments (experiment_id INTEGER, name TEXT)")
+        db.execute("INSERT INTO experiments VALUES (0, 'Default')")
+    (tmp_path / "copy").mkdir()
+    copy = ui.copy_store(f"sqlite:///{other}", tmp_path / "copy")
+    with pytest.raises(
+        SystemExit, match=r"no experiment 'methods' in .*: run experiments/methods/run.py"
+    ):
+        ui.experiment_id(copy)
+    with sqlite3.connect(copy) as db:
+        db.execute("INSERT INTO experiments VALUES (3, 'methods')")
+    assert ui.experiment_id(copy) == "3"
