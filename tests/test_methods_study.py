@@ -49,10 +49,10 @@ FLOPS = {"supervised": 1e9, "ssgan": 5e9, "mean_teacher": 2.7e9, "fixmatch": 15e
 
 
 @pytest.mark.unit
-def test_the_runner_orders_arms_seed_by_seed_with_1000_labels_first() -> None:
+def test_the_runner_runs_every_seed_at_1000_labels_first_every_method_on_a_seed() -> None:
     arms = study_run.arms(["supervised", "fixmatch"], [1000, 250], 2)
     assert arms[:4] == [("supervised", 1000, 0), ("fixmatch", 1000, 0),
-                        ("supervised", 250, 0), ("fixmatch", 250, 0)]  # fmt: skip
+                        ("supervised", 1000, 1), ("fixmatch", 1000, 1)]  # fmt: skip
     assert len(arms) == 8 and study_run.arm_name("fixmatch", 250, 1) == "methods-fixmatch-250-s1"
 
 

@@ -8,11 +8,12 @@ Resumable: an arm (run name ``methods-<method>-<labels>-s<seed>``) in the study'
 ``runs.jsonl`` or FINISHED in the store is skipped, and an interrupted one continues from
 its last checkpoint (``resume=auto``), so the same command picks the study up in a later
 session; after each arm the summary adds it to the ledger, which is committed, so a fresh
-checkout on another machine goes on where the last one stopped. Arms run
-seed by seed, 1000 labels first, so that a partial study already pairs every method with
-the baseline on the same seeds. An arm that fails is reported and the study goes on.
-The store is the training default (``sqlite:///mlflow.db`` in this folder, or
-``MLFLOW_TRACKING_URI``); ``conf/experiment/methods.yaml`` fixes the scale.
+checkout on another machine goes on where the last one stopped. Arms run 1000 labels
+first (the goals and the paired tests are there), seed by seed, so that a partial study
+already pairs every method with the baseline on the same seeds. An arm that fails is
+reported and the study goes on. The store is the training default (``sqlite:///mlflow.db``
+in this folder, or ``MLFLOW_TRACKING_URI``); ``conf/experiment/methods.yaml`` fixes the
+scale.
 """
 
 from __future__ import annotations
@@ -35,8 +36,9 @@ def arm_name(method: str, labels: int, seed: int) -> str:
 
 
 def arms(methods: list[str], budgets: list[int], seeds: int) -> list[tuple[str, int, int]]:
-    """(method, labels, seed) in the order they run: seed by seed, larger budget first."""
-    return [(m, b, s) for s in range(seeds) for b in budgets for m in methods]
+    """(method, labels, seed) in the order they run: budget by budget as given, seed by
+    seed within one, every method on a seed before the next seed."""
+    return [(m, b, s) for b in budgets for s in range(seeds) for m in methods]
 
 
 def ledger_names(ledger: Path) -> set[str]:
