@@ -50,9 +50,13 @@ class BadGANMethod(FeatureMatchingMethod):
 class MeanTeacherMethod(MethodConfig):
     """Mean Teacher (Tarvainen & Valpola 2017): a student trained on labels plus
     consistency with an EMA teacher on differently perturbed inputs; the teacher is
-    evaluated and exported. Defaults: the paper's SVHN setting (MSE consistency weighted
-    up to 100, teacher decay 0.99 during ramp-up and 0.999 after, translations of 2 pixels,
-    Gaussian input noise 0.15), the ramp-up as a share of the run's steps."""
+    evaluated and exported. Defaults: the paper's SVHN setting (teacher decay 0.99 during
+    ramp-up and 0.999 after, translations of 2 pixels, Gaussian input noise 0.15), the
+    ramp-up as a share of the run's steps. The weight 100 is the paper's ratio of the two
+    terms: its labelled-subset SVHN runs weight the MSE by 1 against a cross-entropy
+    averaged over the whole 100-image batch, one image of which is labelled; here the
+    cross-entropy is averaged over the labelled batch, so the same ratio is 100 (and Adam's
+    steps do not change with the loss's overall scale)."""
 
     name: str = "mean_teacher"
     consistency_weight: float = 100.0  # the largest weight, reached after the ramp-up
