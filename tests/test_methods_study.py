@@ -205,3 +205,15 @@ def test_the_ui_picture_needs_the_studys_sqlite_store_with_its_experiment(tmp_pa
     with sqlite3.connect(copy) as db:
         db.execute("INSERT INTO experiments VALUES (3, 'methods')")
     assert ui.experiment_id(copy) == "3"
+
+
+@pytest.mark.integration
+def test_the_committed_results_are_what_the_committed_ledger_gives(tmp_path: Path) -> None:
+    """results.md is regenerated, never edited: from the ledger alone (an empty store, as
+    on a fresh checkout) the summary writes the committed text again."""
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "runs.jsonl").write_bytes((STUDY / "runs.jsonl").read_bytes())
+    empty = seeded_sqlite_uri(tmp_path / "empty.db")
+    _script("summarize.py").main(["--tracking-uri", empty, "--out", str(tmp_path / "out")])
+    assert (tmp_path / "out" / "results.md").read_text() == (STUDY / "results.md").read_text()
+    assert (tmp_path / "out" / "runs.jsonl").read_text() == (STUDY / "runs.jsonl").read_text()
