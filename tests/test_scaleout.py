@@ -409,7 +409,6 @@ def test_two_workers_against_a_tracking_server_are_one_run_and_survive_losing_a_
     line and exits 2. The job resumed on both workers finishes the same run: one run, no
     step logged twice, one uploaded model (only the chief exports), and the chief's
     uploaded checkpoint equals worker 1's private one, moving statistics included."""
-
     with mlflow_server(tmp_path) as uri:
         store = [*tiny_overrides(tmp_path, seeded=False), f"tracking.uri={uri}"]
         overrides = [
