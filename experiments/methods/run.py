@@ -1,5 +1,5 @@
 """The methods study: every method at each label budget over seeds, one training process
-per arm, then the summary.
+per arm, each added to the ledger and the summary as it finishes.
 
     python experiments/methods/run.py [--seeds 3] [--labels 250,1000] [--methods a,b]
                                       [--dry-run] [-- extra Hydra overrides]
