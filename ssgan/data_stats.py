@@ -11,9 +11,9 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from ssgan.cli import CONFIG_DIR, check_overrides, user_errors
-from ssgan.completion import complete_console_script
-from ssgan.config import DataStatsAppConfig, register_schemas, typed
+from ssgan.cli import CONFIG_DIR, user_errors
+from ssgan.command_start import check_command_line
+from ssgan.config import DataStatsAppConfig, typed
 from ssgan.config_checks import validate_data_stats_config
 from ssgan.data import statistics_report as report
 from ssgan.job_context import JobContext
@@ -49,10 +49,7 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 def main() -> None:
     # TensorFlow starts in _hydra_main: --help, --cfg and a refused override do without it.
-    register_schemas()
-    complete_console_script()  # -sc install=bash: for the console script
-    with user_errors():
-        check_overrides("data_stats", sys.argv[1:], validate_data_stats_config)
+    check_command_line("data_stats", validate_data_stats_config)
     _hydra_main()
 
 

@@ -4,18 +4,15 @@ Serving (:mod:`ssgan.serving.saved_model`)."""
 
 from __future__ import annotations
 
-import sys
-
 import hydra
 from omegaconf import DictConfig
 
-from ssgan.cli import CONFIG_DIR, check_overrides, user_errors
+from ssgan.cli import CONFIG_DIR, user_errors
 from ssgan.command_checks import check_required, validate_export_config
-from ssgan.completion import complete_console_script
-from ssgan.config import ExportAppConfig, register_schemas, typed
+from ssgan.command_start import check_command_line
+from ssgan.config import ExportAppConfig, typed
 from ssgan.job_context import JobContext
 from ssgan.job_paths import anchor_paths
-from ssgan.old_flags import refuse_old_forms
 from ssgan.runtime import start_tensorflow
 
 # The flags the command took before it was a Hydra app, and their key=value forms.
@@ -44,11 +41,7 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 def main() -> None:
     # TensorFlow starts in _hydra_main: --help, --cfg and a refused override do without it.
-    register_schemas()
-    complete_console_script()  # -sc install=bash: for the console script
-    with user_errors():
-        refuse_old_forms("export", sys.argv[1:], OLD_FLAGS, bare="run_id={}")
-        check_overrides("export", sys.argv[1:], validate_export_config)
+    check_command_line("export", validate_export_config, OLD_FLAGS, bare="run_id={}")
     _hydra_main()
 
 

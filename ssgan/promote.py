@@ -10,9 +10,8 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from ssgan.cli import CONFIG_DIR, check_overrides, user_errors
-from ssgan.completion import complete_console_script
-from ssgan.config import register_schemas
+from ssgan.cli import CONFIG_DIR, user_errors
+from ssgan.command_start import check_command_line
 from ssgan.job_context import JobContext
 from ssgan.job_paths import anchor_paths
 from ssgan.runtime import start_tensorflow
@@ -38,10 +37,7 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 def main() -> None:
     # TensorFlow starts in _hydra_main: --help, --cfg and a refused override do without it.
-    register_schemas()
-    complete_console_script()  # -sc install=bash: for the console script
-    with user_errors():
-        check_overrides("promote", sys.argv[1:], validate_promote_config)
+    check_command_line("promote", validate_promote_config)
     _hydra_main()
 
 

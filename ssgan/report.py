@@ -4,19 +4,17 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
-from ssgan.cli import CONFIG_DIR, check_overrides, user_errors
+from ssgan.cli import CONFIG_DIR, user_errors
 from ssgan.command_checks import check_required, validate_report_config
-from ssgan.completion import complete_console_script
-from ssgan.config import ReportAppConfig, register_schemas, typed
+from ssgan.command_start import check_command_line
+from ssgan.config import ReportAppConfig, typed
 from ssgan.job_context import JobContext
 from ssgan.job_paths import anchor_paths
-from ssgan.old_flags import refuse_old_forms
 from ssgan.sweeps.report import write_report
 from ssgan.tracking.store import TrackingStore
 
@@ -41,11 +39,8 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    register_schemas()
-    complete_console_script()  # -sc install=bash: for the console script
-    with user_errors():
-        refuse_old_forms("report", sys.argv[1:], OLD_FLAGS, bare="parent_run_id={}")
-        check_overrides("report", sys.argv[1:], validate_report_config)
+    # TensorFlow starts in _hydra_main: --help, --cfg and a refused override do without it.
+    check_command_line("report", validate_report_config, OLD_FLAGS, bare="parent_run_id={}")
     _hydra_main()
 
 

@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 PACKAGE = REPO / "ssgan"
 ENTRY_POINTS = {"train", "tune", "report", "promote", "predict", "export", "bench", "data_stats"}
 BASE = {"ssgan", "allocator", "bench_config", "config", "config_checks", "cli",
-        "command_checks", "completion", "console", "errors", "files", "hydra_help",
+        "command_checks", "command_start", "completion", "console", "errors", "files", "hydra_help",
         "host", "job_context", "job_paths", "method_config", "old_flags", "preprocess", "plots",
         "runtime", "stopping"}  # fmt: skip
 # What each part may import besides itself; "entry" may import anything but entry points.
