@@ -535,7 +535,8 @@ def test_a_submitit_job_killed_hard_is_one_line_and_the_same_command_continues_i
     three ways of ending early. ``kill -9`` of the job after a checkpoint: the launcher's
     parent says so in one line (it printed submitit's traceback) naming the run left
     RUNNING, exits 1 at once, and marks the sweep FAILED; the dead job's lease does not
-    hold the run, so the same command again continues it. That job then gets SIGUSR2
+    hold the run, so the same command again continues it, and the sweep's parent run
+    with it (one parent, FINISHED at the end). That job then gets SIGUSR2
     (what submitit sends before a time limit or at preemption): it checkpoints, marks the
     run KILLED and hands the signal to submitit, which requeues it through its
     checkpointing hook; the requeued job (``resume=auto``) finishes the same run with
@@ -558,6 +559,7 @@ def test_a_submitit_job_killed_hard_is_one_line_and_the_same_command_continues_i
     assert "Traceback" not in stderr and len(lines) == 1, stderr
     assert lines[0].startswith("error: a job of this sweep ended without a result (killed"), stderr
     assert f"run {run_id} is left RUNNING: python -m ssgan.train resume={run_id}" in lines[0]
+    assert f"resume=auto hydra.sweep.dir={tmp_path / 'multirun'})" in lines[0]
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
     assert client.get_run(run_id).info.status == "RUNNING"
     parent = client.get_run(job.data.tags["mlflow.parentRunId"])
@@ -571,8 +573,12 @@ def test_a_submitit_job_killed_hard_is_one_line_and_the_same_command_continues_i
     )
     assert _lease_pid(job) != killed_pid
     os.kill(_lease_pid(job), signal.SIGUSR2)
-    _, stderr = again.communicate(timeout=600)
+    out, stderr = again.communicate(timeout=600)
     assert again.returncode == 0, stderr
+    # The sweep continued, not begun again: its parent run reopened, ended FINISHED.
+    assert f"sweep parent run: {parent.info.run_id} (continued" in out, out
+    parent = client.get_run(parent.info.run_id)
+    assert parent.info.status == "FINISHED" and parent.data.tags["ssgan.runs"] == "1"
     job_logs = "".join(p.read_text() for p in (tmp_path / "multirun").rglob("*_log.*"))
     assert "stopped by SIGUSR2" in job_logs and "Requeued job" in job_logs, job_logs
     assert job_logs.count(f"run_id: {run_id} (resumed)") == 2, job_logs

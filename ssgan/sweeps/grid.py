@@ -19,6 +19,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import CompactHydraException
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
 
 from ssgan.cli import (
     compose_config,
@@ -27,11 +28,11 @@ from ssgan.cli import (
     search_path,
     sweep_expansions,
 )
-from ssgan.job_context import write_sweep_parent
+from ssgan.job_context import read_sweep_parent, write_sweep_parent
 from ssgan.stopping import check_stop
 from ssgan.tracking.lease import live_owner
 from ssgan.tracking.runs import child_runs, get_run
-from ssgan.tracking.store import TrackingStore
+from ssgan.tracking.store import TrackingError, TrackingStore
 from ssgan.tracking.tags import (
     BEST_PARAM_PREFIX,
     BEST_RUN_ID_TAG,
@@ -42,7 +43,7 @@ from ssgan.tracking.tags import (
     SWEEP_KIND_TAG,
     SWEPT_PARAMS_TAG,
 )
-from ssgan.tracking.tracker import RunTracker, create_run
+from ssgan.tracking.tracker import RunTracker, create_run, reopen_run
 from ssgan.training.job import STOP_SIGNALS, stop_signals
 
 OBJECTIVE = "best/val_accuracy"
@@ -155,10 +156,13 @@ def job_failure(err: Exception, parent: RunTracker) -> str:
     held = {r.info.run_id: owner for r in running if (owner := live_owner(r))}
     left = [r.info.run_id for r in running if r.info.run_id not in held]
     if left:
+        # A job's key holds its sweep folder: the same command finds the run in that folder.
+        sweep = re.match(r"(.+)/\.submitit/", logs[0]) if logs else None
+        folder = f" hydra.sweep.dir={sweep.group(1)}" if sweep else " in the same sweep folder"
         what += (
             f"; run {', '.join(left)} is left RUNNING: python -m ssgan.train "
-            f"resume={left[0]} (or the same command with resume=auto) continues it from "
-            "its last checkpoint"
+            f"resume={left[0]} (or the same command with resume=auto{folder}) continues it "
+            "from its last checkpoint"
         )
     for run_id, owner in held.items():
         what += f"; run {run_id} is still trained by {owner}"
@@ -167,18 +171,25 @@ def job_failure(err: Exception, parent: RunTracker) -> str:
 
 def start_grid(argv: list[str]) -> RunTracker:
     """Create the parent run of the sweep ``argv`` asks for (:func:`parent_callback` then
-    names it to the jobs)."""
+    names it to the jobs), or reopen the one of an earlier, interrupted attempt of the same
+    sweep in the same folder (:func:`interrupted_attempt`)."""
     overrides = overrides_only(argv)
     search, config_name = search_path(argv, "config")  # --config-dir experiments too
     lines = multirun_overrides(config_name, overrides, search)  # with the config's sweep
-    base = compose_config(config_name, next(sweep_expansions(lines))[0], search)
+    base = compose_config(config_name, next(sweep_expansions(lines))[0], search, with_hydra=True)
+    store = TrackingStore(base.tracking)
+    earlier = interrupted_attempt(store, sweep_folder(base), overrides)
+    if earlier is not None:
+        parent = reopen_run(store, earlier)
+        print(f"sweep parent run: {parent.run_id} (continued: its folder's earlier attempt)")
+        return parent
     swept = {
         o.get_key_element(): ",".join(str(v) for v in o.sweep_string_iterator())
         for o in OverridesParser.create().parse_overrides(lines)
         if o.is_sweep_override()
     }
     parent = create_run(
-        TrackingStore(base.tracking),
+        store,
         run_name="sweep-" + ",".join(k.split(".")[-1] for k in swept),
         tags={
             SWEEP_KIND_TAG: "grid",
@@ -190,6 +201,47 @@ def start_grid(argv: list[str]) -> RunTracker:
     )
     print(f"sweep parent run: {parent.run_id}", flush=True)
     return parent
+
+
+def sweep_folder(cfg: DictConfig) -> Path | None:
+    """The sweep folder ``hydra.sweep.dir`` names (None where it needs what only Hydra's
+    launch knows: a folder named after the time is new anyway)."""
+    try:
+        return Path(str(cfg.hydra.sweep.dir))
+    except OmegaConfBaseException:
+        return None
+
+
+# Where a sweep stopped before its end: Ctrl-C or a signal (KILLED), a job failed (FAILED).
+_INTERRUPTED = ("KILLED", "FAILED")
+
+
+def interrupted_attempt(
+    store: TrackingStore, folder: Path | None, overrides: list[str]
+) -> str | None:
+    """The parent run an earlier attempt of this sweep left in ``folder`` when it ended
+    early with the same overrides (:func:`_same_sweep`): its jobs' runs are under it, and
+    those continued with ``resume=auto`` stay there, so the sweep stays one parent run."""
+    run_id = read_sweep_parent(folder) if folder is not None else None
+    if run_id is None:
+        return None
+    try:
+        run = get_run(store, run_id)
+    except TrackingError:  # another store's run, or one deleted for good
+        return None
+    same = _same_sweep(run.data.tags.get(OVERRIDES_TAG, "").split(" "))
+    active = run.info.lifecycle_stage == "active"
+    if not active or run.info.status not in _INTERRUPTED or same != _same_sweep(overrides):
+        return None
+    return run_id
+
+
+def _same_sweep(overrides: list[str]) -> str:
+    """The overrides as the parent's tag joins them, less those a later attempt of the
+    same sweep may add: ``resume=auto`` and the folder it is read from (which holds the
+    earlier attempt's parent, so it is the same)."""
+    added = ("resume=", "hydra.sweep.dir=")
+    return " ".join(o for o in overrides if o and not o.startswith(added))
 
 
 class SweepParentFile(Callback):
