@@ -1,6 +1,7 @@
-"""A grid sweep's parent run when the same sweep is started again in the same folder: an
-interrupted attempt's parent is continued (its jobs' runs are under it), anything else
-gets a parent of its own."""
+"""A grid sweep started again in the same folder: an interrupted attempt's parent run is
+continued (its jobs' runs are under it), and with ``resume=auto`` a finished one too, whose
+jobs report their finished runs instead of training again; anything else gets a parent
+run of its own."""
 
 from __future__ import annotations
 
@@ -62,6 +63,13 @@ def test_a_finished_sweep_started_again_gets_a_parent_of_its_own(tmp_path: Path)
     client = _end(tmp_path, first, "FINISHED")
     second = _attempt(tmp_path)
     assert second != first and client.get_run(first).info.status == "FINISHED"
+
+
+def test_a_finished_sweep_with_resume_auto_is_continued(tmp_path: Path) -> None:
+    """Its jobs report their finished runs, untrained: the same parent ends with them."""
+    first = _attempt(tmp_path, "resume=auto")
+    _end(tmp_path, first, "FINISHED")
+    assert _attempt(tmp_path, "resume=auto") == first
 
 
 def test_another_sweep_in_the_same_folder_gets_a_parent_of_its_own(tmp_path: Path) -> None:

@@ -53,3 +53,16 @@ def test_a_requeued_slurm_job_keeps_its_key(monkeypatch: pytest.MonkeyPatch) -> 
     assert job_key(["a=1"], {}) == task
     monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "4")
     assert job_key(["a=1"], {}) != task
+
+
+def test_a_sweep_job_is_its_folder_and_number_whatever_the_scheduler_ids(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The sweep's command run again in its folder submits new SLURM jobs: the same key,
+    so resume=auto continues their runs (as a requeue does)."""
+    before = job_key(["a=1"], MULTIRUN_JOB)
+    monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "200")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "1")
+    monkeypatch.setenv("SLURM_JOB_ID", "201")
+    assert job_key(["a=1"], MULTIRUN_JOB) == before
+    assert job_key(["a=1"], {**MULTIRUN_JOB, "job": "2"}) != before

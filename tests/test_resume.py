@@ -216,3 +216,33 @@ def test_a_run_that_cannot_record_its_config_is_marked_failed(
     client = MlflowClient(cfg.tracking.uri)
     (run,) = client.search_runs([client.get_experiment_by_name("ssgan").experiment_id])
     assert run.info.status == "FAILED" and "Permission denied" in run.data.tags["ssgan.error"]
+
+
+@pytest.mark.integration
+def test_a_sweep_job_whose_run_finished_reports_it_with_resume_auto(tmp_path: Path) -> None:
+    """The sweep's command run again in its folder with resume=auto: a job whose run
+    FINISHED in the earlier attempt returns that run's summary and trains nothing; a job
+    of no sweep would start a new run (the same line is a new run)."""
+    from ssgan.job_context import NO_JOB, JobContext
+    from ssgan.tracking.tags import JOB_KEY_TAG
+    from ssgan.tracking.tracker import create_run
+    from ssgan.training.resume import finished_run_of_this_sweep_job, this_job_key
+
+    cfg = compose_config("config", [*tiny_overrides(tmp_path), "resume=auto"])
+    store = TrackingStore(cfg.tracking)
+    job = JobContext(overrides=("train.seed=1",), multirun=True, sweep_dir="multirun/x", job_num=1)
+    done = create_run(store, "done", {JOB_KEY_TAG: this_job_key(cfg, job)}, {})
+    metrics = {"best/val_accuracy": 0.5, "best/test_accuracy": 0.25, "best/epoch": 2.0}
+    done.log_metrics({**metrics, "export/test_accuracy": 0.3}, 16)
+    done.finish("FINISHED")
+    other_job = JobContext(overrides=("train.seed=1",), multirun=True, sweep_dir="multirun/x",
+                           job_num=2)  # fmt: skip
+    assert finished_run_of_this_sweep_job(cfg, store, other_job) is None
+    assert finished_run_of_this_sweep_job(cfg, store, NO_JOB) is None
+
+    summary = train(cfg, job=job)
+    assert (summary.run_id, summary.steps, summary.best_epoch) == (done.run_id, 16, 2)
+    assert (summary.best_val_accuracy, summary.export_test_accuracy) == (0.5, 0.3)
+    client = MlflowClient(cfg.tracking.uri)
+    (only,) = client.search_runs([client.get_experiment_by_name("ssgan").experiment_id])
+    assert only.info.run_id == done.run_id and only.info.status == "FINISHED"

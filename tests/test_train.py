@@ -354,14 +354,14 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path: Path) -> None:
 @pytest.mark.e2e
 @pytest.mark.slow
 def test_multirun_sweep_gives_one_tagged_run_per_job(tmp_path: Path) -> None:
-    result = run_cli(
-        "ssgan.train",
-        "-m",
-        *tiny_overrides(tmp_path),
-        "model.z_size=8,16",
-        "train.epochs=1",
-        cwd=tmp_path,
-    )
+    """One parent run, a child per job, the best and a report; the same command again
+    in its folder with resume=auto trains nothing: its jobs report their finished runs
+    under the same parent."""
+    sweep = [
+        "ssgan.train", "-m", *tiny_overrides(tmp_path), "model.z_size=8,16",
+        "train.epochs=1", "resume=auto", f"hydra.sweep.dir={tmp_path / 'multirun'}",
+    ]  # fmt: skip
+    result = run_cli(*sweep, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("ssgan")
@@ -391,6 +391,16 @@ def test_multirun_sweep_gives_one_tagged_run_per_job(tmp_path: Path) -> None:
     text = (tmp_path / "reports" / parent.info.run_id / "report.md").read_text()
     assert "| model.z_size | best/val_accuracy | best/test_accuracy | runs |" in text
     assert (tmp_path / "reports" / parent.info.run_id / "plots").is_dir()
+
+    again = run_cli(*sweep, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert f"sweep parent run: {parent.info.run_id} (continued" in again.stdout
+    assert again.stdout.count("(finished in an earlier attempt of this sweep") == 2, again.stdout
+    rerun = client.search_runs([experiment.experiment_id])
+    assert sorted(r.info.run_id for r in rerun) == sorted(r.info.run_id for r in everything)
+    parent = client.get_run(parent.info.run_id)
+    assert parent.info.status == "FINISHED" and parent.data.tags["ssgan.runs"] == "2"
+    assert parent.data.tags["ssgan.best_run_id"] == best.info.run_id
 
 
 @pytest.mark.e2e

@@ -171,17 +171,20 @@ def job_failure(err: Exception, parent: RunTracker) -> str:
 
 def start_grid(argv: list[str]) -> RunTracker:
     """Create the parent run of the sweep ``argv`` asks for (:func:`parent_callback` then
-    names it to the jobs), or reopen the one of an earlier, interrupted attempt of the same
-    sweep in the same folder (:func:`interrupted_attempt`)."""
+    names it to the jobs), or reopen the one of an earlier attempt of the same sweep in the
+    same folder that this one continues (:func:`earlier_attempt`)."""
     overrides = overrides_only(argv)
     search, config_name = search_path(argv, "config")  # --config-dir experiments too
     lines = multirun_overrides(config_name, overrides, search)  # with the config's sweep
     base = compose_config(config_name, next(sweep_expansions(lines))[0], search, with_hydra=True)
     store = TrackingStore(base.tracking)
-    earlier = interrupted_attempt(store, sweep_folder(base), overrides)
+    earlier = earlier_attempt(store, sweep_folder(base), overrides)
     if earlier is not None:
         parent = reopen_run(store, earlier)
-        print(f"sweep parent run: {parent.run_id} (continued: its folder's earlier attempt)")
+        print(
+            f"sweep parent run: {parent.run_id} (continued: its folder's earlier attempt)",
+            flush=True,
+        )
         return parent
     swept = {
         o.get_key_element(): ",".join(str(v) for v in o.sweep_string_iterator())
@@ -216,12 +219,12 @@ def sweep_folder(cfg: DictConfig) -> Path | None:
 _INTERRUPTED = ("KILLED", "FAILED")
 
 
-def interrupted_attempt(
-    store: TrackingStore, folder: Path | None, overrides: list[str]
-) -> str | None:
-    """The parent run an earlier attempt of this sweep left in ``folder`` when it ended
-    early with the same overrides (:func:`_same_sweep`): its jobs' runs are under it, and
-    those continued with ``resume=auto`` stay there, so the sweep stays one parent run."""
+def earlier_attempt(store: TrackingStore, folder: Path | None, overrides: list[str]) -> str | None:
+    """The parent run an earlier attempt of this sweep left in ``folder``, with the same
+    overrides (:func:`_same_sweep`), when this attempt continues it: that one ended early
+    (its jobs' runs are under it; those continued or started now join them), or this one
+    has ``resume=auto`` (whose jobs report the runs that finished, untrained: a sweep that
+    finished is a sweep that is done)."""
     run_id = read_sweep_parent(folder) if folder is not None else None
     if run_id is None:
         return None
@@ -229,9 +232,10 @@ def interrupted_attempt(
         run = get_run(store, run_id)
     except TrackingError:  # another store's run, or one deleted for good
         return None
+    ended = _INTERRUPTED + (("FINISHED",) if "resume=auto" in overrides else ())
     same = _same_sweep(run.data.tags.get(OVERRIDES_TAG, "").split(" "))
     active = run.info.lifecycle_stage == "active"
-    if not active or run.info.status not in _INTERRUPTED or same != _same_sweep(overrides):
+    if not active or run.info.status not in ended or same != _same_sweep(overrides):
         return None
     return run_id
 

@@ -102,14 +102,22 @@ def job_key(overrides: list[str], hydra_job: dict[str, str], config: str = "") -
     """A stable name for "this job" across restarts: the command's overrides, the
     fingerprint of the config they composed (``config``: two commands with the same
     overrides but another ``--config-dir`` or experiment file are two jobs), the Hydra
-    sweep and job number, and the scheduler's job id (SLURM array job and task id, or
-    job id) when present. ``resume=`` itself is not part of it."""
+    sweep and job number, or, outside a sweep, the scheduler's job id (SLURM array job and
+    task id, or job id) when present. A sweep's job is named by its folder and number,
+    which a requeue and the sweep's command run again in that folder share (the scheduler
+    gives the latter new ids). ``resume=`` itself is not part of it."""
     parts = sorted(o for o in overrides if not o.startswith(("resume=", "hydra")))
     parts += [f"config={config}"] if config else []
     parts += [f"{k}={v}" for k, v in sorted(hydra_job.items())]
+    if hydra_job:
+        return _digest(parts)
     for name in ("SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID"):
         if os.environ.get(name):
             parts.append(f"{name}={os.environ[name]}")
     if os.environ.get("SLURM_JOB_ID") and not os.environ.get("SLURM_ARRAY_JOB_ID"):
         parts.append(f"SLURM_JOB_ID={os.environ['SLURM_JOB_ID']}")
+    return _digest(parts)
+
+
+def _digest(parts: list[str]) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]

@@ -15,6 +15,7 @@ from ssgan.config_checks import validate_train_config
 from ssgan.errors import UserError
 from ssgan.job_context import NO_JOB, JobContext
 from ssgan.tracking.lease import live_owner, refuse_if_owned
+from ssgan.tracking.mlflow_model import run_model_uri
 from ssgan.tracking.runs import (
     CONFIG_ARTIFACT,
     Run,
@@ -29,6 +30,7 @@ from ssgan.tracking.runs import (
 from ssgan.tracking.store import TrackingStore
 from ssgan.tracking.tags import CHECKPOINT_STEP_TAG, JOB_KEY_TAG, RESTARTED_TAG
 from ssgan.training.job import job_key
+from ssgan.training.summary import RunSummary
 
 log = logging.getLogger("ssgan.train")
 
@@ -116,6 +118,34 @@ def unfinished_run_of_this_job(
         mark_failed(store, run_id, NO_CONFIG)
         log.warning(f"run {run_id} of this job never recorded its config: marked FAILED")
     return None
+
+
+def finished_run_of_this_sweep_job(
+    cfg: DictConfig, store: TrackingStore, job: JobContext = NO_JOB
+) -> RunSummary | None:
+    """The summary of the newest FINISHED run of this job when it is a sweep's job (its
+    folder and number are in its key): the sweep's command run again with ``resume=auto``
+    reports that run instead of training the job again. Outside a sweep, ``resume=auto``
+    after a finished run starts a new one (the same line is a new run)."""
+    if not job.multirun:
+        return None
+    key = this_job_key(cfg, job)
+    runs = search_runs(store, f"tags.`{JOB_KEY_TAG}` = '{key}' and attributes.status = 'FINISHED'")
+    run = max(runs, key=lambda r: r.info.start_time, default=None)
+    if run is None:
+        return None
+    run_id, metrics = run.info.run_id, run.data.metrics
+    log.info(f"run_id: {run_id} (finished in an earlier attempt of this sweep: not trained again)")
+    steps = [m.step for m in metric_history(store, run_id, "best/val_accuracy")]
+    return RunSummary(
+        run_id=run_id,
+        steps=max(steps, default=0),
+        best_val_accuracy=metrics.get("best/val_accuracy", float("nan")),
+        best_test_accuracy=metrics.get("best/test_accuracy", float("nan")),
+        best_epoch=int(metrics.get("best/epoch", 0)),
+        model_uri=run_model_uri(store, run_id),
+        export_test_accuracy=metrics.get("export/test_accuracy"),
+    )
 
 
 def this_job_key(cfg: DictConfig, job: JobContext = NO_JOB) -> str:

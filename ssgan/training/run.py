@@ -52,6 +52,7 @@ from ssgan.training.loop_options import LoopOptions
 from ssgan.training.peers import wait_for_workers
 from ssgan.training.resume import (
     environment_run,
+    finished_run_of_this_sweep_job,
     resumed_config,
     this_job_key,
     unfinished_run_of_this_job,
@@ -85,7 +86,8 @@ def train(
     With ``resume=<run_id>`` the run continues from its last checkpoint, with the config
     it was started with. With ``resume=auto`` the job continues its own unfinished run
     (the newest run of the same job key, see :func:`ssgan.training.job.job_key`) if it has one,
-    and starts a new run otherwise: a rerun or requeue of the same command carries on.
+    and starts a new run otherwise: a rerun or requeue of the same command carries on (a
+    sweep's job whose run finished returns that run's summary, untrained).
     ``on_epoch_end(epoch, metrics)`` is called after every epoch's
     evaluation; raising :class:`~ssgan.training.interface.StopTraining` there ends the run early
     (FINISHED, its metrics so far, no exported model; the summary says ``stopped_early``).
@@ -104,8 +106,9 @@ def train(
             cfg, given.into_run = environment_run(cfg, store, named)
         if cfg.resume == "auto":
             unfinished = unfinished_run_of_this_job(cfg, store, job)
-            if unfinished is None:
-                return _run(cfg, store, run_id=None, given=given)
+            if unfinished is None:  # a sweep's job that finished before is not trained again
+                earlier = finished_run_of_this_sweep_job(cfg, store, job)
+                return earlier or _run(cfg, store, run_id=None, given=given)
             cfg = cfg.copy()
             cfg.resume = unfinished
         if cfg.resume:
