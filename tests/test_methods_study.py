@@ -101,6 +101,33 @@ def _log_study(tmp_path: Path) -> TrackingConfig:
     return tracking
 
 
+@pytest.mark.unit
+def test_holms_adjustment_and_the_paired_t_test_on_hand_computed_numbers() -> None:
+    summarize = _script("summarize.py")
+    # Sorted 0.01, 0.03, 0.04 times 3, 2, 1: 0.03, 0.06, 0.04, the last kept at 0.06.
+    assert summarize.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert summarize.holm([0.5, 0.001]) == pytest.approx([0.5, 0.002])
+    arms = [
+        summarize.Arm(f"methods-{m}-1000-s{s}", "", m, 1000, s, e, e, 1.0, 1.0)
+        for m, errors in (("supervised", [0.20, 0.22, 0.18]), ("fixmatch", [0.18, 0.18, 0.15]))
+        for s, e in enumerate(errors)
+    ]
+    # Differences -0.02, -0.04, -0.03: mean -0.03, sd 0.01, t = 0.03 / (0.01 / sqrt 3)
+    # = 5.196 on 2 degrees of freedom, where p = 1 - t / sqrt(t^2 + 2) = 0.0351; the
+    # interval's half-width 4.303 x 0.01 / sqrt 3 = 0.0248.
+    test = summarize.paired(arms, "fixmatch", "supervised", 1000)
+    assert test.head == "FixMatch − supervised at 1000 labels: -3.0 points"
+    assert (test.seeds, test.half, test.p) == (3, pytest.approx(0.0248, abs=1e-4),
+                                               pytest.approx(0.0351, abs=1e-4))  # fmt: skip
+    # The only comparison with seeds in common: supported. As one of two whose other has
+    # p 0.5, Holm's adjustment would double it to 0.070, which is not.
+    lines = summarize.significance(arms).splitlines()
+    assert lines[-1].endswith("p 0.035, Holm-adjusted 0.035: supported")
+    assert summarize._verdict(test, 0.070, 2).endswith(
+        "Holm-adjusted 0.070: not supported once corrected for the 2 comparisons"
+    )
+
+
 @pytest.mark.e2e
 def test_the_summary_gives_table_goals_and_what_the_seeds_support(tmp_path: Path) -> None:
     tracking = _log_study(tmp_path)

@@ -229,9 +229,19 @@ def budget(arms: list[Arm]) -> str:
     return "\n".join(lines)
 
 
-def difference(arms: list[Arm], method: str, other: str, labels: int) -> str | None:
-    """What the seeds say about ``method`` against ``other``: the paired difference in
-    test error, its 95 % interval (t distribution over seeds) and whether it excludes 0."""
+@dataclass(frozen=True)
+class Paired:
+    """Two methods' test errors compared seed by seed, over the seeds both ran."""
+
+    head: str  # "A − B at N labels: +x.x points"
+    seeds: int
+    half: float  # half-width of the difference's 95 % interval (t distribution over seeds)
+    p: float  # the paired t-test's two-sided p-value
+
+
+def paired(arms: list[Arm], method: str, other: str, labels: int) -> Paired | None:
+    """The paired difference in test error of ``method`` and ``other`` (None: no seed in
+    common; one seed: no spread, so no interval and p = 1)."""
     ours, theirs = by_seed(arms, method, labels), by_seed(arms, other, labels)
     seeds = sorted(ours.keys() & theirs.keys())
     if not seeds:
@@ -240,21 +250,60 @@ def difference(arms: list[Arm], method: str, other: str, labels: int) -> str | N
     mean = statistics.fmean(diffs)
     head = f"{NAMES[method]} − {NAMES[other]} at {labels} labels: {100 * mean:+.1f} points"
     if len(seeds) < 2:
-        return f"{head} (one seed: not testable)"
-    half = stats.t.ppf(0.975, len(seeds) - 1) * statistics.stdev(diffs) / math.sqrt(len(seeds))
-    supported = abs(mean) > half
-    verdict = "supported" if supported else "not supported (the interval includes 0)"
-    return (f"{head}, 95% interval ±{100 * half:.1f} over {len(seeds)} paired seeds: "
-            f"{verdict}")  # fmt: skip
+        return Paired(head, 1, math.nan, 1.0)
+    sem = statistics.stdev(diffs) / math.sqrt(len(seeds))
+    half = stats.t.ppf(0.975, len(seeds) - 1) * sem
+    if sem == 0:
+        return Paired(head, len(seeds), 0.0, 0.0 if mean else 1.0)
+    p = 2 * stats.t.sf(abs(mean) / sem, len(seeds) - 1)
+    return Paired(head, len(seeds), half, float(p))
+
+
+def holm(pvalues: list[float]) -> list[float]:
+    """Holm's step-down adjustment (Holm 1979): the k-th smallest of m p-values times
+    (m − k + 1), kept from decreasing, capped at 1. Each adjusted value below 0.05 is a
+    difference found at 5 % for the whole family, however many comparisons it holds."""
+    adjusted, running = [1.0] * len(pvalues), 0.0
+    for rank, i in enumerate(sorted(range(len(pvalues)), key=pvalues.__getitem__)):
+        running = max(running, min(1.0, (len(pvalues) - rank) * pvalues[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def _verdict(test: Paired, adjusted: float, family: int) -> str:
+    if test.seeds < 2:
+        return f"{test.head} (one seed: not testable)"
+    if test.p >= 0.05:
+        verdict = "not supported (the interval includes 0)"
+    elif adjusted >= 0.05:
+        verdict = f"not supported once corrected for the {family} comparisons"
+    else:
+        verdict = "supported"
+    return (f"{test.head}, 95% interval ±{100 * test.half:.1f} over {test.seeds} paired "
+            f"seeds, p {test.p:.3f}, Holm-adjusted {adjusted:.3f}: {verdict}")  # fmt: skip
 
 
 def significance(arms: list[Arm]) -> str:
-    lines = []
+    """Each method against the baseline and against SSGAN, label count by label count;
+    the comparisons made at one label count are one family for Holm's adjustment."""
+    lines = [
+        "Each line: the paired difference in test error over the seeds both methods ran, "
+        "its 95% interval (t distribution over seeds) and the paired t-test's p; a "
+        "difference is supported when its p, adjusted by Holm's method for all the "
+        "comparisons at that label count, is below 0.05 (so that many comparisons at once "
+        "do not find one by chance).",
+        "",
+    ]
     for labels in sorted({a.labels for a in arms}, reverse=True):
-        for method in METHODS[1:]:
-            for other in ("supervised", "ssgan"):
-                if method != other and (line := difference(arms, method, other, labels)):
-                    lines.append(f"- {line}")
+        tests = [
+            test
+            for method in METHODS[1:]
+            for other in ("supervised", "ssgan")
+            if method != other and (test := paired(arms, method, other, labels))
+        ]
+        testable = [t for t in tests if t.seeds >= 2]
+        adjusted = dict(zip(map(id, testable), holm([t.p for t in testable]), strict=True))
+        lines += [f"- {_verdict(t, adjusted.get(id(t), 1.0), len(testable))}" for t in tests]
     return "\n".join(lines)
 
 
