@@ -429,7 +429,8 @@ def test_a_job_its_launcher_lost_is_one_line_naming_its_log_and_run(
         "error: a job of this sweep ended without a result (killed, or out of memory or "
         f"time); its log: {jobs}/123_0_log.err and {jobs}/123_0_log.out; run {left.run_id} "
         f"is left RUNNING: python -m ssgan.train resume={left.run_id} (or the same command "
-        "with resume=auto) continues it from its last checkpoint; run "
+        f"with resume=auto hydra.sweep.dir={tmp_path / 'multirun'}) continues it from its "
+        "last checkpoint; run "
         f"{other.run_id} is still trained by pid {os.getpid()} on {socket.gethostname()}\n"
     )
 
