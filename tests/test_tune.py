@@ -565,6 +565,8 @@ def test_a_missing_sampler_package_is_one_line_before_anything_is_written(
 
 
 @pytest.mark.integration
+# Leaving a study as an earlier version did takes Optuna's experimental setter.
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 def test_the_study_names_its_objective(tmp_path: Path) -> None:
     """optuna-dashboard shows the objective's name: the validation accuracy; a study
     begun before it was named gets the name when a worker opens it again."""
