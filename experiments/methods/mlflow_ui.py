@@ -100,7 +100,12 @@ def capture(url: str, labels: int, out: Path, chromium: str) -> None:
         page.wait_for_timeout(1500)
         search = page.get_by_placeholder(SEARCH_BOX)
         search.fill(f"params.`data.num_labeled` = '{labels}'")
+        # Enter at once after typing submitted the box's earlier (empty) text: every run
+        # stayed on the page. Let the text settle, then wait for the filter to reach the URL.
+        page.wait_for_timeout(1000)
         search.press("Enter")
+        page.wait_for_url("**searchFilter=**", timeout=30_000)
+        page.wait_for_timeout(2000)
         page.get_by_text("Group by").click()
         page.get_by_text("ssgan.method", exact=True).click()
         page.keyboard.press("Escape")
