@@ -8,8 +8,9 @@ Reads the FINISHED runs named ``methods-<method>-<labels>-s<seed>`` of the exper
 method: test error mean ± sample std and per seed, the ratio to the supervised baseline
 paired by seed, balanced error, wall-clock and FLOPs per run; which differences the seeds
 support; the goals; the machines, dates, code and data) and ``methods_compute.png`` (test
-error against compute, one line per method). Defaults: the ledger and results.md beside
-this file, the figure in docs/images/; ``--out`` puts all three in DIR.
+error against compute, one line per method, a panel per label budget). Defaults: the
+ledger and results.md beside this file, the figure in docs/images/; ``--out`` puts all
+three in DIR.
 
 The ledger is committed because an MLflow store lives on one machine and a study of many
 runs outlives it: each line is one finished arm, everything the summary needs, so the
@@ -36,6 +37,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
 from scipy import stats
 
 from ssgan.cli import default_tracking, user_errors
@@ -355,29 +357,44 @@ def provenance(arms: list[Arm]) -> str:
 
 
 def plot(arms: list[Arm], path: Path) -> None:
-    """Test error against compute, one line per method: the mean over seeds at each
-    evaluation (per epoch), at the larger label budget."""
-    labels = max(a.labels for a in arms)
-    fig, ax = plt.subplots(figsize=(6.0, 3.8))
-    for method in METHODS:
+    """Test error against compute, one line per method and one panel per label budget:
+    the mean over seeds at each evaluation (per epoch)."""
+    budgets = sorted({a.labels for a in arms}, reverse=True)
+    fig, axes = plt.subplots(1, len(budgets), figsize=(5.5 * len(budgets), 4.0), squeeze=False)
+    for ax, labels in zip(axes[0], budgets, strict=True):
+        _plot_budget(ax, arms, labels)
+    # One legend for all panels, below them: a method keeps its colour in every panel.
+    lines = {
+        name: line
+        for ax in axes[0]
+        for line, name in zip(*ax.get_legend_handles_labels(), strict=True)
+    }
+    fig.legend(lines.values(), lines.keys(), loc="lower center", ncol=len(lines), fontsize=8,
+               frameon=False)  # fmt: skip
+    fig.tight_layout(rect=(0.0, 0.07, 1.0, 1.0))
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _plot_budget(ax: Axes, arms: list[Arm], labels: int) -> None:
+    counts = []
+    for colour, method in enumerate(METHODS):
         runs = list(by_seed(arms, method, labels).values())
         if not runs:
             continue
+        counts.append(len(runs))
         points = min(len(r.curve) for r in runs)
         xs = [statistics.fmean(r.curve[i][0] for r in runs) for i in range(points)]
         ys = [statistics.fmean(r.curve[i][1] for r in runs) for i in range(points)]
-        seeds = f"{len(runs)} seed{'s' if len(runs) > 1 else ''}"
-        ax.plot(xs, [100 * y for y in ys], marker="o", label=f"{NAMES[method]} ({seeds})")
+        ax.plot(xs, [100 * y for y in ys], marker="o", color=f"C{colour}", label=NAMES[method])
+    low, high = min(counts), max(counts)
+    seeds = f"{low}" if low == high else f"{low}–{high}"
     ax.set_xscale("log")
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("training compute (FLOPs, counted from the networks)")
     ax.set_ylabel("test error (%)")
-    ax.set_title(f"Methods on synthetic digits, {labels} labels, mean over seeds")
+    ax.set_title(f"{labels} labels, mean over {seeds} seed{'s' * (high > 1)}")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def results(arms: list[Arm]) -> str:
