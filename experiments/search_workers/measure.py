@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from ssgan import host
+from ssgan.tracking.provenance import git_state
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -74,11 +75,12 @@ def main() -> None:
 
 
 def write_results(seconds: dict[tuple[str, str], list[float]], rounds: int, n: int) -> None:
+    commit = git_state(HERE).get("mlflow.source.git.commit", "unknown")[:7]
     lines = [
         "# Search workers: trials per hour",
         "",
         f"Written by `python experiments/search_workers/measure.py {rounds} {n}` on "
-        f"{dt.date.today().isoformat()}, commit {_commit()}.",
+        f"{dt.date.today().isoformat()}, commit {commit}.",
         "",
         f"Machine: {host.cpu().describe()}, {len(os.sched_getaffinity(0))} cores. "
         f"Each arm: one whole search of {n} trials "
@@ -101,13 +103,6 @@ def write_results(seconds: dict[tuple[str, str], list[float]], rounds: int, n: i
     lines.append("")
     (HERE / "results.md").write_text("\n".join(lines))
     print("\n".join(lines))
-
-
-def _commit() -> str:
-    done = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True
-    )
-    return done.stdout.strip() or "unknown"
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from ssgan import host
+from ssgan.tracking.provenance import git_state
 
 HERE = Path(__file__).resolve().parent
 BENCH = [sys.executable, "-m", "ssgan.bench", "bench.widths=[smoke]", "bench.json=true"]
@@ -37,11 +38,12 @@ def main() -> None:
         for on in (False, True):
             rates[on].append(full_loop_rate(on))
     off, on = statistics.median(rates[False]), statistics.median(rates[True])
+    commit = git_state(HERE).get("mlflow.source.git.commit", "unknown")[:7]
     lines = [
         "# System metrics: cost per training step",
         "",
         f"Written by `python experiments/system_metrics/measure.py` on "
-        f"{dt.date.today().isoformat()}, commit {_commit()}.",
+        f"{dt.date.today().isoformat()}, commit {commit}.",
         "",
         f"Machine: {host.cpu().describe()}, {len(os.sched_getaffinity(0))} cores. "
         "`python -m ssgan.bench bench.widths=[smoke]`, "
@@ -57,13 +59,6 @@ def main() -> None:
     ]
     (HERE / "results.md").write_text("\n".join(lines))
     print("\n".join(lines))
-
-
-def _commit() -> str:
-    done = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True
-    )
-    return done.stdout.strip() or "unknown"
 
 
 if __name__ == "__main__":
