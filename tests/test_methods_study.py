@@ -72,6 +72,12 @@ def test_the_runner_skips_the_arms_its_ledger_holds_on_a_machine_with_an_empty_s
     assert study_run.main(args) == 0
     planned = [line.split()[1].rstrip(":") for line in capsys.readouterr().out.splitlines()]
     assert planned == ["methods-supervised-1000-s1", "methods-ssgan-1000-s1"]
+    # Seed 0 only: every arm is in the ledger, and the runner says so instead of nothing.
+    assert study_run.main([*args[:2], "1", *args[3:]]) == 0
+    assert capsys.readouterr().out == (
+        "nothing to run: all 2 arms asked for are in the ledger or the store "
+        "(--seeds and --labels ask for more)\n"
+    )
 
 
 def _log_study(tmp_path: Path) -> TrackingConfig:

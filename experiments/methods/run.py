@@ -71,12 +71,15 @@ def main(argv: list[str] | None = None) -> int:
     budgets = [int(b) for b in args.labels.split(",")]
     todo = arms(args.methods.split(","), budgets, args.seeds)
     done = finished_names(args.overrides) | ledger_names(Path(args.out or HERE) / "runs.jsonl")
+    left = [arm for arm in todo if arm_name(*arm) not in done]
+    if not left:
+        print(f"nothing to run: all {len(todo)} arms asked for are in the ledger or the store "
+              "(--seeds and --labels ask for more)")  # fmt: skip
+        return 0
     summary = [sys.executable, str(HERE / "summarize.py"), *_summary_options(args)]
     failed = []
-    for method, labels, seed in todo:
+    for method, labels, seed in left:
         name = arm_name(method, labels, seed)
-        if name in done:
-            continue
         command = [sys.executable, "-m", "ssgan.train", "experiment=methods", f"method={method}",
                    f"data.num_labeled={labels}", f"train.seed={seed}",
                    f"tracking.run_name={name}", "resume=auto", *args.overrides]  # fmt: skip
